@@ -1,0 +1,15 @@
+"""Application usage: a user opening an application (Pronote, Moodle, agenda, ...)."""
+from .base import Family, Kind
+from .incremental import EventCounter
+
+
+class AppAccessesCollector(EventCounter):
+    events = "app_access_events"
+    dimensions = ("app",)
+    families = (
+        Family(
+            "ent_app_accesses_total", Kind.COUNTER,
+            "Application openings, per structure of the user (structure=\"all\": each opening once), profile and app.",
+            ("structure", "profile", "app"),
+        ),
+    )

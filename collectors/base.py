@@ -1,0 +1,231 @@
+"""The collector contract: what a collector declares and what it returns.
+
+A collector is a small declarative class: its ``cadence``, the metric ``families``
+it publishes, and one ``collect(ctx)`` method that computes their samples from the
+source views. The runtime (``exporter/``) schedules it, persists its state and
+result atomically, and renders the exposition; a collector never talks HTTP.
+
+Defining a concrete subclass registers it: adding an indicator is adding a class.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Sequence
+
+from psycopg import sql
+
+
+class Cadence(str, enum.Enum):
+    """How often a collector's query may run, with its default cron schedule."""
+
+    INSTANT = "instant"
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+    @property
+    def default_schedule(self) -> str:
+        return _DEFAULT_SCHEDULES[self]
+
+    @property
+    def period(self) -> timedelta:
+        """Longest time between two scheduled runs: a result older than this is stale."""
+        return _PERIODS[self]
+
+    @property
+    def default_jitter_seconds(self) -> int:
+        return _JITTER_SECONDS[self]
+
+
+_DEFAULT_SCHEDULES = {
+    Cadence.INSTANT: "* * * * *",
+    Cadence.HOURLY: "5 * * * *",
+    Cadence.DAILY: "15 2 * * *",
+    Cadence.WEEKLY: "15 3 * * mon",
+    Cadence.MONTHLY: "15 4 1 * *",
+}
+_PERIODS = {
+    Cadence.INSTANT: timedelta(minutes=1),
+    Cadence.HOURLY: timedelta(hours=1),
+    Cadence.DAILY: timedelta(days=1),
+    Cadence.WEEKLY: timedelta(weeks=1),
+    Cadence.MONTHLY: timedelta(days=31),
+}
+_JITTER_SECONDS = {
+    Cadence.INSTANT: 5,
+    Cadence.HOURLY: 60,
+    Cadence.DAILY: 300,
+    Cadence.WEEKLY: 300,
+    Cadence.MONTHLY: 300,
+}
+
+
+class Kind(str, enum.Enum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+    # A distribution that can go down (e.g. logins per user over 30 days). The text
+    # format has no such type: it is exposed as a histogram with _bucket/_count/_sum.
+    GAUGE_HISTOGRAM = "gaugehistogram"
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family: its full exposed name, type, help and label names."""
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()  # upper bounds, +Inf implied; histograms only
+
+    def __post_init__(self) -> None:
+        if self.kind is Kind.COUNTER and not self.name.endswith("_total"):
+            raise ValueError(f"counter {self.name} must end with _total")
+        if (self.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)) != bool(self.buckets):
+            raise ValueError(f"{self.name}: buckets go with histogram kinds only")
+
+
+@dataclass
+class HistogramValue:
+    """Cumulative counts per bucket bound (same order as Family.buckets), total count and sum."""
+
+    buckets: list[float]
+    count: float
+    sum: float
+
+    def add(self, other: "HistogramValue") -> None:
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets)]
+        self.count += other.count
+        self.sum += other.sum
+
+
+LabelValues = tuple[str, ...]
+Value = float | HistogramValue
+# family name -> label values (in Family.labels order) -> value
+Samples = dict[str, dict[LabelValues, Value]]
+
+
+class Source(Protocol):
+    """Read-only access to the canonical views (see exporter.source)."""
+
+    def fetch(
+        self,
+        query: sql.SQL,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+        **placeholders: str | sql.Composable,
+    ) -> list[tuple]:
+        """Runs one statement and returns its rows.
+
+        ``{name}`` placeholders in the query are filled with the schema-qualified contract
+        relation of that name (``{accounts}``, ``{login_events}``, ...). A keyword given as a
+        string aliases a relation (``events="login_events"`` fills ``{events}``); one given as
+        an ``sql.Composable`` is inserted as is.
+        """
+        ...
+
+
+@dataclass
+class Context:
+    """Everything one run of a collector gets from the runtime."""
+
+    source: Source
+    now: datetime  # timezone-aware; the instant "as of" which the collector computes
+    timezone: tzinfo  # the platform's calendar (periods, hours of day)
+    state: dict[str, Any]  # what this collector returned as state last time ({} at first)
+    settle: timedelta = timedelta(0)  # how old an event must be before it is counted
+    chunk_size: int = 500_000  # at most this many event ids read per statement
+    # Persists partial progress (samples + state) atomically, so a long first run
+    # survives a restart without reading anything twice.
+    checkpoint: Callable[[Samples, dict[str, Any]], None] = lambda samples, state: None
+
+
+@dataclass
+class Result:
+    samples: Samples
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_samples(samples: Samples) -> dict[str, list]:
+    """Samples as JSON-able data: per family, a list of [label values, value]."""
+    return {
+        name: [[list(labels), vars(value) if isinstance(value, HistogramValue) else value]
+               for labels, value in series.items()]
+        for name, series in samples.items()
+    }
+
+
+def decode_samples(families: Iterable[Family], stored: Mapping[str, list]) -> Samples:
+    """The inverse of encode_samples, for the given families (others are ignored)."""
+    samples: Samples = {}
+    for family in families:
+        histogram = family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)
+        samples[family.name] = {
+            tuple(labels): HistogramValue(**value) if histogram else float(value)
+            for labels, value in stored.get(family.name, [])
+        }
+    return samples
+
+
+_REGISTRY: dict[str, type["Collector"]] = {}
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Collector:
+    """Base of every collector. Subclasses set ``cadence`` and ``families`` and implement ``collect``.
+
+    A subclass that sets ``abstract = True`` in its body is a building block, not registered.
+    """
+
+    abstract: ClassVar[bool] = True
+    name: ClassVar[str]
+    cadence: ClassVar[Cadence]
+    families: ClassVar[tuple[Family, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        cls.abstract = False
+        if "name" not in cls.__dict__:
+            cls.name = _snake_case(cls.__name__).removesuffix("_collector")
+        for attribute in ("cadence", "families"):
+            if not hasattr(cls, attribute):
+                raise TypeError(f"collector {cls.__qualname__} must declare {attribute}")
+        previous = _REGISTRY.get(cls.name)
+        if previous is not None and previous.__qualname__ != cls.__qualname__:
+            raise TypeError(f"two collectors named {cls.name}: {previous.__qualname__} and {cls.__qualname__}")
+        _REGISTRY[cls.name] = cls
+
+    def collect(self, ctx: Context) -> Result:
+        raise NotImplementedError
+
+    def family(self, name: str) -> Family:
+        for family in self.families:
+            if family.name == name:
+                return family
+        raise KeyError(name)
+
+
+def registered() -> dict[str, type[Collector]]:
+    """Every registered collector class by name (import collectors first: see collectors.discover)."""
+    return dict(_REGISTRY)
+
+
+UNKNOWN = "unknown"
+ALL_STRUCTURES = "all"
+
+
+def label(value: Any) -> str:
+    """A label value as found, with NULL or empty folded into ``unknown`` (never dropped)."""
+    if value is None:
+        return UNKNOWN
+    text = str(value)
+    return text if text else UNKNOWN
