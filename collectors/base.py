@@ -82,6 +82,11 @@ class Family:
     help: str
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] = ()  # upper bounds, +Inf implied; histograms only
+    # Whether series can be summed when the cardinality guard folds rare label values
+    # into "other" (counts can; ratios and averages cannot, their folded series are dropped).
+    additive: bool = True
+    # Whether values count people: privacy.min_count then publishes small counts as 0.
+    counts_people: bool = False
 
     def __post_init__(self) -> None:
         if self.kind is Kind.COUNTER and not self.name.endswith("_total"):

@@ -56,6 +56,13 @@ class PostgresSource:
         """Starts connecting in the background: an unreachable database does not stop the exporter."""
         self.pool.open(wait=False)
 
+    def wait_ready(self) -> None:
+        """Opens the pool and waits for a first connection (one-off runs fail fast instead of retrying)."""
+        try:
+            self.pool.open(wait=True, timeout=self._wait_seconds)
+        except psycopg_pool.PoolTimeout as error:
+            raise SourceUnavailable(f"no connection to the database within {self._wait_seconds:g} s") from error
+
     def close(self) -> None:
         self.pool.close()
 

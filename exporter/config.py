@@ -1,0 +1,157 @@
+"""Configuration: a YAML file validated by pydantic, with errors that name the key and the file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from collectors.base import Cadence
+
+DSN_ENVIRONMENT_VARIABLE = "ENT_EXPORTER_DSN"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SourceConfig(_Section):
+    dsn: str | None = Field(None, description="libpq connection string or URI; ENT_EXPORTER_DSN overrides it")
+    schema_name: str = Field("ent", alias="schema", description="schema holding the contract's views")
+    statement_timeout_seconds: float = Field(60, gt=0)
+    connect_timeout_seconds: float = Field(10, gt=0)
+    max_connections: int = Field(2, ge=1, le=32)
+    settle_seconds: float = Field(5, ge=0, description="events younger than this wait for the next cycle")
+    chunk_size: int = Field(500_000, ge=1, description="event ids read per statement by incremental counters")
+
+
+class ListenConfig(_Section):
+    address: str = "0.0.0.0"
+    port: int = Field(9877, ge=1, le=65535)
+
+
+class ScheduleConfig(_Section):
+    cron: str | None = Field(None, description="crontab expression; the cadence's default when absent")
+    jitter_seconds: int | None = Field(None, ge=0)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_crontab(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as error:
+                raise ValueError(f"not a crontab expression ({error})") from None
+        return value
+
+
+class RetryConfig(_Section):
+    initial_seconds: float = Field(5, gt=0)
+    max_seconds: float = Field(300, gt=0)
+
+
+class CollectorsConfig(_Section):
+    disabled: list[str] = Field(default_factory=list, description="names of collectors not to run")
+
+
+class LimitsConfig(_Section):
+    max_series_per_family: int = Field(
+        200_000, ge=1, description="beyond this the rarest label values are folded into \"other\""
+    )
+
+
+class PrivacyConfig(_Section):
+    min_count: int = Field(0, ge=0, description="people counts below this are published as 0 (0 = off)")
+
+
+class Config(_Section):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    listen: ListenConfig = Field(default_factory=ListenConfig)
+    timezone: str = "Europe/Paris"
+    state_dir: Path = Path("state")
+    schedules: dict[Cadence, ScheduleConfig] = Field(default_factory=dict)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _dsn_given(self) -> "Config":
+        if not self.source.dsn:
+            raise ValueError(f"source.dsn is required (or set {DSN_ENVIRONMENT_VARIABLE})")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def schedule(self, cadence: Cadence) -> tuple[str, int]:
+        """The crontab expression and jitter of a cadence, defaults filled in."""
+        configured = self.schedules.get(cadence, ScheduleConfig())
+        return (
+            configured.cron or cadence.default_schedule,
+            cadence.default_jitter_seconds if configured.jitter_seconds is None else configured.jitter_seconds,
+        )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{key}: {message}"
+
+
+def parse_config(data: Any, origin: str, environ: dict[str, str] | None = None) -> Config:
+    """Validates already-parsed YAML; ``origin`` names the file in error messages."""
+    environ = os.environ if environ is None else environ
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the configuration must be a mapping of keys, not {type(data).__name__}")
+    if environ.get(DSN_ENVIRONMENT_VARIABLE):
+        source = data.get("source") or {}
+        if isinstance(source, dict):
+            data = {**data, "source": {**source, "dsn": environ[DSN_ENVIRONMENT_VARIABLE]}}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        lines = "\n".join(f"  {_describe(e)}" for e in error.errors())
+        raise ConfigError(f"{origin}: invalid configuration\n{lines}") from None
+
+
+def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the configuration ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    config = parse_config(data, str(path), environ)
+    if not config.state_dir.is_absolute():
+        # Relative state directories are relative to the config file, not the working directory.
+        config.state_dir = (path.parent / config.state_dir).resolve()
+    return config

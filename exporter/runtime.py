@@ -1,0 +1,193 @@
+"""Runs collectors: one run = query, persist, publish; plus the exporter's own metrics."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any, Iterable
+
+import psycopg
+
+from collectors.base import Collector, Context, Family, Kind, Samples, decode_samples, encode_samples
+
+from .exposition import Exposition
+from .source import SourceUnavailable
+from .state import StateStore, StoredResult
+
+log = logging.getLogger(__name__)
+
+SELF_PUBLISHER = "exporter"
+LAST_SUCCESS = Family(
+    "ent_exporter_collector_last_success_timestamp_seconds", Kind.GAUGE,
+    "Unix time of the collector's last complete run.", ("collector",),
+)
+DURATION = Family(
+    "ent_exporter_collector_duration_seconds", Kind.GAUGE,
+    "Duration of the collector's last run, successful or not.", ("collector",),
+)
+FAILURES = Family(
+    "ent_exporter_collector_failures_total", Kind.COUNTER,
+    "Runs of the collector that failed (database unreachable, query error or timeout).", ("collector",),
+)
+CADENCE = Family(
+    "ent_exporter_collector_cadence_seconds", Kind.GAUGE,
+    "Longest time between two scheduled runs of the collector (its cadence).", ("collector", "cadence"),
+)
+SOURCE_UP = Family(
+    "ent_exporter_source_up", Kind.GAUGE,
+    "1 if the last attempt to reach the source database succeeded, else 0.",
+)
+SERIES = Family(
+    "ent_exporter_series", Kind.GAUGE, "Series currently exported, per metric family.", ("family",),
+)
+FOLDED = Family(
+    "ent_exporter_folded_series_total", Kind.COUNTER,
+    "Series folded into label value \"other\" by the cardinality guard, summed over publications.", ("family",),
+)
+SELF_FAMILIES = (LAST_SUCCESS, DURATION, FAILURES, CADENCE, SOURCE_UP, SERIES, FOLDED)
+
+
+class Runtime:
+    """Holds the collectors, their state and the exposition; ``run`` is what the scheduler calls."""
+
+    def __init__(
+        self,
+        collectors: Iterable[Collector],
+        source: Any,
+        exposition_policy: Any = None,
+        *,
+        store: StateStore | None = None,
+        zone: tzinfo = timezone.utc,
+        settle: timedelta = timedelta(0),
+        chunk_size: int = 500_000,
+    ) -> None:
+        self.collectors = {collector.name: collector for collector in collectors}
+        self.source = source
+        self.store = store
+        self.zone = zone
+        self.settle = settle
+        self.chunk_size = chunk_size
+        families = [family for collector in self.collectors.values() for family in collector.families]
+        kwargs = {} if exposition_policy is None else {"policy": exposition_policy}
+        self.exposition = Exposition([*families, *SELF_FAMILIES], **kwargs)
+        self._stored: dict[str, StoredResult] = {}
+        self._locks = {name: threading.Lock() for name in self.collectors}
+        self._self_lock = threading.Lock()
+        self._last_success: dict[str, float] = {}
+        self._durations: dict[str, float] = {}
+        self._failures: dict[str, float] = {name: 0.0 for name in self.collectors}
+        self.consecutive_failures: dict[str, int] = {name: 0 for name in self.collectors}
+        self._source_up: float | None = None
+
+    # -- start-up --------------------------------------------------------------------
+    def restore(self) -> None:
+        """Publishes every persisted result at once, so a restart serves the last values immediately."""
+        updates: dict[str, Samples] = {}
+        for name, collector in self.collectors.items():
+            stored = self.store.load(name) if self.store else None
+            if stored is None:
+                continue
+            self._stored[name] = stored
+            if stored.last_success is not None:
+                self._last_success[name] = stored.last_success
+            updates[name] = decode_samples(collector.families, stored.samples)
+        if updates:
+            self.exposition.publish(updates)
+        self._publish_self()
+
+    def is_stale(self, name: str, now: float | None = None) -> bool:
+        """True when the last success is older than the collector's cadence (or there is none)."""
+        last = self._last_success.get(name)
+        now = time.time() if now is None else now
+        return last is None or now - last >= self.collectors[name].cadence.period.total_seconds()
+
+    # -- one run ---------------------------------------------------------------------
+    def run(self, name: str, now: datetime | None = None) -> bool:
+        """Runs one collector once; returns whether it succeeded. Overlapping calls are skipped."""
+        lock = self._locks[name]
+        if not lock.acquire(blocking=False):
+            log.info("%s: previous run still going, skipping this one", name)
+            return True
+        try:
+            return self._run(name, now or datetime.now(timezone.utc))
+        finally:
+            lock.release()
+
+    def _run(self, name: str, now: datetime) -> bool:
+        collector = self.collectors[name]
+        previous = self._stored.get(name)
+        context = Context(
+            source=self.source,
+            now=now,
+            timezone=self.zone,
+            state=dict(previous.state) if previous else {},
+            settle=self.settle,
+            chunk_size=self.chunk_size,
+            checkpoint=lambda samples, state: self._save(name, samples, state, complete=False),
+        )
+        started = time.monotonic()
+        try:
+            result = collector.collect(context)
+        except SourceUnavailable as error:
+            self._failed(name, started, f"database unreachable: {error}", source_up=False)
+            return False
+        except psycopg.Error as error:
+            # A query error or a statement timeout: the database answered, this collector failed.
+            self._failed(name, started, f"query failed: {str(error).strip()}", source_up=True)
+            return False
+        except Exception:
+            log.exception("%s: collector raised", name)
+            self._failed(name, started, "collector raised", source_up=None)
+            return False
+        self._save(name, result.samples, result.state, complete=True)
+        with self._self_lock:
+            self._durations[name] = time.monotonic() - started
+            self._last_success[name] = time.time()
+            self._source_up = 1.0
+            self.consecutive_failures[name] = 0
+        self._publish_self()
+        log.debug("%s: ran in %.3f s", name, self._durations[name])
+        return True
+
+    def _save(self, name: str, samples: Samples, state: dict[str, Any], *, complete: bool) -> None:
+        """Persists, then publishes: what is served has always been written to disk first."""
+        last_success = time.time() if complete else self._last_success.get(name)
+        stored = StoredResult(encode_samples(samples), state, last_success, complete)
+        if self.store is not None:
+            self.store.save(name, stored)
+        self._stored[name] = stored
+        self.exposition.publish({name: samples})
+
+    def _failed(self, name: str, started: float, reason: str, source_up: bool | None) -> None:
+        with self._self_lock:
+            self._durations[name] = time.monotonic() - started
+            self._failures[name] += 1
+            self.consecutive_failures[name] += 1
+            if source_up is not None:
+                self._source_up = 1.0 if source_up else 0.0
+        log.warning("%s: run failed (%s); last values are still served", name, reason)
+        self._publish_self()
+
+    # -- the exporter's own metrics -------------------------------------------------
+    def _publish_self(self) -> None:
+        with self._self_lock:
+            samples: Samples = {
+                LAST_SUCCESS.name: {(n,): t for n, t in self._last_success.items()},
+                DURATION.name: {(n,): d for n, d in self._durations.items()},
+                FAILURES.name: {(n,): f for n, f in self._failures.items()},
+                CADENCE.name: {
+                    (n, c.cadence.value): c.cadence.period.total_seconds() for n, c in self.collectors.items()
+                },
+                SOURCE_UP.name: {} if self._source_up is None else {(): self._source_up},
+            }
+        samples[SERIES.name] = {
+            (family,): float(count) for family, count in self.exposition.series_counts().items()
+            if family not in {f.name for f in SELF_FAMILIES}
+        }
+        samples[FOLDED.name] = {(family,): total for family, total in self.exposition.folded_totals().items()}
+        self.exposition.publish({SELF_PUBLISHER: samples})
+
+    def run_all(self, now: datetime | None = None) -> bool:
+        """Runs every collector once, in name order; True if all succeeded."""
+        return all([self.run(name, now) for name in sorted(self.collectors)])

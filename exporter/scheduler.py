@@ -1,0 +1,78 @@
+"""Runs each collector on its cadence with APScheduler, retrying failures with backoff."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, tzinfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from collectors.base import Cadence
+
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def retry_delay(failures: int, initial: float, maximum: float, cadence: Cadence) -> float:
+    """Exponential backoff, never longer than the cadence (the next regular run comes sooner anyway)."""
+    return min(initial * 2 ** max(0, failures - 1), maximum, cadence.period.total_seconds())
+
+
+class CollectorScheduler:
+    """One cron job per collector; a failed run schedules a one-shot retry."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        schedules: dict[Cadence, tuple[str, int]],
+        zone: tzinfo,
+        *,
+        retry_initial_seconds: float = 5,
+        retry_max_seconds: float = 300,
+        workers: int = 4,
+    ) -> None:
+        self.runtime = runtime
+        self.zone = zone
+        self.retry_initial_seconds = retry_initial_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)},
+            # One run at a time per collector; a run missed while busy is merged into the next.
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+            timezone=zone,
+        )
+        for name, collector in runtime.collectors.items():
+            expression, jitter = schedules[collector.cadence]
+            trigger = CronTrigger.from_crontab(expression, timezone=zone)
+            trigger.jitter = jitter or None
+            # A collector whose persisted result is older than its cadence runs at start-up.
+            first = datetime.now(zone) if runtime.is_stale(name) else None
+            self.scheduler.add_job(
+                self._run, trigger, args=[name], id=name, name=name,
+                **({"next_run_time": first} if first else {}),
+            )
+
+    def _run(self, name: str) -> None:
+        if self.runtime.run(name):
+            return
+        collector = self.runtime.collectors[name]
+        delay = retry_delay(
+            self.runtime.consecutive_failures[name], self.retry_initial_seconds, self.retry_max_seconds,
+            collector.cadence,
+        )
+        log.info("%s: retrying in %.0f s", name, delay)
+        self.scheduler.add_job(
+            self._run, "date", run_date=datetime.now(self.zone) + timedelta(seconds=delay),
+            args=[name], id=f"{name}:retry", name=f"{name} (retry)", replace_existing=True,
+        )
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=False)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
