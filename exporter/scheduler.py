@@ -50,13 +50,14 @@ class CollectorScheduler:
             # A collector whose persisted result is older than its cadence runs at start-up.
             first = datetime.now(zone) if runtime.is_stale(name) else None
             self.scheduler.add_job(
-                self._run, trigger, args=[name], id=name, name=name,
+                self.run, trigger, args=[name], id=name, name=name,
                 **({"next_run_time": first} if first else {}),
             )
 
-    def _run(self, name: str) -> None:
+    def run(self, name: str) -> bool:
+        """Runs a collector now; on failure, schedules a one-shot retry with backoff."""
         if self.runtime.run(name):
-            return
+            return True
         collector = self.runtime.collectors[name]
         delay = retry_delay(
             self.runtime.consecutive_failures[name], self.retry_initial_seconds, self.retry_max_seconds,
@@ -64,9 +65,10 @@ class CollectorScheduler:
         )
         log.info("%s: retrying in %.0f s", name, delay)
         self.scheduler.add_job(
-            self._run, "date", run_date=datetime.now(self.zone) + timedelta(seconds=delay),
+            self.run, "date", run_date=datetime.now(self.zone) + timedelta(seconds=delay),
             args=[name], id=f"{name}:retry", name=f"{name} (retry)", replace_existing=True,
         )
+        return False
 
     def start(self) -> None:
         self.scheduler.start()
