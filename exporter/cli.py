@@ -70,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days)
+    return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days, address=args.address)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", type=Path, default=Path("ent-exporter-demo"),
                       help="where the demo keeps its database and state (default: ./ent-exporter-demo)")
     demo.add_argument("--port", type=int, default=9877)
+    demo.add_argument("--address", default="0.0.0.0", help="address to listen on (default: all interfaces)")
     demo.add_argument("--scale", type=float, default=1.0, help="multiplies structures and accounts (default 1)")
     demo.add_argument("--days", type=int, default=60, help="days of history to generate (default 60)")
     demo.set_defaults(handler=cmd_demo)
