@@ -188,3 +188,27 @@ def _try_scrape(port: int) -> str | None:
         return scrape(port)
     except OSError:
         return None
+
+
+def test_a_restart_serves_the_persisted_values_and_runs_only_stale_collectors(seeded, tmp_path):
+    dsn, raw, _ = seeded
+    port = free_port()
+    config = write_config(tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port},
+                          schedules=NEVER_DURING_THE_TEST)
+    first = start_exporter(config)
+    try:
+        wait_until(lambda: all_ran(first))
+        served = logins(scrape(port))
+    finally:
+        first.stop()
+    assert served == expected_logins(raw)
+
+    second = start_exporter(config)
+    try:
+        assert logins(scrape(port)) == served  # at once, before any query
+        time.sleep(1.5)
+        # Every result is younger than its cadence: nothing ran at start-up.
+        assert second.source.pool.get_stats().get("requests_num", 0) == 0
+        assert all(job.next_run_time.year > datetime.now().year for job in second.scheduler.scheduler.get_jobs())
+    finally:
+        second.stop()
