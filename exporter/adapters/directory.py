@@ -1,0 +1,173 @@
+"""import-directory: the Edifice directory (Neo4j), exported as CSV, into the tables the views join.
+
+One row per attachment of a user to a structure, with a header naming the columns (any
+order, extra columns ignored):
+
+    user_id, structure_id, structure_name, structure_kind, profile, created_at, activated
+
+Both an APOC CSV export and ``cypher-shell --format plain`` output are accepted: values
+may be quoted, spaces after commas are skipped, ``NULL`` or an empty value is missing.
+The import replaces the previous one in a single transaction: the exporter sees either
+the old directory or the new one, never a mix, and is never blocked while it runs.
+Attachments present in the file but not in the tables are added, those gone are deleted.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import psycopg
+from psycopg import sql
+
+from .plan import AdapterError, checked_name
+
+COLUMNS = ("user_id", "structure_id", "structure_name", "structure_kind", "profile", "created_at", "activated")
+REQUIRED = ("user_id", "structure_id")
+TRUE = {"true", "t", "1", "yes", "y"}
+FALSE = {"false", "f", "0", "no", "n", ""}
+
+
+@dataclass
+class Directory:
+    structures: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (name, kind)
+    attachments: dict[tuple[str, str], tuple[str | None, datetime | None, bool]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # why rows were left out, with their line
+
+
+def _value(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return None if text == "" or text.upper() == "NULL" else text
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date and time (Neo4j's ``created``), or unix time in seconds or milliseconds."""
+    if text.lstrip("-").isdigit():
+        number = int(text)
+        return datetime.fromtimestamp(number / 1000 if abs(number) > 10**11 else number, timezone.utc)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def read_directory(stream: IO[str]) -> Directory:
+    # cypher-shell escapes quotes with a backslash, APOC doubles them: both are read.
+    reader = csv.reader(stream, skipinitialspace=True, escapechar="\\")
+    try:
+        header = [name.strip().strip('"').lower() for name in next(reader)]
+    except StopIteration:
+        raise AdapterError("the directory file is empty (expected a header line naming the columns)") from None
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise AdapterError(f"the directory file has no column {', '.join(missing)} (header: {', '.join(header)});"
+                           f" expected columns: {', '.join(COLUMNS)}")
+    position = {name: header.index(name) for name in COLUMNS if name in header}
+    directory = Directory()
+    for line, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        get = {name: _value(row[i]) if i < len(row) else None for name, i in position.items()}
+        user, structure = get["user_id"], get["structure_id"]
+        if user is None or structure is None:
+            directory.skipped.append(f"line {line}: no user_id or structure_id")
+            continue
+        created = None
+        if get.get("created_at") is not None:
+            try:
+                created = parse_time(get["created_at"])
+            except ValueError:
+                directory.skipped.append(f"line {line}: created_at {get['created_at']!r} is not a date (kept, without it)")
+        activated_text = (get.get("activated") or "").lower()
+        if activated_text not in TRUE | FALSE:
+            directory.skipped.append(f"line {line}: activated {get['activated']!r} is not a boolean (read as false)")
+        name, kind = get.get("structure_name"), get.get("structure_kind")
+        known = directory.structures.get(structure)
+        if known is None or (known[0] == structure and name):
+            directory.structures[structure] = (name or structure, kind)
+        directory.attachments[(user, structure)] = (get.get("profile"), created, activated_text in TRUE)
+    return directory
+
+
+def import_directory(conn: psycopg.Connection, source: str | Path, directory_schema: str = "ent_directory",
+                     log=print) -> Directory:
+    """Replaces the imported directory with the content of ``source`` (a path, or ``-`` for stdin)."""
+    checked_name(directory_schema, "directory schema")
+    if str(source) == "-":
+        directory = read_directory(sys.stdin)
+    else:
+        try:
+            with open(source, newline="", encoding="utf-8-sig") as stream:
+                directory = read_directory(stream)
+        except OSError as error:
+            raise AdapterError(f"{source}: cannot read the directory file ({error.strerror})") from None
+    if not directory.attachments:
+        raise AdapterError(f"{source}: no attachment in the file: nothing imported (the previous import is kept)")
+    structures = sql.Identifier(directory_schema, "structures")
+    attachments = sql.Identifier(directory_schema, "attachments")
+    try:
+        with conn.transaction():
+            _replace(conn, structures, attachments, directory)
+    except psycopg.errors.UndefinedTable:
+        raise AdapterError(f"no table {directory_schema}.structures or .attachments: run"
+                           " ent-exporter init-source --platform edifice first") from None
+    for reason in directory.skipped[:20]:
+        log(f"{source}: {reason}")
+    if len(directory.skipped) > 20:
+        log(f"{source}: ... and {len(directory.skipped) - 20} more")
+    log(f"{source}: imported {len(directory.structures)} structures and {len(directory.attachments)} attachments"
+        f" into {directory_schema}")
+    return directory
+
+
+# The new directory is copied into temporary tables, then merged: rows that did not change
+# are not rewritten, rows that are gone are deleted, and an attachment keeps the time it
+# was first imported (the activation date of last resort, which must not move). Readers
+# keep seeing the previous directory until the transaction commits.
+MERGE_STATEMENTS = (
+    "CREATE TEMPORARY TABLE incoming_structures (structure_id text PRIMARY KEY, name text NOT NULL, kind text)"
+    " ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE incoming_attachments (user_id text, structure_id text, profile text,"
+    " created_at timestamptz, activated boolean, PRIMARY KEY (user_id, structure_id)) ON COMMIT DROP",
+)
+MERGE_STRUCTURES = """
+    INSERT INTO {structures} AS s (structure_id, name, kind)
+    SELECT structure_id, name, kind FROM incoming_structures
+    ON CONFLICT (structure_id) DO UPDATE SET name = excluded.name, kind = excluded.kind
+    WHERE (s.name, s.kind) IS DISTINCT FROM (excluded.name, excluded.kind)
+"""
+MERGE_ATTACHMENTS = """
+    INSERT INTO {attachments} AS a (user_id, structure_id, profile, created_at, activated)
+    SELECT user_id, structure_id, profile, created_at, activated FROM incoming_attachments
+    ON CONFLICT (user_id, structure_id) DO UPDATE
+    SET profile = excluded.profile, created_at = excluded.created_at, activated = excluded.activated
+    WHERE (a.profile, a.created_at, a.activated) IS DISTINCT FROM (excluded.profile, excluded.created_at, excluded.activated)
+"""
+DELETE_GONE = """
+    DELETE FROM {table} AS t
+    WHERE NOT EXISTS (SELECT 1 FROM {incoming} AS i WHERE {match})
+"""
+
+
+def _replace(conn: psycopg.Connection, structures: sql.Identifier, attachments: sql.Identifier,
+             directory: Directory) -> None:
+    for statement in MERGE_STATEMENTS:
+        conn.execute(statement)
+    with conn.cursor().copy("COPY incoming_structures (structure_id, name, kind) FROM STDIN") as copy:
+        for structure, (name, kind) in directory.structures.items():
+            copy.write_row((structure, name, kind))
+    with conn.cursor().copy(
+            "COPY incoming_attachments (user_id, structure_id, profile, created_at, activated) FROM STDIN") as copy:
+        for (user, structure), (profile, created, activated) in directory.attachments.items():
+            copy.write_row((user, structure, profile, created, activated))
+    conn.execute(sql.SQL(MERGE_STRUCTURES).format(structures=structures))
+    conn.execute(sql.SQL(MERGE_ATTACHMENTS).format(attachments=attachments))
+    conn.execute(sql.SQL(DELETE_GONE).format(
+        table=attachments, incoming=sql.Identifier("incoming_attachments"),
+        match=sql.SQL("i.user_id = t.user_id AND i.structure_id = t.structure_id")))
+    conn.execute(sql.SQL(DELETE_GONE).format(
+        table=structures, incoming=sql.Identifier("incoming_structures"),
+        match=sql.SQL("i.structure_id = t.structure_id")))

@@ -1,0 +1,48 @@
+"""Edifice (Open ENT): views over the PostgreSQL event store and the imported directory."""
+from __future__ import annotations
+
+from psycopg import sql
+
+from .plan import Index, Plan, readonly_role, sql_file, statements
+
+
+def build(options) -> Plan:
+    plan = Plan("edifice", options.schema, options.role, password=options.password)
+    events = options.events_schema
+    zone = sql.Literal(options.event_timezone)
+    plan.notes += [
+        f"event store: schema {events}; event times are read in {options.event_timezone}",
+        f"directory: tables in schema {options.directory_schema}, filled by ent-exporter import-directory",
+    ]
+    if options.platform_id is not None:
+        plan.notes.append(f"only the events of platform_id {options.platform_id!r}")
+        platform_filter = sql.SQL("e.platform_id = {}").format(sql.Literal(options.platform_id))
+    else:
+        platform_filter = sql.SQL("true")
+    plan.transactional += [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(options.schema)),
+        *statements(
+            sql_file("edifice.sql"),
+            ent=sql.Identifier(options.schema),
+            directory_schema=sql.Identifier(options.directory_schema),
+            directory_structures=sql.Identifier(options.directory_schema, "structures"),
+            directory_attachments=sql.Identifier(options.directory_schema, "attachments"),
+            login_events=sql.Identifier(events, "login_events"),
+            access_events=sql.Identifier(events, "access_events"),
+            activation_events=sql.Identifier(events, "activation_events"),
+            event_timezone=zone,
+            platform_filter=platform_filter,
+        ),
+        *readonly_role(options.schema, options.role),
+    ]
+    if options.indexes:
+        local_time = sql.SQL("((date AT TIME ZONE {}))").format(zone)
+        plan.indexes += [
+            Index((events, "login_events"), "login_events_ent_occurred_at", local_time,
+                  "login_events: occurred_at, the counters' watermark and every time window", partitioned=True),
+            Index((events, "access_events"), "access_events_ent_occurred_at", local_time,
+                  "app_access_events: occurred_at, the counters' watermark and every time window", partitioned=True),
+            Index((events, "activation_events"), "activation_events_ent_user_date", sql.SQL("(user_id, date)"),
+                  "accounts.activated_at: each user's first activation", partitioned=True),
+        ]
+    return plan

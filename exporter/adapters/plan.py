@@ -1,0 +1,211 @@
+"""What init-source does, as a list of SQL steps that can be printed for review or applied.
+
+A plan has two parts: statements that run in one transaction (schema, views or tables,
+the read-only role and its grants, then a check that every relation can be read), and
+index builds, each on its own (``CREATE INDEX CONCURRENTLY`` cannot run in a transaction
+and does not block the platform's writes while it builds).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Iterable
+
+import psycopg
+from psycopg import sql
+
+from ..source import RELATIONS
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+PARTITIONED, TABLE = "p", "r"
+
+
+class AdapterError(Exception):
+    """init-source or import-directory cannot go on; the message says why and what to do."""
+
+
+def checked_name(value: str, what: str) -> str:
+    """An SQL name given on the command line: letters, digits and underscores only."""
+    if not NAME.match(value):
+        raise AdapterError(f"{what} {value!r}: use letters, digits and underscores (at most 63, not starting with a digit)")
+    return value
+
+
+def sql_file(name: str) -> str:
+    return resources.files("exporter").joinpath(f"sql/{name}").read_text()
+
+
+def statements(text: str, **placeholders: sql.Composable) -> list[sql.Composable]:
+    """The statements of an SQL file, placeholders filled, without their final ';'.
+
+    A statement ends with ';' at the end of a line outside a $$-quoted body; the comments
+    before a statement stay with it, so the printed plan reads like the file.
+    """
+    chunks, current, quoted = [], [], False
+    for line in text.splitlines():
+        current.append(line)
+        if not line.lstrip().startswith("--"):
+            quoted ^= line.count("$$") % 2 == 1
+        if not quoted and line.rstrip().endswith(";") and not line.lstrip().startswith("--"):
+            chunks.append("\n".join(current).strip().removesuffix(";"))
+            current = []
+    if "\n".join(current).strip():
+        chunks.append("\n".join(current).strip())
+    return [sql.SQL(chunk).format(**placeholders) for chunk in chunks if _has_code(chunk)]
+
+
+def _has_code(chunk: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in chunk.splitlines())
+
+
+@dataclass
+class Index:
+    """An index the collectors need on one of the platform's tables."""
+
+    table: tuple[str, str]  # schema, table
+    name: str  # created in the table's schema
+    definition: sql.Composable  # what follows "ON table": (columns or expressions) [WHERE ...]
+    purpose: str
+    partitioned: bool = False  # what to print without a connection to look the table up
+
+    def build(self, conn: psycopg.Connection | None) -> list[sql.Composable]:
+        """Statements that build it without blocking writes; on a partitioned table, partition by partition."""
+        schema, table = self.table
+        target = sql.Identifier(schema, table)
+        kind, partitions, invalid = (PARTITIONED if self.partitioned else TABLE), [], set()
+        if conn is not None:
+            kind, partitions, invalid = _inspect(conn, schema, table, self.name)
+        out: list[sql.Composable] = []
+        if kind == PARTITIONED:
+            out.append(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON ONLY {} {}").format(
+                sql.Identifier(self.name), target, self.definition))
+            if conn is None:
+                out.append(sql.SQL(
+                    "-- then, for each partition P of {table} (init-source --print --dsn ... lists them):\n"
+                    "--   CREATE INDEX CONCURRENTLY IF NOT EXISTS <P>_{suffix} ON {schema}.<P> {definition};\n"
+                    "--   ALTER INDEX {schema}.{index} ATTACH PARTITION {schema}.<P>_{suffix};"
+                ).format(table=target, schema=sql.Identifier(schema), index=sql.Identifier(self.name),
+                         suffix=sql.SQL(self.suffix), definition=self.definition))
+            for partition in partitions:
+                name = partition_index_name(partition, self.suffix)
+                if name in invalid:  # left behind by an interrupted concurrent build
+                    out.append(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, name)))
+                out.append(sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}").format(
+                    sql.Identifier(name), sql.Identifier(schema, partition), self.definition))
+                out.append(sql.SQL("ALTER INDEX {} ATTACH PARTITION {}").format(
+                    sql.Identifier(schema, self.name), sql.Identifier(schema, name)))
+        else:
+            if self.name in invalid:
+                out.append(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, self.name)))
+            out.append(sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}").format(
+                sql.Identifier(self.name), target, self.definition))
+        return out
+
+    @property
+    def suffix(self) -> str:
+        return self.name.removeprefix(self.table[1] + "_")
+
+
+def partition_index_name(partition: str, suffix: str) -> str:
+    name = f"{partition}_{suffix}"
+    if len(name) > 63:
+        import hashlib
+
+        name = f"{partition[:40]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}_{suffix}"[:63]
+    return name
+
+
+def _inspect(conn: psycopg.Connection, schema: str, table: str, index: str) -> tuple[str, list[str], set[str]]:
+    row = conn.execute(
+        "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s", (schema, table)).fetchone()
+    if row is None:
+        raise AdapterError(f"table {schema}.{table} not found: is this the platform's database and schema?")
+    partitions = [name for (name,) in conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace"
+        " WHERE n.nspname = %s AND p.relname = %s AND c.relkind = 'r' ORDER BY c.relname", (schema, table))]
+    invalid = {name for (name,) in conn.execute(
+        "SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT x.indisvalid", (schema,))}
+    return row[0], partitions, invalid
+
+
+@dataclass
+class Plan:
+    """The SQL of init-source: ``transactional`` statements, then ``indexes``."""
+
+    platform: str
+    schema: str
+    role: str
+    transactional: list[sql.Composable] = field(default_factory=list)
+    indexes: list[Index] = field(default_factory=list)
+    password: str | None = field(default=None, repr=False)  # the role's; never printed
+    notes: list[str] = field(default_factory=list)
+
+    def render(self, conn: psycopg.Connection | None = None) -> str:
+        """The whole plan as a psql script a DBA can read and run."""
+        context = conn
+        lines = [f"-- ent-exporter init-source --platform {self.platform}: review, then run with psql -v ON_ERROR_STOP=1",
+                 *(f"-- {note}" for note in self.notes), "", "BEGIN;", ""]
+        for statement in self.transactional:
+            lines += [_text(statement, context) + ";", ""]
+        if self.password is not None:
+            lines += [f"-- and a password for {self.role}, which is not printed:",
+                      f"-- ALTER ROLE {self.role} LOGIN PASSWORD '...';", ""]
+        lines += ["COMMIT;", ""]
+        if self.indexes:
+            lines.append("-- Indexes the collectors need, built without blocking the platform's writes")
+            lines.append("-- (each on its own: CREATE INDEX CONCURRENTLY cannot run inside a transaction).")
+            for index in self.indexes:
+                lines.append(f"-- {index.purpose}")
+                for statement in index.build(conn):
+                    text = _text(statement, context)
+                    lines.append(text if text.startswith("--") else text + ";")
+                lines.append("")
+        return "\n".join(lines)
+
+    def apply(self, conn: psycopg.Connection, log=print) -> None:
+        """Runs the plan; ``conn`` must be in autocommit mode."""
+        with conn.transaction():
+            for statement in self.transactional:
+                conn.execute(statement)
+            if self.password is not None:
+                # Stored as a SCRAM verifier computed here: the clear password never reaches
+                # the server (nor its logs).
+                verifier = conn.pgconn.encrypt_password(self.password.encode(), self.role.encode(), b"scram-sha-256")
+                conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(self.role), sql.Literal(verifier.decode())))
+            for relation in RELATIONS:  # the owner of the views can read through them
+                try:
+                    with conn.transaction():
+                        conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(sql.Identifier(self.schema, relation)))
+                except psycopg.errors.InsufficientPrivilege as error:
+                    raise AdapterError(
+                        f"{self.schema}.{relation} was created but cannot be read by its owner ({error.diag.message_primary});"
+                        " run init-source as a role that can read the platform's tables (its owner)") from None
+        log(f"schema {self.schema}: the contract's relations are in place; role {self.role} may read them")
+        can_login = conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (self.role,)).fetchone()
+        if can_login and not can_login[0]:
+            log(f"role {self.role} cannot log in: run init-source again with --password-env, or"
+                f" GRANT {self.role} TO <the exporter's login role>")
+        for index in self.indexes:
+            for statement in index.build(conn):
+                conn.execute(statement)
+            log(f"index {index.table[0]}.{index.name}: ready ({index.purpose})")
+
+
+def _text(statement: sql.Composable, context) -> str:
+    return statement.as_string(context).strip()
+
+
+def readonly_role(schema: str, role: str, relations: Iterable[str] = RELATIONS) -> list[sql.Composable]:
+    """The read-only role, its session defaults and its grants (SELECT on the contract's relations only)."""
+    return statements(
+        sql_file("readonly_role.sql"),
+        role=sql.Identifier(role),
+        role_name=sql.Literal(role),
+        ent=sql.Identifier(schema),
+        relations=sql.SQL(", ").join(sql.Identifier(schema, relation) for relation in relations),
+    )

@@ -1,0 +1,79 @@
+-- Edifice (Open ENT): the source contract as views over the PostgreSQL event store.
+--
+-- The event store writes one table per event type in its own schema, partitioned by
+-- month on "date": login_events, access_events, activation_events, ... Each row has
+-- id uuid, date timestamp (local time of the platform, without time zone), user_id,
+-- profile (Teacher, Student, Relative, Personnel, Guest), module, platform_id, ua, ...
+-- Structures and attachments live in the directory (Neo4j), not in the event store:
+-- "ent-exporter import-directory" copies them into the two tables below.
+-- Event ids are UUIDs: event_id is NULL in the views and the counters watermark on
+-- occurred_at (see README, "Connect your platform").
+
+-- The directory, as imported (the exporter's role never reads these tables directly).
+CREATE SCHEMA IF NOT EXISTS {directory_schema};
+
+CREATE TABLE IF NOT EXISTS {directory_structures} (
+    structure_id text PRIMARY KEY,          -- UAI, or the directory id of a structure without one
+    name         text NOT NULL,
+    kind         text                       -- the structure's type in the directory
+);
+
+CREATE TABLE IF NOT EXISTS {directory_attachments} (
+    user_id      text NOT NULL,             -- the directory id, as in the events' user_id
+    structure_id text NOT NULL,
+    profile      text,
+    created_at   timestamptz,
+    activated    boolean NOT NULL DEFAULT false,  -- activation code used (account activated)
+    imported_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, structure_id)     -- also the index that attributes events to structures
+);
+
+CREATE OR REPLACE VIEW {ent}.structures AS
+SELECT s.structure_id, s.name, s.kind
+FROM {directory_structures} AS s;
+
+-- activated_at: the user's first ACTIVATION event; for accounts the directory says are
+-- activated but that have no such event (activated before the event store was set up),
+-- their creation time (or, if unknown, the time of the import that first saw them).
+CREATE OR REPLACE VIEW {ent}.accounts AS
+SELECT a.user_id,
+       a.structure_id,
+       a.profile,
+       a.created_at,
+       coalesce(activation.first_at,
+                CASE WHEN a.activated THEN coalesce(a.created_at, a.imported_at) END) AS activated_at
+FROM {directory_attachments} AS a
+LEFT JOIN (
+    SELECT e.user_id::text AS user_id, min(e.date) AT TIME ZONE {event_timezone} AS first_at
+    FROM {activation_events} AS e
+    WHERE {platform_filter}
+    GROUP BY 1
+) AS activation ON activation.user_id = a.user_id;
+
+CREATE OR REPLACE VIEW {ent}.login_events AS
+SELECT NULL::bigint AS event_id,
+       e.user_id::text AS user_id,
+       e.profile::text AS profile,
+       e.date AT TIME ZONE {event_timezone} AS occurred_at
+FROM {login_events} AS e
+WHERE {platform_filter};
+
+-- An ACCESS event is a user opening an application: its module is the app.
+CREATE OR REPLACE VIEW {ent}.app_access_events AS
+SELECT NULL::bigint AS event_id,
+       e.user_id::text AS user_id,
+       e.profile::text AS profile,
+       e.module::text AS app,
+       e.date AT TIME ZONE {event_timezone} AS occurred_at
+FROM {access_events} AS e
+WHERE {platform_filter};
+
+-- The event store records no connector calls with an outcome and a duration: empty.
+CREATE OR REPLACE VIEW {ent}.connector_events AS
+SELECT NULL::bigint AS event_id,
+       NULL::text AS connector,
+       NULL::text AS structure_id,
+       NULL::timestamptz AS occurred_at,
+       NULL::boolean AS success,
+       NULL::double precision AS duration_ms
+WHERE false;

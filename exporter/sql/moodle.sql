@@ -1,0 +1,117 @@
+-- Moodle: the source contract as views over Moodle's own tables (schema and table prefix
+-- as configured, mdl_ by default). Moodle stores times as unix seconds (bigint, 0 for
+-- "never"): to_timestamp() turns them into timestamptz.
+--
+-- structures: the top-level course categories (parent = 0), one per school in a shared
+--   Moodle. structure_id is the category's idnumber (put the UAI there), otherwise
+--   "category-<id>".
+-- accounts: a user is attached to a top-level category when they have a role assignment
+--   in its context or in any context below it (sub-category, course, activity, block).
+--   Deleted and suspended users are left out. activated_at = firstaccess.
+-- profile: the user's role archetypes, highest first: manager, coursecreator -> Personnel;
+--   editingteacher, teacher -> Teacher; student -> Student; guest -> Guest. Roles without
+--   one of these archetypes (user, frontpage, custom roles) give no profile (unknown).
+-- logins: \core\event\user_loggedin. app accesses: course views (app "course") and
+--   activity views (\mod_xxx\event\course_module_viewed, app = the component, mod_xxx).
+-- connector_events: login successes and failures per authentication plugin (the user's
+--   auth: manual, ldap, cas, oauth2, saml2, ...; unknown username: connector unknown).
+
+CREATE OR REPLACE VIEW {ent}.structures AS
+SELECT coalesce(nullif(btrim(cat.idnumber), ''), 'category-' || cat.id)::text AS structure_id,
+       cat.name::text AS name,
+       'course_category'::text AS kind
+FROM {course_categories} AS cat
+WHERE cat.parent = 0;
+
+CREATE OR REPLACE VIEW {ent}.accounts AS
+SELECT DISTINCT
+       u.id::text AS user_id,
+       coalesce(nullif(btrim(cat.idnumber), ''), 'category-' || cat.id)::text AS structure_id,
+       p.profile::text AS profile,
+       to_timestamp(nullif(u.timecreated, 0)) AS created_at,
+       to_timestamp(nullif(u.firstaccess, 0)) AS activated_at
+FROM {role_assignments} AS ra
+JOIN {context} AS ctx ON ctx.id = ra.contextid
+-- the second element of a context path is the context of a top-level category (level 40)
+JOIN {context} AS top ON top.id = nullif(split_part(ctx.path, '/', 3), '')::bigint AND top.contextlevel = 40
+JOIN {course_categories} AS cat ON cat.id = top.instanceid AND cat.parent = 0
+JOIN {user} AS u ON u.id = ra.userid AND u.deleted = 0 AND u.suspended = 0
+LEFT JOIN LATERAL (
+    SELECT CASE r.archetype
+               WHEN 'manager' THEN 'Personnel' WHEN 'coursecreator' THEN 'Personnel'
+               WHEN 'editingteacher' THEN 'Teacher' WHEN 'teacher' THEN 'Teacher'
+               WHEN 'student' THEN 'Student' WHEN 'guest' THEN 'Guest'
+           END AS profile
+    FROM {role_assignments} AS ura
+    JOIN {role} AS r ON r.id = ura.roleid
+    WHERE ura.userid = u.id
+      AND r.archetype IN ('manager', 'coursecreator', 'editingteacher', 'teacher', 'student', 'guest')
+    ORDER BY CASE r.archetype
+                 WHEN 'manager' THEN 1 WHEN 'coursecreator' THEN 1
+                 WHEN 'editingteacher' THEN 2 WHEN 'teacher' THEN 2
+                 WHEN 'student' THEN 3 ELSE 4
+             END
+    LIMIT 1
+) AS p ON true;
+
+CREATE OR REPLACE VIEW {ent}.login_events AS
+SELECT l.id AS event_id,
+       l.userid::text AS user_id,
+       p.profile::text AS profile,
+       to_timestamp(l.timecreated) AS occurred_at
+FROM {log} AS l
+LEFT JOIN LATERAL (
+    SELECT CASE r.archetype
+               WHEN 'manager' THEN 'Personnel' WHEN 'coursecreator' THEN 'Personnel'
+               WHEN 'editingteacher' THEN 'Teacher' WHEN 'teacher' THEN 'Teacher'
+               WHEN 'student' THEN 'Student' WHEN 'guest' THEN 'Guest'
+           END AS profile
+    FROM {role_assignments} AS ura
+    JOIN {role} AS r ON r.id = ura.roleid
+    WHERE ura.userid = l.userid
+      AND r.archetype IN ('manager', 'coursecreator', 'editingteacher', 'teacher', 'student', 'guest')
+    ORDER BY CASE r.archetype
+                 WHEN 'manager' THEN 1 WHEN 'coursecreator' THEN 1
+                 WHEN 'editingteacher' THEN 2 WHEN 'teacher' THEN 2
+                 WHEN 'student' THEN 3 ELSE 4
+             END
+    LIMIT 1
+) AS p ON true
+WHERE l.eventname = '\core\event\user_loggedin';
+
+CREATE OR REPLACE VIEW {ent}.app_access_events AS
+SELECT l.id AS event_id,
+       l.userid::text AS user_id,
+       p.profile::text AS profile,
+       CASE WHEN l.eventname = '\core\event\course_viewed' THEN 'course' ELSE l.component END::text AS app,
+       to_timestamp(l.timecreated) AS occurred_at
+FROM {log} AS l
+LEFT JOIN LATERAL (
+    SELECT CASE r.archetype
+               WHEN 'manager' THEN 'Personnel' WHEN 'coursecreator' THEN 'Personnel'
+               WHEN 'editingteacher' THEN 'Teacher' WHEN 'teacher' THEN 'Teacher'
+               WHEN 'student' THEN 'Student' WHEN 'guest' THEN 'Guest'
+           END AS profile
+    FROM {role_assignments} AS ura
+    JOIN {role} AS r ON r.id = ura.roleid
+    WHERE ura.userid = l.userid
+      AND r.archetype IN ('manager', 'coursecreator', 'editingteacher', 'teacher', 'student', 'guest')
+    ORDER BY CASE r.archetype
+                 WHEN 'manager' THEN 1 WHEN 'coursecreator' THEN 1
+                 WHEN 'editingteacher' THEN 2 WHEN 'teacher' THEN 2
+                 WHEN 'student' THEN 3 ELSE 4
+             END
+    LIMIT 1
+) AS p ON true
+WHERE l.eventname = '\core\event\course_viewed' OR (l.target = 'course_module' AND l.action = 'viewed');
+
+CREATE OR REPLACE VIEW {ent}.connector_events AS
+SELECT l.id AS event_id,
+       u.auth::text AS connector,
+       NULL::text AS structure_id,
+       to_timestamp(l.timecreated) AS occurred_at,
+       l.eventname = '\core\event\user_loggedin' AS success,
+       NULL::double precision AS duration_ms
+FROM {log} AS l
+LEFT JOIN {user} AS u ON u.id = l.userid
+WHERE l.eventname IN ('\core\event\user_loggedin', '\core\event\user_login_failed');
