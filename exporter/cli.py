@@ -7,6 +7,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
+
 from . import __version__
 from .config import Config, ConfigError, load_config
 from .source import SourceUnavailable
@@ -73,6 +75,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days, address=args.address)
 
 
+def cmd_init_source(args: argparse.Namespace) -> int:
+    from .adapters import AdapterError, SourceOptions
+    from .adapters.commands import admin_dsn, password_from, run_init_source
+
+    try:
+        options = SourceOptions(
+            args.platform, schema=args.schema, role=args.role, password=password_from(args.password_env),
+            indexes=args.indexes, prefix=args.prefix, moodle_schema=args.moodle_schema,
+            events_schema=args.events_schema, directory_schema=args.directory_schema,
+            event_timezone=args.event_timezone, platform_id=args.platform_id,
+        )
+        return run_init_source(options, admin_dsn(args.dsn), args.print)
+    except AdapterError as error:
+        print(f"ent-exporter: init-source: {error}", file=sys.stderr)
+        return 2
+    except psycopg.Error as error:
+        print(f"ent-exporter: init-source: the database refused: {str(error).strip()}", file=sys.stderr)
+        return 1
+
+
+def cmd_import_directory(args: argparse.Namespace) -> int:
+    from .adapters import AdapterError
+    from .adapters.commands import admin_dsn, run_import_directory
+
+    try:
+        return run_import_directory(args.file, admin_dsn(args.dsn), args.directory_schema)
+    except AdapterError as error:
+        print(f"ent-exporter: import-directory: {error}", file=sys.stderr)
+        return 2
+    except psycopg.Error as error:
+        print(f"ent-exporter: import-directory: the database refused: {str(error).strip()}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ent-exporter",
@@ -102,6 +138,36 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--now", metavar="ISO8601",
                              help="compute as of this instant (default: now; no offset = platform timezone)")
         sub.set_defaults(handler=handler)
+
+    dsn_help = "a role that can read the platform's tables and create a schema and a role (default: $ENT_EXPORTER_ADMIN_DSN)"
+    init = commands.add_parser(
+        "init-source", help="create the contract's views over a platform's tables, the indexes and a read-only role")
+    init.add_argument("--platform", required=True, choices=["edifice", "moodle", "canonical"])
+    init.add_argument("--dsn", help=dsn_help)
+    init.add_argument("--print", action="store_true", help="print the SQL for review instead of running it")
+    init.add_argument("--schema", default="ent", help="schema of the contract's views (default: ent)")
+    init.add_argument("--role", default="ent_exporter", help="the exporter's read-only role (default: ent_exporter)")
+    init.add_argument("--password-env", metavar="VARIABLE",
+                      help="let the role log in with the password in this environment variable (default: NOLOGIN)")
+    init.add_argument("--no-indexes", dest="indexes", action="store_false",
+                      help="do not build indexes on the platform's tables (--print shows them)")
+    init.add_argument("--prefix", default="mdl_", help="Moodle: table prefix (default: mdl_)")
+    init.add_argument("--moodle-schema", default="public", help="Moodle: schema of its tables (default: public)")
+    init.add_argument("--events-schema", default="events", help="Edifice: schema of the event store (default: events)")
+    init.add_argument("--directory-schema", default="ent_directory",
+                      help="Edifice: schema of the imported directory (default: ent_directory)")
+    init.add_argument("--event-timezone", default="Europe/Paris",
+                      help="Edifice: timezone of the event store's dates (default: Europe/Paris)")
+    init.add_argument("--platform-id", help="Edifice: count only the events of this platform_id")
+    init.set_defaults(handler=cmd_init_source)
+
+    directory = commands.add_parser(
+        "import-directory", help="load the Edifice directory (CSV exported from Neo4j) into the tables the views join")
+    directory.add_argument("file", metavar="FILE.csv", help="the export (- for standard input)")
+    directory.add_argument("--dsn", help="the role that ran init-source (default: $ENT_EXPORTER_ADMIN_DSN)")
+    directory.add_argument("--directory-schema", default="ent_directory",
+                           help="schema of the imported directory (default: ent_directory)")
+    directory.set_defaults(handler=cmd_import_directory)
     return parser
 
 
