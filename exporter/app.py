@@ -53,6 +53,7 @@ def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, or
         zone=config.zone,
         settle=timedelta(seconds=config.source.settle_seconds),
         chunk_size=config.source.chunk_size,
+        idle_series_retention=timedelta(days=config.limits.idle_series_days),
     )
 
 

@@ -68,6 +68,11 @@ class LimitsConfig(_Section):
     )
 
 
+    idle_series_days: float = Field(
+        90, gt=0, description="a counter series that has not moved for this long stops being exported"
+    )
+
+
 class PrivacyConfig(_Section):
     min_count: int = Field(0, ge=0, description="people counts below this are published as 0 (0 = off)")
 

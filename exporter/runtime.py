@@ -45,6 +45,26 @@ FOLDED = Family(
     "ent_exporter_folded_series_total", Kind.COUNTER,
     "Series folded into label value \"other\" by the cardinality guard, summed over publications.", ("family",),
 )
+CUMULATIVE = (Kind.COUNTER, Kind.HISTOGRAM)
+
+
+def _track_changes(
+    collector: Collector, before: Samples | None, after: Samples, changed_at: dict[str, list], now: float
+) -> dict[str, list]:
+    """When each cumulative series last moved: {family: [[label values], unix time]}."""
+    tracked: dict[str, list] = {}
+    for family in collector.families:
+        if family.kind not in CUMULATIVE:
+            continue
+        previous_values = (before or {}).get(family.name, {})
+        moved = {tuple(labels): when for labels, when in changed_at.get(family.name, [])}
+        for key, value in after.get(family.name, {}).items():
+            if key not in moved or (before is not None and previous_values.get(key) != value):
+                moved[key] = now
+        tracked[family.name] = [[list(key), when] for key, when in moved.items() if key in after.get(family.name, {})]
+    return tracked
+
+
 SELF_FAMILIES = (LAST_SUCCESS, DURATION, FAILURES, CADENCE, SOURCE_UP, SERIES, FOLDED)
 
 
@@ -61,6 +81,7 @@ class Runtime:
         zone: tzinfo = timezone.utc,
         settle: timedelta = timedelta(0),
         chunk_size: int = 500_000,
+        idle_series_retention: timedelta = timedelta(days=90),
     ) -> None:
         self.collectors = {collector.name: collector for collector in collectors}
         self.source = source
@@ -68,10 +89,12 @@ class Runtime:
         self.zone = zone
         self.settle = settle
         self.chunk_size = chunk_size
+        self.idle_series_retention = idle_series_retention
         families = [family for collector in self.collectors.values() for family in collector.families]
         kwargs = {} if exposition_policy is None else {"policy": exposition_policy}
         self.exposition = Exposition([*families, *SELF_FAMILIES], **kwargs)
         self._stored: dict[str, StoredResult] = {}
+        self._last_samples: dict[str, Samples] = {}
         self._locks = {name: threading.Lock() for name in self.collectors}
         self._self_lock = threading.Lock()
         self._last_success: dict[str, float] = {}
@@ -91,7 +114,8 @@ class Runtime:
             self._stored[name] = stored
             if stored.last_success is not None:
                 self._last_success[name] = stored.last_success
-            updates[name] = decode_samples(collector.families, stored.samples)
+            samples = decode_samples(collector.families, stored.samples)
+            updates[name] = self._active(collector, samples, stored.changed_at, time.time())
         if updates:
             self.exposition.publish(updates)
         self._publish_self()
@@ -124,7 +148,7 @@ class Runtime:
             state=dict(previous.state) if previous else {},
             settle=self.settle,
             chunk_size=self.chunk_size,
-            checkpoint=lambda samples, state: self._save(name, samples, state, complete=False),
+            checkpoint=lambda samples, state: self._save(name, samples, state, now, complete=False),
         )
         started = time.monotonic()
         try:
@@ -140,7 +164,7 @@ class Runtime:
             log.exception("%s: collector raised", name)
             self._failed(name, started, "collector raised", source_up=None)
             return False
-        self._save(name, result.samples, result.state, complete=True)
+        self._save(name, result.samples, result.state, now, complete=True)
         with self._self_lock:
             self._durations[name] = time.monotonic() - started
             self._last_success[name] = time.time()
@@ -150,14 +174,36 @@ class Runtime:
         log.debug("%s: ran in %.3f s", name, self._durations[name])
         return True
 
-    def _save(self, name: str, samples: Samples, state: dict[str, Any], *, complete: bool) -> None:
+    def _save(self, name: str, samples: Samples, state: dict[str, Any], now: datetime, *, complete: bool) -> None:
         """Persists, then publishes: what is served has always been written to disk first."""
+        collector = self.collectors[name]
+        previous = self._stored.get(name)
+        before = self._last_samples.get(name)
+        if before is None and previous is not None:  # first run since a restart
+            before = decode_samples(collector.families, previous.samples)
+        changed_at = _track_changes(
+            collector, before, samples, previous.changed_at if previous else {}, now.timestamp()
+        )
         last_success = time.time() if complete else self._last_success.get(name)
-        stored = StoredResult(encode_samples(samples), state, last_success, complete)
+        stored = StoredResult(encode_samples(samples), state, last_success, complete, changed_at)
         if self.store is not None:
             self.store.save(name, stored)
         self._stored[name] = stored
-        self.exposition.publish({name: samples})
+        self._last_samples[name] = samples
+        self.exposition.publish({name: self._active(collector, samples, changed_at, now.timestamp())})
+
+    def _active(self, collector: Collector, samples: Samples, changed_at: dict[str, list], now: float) -> Samples:
+        """Cumulative series that have not moved for the retention period stop being exported
+        (a structure that closed, an application withdrawn); they come back if they move again."""
+        horizon = now - self.idle_series_retention.total_seconds()
+        active: Samples = {}
+        for family in collector.families:
+            series = samples.get(family.name, {})
+            if family.kind in CUMULATIVE:
+                idle = {tuple(labels) for labels, moved in changed_at.get(family.name, []) if moved < horizon}
+                series = {key: value for key, value in series.items() if key not in idle}
+            active[family.name] = series
+        return active
 
     def _failed(self, name: str, started: float, reason: str, source_up: bool | None) -> None:
         with self._self_lock:

@@ -26,6 +26,8 @@ class StoredResult:
     state: dict[str, Any] = field(default_factory=dict)
     last_success: float | None = None  # unix time of the last complete run
     complete: bool = True  # False for a checkpoint taken in the middle of a run
+    # When each cumulative series last moved: {family: [[label values], unix time]}.
+    changed_at: dict[str, list] = field(default_factory=dict)
 
 
 class StateStore:
@@ -51,7 +53,8 @@ class StateStore:
             log.warning("state %s has format %s, expected %s: starting from scratch", path, data.get("version"), FORMAT_VERSION)
             return None
         return StoredResult(
-            samples=data["samples"], state=data["state"], last_success=data["last_success"], complete=data["complete"]
+            samples=data["samples"], state=data["state"], last_success=data["last_success"], complete=data["complete"],
+            changed_at=data.get("changed_at", {}),
         )
 
     def save(self, collector: str, result: StoredResult) -> None:
@@ -63,6 +66,7 @@ class StateStore:
                 "state": result.state,
                 "last_success": result.last_success,
                 "complete": result.complete,
+                "changed_at": result.changed_at,
             },
             separators=(",", ":"),
         )

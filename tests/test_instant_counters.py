@@ -118,3 +118,26 @@ def test_once_prints_the_same_counters(source_dsn, tmp_path):
     result = run_cli("once", "--config", str(config), "--now", now.isoformat())
     assert result.returncode == 0, result.stderr
     assert_counters_match(result.stdout, raw, now)
+
+
+def test_a_structure_that_goes_quiet_stops_being_exported_after_the_retention(source_dsn):
+    accounts = [("closing", "S-CLOSED", "Teacher", START, START), ("staying", "S-OPEN", "Teacher", START, START)]
+    insert(source_dsn, RawData(accounts=accounts, logins=[("closing", "Teacher", START), ("staying", "Teacher", START)]))
+    config = parse_config({"source": {"dsn": source_dsn, "settle_seconds": 0},
+                           "limits": {"idle_series_days": 30}}, "test")
+    with make_source(config) as source:
+        runtime = make_runtime(config, source, persistent=False)
+
+        def structures_at(moment):
+            assert runtime.run("logins", moment)
+            return {dict(k)["structure"]: v for k, v in parse(runtime.exposition.body().decode())["ent_logins_total"].items()}
+
+        assert structures_at(START + timedelta(hours=1)) == {"S-CLOSED": 1, "S-OPEN": 1, "all": 2}
+        insert(source_dsn, RawData(logins=[("staying", "Teacher", START + timedelta(days=20))]))
+        assert structures_at(START + timedelta(days=20, hours=1)) == {"S-CLOSED": 1, "S-OPEN": 2, "all": 3}
+        insert(source_dsn, RawData(logins=[("staying", "Teacher", START + timedelta(days=40))]))
+        # S-CLOSED has not moved for 40 days > 30: no longer exported; the platform total keeps its logins.
+        assert structures_at(START + timedelta(days=40, hours=1)) == {"S-OPEN": 3, "all": 4}
+        insert(source_dsn, RawData(logins=[("closing", "Teacher", START + timedelta(days=41))]))
+        # It moves again: back, with its whole count (nothing was lost while it was hidden).
+        assert structures_at(START + timedelta(days=41, hours=1)) == {"S-CLOSED": 2, "S-OPEN": 3, "all": 5}
