@@ -130,12 +130,11 @@ class Exposition:
 
     def __init__(self, families: Iterable[Family], policy: Policy = Policy()) -> None:
         self.policy = policy
-        self._families: dict[str, Family] = {}
+        declared: dict[str, Family] = {}
         for family in families:
-            known = self._families.get(family.name)
-            if known is not None and known != family:
+            if declared.setdefault(family.name, family) != family:
                 raise ValueError(f"family {family.name} is declared twice, differently")
-            self._families[family.name] = self._published_form(family)
+        self._families = {name: self._published_form(family) for name, family in declared.items()}
         self._samples: dict[str, dict[str, dict[LabelValues, Value]]] = {}  # family -> publisher -> series
         self._rendered: dict[str, tuple[bytes, bytes]] = {}  # family -> (text, gzip member)
         self._series_counts: dict[str, int] = {}

@@ -134,7 +134,8 @@ class Runtime:
             log.info("%s: previous run still going, skipping this one", name)
             return True
         try:
-            return self._run(name, now or datetime.now(timezone.utc))
+            # In UTC: arithmetic on aware datetimes of a DST zone is wall-clock arithmetic.
+            return self._run(name, (now or datetime.now(timezone.utc)).astimezone(timezone.utc))
         finally:
             lock.release()
 

@@ -1,0 +1,34 @@
+"""Calendar periods in the platform's timezone, as UTC instants for the queries."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+
+
+def local_midnight(day: date, zone: tzinfo) -> datetime:
+    """Start of a local calendar day as a UTC instant (DST days last 23 or 25 hours)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
+
+
+def day_start(now: datetime, zone: tzinfo) -> datetime:
+    return local_midnight(now.astimezone(zone).date(), zone)
+
+
+def week_start(now: datetime, zone: tzinfo) -> datetime:
+    """Monday 00:00 of the ISO week holding ``now``."""
+    today = now.astimezone(zone).date()
+    return local_midnight(today - timedelta(days=today.weekday()), zone)
+
+
+def month_start(now: datetime, zone: tzinfo) -> datetime:
+    return local_midnight(now.astimezone(zone).date().replace(day=1), zone)
+
+
+def previous_month(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The last closed calendar month: [its first day, this month's first day)."""
+    this_month = now.astimezone(zone).date().replace(day=1)
+    return local_midnight((this_month - timedelta(days=1)).replace(day=1), zone), local_midnight(this_month, zone)
+
+
+def zone_name(zone: tzinfo) -> str:
+    """The IANA name PostgreSQL's AT TIME ZONE needs."""
+    return getattr(zone, "key", None) or "UTC"

@@ -1,0 +1,301 @@
+"""Hourly, daily, weekly and monthly collectors equal values computed in Python from the raw rows,
+for every family and label combination, mid-week, on a month boundary and across DST changes."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from random import Random
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from exporter.app import make_runtime, make_source
+from exporter.config import parse_config
+from tests.support import RawData, attachments, insert, make_accounts, make_events, parse, run_cli, write_config
+
+PARIS = ZoneInfo("Europe/Paris")
+USERS = 70
+
+
+def paris(*args, fold: int = 0) -> datetime:
+    return datetime(*args, tzinfo=PARIS, fold=fold)
+
+
+NOWS = {
+    "mid-week": paris(2026, 11, 18, 15, 0),  # a Wednesday
+    "month boundary": paris(2026, 3, 1, 0, 30),  # minutes into a month (and a Sunday)
+    "spring DST": paris(2026, 3, 29, 3, 30),  # an hour after 02:00 became 03:00
+    "autumn DST": paris(2026, 10, 25, 2, 30, fold=1),  # the second 02:30, after 03:00 became 02:00
+}
+# Logins placed on the edges the definitions turn on.
+EDGES = [
+    paris(2026, 2, 28, 23, 59, 59), paris(2026, 3, 1, 0, 0), paris(2026, 3, 1, 0, 30),
+    paris(2026, 3, 29, 1, 59), paris(2026, 3, 29, 3, 0), paris(2026, 3, 28, 23, 30),
+    paris(2026, 10, 25, 2, 30), paris(2026, 10, 25, 2, 30, fold=1), paris(2026, 10, 25, 1, 15),
+    paris(2026, 11, 16, 0, 0), paris(2026, 11, 15, 23, 59), paris(2026, 11, 18, 15, 0),
+    paris(2026, 11, 1, 0, 0), paris(2026, 10, 31, 23, 59),
+    # exactly 28, 30 and 90 days before the mid-week instant: just outside each window
+    *(paris(2026, 11, 18, 15, 0).astimezone(timezone.utc) - timedelta(days=days) for days in (28, 30, 90)),
+]
+STRUCTURES = [("S0", "Collège Jean Moulin", "college"), ("S1", "Lycée Victor Hugo", "lycee"),
+              ("S2", "École du Centre", None), ("S3", "", "ecole")]
+
+
+def _label(value) -> str:
+    return value if value else "unknown"
+
+
+@pytest.fixture(scope="module")
+def data(pg_server):
+    """One database for the module: 10 months of logins around the dates under test."""
+    name = "window_collectors"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    dsn = pg_server.get_uri(name)
+    from exporter.canonical import create_canonical_tables
+
+    with psycopg.connect(dsn) as conn:
+        create_canonical_tables(conn)
+        conn.cursor().executemany("INSERT INTO ent.structures VALUES (%s, %s, %s)", STRUCTURES)
+    rng = Random(2026)
+    start = paris(2026, 1, 10).astimezone(timezone.utc)
+    raw = RawData(accounts=make_accounts(rng, USERS, structures=4, start=paris(2026, 6, 1).astimezone(timezone.utc)))
+    events = make_events(rng, 4000, USERS, start, timedelta(days=320))
+    raw.logins, raw.app_accesses, raw.connector_calls = events.logins, events.app_accesses[:300], events.connector_calls[:300]
+    for moment in EDGES:
+        for _ in range(3):
+            raw.logins.append((f"user-{rng.randrange(USERS + 5)}", rng.choice(["Student", "Teacher", None]),
+                               moment.astimezone(timezone.utc)))
+    # Users seen only exactly 28, 30 or 90 days before the mid-week instant: on each window's edge.
+    mid_week = NOWS["mid-week"].astimezone(timezone.utc)
+    for days in (28, 30, 90):
+        raw.accounts.append((f"edge-{days}", "S0", "Teacher", start, start))
+        raw.logins.append((f"edge-{days}", "Teacher", mid_week - timedelta(days=days)))
+    insert(dsn, raw)
+    return dsn, raw
+
+
+# -- the truth --------------------------------------------------------------------------------
+
+def expected_visitors(raw: RawData, periods: dict[str, tuple[datetime, datetime]]):
+    structures_of = attachments(raw.accounts)
+    visitors, visits = Counter(), Counter()
+    for period, (start, end) in periods.items():
+        per_user = Counter((user, _label(profile)) for user, profile, moment in raw.logins if start <= moment < end)
+        for (user, profile), logins in per_user.items():
+            for structure in structures_of.get(user, {"unknown"}) | {"all"}:
+                visitors[(structure, profile, period)] += 1
+                visits[(structure, profile, period)] += logins
+    return ({k: float(v) for k, v in visitors.items()},
+            {k: visits[k] / visitors[k] for k in visitors})
+
+
+def calendar_periods(now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    local = now.astimezone(PARIS)
+    end = now.astimezone(timezone.utc) + timedelta(microseconds=1)  # UTC: aware arithmetic in PARIS drops fold
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+    week = day - timedelta(days=local.weekday())
+    month = day.replace(day=1)
+    # Wall-clock midnights re-attached to the zone (the offset of that day, not of now).
+    day, week, month = (datetime(d.year, d.month, d.day, tzinfo=PARIS) for d in (day, week, month))
+    return {"day": (day, end), "week": (week, end), "month": (month, end)}
+
+
+def previous_month_period(now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    local = now.astimezone(PARIS)
+    first = datetime(local.year, local.month, 1, tzinfo=PARIS)
+    last_month_day = first - timedelta(days=1)
+    return {"previous_month": (datetime(last_month_day.year, last_month_day.month, 1, tzinfo=PARIS), first)}
+
+
+def is_activated(activated_at, now) -> bool:
+    return activated_at is not None and activated_at <= now
+
+
+def expected_accounts(raw: RawData, now: datetime):
+    counts: Counter = Counter()
+    users: dict[tuple, set] = defaultdict(set)
+    keys = set()
+    for user, structure, profile, _created, activated_at in raw.accounts:
+        state = "activated" if is_activated(activated_at, now) else "pending"
+        counts[(_label(structure), _label(profile), state)] += 1
+        users[(_label(profile), state)].add(user)
+        keys |= {(_label(structure), _label(profile)), ("all", _label(profile))}
+    for (profile, state), members in users.items():
+        counts[("all", profile, state)] = len(members)
+    accounts = {(s, p, state): float(counts[(s, p, state)]) for s, p in keys for state in ("activated", "pending")}
+    ratio = {}
+    for s, p in keys:
+        total = accounts[(s, p, "activated")] + accounts[(s, p, "pending")]
+        ratio[(s, p)] = accounts[(s, p, "activated")] / total if total else 0.0
+    return accounts, ratio
+
+
+BUCKETS = (0, 1, 2, 5, 10, 20, 50)
+
+
+def expected_activity(raw: RawData, now: datetime):
+    def logins_between(user, since) -> list:
+        return [m for u, _p, m in raw.logins if u == user and since < m <= now]
+
+    rows = set()  # distinct (user, structure, profile) of activated attachments
+    for user, structure, profile, _created, activated_at in raw.accounts:
+        if is_activated(activated_at, now):
+            rows.add((user, _label(structure), _label(profile)))
+    inactive: Counter = Counter()
+    histograms: dict[tuple, list] = {}
+    for key_of in (lambda user, s, p: (s, p), lambda user, s, p: ("all", p)):
+        seen = set()
+        for user, structure, profile in sorted(rows):
+            key = key_of(user, structure, profile)
+            if (key, user) in seen:
+                continue  # "all" counts each user once per profile
+            seen.add((key, user))
+            last_30 = logins_between(user, now - timedelta(days=30))
+            last_90 = logins_between(user, now - timedelta(days=90))
+            inactive[(*key, "30")] += 0 if last_30 else 1
+            inactive[(*key, "90")] += 0 if last_90 else 1
+            histograms.setdefault(key, []).append(len(last_30))
+    buckets = {}
+    for key, counts in histograms.items():
+        buckets[key] = {
+            "buckets": [float(sum(1 for n in counts if n <= bound)) for bound in BUCKETS],
+            "count": float(len(counts)), "sum": float(sum(counts)),
+        }
+    return {k: float(v) for k, v in inactive.items()}, buckets
+
+
+def expected_heatmap(raw: RawData, now: datetime):
+    structures_of = attachments(raw.accounts)
+    cells: Counter = Counter()
+    present = set()
+    for user, _profile, moment in raw.logins:
+        if now - timedelta(days=28) < moment <= now:
+            local = moment.astimezone(PARIS)
+            for structure in structures_of.get(user, {"unknown"}) | {"all"}:
+                cells[(structure, str(local.isoweekday()), str(local.hour))] += 1
+                present.add(structure)
+    return {(s, str(d), str(h)): float(cells[(s, str(d), str(h))])
+            for s in present for d in range(1, 8) for h in range(24)}
+
+
+# -- running the collectors -------------------------------------------------------------------
+
+def collect(dsn: str, name: str, now: datetime) -> dict:
+    config = parse_config({"source": {"dsn": dsn}}, "test")
+    with make_source(config) as source:
+        runtime = make_runtime(config, source, persistent=False)
+        assert runtime.run(name, now.astimezone(timezone.utc))
+        return runtime._last_samples[name]
+
+
+def histogram_dict(samples: dict) -> dict:
+    return {key: vars(value) for key, value in samples.items()}
+
+
+@pytest.mark.parametrize("moment", sorted(NOWS))
+def test_visitors_for_the_periods_to_date(data, moment):
+    dsn, raw = data
+    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    samples = collect(dsn, "visitors", now)
+    visitors, visits = expected_visitors(raw, calendar_periods(now))
+    assert samples["ent_unique_visitors"] == visitors
+    assert samples["ent_visits_per_visitor"] == pytest.approx(visits)
+    assert {k[2] for k in visitors} == {"day", "week", "month"}
+
+
+@pytest.mark.parametrize("moment", sorted(NOWS))
+def test_visitors_of_the_previous_month(data, moment):
+    dsn, raw = data
+    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    samples = collect(dsn, "visitors_previous_month", now)
+    visitors, visits = expected_visitors(raw, previous_month_period(now))
+    assert visitors and samples["ent_unique_visitors"] == visitors
+    assert samples["ent_visits_per_visitor"] == pytest.approx(visits)
+
+
+@pytest.mark.parametrize("moment", sorted(NOWS))
+def test_accounts_and_activation_ratio(data, moment):
+    dsn, raw = data
+    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    samples = collect(dsn, "accounts", now)
+    accounts, ratio = expected_accounts(raw, now)
+    assert samples["ent_accounts"] == accounts
+    assert samples["ent_account_activation_ratio"] == pytest.approx(ratio)
+
+
+@pytest.mark.parametrize("moment", sorted(NOWS))
+def test_inactive_accounts_and_logins_per_user(data, moment):
+    dsn, raw = data
+    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    samples = collect(dsn, "activity", now)
+    inactive, histograms = expected_activity(raw, now)
+    assert samples["ent_inactive_accounts"] == inactive
+    assert histogram_dict(samples["ent_user_logins_30d"]) == histograms
+
+
+@pytest.mark.parametrize("moment", sorted(NOWS))
+def test_logins_by_local_weekday_and_hour(data, moment):
+    dsn, raw = data
+    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    samples = collect(dsn, "login_heatmap", now)
+    assert samples["ent_logins_by_hour"] == expected_heatmap(raw, now)
+
+
+def test_dst_logins_land_in_their_local_hour(data):
+    """Both 02:30s of the autumn change (an hour apart in UTC) count in hour 2 of that Sunday."""
+    dsn, raw = data
+    now = paris(2026, 10, 25, 12, 0).astimezone(timezone.utc)
+    autumn = collect(dsn, "login_heatmap", now)["ent_logins_by_hour"]
+    local = [m.astimezone(PARIS) for _u, _p, m in raw.logins if now - timedelta(days=28) < m <= now]
+    assert autumn[("all", "7", "2")] == sum(1 for m in local if m.isoweekday() == 7 and m.hour == 2)
+    change_day = [m for m in local if m.date() == now.astimezone(PARIS).date() and m.hour == 2]
+    assert {m.utcoffset() for m in change_day} == {timedelta(hours=2), timedelta(hours=1)}
+    assert len(change_day) >= 6  # the two 02:30 edges, three logins each
+
+
+def test_structure_info(data):
+    dsn, _raw = data
+    samples = collect(dsn, "structure_info", NOWS["mid-week"])
+    assert samples["ent_structure_info"] == {
+        ("S0", "Collège Jean Moulin", "college"): 1.0, ("S1", "Lycée Victor Hugo", "lycee"): 1.0,
+        ("S2", "École du Centre", "unknown"): 1.0, ("S3", "S3", "ecole"): 1.0,
+    }
+
+
+def test_once_prints_every_family_of_the_design_for_every_structure_and_profile(data, tmp_path):
+    dsn, raw = data
+    config = write_config(tmp_path / "c.yml", dsn)
+    result = run_cli("once", "--config", str(config), "--now", NOWS["mid-week"].isoformat())
+    assert result.returncode == 0, result.stderr
+    samples = parse(result.stdout)
+    design = ["ent_logins_total", "ent_app_accesses_total", "ent_account_activations_total",
+              "ent_connector_requests_total", "ent_connector_request_duration_seconds_bucket",
+              "ent_unique_visitors", "ent_visits_per_visitor", "ent_accounts", "ent_account_activation_ratio",
+              "ent_inactive_accounts", "ent_user_logins_30d_bucket", "ent_user_logins_30d_count",
+              "ent_user_logins_30d_sum", "ent_logins_by_hour", "ent_structure_info",
+              "ent_exporter_collector_last_success_timestamp_seconds", "ent_exporter_collector_duration_seconds",
+              "ent_exporter_collector_failures_total", "ent_exporter_source_up"]
+    assert [name for name in design if name not in samples] == []
+    structures = {s for _u, s, *_ in raw.accounts} | {"all"}
+    profiles = {_label(p) for _u, _s, p, *_ in raw.accounts}
+    accounts = {(dict(k)["structure"], dict(k)["profile"]) for k in samples["ent_accounts"]}
+    assert {(s, p) for s in structures for p in profiles} <= accounts
+    visitors = {dict(k)["structure"] for k in samples["ent_unique_visitors"]}
+    assert structures <= visitors
+
+
+def test_privacy_threshold_publishes_small_people_counts_as_zero(data, tmp_path):
+    dsn, raw = data
+    config = write_config(tmp_path / "c.yml", dsn, privacy={"min_count": 5})
+    result = run_cli("once", "--config", str(config), "--now", NOWS["mid-week"].isoformat())
+    assert result.returncode == 0, result.stderr
+    published = {k: v for k, v in parse(result.stdout)["ent_unique_visitors"].items()
+                 if dict(k)["period"] != "previous_month"}
+    truth, _ = expected_visitors(raw, calendar_periods(NOWS["mid-week"]))
+    truth = {tuple(sorted(zip(("structure", "profile", "period"), k))): v for k, v in truth.items()}
+    assert any(0 < v < 5 for v in truth.values()) and any(v >= 5 for v in truth.values())
+    assert published == {k: (0.0 if v < 5 else v) for k, v in truth.items()}
+    assert "published as 0 (privacy.min_count)" in result.stdout
