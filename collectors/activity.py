@@ -1,4 +1,10 @@
-"""How active activated accounts are: inactive users (30 and 90 days) and logins per user over 30 days."""
+"""How active activated accounts are: inactive users (30 and 90 days) and logins per user over 30 days.
+
+Both families look at activated accounts only (activated_at not NULL and <= now), labelled
+with the account's structure and profile; a user's logins are all of theirs, whatever the
+profile of the login. Windows are exact durations before now: (now - N days, now].
+Platform-wide (structure="all") each user counts once per profile of their activated accounts.
+"""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -6,6 +12,7 @@ from datetime import timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
+from .periods import utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
 INACTIVE_ACCOUNTS = Family(
@@ -53,8 +60,9 @@ class ActivityCollector(Collector):
     families = (INACTIVE_ACCOUNTS, USER_LOGINS_30D)
 
     def collect(self, ctx: Context) -> Result:
+        now = utc(ctx.now)
         rows = ctx.source.fetch(ACTIVITY, {
-            "now": ctx.now, "since_30": ctx.now - timedelta(days=30), "since_90": ctx.now - timedelta(days=90),
+            "now": now, "since_30": now - timedelta(days=30), "since_90": now - timedelta(days=90),
         })
         inactive: dict[tuple, float] = {}
         histograms: dict[tuple, HistogramValue] = {}

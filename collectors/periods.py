@@ -4,6 +4,12 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC. Durations ("the last 30 days") are then exact: arithmetic on an
+    aware datetime of a DST zone is wall-clock arithmetic, an hour off across a change."""
+    return moment.astimezone(timezone.utc)
+
+
 def local_midnight(day: date, zone: tzinfo) -> datetime:
     """Start of a local calendar day as a UTC instant (DST days last 23 or 25 hours)."""
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
@@ -30,5 +36,11 @@ def previous_month(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
 
 
 def zone_name(zone: tzinfo) -> str:
-    """The IANA name PostgreSQL's AT TIME ZONE needs."""
-    return getattr(zone, "key", None) or "UTC"
+    """The IANA name PostgreSQL's AT TIME ZONE needs (ZoneInfo.key, pytz's zone, or UTC)."""
+    name = getattr(zone, "key", None) or getattr(zone, "zone", None)
+    if name:
+        return name
+    if zone.utcoffset(None) == timedelta(0):
+        return "UTC"
+    # A fixed offset has no DST rules to hand over; refuse rather than silently use UTC.
+    raise ValueError(f"timezone {zone!r} has no IANA name (configure one such as Europe/Paris)")
