@@ -1,9 +1,18 @@
-"""Accounts by activation state, and the activation ratio, per structure and profile."""
+"""Accounts by activation state, and the activation ratio, per structure and profile.
+
+An account is one attachment of a user to a structure (a row of ``accounts``): a user
+attached to two structures has an account in each. Platform-wide (structure="all") a
+user counts once per profile, as activated when any of their attachments under that
+profile is activated and as pending otherwise, so activated + pending = distinct users.
+Structures and profiles are those found in ``accounts``, recomputed from scratch at each
+run: one that no account refers to any more stops being published.
+"""
 from __future__ import annotations
 
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples
+from .periods import utc
 
 ACCOUNTS = Family(
     "ent_accounts", Kind.GAUGE,
@@ -16,21 +25,23 @@ ACTIVATION_RATIO = Family(
     ("structure", "profile"), additive=False,
 )
 
+# One read of accounts: attachments counted per structure, then users per profile.
 ACCOUNT_STATES = sql.SQL("""
     WITH attachment AS (
         SELECT user_id,
                coalesce(nullif(structure_id, ''), 'unknown') AS structure,
                coalesce(nullif(profile, ''), 'unknown') AS profile,
-               activated_at <= %(now)s AS activated
+               coalesce(activated_at <= %(now)s, false) AS activated
         FROM {accounts}
+    ), platform_user AS (
+        SELECT user_id, profile, bool_or(activated) AS activated
+        FROM attachment GROUP BY 1, 2
     )
-    SELECT structure, profile, count(*) FILTER (WHERE activated), count(*) FILTER (WHERE activated IS NOT TRUE)
+    SELECT structure, profile, count(*) FILTER (WHERE activated), count(*) FILTER (WHERE NOT activated)
     FROM attachment GROUP BY 1, 2
     UNION ALL
-    SELECT 'all', profile,
-           count(DISTINCT user_id) FILTER (WHERE activated),
-           count(DISTINCT user_id) FILTER (WHERE activated IS NOT TRUE)
-    FROM attachment GROUP BY 2
+    SELECT 'all', profile, count(*) FILTER (WHERE activated), count(*) FILTER (WHERE NOT activated)
+    FROM platform_user GROUP BY 2
 """)
 
 
@@ -40,7 +51,7 @@ class AccountsCollector(Collector):
 
     def collect(self, ctx: Context) -> Result:
         samples: Samples = {ACCOUNTS.name: {}, ACTIVATION_RATIO.name: {}}
-        for structure, profile, activated, pending in ctx.source.fetch(ACCOUNT_STATES, {"now": ctx.now}):
+        for structure, profile, activated, pending in ctx.source.fetch(ACCOUNT_STATES, {"now": utc(ctx.now)}):
             samples[ACCOUNTS.name][(structure, profile, "activated")] = float(activated)
             samples[ACCOUNTS.name][(structure, profile, "pending")] = float(pending)
             total = activated + pending

@@ -1,4 +1,8 @@
-"""Names and kinds of the structures, for dashboards to show names instead of codes."""
+"""Names and kinds of the structures, for dashboards to show names instead of codes.
+
+Every row of ``structures``, read afresh each run: a structure removed from the view stops
+being published. An empty name is shown as the structure's code, a NULL kind as ``unknown``.
+"""
 from __future__ import annotations
 
 from psycopg import sql
