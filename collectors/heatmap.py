@@ -1,4 +1,9 @@
-"""Logins of the last 28 days by local ISO weekday and hour: the daily and weekly peaks."""
+"""Logins of the last 28 days by local ISO weekday and hour: the daily and weekly peaks.
+
+Each login counts once per structure of its user (``unknown`` without an account) and once
+under structure="all". A structure with at least one login in the window gets all 168 cells,
+zeros included, so a heatmap has no holes; one without any login in the window is absent.
+"""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -6,7 +11,7 @@ from datetime import timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result
-from .periods import zone_name
+from .periods import utc, zone_name
 
 WINDOW = timedelta(days=28)
 LOGINS_BY_HOUR = Family(
@@ -15,7 +20,9 @@ LOGINS_BY_HOUR = Family(
     ("structure", "weekday", "hour"),
 )
 
-# Local weekday and hour through AT TIME ZONE, so DST days land in the right hour.
+# Local weekday and hour through AT TIME ZONE, so DST days land in the right hour. Each
+# user's structures are looked up once (an index-only probe of accounts), not once per
+# cell; a login without a user, or of a user without an account, lands in "unknown".
 LOGINS_BY_WEEKDAY_HOUR = sql.SQL("""
     WITH per_user AS (
         SELECT user_id,
@@ -25,12 +32,15 @@ LOGINS_BY_WEEKDAY_HOUR = sql.SQL("""
         FROM {login_events}
         WHERE occurred_at > %(since)s AND occurred_at <= %(now)s
         GROUP BY 1, 2, 3
+    ), attribution AS (
+        SELECT visitor.user_id, attached.structure_id AS structure
+        FROM (SELECT DISTINCT user_id FROM per_user WHERE user_id IS NOT NULL) AS visitor
+        JOIN LATERAL (
+            SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
+        ) AS attached ON true
     )
-    SELECT coalesce(attachment.structure_id, 'unknown'), weekday, hour, sum(logins)
-    FROM per_user
-    LEFT JOIN LATERAL (
-        SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = per_user.user_id
-    ) AS attachment ON true
+    SELECT coalesce(nullif(attribution.structure, ''), 'unknown'), weekday, hour, sum(logins)
+    FROM per_user LEFT JOIN attribution USING (user_id)
     GROUP BY 1, 2, 3
     UNION ALL
     SELECT 'all', weekday, hour, sum(logins) FROM per_user GROUP BY 2, 3
@@ -43,8 +53,9 @@ class LoginHeatmapCollector(Collector):
     families = (LOGINS_BY_HOUR,)
 
     def collect(self, ctx: Context) -> Result:
+        now = utc(ctx.now)
         rows = ctx.source.fetch(LOGINS_BY_WEEKDAY_HOUR, {
-            "zone": zone_name(ctx.timezone), "since": ctx.now - WINDOW, "now": ctx.now,
+            "zone": zone_name(ctx.timezone), "since": now - WINDOW, "now": now,
         })
         # Every cell of a structure that had logins, zeros included: a heatmap has no holes.
         cells = {

@@ -2,8 +2,13 @@
 the previous closed month).
 
 A visitor is a user with at least one login in the period. The profile is the login's:
-a user who logged in under two profiles is a visitor in each (so per-profile series do
-not add up to a platform total; use the profile you want, as for structures).
+a user who logged in under two profiles is a visitor in each, with the logins of that
+profile (so per-profile series do not add up to a platform total, as for structures).
+A login without a user_id is nobody's visit: it counts neither as a visitor nor as a visit.
+
+Two collectors publish these families, with disjoint ``period`` values: the hourly one
+(day, week, month to date) and the monthly one (previous_month). They share the Family
+constants below, as the runtime requires of families merged by name.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from datetime import datetime, timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples
-from .periods import day_start, month_start, previous_month, week_start
+from .periods import day_start, month_start, previous_month, utc, week_start
 
 LABELS = ("structure", "profile", "period")
 JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: [start, now] == [start, now + 1 µs)
@@ -28,7 +33,9 @@ VISITS_PER_VISITOR = Family(
 )
 
 # Per period, per structure of the user and per profile: distinct users and their logins.
-# One statement for every period: the login window is their union, read once.
+# One statement for every period: the login window is their union, read once. Each
+# visitor's structures are looked up once (an index-only probe of accounts), not once
+# per period and profile; the "all" rows come from per_user, each user counted once.
 PERIOD_VISITORS = sql.SQL("""
     WITH periods AS (
         SELECT * FROM unnest(%(periods)s::text[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
@@ -38,14 +45,17 @@ PERIOD_VISITORS = sql.SQL("""
         FROM {login_events} AS l
         JOIN periods AS p ON l.occurred_at >= p.starts AND l.occurred_at < p.ends
         WHERE l.occurred_at >= %(window_start)s AND l.occurred_at < %(window_end)s
+          AND l.user_id IS NOT NULL
         GROUP BY 1, 2, 3
+    ), attribution AS (
+        SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
+        FROM (SELECT DISTINCT user_id FROM per_user) AS visitor
+        LEFT JOIN LATERAL (
+            SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
+        ) AS attached ON true
     )
-    SELECT per_user.period, coalesce(attachment.structure_id, 'unknown'), per_user.profile,
-           count(*), sum(per_user.logins)
-    FROM per_user
-    LEFT JOIN LATERAL (
-        SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = per_user.user_id
-    ) AS attachment ON true
+    SELECT per_user.period, attribution.structure, per_user.profile, count(*), sum(per_user.logins)
+    FROM per_user JOIN attribution USING (user_id)
     GROUP BY 1, 2, 3
     UNION ALL
     SELECT period, 'all', profile, count(*), sum(logins) FROM per_user GROUP BY 1, 3
@@ -84,11 +94,12 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         # Periods to date include the instant itself: [start, now].
-        end = ctx.now + JUST_AFTER
+        now = utc(ctx.now)
+        end = now + JUST_AFTER
         return [
-            ("day", day_start(ctx.now, ctx.timezone), end),
-            ("week", week_start(ctx.now, ctx.timezone), end),
-            ("month", month_start(ctx.now, ctx.timezone), end),
+            ("day", day_start(now, ctx.timezone), end),
+            ("week", week_start(now, ctx.timezone), end),
+            ("month", month_start(now, ctx.timezone), end),
         ]
 
 
@@ -100,4 +111,3 @@ class PreviousMonthVisitorsCollector(_PeriodVisitors):
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         return [("previous_month", *previous_month(ctx.now, ctx.timezone))]
-
