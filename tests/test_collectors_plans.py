@@ -1,0 +1,116 @@
+"""The window collectors' cost: one set-based statement per run, and the statements that read
+login_events reach only their time window through the occurred_at index (EXPLAIN, a few
+thousand rows over three years). Light checks: the performance work lives elsewhere."""
+from __future__ import annotations
+
+from datetime import timedelta
+from random import Random
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from collectors.accounts import AccountsCollector
+from collectors.activity import ActivityCollector
+from collectors.base import Context
+from collectors.heatmap import LoginHeatmapCollector
+from collectors.structures import StructureInfoCollector
+from collectors.visitors import CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector
+from exporter.source import PostgresSource
+from tests.ent_rows import PARIS, EntRows, insert, paris
+
+NOW = paris(2026, 11, 18, 15, 0)
+ALL = (CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector, AccountsCollector, ActivityCollector,
+       LoginHeatmapCollector, StructureInfoCollector)
+READ_LOGINS = (CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector, ActivityCollector,
+               LoginHeatmapCollector)
+
+
+class RecordingSource:
+    """Passes statements on to the real source and remembers them."""
+
+    def __init__(self, source: PostgresSource) -> None:
+        self.source = source
+        self.statements: list[tuple[sql.Composable, Any]] = []
+
+    def fetch(self, query, params=None, **placeholders):
+        self.statements.append((self.source.compose(query, **placeholders), params))
+        return self.source.fetch(query, params, **placeholders)
+
+
+def three_years_of_logins() -> EntRows:
+    rng = Random(7)
+    rows = EntRows(structures=[(f"S{n}", f"Structure {n}", "college") for n in range(20)])
+    start = NOW - timedelta(days=3 * 365)
+    for number in range(600):
+        created = start + timedelta(days=rng.randrange(300))
+        rows.accounts.append((f"u{number}", f"S{number % 20}", "Student", created, created + timedelta(days=2)))
+    for _ in range(6000):
+        moment = start + timedelta(seconds=rng.randrange(3 * 365 * 86400))
+        rows.logins.append((f"u{rng.randrange(660)}", "Student", moment))
+    return rows
+
+
+@pytest.fixture
+def recorded(source_dsn):
+    """Each collector's statements of one run as of NOW, and a connection to EXPLAIN them."""
+    insert(source_dsn, three_years_of_logins())
+    statements = {}
+    with PostgresSource(source_dsn) as source:
+        for collector in ALL:
+            recording = RecordingSource(source)
+            collector().collect(Context(source=recording, now=NOW, timezone=PARIS, state={}))
+            statements[collector] = recording.statements
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        yield statements, conn
+
+
+def scans_of(plan: dict, relation: str) -> list[dict]:
+    """Every plan node reading ``relation``, with the bitmap index scans under a bitmap heap scan."""
+    found = []
+    if plan.get("Relation Name") == relation:
+        found.append(plan)
+    for child in plan.get("Plans", []):
+        found += scans_of(child, relation)
+    return found
+
+
+def index_conditions(node: dict) -> str:
+    conditions = [node.get("Index Cond", ""), node.get("Recheck Cond", "")]
+    for child in node.get("Plans", []):
+        conditions.append(index_conditions(child))
+    return " ".join(conditions)
+
+
+def test_one_statement_per_run(recorded):
+    statements, _conn = recorded
+    assert {collector.name: len(ran) for collector, ran in statements.items()} == {
+        collector.name: 1 for collector in ALL}
+
+
+@pytest.mark.parametrize("collector", READ_LOGINS, ids=lambda c: c.name)
+def test_login_events_are_read_through_the_occurred_at_index(recorded, collector):
+    statements, conn = recorded
+    (statement, params), = statements[collector]
+    plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + statement, params).fetchone()[0][0]["Plan"]
+    scans = scans_of(plan, "login_events")
+    assert scans, plan
+    for scan in scans:
+        # An index or bitmap scan whose condition is the window: never the whole relation.
+        assert scan["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan"), scan
+        assert "occurred_at >=" in index_conditions(scan) or "occurred_at >" in index_conditions(scan), scan
+        assert "occurred_at <" in index_conditions(scan), scan
+
+
+def test_attribution_looks_users_up_in_the_accounts_index(recorded):
+    """Visitors and heatmap find each user's structures by index, not by scanning accounts per user."""
+    statements, conn = recorded
+    for collector in (CurrentPeriodVisitorsCollector, LoginHeatmapCollector):
+        (statement, params), = statements[collector]
+        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + statement, params).fetchone()[0][0]["Plan"]
+        scans = scans_of(plan, "accounts")
+        assert scans, plan
+        for scan in scans:
+            assert scan["Node Type"] in ("Index Only Scan", "Index Scan", "Bitmap Heap Scan"), scan
+            assert "user_id" in index_conditions(scan), scan
