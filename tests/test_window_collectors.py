@@ -116,15 +116,15 @@ def is_activated(activated_at, now) -> bool:
 
 def expected_accounts(raw: RawData, now: datetime):
     counts: Counter = Counter()
-    users: dict[tuple, set] = defaultdict(set)
+    platform: dict[tuple, bool] = {}  # (user, profile) -> activated in any of its structures
     keys = set()
     for user, structure, profile, _created, activated_at in raw.accounts:
         state = "activated" if is_activated(activated_at, now) else "pending"
         counts[(_label(structure), _label(profile), state)] += 1
-        users[(_label(profile), state)].add(user)
+        platform[(user, _label(profile))] = platform.get((user, _label(profile)), False) or state == "activated"
         keys |= {(_label(structure), _label(profile)), ("all", _label(profile))}
-    for (profile, state), members in users.items():
-        counts[("all", profile, state)] = len(members)
+    for (_user, profile), activated in platform.items():
+        counts[("all", profile, "activated" if activated else "pending")] += 1
     accounts = {(s, p, state): float(counts[(s, p, state)]) for s, p in keys for state in ("activated", "pending")}
     ratio = {}
     for s, p in keys:
