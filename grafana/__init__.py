@@ -1,0 +1,1 @@
+"""Grafana side of ent-exporter's monitoring bundle (dashboards as code; see grafana/dashboards/)."""

@@ -1,0 +1,85 @@
+"""The mixin's single configuration: selectors, thresholds and names shared by the
+dashboards (``*.dashboard.py``) and the Prometheus rules (``rules.py``).
+
+Change a value here, then run ``python -m grafana.dashboards.generate``: the dashboard
+JSON and ``prometheus/rules/*.yml`` are regenerated from it, so a threshold drawn on a
+panel is always the one the alert uses. ``tests/test_dashboards.py`` fails on drift.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Config:
+    # -- where the data comes from -----------------------------------------------------
+    # The Prometheus datasource provisioned by grafana/provisioning/datasources/: every
+    # panel and variable references it by this uid, never by name.
+    datasource_uid: str = "ent-prometheus"
+    # The scrape job of the exporter (prometheus/prometheus.yml): `up` and the
+    # exporter's self-metrics are selected with it in alerts and the health dashboard.
+    exporter_job: str = "ent-exporter"
+    # Scrape interval of that job; also the datasource's "timeInterval", so that
+    # $__rate_interval always spans several scrapes.
+    scrape_interval: str = "30s"
+
+    # -- dashboards ----------------------------------------------------------------------
+    dashboard_tags: tuple[str, ...] = ("ent", "ent-exporter")
+    dashboard_uids: dict[str, str] = field(default_factory=lambda: {
+        "overview": "ent-overview",
+        "establishment": "ent-establishment",
+        "applications": "ent-applications",
+        "connectors": "ent-connectors",
+        "exporter": "ent-exporter-health",
+    })
+    # The platform's timezone: ent_logins_by_hour's hour and weekday labels are local
+    # to it, and the calendar periods (month to date) are too.
+    timezone: str = "Europe/Paris"
+    default_time_from: str = "now-7d"
+    refresh: str = "1m"
+    # Value of $structure when "All" is picked: the platform-wide series.
+    all_structures: str = "all"
+
+    # -- connectors ----------------------------------------------------------------------
+    # Failure ratio (failed calls / all calls over 5 minutes) above which a connector pages.
+    connector_failure_ratio: float = 0.10
+    connector_failure_for: str = "5m"
+    # Dashboards only: the failure ratio at which panels turn yellow (red is the alert's).
+    connector_failure_ratio_warning: float = 0.05
+    # Below this many calls in 5 minutes the ratio is noise (one failure out of three
+    # calls at night): the failure alert needs at least this much traffic.
+    connector_min_requests_5m: int = 10
+    # p95 latency (seconds, from the histogram over 5 minutes) above which a connector is slow.
+    connector_latency_p95_seconds: float = 2.5
+    connector_latency_for: str = "15m"
+    # A connector is silent when it had no call at all over this window although, a week
+    # earlier at the same time, it had at least connector_silent_usual_per_minute calls per minute.
+    connector_silent_window: str = "15m"
+    connector_silent_usual_per_minute: float = 1.0
+    connector_silent_for: str = "15m"
+
+    # -- the exporter ---------------------------------------------------------------------
+    exporter_down_for: str = "5m"
+    # A collector is stale when its last success is older than this many cadences.
+    collector_stale_cadences: float = 2.0
+    collector_stale_for: str = "5m"
+    source_down_for: str = "5m"
+
+    # -- alert routing ---------------------------------------------------------------------
+    # PLACEHOLDER: replace with the address of your own copy of the runbook
+    # (prometheus/RUNBOOK.md); each alert links to its section, #<alertname in lower case>.
+    runbook_url_base: str = "https://github.com/ent-exporter/ent-exporter/blob/main/prometheus/RUNBOOK.md"
+
+    @property
+    def datasource(self) -> dict[str, str]:
+        return {"type": "prometheus", "uid": self.datasource_uid}
+
+    @property
+    def exporter_selector(self) -> str:
+        return f'job="{self.exporter_job}"'
+
+    def runbook_url(self, alert: str) -> str:
+        return f"{self.runbook_url_base}#{alert.lower()}"
+
+
+CONFIG = Config()

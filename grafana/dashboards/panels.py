@@ -1,0 +1,352 @@
+"""Panel, variable and layout helpers shared by the ``*.dashboard.py`` files.
+
+grafanalib 0.7.1 models Grafana 8-era panels; what it lacks (modern bar gauges,
+heatmap options, value mappings, ``range`` on targets) is filled in with ``extraJson``
+or small subclasses here, so the dashboards themselves read as a list of queries.
+Every helper requires a description and a unit, and takes thresholds as a list of
+``(value, color)`` pairs (the first value is None: the base color).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import attr
+from grafanalib import core as g
+
+from .config import CONFIG
+
+SCHEMA_VERSION = 39  # Grafana 10.4: the JSON below is written in its model, no migration needed
+DS = CONFIG.datasource
+
+# Threshold presets: (value, color) pairs, increasing.
+NEUTRAL = [(None, "blue")]
+FAILURE_RATIO = [(None, "green"), (CONFIG.connector_failure_ratio_warning, "yellow"),
+                 (CONFIG.connector_failure_ratio, "red")]
+SUCCESS_RATIO = [(None, "red"), (round(1 - CONFIG.connector_failure_ratio, 6), "yellow"),
+                 (round(1 - CONFIG.connector_failure_ratio_warning, 6), "green")]
+ACTIVATION_RATIO = [(None, "red"), (0.5, "yellow"), (0.8, "green")]
+UP_DOWN = [(None, "red"), (1, "green")]
+
+
+def steps(thresholds: Sequence[tuple[float | None, str]]) -> list[dict]:
+    return [{"color": color, "value": value} for value, color in thresholds]
+
+
+@attr.s
+class PromTarget(g.Target):
+    """A Prometheus query, instant or range, in Grafana 10's target model."""
+
+    def to_json_data(self):
+        data = super().to_json_data()
+        data.update({"range": not self.instant, "editorMode": "code", "datasource": DS})
+        data.pop("target", None)
+        data.pop("metric", None)
+        data.pop("step", None)
+        return data
+
+
+def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False, fmt: str = "time_series",
+           interval: str = "") -> PromTarget:
+    return PromTarget(expr=expr.strip(), legendFormat=legend, refId=ref, instant=instant, format=fmt,
+                      intervalFactor=1, interval=interval)
+
+
+def _targets(queries) -> list[PromTarget]:
+    """Accepts targets, or strings (one target each, refIds A, B, ...)."""
+    out = []
+    for index, query in enumerate(queries if isinstance(queries, (list, tuple)) else [queries]):
+        if isinstance(query, str):
+            query = target(query)
+        if not query.refId:
+            query = attr.evolve(query, refId=chr(ord("A") + index))
+        out.append(query)
+    # refIds must be unique within a panel
+    seen = set()
+    for index, query in enumerate(out):
+        if query.refId in seen:
+            out[index] = attr.evolve(query, refId=chr(ord("A") + index))
+        seen.add(out[index].refId)
+    return out
+
+
+def _field_config(unit: str, thresholds, extra_defaults: dict | None = None, overrides: list | None = None,
+                  mappings: list | None = None) -> dict:
+    defaults = {
+        "unit": unit,
+        "thresholds": {"mode": "absolute", "steps": steps(thresholds)},
+        "mappings": mappings or [],
+    }
+    defaults.update(extra_defaults or {})
+    return {"fieldConfig": {"defaults": defaults, "overrides": overrides or []}}
+
+
+def _merge(*parts: dict) -> dict:
+    out: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = _merge(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def _common(title: str, description: str, targets, links=None) -> dict:
+    if not description:
+        raise ValueError(f"panel {title!r}: a description is required")
+    return {"title": title, "description": description, "dataSource": DS, "targets": _targets(targets),
+            "links": links or []}
+
+
+def value_map(mapping: dict, colors: dict | None = None) -> list[dict]:
+    """Value mappings {"1": "Up"} (with optional colors {"1": "green"}) in Grafana's model."""
+    colors = colors or {}
+    return [{"type": "value", "options": {
+        str(value): {"text": text, "index": index, **({"color": colors[value]} if value in colors else {})}
+        for index, (value, text) in enumerate(mapping.items())}}]
+
+
+def rename(names: dict[str, str]) -> list[dict]:
+    """Field overrides giving series (matched by display name) a friendlier name."""
+    return [{"matcher": {"id": "byName", "options": name},
+             "properties": [{"id": "displayName", "value": shown}]} for name, shown in names.items()]
+
+
+# -- panels ------------------------------------------------------------------------------
+
+def stat(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, text_mode: str = "auto",
+         color_mode: str = "value", graph: bool = False, reduce: str = "lastNotNull", decimals: int | None = None,
+         mappings: list | None = None, overrides: list | None = None, orientation: str = "auto",
+         no_value: str = "No data", links=None, interval: str | None = None) -> g.Stat:
+    extra = _merge(
+        _field_config(unit, thresholds, {"decimals": decimals, "noValue": no_value, "color": {"mode": "thresholds"}},
+                      overrides, mappings),
+        {"options": {"wideLayout": True, "showPercentChange": False}},
+    )
+    return g.Stat(**_common(title, description, targets, links), format=unit, textMode=text_mode,
+                  colorMode=color_mode, graphMode="area" if graph else "none", reduceCalc=reduce,
+                  decimals=decimals, orientation=orientation, noValue=no_value, mappings=mappings or [],
+                  overrides=overrides or [], thresholds=steps(thresholds), interval=interval, extraJson=extra)
+
+
+def timeseries(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, bars: bool = False,
+               stack: bool = False, fill: int = 10, threshold_style: str = "off", min_value: int | None = 0,
+               max_value: int | None = None, axis_label: str = "", legend_calcs: list[str] | None = None,
+               overrides: list | None = None, links=None, interval: str | None = None,
+               log_scale: bool = False) -> g.TimeSeries:
+    extra = _field_config(unit, thresholds, {"min": min_value, "max": max_value}, overrides)
+    return g.TimeSeries(
+        **_common(title, description, targets, links), unit=unit, thresholds=steps(thresholds),
+        drawStyle="bars" if bars else "line", fillOpacity=80 if bars else fill,
+        stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none", "group": "A"},
+        thresholdsStyleMode=threshold_style, legendDisplayMode="table" if legend_calcs else "list",
+        legendPlacement="right" if legend_calcs else "bottom", legendCalcs=legend_calcs or [],
+        tooltipMode="multi", tooltipSort="desc", axisLabel=axis_label, overrides=overrides or [],
+        scaleDistributionType="log" if log_scale else "linear", scaleDistributionLog=10 if log_scale else 2,
+        valueMin=min_value, valueMax=max_value, interval=interval, showPoints="never", lineWidth=1,
+        extraJson=extra,
+    )
+
+
+@attr.s
+class BarGauge(g.Panel):
+    """A bar gauge in Grafana 10's model (grafanalib's BarGauge writes the Grafana 6 one)."""
+
+    unit = attr.ib(default="short")
+    displayMode = attr.ib(default="gradient")
+    orientation = attr.ib(default="horizontal")
+    minValue = attr.ib(default=0)
+    maxValue = attr.ib(default=None)
+    reduce = attr.ib(default="lastNotNull")
+    showUnfilled = attr.ib(default=True)
+
+    def to_json_data(self):
+        return self.panel_json({
+            "type": "bargauge",
+            "fieldConfig": {"defaults": {"unit": self.unit, "min": self.minValue, "max": self.maxValue,
+                                         "color": {"mode": "thresholds"}}},
+            "options": {
+                "displayMode": self.displayMode, "orientation": self.orientation, "showUnfilled": self.showUnfilled,
+                "valueMode": "color", "namePlacement": "auto", "sizing": "auto", "minVizHeight": 16,
+                "minVizWidth": 8, "maxVizHeight": 300,
+                "reduceOptions": {"calcs": [self.reduce], "fields": "", "values": False},
+            },
+        })
+
+
+def bargauge(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, max_value=None,
+             orientation: str = "horizontal", overrides: list | None = None, mappings: list | None = None,
+             links=None, interval: str | None = None) -> BarGauge:
+    return BarGauge(**_common(title, description, targets, links), unit=unit, maxValue=max_value,
+                    orientation=orientation, thresholds=steps(thresholds), interval=interval,
+                    extraJson=_field_config(unit, thresholds, {"min": 0, "max": max_value}, overrides, mappings))
+
+
+def table(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, transformations=None,
+          overrides: list | None = None, cell: str = "auto", sort_by: list | None = None, mappings=None,
+          links=None) -> g.Table:
+    extra = _merge(
+        _field_config(unit, thresholds, {"custom": {"align": "auto", "cellOptions": {"type": cell},
+                                                    "inspect": False, "filterable": False}}, overrides, mappings),
+        {"options": {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"]},
+                     "sortBy": sort_by or []}},
+    )
+    return g.Table(**_common(title, description, targets, links), unit=unit, thresholds=steps(thresholds),
+                   transformations=transformations or [], overrides=overrides or [], extraJson=extra)
+
+
+def piechart(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, links=None) -> g.PieChartv2:
+    return g.PieChartv2(
+        **_common(title, description, targets, links), unit=unit, thresholds=steps(thresholds), pieType="donut",
+        legendDisplayMode="table", legendPlacement="right", legendValues=["value", "percent"],
+        reduceOptionsCalcs=["lastNotNull"], tooltipMode="single",
+        extraJson=_merge(_field_config(unit, thresholds),
+                         {"options": {"displayLabels": ["name"], "legend": {"showLegend": True}}}),
+    )
+
+
+def heatmap(title: str, description: str, targets, unit: str, *, cell_unit: str, y_unit: str = "short",
+            scheme: str = "Oranges", links=None, interval: str | None = None,
+            thresholds=NEUTRAL) -> g.Heatmap:
+    """A heatmap of pre-bucketed series (calculate: false): Prometheus histogram buckets with
+    ``format: heatmap`` (dataFormat 'tsbuckets'), or one series per row, named by its legend."""
+    options = {
+        "calculate": False,
+        "cellGap": 1,
+        "cellValues": {"unit": cell_unit},
+        "color": {"mode": "scheme", "scheme": scheme, "fill": "dark-orange", "scale": "exponential",
+                  "exponent": 0.5, "steps": 64, "reverse": False},
+        "exemplars": {"color": "rgba(255,0,255,0.7)"},
+        "filterValues": {"le": 1e-9},
+        "legend": {"show": True},
+        "rowsFrame": {"layout": "auto"},
+        "showValue": "never",
+        "tooltip": {"mode": "single", "yHistogram": False, "showColorScale": True},
+        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": y_unit},
+    }
+    extra = _merge(_field_config(unit, thresholds, {"custom": {"hideFrom": {"legend": False, "tooltip": False,
+                                                                             "viz": False},
+                                                                "scaleDistribution": {"type": "linear"}}}),
+                   {"options": options})
+    return g.Heatmap(**_common(title, description, targets, links), dataFormat="tsbuckets", yBucketBound="upper",
+                     hideZeroBuckets=False, interval=interval, thresholds=steps(thresholds), extraJson=extra)
+
+
+def state_timeline(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, mappings=None,
+                   links=None) -> g.StateTimeline:
+    return g.StateTimeline(**_common(title, description, targets, links), mappings=mappings or [],
+                           thresholds=steps(thresholds), showValue="never", mergeValues=True, rowHeight=0.8,
+                           extraJson=_field_config(unit, thresholds, {"color": {"mode": "thresholds"}},
+                                                   mappings=mappings))
+
+
+def row(title: str) -> g.RowPanel:
+    return g.RowPanel(title=title, description=title)
+
+
+# -- variables -----------------------------------------------------------------------------
+
+def _query_variable(name: str, label: str, query: str, *, regex: str = "", multi: bool = False,
+                    include_all: bool = True, all_value: str | None = ".*", hide: int = g.SHOW,
+                    sort: int = g.SORT_ALPHA_IGNORE_CASE_ASC, description: str = "") -> dict:
+    # Written out in Grafana 10's model (grafanalib's Template lacks definition/description and
+    # writes the query as a bare string).
+    return {
+        "name": name, "label": label, "description": description, "type": "query", "datasource": DS,
+        "definition": query, "query": query, "regex": regex,
+        "multi": multi, "includeAll": include_all, "allValue": all_value if include_all else None,
+        "current": {"selected": True, "text": ["All"] if multi else "All", "value": ["$__all"] if multi else "$__all"}
+        if include_all else {},
+        "options": [], "refresh": g.REFRESH_ON_TIME_RANGE_CHANGE, "sort": sort, "hide": hide,
+        "skipUrlSync": False,
+    }
+
+
+def structure_variable(hide: bool = False) -> dict:
+    """Structures by name (from ent_structure_info); "All" is the platform-wide series structure="all"."""
+    return _query_variable(
+        "structure", "Structure", "ent_structure_info",
+        # query_result-like lines: ent_structure_info{..., kind="...", name="<name>", structure="<code>"}
+        regex='/name="(?<text>[^"]*)".*structure="(?<value>[^"]*)"/',
+        all_value=CONFIG.all_structures, hide=g.HIDE_VARIABLE if hide else g.SHOW,
+        description="The establishment (UAI). \"All\" shows the platform-wide figures (structure=\"all\"), "
+                    "which are not the sum of the structures: a user attached to two structures counts once.",
+    )
+
+
+def profile_variable(hide: bool = False) -> dict:
+    return _query_variable(
+        "profile", "Profile", f'label_values(ent_logins_total{{structure="$structure"}}, profile)', multi=True,
+        hide=g.HIDE_VARIABLE if hide else g.SHOW,
+        description="Profiles as the platform names them (Teacher, Student, Relative, Personnel, Guest, unknown).",
+    )
+
+
+def connector_variable() -> dict:
+    return _query_variable(
+        "connector", "Connector", "label_values(ent_connector_requests_total, connector)", multi=True,
+        description="Connectors: authentication (LDAP, CAS, SAML) and integrations (Pronote, the GAR...).",
+    )
+
+
+def app_variable() -> dict:
+    return _query_variable(
+        "app", "Application", 'label_values(ent_app_accesses_total{structure="$structure"}, app)', multi=True,
+        description="Applications opened from the ENT.",
+    )
+
+
+# -- dashboard ---------------------------------------------------------------------------------
+
+def layout(items: Iterable) -> list:
+    """Places panels left to right on Grafana's 24-column grid. Items are rows (full width)
+    or (panel, width, height) tuples; a panel that does not fit on the line starts a new one."""
+    placed, x, y, line_height = [], 0, 0, 0
+    for item in items:
+        if isinstance(item, g.RowPanel):
+            y += line_height
+            x, line_height = 0, 0
+            placed.append(attr.evolve(item, gridPos=g.GridPos(h=1, w=24, x=0, y=y)))
+            y += 1
+            continue
+        panel, width, height = item
+        if x + width > 24:
+            y += line_height
+            x, line_height = 0, 0
+        placed.append(attr.evolve(panel, gridPos=g.GridPos(h=height, w=width, x=x, y=y)))
+        x += width
+        line_height = max(line_height, height)
+    return placed
+
+
+def dashboard_links() -> list[g.DashboardLink]:
+    """Links to every ENT dashboard (by tag), carrying the time range and the variables:
+    the chosen structure and profiles follow the user from one dashboard to the next."""
+    return [g.DashboardLink(title="ENT dashboards", type="dashboards", tags=["ent"], asDropdown=False,
+                            includeVars=True, keepTime=True)]
+
+
+def dashboard(key: str, title: str, description: str, panels: list, variables: list[dict]) -> g.Dashboard:
+    return g.Dashboard(
+        title=title,
+        uid=CONFIG.dashboard_uids[key],
+        description=description,
+        tags=list(CONFIG.dashboard_tags),
+        timezone="browser",
+        time=g.Time(CONFIG.default_time_from, "now"),
+        refresh=CONFIG.refresh,
+        schemaVersion=SCHEMA_VERSION,
+        graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
+        editable=True,
+        links=dashboard_links(),
+        panels=layout(panels),
+        templating=g.Templating(list=variables),
+        timePicker=g.TimePicker(refreshIntervals=["30s", "1m", "5m", "15m", "1h"],
+                                timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]),
+    ).auto_panel_ids()
+
+
+def link(key: str, title: str) -> list[dict]:
+    """A panel link to another ENT dashboard, keeping the time range and the variables."""
+    return [{"title": title, "url": f"/d/{CONFIG.dashboard_uids[key]}?${{__url_time_range}}&${{__all_variables}}",
+             "targetBlank": False}]

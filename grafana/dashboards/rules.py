@@ -1,0 +1,151 @@
+"""Prometheus recording and alerting rules of the mixin, built from config.py.
+
+Written to prometheus/rules/ by ``python -m grafana.dashboards.generate``; the files there
+are generated, edit this module (or config.py) instead. Naming follows the
+monitoring-mixin conventions: recording rules ``level:metric:operations``, alerts
+CamelCase with the ``ENT`` prefix, every alert with a ``severity`` label and
+``summary`` / ``description`` / ``runbook_url`` annotations.
+"""
+from __future__ import annotations
+
+from .config import CONFIG, Config
+
+# Recording rules: what the dashboards and alerts compute again and again.
+CONNECTOR_OUTCOME_RATE = "connector_outcome:ent_connector_requests:rate5m"
+CONNECTOR_RATE = "connector:ent_connector_requests:rate5m"
+CONNECTOR_FAILURE_RATIO = "connector:ent_connector_requests:failure_ratio_rate5m"
+CONNECTOR_SUCCESS_RATIO = "connector:ent_connector_requests:success_ratio_rate5m"
+CONNECTOR_BUCKET_RATE = "connector_le:ent_connector_request_duration_seconds_bucket:rate5m"
+CONNECTOR_LATENCY_QUANTILE = "connector_quantile:ent_connector_request_duration_seconds:histogram_quantile_rate5m"
+STRUCTURE_LOGINS_RATE = "structure:ent_logins:rate5m"
+STRUCTURE_PROFILE_LOGINS_RATE = "structure_profile:ent_logins:rate5m"
+LATENCY_QUANTILES = ("0.5", "0.95", "0.99")
+
+# The alerts (names are part of the interface: Alertmanager routes, the runbook's anchors).
+CONNECTOR_FAILURE_RATIO_HIGH = "ENTConnectorFailureRatioHigh"
+CONNECTOR_SILENT = "ENTConnectorSilent"
+CONNECTOR_LATENCY_HIGH = "ENTConnectorLatencyHigh"
+EXPORTER_DOWN = "ENTExporterDown"
+COLLECTOR_STALE = "ENTCollectorStale"
+SOURCE_DATABASE_DOWN = "ENTSourceDatabaseDown"
+CONNECTOR_ALERTS = (CONNECTOR_FAILURE_RATIO_HIGH, CONNECTOR_SILENT, CONNECTOR_LATENCY_HIGH)
+
+
+def num(value: float) -> str:
+    """A threshold as PromQL and humans write it: 0.1, 2.5, 2 (not 2.0)."""
+    return f"{value:g}"
+
+
+def recording_rules(c: Config = CONFIG) -> list[dict]:
+    rules = [
+        {"record": CONNECTOR_OUTCOME_RATE,
+         "expr": "sum by (connector, outcome) (rate(ent_connector_requests_total[5m]))"},
+        {"record": CONNECTOR_RATE,
+         "expr": "sum by (connector) (rate(ent_connector_requests_total[5m]))"},
+        # A connector without any failure has no outcome="failure" series: it counts as 0, not as absent.
+        {"record": CONNECTOR_FAILURE_RATIO,
+         "expr": (f'(\n  sum by (connector) ({CONNECTOR_OUTCOME_RATE}{{outcome="failure"}})\n'
+                  f"  or\n  0 * {CONNECTOR_RATE}\n)\n/\n{CONNECTOR_RATE}\n")},
+        {"record": CONNECTOR_SUCCESS_RATIO,
+         "expr": f"1 - {CONNECTOR_FAILURE_RATIO}"},
+        {"record": CONNECTOR_BUCKET_RATE,
+         "expr": "sum by (connector, le) (rate(ent_connector_request_duration_seconds_bucket[5m]))"},
+    ]
+    for quantile in LATENCY_QUANTILES:
+        rules.append({"record": CONNECTOR_LATENCY_QUANTILE,
+                      "expr": f"histogram_quantile({quantile}, {CONNECTOR_BUCKET_RATE})",
+                      "labels": {"quantile": quantile}})
+    rules += [
+        {"record": STRUCTURE_LOGINS_RATE, "expr": "sum by (structure) (rate(ent_logins_total[5m]))"},
+        {"record": STRUCTURE_PROFILE_LOGINS_RATE, "expr": "sum by (structure, profile) (rate(ent_logins_total[5m]))"},
+    ]
+    return [{"name": "ent-exporter.rules", "rules": rules}]
+
+
+def _alert(c: Config, name: str, expr: str, duration: str, severity: str, summary: str, description: str) -> dict:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": duration,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "description": description, "runbook_url": c.runbook_url(name)},
+    }
+
+
+def alerting_rules(c: Config = CONFIG) -> list[dict]:
+    sel = c.exporter_selector
+    min_rate = c.connector_min_requests_5m
+    connectors = [
+        _alert(
+            c, CONNECTOR_FAILURE_RATIO_HIGH,
+            f"{CONNECTOR_FAILURE_RATIO} > {num(c.connector_failure_ratio)}\n"
+            f"and\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            c.connector_failure_for, "critical",
+            "Connector {{ $labels.connector }} fails {{ $value | humanizePercentage }} of its calls.",
+            "Over the last 5 minutes {{ $value | humanizePercentage }} of the calls through connector "
+            f"{{{{ $labels.connector }}}} failed (alert above {num(c.connector_failure_ratio * 100)}% with at least "
+            f"{min_rate} calls in 5 minutes). Users who go through it (logins, Pronote, the GAR...) are affected.",
+        ),
+        _alert(
+            c, CONNECTOR_SILENT,
+            f"sum by (connector) (rate(ent_connector_requests_total[{c.connector_silent_window}])) == 0\n"
+            "and\n"
+            f"sum by (connector) (rate(ent_connector_requests_total[{c.connector_silent_window}] offset 1w)) * 60"
+            f" >= {num(c.connector_silent_usual_per_minute)}\n",
+            c.connector_silent_for, "warning",
+            "Connector {{ $labels.connector }} has had no call for " + c.connector_silent_window + ".",
+            f"Connector {{{{ $labels.connector }}}} has had no call at all in the last {c.connector_silent_window}, "
+            f"although a week ago at the same time it had at least {num(c.connector_silent_usual_per_minute)} "
+            "call(s) per minute. The integration may be disconnected, or the platform no longer logs its calls.",
+        ),
+        _alert(
+            c, CONNECTOR_LATENCY_HIGH,
+            f'{CONNECTOR_LATENCY_QUANTILE}{{quantile="0.95"}} > {num(c.connector_latency_p95_seconds)}\n',
+            c.connector_latency_for, "warning",
+            "Connector {{ $labels.connector }} is slow: p95 latency {{ $value | humanizeDuration }}.",
+            "The 95th percentile of the call duration of connector {{ $labels.connector }} over 5 minutes is "
+            f"{{{{ $value | humanizeDuration }}}} (alert above {num(c.connector_latency_p95_seconds)} s "
+            f"for {c.connector_latency_for}).",
+        ),
+    ]
+    exporter = [
+        _alert(
+            c, EXPORTER_DOWN,
+            f"up{{{sel}}} == 0\nor\nabsent(up{{{sel}}})\n",
+            c.exporter_down_for, "critical",
+            "ent-exporter{{ with $labels.instance }} {{ . }}{{ end }} is down or not scraped.",
+            f"Prometheus has not scraped the ENT exporter (job {c.exporter_job}) for {c.exporter_down_for}: "
+            "no usage statistics are collected and the connector alerts are blind.",
+        ),
+        _alert(
+            c, COLLECTOR_STALE,
+            f"time() - ent_exporter_collector_last_success_timestamp_seconds{{{sel}}}\n"
+            f"  > on (job, instance, collector) group_left (cadence)\n"
+            f"{num(c.collector_stale_cadences)} * ent_exporter_collector_cadence_seconds{{{sel}}}\n",
+            c.collector_stale_for, "warning",
+            "Collector {{ $labels.collector }} has not succeeded for {{ $value | humanizeDuration }}.",
+            "The {{ $labels.cadence }} collector {{ $labels.collector }} of {{ $labels.instance }} last succeeded "
+            f"{{{{ $value | humanizeDuration }}}} ago, more than {num(c.collector_stale_cadences)} times its cadence: "
+            "its metrics are stale (the last values are still served).",
+        ),
+        _alert(
+            c, SOURCE_DATABASE_DOWN,
+            f"ent_exporter_source_up{{{sel}}} == 0\n",
+            c.source_down_for, "critical",
+            "ent-exporter {{ $labels.instance }} cannot reach its source database.",
+            f"The last attempts of {{{{ $labels.instance }}}} to reach the platform's PostgreSQL failed for "
+            f"{c.source_down_for}: no collector can run; the last values are still served.",
+        ),
+    ]
+    return [
+        {"name": "ent-exporter.connectors", "rules": connectors},
+        {"name": "ent-exporter.exporter", "rules": exporter},
+    ]
+
+
+# File name under prometheus/rules/ -> groups.
+def rule_files(c: Config = CONFIG) -> dict[str, list[dict]]:
+    return {
+        "ent-exporter.rules.yml": recording_rules(c),
+        "ent-exporter.alerts.yml": alerting_rules(c),
+    }
