@@ -1,0 +1,66 @@
+"""Applications: accesses per application over time, top applications by profile, share of each."""
+from grafana.dashboards.panels import (
+    app_variable, dashboard, link, piechart, profile_variable, row, stat, structure_variable, table, target,
+    timeseries,
+)
+
+S = 'structure="$structure", profile=~"$profile"'
+SA = f'{S}, app=~"$app"'
+IN_PERIOD = f"increase(ent_app_accesses_total{{{SA}}}[$__range])"
+
+
+def instant(expr: str, legend: str = "", fmt: str = "time_series", ref: str = "A"):
+    return target(expr, legend, ref=ref, instant=True, fmt=fmt)
+
+
+panels = [
+    row("The period (time picker)"),
+    (stat("Application openings",
+          "Applications opened during the period, for the selected structure, profiles and applications.",
+          instant(f"sum({IN_PERIOD})"), "short"), 6, 4),
+    (stat("Applications used",
+          "Number of distinct applications opened at least once during the period.",
+          instant(f"count(sum by (app) ({IN_PERIOD}) > 0)"), "short"), 6, 4),
+    (stat("Openings per connection",
+          "Application openings divided by logins during the period (all applications, selected profiles): "
+          "how many applications a connection opens on average.",
+          instant(f"sum(increase(ent_app_accesses_total{{{S}}}[$__range]))"
+                  f" / sum(increase(ent_logins_total{{{S}}}[$__range]))"), "short", decimals=2,
+          links=link("overview", "ENT overview")), 6, 4),
+    (stat("Most used application",
+          "The application opened most often during the period, with its openings.",
+          instant(f"topk(1, sum by (app) ({IN_PERIOD}))", "{{app}}"), "short", text_mode="value_and_name"), 6, 4),
+
+    row("Over time"),
+    (timeseries("Openings per application",
+                "Application openings per hour (rate over the last minutes × 3600), per application.",
+                target(f"sum by (app) (rate(ent_app_accesses_total{{{SA}}}[$__rate_interval])) * 3600", "{{app}}"),
+                "suffix: openings/h", legend_calcs=["mean", "max"], axis_label="openings per hour"), 24, 10),
+    (timeseries("Openings per profile",
+                "Application openings per hour, per profile (selected applications), stacked.",
+                target(f"sum by (profile) (rate(ent_app_accesses_total{{{SA}}}[$__rate_interval])) * 3600",
+                       "{{profile}}"),
+                "suffix: openings/h", stack=True, fill=30, axis_label="openings per hour"), 24, 8),
+
+    row("Ranking and share"),
+    (table("Top applications by profile",
+           "For each profile, its five most opened applications during the period.",
+           instant(f"topk by (profile) (5, sum by (profile, app) ({IN_PERIOD}))", fmt="table"), "short",
+           transformations=[
+               {"id": "organize", "options": {
+                   "excludeByName": {"Time": True},
+                   "indexByName": {"profile": 0, "app": 1, "Value": 2},
+                   "renameByName": {"profile": "Profile", "app": "Application", "Value": "Openings"}}},
+               {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": "Openings", "desc": True}]}},
+           ]), 12, 12),
+    (piechart("Share of each application",
+              "Each application's share of the openings during the period.",
+              instant(f"sum by (app) ({IN_PERIOD})", "{{app}}"), "short"), 12, 12),
+]
+
+dashboard = dashboard(
+    "applications", "ENT applications",
+    "Application usage: openings per application over time, the top applications of each profile and each "
+    "application's share.",
+    panels, [structure_variable(), profile_variable(), app_variable()],
+)

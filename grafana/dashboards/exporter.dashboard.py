@@ -1,0 +1,106 @@
+"""Exporter health: collector last success age, durations, failures, source up, series counts."""
+from grafana.dashboards.config import CONFIG
+from grafana.dashboards.panels import (
+    UP_DOWN, bargauge, dashboard, profile_variable, row, stat, state_timeline, structure_variable, target,
+    timeseries, value_map,
+)
+from grafana.dashboards.rules import COLLECTOR_STALE, EXPORTER_DOWN, SOURCE_DATABASE_DOWN, num
+
+J = CONFIG.exporter_selector
+AGE = f"time() - ent_exporter_collector_last_success_timestamp_seconds{{{J}}}"
+AGE_IN_CADENCES = (f"({AGE})\n/ on (job, instance, collector) group_left (cadence)\n"
+                   f"ent_exporter_collector_cadence_seconds{{{J}}}")
+STALE = num(CONFIG.collector_stale_cadences)
+UP_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
+
+
+def instant(expr: str, legend: str = "", ref: str = "A"):
+    return target(expr, legend, ref=ref, instant=True)
+
+
+panels = [
+    row("Now"),
+    (stat("Exporter scraped",
+          f"Whether Prometheus' last scrape of the exporter succeeded (up{{{J}}}). Alert: {EXPORTER_DOWN}.",
+          instant(f"up{{{J}}}", "{{instance}}"), "none", UP_DOWN, color_mode="background",
+          mappings=UP_MAPPINGS), 4, 4),
+    (stat("Source database",
+          "Whether the exporter's last attempt to reach the platform's PostgreSQL succeeded "
+          f"(ent_exporter_source_up). Alert: {SOURCE_DATABASE_DOWN}.",
+          instant(f"ent_exporter_source_up{{{J}}}", "{{instance}}"), "none", UP_DOWN, color_mode="background",
+          mappings=UP_MAPPINGS), 4, 4),
+    (stat("Stale collectors",
+          f"Collectors whose last success is older than {STALE} times their cadence (what {COLLECTOR_STALE} "
+          "alerts on, before its delay).",
+          instant(f"count(({AGE_IN_CADENCES}) > {STALE}) or vector(0)"), "short", [(None, "green"), (1, "red")]),
+     4, 4),
+    (stat("Collector failures",
+          "Failed collector runs during the period of the time picker (database unreachable, query error or "
+          "timeout).",
+          instant(f"sum(increase(ent_exporter_collector_failures_total{{{J}}}[$__range]))"), "short",
+          [(None, "green"), (1, "orange")], decimals=0), 4, 4),
+    (stat("Series exported",
+          "Series currently exported by the exporter, all metric families together (ent_exporter_series).",
+          instant(f"sum(ent_exporter_series{{{J}}})"), "short"), 4, 4),
+    (stat("Folded series",
+          "Series folded into label value \"other\" by the cardinality guard during the period "
+          "(ent_exporter_folded_series_total): anything above 0 means a family hit limits.max_series_per_family.",
+          instant(f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__range])) or vector(0)"), "short",
+          [(None, "green"), (1, "orange")], decimals=0), 4, 4),
+
+    row("Collectors"),
+    (bargauge("Last success age, in cadences",
+              "Per collector: time since its last success divided by its cadence (1 minute, 1 hour, 1 day, 1 week "
+              f"or 31 days). Below 1 is on time; red from {STALE}, where {COLLECTOR_STALE} fires.",
+              instant(AGE_IN_CADENCES, "{{collector}} ({{cadence}})"), "suffix: × cadence",
+              [(None, "green"), (1, "yellow"), (CONFIG.collector_stale_cadences, "red")],
+              max_value=CONFIG.collector_stale_cadences + 1), 12, 10),
+    (timeseries("Time since last success",
+                "Per collector: seconds since its last complete run (log scale: cadences go from a minute to a "
+                "month).",
+                target(AGE, "{{collector}}"), "s", min_value=None, log_scale=True), 12, 10),
+    (timeseries("Run duration",
+                "Per collector: duration of its last run, successful or not (ent_exporter_collector_duration_seconds).",
+                target(f"ent_exporter_collector_duration_seconds{{{J}}}", "{{collector}}"), "s",
+                [(None, "green"), (30, "yellow"), (300, "red")], legend_calcs=["lastNotNull", "max"]), 12, 8),
+    (timeseries("Collector failures",
+                "Per collector: failed runs over the last minutes (increase of ent_exporter_collector_failures_total).",
+                target(f"sum by (collector) (increase(ent_exporter_collector_failures_total{{{J}}}[$__rate_interval]))",
+                       "{{collector}}"),
+                "short", [(None, "green"), (1, "red")], bars=True), 12, 8),
+
+    row("Source, scrapes and series"),
+    (state_timeline("Source database and scrape",
+                    "Up (green) or down (red) over time: the exporter's access to its database "
+                    "(ent_exporter_source_up) and Prometheus' scrape of the exporter (up).",
+                    [target(f"ent_exporter_source_up{{{J}}}", "source database", ref="A"),
+                     target(f"up{{{J}}}", "scrape {{instance}}", ref="B")],
+                    "none", UP_DOWN, mappings=UP_MAPPINGS), 12, 6),
+    (timeseries("Scrape duration",
+                "How long Prometheus takes to scrape the exporter (scrape_duration_seconds): a scrape only copies "
+                "a pre-rendered body, so this stays small whatever the database size.",
+                target(f"scrape_duration_seconds{{{J}}}", "{{instance}}"), "s",
+                [(None, "green"), (1, "yellow"), (10, "red")]), 12, 6),
+    (bargauge("Series per family",
+              "Series currently exported per metric family (ent_exporter_series): where the cardinality is.",
+              instant(f"sort_desc(ent_exporter_series{{{J}}})", "{{family}}"), "short"), 12, 10),
+    (timeseries("Samples per scrape and folded series",
+                "Samples in each scrape of the exporter (scrape_samples_scraped), and series folded by the "
+                "cardinality guard per interval (right axis: should stay at 0).",
+                [target(f"scrape_samples_scraped{{{J}}}", "samples per scrape", ref="A"),
+                 target(f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__rate_interval])) or vector(0)",
+                        "folded series", ref="B")],
+                "short",
+                overrides=[{"matcher": {"id": "byName", "options": "folded series"},
+                            "properties": [{"id": "custom.axisPlacement", "value": "right"},
+                                           {"id": "color", "value": {"mode": "fixed", "fixedColor": "orange"}}]}]),
+     12, 10),
+]
+
+dashboard = dashboard(
+    "exporter", "ENT exporter health",
+    "Is the exporter working: collectors' last success age against their cadence, run durations, failures, "
+    "access to the source database, scrapes and series counts.",
+    # structure and profile are hidden: they only travel along the links between the ENT dashboards.
+    panels, [structure_variable(hide=True), profile_variable(hide=True)],
+)
