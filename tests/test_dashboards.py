@@ -1,0 +1,358 @@
+"""The Grafana dashboards: generated JSON in sync with the grafanalib sources, every panel
+described, with a unit and thresholds, every query on metrics the exporter exports (or the
+recording rules define) and valid PromQL once Grafana's variables are substituted.
+
+The helpers at the top (EXPORTED_METRICS, panel_queries, substitute, metric_names) are
+meant to be reused: by the end-to-end test, which evaluates every panel query through a
+real Prometheus, and by anything that compares the exporter's live /metrics with the
+metric names the dashboards rely on.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DASHBOARDS = REPO / "grafana" / "dashboards"
+RULES = REPO / "prometheus" / "rules"
+GENERATE = "python -m grafana.dashboards.generate"
+DATASOURCE_UID = "ent-prometheus"
+
+# -- what the exporter exports (design.md's metric table and the exporter's self-metrics) ---
+# The one list of metric families the dashboards and rules may use. Histograms (and gauge
+# histograms) are listed by family name; their series are <name>_bucket/_count/_sum.
+EXPORTED_METRICS: frozenset[str] = frozenset({
+    "ent_logins_total",
+    "ent_app_accesses_total",
+    "ent_account_activations_total",
+    "ent_connector_requests_total",
+    "ent_connector_request_duration_seconds",
+    "ent_unique_visitors",
+    "ent_visits_per_visitor",
+    "ent_accounts",
+    "ent_account_activation_ratio",
+    "ent_inactive_accounts",
+    "ent_user_logins_30d",
+    "ent_logins_by_hour",
+    "ent_structure_info",
+    "ent_exporter_collector_last_success_timestamp_seconds",
+    "ent_exporter_collector_duration_seconds",
+    "ent_exporter_collector_failures_total",
+    "ent_exporter_collector_cadence_seconds",
+    "ent_exporter_source_up",
+    "ent_exporter_series",
+    "ent_exporter_folded_series_total",
+})
+HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d"})
+# Series Prometheus itself makes: scrape health and alert state.
+PROMETHEUS_SERIES: frozenset[str] = frozenset({
+    "up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE",
+})
+# Grafana variables the dashboards' queries may use, with a value of each for static checks
+# (the end-to-end test picks real ones from the data).
+EXAMPLE_VALUES: dict[str, str] = {
+    "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote",
+    "__rate_interval": "2m", "__range": "7d", "__interval": "1h", "__range_s": "604800", "__interval_ms": "3600000",
+}
+# What Grafana substitutes when "All" is selected (the custom all values of the variables).
+ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*"}
+
+
+def exported_series_names() -> set[str]:
+    """Every series name the exporter exposes: families, histograms expanded."""
+    names = set(EXPORTED_METRICS - HISTOGRAMS)
+    for family in HISTOGRAMS:
+        names |= {f"{family}_bucket", f"{family}_count", f"{family}_sum"}
+    return names
+
+
+def recording_rule_names() -> set[str]:
+    names = set()
+    for path in sorted(RULES.glob("*.yml")):
+        for group in yaml.safe_load(path.read_text()).get("groups", []):
+            names |= {rule["record"] for rule in group.get("rules", []) if "record" in rule}
+    return names
+
+
+def allowed_series_names() -> set[str]:
+    return exported_series_names() | recording_rule_names() | set(PROMETHEUS_SERIES)
+
+
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool", "and", "or",
+             "unless", "inf", "nan", "atan2"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric (series) names a PromQL expression selects; Grafana variables allowed."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"'(?:[^'\\]|\\.)*'", "''", text)
+    text = re.sub(r"`[^`]*`", "``", text)
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\$\{\w+(?::\w+)?\}|\$\w+", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w:.])([A-Za-z_:][\w:]*)(\s*\()?", text):
+        name, call = match.groups()
+        if call or name.lower() in _KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+# -- the dashboards ------------------------------------------------------------------------
+
+def dashboard_files() -> list[Path]:
+    return sorted(DASHBOARDS.glob("*.json"))
+
+
+def load_dashboards() -> dict[str, dict]:
+    """{file stem: dashboard model} of every generated dashboard."""
+    out = {}
+    for path in dashboard_files():
+        data = json.loads(path.read_text())
+        out[path.stem] = data.get("dashboard", data)
+    return out
+
+
+def iter_panels(dashboard: dict) -> Iterator[dict]:
+    """Every panel, rows and panels nested in (collapsed) rows included."""
+    stack = list(dashboard.get("panels", [])) + [p for r in dashboard.get("rows", []) for p in r.get("panels", [])]
+    while stack:
+        panel = stack.pop(0)
+        yield panel
+        stack[0:0] = panel.get("panels", [])
+
+
+def panel_queries() -> list[tuple[str, str, str]]:
+    """(dashboard title, panel title, expr) for every query target of every panel."""
+    queries = []
+    for dashboard in load_dashboards().values():
+        for panel in iter_panels(dashboard):
+            for target in panel.get("targets", []):
+                if target.get("expr"):
+                    queries.append((dashboard["title"], panel.get("title", "?"), target["expr"]))
+    return queries
+
+
+def variables_used(expr: str) -> set[str]:
+    return {a or b for a, b in re.findall(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", expr)}
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """Replaces $var, ${var} and ${var:format} the way Grafana does for single values.
+    Raises KeyError for a variable without a value."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"no value for ${name} in {expr}")
+        return values[name]
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool is not installed: install the Debian package `prometheus` "
+                    "(the README's test command does)")
+    return path
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+def test_generated_files_match_their_sources():
+    """The committed JSON (and prometheus/rules/*.yml) are what the generator writes now."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from grafana.dashboards.generate import outputs
+        expected = outputs()
+    finally:
+        sys.path.remove(str(REPO))
+    assert len([p for p in expected if p.suffix == ".json"]) == 5
+    drifted = []
+    for path, text in expected.items():
+        current = path.read_text() if path.exists() else ""
+        if current != text:
+            diff = "".join(list(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
+                                                     str(path.relative_to(REPO)), "generated"))[:40])
+            drifted.append(diff or f"{path.relative_to(REPO)} is missing")
+    assert not drifted, (f"generated files are out of date: run `{GENERATE}` and commit the result\n"
+                         + "\n".join(drifted))
+    stray = {p for p in dashboard_files()} - set(expected)
+    assert not stray, f"JSON without a *.dashboard.py source: {sorted(map(str, stray))}"
+
+
+def test_generator_writes_into_a_fresh_tree(tmp_path):
+    """Running the generator as documented, in a copy of the sources, reproduces the committed files."""
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "grafana", copy / "grafana", ignore=shutil.ignore_patterns("*.json", "__pycache__"))
+    (copy / "prometheus" / "rules").mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "grafana.dashboards.generate"], cwd=copy, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for path in dashboard_files():
+        assert (copy / "grafana" / "dashboards" / path.name).read_text() == path.read_text(), (
+            f"{path.name} differs when regenerated: run `{GENERATE}`")
+    for path in sorted(RULES.glob("*.yml")):
+        assert (copy / "prometheus" / "rules" / path.name).read_text() == path.read_text()
+
+
+def test_the_five_dashboards_have_fixed_uids_and_tags():
+    dashboards = load_dashboards()
+    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter"}
+    uids = [d.get("uid") for d in dashboards.values()]
+    assert all(uids) and len(set(uids)) == len(uids), uids
+    for name, dashboard in dashboards.items():
+        assert dashboard["title"].startswith("ENT "), name
+        assert "ent" in dashboard["tags"], name
+        assert dashboard["description"], name
+
+
+def test_every_panel_has_a_description_a_unit_and_thresholds():
+    problems = []
+    for name, dashboard in load_dashboards().items():
+        for panel in iter_panels(dashboard):
+            if panel["type"] == "row":
+                continue
+            where = f"{name} / {panel.get('title')!r}"
+            defaults = panel.get("fieldConfig", {}).get("defaults", {})
+            if not panel.get("description"):
+                problems.append(f"{where}: no description")
+            if not defaults.get("unit"):
+                problems.append(f"{where}: no unit")
+            if not defaults.get("thresholds", {}).get("steps"):
+                problems.append(f"{where}: no thresholds")
+            if not panel.get("targets"):
+                problems.append(f"{where}: no query")
+            if "gridPos" not in panel or not panel["gridPos"]:
+                problems.append(f"{where}: no position")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_panel_and_variable_uses_the_provisioned_datasource():
+    provisioned = yaml.safe_load((REPO / "grafana/provisioning/datasources/ent-prometheus.yml").read_text())
+    assert DATASOURCE_UID in {d["uid"] for d in provisioned["datasources"]}
+    expected = {"type": "prometheus", "uid": DATASOURCE_UID}
+    for name, dashboard in load_dashboards().items():
+        for panel in iter_panels(dashboard):
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"] == expected, f"{name} / {panel['title']}"
+            for target in panel["targets"]:
+                assert target["datasource"] == expected, f"{name} / {panel['title']}"
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                assert variable["datasource"] == expected, f"{name} / ${variable['name']}"
+
+
+def test_panel_queries_use_only_exported_metrics_and_recording_rules():
+    allowed = allowed_series_names()
+    queries = panel_queries()
+    assert len(queries) >= 40
+    unknown = [f"{d} / {p}: {sorted(metric_names(e) - allowed)} in {e}" for d, p, e in queries
+               if metric_names(e) - allowed]
+    assert not unknown, "queries on metrics the exporter does not export:\n" + "\n".join(unknown)
+    # And they do use them: every exported family appears in some panel.
+    used = set().union(*(metric_names(e) for _, _, e in queries))
+    families = {re.sub(r"_(bucket|count|sum)$", "", n) if re.sub(r"_(bucket|count|sum)$", "", n) in HISTOGRAMS else n
+                for n in used}
+    assert EXPORTED_METRICS <= families, f"exported but on no panel: {sorted(EXPORTED_METRICS - families)}"
+
+
+def test_metric_names_extraction():
+    expr = ('sum by (le) (rate(ent_connector_request_duration_seconds_bucket{connector=~"$connector"}'
+            '[$__rate_interval])) / on (job) group_left (cadence) up{job="x"} or on() label_replace(vector(1), '
+            '"name", "a b", "", "") * 3600 offset 1w and topk(1, foo:bar:rate5m)')
+    assert metric_names(expr) == {"ent_connector_request_duration_seconds_bucket", "up", "foo:bar:rate5m"}
+
+
+def test_queries_use_only_known_variables():
+    unknown = [f"{d} / {p}: {sorted(variables_used(e) - set(EXAMPLE_VALUES))}" for d, p, e in panel_queries()
+               if variables_used(e) - set(EXAMPLE_VALUES)]
+    assert not unknown, "\n".join(unknown)
+
+
+@pytest.mark.parametrize("values", [EXAMPLE_VALUES, ALL_VALUES], ids=["one-structure", "all"])
+def test_panel_queries_are_valid_promql(values, tmp_path):
+    """promtool parses every query, variables substituted, as the expression of a recording rule."""
+    rules = [{"record": f"dashboard:query_{index}:check", "expr": substitute(expr, values)}
+             for index, (_, _, expr) in enumerate(panel_queries())]
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, sort_keys=False))
+    result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_heatmaps_in_establishment_and_connectors():
+    dashboards = load_dashboards()
+    for name in ("establishment", "connectors"):
+        heatmaps = [p for p in iter_panels(dashboards[name]) if p["type"] == "heatmap"]
+        assert heatmaps, f"{name} has no heatmap panel"
+        for panel in heatmaps:
+            assert panel["dataFormat"] == "tsbuckets"
+            assert panel["options"]["calculate"] is False
+    latency = next(p for p in iter_panels(dashboards["connectors"]) if p["type"] == "heatmap")
+    (target,) = latency["targets"]
+    assert target["format"] == "heatmap" and "ent_connector_request_duration_seconds_bucket" in target["expr"]
+    assert "sum by (le)" in target["expr"]
+
+
+def test_targets_are_grafana_10_prometheus_queries():
+    for name, dashboard in load_dashboards().items():
+        for panel in iter_panels(dashboard):
+            refs = [t["refId"] for t in panel.get("targets", [])]
+            assert len(refs) == len(set(refs)), f"{name} / {panel['title']}: duplicate refIds {refs}"
+            for target in panel.get("targets", []):
+                assert target["intervalFactor"] == 1
+                assert target["range"] is not target["instant"]
+
+
+def test_structure_variable_and_links_carry_the_chosen_structure():
+    for name, dashboard in load_dashboards().items():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        structure = variables["structure"]
+        # "All" is the platform-wide series, not a regex over every structure.
+        assert structure["includeAll"] and structure["allValue"] == "all", name
+        assert not structure["multi"], name
+        assert structure["definition"] == "ent_structure_info", name
+        assert "(?<text>" in structure["regex"] and "(?<value>" in structure["regex"], name
+        assert variables["profile"]["multi"], name
+        links = dashboard["links"]
+        assert any(link["type"] == "dashboards" and "ent" in link["tags"] and link["includeVars"]
+                   and link["keepTime"] for link in links), f"{name}: no link to the other dashboards keeping variables"
+
+
+def test_structure_variable_regex_reads_names_from_series():
+    dashboard = load_dashboards()["overview"]
+    structure = next(v for v in dashboard["templating"]["list"] if v["name"] == "structure")
+    # What Grafana's series lookup returns for the variable query: labels sorted by name.
+    line = 'ent_structure_info{instance="exporter:9877",job="ent-exporter",kind="college",name="Collège Jean Moulin",structure="0750001A"}'
+    pattern = structure["regex"].strip("/").replace("(?<", "(?P<")
+    match = re.search(pattern, line)
+    assert match and match["text"] == "Collège Jean Moulin" and match["value"] == "0750001A"
+
+
+def test_connector_alert_thresholds_are_drawn_on_the_connectors_dashboard():
+    """The mixin's single config: a threshold line on a panel is the alert's threshold."""
+    alerts = {rule["alert"]: rule for group in yaml.safe_load((RULES / "ent-exporter.alerts.yml").read_text())["groups"]
+              for rule in group["rules"]}
+    dashboard = load_dashboards()["connectors"]
+    panels = {p["title"]: p for p in iter_panels(dashboard)}
+
+    def threshold_values(title: str) -> list:
+        return [s["value"] for s in panels[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+
+    failure_threshold = float(re.search(r"> ([0-9.]+)", alerts["ENTConnectorFailureRatioHigh"]["expr"]).group(1))
+    latency_threshold = float(re.search(r"> ([0-9.]+)", alerts["ENTConnectorLatencyHigh"]["expr"]).group(1))
+    assert failure_threshold in threshold_values("Failure ratio")
+    assert latency_threshold in threshold_values("Latency p50 / p95 / p99")

@@ -1,0 +1,159 @@
+"""Prometheus configuration, rules and Alertmanager: promtool accepts them, every alert is
+unit-tested firing and not firing (prometheus/tests/), and the rules follow the
+monitoring-mixin conventions."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_dashboards import allowed_series_names, metric_names
+
+REPO = Path(__file__).resolve().parent.parent
+PROMETHEUS = REPO / "prometheus"
+RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
+UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
+REQUIRED_ALERTS = {
+    "ENTConnectorFailureRatioHigh",  # connector failure ratio above a threshold
+    "ENTConnectorSilent",  # no requests where there usually are
+    "ENTConnectorLatencyHigh",  # p95 latency high
+    "ENTExporterDown",
+    "ENTCollectorStale",  # no success for twice its cadence
+    "ENTSourceDatabaseDown",
+}
+SEVERITIES = {"critical", "warning", "info"}
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool is not installed: install the Debian package `prometheus` "
+                    "(apt-get install prometheus; the README's test command does it)")
+    return path
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def rules() -> list[dict]:
+    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"]]
+
+
+def alerts() -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for rule in rules():
+        if "alert" in rule:
+            out.setdefault(rule["alert"], []).append(rule)
+    return out
+
+
+def test_promtool_check_config():
+    result = run_promtool("check", "config", "prometheus/prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The config loads the rule files (relative to itself): the same ones checked below.
+    assert f"{len(RULE_FILES)} rule files found" in result.stdout
+
+
+def test_promtool_check_rules():
+    assert RULE_FILES, "no rule files in prometheus/rules"
+    result = run_promtool("check", "rules", *map(str, RULE_FILES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests():
+    assert UNIT_TESTS, "no promtool tests in prometheus/tests"
+    result = run_promtool("test", "rules", *map(str, UNIT_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED" not in result.stdout
+
+
+def test_every_alert_is_tested_firing_and_not_firing():
+    firing, quiet = set(), set()
+    for path in UNIT_TESTS:
+        document = yaml.safe_load(path.read_text())
+        for test in document["tests"]:
+            for case in test.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    names = set(alerts())
+    assert names - firing == set(), f"alerts never tested firing: {sorted(names - firing)}"
+    assert names - quiet == set(), f"alerts never tested not firing: {sorted(names - quiet)}"
+
+
+def test_required_alerts_exist_with_severity_and_annotations():
+    defined = alerts()
+    assert REQUIRED_ALERTS <= set(defined), f"missing: {sorted(REQUIRED_ALERTS - set(defined))}"
+    runbook = (PROMETHEUS / "RUNBOOK.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+               for line in runbook.splitlines() if line.startswith("## ")}
+    for name, variants in defined.items():
+        assert re.fullmatch(r"ENT[A-Z][A-Za-z0-9]+", name), f"{name}: CamelCase with the ENT prefix"
+        for rule in variants:
+            assert rule["labels"]["severity"] in SEVERITIES, name
+            annotations = rule["annotations"]
+            assert {"summary", "description", "runbook_url"} <= set(annotations), name
+            assert annotations["runbook_url"].endswith(f"RUNBOOK.md#{name.lower()}"), name
+            assert "for" in rule, f"{name}: no `for`: one bad evaluation would page"
+        assert name.lower() in anchors, f"{name}: no section in prometheus/RUNBOOK.md"
+
+
+def test_recording_rules_follow_level_metric_operations():
+    records = [rule["record"] for rule in rules() if "record" in rule]
+    assert records
+    for name in records:
+        assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", name), f"{name}: not level:metric:operations"
+    # What the dashboards compute again and again.
+    assert {"connector:ent_connector_requests:success_ratio_rate5m",
+            "connector:ent_connector_requests:failure_ratio_rate5m",
+            "connector_quantile:ent_connector_request_duration_seconds:histogram_quantile_rate5m",
+            "structure:ent_logins:rate5m"} <= set(records)
+
+
+def test_rule_expressions_use_only_exported_metrics():
+    allowed = allowed_series_names()
+    unknown = {rule.get("alert") or rule.get("record"): sorted(metric_names(rule["expr"]) - allowed)
+               for rule in rules() if metric_names(rule["expr"]) - allowed}
+    assert not unknown, unknown
+
+
+def test_prometheus_scrapes_the_exporter_and_sends_to_alertmanager():
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    exporter = jobs["ent-exporter"]
+    assert [t for c in exporter["static_configs"] for t in c["targets"]] == ["exporter:9877"]
+    # The alerts select the exporter by this job name.
+    for rule in rules():
+        for selector in re.findall(r'job="([^"]+)"', rule["expr"]):
+            assert selector == "ent-exporter", rule
+    targets = [t for a in config["alerting"]["alertmanagers"] for c in a["static_configs"] for t in c["targets"]]
+    assert targets == ["alertmanager:9093"]
+
+
+def test_alertmanager_config():
+    config = yaml.safe_load((PROMETHEUS / "alertmanager.yml").read_text())
+    receivers = {r["name"] for r in config["receivers"]}
+    routes = [config["route"], *config["route"].get("routes", [])]
+    assert all(route.get("receiver", config["route"]["receiver"]) in receivers for route in routes)
+    severities = {m.split("=")[1].strip('"') for r in routes[1:] for m in r.get("matchers", [])
+                  if m.startswith("severity=")}
+    assert {"critical", "warning"} <= severities
+    # The receiver is a placeholder, and says so.
+    text = (PROMETHEUS / "alertmanager.yml").read_text()
+    assert "PLACEHOLDER" in text and any("PLACEHOLDER" in name for name in receivers)
+    # Inhibitions name alerts that exist.
+    names = set(alerts())
+    for rule in config.get("inhibit_rules", []):
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            match = re.fullmatch(r'alertname=~?"([^"]+)"', matcher)
+            assert match, matcher
+            assert set(match.group(1).split("|")) <= names, matcher
+    amtool = shutil.which("amtool")
+    if amtool:  # the Debian package prometheus-alertmanager; not required
+        result = subprocess.run([amtool, "check-config", str(PROMETHEUS / "alertmanager.yml")],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
