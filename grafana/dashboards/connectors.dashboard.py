@@ -92,7 +92,7 @@ panels = [
     (bargauge("Calls in the period",
               "Calls through each connector during the period of the time picker.",
               instant(f"sum by (connector) (increase(ent_connector_requests_total{{{C}}}[$__range]))",
-                      "{{connector}}"), "short"), 12, 7),
+                      "{{connector}}"), "short", decimals=0), 12, 7),
 ]
 
 dashboard = dashboard(

@@ -45,7 +45,8 @@ panels = [
     (stat("Activation ratio",
           "Activated accounts divided by all accounts, for the selected profiles (daily). Red below 50 %, "
           "yellow below 80 %.",
-          instant(f'sum(ent_accounts{{{S}, state="activated"}}) / sum(ent_accounts{{{S}}})'), "percentunit",
+          instant(f'sum(ent_accounts{{{S}, state="activated"}}) / clamp_min(sum(ent_accounts{{{S}}}), 1)'),
+          "percentunit",
           ACTIVATION_RATIO, decimals=1), 4, 4),
     (stat("Inactive accounts (30 days)",
           "Activated accounts whose user has not logged in for 30 days, for the selected profiles (daily).",
@@ -116,7 +117,8 @@ panels = [
               orientation="vertical", overrides=rename(LOGIN_BUCKETS)), 8, 9),
     (stat("Logins per activated user (30 days)",
           "Average number of logins over the last 30 days per activated user (sum ÷ count of ent_user_logins_30d).",
-          instant(f"sum(ent_user_logins_30d_sum{{{S}}}) / sum(ent_user_logins_30d_count{{{S}}})"), "short",
+          instant(f"sum(ent_user_logins_30d_sum{{{S}}}) / clamp_min(sum(ent_user_logins_30d_count{{{S}}}), 1)"),
+          "short",
           decimals=1, graph=False), 8, 9),
 
     row("Applications"),

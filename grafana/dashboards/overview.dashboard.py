@@ -18,7 +18,9 @@ def visitors(period: str) -> str:
 
 def visits_per_visitor(period: str) -> str:
     # Logins / visitors over the selected profiles: the per-profile ratios weighted by their visitors.
-    return f'sum(ent_visits_per_visitor{{{S}, period="{period}"}} * {visitors(period)}) / sum({visitors(period)})'
+    # clamp_min: no visitor gives 0, as the exporter's own ratio does.
+    return (f'sum(ent_visits_per_visitor{{{S}, period="{period}"}} * {visitors(period)})'
+            f' / clamp_min(sum({visitors(period)}), 1)')
 
 
 def instant(expr: str, legend: str = "", fmt: str = "time_series", ref: str = "A"):
@@ -33,7 +35,8 @@ panels = [
     (stat("Connections",
           "Successful logins (connections) during the period of the time picker, for the selected structure and "
           "profiles. Source: ent_logins_total (counted every minute).",
-          instant(f"sum({LOGINS_IN_PERIOD})"), "short", links=link("establishment", "Establishment details")),
+          instant(f"sum({LOGINS_IN_PERIOD})"), "short", decimals=0,
+          links=link("establishment", "Establishment details")),
      3, 5),
     (stat("Unique visitors",
           "Distinct users with at least one login in the current calendar month (to date), with the previous "
@@ -52,7 +55,7 @@ panels = [
           "The application opened most often during the period, with its number of openings. "
           "Source: ent_app_accesses_total.",
           instant(f"topk(1, sum by (app) ({APPS_IN_PERIOD}))", "{{app}}"), "short",
-          text_mode="value_and_name", links=link("applications", "Applications")), 4, 5),
+          text_mode="value_and_name", decimals=0, links=link("applications", "Applications")), 4, 5),
     (stat("Daily peak hour",
           "The hour of the day (platform timezone) with the most logins over the last 28 days (recomputed "
           "weekly). The value is the number of logins in that hour over the 28 days." + PEAK_NOTE,
@@ -70,7 +73,7 @@ panels = [
     row("By profile"),
     (bargauge("Connections by profile",
               "Successful logins during the period of the time picker, per profile.",
-              instant(f"sum by (profile) ({LOGINS_IN_PERIOD})", "{{profile}}"), "short"), 8, 8),
+              instant(f"sum by (profile) ({LOGINS_IN_PERIOD})", "{{profile}}"), "short", decimals=0), 8, 8),
     (table("Visitors by profile",
            "Per profile: unique visitors of the current month (to date) and of the previous closed month, and "
            "visits per visitor this month.",

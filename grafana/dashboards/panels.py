@@ -176,10 +176,11 @@ class BarGauge(g.Panel):
 
 def bargauge(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, max_value=None,
              orientation: str = "horizontal", overrides: list | None = None, mappings: list | None = None,
-             links=None, interval: str | None = None) -> BarGauge:
+             links=None, interval: str | None = None, decimals: int | None = None) -> BarGauge:
     return BarGauge(**_common(title, description, targets, links), unit=unit, maxValue=max_value,
                     orientation=orientation, thresholds=steps(thresholds), interval=interval,
-                    extraJson=_field_config(unit, thresholds, {"min": 0, "max": max_value}, overrides, mappings))
+                    extraJson=_field_config(unit, thresholds, {"min": 0, "max": max_value, "decimals": decimals},
+                                            overrides, mappings))
 
 
 def table(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, transformations=None,
