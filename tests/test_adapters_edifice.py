@@ -12,12 +12,15 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
-from tests.support import as_samples, expected_activations, expected_event_counts, parse, run_cli
+from tests.adapter_truth import (
+    WINDOW_SAMPLE_NAMES, assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
+)
+from tests.ent_rows import EntRows
+from tests.support import parse, run_cli
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
@@ -25,8 +28,13 @@ PLATFORM = "4f3c2a1e-0000-4000-8000-000000000001"
 OTHER_PLATFORM = "4f3c2a1e-0000-4000-8000-000000000002"
 PROFILES = ["Teacher", "Student", "Relative", "Personnel", "Guest"]
 MODULES = ["Blog", "Conversation", "Workspace", "Pronote", "Moodle", "Actualites", "Timeline"]
-MONTHS = ["202608", "202609", "202610"]
+MONTHS = ["202606", "202607", "202608", "202609", "202610"]
 START = datetime(2026, 9, 14, 7, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
+HISTORY = timedelta(days=100)  # the events before START: beyond every window (90 days at most)
+# The instant every family is compared at after the live cycles: a Wednesday afternoon, so
+# that day, week and month to date all differ, with August as the previous month.
+FINAL = datetime(2026, 9, 16, 15, 0, tzinfo=PARIS).astimezone(UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 # The event store's tables as Edifice creates them: one per event type in schema "events",
 # "id UUID NOT NULL, date TIMESTAMP NOT NULL" then the event's attributes, partitioned by
@@ -68,12 +76,14 @@ def create_event_store(dsn: str) -> None:
 class Edifice:
     """Raw rows: the directory as exported from Neo4j, and the event store's rows."""
 
-    structures: dict[str, tuple[str, str]] = field(default_factory=dict)  # UAI -> name, type
-    users: dict[str, tuple[str, str, bool]] = field(default_factory=dict)  # id -> profile, created (ISO), activated
+    structures: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # UAI -> name, type
+    users: dict[str, tuple] = field(default_factory=dict)  # id -> profile, created (ISO) or None, activated
     attachments: list[tuple[str, str]] = field(default_factory=list)  # user id, UAI
     logins: list[tuple] = field(default_factory=list)  # id, date (naive local), user_id, profile, platform_id
     accesses: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, module, platform_id
     activations: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, platform_id
+    weights: dict[str, float] = field(default_factory=dict)  # how often each user logs in (heavy and light users)
+    quiet: set[str] = field(default_factory=set)  # users who log in only where a test puts their logins
 
 
 def local(moment: datetime) -> datetime:
@@ -85,13 +95,21 @@ def make_directory(rng: Random, users: int, structures: int) -> Edifice:
     data = Edifice()
     for number in range(structures):
         name = 'Lycée "Jean Moulin" d\'Angers, site 2' if number == 0 else f"Collège {number}"
-        data.structures[f"07500{number:02d}{'ABCDEFGH'[number % 8]}"] = (name, rng.choice(["COLLEGE", "LYCEE", "ECOLE"]))
+        # A structure without a type (kind NULL), and the last one without a UAI: its directory id.
+        kind = None if number == 1 else rng.choice(["COLLEGE", "LYCEE", "ECOLE"])
+        code = (str(uuid.UUID(int=rng.getrandbits(128))) if number == structures - 1 and structures > 2
+                else f"07500{number:02d}{'ABCDEFGH'[number % 8]}")
+        data.structures[code] = (name, kind)
     uais = list(data.structures)
     for number in range(users):
         user = str(uuid.UUID(int=rng.getrandbits(128)))
         created = START - timedelta(days=rng.randint(10, 400), minutes=rng.randint(0, 1000))
-        data.users[user] = (rng.choice(PROFILES), created.astimezone(PARIS).isoformat(timespec="milliseconds"),
-                            number % 4 != 0)
+        activated = number % 4 != 0
+        # Users without a profile, and pending users the directory gives no creation date.
+        profile = None if number % 13 == 5 else rng.choice(PROFILES)
+        created_text = None if number % 8 == 4 else created.astimezone(PARIS).isoformat(timespec="milliseconds")
+        data.users[user] = (profile, created_text, activated)
+        data.weights[user] = rng.paretovariate(1.2)
         for uai in rng.sample(uais, 2 if number % 6 == 0 else (0 if number % 11 == 0 else 1)):
             data.attachments.append((user, uai))
     return data
@@ -103,25 +121,61 @@ def make_activations(rng: Random, data: Edifice) -> None:
         # event store existed (no event); a few activated after the last directory export.
         if (activated and rng.random() < 0.7) or (not activated and rng.random() < 0.1):
             moment = START - timedelta(hours=rng.randint(1, 900))
-            data.activations.append((uuid.uuid4(), local(moment), user, profile, PLATFORM))
+            data.activations.append((event_id(rng), local(moment), user, profile, PLATFORM))
             if rng.random() < 0.2:  # activated again later: the first one counts
-                data.activations.append((uuid.uuid4(), local(moment + timedelta(days=3)), user, profile, PLATFORM))
+                data.activations.append((event_id(rng), local(moment + timedelta(days=3)), user, profile, PLATFORM))
     # Another platform sharing the event store.
-    data.activations.append((uuid.uuid4(), local(START - timedelta(days=1)), next(iter(data.users)), "Teacher",
+    data.activations.append((event_id(rng), local(START - timedelta(days=1)), next(iter(data.users)), "Teacher",
                              OTHER_PLATFORM))
+
+
+def event_id(rng: Random) -> uuid.UUID:
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+def login_at(rng: Random, data: Edifice, batch: Edifice, moment: datetime, user: str | None = None,
+             platform: str = PLATFORM) -> None:
+    """A LOGIN event, and the ACCESS that follows it, stamped ``moment`` (an instant)."""
+    if user is None:
+        users = [u for u in data.users if u not in data.quiet]
+        strangers = [str(uuid.UUID(int=n)) for n in range(1, 6)]  # users unknown to the directory
+        user = rng.choices(users + strangers, [data.weights[u] for u in users] + [1.0] * len(strangers))[0]
+    # The event's profile is the user's at the time: mostly the directory's, sometimes another.
+    known = data.users.get(user)
+    profile = known[0] if known and rng.random() < 0.9 else rng.choice(PROFILES)
+    batch.logins.append((event_id(rng), local(moment), user, profile, platform))
+    batch.accesses.append((event_id(rng), local(moment), user, profile, rng.choice(MODULES), platform))
 
 
 def make_events(rng: Random, data: Edifice, count: int, start: datetime, span: timedelta) -> Edifice:
     batch = Edifice()
-    users = list(data.users) + [str(uuid.uuid4()) for _ in range(5)]  # some users unknown to the directory
     for number in range(count):
-        moment = local(start + span * (number / count))
-        user = rng.choice(users)
-        profile = data.users.get(user, (rng.choice(PROFILES),))[0]
-        platform = OTHER_PLATFORM if number % 17 == 0 else PLATFORM
-        batch.logins.append((uuid.uuid4(), moment, user, profile, platform))
-        batch.accesses.append((uuid.uuid4(), moment, user, profile, rng.choice(MODULES), platform))
+        login_at(rng, data, batch, start + span * (number / count),
+                 platform=OTHER_PLATFORM if number % 17 == 0 else PLATFORM)
     return batch
+
+
+def add_window_cases(rng: Random, data: Edifice, now: datetime) -> tuple[Edifice, Edifice]:
+    """Logins on every window edge as of ``now`` (two each, by random users); activated users whose
+    only login is exactly on, or just after, the start of the 30 and 90 days windows; and a user
+    logging in 58 times in the 30 days before START (beyond the last finite bucket).
+    Returns (the logins before START, the others)."""
+    before, after = Edifice(), Edifice()
+    for moment in window_edges(now, MICROSECOND):
+        for _ in range(2):
+            login_at(rng, data, before if moment < START else after, moment)
+    uai = next(iter(data.structures))
+    for days in (30, 90):
+        for offset in (timedelta(0), MICROSECOND):
+            user = str(uuid.UUID(int=rng.getrandbits(128)))
+            data.users[user] = ("Teacher", (START - timedelta(days=200)).isoformat(), True)
+            data.attachments.append((user, uai))
+            data.quiet.add(user)
+            login_at(rng, data, before, now - timedelta(days=days) + offset, user)
+    heavy = next(u for u, s in data.attachments if u not in data.quiet and data.users[u][2])
+    for number in range(58):
+        login_at(rng, data, before, START - timedelta(days=27) + timedelta(hours=11 * number), heavy)
+    return before, after
 
 
 def insert(dsn: str, data: Edifice) -> None:
@@ -135,6 +189,12 @@ def insert(dsn: str, data: Edifice) -> None:
         cursor.executemany(
             "INSERT INTO events.activation_events (id, date, event_type, module, user_id, profile, platform_id)"
             " VALUES (%s, %s, 'ACTIVATION', 'Auth', %s, %s, %s)", data.activations)
+
+
+def add(data: Edifice, batch: Edifice) -> None:
+    data.logins += batch.logins
+    data.accesses += batch.accesses
+    data.activations += batch.activations
 
 
 def directory_export(data: Edifice) -> str:
@@ -155,45 +215,52 @@ def directory_export(data: Edifice) -> str:
 
 
 # -- the truth, from the raw rows -----------------------------------------------------------
+# The README's mapping, in plain Python: a naive local "date" is an instant in the event
+# timezone; only the configured platform's events count; the directory export gives the
+# structures (those it attaches someone to) and the accounts; activated_at is the user's
+# first ACTIVATION event, else the creation date of an account the directory says is activated.
+
+def occurred_at(date: datetime) -> datetime:
+    return date.replace(tzinfo=PARIS).astimezone(UTC)
+
 
 def canonical_accounts(data: Edifice) -> list[tuple]:
     """(user, structure, profile, created_at, activated_at) as the README defines them for Edifice."""
     first_activation: dict[str, datetime] = {}
     for _id, date, user, _profile, platform in data.activations:
         if platform == PLATFORM:
-            moment = date.replace(tzinfo=PARIS)
+            moment = occurred_at(date)
             first_activation[user] = min(first_activation.get(user, moment), moment)
     rows = []
     for user, uai in data.attachments:
         profile, created, activated = data.users[user]
-        created_at = datetime.fromisoformat(created)
+        created_at = datetime.fromisoformat(created) if created else None
+        assert created_at or not activated, "activated_at would be the import's time: not a truth from the rows"
         activated_at = first_activation.get(user) or (created_at if activated else None)
         rows.append((user, uai, profile, created_at, activated_at))
     return rows
 
 
+def canonical(data: Edifice) -> EntRows:
+    """The canonical structures, accounts and logins the views should show for these raw rows."""
+    structures: dict[str, tuple] = {}
+    for _user, uai in data.attachments:
+        structures.setdefault(uai, data.structures[uai])
+    return EntRows(
+        structures=[(uai, name, kind) for uai, (name, kind) in structures.items()],
+        accounts=canonical_accounts(data),
+        logins=[(u, p, occurred_at(d)) for _i, d, u, p, platform in data.logins if platform == PLATFORM],
+    )
+
+
 def expected(data: Edifice, upto: datetime) -> dict:
-    accounts = canonical_accounts(data)
-    logins = [(u, p, d.replace(tzinfo=PARIS)) for _i, d, u, p, platform in data.logins
-              if platform == PLATFORM and d.replace(tzinfo=PARIS) < upto]
-    accesses = [(u, p, m, d.replace(tzinfo=PARIS)) for _i, d, u, p, m, platform in data.accesses
-                if platform == PLATFORM and d.replace(tzinfo=PARIS) < upto]
-    return {
-        "ent_logins_total": as_samples("ent_logins_total", ("structure", "profile"),
-                                       expected_event_counts(accounts, logins, False)),
-        "ent_app_accesses_total": as_samples("ent_app_accesses_total", ("structure", "profile", "app"),
-                                             expected_event_counts(accounts, accesses, True)),
-        "ent_account_activations_total": as_samples("ent_account_activations_total", ("structure", "profile"),
-                                                    expected_activations(accounts, upto)),
-        # The event store has no connector calls: no series.
-        "ent_connector_requests_total": {},
-        "ent_connector_request_duration_seconds_count": {},
-    }
-
-
-def assert_matches(samples: dict, truth: dict) -> None:
-    for name, values in truth.items():
-        assert samples.get(name, {}) == values, name
+    """Every family as of ``upto``; the counters as counted once every day up to it is closed."""
+    rows = canonical(data)
+    logins = [login for login in rows.logins if login[2] < upto]
+    accesses = [(u, p, m, occurred_at(d)) for _i, d, u, p, m, platform in data.accesses
+                if platform == PLATFORM and occurred_at(d) < upto]
+    # The event store has no connector calls: no series.
+    return counter_families(rows.accounts, logins, accesses, [], upto) | window_families(rows, upto)
 
 
 # -- the exporter, as deployed --------------------------------------------------------------
@@ -203,11 +270,8 @@ def readonly_dsn(dsn: str, role: str = "ent_exporter") -> str:
 
 
 class Exporter:
-    """Every collector runs like the daemon's, restarted for every cycle, as the read-only role.
-
-    All of them must succeed on the views; the families compared with the truth are those
-    of the instant counters (see ``expected``).
-    """
+    """Every collector runs like the daemon's, restarted for every cycle, as the read-only role;
+    a cycle returns the exposition it publishes, parsed."""
 
     def __init__(self, dsn: str, state_dir: Path) -> None:
         self.config = parse_config({"source": {"dsn": readonly_dsn(dsn), "settle_seconds": 0},
@@ -249,8 +313,10 @@ def test_every_family_equals_the_truth_from_the_raw_rows(event_store, tmp_path):
     rng = Random(42)
     data = make_directory(rng, users=80, structures=5)
     make_activations(rng, data)
-    history = make_events(rng, data, 600, START - timedelta(days=20), timedelta(days=20))
-    data.logins, data.accesses = history.logins, history.accesses
+    history = make_events(rng, data, 1500, START - HISTORY, HISTORY)
+    edges_before, edges_after = add_window_cases(rng, data, FINAL)
+    for part in (history, edges_before):
+        add(data, part)
     insert(event_store, data)
 
     init_source(event_store)
@@ -266,7 +332,7 @@ def test_every_family_equals_the_truth_from_the_raw_rows(event_store, tmp_path):
 
     exporter = Exporter(event_store, tmp_path / "state")
     now = START
-    assert_matches(exporter.cycle(now), expected(data, now))
+    assert_every_family(exporter.cycle(now), expected(data, now))
 
     # Events keep coming, some late: stamped before the last cycle, written after it.
     for hour in range(1, 4):
@@ -276,30 +342,80 @@ def test_every_family_equals_the_truth_from_the_raw_rows(event_store, tmp_path):
         pending = next(u for u, (_p, _c, activated) in data.users.items()
                        if not activated and not any(a[2] == u for a in data.activations))
         again = next(a[2] for a in data.activations if a[4] == PLATFORM)
-        batch.activations = [(uuid.uuid4(), local(now + timedelta(minutes=m)), u, data.users[u][0], PLATFORM)
+        batch.activations = [(event_id(rng), local(now + timedelta(minutes=m)), u, data.users[u][0], PLATFORM)
                              for m, u in ((10, pending), (20, again))]
         for part in (batch, late):
             insert(event_store, part)
-            data.logins += part.logins
-            data.accesses += part.accesses
-            data.activations += part.activations
+            add(data, part)
         now += timedelta(hours=1)
         samples = exporter.cycle(now)
+        truth = expected(data, now)
+        # The window families read the views afresh: exact at every cycle, late events included.
+        assert_every_family(samples, truth, only=WINDOW_SAMPLE_NAMES)
         # Late events are not counted yet, on-time ones are, nothing twice.
         counted = sum(v for k, v in samples["ent_logins_total"].items() if dict(k)["structure"] == "all")
-        truth = sum(v for k, v in expected(data, now)["ent_logins_total"].items() if dict(k)["structure"] == "all")
-        assert truth - 10 * hour <= counted <= truth
+        total = sum(v for k, v in truth["ent_logins_total"].items() if dict(k)["structure"] == "all")
+        assert total - 10 * hour <= counted <= total
 
     # Once the day is closed (1 h after midnight, Paris), every family is exact.
     closed = datetime(2026, 9, 15, 1, 5, tzinfo=PARIS).astimezone(UTC)
-    assert_matches(exporter.cycle(closed), expected(data, closed))
-
-    # The attribution rules are exercised: two structures, no structure, another platform.
+    assert_every_family(exporter.cycle(closed), expected(data, closed))
     logins = exporter.cycle(closed + timedelta(minutes=1))["ent_logins_total"]
+
+    # Then up to a Wednesday afternoon, with logins on every edge of its windows.
+    assert all(moment >= closed for moment in window_edges(FINAL, MICROSECOND) if moment >= START)
+    for part in (make_events(rng, data, 200, closed, FINAL - closed), edges_after):
+        insert(event_store, part)
+        add(data, part)
+    samples = exporter.cycle(FINAL)
+    truth = expected(data, FINAL)
+    assert_every_family(samples, truth)
+
+    # The cases the mapping and the definitions turn on are exercised, not only allowed for:
+    # two structures, no structure, another platform; every period and window populated.
     assert any(dict(k)["structure"] == "unknown" for k in logins)
     activations = expected(data, closed)["ent_account_activations_total"]
     assert sum(v for k, v in activations.items() if dict(k)["structure"] != "all") > \
         sum(v for k, v in activations.items() if dict(k)["structure"] == "all")
+    assert any(platform == OTHER_PLATFORM for *_, platform in data.logins)
+    assert_windows_populated(truth)
+    assert {dict(k)["profile"] for k in truth["ent_accounts"]} >= {*PROFILES, "unknown"}
+    assert {dict(k)["kind"] for k in truth["ent_structure_info"]} >= {"unknown", "COLLEGE"}
+    assert len({dict(k)["structure"] for k in truth["ent_logins_by_hour"]}) == len(data.structures) + 2
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "collectors/activations.py counts accounts by an activated_at watermark, (watermark, now - settle], with no"
+    " recount of closed days: on Edifice an ACTIVATION event written after a cycle that had passed its date"
+    " moves accounts.activated_at behind the watermark and is never counted, while late LOGIN and ACCESS"
+    " events are (README, 'Watermarks': counters are exact once the day is closed)"))
+def test_a_late_activation_event_is_counted_once_its_day_is_closed(event_store, tmp_path):
+    rng = Random(5)
+    data = make_directory(rng, users=20, structures=2)
+    history = make_events(rng, data, 50, START - timedelta(days=2), timedelta(days=2))
+    add(data, history)
+    insert(event_store, history)
+    init_source(event_store)
+    export = tmp_path / "directory.csv"
+    export.write_text(directory_export(data))
+    assert run_cli("import-directory", str(export), env=_env(event_store)).returncode == 0
+    exporter = Exporter(event_store, tmp_path / "state")
+    exporter.cycle(START)
+
+    # A pending user activated half an hour before the cycle; the event store writes it after.
+    pending = next(u for u, _uai in data.attachments if not data.users[u][2])
+    late = Edifice(activations=[(event_id(rng), local(START - timedelta(minutes=30)), pending,
+                                 data.users[pending][0], PLATFORM)])
+    insert(event_store, late)
+    add(data, late)
+    closed = datetime(2026, 9, 15, 1, 5, tzinfo=PARIS).astimezone(UTC)
+    exporter.cycle(START + timedelta(hours=1))
+    samples = exporter.cycle(closed)
+    # The view, and so ent_accounts, has the account activated since then; the counter should count it.
+    with psycopg.connect(readonly_dsn(event_store)) as conn:
+        assert conn.execute("SELECT activated_at FROM ent.accounts WHERE user_id = %s",
+                            (pending,)).fetchall() == [(START - timedelta(minutes=30),)]
+    assert_every_family(samples, expected(data, closed), only={"ent_account_activations_total"})
 
 
 def test_a_new_directory_replaces_the_previous_one_without_moving_activations(event_store, tmp_path):
