@@ -1,0 +1,222 @@
+"""End to end with real servers: the demo exporter, a real Prometheus with the project's config and rules,
+every dashboard panel query evaluated through Prometheus' HTTP API, and a connector alert firing."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import REPO, free_port
+
+DASHBOARDS = REPO / "grafana" / "dashboards"
+PROMETHEUS = REPO / "prometheus"
+SCRAPE_INTERVAL = "1s"
+
+# Concrete values for Grafana's variables, as a user picking them would produce.
+BUILTINS = {"__rate_interval": "1m", "__range": "10m", "__interval": "15s", "__range_s": "600",
+            "__interval_ms": "15000"}
+
+
+def prometheus_binary() -> str:
+    path = shutil.which("prometheus")
+    if path is None:
+        pytest.fail("prometheus is not installed: run the README's test command (it installs the Debian package)")
+    return path
+
+
+def api(port: int, path: str, **params) -> dict:
+    url = f"http://127.0.0.1:{port}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.5, message: str = ""):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"{message or 'condition'} not met within {timeout} s (last: {last!r})")
+
+
+def shortened_rules(source: Path, target_dir: Path) -> list[str]:
+    """The project's rule files with every `for:` cut to a few seconds, so alerts can fire in a test."""
+    paths = []
+    for rule_file in sorted(source.rglob("*.yml")) + sorted(source.rglob("*.yaml")):
+        document = yaml.safe_load(rule_file.read_text())
+        for group in document.get("groups", []):
+            group["interval"] = SCRAPE_INTERVAL
+            for rule in group.get("rules", []):
+                if "for" in rule:
+                    rule["for"] = "2s"
+        copy = target_dir / rule_file.name
+        copy.write_text(yaml.safe_dump(document, sort_keys=False))
+        paths.append(str(copy))
+    return paths
+
+
+def prometheus_config(target: str, rule_files: list[str]) -> dict:
+    """The project's prometheus.yml, pointed at the test's exporter, with short intervals and no Alertmanager."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    config["global"] = {**config.get("global", {}), "scrape_interval": SCRAPE_INTERVAL,
+                        "evaluation_interval": SCRAPE_INTERVAL}
+    config["rule_files"] = rule_files
+    config.pop("alerting", None)
+    jobs = [job for job in config["scrape_configs"] if "ent" in job["job_name"]]
+    assert jobs, "prometheus.yml has no job scraping the exporter"
+    job = jobs[0]
+    job["scrape_interval"] = SCRAPE_INTERVAL
+    job["scrape_timeout"] = SCRAPE_INTERVAL
+    job["static_configs"] = [{"targets": [target], "labels": job["static_configs"][0].get("labels", {})}]
+    job.pop("file_sd_configs", None)
+    config["scrape_configs"] = [job]
+    return config
+
+
+def panel_queries() -> list[tuple[str, str, str]]:
+    """(dashboard title, panel title, expr) for every target of every panel, rows included."""
+    queries = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        dashboard = dashboard.get("dashboard", dashboard)
+        stack = list(dashboard.get("panels", [])) + [p for row in dashboard.get("rows", []) for p in row.get("panels", [])]
+        while stack:
+            panel = stack.pop(0)
+            stack.extend(panel.get("panels", []))
+            for target in panel.get("targets", []):
+                if target.get("expr"):
+                    queries.append((dashboard["title"], panel.get("title", "?"), target["expr"]))
+    return queries
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """Replaces $var, ${var} and ${var:format} the way Grafana would for single values."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"no test value for ${name} in {expr}")
+        return values[name]
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The demo exporter and a Prometheus scraping it every second, for the whole module."""
+    work = tmp_path_factory.mktemp("e2e")
+    exporter_port, prometheus_port = free_port(), free_port()
+    state_dir = work / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "demo", "--state-dir", str(state_dir),
+         "--port", str(exporter_port), "--address", "127.0.0.1", "--scale", "0.3", "--days", "35"],
+        cwd=REPO, stdout=(work / "demo.log").open("w"), stderr=subprocess.STDOUT,
+    )
+    rules = work / "rules"
+    rules.mkdir()
+    config = prometheus_config(f"127.0.0.1:{exporter_port}", shortened_rules(PROMETHEUS / "rules", rules))
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    prometheus = subprocess.Popen(
+        [prometheus_binary(), f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn"],
+        stdout=(work / "prometheus.log").open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        def exporter_scraped() -> bool:
+            targets = api(prometheus_port, "/api/v1/targets")["data"]["activeTargets"]
+            return bool(targets) and all(t["health"] == "up" for t in targets)
+
+        wait_until(exporter_scraped, 120, message="Prometheus scraping the demo")
+        # Every collector of the demo has run once and been scraped a few times.
+        wait_until(lambda: len(api(prometheus_port, "/api/v1/query", query="ent_logins_by_hour")["data"]["result"]),
+                   120, message="window collectors scraped")
+        time.sleep(8)
+        yield {"prometheus": prometheus_port, "exporter": exporter_port, "state_dir": state_dir, "work": work}
+    finally:
+        for process in (prometheus, demo):
+            process.send_signal(signal.SIGINT)
+        for process in (prometheus, demo):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def variable_values(port: int) -> dict[str, str]:
+    """Picks values the way a user would: a real structure, profile, connector and app from the data."""
+    def first(metric: str, label: str, exclude: tuple[str, ...] = ()) -> str:
+        result = api(port, "/api/v1/series", **{"match[]": metric})["data"]
+        values = sorted({s[label] for s in result if label in s and s[label] not in exclude})
+        assert values, f"no {label} in {metric}"
+        return values[0]
+
+    return {
+        **BUILTINS,
+        "structure": first("ent_structure_info", "structure"),
+        "profile": "Student",
+        "connector": "pronote",
+        "app": first("ent_app_accesses_total", "app", ("unknown",)),
+        "datasource": "ent-prometheus",
+    }
+
+
+def test_every_panel_query_returns_data(stack):
+    queries = panel_queries()
+    assert len(queries) >= 20, "the dashboards should have been generated (grafana/dashboards/*.json)"
+    values = variable_values(stack["prometheus"])
+    empty, failed = [], []
+    for dashboard, panel, expr in queries:
+        concrete = substitute(expr, values)
+        try:
+            answer = api(stack["prometheus"], "/api/v1/query", query=concrete)
+        except urllib.error.HTTPError as error:
+            failed.append(f"{dashboard} / {panel}: {concrete}: {error.read().decode()}")
+            continue
+        if not answer["data"]["result"]:
+            empty.append(f"{dashboard} / {panel}: {concrete}")
+    assert not failed, "queries Prometheus rejected:\n" + "\n".join(failed)
+    assert not empty, "queries that returned no data:\n" + "\n".join(empty)
+
+
+def test_recording_rules_produce_series(stack):
+    groups = api(stack["prometheus"], "/api/v1/rules", type="record")["data"]["groups"]
+    names = [rule["name"] for group in groups for rule in group["rules"]]
+    assert names, "no recording rules loaded"
+    wait_until(lambda: all(api(stack["prometheus"], "/api/v1/query", query=name)["data"]["result"] for name in names),
+               60, message="every recording rule has a series")
+
+
+def test_the_flaky_connector_failing_hard_fires_its_alert(stack):
+    port = stack["prometheus"]
+
+    def firing() -> list[dict]:
+        alerts = api(port, "/api/v1/alerts")["data"]["alerts"]
+        return [a for a in alerts if a["state"] == "firing" and a["labels"].get("connector") == "pronote"
+                and "Failure" in a["labels"]["alertname"]]
+
+    assert not firing(), "the connector alert fires before the outage"
+    (stack["state_dir"] / "outage-pronote").touch()
+    try:
+        # Instant counters are collected every minute: wait for one cycle, then the rule's window.
+        alerts = wait_until(firing, 200, interval=2, message="the pronote failure alert firing")
+    finally:
+        (stack["state_dir"] / "outage-pronote").unlink()
+    alert = alerts[0]
+    assert alert["labels"]["severity"] in ("critical", "warning")
+    assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
