@@ -102,6 +102,17 @@ def test_required_alerts_exist_with_severity_and_annotations():
         assert name.lower() in anchors, f"{name}: no section in prometheus/RUNBOOK.md"
 
 
+def test_runbook_table_matches_the_rules():
+    """The runbook's summary table states each alert's severity and delay as the rules do."""
+    runbook = (PROMETHEUS / "RUNBOOK.md").read_text()
+    for name, variants in alerts().items():
+        row = re.search(rf"^\| `{name}` \| (\w+) \| (.+) \| (\w+) \|$", runbook, re.M)
+        assert row, f"{name}: no row in the runbook's table"
+        severity, text, delay = row.groups()
+        assert severity == variants[0]["labels"]["severity"], name
+        assert delay == variants[0]["for"], name
+
+
 def test_recording_rules_follow_level_metric_operations():
     records = [rule["record"] for rule in rules() if "record" in rule]
     assert records
