@@ -101,4 +101,5 @@ dashboard = dashboard(
     "latency heatmap per connector (LDAP, CAS, SAML, Pronote, the GAR...).",
     # structure and profile are hidden: they only travel along the links between the ENT dashboards.
     panels, [connector_variable(), structure_variable(hide=True), profile_variable(hide=True)],
+    time_from="now-6h",  # what on-call looks at first
 )

@@ -103,4 +103,5 @@ dashboard = dashboard(
     "access to the source database, scrapes and series counts.",
     # structure and profile are hidden: they only travel along the links between the ENT dashboards.
     panels, [structure_variable(hide=True), profile_variable(hide=True)],
+    time_from="now-24h",
 )

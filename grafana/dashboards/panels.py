@@ -327,14 +327,15 @@ def dashboard_links() -> list[g.DashboardLink]:
                             includeVars=True, keepTime=True)]
 
 
-def dashboard(key: str, title: str, description: str, panels: list, variables: list[dict]) -> g.Dashboard:
+def dashboard(key: str, title: str, description: str, panels: list, variables: list[dict],
+              time_from: str = CONFIG.default_time_from) -> g.Dashboard:
     return g.Dashboard(
         title=title,
         uid=CONFIG.dashboard_uids[key],
         description=description,
         tags=list(CONFIG.dashboard_tags),
         timezone="browser",
-        time=g.Time(CONFIG.default_time_from, "now"),
+        time=g.Time(time_from, "now"),
         refresh=CONFIG.refresh,
         schemaVersion=SCHEMA_VERSION,
         graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
