@@ -1,46 +1,92 @@
 """Account activations: accounts whose activation time has passed, counted once each.
 
-Accounts carry no event id, so the watermark is ``activated_at``: a cycle counts the
-accounts activated in (watermark, now - settle], one index range scan.
+Accounts carry no event id and an activation may reach the source late (a directory
+import, an Edifice activation event written after the fact), with an ``activated_at``
+behind what was already counted. So the counter keeps the last ``RECOUNT_DAYS`` days
+(UTC) open: each cycle recounts the activations of those days in one index range scan
+on ``activated_at`` and they replace the previous count of their day (never lowering a
+series). Older days are frozen into the total. An activation that lands more than
+``RECOUNT_DAYS`` late is not counted; ``ent_accounts`` still shows the account as activated.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 
 from psycopg import sql
 
-from .base import Cadence, Collector, Context, Family, Kind, Result, decode_samples, encode_samples
+from .base import Cadence, Collector, Context, Family, Kind, Result, Samples, decode_samples, encode_samples
 from .incremental import add_counts
 
-ACTIVATIONS = sql.SQL("""
+RECOUNT_DAYS = 7
+
+# Activations of [since, upto] per UTC day, per structure of the account and profile, and
+# per profile over distinct users (structure "all").
+ACTIVATIONS_BY_DAY = sql.SQL("""
     WITH activated AS (
         SELECT user_id,
+               (activated_at AT TIME ZONE 'UTC')::date AS day,
                coalesce(nullif(structure_id, ''), 'unknown') AS structure,
                coalesce(nullif(profile, ''), 'unknown') AS profile
         FROM {accounts}
-        WHERE activated_at > %(after)s AND activated_at <= %(upto)s
+        WHERE activated_at >= %(since)s AND activated_at <= %(upto)s
     )
-    SELECT structure, profile, count(*) FROM activated GROUP BY 1, 2
+    SELECT day, structure, profile, count(*) FROM activated GROUP BY 1, 2, 3
     UNION ALL
-    SELECT 'all', profile, count(DISTINCT user_id) FROM activated GROUP BY 2
+    SELECT day, 'all', profile, count(DISTINCT user_id) FROM activated GROUP BY 1, 3
 """)
+
+ACTIVATIONS = Family(
+    "ent_account_activations_total", Kind.COUNTER,
+    "Account activations, per structure of the account and profile (structure=\"all\": distinct users).",
+    ("structure", "profile"),
+)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
 class AccountActivationsCollector(Collector):
     cadence = Cadence.INSTANT
-    families = (
-        Family(
-            "ent_account_activations_total", Kind.COUNTER,
-            "Account activations, per structure of the account and profile (structure=\"all\": distinct users).",
-            ("structure", "profile"),
-        ),
-    )
+    families = (ACTIVATIONS,)
 
     def collect(self, ctx: Context) -> Result:
-        totals = decode_samples(self.families, ctx.state.get("totals", {}))
-        stored = ctx.state.get("watermark")
-        after = datetime.fromisoformat(stored) if stored else datetime.min.replace(tzinfo=ctx.now.tzinfo)
-        upto = max(after, ctx.now - ctx.settle)
-        rows = ctx.source.fetch(ACTIVATIONS, {"after": after, "upto": upto})
-        add_counts(totals[self.families[0].name], rows)
-        return Result(totals, {"watermark": upto.isoformat(), "totals": encode_samples(totals)})
+        upto = ctx.now.astimezone(timezone.utc) - ctx.settle
+        first_open_day = upto.date() - timedelta(days=RECOUNT_DAYS - 1)
+        frozen = decode_samples(self.families, ctx.state.get("frozen", {}))
+        open_days = {date.fromisoformat(day): decode_samples(self.families, samples)
+                     for day, samples in ctx.state.get("open", {}).items()}
+        # Days before this one are final; at the first run that is the whole history.
+        since_day = date.fromisoformat(ctx.state["open_since"]) if "open_since" in ctx.state else date.min
+        since_day = min(since_day, first_open_day)
+
+        since = _midnight(since_day) if since_day > date.min else datetime.min.replace(tzinfo=timezone.utc)
+        recounted: dict[date, Samples] = {}
+        for day, *labels, count in ctx.source.fetch(ACTIVATIONS_BY_DAY, {"since": since, "upto": upto}):
+            add_counts(recounted.setdefault(day, decode_samples(self.families, {}))[ACTIVATIONS.name], [(*labels, count)])
+        for day, samples in recounted.items():
+            open_days[day] = _at_least(samples, open_days.get(day))
+        for day in sorted(d for d in open_days if d < first_open_day):
+            _add(frozen, open_days.pop(day))
+        totals = decode_samples(self.families, {})
+        for samples in (frozen, *open_days.values()):
+            _add(totals, samples)
+        return Result(totals, {
+            "open_since": first_open_day.isoformat(),
+            "frozen": encode_samples(frozen),
+            "open": {day.isoformat(): encode_samples(samples) for day, samples in sorted(open_days.items())},
+        })
+
+
+def _add(target: Samples, samples: Samples) -> None:
+    for name, series in samples.items():
+        add_counts(target.setdefault(name, {}), [(*key, value) for key, value in series.items()])
+
+
+def _at_least(recount: Samples, previous: Samples | None) -> Samples:
+    """A day's recount, never below what was already published for a series (counters do not go down)."""
+    if not previous:
+        return recount
+    return {name: {key: max(series.get(key, 0.0), previous.get(name, {}).get(key, 0.0))
+                   for key in set(series) | set(previous.get(name, {}))}
+            for name, series in recount.items()}
