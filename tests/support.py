@@ -1,6 +1,7 @@
 """Helpers shared by the tests: raw rows in, parsed exposition out, and the truth in plain Python."""
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +18,35 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def require_binary(name: str) -> str:
+    """The path of a binary of the Debian package prometheus (prometheus, promtool): a test that
+    needs it fails, never skips, when it is missing."""
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: install the Debian package `prometheus` "
+                    "(apt-get install prometheus; the README's test command does it)")
+    return path
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    """Polls until ``predicate`` returns something true (returned); OSError counts as not yet."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout} s (last: {last!r})")
 
 
 def free_port() -> int:

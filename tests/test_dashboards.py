@@ -21,6 +21,8 @@ from typing import Iterator
 import pytest
 import yaml
 
+from tests.support import require_binary
+
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARDS = REPO / "grafana" / "dashboards"
 RULES = REPO / "prometheus" / "rules"
@@ -161,11 +163,7 @@ def substitute(expr: str, values: dict[str, str]) -> str:
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is not installed: install the Debian package `prometheus` "
-                    "(the README's test command does)")
-    return path
+    return require_binary("promtool")
 
 
 # -- tests -----------------------------------------------------------------------------------

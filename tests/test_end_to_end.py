@@ -3,8 +3,6 @@ every dashboard panel query evaluated through Prometheus' HTTP API, and a connec
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import REPO, free_port
+from tests.support import wait_until, REPO, free_port, require_binary
+from tests.test_dashboards import panel_queries, substitute
 
-DASHBOARDS = REPO / "grafana" / "dashboards"
 PROMETHEUS = REPO / "prometheus"
 SCRAPE_INTERVAL = "1s"
 
@@ -27,33 +25,12 @@ BUILTINS = {"__rate_interval": "1m", "__range": "10m", "__interval": "15s", "__r
             "__interval_ms": "15000"}
 
 
-def prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        pytest.fail("prometheus is not installed: run the README's test command (it installs the Debian package)")
-    return path
-
-
 def api(port: int, path: str, **params) -> dict:
     url = f"http://127.0.0.1:{port}{path}"
     if params:
         url += "?" + urllib.parse.urlencode(params)
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.5, message: str = ""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except OSError:
-            pass
-        time.sleep(interval)
-    raise AssertionError(f"{message or 'condition'} not met within {timeout} s (last: {last!r})")
 
 
 def shortened_rules(source: Path, target_dir: Path) -> list[str]:
@@ -90,33 +67,6 @@ def prometheus_config(target: str, rule_files: list[str]) -> dict:
     return config
 
 
-def panel_queries() -> list[tuple[str, str, str]]:
-    """(dashboard title, panel title, expr) for every target of every panel, rows included."""
-    queries = []
-    for path in sorted(DASHBOARDS.glob("*.json")):
-        dashboard = json.loads(path.read_text())
-        dashboard = dashboard.get("dashboard", dashboard)
-        stack = list(dashboard.get("panels", [])) + [p for row in dashboard.get("rows", []) for p in row.get("panels", [])]
-        while stack:
-            panel = stack.pop(0)
-            stack.extend(panel.get("panels", []))
-            for target in panel.get("targets", []):
-                if target.get("expr"):
-                    queries.append((dashboard["title"], panel.get("title", "?"), target["expr"]))
-    return queries
-
-
-def substitute(expr: str, values: dict[str, str]) -> str:
-    """Replaces $var, ${var} and ${var:format} the way Grafana would for single values."""
-    def replace(match: re.Match) -> str:
-        name = match.group(1) or match.group(2)
-        if name not in values:
-            raise KeyError(f"no test value for ${name} in {expr}")
-        return values[name]
-
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """The demo exporter and a Prometheus scraping it every second, for the whole module."""
@@ -133,7 +83,7 @@ def stack(tmp_path_factory):
     config = prometheus_config(f"127.0.0.1:{exporter_port}", shortened_rules(PROMETHEUS / "rules", rules))
     (work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     prometheus = subprocess.Popen(
-        [prometheus_binary(), f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
+        [require_binary("prometheus"), f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn"],
         stdout=(work / "prometheus.log").open("w"), stderr=subprocess.STDOUT,
     )

@@ -1,27 +1,20 @@
 """The exposition is valid for Prometheus' own checker, and the cardinality guard folds without losing counts."""
 from __future__ import annotations
 
-import shutil
 import subprocess
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 from random import Random
 
-import pytest
 
 from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
-from tests.support import RawData, insert, make_accounts, make_events, parse, run_cli, write_config
+from tests.support import require_binary, RawData, insert, make_accounts, make_events, parse, run_cli, write_config
 
 START = datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc)
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is not installed: run the README's test command (it installs the Debian package "
-                    "'prometheus', which ships promtool)")
-    return path
+    return require_binary("promtool")
 
 
 def seed(dsn: str, rng: Random, users: int = 80) -> RawData:

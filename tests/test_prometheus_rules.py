@@ -8,10 +8,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.test_dashboards import allowed_series_names, metric_names
+
+from tests.support import require_binary
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS = REPO / "prometheus"
@@ -29,11 +30,7 @@ SEVERITIES = {"critical", "warning", "info"}
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is not installed: install the Debian package `prometheus` "
-                    "(apt-get install prometheus; the README's test command does it)")
-    return path
+    return require_binary("promtool")
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from exporter.source import RELATIONS
 from tests.support import run_cli

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,22 +18,12 @@ from exporter.app import Exporter
 from exporter.config import load_config
 from tests.support import (
     REPO, RawData, as_samples, expected_event_counts, free_port, insert, make_accounts, make_events, parse, scrape,
-    write_config,
+    wait_until, write_config,
 )
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)
 NEVER_DURING_THE_TEST = {c: {"cron": "0 0 1 1 *", "jitter_seconds": 0}
                          for c in ("instant", "hourly", "daily", "weekly", "monthly")}
-
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def logins(text: str) -> dict:

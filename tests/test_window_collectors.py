@@ -2,7 +2,7 @@
 for every family and label combination, mid-week, on a month boundary and across DST changes."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from random import Random
 from zoneinfo import ZoneInfo
