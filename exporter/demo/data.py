@@ -195,14 +195,22 @@ def seed(
     end: datetime | None = None,
     random_seed: int = DEFAULT_SEED,
     progress: bool = True,
+    structures: int | None = None,
+    accounts: int | None = None,
+    events: int | None = None,
 ) -> SeedSummary:
     """Replaces the content of the canonical tables in ``schema`` with a synthetic ENT.
 
     The tables must exist (``exporter.canonical.create_canonical_tables``); they are
     truncated first. Rows, sequence positions and the ``demo_meta`` marker are written in
     one transaction, committed before returning. ``end`` defaults to now, to the minute.
+
+    ``structures`` and ``accounts`` ask for exact row counts instead of ``scale`` (which
+    then sizes nothing else); ``events`` asks for that many events in all (logins, app
+    accesses and connector calls, within about 1%: the login rate is scaled to it). The
+    shape (profiles, rhythms, apps, connectors) stays the same.
     """
-    params = _parameters(scale, days, end, random_seed)
+    params = _parameters(scale, days, end, random_seed, structures, accounts, events)
     began = time.perf_counter()
     history = History(params)
     with conn.transaction(), conn.cursor() as cursor:
@@ -235,6 +243,9 @@ def ensure_seeded(
     end: datetime | None = None,
     random_seed: int = DEFAULT_SEED,
     progress: bool = True,
+    structures: int | None = None,
+    accounts: int | None = None,
+    events: int | None = None,
 ) -> SeedSummary:
     """Seeds unless ``schema`` already holds data seeded with the same parameters.
 
@@ -242,7 +253,7 @@ def ensure_seeded(
     history); other differences truncate and reseed.
     """
     stored = read_marker(conn, schema)
-    wanted = _parameters(scale, days, end or datetime.now(UTC), random_seed).stored()
+    wanted = _parameters(scale, days, end or datetime.now(UTC), random_seed, structures, accounts, events).stored()
     compared = [key for key in wanted if end is not None or key not in ("start", "end")]
     if stored and all(stored.get(key) == wanted[key] for key in compared):
         if not conn.autocommit:
@@ -253,7 +264,8 @@ def ensure_seeded(
             start=datetime.fromisoformat(stored["start"]), end=datetime.fromisoformat(stored["end"]),
             parameters={key: value for key, value in stored.items() if not key.startswith("rows.")},
         )
-    return seed(conn, schema, scale=scale, days=days, end=end, random_seed=random_seed, progress=progress)
+    return seed(conn, schema, scale=scale, days=days, end=end, random_seed=random_seed, progress=progress,
+                structures=structures, accounts=accounts, events=events)
 
 
 def read_marker(conn: psycopg.Connection, schema: str = "ent") -> dict[str, str]:
@@ -275,19 +287,33 @@ class Parameters:
     start: datetime
     end: datetime
     random_seed: int
+    # Exact sizes asked for instead of ``scale`` (None: sized by scale, as the demo is).
+    structures: int | None = None
+    accounts: int | None = None
+    events: int | None = None
 
     def stored(self) -> dict[str, str]:
-        return {"generator_version": GENERATOR_VERSION, "scale": repr(self.scale), "days": str(self.days),
-                "random_seed": str(self.random_seed), "start": self.start.isoformat(), "end": self.end.isoformat()}
+        stored = {"generator_version": GENERATOR_VERSION, "scale": repr(self.scale), "days": str(self.days),
+                  "random_seed": str(self.random_seed), "start": self.start.isoformat(), "end": self.end.isoformat()}
+        for key in ("structures", "accounts", "events"):
+            if getattr(self, key) is not None:
+                stored[key] = str(getattr(self, key))
+        return stored
 
     def rng(self, *stream: object) -> Random:
         """An independent, reproducible random stream (string seeds hash with SHA-512, not hash())."""
         return Random(":".join(map(str, ("ent-demo", self.random_seed, *stream))))
 
 
-def _parameters(scale: float, days: int, end: datetime | None, random_seed: int) -> Parameters:
+def _parameters(scale: float, days: int, end: datetime | None, random_seed: int, structures: int | None = None,
+                accounts: int | None = None, events: int | None = None) -> Parameters:
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
+    for name, value, least in (("structures", structures, 1), ("accounts", accounts, 1), ("events", events, 0)):
+        if value is not None and value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value!r}")
+    if structures is not None and accounts is not None and accounts < structures:
+        raise ValueError(f"accounts ({accounts}) must be at least structures ({structures}): one user each at least")
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days!r}")
     if end is None:
@@ -295,7 +321,8 @@ def _parameters(scale: float, days: int, end: datetime | None, random_seed: int)
     elif end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
     end = end.astimezone(UTC).replace(second=0, microsecond=0)
-    return Parameters(float(scale), int(days), end - timedelta(days=days), end, int(random_seed))
+    return Parameters(float(scale), int(days), end - timedelta(days=days), end, int(random_seed),
+                      structures, accounts, events)
 
 
 # -- the synthetic ENT --------------------------------------------------------------------
@@ -331,13 +358,22 @@ class History:
         self.start_t = int(params.start.timestamp())
         self.end_t = int(params.end.timestamp())
         self.lapse_t = self.end_t - LAPSE_DAYS * 86400
-        self.structures = make_structures(params.rng("structures"), max(1, round(BASE_STRUCTURES * params.scale)))
+        count = params.structures if params.structures is not None else max(1, round(BASE_STRUCTURES * params.scale))
+        self.structures = make_structures(params.rng("structures"), count)
         self.holiday_week = _holiday_week(params)
-        self._make_users(params.rng("users"))
+        if params.accounts is None:
+            self._make_users(params.rng("users"))
+        else:
+            self._make_exact_users(params.rng("users"), params.accounts)
         self._make_login_pools()
+        # Multiplies every login rate: 1 for the demo, fitted when a number of events is asked for.
+        self.activity = 1.0
         self.unknown_users = [_uuid(params.rng("unknown")) for _ in range(max(10, len(self.user_ids) // 100))]
         self.bursts = failure_bursts(params.rng("bursts"), self.local_dates(), self.holiday_week,
                                      self.start_t, self.end_t)
+        if params.events is not None:
+            expected = self.expected_events()
+            self.activity = params.events / expected if expected > 0 else 0.0
 
     # users are kept in parallel lists indexed by user number: the event loops are hot
     def _make_users(self, rng: Random) -> None:
@@ -354,6 +390,81 @@ class History:
             count = max(5, round(total * structure.size / weight_sum))
             for profile in rng.choices(PROFILES, PROFILE_SHARES, k=count):
                 self._add_user(rng, profile, structure)
+
+    def _make_exact_users(self, rng: Random, accounts: int) -> None:
+        """Exactly ``accounts`` account rows: users spread over the structures by size (largest
+        remainder, at least one each), a few attached to a second structure as usual, then the
+        count trimmed or topped up with single-structure users to the exact number."""
+        if accounts < len(self.structures):
+            raise ValueError(f"accounts ({accounts}) must be at least the number of structures ({len(self.structures)})")
+        self.user_ids, self.profiles, self.attachments = [], [], []
+        self.created, self.activated, self.weights, self.lapsed = [], [], [], []
+        second = sum(share * SECOND_STRUCTURE_SHARE[p] for p, share in zip(PROFILES, PROFILE_SHARES))
+        users = max(len(self.structures), round(accounts / (1 + second)))
+        weight_sum = sum(s.size for s in self.structures)
+        quotas = [1 + (users - len(self.structures)) * s.size / weight_sum for s in self.structures]
+        counts = [int(q) for q in quotas]
+        by_remainder = sorted(range(len(quotas)), key=lambda i: (counts[i] - quotas[i], i))
+        for i in by_remainder[:users - sum(counts)]:
+            counts[i] += 1
+        for structure, count in zip(self.structures, counts):
+            for profile in rng.choices(PROFILES, PROFILE_SHARES, k=count):
+                self._add_user(rng, profile, structure)
+        rows = sum(len(attached) for attached in self.attachments)
+        for u in reversed(range(len(self.attachments))):  # too many: fewer second attachments
+            if rows <= accounts:
+                break
+            if len(self.attachments[u]) > 1:
+                self.attachments[u] = self.attachments[u][:1]
+                rows -= 1
+        number = 0
+        while rows < accounts:  # too few: more users, structure after structure
+            self._add_user(rng, rng.choices(PROFILES, PROFILE_SHARES)[0],
+                           self.structures[number % len(self.structures)])
+            self.attachments[-1] = self.attachments[-1][:1]
+            rows += 1
+            number += 1
+
+    def expected_events(self) -> float:
+        """How many events day_events() writes on average over the history (at activity 1):
+        the login rates of every hour, less the logins of accounts not activated yet, plus the
+        app openings and connector calls that follow them."""
+        follow = {}
+        for profile in PROFILES:
+            apps = sum(n * share for n, share in enumerate(APPS_PER_LOGIN[profile]))
+            popularity = APP_POPULARITY[profile]
+            with_call = sum(w for app, w in zip(APPS, popularity) if app in APP_CONNECTOR) / sum(popularity)
+            auth = sum(w for c, w in zip(AUTH_CONNECTORS, AUTH_WEIGHTS) if c is not None) / sum(AUTH_WEIGHTS)
+            follow[profile] = 1 + apps + auth + apps * with_call
+        activation = {}  # per pool: activation times in order and the cumulative weight activated by then
+        for key, (members, _) in self.pools.items():
+            ordered = sorted(members, key=lambda u: self.activated[u])
+            activation[key] = ([self.activated[u] for u in ordered],
+                               [0.0, *accumulate(self.weights[u] for u in ordered)])
+        total = 0.0
+        for day in self.local_dates():
+            day_factor = self.params.rng("day", day.isoformat()).lognormvariate(0, DAY_NOISE_SIGMA)
+            kind = day_kind(day, self.holiday_week)
+            hour_starts = _hour_starts(day)
+            for hour in range(24):
+                begin, end = hour_starts[hour], hour_starts[hour + 1]
+                if end <= self.start_t or begin > self.end_t:  # as day_events() skips them
+                    continue
+                # The share of the hour within the history (an hour of length 0, on the day
+                # the clocks go back, still gets its logins, all at its start).
+                inside = (min(end, self.end_t) - max(begin, self.start_t)) / (end - begin) if end > begin else 1.0
+                recent = begin >= self.lapse_t
+                middle = (begin + end) / 2
+                for profile in PROFILES:
+                    members, cumulative = self.pools[(profile, recent)]
+                    if not members:
+                        continue
+                    times, weights = activation[(profile, recent)]
+                    kept = weights[bisect_left(times, middle)] / cumulative[-1] + UNKNOWN_USER_SHARE
+                    logins = (cumulative[-1] * DAILY_LOGINS[profile] * hourly_share(profile, kind, hour)
+                              * day_factor * inside * kept)
+                    total += logins * follow[profile]
+        return total
 
     def _add_user(self, rng: Random, profile: str, home: Structure) -> None:
         attached = (home.structure_id,)
@@ -424,7 +535,8 @@ class History:
                 members, cumulative = self.pools[(profile, recent)]
                 if not members:
                     continue
-                expected = cumulative[-1] * DAILY_LOGINS[profile] * hourly_share(profile, kind, hour) * day_factor
+                expected = (cumulative[-1] * DAILY_LOGINS[profile] * hourly_share(profile, kind, hour) * day_factor
+                            * self.activity)
                 users, texts, homes = self._who_logs_in(rng, members, cumulative, expected)
                 self._sessions(rng, profile, users, texts, homes, begin, length, events)
         return events
