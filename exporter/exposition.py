@@ -23,6 +23,7 @@ from collectors.base import Family, HistogramValue, Kind, LabelValues, Samples, 
 log = logging.getLogger(__name__)
 
 OTHER = "other"
+CHUNK = 64 * 1024  # families smaller than this are written to the socket together
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,73 @@ def to_metric(family: Family, series: Mapping[LabelValues, Value]) -> Metric:
     return metric
 
 
-def render_family(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
+def render_family_reference(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
+    """The family rendered by prometheus-client (what render_family reproduces byte for byte, faster)."""
     return generate_latest(_OneFamily(to_metric(family, series)))  # type: ignore[arg-type]
+
+
+def _escape_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _needs_escaping(keys) -> bool:
+    return any("\\" in v or "\n" in v or '"' in v for key in keys for v in key)
+
+
+def _line_template(name: str, labels: tuple[str, ...], extra: str | None = None) -> str:
+    """A str.format template of one sample line: label values by position in the series' key (the
+    extra label's value after them), then the value; label names in alphabetical order, as
+    prometheus-client writes them."""
+    all_names = labels + ((extra,) if extra else ())
+    order = sorted(range(len(all_names)), key=lambda i: all_names[i])
+    inside = ",".join(f'{all_names[i]}="{{{i}}}"' for i in order)
+    braces = f"{{{{{inside}}}}}" if inside else ""
+    return f"{name}{braces} {{{len(all_names)}}}\n"
+
+
+def render_family(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
+    """The text exposition (format 0.0.4) of one family, byte for byte what prometheus-client's
+    generate_latest writes for it (see render_family_reference), several times faster: each
+    sample line is one str.format of a template built once per family, each distinct value
+    formatted once."""
+    name = family.name
+    help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
+    histogram = family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)
+    kind = "histogram" if histogram else family.kind.value
+    lines = [f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"]
+    append = lines.append
+    formatted: dict[float, str] = {}
+
+    def number(value: float) -> str:
+        text = formatted.get(value)
+        if text is None:
+            text = formatted[value] = floatToGoString(value)
+        return text
+
+    items = sorted(series.items())
+    if _needs_escaping(series):
+        items = [(tuple(_escape_value(v) for v in key), value) for key, value in items]
+    if not histogram:
+        line = _line_template(name, family.labels).format
+        for key, value in items:
+            append(line(*key, number(value)))  # type: ignore[arg-type]
+        return "".join(lines).encode()
+    bounds = [floatToGoString(bound) for bound in family.buckets] + ["+Inf"]
+    bucket = _line_template(f"{name}_bucket", family.labels, "le").format
+    count = _line_template(f"{name}_count", family.labels).format
+    total = _line_template(f"{name}_sum", family.labels).format
+    for key, value in items:
+        for bound, observed in zip(bounds, [*value.buckets, value.count]):  # type: ignore[union-attr]
+            append(bucket(*key, bound, number(observed)))
+        append(count(*key, number(value.count)))  # type: ignore[union-attr]
+        append(total(*key, number(value.sum)))  # type: ignore[union-attr]
+    return "".join(lines).encode()
+
+
+def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
+    """A copy that a publisher's later changes cannot reach (histogram values are mutable)."""
+    return {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
+            else value for key, value in series.items()}
 
 
 def _weight(value: Value) -> float:
@@ -136,12 +202,15 @@ class Exposition:
                 raise ValueError(f"family {family.name} is declared twice, differently")
         self._families = {name: self._published_form(family) for name, family in declared.items()}
         self._samples: dict[str, dict[str, dict[LabelValues, Value]]] = {}  # family -> publisher -> series
-        self._rendered: dict[str, tuple[bytes, bytes]] = {}  # family -> (text, gzip member)
+        self._texts: dict[str, bytes] = {}  # family -> its rendered text
+        self._gzip_members: dict[str, bytes] = {}  # family -> its text, gzipped
+        self._last_folded: dict[str, int] = {}  # family -> series folded by its last render
         self._series_counts: dict[str, int] = {}
         self._folded_totals: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._body = b""
-        self._gzipped = gzip.compress(b"")
+        self._plain: tuple[tuple[bytes, ...], int] = ((), 0)
+        empty = gzip.compress(b"")
+        self._gzipped: tuple[tuple[bytes, ...], int] = ((empty,), len(empty))
         self.renders = 0  # how many times a body was built (scrapes never build one)
 
     def _published_form(self, family: Family) -> Family:
@@ -155,25 +224,37 @@ class Exposition:
         return dict(self._families)
 
     def publish(self, updates: Mapping[str, Samples]) -> None:
-        """For each publisher, replaces its series of the families it gives; re-renders those families once."""
+        """For each publisher, replaces its series of the families it gives; re-renders those families once.
+
+        A family whose series are all unchanged is not rendered again (a minute without new
+        events republishes every counter as it was)."""
         with self._lock:
             changed = set()
             for publisher, samples in updates.items():
                 for name, series in samples.items():
                     if name not in self._families:
                         raise KeyError(f"{publisher} published undeclared family {name}")
-                    self._samples.setdefault(name, {})[publisher] = dict(series)
+                    published = self._samples.setdefault(name, {})
+                    if name in self._texts and published.get(publisher) == series:
+                        # Unchanged: what the guard folded is folded again, as a render would count it.
+                        if self._last_folded.get(name):
+                            self._folded_totals[name] += self._last_folded[name]
+                        continue
+                    published[publisher] = _snapshot(series)
                     changed.add(name)
-            for name in sorted(changed):
-                self._render(name)
-            self._rebuild()
+            if not changed:
+                return
+            texts = {name: self._render(name) for name in sorted(changed)}
+            self._rebuild(texts)
 
-    def _render(self, name: str) -> None:
+    def _render(self, name: str) -> bytes:
+        """Renders one family: returns its text, keeps its gzip member."""
         family = self._families[name]
         merged: dict[LabelValues, Value] = {}
         for series in self._samples.get(name, {}).values():
             merged.update(series)
         merged = apply_privacy(family, merged, self.policy.privacy_min_count)
+        self._last_folded[name] = 0
         if len(merged) > self.policy.max_series_per_family:
             merged, folded = fold_rare_values(family, merged, self.policy.max_series_per_family)
             if name not in self._folded_totals:
@@ -182,16 +263,35 @@ class Exposition:
                     "(see ent_exporter_folded_series_total)", name, self.policy.max_series_per_family, OTHER,
                 )
             self._folded_totals[name] = self._folded_totals.get(name, 0.0) + folded
+            self._last_folded[name] = folded
         self._series_counts[name] = len(merged)
         text = render_family(family, merged) if merged else b""
-        self._rendered[name] = (text, gzip.compress(text, compresslevel=6) if text else b"")
+        self._gzip_members[name] = gzip.compress(text, compresslevel=6) if text else b""
+        return text
 
-    def _rebuild(self) -> None:
-        # Concatenated gzip members form one valid gzip stream (RFC 1952), so each
+    def _rebuild(self, texts: Mapping[str, bytes]) -> None:
+        # The body is kept as the families' texts, in name order, never joined into one copy:
+        # a change allocates the changed family's text only, and the server writes the chunks
+        # one after the other. Families smaller than CHUNK are grouped, so a scrape is a few
+        # writes. Concatenated gzip members form one valid gzip stream (RFC 1952), so each
         # family is compressed once, when it changes, not the whole body every time.
-        names = sorted(self._rendered)
-        self._body = b"".join(self._rendered[name][0] for name in names)
-        self._gzipped = b"".join(self._rendered[name][1] for name in names) or gzip.compress(b"")
+        self._texts.update(texts)
+        chunks: list[bytes] = []
+        small: list[bytes] = []
+        for name in sorted(self._texts):
+            text = self._texts[name]
+            if len(text) >= CHUNK:
+                if small:
+                    chunks.append(b"".join(small))
+                    small = []
+                chunks.append(text)
+            elif text:
+                small.append(text)
+        if small:
+            chunks.append(b"".join(small))
+        gzipped = b"".join(self._gzip_members[name] for name in sorted(self._gzip_members)) or gzip.compress(b"")
+        self._plain = (tuple(chunks), sum(map(len, chunks)))  # one reference, swapped at once
+        self._gzipped = ((gzipped,), len(gzipped))
         self.renders += 1
 
     def series_counts(self) -> dict[str, int]:
@@ -203,5 +303,11 @@ class Exposition:
             return dict(self._folded_totals)
 
     def body(self, gzipped: bool = False) -> bytes:
-        # A reference swap under the GIL: no lock needed to read a consistent body.
-        return self._gzipped if gzipped else self._body
+        """The whole exposition as one bytes object (joined on each call: scrapes use chunks())."""
+        return b"".join(self.chunks(gzipped)[0])
+
+    def chunks(self, gzipped: bool = False) -> tuple[tuple[bytes, ...], int]:
+        """The exposition as chunks to write one after the other, and their total length.
+
+        A reference swap under the GIL: no lock needed to read a consistent pair."""
+        return self._gzipped if gzipped else self._plain

@@ -17,7 +17,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Formats read: 1 has no "totals_are_samples" (the state's totals, if any, are in the state).
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -49,24 +51,38 @@ class StateStore:
             # over re-counts from scratch, which is exact, so do that rather than stop.
             log.error("ignoring unreadable state %s (%s): %s starts from scratch", path, error, collector)
             return None
-        if data.get("version") != FORMAT_VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             log.warning("state %s has format %s, expected %s: starting from scratch", path, data.get("version"), FORMAT_VERSION)
             return None
+        strings: dict[str, str] = {}
+        labels: dict[tuple, tuple] = {}
+        series = _from_columns if data["version"] >= 2 else _compact_series
+        samples = series(data.pop("samples"), strings, labels)
+        state = _intern(data.pop("state"), strings)
+        if data.get("totals_are_samples"):
+            state["totals"] = samples
         return StoredResult(
-            samples=data["samples"], state=data["state"], last_success=data["last_success"], complete=data["complete"],
-            changed_at=data.get("changed_at", {}),
+            samples=samples, state=state, last_success=data["last_success"], complete=data["complete"],
+            changed_at=series(data.pop("changed_at", {}), strings, labels),
         )
 
     def save(self, collector: str, result: StoredResult) -> None:
+        state = result.state
+        # Incremental counters keep their running totals in their state, and publish them as
+        # their samples: written once (and loaded once) instead of twice.
+        totals_are_samples = isinstance(state, dict) and "totals" in state and state["totals"] == result.samples
+        if totals_are_samples:
+            state = {key: value for key, value in state.items() if key != "totals"}
         payload = json.dumps(
             {
                 "version": FORMAT_VERSION,
                 "collector": collector,
-                "samples": result.samples,
-                "state": result.state,
+                "samples": _to_columns(result.samples),
+                "state": state,
+                "totals_are_samples": totals_are_samples,
                 "last_success": result.last_success,
                 "complete": result.complete,
-                "changed_at": result.changed_at,
+                "changed_at": _to_columns(result.changed_at),
             },
             separators=(",", ":"),
         )
@@ -86,3 +102,65 @@ class StateStore:
             os.fsync(directory)  # the rename itself survives a power loss
         finally:
             os.close(directory)
+
+
+# On disk (format 2), each family's series are columns: one list of values per label, one list
+# of values (or times, for changed_at). Parsing that makes a few lists and one string per label
+# value, instead of two lists per series: loading 300,000 series then takes about half the time
+# and a fraction of the transient memory.
+
+
+def _to_columns(families: dict[str, list]) -> dict[str, dict]:
+    """{family: [[label values], value]} -> {family: {"labels": [[...] per label], "values": [...]}}."""
+    columns: dict[str, dict] = {}
+    for family, series in families.items():
+        keys = [labels for labels, _ in series]
+        width = len(keys[0]) if keys else 0
+        columns[family] = {
+            "labels": [[key[i] for key in keys] for i in range(width)],
+            "values": [value for _, value in series],
+        }
+    return columns
+
+
+def _from_columns(families: dict[str, dict], strings: dict[str, str], labels: dict[tuple, tuple]) -> dict[str, list]:
+    """The inverse of _to_columns, as (label values, value) pairs with strings and label tuples shared."""
+    compact: dict[str, list] = {}
+    for family, table in families.items():
+        values = table["values"]
+        columns = [[strings.setdefault(v, v) for v in column] for column in table["labels"]]
+        keys = zip(*columns) if columns else (() for _ in values)
+        compact[strings.setdefault(family, family)] = [
+            (labels.setdefault(key, key), _intern(value, strings)) for key, value in zip(keys, values)
+        ]
+    return compact
+
+
+# A restored state holds hundreds of thousands of series (300,000 at 1,000 structures), each
+# with its label values: decoded naively, every occurrence of a structure code or profile is a
+# string of its own and every series two lists, which costs hundreds of MB and long garbage
+# collector passes. Equal strings are shared instead, and the [label values, value] pairs of
+# samples and changed_at become tuples (immutable, so the collector stops tracking them).
+
+
+def _intern(value: Any, strings: dict[str, str]) -> Any:
+    """The same JSON value with equal strings shared (lists and dicts stay what they are)."""
+    if isinstance(value, str):
+        return strings.setdefault(value, value)
+    if isinstance(value, list):
+        return [_intern(item, strings) for item in value]
+    if isinstance(value, dict):
+        return {strings.setdefault(key, key): _intern(item, strings) for key, item in value.items()}
+    return value
+
+
+def _compact_series(families: dict[str, list], strings: dict[str, str], labels: dict[tuple, tuple]) -> dict[str, list]:
+    """{family: [[label values], value]} -> {family: [(label values, value)]}, strings and label tuples shared."""
+    compact: dict[str, list] = {}
+    for family, series in families.items():
+        pairs = []
+        for values, value in series:
+            key = tuple([strings.setdefault(v, v) for v in values])
+            pairs.append((labels.setdefault(key, key), _intern(value, strings)))
+        compact[strings.setdefault(family, family)] = pairs
+    return compact
