@@ -47,6 +47,7 @@ def main() -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # the same socket settings as ent-exporter's server
 
         def do_GET(self) -> None:  # noqa: N802
             body = generate_latest(registry)  # type: ignore[arg-type]
@@ -59,6 +60,7 @@ def main() -> None:
         def log_message(self, *args) -> None:
             pass
 
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.serve_forever()

@@ -27,33 +27,51 @@ def wait_ready(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/metrics")
-            if connection.getresponse().status == 200:
-                return
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=max(5.0, timeout))
+            try:
+                connection.request("GET", "/metrics")
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    return
+            finally:
+                connection.close()
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"nothing answers on port {port}")
 
 
-def measure(port: int, scrapers: int = 20, scrapes_each: int = 25) -> ScrapeStats:
-    """Each scraper sends its scrapes back to back on its own keep-alive connection."""
+def measure(port: int, scrapers: int = 20, scrapes_each: int = 25, gzip: bool = True,
+            timeout: float = 600) -> ScrapeStats:
+    """Each scraper sends its scrapes back to back on its own keep-alive connection, asking for
+    gzip as Prometheus does (``gzip=False``: the plain text). Latency is until the last byte of
+    the body is received; decompressing it is the scraper's business."""
+    headers = {"Accept-Encoding": "gzip"} if gzip else {}
     latencies: list[float] = []
     sizes: list[int] = []
+    errors: list[BaseException] = []
     lock = threading.Lock()
     start = threading.Barrier(scrapers + 1)
 
     def scraper() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         mine = []
+        body = b""
         start.wait()
-        for _ in range(scrapes_each):
-            began = time.perf_counter()
-            connection.request("GET", "/metrics")
-            response = connection.getresponse()
-            body = response.read()
-            mine.append(time.perf_counter() - began)
-            assert response.status == 200
+        try:
+            for _ in range(scrapes_each):
+                began = time.perf_counter()
+                connection.request("GET", "/metrics", headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                mine.append(time.perf_counter() - began)
+                if response.status != 200:
+                    raise RuntimeError(f"/metrics answered {response.status}")
+        except BaseException as error:  # reported by measure()
+            with lock:
+                errors.append(error)
+        finally:
+            connection.close()
         with lock:
             latencies.extend(mine)
             sizes.append(len(body))
@@ -66,6 +84,8 @@ def measure(port: int, scrapers: int = 20, scrapes_each: int = 25) -> ScrapeStat
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(f"{len(errors)} scraper(s) failed: {errors[0]!r}")
     return ScrapeStats(
         scrapers=scrapers,
         scrapes=len(latencies),

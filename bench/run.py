@@ -1,0 +1,496 @@
+"""The benchmark: ent-exporter against a generic SQL exporter (query-exporter) on one database.
+
+    python -m bench.run [--events 10000000] [--structures 1000] [--accounts 500000] [--days 365]
+                        [--small] [--keep] [--output BENCHMARKS.md]
+
+In one run, on one embedded PostgreSQL holding a synthetic regional ENT (seeded by COPY):
+
+1. first start over the whole history (every collector, in a process of its own);
+2. each hourly / daily / weekly / monthly collector on its own: time, rows read, sequential scans;
+3. the instant cycle after ``--new-events`` new events: ent-exporter's incremental collectors
+   versus query-exporter (a real process, PyPI package in its own virtualenv) recounting the
+   same counters; database time (pg_stat_statements) and rows read (table statistics);
+4. scrapes of ``ent-exporter serve`` by 20 concurrent scrapers versus rendering with
+   prometheus-client at every scrape (bench/per_scrape.py), over the same persisted samples;
+5. peak RSS of the exporter's processes, seeding throughput.
+
+It writes a Markdown report (``--output``) and prints one summary line with the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml
+
+from . import database as db
+from . import query_exporter as qe
+from . import scrape
+from .worker import peak_rss_kb
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_WORKDIR = Path(__file__).resolve().parent / ".work"
+
+REGIONAL = {"structures": 1000, "accounts": 500_000, "events": 10_000_000}
+SMALL = {"structures": 20, "accounts": 5_000, "events": 200_000}
+
+# Targets at regional scale (see BENCHMARKS.md); ratios are meant to hold on any machine.
+TARGETS = {
+    "instant_db_ratio": 100.0,  # query-exporter's database time per cycle / ent-exporter's
+    "instant_ms": 100.0,  # ent-exporter's instant cycle, database time
+    "scrape_p99_ms": 20.0,  # 20 concurrent scrapers, gzip as Prometheus asks
+    "scrape_ratio": 10.0,  # per-scrape rendering p99 / ent-exporter p99
+    "window_seconds": 10.0,  # each hourly, daily, weekly, monthly collector
+    "peak_rss_mb": 250.0,
+    "seed_events_per_second": 200_000.0,
+}
+
+
+@dataclass
+class Options:
+    structures: int = REGIONAL["structures"]
+    accounts: int = REGIONAL["accounts"]
+    events: int = REGIONAL["events"]
+    days: int = 365
+    new_events: int = 10_000
+    scrapers: int = 20
+    scrapes_each: int = 50
+    baseline_scrapes_each: int = 1
+    workdir: Path = DEFAULT_WORKDIR
+    keep: bool = False
+    venv: Path = qe.DEFAULT_VENV
+    progress: bool = True
+    output: Path | None = None
+
+    @property
+    def size(self) -> str:
+        return f"{self.structures:,} structures, {self.accounts:,} accounts, {self.events:,} events over {self.days} days"
+
+
+@dataclass
+class Phase:
+    """One measured run: wall time, database time and rows read (see bench.database.Cost)."""
+
+    seconds: float
+    db_ms: float
+    statements: int
+    rows_read: int
+    event_seq_scans: int
+    rows_read_by_table: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, cost: db.Cost, seconds: float | None = None) -> "Phase":
+        return cls(cost.wall_seconds if seconds is None else seconds, cost.db_ms, cost.statements, cost.rows_read,
+                   cost.event_seq_scans, cost.rows_read_by_table)
+
+
+@dataclass
+class Report:
+    options: dict
+    machine: dict
+    versions: dict
+    seeding: dict
+    first_start: Phase
+    first_start_collectors: dict[str, float]
+    first_start_peak_rss_kb: int
+    windows: dict[str, dict]  # name -> {"cadence", "phase"}
+    new_events: dict[str, int]
+    instant_ent: Phase
+    instant_ent_collectors: dict[str, float]
+    instant_qe: Phase
+    qe_warmup_seconds: float
+    counters_agree: bool
+    series: int
+    series_by_family: dict[str, int]
+    body_bytes: int
+    gzip_bytes: int
+    scrape_gzip: scrape.ScrapeStats
+    scrape_plain: scrape.ScrapeStats
+    scrape_baseline: scrape.ScrapeStats
+    serve_peak_rss_kb: int
+    baseline_peak_rss_kb: int
+    finished: str
+    load_after: list[float]
+
+    # -- ratios ---------------------------------------------------------------------------
+    @property
+    def instant_db_ratio(self) -> float:
+        return self.instant_qe.db_ms / max(self.instant_ent.db_ms, 1e-6)
+
+    @property
+    def instant_rows_ratio(self) -> float:
+        return self.instant_qe.rows_read / max(self.instant_ent.rows_read, 1)
+
+    @property
+    def instant_wall_ratio(self) -> float:
+        return self.instant_qe.seconds / max(self.instant_ent.seconds, 1e-6)
+
+    @property
+    def scrape_p99_ratio(self) -> float:
+        """Per-scrape rendering against ent-exporter, the same bytes (plain text) both sides."""
+        return self.scrape_baseline.p99_ms / max(self.scrape_plain.p99_ms, 1e-6)
+
+    @property
+    def scrape_throughput_ratio(self) -> float:
+        return self.scrape_plain.per_second / max(self.scrape_baseline.per_second, 1e-9)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(self.serve_peak_rss_kb, self.first_start_peak_rss_kb) / 1024
+
+    @property
+    def slowest_window(self) -> tuple[str, float]:
+        if not self.windows:
+            return ("-", 0.0)
+        name = max(self.windows, key=lambda n: self.windows[n]["phase"].seconds)
+        return name, self.windows[name]["phase"].seconds
+
+    def targets(self) -> list[tuple[str, str, str, bool]]:
+        """(what, target, measured, met) for each target."""
+        slowest, seconds = self.slowest_window
+        return [
+            ("instant cycle: database time vs query-exporter", f"≥ {TARGETS['instant_db_ratio']:.0f}× less",
+             f"{self.instant_db_ratio:,.0f}× less", self.instant_db_ratio >= TARGETS["instant_db_ratio"]),
+            ("instant cycle: ent-exporter's database time", f"< {TARGETS['instant_ms']:.0f} ms",
+             f"{self.instant_ent.db_ms:.1f} ms (wall {self.instant_ent.seconds * 1000:.0f} ms)",
+             self.instant_ent.db_ms < TARGETS["instant_ms"]),
+            (f"scrape p99, {self.scrape_gzip.scrapers} concurrent scrapers (gzip)",
+             f"< {TARGETS['scrape_p99_ms']:.0f} ms", f"{self.scrape_gzip.p99_ms:.1f} ms",
+             self.scrape_gzip.p99_ms < TARGETS["scrape_p99_ms"]),
+            ("scrape p99 vs per-scrape rendering (plain text both)", f"≥ {TARGETS['scrape_ratio']:.0f}× faster",
+             f"{self.scrape_p99_ratio:,.0f}× faster", self.scrape_p99_ratio >= TARGETS["scrape_ratio"]),
+            ("every hourly/daily/weekly/monthly collector", f"< {TARGETS['window_seconds']:.0f} s",
+             f"slowest {slowest}: {seconds:.2f} s", seconds < TARGETS["window_seconds"]),
+            ("exporter peak RSS at the full series count", f"< {TARGETS['peak_rss_mb']:.0f} MB",
+             f"{self.peak_rss_mb:.0f} MB", self.peak_rss_mb < TARGETS["peak_rss_mb"]),
+            ("seeding throughput (generation + COPY)", f"≥ {TARGETS['seed_events_per_second']:,.0f} events/s",
+             f"{self.seeding['events_per_second']:,.0f} events/s" if self.seeding["seeded"] else "reused (--keep)",
+             (not self.seeding["seeded"]) or self.seeding["events_per_second"] >= TARGETS["seed_events_per_second"]),
+        ]
+
+    def summary_line(self) -> str:
+        met = sum(1 for *_, ok in self.targets() if ok)
+        return (
+            f"bench: instant cycle {self.instant_db_ratio:,.0f}x less database time than query-exporter "
+            f"({self.instant_ent.db_ms:.1f} ms vs {self.instant_qe.db_ms:,.0f} ms), "
+            f"{self.instant_rows_ratio:,.0f}x fewer rows read; "
+            f"scrape p99 {self.scrape_gzip.p99_ms:.1f} ms gzip / {self.scrape_plain.p99_ms:.1f} ms plain, "
+            f"{self.scrape_p99_ratio:,.0f}x faster than per-scrape rendering; "
+            f"slowest window collector {self.slowest_window[1]:.2f} s; peak RSS {self.peak_rss_mb:.0f} MB; "
+            f"seeding {self.seeding['events_per_second']:,.0f} events/s; targets met {met}/{len(self.targets())}"
+        )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def machine() -> dict:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "memory": memory,
+            "system": f"{platform.system()} {platform.release()}", "load_before": list(os.getloadavg()),
+            "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def versions(admin_dsn: str, qe_executable: Path) -> dict:
+    import prometheus_client  # noqa: F401  (its version below)
+    from importlib.metadata import version
+
+    from exporter import __version__
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return {
+        "ent-exporter": __version__ + (f" ({commit.stdout.strip()})" if commit.returncode == 0 else ""),
+        "query-exporter": qe.version(qe_executable),
+        "PostgreSQL": db.server_version(admin_dsn),
+        "Python": platform.python_version(),
+        "prometheus-client": version("prometheus-client"),
+        "psycopg": version("psycopg"),
+    }
+
+
+def write_exporter_config(path: Path, source_dsn: str, state_dir: Path, port: int = 9877) -> Path:
+    config = {
+        "source": {"dsn": source_dsn, "settle_seconds": 0, "statement_timeout_seconds": 3600},
+        "listen": {"address": "127.0.0.1", "port": port},
+        "state_dir": str(state_dir),
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_worker(config: Path, now: datetime, names: list[str] | None = None, body: Path | None = None) -> dict:
+    """Runs collectors in bench.worker (a process of their own); ``names=None`` runs them all."""
+    command = [sys.executable, "-m", "bench.worker", "--config", str(config), "--now", now.isoformat()]
+    command += ["--all"] if names is None else names
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench.worker failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    failed = [name for name, ok in report["succeeded"].items() if not ok]
+    if failed:
+        raise RuntimeError(f"collectors failed: {', '.join(failed)}\n{result.stderr[-4000:]}")
+    return report
+
+
+def counter_lines(text: str, names: tuple[str, ...]) -> dict[tuple, float]:
+    """{(sample name, labels but query-exporter's database label): value} of the samples named ``names``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = "\n".join(line for line in text.splitlines() if line.startswith(tuple(n + "{" for n in names)))
+    values: dict[tuple, float] = {}
+    for family in text_string_to_metric_families(wanted + "\n"):
+        for sample in family.samples:
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "database"))
+            values[(sample.name, labels)] = sample.value
+    return values
+
+
+# -- the phases -------------------------------------------------------------------------------
+
+
+def run(options: Options) -> Report:
+    import collectors
+
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    host = machine()
+    say(f"{options.size}; work directory {options.workdir}")
+    qe_executable = qe.ensure_installed(options.venv)
+    server = db.start_server(options.workdir)
+    try:
+        admin_dsn = db.prepare_database(server)
+        ent_dsn, qe_dsn = db.dsn(server, db.ENT_ROLE), db.dsn(server, db.QE_ROLE)
+        meter = db.Meter(admin_dsn)
+
+        # 5. seeding ---------------------------------------------------------------------
+        say("seeding (COPY, event indexes built afterwards)" if not options.keep else "seeding (or reusing, --keep)")
+        seeding = db.seed(admin_dsn, structures=options.structures, accounts=options.accounts, events=options.events,
+                          days=options.days, keep=options.keep, progress=options.progress)
+        seeding_info = {**asdict(seeding), "events_per_second": seeding.events_per_second,
+                        "events_per_second_with_indexes": seeding.events_per_second_with_indexes,
+                        "start": seeding.start.isoformat(), "end": seeding.end.isoformat()}
+        say(f"{'seeded' if seeding.seeded else 'reused'} {seeding.events:,} events, {seeding.counts['accounts']:,}"
+            f" accounts: {seeding.events_per_second:,.0f} events/s, indexes {seeding.index_seconds:.1f} s")
+        end = seeding.end
+
+        state_dir = options.workdir / "exporter-state"
+        shutil.rmtree(state_dir, ignore_errors=True)
+        config = write_exporter_config(options.workdir / "ent-exporter.yml", ent_dsn, state_dir, free_port())
+        cadences = {name: cls.cadence.value for name, cls in collectors.discover().items()}
+        instant = sorted(name for name, cadence in cadences.items() if cadence == "instant")
+        windows = sorted((name for name, cadence in cadences.items() if cadence != "instant"),
+                         key=lambda n: (["hourly", "daily", "weekly", "monthly"].index(cadences[n]), n))
+
+        # 1. first start over the long history --------------------------------------------
+        say(f"first start: every collector over {seeding.events:,} events")
+        cost, first = meter.measure(db.ENT_ROLE, lambda: run_worker(config, end))
+        first_start = Phase.of(cost, sum(first["seconds"].values()))
+        say(f"first start: {first_start.seconds:.1f} s, database {first_start.db_ms / 1000:.1f} s")
+
+        # 3. window collectors, each on its own -------------------------------------------
+        window_results: dict[str, dict] = {}
+        for name in windows:
+            cost, result = meter.measure(db.ENT_ROLE, lambda: run_worker(config, end, [name]))
+            window_results[name] = {"cadence": cadences[name], "phase": Phase.of(cost, result["seconds"][name])}
+            say(f"{cadences[name]} collector {name}: {result['seconds'][name]:.2f} s, {cost.rows_read:,} rows read,"
+                f" {cost.event_seq_scans} sequential scans of event tables")
+
+        # 2. instant cycle after new events ---------------------------------------------
+        new_at = end + timedelta(seconds=30)
+        cycle_now = end + timedelta(minutes=1)
+        new_counts = db.add_new_events(admin_dsn, options.new_events, new_at, seeding)
+        body_file = options.workdir / "ent-exporter.metrics"
+        cost, cycle = meter.measure(db.ENT_ROLE, lambda: run_worker(config, cycle_now, instant))
+        instant_ent = Phase.of(cost, sum(cycle["seconds"].values()))
+        say(f"instant cycle (ent-exporter): {instant_ent.seconds * 1000:.0f} ms, database {instant_ent.db_ms:.1f} ms,"
+            f" {instant_ent.rows_read:,} rows read")
+
+        qe_config = qe.write_config(options.workdir / "query-exporter.yml", qe_dsn)
+
+        def qe_cycle() -> tuple[float, str]:
+            port = free_port()
+            process = qe.start(qe_executable, qe_config, port)
+            try:
+                qe.wait_ready(process, port)
+                return qe.cycle(port)
+            finally:
+                qe.stop(process)
+
+        warmup, _ = qe_cycle()  # caches as warm as for ent-exporter, which just read the same tables
+        cost, (qe_seconds, qe_body) = meter.measure(db.QE_ROLE, qe_cycle)
+        instant_qe = Phase.of(cost, qe_seconds)
+        say(f"instant cycle (query-exporter): {qe_seconds:.1f} s, database {instant_qe.db_ms:,.0f} ms,"
+            f" {instant_qe.rows_read:,} rows read")
+
+        # Same queries, same numbers: the counters of both exporters agree.
+        ent_text = subprocess_body(config, cycle_now)
+        families = ("ent_logins_total", "ent_app_accesses_total", "ent_connector_requests_total",
+                    "ent_connector_request_duration_seconds_bucket")
+        counters_agree = counter_lines(ent_text, families) == counter_lines(qe_body, families)
+        say(f"counters of both exporters agree: {counters_agree}")
+
+        # 4. scrapes --------------------------------------------------------------------
+        serve_port = yaml.safe_load(config.read_text())["listen"]["port"]
+        serve = subprocess.Popen([sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "serve",
+                                  "--config", str(config)], cwd=REPO, stderr=subprocess.DEVNULL)
+        try:
+            scrape.wait_ready(serve_port)
+            wait_fresh(serve_port)
+            say(f"scraping ent-exporter serve: {options.scrapers} scrapers x {options.scrapes_each} scrapes")
+            scrape.measure(serve_port, options.scrapers, 2)  # connections and caches warm
+            gzipped = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=True)
+            plain = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=False)
+            serve_rss = peak_rss_kb(serve.pid)
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
+        say(f"ent-exporter: p99 {gzipped.p99_ms:.1f} ms gzip, {plain.p99_ms:.1f} ms plain;"
+            f" peak RSS {serve_rss / 1024:.0f} MB")
+
+        baseline_port = free_port()
+        baseline = subprocess.Popen([sys.executable, "-m", "bench.per_scrape", "--state-dir", str(state_dir),
+                                     "--port", str(baseline_port)], cwd=REPO)
+        try:
+            scrape.wait_ready(baseline_port, timeout=600)
+            say(f"scraping the per-scrape rendering baseline: {options.scrapers} scrapers x"
+                f" {options.baseline_scrapes_each} scrapes")
+            per_scrape = scrape.measure(baseline_port, options.scrapers, options.baseline_scrapes_each, gzip=False,
+                                        timeout=3600)
+            baseline_rss = peak_rss_kb(baseline.pid)
+        finally:
+            baseline.terminate()
+            baseline.wait(timeout=30)
+        say(f"per-scrape rendering: p99 {per_scrape.p99_ms:,.0f} ms")
+
+        report = Report(
+            options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+            machine=host,
+            versions=versions(admin_dsn, qe_executable),
+            seeding=seeding_info,
+            first_start=first_start,
+            first_start_collectors=first["seconds"],
+            first_start_peak_rss_kb=first["peak_rss_kb"],
+            windows=window_results,
+            new_events=new_counts,
+            instant_ent=instant_ent,
+            instant_ent_collectors=cycle["seconds"],
+            instant_qe=instant_qe,
+            qe_warmup_seconds=warmup,
+            counters_agree=counters_agree,
+            series=sum(cycle["series"].values()),
+            series_by_family=cycle["series"],
+            body_bytes=cycle["body_bytes"],
+            gzip_bytes=cycle["gzip_bytes"],
+            scrape_gzip=gzipped,
+            scrape_plain=plain,
+            scrape_baseline=per_scrape,
+            serve_peak_rss_kb=serve_rss,
+            baseline_peak_rss_kb=baseline_rss,
+            finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            load_after=list(os.getloadavg()),
+        )
+    finally:
+        server.cleanup()
+    if options.output:
+        from .report import markdown
+
+        options.output.write_text(markdown(report))
+        say(f"wrote {options.output}")
+    return report
+
+
+def subprocess_body(config: Path, now: datetime) -> str:
+    """The exposition ent-exporter serves from its persisted state (restored, no query run)."""
+    code = ("import sys; from exporter.app import make_runtime, make_source; from exporter.config import load_config;"
+            f" c = load_config({str(config)!r}); r = make_runtime(c, make_source(c), persistent=True); r.restore();"
+            " sys.stdout.buffer.write(r.exposition.body())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=True)
+    return result.stdout.decode()
+
+
+def wait_fresh(port: int, timeout: float = 120) -> None:
+    """Waits until the daemon has no stale collector (its start-up runs are over)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as response:
+            health = json.load(response)
+        if not any(c["stale"] for c in health["collectors"].values()):
+            time.sleep(1)
+            return
+        time.sleep(0.5)
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, help=f"events in the history (default {REGIONAL['events']:,};"
+                                                   " 50000000 for a regional month of 50 million)")
+    parser.add_argument("--structures", type=int, help=f"default {REGIONAL['structures']:,}")
+    parser.add_argument("--accounts", type=int, help=f"default {REGIONAL['accounts']:,}")
+    parser.add_argument("--days", type=int, default=365, help="days of history (default 365)")
+    parser.add_argument("--small", action="store_true",
+                        help=f"the test suite's size: {SMALL['structures']} structures, {SMALL['accounts']:,}"
+                             f" accounts, {SMALL['events']:,} events")
+    parser.add_argument("--new-events", type=int, default=10_000, help="events added before the instant cycle")
+    parser.add_argument("--scrapers", type=int, default=20)
+    parser.add_argument("--scrapes", type=int, default=50, help="scrapes per scraper of ent-exporter")
+    parser.add_argument("--baseline-scrapes", type=int, default=1, help="scrapes per scraper of the baseline")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                        help="database and state (default bench/.work)")
+    parser.add_argument("--keep", action="store_true", help="reuse the database seeded by an earlier run of this size")
+    parser.add_argument("--output", type=Path, help="write the Markdown report there (e.g. BENCHMARKS.md)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = SMALL if args.small else REGIONAL
+    options = Options(
+        structures=args.structures or sizes["structures"], accounts=args.accounts or sizes["accounts"],
+        events=args.events if args.events is not None else sizes["events"], days=args.days,
+        new_events=args.new_events, scrapers=args.scrapers, scrapes_each=args.scrapes,
+        baseline_scrapes_each=args.baseline_scrapes, workdir=args.workdir.resolve(), keep=args.keep,
+        progress=not args.no_progress, output=args.output,
+    )
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run(parse_options(argv))
+    print(report.summary_line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Runs ent-exporter's collectors in a process of their own and reports what they took.
+
+``python -m bench.worker --config FILE --now ISO8601 [--all | NAME ...]`` builds the runtime
+exactly as the daemon does (exporter.app.make_runtime over the persistent state directory,
+restored first), runs the named collectors one after the other as of ``--now``, closes its
+connections and prints one JSON line: wall seconds per collector, whether it succeeded, the
+series exported per family and the process's peak RSS (VmHWM). A process per measurement
+keeps the peak RSS the exporter's own and makes PostgreSQL publish the backends' statistics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+
+from exporter.app import make_runtime, make_source
+from exporter.config import load_config
+
+
+def peak_rss_kb(pid: int | str = "self") -> int:
+    """VmHWM of a process, in kB (0 when it cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--now", required=True)
+    parser.add_argument("--all", action="store_true", help="run every collector (name order), as a first start does")
+    parser.add_argument("names", nargs="*")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    config = load_config(args.config)
+    now = datetime.fromisoformat(args.now)
+    source = make_source(config)
+    runtime = make_runtime(config, source, persistent=True, origin=str(args.config))
+    runtime.restore()
+    names = sorted(runtime.collectors) if args.all else args.names
+    seconds: dict[str, float] = {}
+    succeeded: dict[str, bool] = {}
+    try:
+        source.wait_ready()
+        for name in names:
+            began = time.perf_counter()
+            succeeded[name] = runtime.run(name, now)
+            seconds[name] = time.perf_counter() - began
+    finally:
+        source.close()
+    print(json.dumps({
+        "seconds": seconds,
+        "succeeded": succeeded,
+        "series": runtime.exposition.series_counts(),
+        "body_bytes": len(runtime.exposition.body()),
+        "gzip_bytes": len(runtime.exposition.body(gzipped=True)),
+        "peak_rss_kb": peak_rss_kb(),
+        "cadences": {name: collector.cadence.value for name, collector in runtime.collectors.items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The benchmark (bench/) at a small size: the same code as the regional run, asserting counts and
+ratios that hold at any size and on a busy machine, never wall times.
+
+It installs query-exporter from the package index into bench/.venv-query-exporter on first use
+(pip, Python >= 3.12), then runs every phase: seeding, first start, window collectors, the
+instant cycle of both exporters, scrapes of ``ent-exporter serve`` and of the per-scrape
+rendering baseline.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import collectors
+from bench import run as bench
+
+NEW_EVENTS = 2_000
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("bench")
+    options = bench.Options(
+        **bench.SMALL, days=365, new_events=NEW_EVENTS, scrapers=20, scrapes_each=10, baseline_scrapes_each=1,
+        workdir=workdir, progress=False, output=workdir / "BENCHMARKS.md",
+    )
+    return bench.run(options)
+
+
+def test_the_command_line_has_the_sizes_of_the_issue():
+    regional = bench.parse_options([])
+    assert (regional.structures, regional.accounts, regional.events, regional.days) == (1000, 500_000, 10_000_000, 365)
+    assert bench.parse_options(["--events", "50000000"]).events == 50_000_000
+    small = bench.parse_options(["--small", "--keep", "--output", "B.md"])
+    assert (small.structures, small.accounts, small.events) == (20, 5_000, 200_000) and small.keep
+
+
+def test_seeding_produced_the_requested_sizes(report):
+    counts = report.seeding["counts"]
+    assert counts["structures"] == bench.SMALL["structures"]
+    assert counts["accounts"] == bench.SMALL["accounts"]
+    assert report.seeding["events"] == pytest.approx(bench.SMALL["events"], rel=0.03)
+    assert report.seeding["seeded"] and report.seeding["events_per_second"] > 0
+
+
+def test_both_exporters_count_the_same(report):
+    assert report.counters_agree
+
+
+def test_the_instant_cycle_reads_the_new_events_and_query_exporter_the_whole_tables(report):
+    assert sum(report.new_events.values()) == NEW_EVENTS
+    ent, qe = report.instant_ent, report.instant_qe
+    # ent-exporter: the new events (index range) plus an accounts look-up per user of them.
+    assert 0 < ent.rows_read <= 3 * NEW_EVENTS
+    assert ent.event_seq_scans == 0
+    # query-exporter: every event of the history, every cycle.
+    assert qe.rows_read >= report.seeding["events"]
+    assert qe.event_seq_scans >= 3
+    assert report.instant_rows_ratio > 10
+    assert report.instant_db_ratio > 2  # ~10-20x at this size; it grows with the history
+
+
+def test_every_window_collector_is_measured_and_uses_indexes(report):
+    expected = {name for name, cls in collectors.discover().items() if cls.cadence.value != "instant"}
+    assert set(report.windows) == expected
+    for name, window in report.windows.items():
+        assert window["phase"].event_seq_scans == 0, f"{name} scans an event table sequentially"
+
+
+def test_pre_rendered_scrapes_beat_rendering_at_every_scrape(report):
+    assert report.scrape_gzip.scrapes == report.scrape_plain.scrapes == 20 * 10
+    assert report.scrape_baseline.scrapes == 20
+    assert report.series > 1_000 and report.body_bytes > report.gzip_bytes > 0
+    assert report.scrape_p99_ratio > 1
+    assert report.scrape_throughput_ratio > 1
+    assert report.serve_peak_rss_kb > 0 and report.first_start_peak_rss_kb > 0
+
+
+def test_the_report_and_the_summary_line(report):
+    text = Path(report.options["output"]).read_text()
+    for heading in ("## Targets", "## 1. Instant cycle", "## 2. Scrapes", "## 3. Hourly, daily, weekly and monthly",
+                    "## 4. Memory", "## 5. First start and seeding"):
+        assert heading in text
+    assert "query-exporter 5.2.2" in text
+    line = report.summary_line()
+    assert line.startswith("bench: instant cycle") and "targets met" in line and "\n" not in line
+
+
+# -- the performance fixes the benchmark led to ---------------------------------------------
+
+
+def test_the_fast_renderer_writes_what_prometheus_client_writes():
+    import random
+
+    from collectors.base import Family, HistogramValue, Kind
+    from exporter.exposition import render_family, render_family_reference
+    from exporter.runtime import SELF_FAMILIES
+
+    rng = random.Random(5)
+    families = [f for cls in collectors.discover().values() for f in cls.families] + list(SELF_FAMILIES)
+    families.append(Family("odd_total", Kind.COUNTER, 'help with \\ and\nnewline "quoted"', ("a", "b")))
+    values = ["0750001A", "Student", "", 'quo"te', "back\\slash", "new\nline", "é", "{0}", "a}b{"]
+    for family in families:
+        def value():
+            if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
+                buckets = sorted(rng.choice([0.0, 1.0, 3.0, 1e7]) for _ in family.buckets)
+                return HistogramValue(buckets, buckets[-1] + 1, rng.random() * 1e6)
+            return rng.choice([0.0, 1.0, 0.25, 1e-9, 123456789.0, 1e22, float("inf"), -2.0, rng.random()])
+        series = {tuple(rng.choice(values) for _ in family.labels): value() for _ in range(100)}
+        assert render_family(family, series) == render_family_reference(family, series), family.name
+
+
+def test_an_unchanged_family_is_not_rendered_again_but_a_changed_histogram_is():
+    from collectors.base import Family, HistogramValue, Kind
+    from exporter.exposition import Exposition
+
+    counter = Family("c_total", Kind.COUNTER, "c", ("x",))
+    histogram = Family("h_seconds", Kind.HISTOGRAM, "h", ("x",), (1.0,))
+    exposition = Exposition([counter, histogram])
+    value = HistogramValue([1.0], 2.0, 3.0)
+    series = {("a",): value}
+    exposition.publish({"p": {"c_total": {("a",): 1.0}, "h_seconds": series}})
+    renders = exposition.renders
+    exposition.publish({"p": {"c_total": {("a",): 1.0}, "h_seconds": series}})
+    assert exposition.renders == renders
+    value.add(HistogramValue([1.0], 1.0, 0.5))  # mutated in place, then published again
+    exposition.publish({"p": {"h_seconds": series}})
+    assert exposition.renders == renders + 1
+    assert b'h_seconds_count{x="a"} 3.0' in exposition.body()
+    chunks, length = exposition.chunks()
+    assert b"".join(chunks) == exposition.body() and length == len(exposition.body())
+
+
+def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
+    import json
+
+    from exporter.state import StateStore, StoredResult
+
+    store = StateStore(tmp_path)
+    samples = {"a_total": [[["S1", "Student"], 3.0], [["S2", ""], 1.0]],
+               "h_seconds": [[["ldap"], {"buckets": [1.0, 2.0], "count": 2.0, "sum": 0.5}]],
+               "g": [[[], 7.0]], "empty": []}
+    result = StoredResult(samples, {"mode": "event_id", "watermark": 5, "totals": samples}, 12.5, True,
+                          {"a_total": [[["S1", "Student"], 100.0]]})
+    store.save("c", result)
+    written = json.loads((tmp_path / "collectors" / "c.json").read_text())
+    assert written["totals_are_samples"] and "totals" not in written["state"]
+
+    def plain(families):
+        return {name: [[list(labels), value] for labels, value in series] for name, series in families.items()}
+
+    loaded = store.load("c")
+    assert plain(loaded.samples) == samples and plain(loaded.state["totals"]) == samples
+    assert loaded.state["watermark"] == 5 and plain(loaded.changed_at) == result.changed_at
+    version_1 = {"version": 1, "collector": "old", "samples": samples, "state": {"totals": samples, "seen": ["a"]},
+                 "last_success": 1.0, "complete": False, "changed_at": {}}
+    (tmp_path / "collectors" / "old.json").write_text(json.dumps(version_1))
+    old = store.load("old")
+    assert plain(old.samples) == samples and old.state["seen"] == ["a"] and old.complete is False
