@@ -106,24 +106,34 @@ def render_family(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
             text = formatted[value] = floatToGoString(value)
         return text
 
-    items = sorted(series.items())
-    if _needs_escaping(series):
-        items = [(tuple(_escape_value(v) for v in key), value) for key, value in items]
-    if not histogram:
-        line = _line_template(name, family.labels).format
-        for key, value in items:
+    escaping = _needs_escaping(series)
+    parts: list[bytes] = []  # encoded every few thousand lines: no whole-family str beside the bytes
+
+    def flush() -> None:
+        parts.append("".join(lines).encode())
+        lines.clear()
+
+    line = _line_template(name, family.labels).format
+    if histogram:
+        bounds = [floatToGoString(bound) for bound in family.buckets] + ["+Inf"]
+        bucket = _line_template(f"{name}_bucket", family.labels, "le").format
+        count = _line_template(f"{name}_count", family.labels).format
+        total = _line_template(f"{name}_sum", family.labels).format
+    for number_of_lines, key in enumerate(sorted(series)):
+        value = series[key]
+        if escaping:
+            key = tuple(_escape_value(v) for v in key)
+        if not histogram:
             append(line(*key, number(value)))  # type: ignore[arg-type]
-        return "".join(lines).encode()
-    bounds = [floatToGoString(bound) for bound in family.buckets] + ["+Inf"]
-    bucket = _line_template(f"{name}_bucket", family.labels, "le").format
-    count = _line_template(f"{name}_count", family.labels).format
-    total = _line_template(f"{name}_sum", family.labels).format
-    for key, value in items:
-        for bound, observed in zip(bounds, [*value.buckets, value.count]):  # type: ignore[union-attr]
-            append(bucket(*key, bound, number(observed)))
-        append(count(*key, number(value.count)))  # type: ignore[union-attr]
-        append(total(*key, number(value.sum)))  # type: ignore[union-attr]
-    return "".join(lines).encode()
+        else:
+            for bound, observed in zip(bounds, [*value.buckets, value.count]):  # type: ignore[union-attr]
+                append(bucket(*key, bound, number(observed)))
+            append(count(*key, number(value.count)))  # type: ignore[union-attr]
+            append(total(*key, number(value.sum)))  # type: ignore[union-attr]
+        if number_of_lines % 4096 == 4095:
+            flush()
+    flush()
+    return b"".join(parts)
 
 
 def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
@@ -250,9 +260,13 @@ class Exposition:
     def _render(self, name: str) -> bytes:
         """Renders one family: returns its text, keeps its gzip member."""
         family = self._families[name]
-        merged: dict[LabelValues, Value] = {}
-        for series in self._samples.get(name, {}).values():
-            merged.update(series)
+        publishers = list(self._samples.get(name, {}).values())
+        if len(publishers) == 1:
+            merged = publishers[0]  # read only below: no copy
+        else:
+            merged = {}
+            for series in publishers:
+                merged.update(series)
         merged = apply_privacy(family, merged, self.policy.privacy_min_count)
         self._last_folded[name] = 0
         if len(merged) > self.policy.max_series_per_family:
