@@ -130,9 +130,13 @@ def markdown(r: "Report") -> str:
     add("")
     add("| process | peak RSS (VmHWM) |")
     add("| --- | ---: |")
-    add(f"| `ent-exporter serve` at the full series count, after the scrapes | {_mb(r.serve_peak_rss_kb)} |")
+    add(f"| `ent-exporter serve` at the full series count: restored state, an instant cycle over"
+        f" {o['new_events']:,} new events, then the scrapes | {_mb(r.serve_peak_rss_kb)} |")
     add(f"| ent-exporter's first start (every collector over the whole history) | {_mb(r.first_start_peak_rss_kb)} |")
     add(f"| per-scrape rendering baseline, same series | {_mb(r.baseline_peak_rss_kb)} |")
+    add("")
+    add("Peak RSS of the first start so far, after each collector (in the order it runs them): "
+        + ", ".join(f"{name} {_mb(kb)}" for name, kb in r.first_start_rss_after.items()) + ".")
     add("")
 
     add("## 5. First start and seeding")

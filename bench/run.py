@@ -103,6 +103,7 @@ class Report:
     first_start: Phase
     first_start_collectors: dict[str, float]
     first_start_peak_rss_kb: int
+    first_start_rss_after: dict[str, int]  # peak RSS so far after the restore and after each collector
     windows: dict[str, dict]  # name -> {"cadence", "phase"}
     new_events: dict[str, int]
     instant_ent: Phase
@@ -149,6 +150,14 @@ class Report:
         return max(self.serve_peak_rss_kb, self.first_start_peak_rss_kb) / 1024
 
     @property
+    def serve_rss_mb(self) -> float:
+        return self.serve_peak_rss_kb / 1024
+
+    @property
+    def first_start_rss_mb(self) -> float:
+        return self.first_start_peak_rss_kb / 1024
+
+    @property
     def slowest_window(self) -> tuple[str, float]:
         if not self.windows:
             return ("-", 0.0)
@@ -171,8 +180,12 @@ class Report:
              f"{self.scrape_p99_ratio:,.0f}× faster", self.scrape_p99_ratio >= TARGETS["scrape_ratio"]),
             ("every hourly/daily/weekly/monthly collector", f"< {TARGETS['window_seconds']:.0f} s",
              f"slowest {slowest}: {seconds:.2f} s", seconds < TARGETS["window_seconds"]),
-            ("exporter peak RSS at the full series count", f"< {TARGETS['peak_rss_mb']:.0f} MB",
-             f"{self.peak_rss_mb:.0f} MB", self.peak_rss_mb < TARGETS["peak_rss_mb"]),
+            ("exporter peak RSS at the full series count: serving (restored state, a cycle with new events,"
+             " the scrapes)", f"< {TARGETS['peak_rss_mb']:.0f} MB", f"{self.serve_rss_mb:.0f} MB",
+             self.serve_rss_mb < TARGETS["peak_rss_mb"]),
+            ("exporter peak RSS at the full series count: first start (every collector over the whole history)",
+             f"< {TARGETS['peak_rss_mb']:.0f} MB", f"{self.first_start_rss_mb:.0f} MB",
+             self.first_start_rss_mb < TARGETS["peak_rss_mb"]),
             ("seeding throughput (generation + COPY)", f"≥ {TARGETS['seed_events_per_second']:,.0f} events/s",
              f"{self.seeding['events_per_second']:,.0f} events/s" if self.seeding["seeded"] else "reused (--keep)",
              (not self.seeding["seeded"]) or self.seeding["events_per_second"] >= TARGETS["seed_events_per_second"]),
@@ -186,7 +199,8 @@ class Report:
             f"{self.instant_rows_ratio:,.0f}x fewer rows read; "
             f"scrape p99 {self.scrape_gzip.p99_ms:.1f} ms gzip / {self.scrape_plain.p99_ms:.1f} ms plain, "
             f"{self.scrape_p99_ratio:,.0f}x faster than per-scrape rendering; "
-            f"slowest window collector {self.slowest_window[1]:.2f} s; peak RSS {self.peak_rss_mb:.0f} MB; "
+            f"slowest window collector {self.slowest_window[1]:.2f} s; peak RSS {self.serve_rss_mb:.0f} MB serving,"
+            f" {self.first_start_rss_mb:.0f} MB first start; "
             f"seeding {self.seeding['events_per_second']:,.0f} events/s; targets met {met}/{len(self.targets())}"
         )
 
@@ -366,11 +380,18 @@ def run(options: Options) -> Report:
 
         # 4. scrapes --------------------------------------------------------------------
         serve_port = yaml.safe_load(config.read_text())["listen"]["port"]
+        # New events for the daemon's own instant cycle: its peak RSS includes a cycle that counts
+        # something and re-renders the counters, as every minute in production.
+        db.add_new_events(admin_dsn, options.new_events, datetime.now(timezone.utc) - timedelta(seconds=1), seeding,
+                          seed=2)
+        counted = state_dir / "collectors" / "app_accesses.json"
+        before = counted.stat().st_mtime
         serve = subprocess.Popen([sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "serve",
                                   "--config", str(config)], cwd=REPO, stderr=subprocess.DEVNULL)
         try:
             scrape.wait_ready(serve_port)
             wait_fresh(serve_port)
+            wait_until(lambda: counted.stat().st_mtime > before, timeout=90)  # the daemon's cycle is over
             say(f"scraping ent-exporter serve: {options.scrapers} scrapers x {options.scrapes_each} scrapes")
             scrape.measure(serve_port, options.scrapers, 2)  # connections and caches warm
             gzipped = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=True)
@@ -405,6 +426,7 @@ def run(options: Options) -> Report:
             first_start=first_start,
             first_start_collectors=first["seconds"],
             first_start_peak_rss_kb=first["peak_rss_kb"],
+            first_start_rss_after=first["peak_rss_kb_after"],
             windows=window_results,
             new_events=new_counts,
             instant_ent=instant_ent,
@@ -441,6 +463,15 @@ def subprocess_body(config: Path, now: datetime) -> str:
             " sys.stdout.buffer.write(r.exposition.body())")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=True)
     return result.stdout.decode()
+
+
+def wait_until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for the daemon's instant cycle")
+        time.sleep(0.2)
+    time.sleep(1)
 
 
 def wait_fresh(port: int, timeout: float = 120) -> None:

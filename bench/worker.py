@@ -47,12 +47,14 @@ def main() -> None:
     names = sorted(runtime.collectors) if args.all else args.names
     seconds: dict[str, float] = {}
     succeeded: dict[str, bool] = {}
+    peaks: dict[str, int] = {"restore": peak_rss_kb()}
     try:
         source.wait_ready()
         for name in names:
             began = time.perf_counter()
             succeeded[name] = runtime.run(name, now)
             seconds[name] = time.perf_counter() - began
+            peaks[name] = peak_rss_kb()
     finally:
         source.close()
     print(json.dumps({
@@ -62,6 +64,7 @@ def main() -> None:
         "body_bytes": len(runtime.exposition.body()),
         "gzip_bytes": len(runtime.exposition.body(gzipped=True)),
         "peak_rss_kb": peak_rss_kb(),
+        "peak_rss_kb_after": peaks,  # the peak so far, after the restore and after each collector
         "cadences": {name: collector.cadence.value for name, collector in runtime.collectors.items()},
     }))
 

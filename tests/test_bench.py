@@ -141,9 +141,14 @@ def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
     samples = {"a_total": [[["S1", "Student"], 3.0], [["S2", ""], 1.0]],
                "h_seconds": [[["ldap"], {"buckets": [1.0, 2.0], "count": 2.0, "sum": 0.5}]],
                "g": [[[], 7.0]], "empty": []}
+    changed_at = {"a_total": [[["S1", "Student"], 100.0]]}
     result = StoredResult(samples, {"mode": "event_id", "watermark": 5, "totals": samples}, 12.5, True,
                           {"a_total": [[["S1", "Student"], 100.0]]})
     store.save("c", result)
+    # What the runtime keeps after a save is compacted: the same values, as tuples, totals shared.
+    assert result.samples["a_total"] == [(("S1", "Student"), 3.0), (("S2", ""), 1.0)]
+    assert result.state["totals"] is result.samples
+    assert result.changed_at == {"a_total": [(("S1", "Student"), 100.0)]}
     written = json.loads((tmp_path / "collectors" / "c.json").read_text())
     assert written["totals_are_samples"] and "totals" not in written["state"]
 
@@ -152,7 +157,7 @@ def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
 
     loaded = store.load("c")
     assert plain(loaded.samples) == samples and plain(loaded.state["totals"]) == samples
-    assert loaded.state["watermark"] == 5 and plain(loaded.changed_at) == result.changed_at
+    assert loaded.state["watermark"] == 5 and plain(loaded.changed_at) == changed_at
     version_1 = {"version": 1, "collector": "old", "samples": samples, "state": {"totals": samples, "seen": ["a"]},
                  "last_success": 1.0, "complete": False, "changed_at": {}}
     (tmp_path / "collectors" / "old.json").write_text(json.dumps(version_1))
