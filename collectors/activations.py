@@ -35,6 +35,20 @@ ACTIVATIONS_BY_DAY = sql.SQL("""
     SELECT day, 'all', profile, count(DISTINCT user_id) FROM activated GROUP BY 1, 3
 """)
 
+# At the first run, the history before the recount window: one row per series, not per day.
+ACTIVATIONS_BEFORE = sql.SQL("""
+    WITH activated AS (
+        SELECT user_id,
+               coalesce(nullif(structure_id, ''), 'unknown') AS structure,
+               coalesce(nullif(profile, ''), 'unknown') AS profile
+        FROM {accounts}
+        WHERE activated_at < %(before)s
+    )
+    SELECT structure, profile, count(*) FROM activated GROUP BY 1, 2
+    UNION ALL
+    SELECT 'all', profile, count(DISTINCT user_id) FROM activated GROUP BY 2
+""")
+
 ACTIVATIONS = Family(
     "ent_account_activations_total", Kind.COUNTER,
     "Account activations, per structure of the account and profile (structure=\"all\": distinct users).",
@@ -56,13 +70,17 @@ class AccountActivationsCollector(Collector):
         frozen = decode_samples(self.families, ctx.state.get("frozen", {}))
         open_days = {date.fromisoformat(day): decode_samples(self.families, samples)
                      for day, samples in ctx.state.get("open", {}).items()}
-        # Days before this one are final; at the first run that is the whole history.
-        since_day = date.fromisoformat(ctx.state["open_since"]) if "open_since" in ctx.state else date.min
-        since_day = min(since_day, first_open_day)
-
-        since = _midnight(since_day) if since_day > date.min else datetime.min.replace(tzinfo=timezone.utc)
+        if "open_since" in ctx.state:
+            since_day = min(date.fromisoformat(ctx.state["open_since"]), first_open_day)
+        else:
+            # First run: the history before the window is final at once, counted without days.
+            since_day = first_open_day
+            add_counts(frozen[ACTIVATIONS.name],
+                       ctx.source.fetch(ACTIVATIONS_BEFORE, {"before": _midnight(first_open_day)}))
         recounted: dict[date, Samples] = {}
-        for day, *labels, count in ctx.source.fetch(ACTIVATIONS_BY_DAY, {"since": since, "upto": upto}):
+        for day, *labels, count in ctx.source.fetch(
+            ACTIVATIONS_BY_DAY, {"since": _midnight(since_day), "upto": upto}
+        ):
             add_counts(recounted.setdefault(day, decode_samples(self.families, {}))[ACTIVATIONS.name], [(*labels, count)])
         for day, samples in recounted.items():
             open_days[day] = _at_least(samples, open_days.get(day))
