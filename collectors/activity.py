@@ -4,6 +4,8 @@ Both families look at activated accounts only (activated_at not NULL and <= now)
 with the account's structure and profile; a user's logins are all of theirs, whatever the
 profile of the login. Windows are exact durations before now: (now - N days, now].
 Platform-wide (structure="all") each user counts once per profile of their activated accounts.
+Every structure and profile known from ``accounts`` is published, 0 (an empty distribution)
+when it has no activated account.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from datetime import timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
+from .known import known_pairs, zeros
 from .periods import utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -64,8 +67,10 @@ class ActivityCollector(Collector):
         rows = ctx.source.fetch(ACTIVITY, {
             "now": now, "since_30": now - timedelta(days=30), "since_90": now - timedelta(days=90),
         })
-        inactive: dict[tuple, float] = {}
-        histograms: dict[tuple, HistogramValue] = {}
+        known = known_pairs(ctx)
+        inactive: dict[tuple, float] = zeros(known, ("30",), ("90",))
+        histograms: dict[tuple, HistogramValue] = {
+            pair: HistogramValue([0.0] * len(LOGIN_COUNT_BUCKETS), 0.0, 0.0) for pair in known}
         for structure, profile, logins, users, inactive_30, inactive_90 in rows:
             for days, count in (("30", inactive_30), ("90", inactive_90)):
                 key = (structure, profile, days)

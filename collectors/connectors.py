@@ -9,6 +9,7 @@ from .base import Family, HistogramValue, Kind, Samples, label
 from .incremental import EventCounter
 
 DURATION_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+OUTCOMES = ("success", "failure")
 
 # Per connector and outcome of an id range: the call count, then (over calls with a known
 # duration) the cumulative count at or below each bucket bound, the count and the sum.
@@ -55,6 +56,9 @@ class ConnectorsCollector(EventCounter):
         for connector, outcome, calls, *bucket_counts, timed_calls, seconds in rows:
             connector = label(connector)
             requests[(connector, outcome)] = requests.get((connector, outcome), 0.0) + float(calls)
+            # Both outcomes of a connector once it is seen: no failures yet is 0, not a missing series.
+            for other in OUTCOMES:
+                requests.setdefault((connector, other), 0.0)
             delta = HistogramValue([float(c) for c in bucket_counts], float(timed_calls), float(seconds))
             current = durations.get((connector,))
             if current is None:

@@ -1,8 +1,9 @@
 """Logins of the last 28 days by local ISO weekday and hour: the daily and weekly peaks.
 
 Each login counts once per structure of its user (``unknown`` without an account) and once
-under structure="all". A structure with at least one login in the window gets all 168 cells,
-zeros included, so a heatmap has no holes; one without any login in the window is absent.
+under structure="all". Every structure known from ``accounts``, and any other with a login in
+the window (``unknown``), gets all 168 cells, zeros included, so a heatmap has no holes and a
+structure nobody logged in to is 0, not absent.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result
+from .known import known_pairs
 from .periods import utc, zone_name
 
 WINDOW = timedelta(days=28)
@@ -57,10 +59,11 @@ class LoginHeatmapCollector(Collector):
         rows = ctx.source.fetch(LOGINS_BY_WEEKDAY_HOUR, {
             "zone": zone_name(ctx.timezone), "since": now - WINDOW, "now": now,
         })
-        # Every cell of a structure that had logins, zeros included: a heatmap has no holes.
+        # Every cell of every known structure and of any that had logins, zeros included: no holes.
+        structures = {structure for structure, _ in known_pairs(ctx)} | {row[0] for row in rows}
         cells = {
             (structure, str(weekday), str(hour)): 0.0
-            for structure in {row[0] for row in rows} for weekday in range(1, 8) for hour in range(24)
+            for structure in structures for weekday in range(1, 8) for hour in range(24)
         }
         for structure, weekday, hour, logins in rows:
             cells[(structure, str(weekday), str(hour))] = float(logins)

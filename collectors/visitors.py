@@ -5,6 +5,8 @@ A visitor is a user with at least one login in the period. The profile is the lo
 a user who logged in under two profiles is a visitor in each, with the logins of that
 profile (so per-profile series do not add up to a platform total, as for structures).
 A login without a user_id is nobody's visit: it counts neither as a visitor nor as a visit.
+Every structure and profile known from ``accounts`` has a series in every period, 0 when
+nobody of it has logged in yet (see collectors.known).
 
 Two collectors publish these families, with disjoint ``period`` values: the hourly one
 (day, week, month to date) and the monthly one (previous_month). They share the Family
@@ -17,6 +19,7 @@ from datetime import datetime, timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples
+from .known import known_pairs, zeros
 from .periods import day_start, month_start, previous_month, utc, week_start
 
 LABELS = ("structure", "profile", "period")
@@ -78,7 +81,9 @@ class _PeriodVisitors(Collector):
             "window_start": min(start for _, start, _ in periods),
             "window_end": max(end for _, _, end in periods),
         })
-        samples: Samples = {UNIQUE_VISITORS.name: {}, VISITS_PER_VISITOR.name: {}}
+        # 0 for every structure and profile known from accounts, in every period: a quiet morning is 0.
+        none = zeros(known_pairs(ctx), *((name,) for name, _, _ in periods))
+        samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
         for period, structure, profile, visitors, logins in rows:
             key = (structure, profile, period)
             samples[UNIQUE_VISITORS.name][key] = float(visitors)

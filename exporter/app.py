@@ -1,10 +1,15 @@
 """Wiring: from a validated Config to a running exporter (or a one-off run)."""
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
+import tempfile
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
 
 import collectors
 from collectors.base import Cadence, Collector
@@ -18,6 +23,14 @@ from .source import PostgresSource
 from .state import StateStore
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The exporter cannot start (port in use, unusable state directory): one line for the user, exit 2."""
+
+
+def real_time() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def enabled_collectors(config: Config, origin: str = "configuration") -> list[Collector]:
@@ -41,7 +54,8 @@ def make_source(config: Config) -> PostgresSource:
     )
 
 
-def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, origin: str = "configuration") -> Runtime:
+def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, origin: str = "configuration",
+                 clock: Callable[[], datetime] = real_time) -> Runtime:
     return Runtime(
         enabled_collectors(config, origin),
         source,
@@ -54,20 +68,61 @@ def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, or
         settle=timedelta(seconds=config.source.settle_seconds),
         chunk_size=config.source.chunk_size,
         idle_series_retention=timedelta(days=config.limits.idle_series_days),
+        clock=clock,
     )
+
+
+def check_state_dir(directory: Path, origin: str) -> None:
+    """Creates the state directory and proves it writable, or says in one line why it cannot be used."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise StartupError(
+            f"{origin}: state_dir: {directory} cannot be used ({error.strerror or error})") from None
+
+
+def listen_in_use(address: str, port: int) -> str | None:
+    """Why ``address:port`` cannot be listened on right now, or None when it can (the socket is closed again)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((address, port))
+    except OSError as error:
+        return str(bind_error(address, port, error, "listen"))
+    return None
+
+
+def bind_error(address: str, port: int, error: OSError, key: str) -> StartupError:
+    """A listening socket that could not be had, said the way an operator acts on it."""
+    if error.errno == errno.EADDRINUSE:
+        why = "the port is already in use (another exporter, or the demo, is running?)"
+    elif error.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+    elif error.errno == errno.EADDRNOTAVAIL:
+        why = "no such address on this machine"
+    else:
+        why = error.strerror or str(error)
+    return StartupError(f"{key}: cannot listen on {address}:{port}: {why}")
 
 
 class Exporter:
     """The daemon: restored state served at once, collectors on their cadences, HTTP on top."""
 
-    def __init__(self, config: Config, origin: str = "configuration") -> None:
+    def __init__(self, config: Config, origin: str = "configuration", *,
+                 clock: Callable[[], datetime] = real_time) -> None:
         self.config = config
+        self.origin = origin
+        self.clock = clock
         self.source = make_source(config)
-        self.runtime = make_runtime(config, self.source, persistent=True, origin=origin)
+        self.runtime: Runtime | None = None
         self.scheduler: CollectorScheduler | None = None
         self.server: MetricsServer | None = None
 
     def health(self) -> dict:
+        """Liveness: the process serves (whatever the database does)."""
         runs = self.scheduler.next_runs() if self.scheduler else {}
         return {
             "status": "ok",
@@ -81,11 +136,27 @@ class Exporter:
             },
         }
 
+    def readiness(self) -> tuple[bool, dict]:
+        """Readiness: the database answered the last attempt and no collector is overdue."""
+        up = self.runtime.source_up
+        overdue = sorted(name for name in self.runtime.collectors if self.runtime.is_overdue(name))
+        ready = bool(up) and not overdue
+        return ready, {
+            "status": "ready" if ready else "not ready",
+            "database": {True: "up", False: "down", None: "not reached yet"}[up],
+            "stale_collectors": overdue,
+        }
+
     def start(self) -> None:
+        """Checks what can fail at start-up first (StartupError), then serves the restored state at once."""
+        check_state_dir(self.config.state_dir, self.origin)
+        self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
+        address, port = self.config.listen.address, self.config.listen.port
+        try:
+            self.server = MetricsServer(address, port, self.runtime.exposition, self.health, self.readiness)
+        except OSError as error:
+            raise bind_error(address, port, error, f"{self.origin}: listen") from None
         self.runtime.restore()
-        self.server = MetricsServer(
-            self.config.listen.address, self.config.listen.port, self.runtime.exposition, self.health
-        )
         self.server.start()
         self.source.open()
         self.scheduler = CollectorScheduler(
@@ -99,6 +170,8 @@ class Exporter:
         log.info("serving http://%s:%d/metrics", self.config.listen.address, self.server.port)
 
     def stop(self) -> None:
+        if self.runtime:
+            self.runtime.stopping.set()  # runs cut short by the closing pool are not failures
         if self.scheduler:
             self.scheduler.shutdown()
         if self.server:

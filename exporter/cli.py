@@ -26,11 +26,27 @@ def _parse_now(text: str, config: Config) -> datetime:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .app import enabled_collectors
+    from .app import StartupError, check_state_dir, enabled_collectors, listen_in_use
 
     config = load_config(args.config)
     names = [collector.name for collector in enabled_collectors(config, str(args.config))]
-    print(f"{args.config}: configuration is valid ({len(names)} collectors: {', '.join(names)})")
+    check_state_dir(config.state_dir, str(args.config))
+    in_use = listen_in_use(config.listen.address, config.listen.port)
+    if in_use:  # not an error: the exporter being checked may be the one listening
+        print(f"{args.config}: note: {in_use}", file=sys.stderr)
+    if args.connect:
+        from .preflight import check_source
+
+        findings = check_source(config)
+        for finding in findings:
+            print(f"{args.config}: {'' if finding.problem else 'note: '}{finding.text}", file=sys.stderr)
+        problems = sum(finding.problem for finding in findings)
+        if problems:
+            print(f"ent-exporter: {args.config}: the source is not ready for the exporter "
+                  f"({problems} problem{'s' if problems > 1 else ''})", file=sys.stderr)
+            return 1
+    reached = f", source {config.source.schema_name} checked" if args.connect else ""
+    print(f"{args.config}: configuration is valid ({len(names)} collectors: {', '.join(names)}{reached})")
     return 0
 
 
@@ -72,7 +88,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days, address=args.address)
+    return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days, address=args.address,
+                    start=_parse_demo_now(args.now) if args.now else None)
+
+
+def _parse_demo_now(text: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    from .demo import DEMO_TIMEZONE
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--now: not an ISO 8601 date and time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(DEMO_TIMEZONE))
 
 
 def cmd_init_source(args: argparse.Namespace) -> int:
@@ -119,10 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="embedded PostgreSQL + synthetic ENT + live events, serves /metrics")
-    demo.add_argument("--state-dir", type=Path, default=Path("ent-exporter-demo"),
-                      help="where the demo keeps its database and state (default: ./ent-exporter-demo)")
+    demo.add_argument("--state-dir", type=Path, default=None,
+                      help="where the demo keeps its database and state"
+                           " (default: $XDG_STATE_HOME/ent-exporter/demo, i.e. ~/.local/state/ent-exporter/demo)")
     demo.add_argument("--port", type=int, default=9877)
-    demo.add_argument("--address", default="0.0.0.0", help="address to listen on (default: all interfaces)")
+    demo.add_argument("--address", default="127.0.0.1",
+                      help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
+    demo.add_argument("--now", metavar="ISO8601",
+                      help="run the demo's clock from this instant (history, live events and collectors; it then "
+                           "advances normally; no offset = Europe/Paris): to see the dashboards at a given hour")
     demo.add_argument("--scale", type=float, default=1.0, help="multiplies structures and accounts (default 1)")
     demo.add_argument("--days", type=int, default=60, help="days of history to generate (default 60)")
     demo.set_defaults(handler=cmd_demo)
@@ -134,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, type=Path, metavar="FILE")
+        if name == "check-config":
+            sub.add_argument("--connect", action="store_true",
+                             help="also connect: the database, the schema, the contract's relations, their columns "
+                                  "and the role's rights, one line per problem (exit 1 if any)")
         if name == "once":
             sub.add_argument("--now", metavar="ISO8601",
                              help="compute as of this instant (default: now; no offset = platform timezone)")
@@ -175,9 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    from .app import StartupError
+
     try:
         return args.handler(args)
-    except ConfigError as error:
+    except (ConfigError, StartupError) as error:
         print(f"ent-exporter: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import psycopg
 
@@ -82,8 +82,11 @@ class Runtime:
         settle: timedelta = timedelta(0),
         chunk_size: int = 500_000,
         idle_series_retention: timedelta = timedelta(days=90),
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.collectors = {collector.name: collector for collector in collectors}
+        # The instant collectors compute "as of": the real time, or the demo's pinned clock.
+        self.clock = clock
         self.source = source
         self.store = store
         self.zone = zone
@@ -102,6 +105,8 @@ class Runtime:
         self._failures: dict[str, float] = {name: 0.0 for name in self.collectors}
         self.consecutive_failures: dict[str, int] = {name: 0 for name in self.collectors}
         self._source_up: float | None = None
+        # Set on shutdown: a run that the closing pool interrupts is not a failure worth a line.
+        self.stopping = threading.Event()
 
     # -- start-up --------------------------------------------------------------------
     def restore(self) -> None:
@@ -126,6 +131,19 @@ class Runtime:
         now = time.time() if now is None else now
         return last is None or now - last >= self.collectors[name].cadence.period.total_seconds()
 
+    def is_overdue(self, name: str, now: float | None = None) -> bool:
+        """Stale beyond what a healthy schedule explains: the cadence, plus a margin for the jitter,
+        the run itself and a retry (a tenth of the cadence, between 1 minute and 1 hour)."""
+        last = self._last_success.get(name)
+        now = time.time() if now is None else now
+        period = self.collectors[name].cadence.period.total_seconds()
+        return last is None or now - last > period + min(max(60.0, period / 10), 3600.0)
+
+    @property
+    def source_up(self) -> bool | None:
+        """Whether the database answered the last attempt to reach it (None before any attempt)."""
+        return None if self._source_up is None else self._source_up == 1.0
+
     # -- one run ---------------------------------------------------------------------
     def run(self, name: str, now: datetime | None = None) -> bool:
         """Runs one collector once; returns whether it succeeded. Overlapping calls are skipped."""
@@ -135,7 +153,7 @@ class Runtime:
             return True
         try:
             # In UTC: arithmetic on aware datetimes of a DST zone is wall-clock arithmetic.
-            return self._run(name, (now or datetime.now(timezone.utc)).astimezone(timezone.utc))
+            return self._run(name, (now or self.clock()).astimezone(timezone.utc))
         finally:
             lock.release()
 
@@ -162,7 +180,8 @@ class Runtime:
             self._failed(name, started, f"query failed: {str(error).strip()}", source_up=True)
             return False
         except Exception:
-            log.exception("%s: collector raised", name)
+            if not self.stopping.is_set():
+                log.exception("%s: collector raised", name)
             self._failed(name, started, "collector raised", source_up=None)
             return False
         self._save(name, result.samples, result.state, now, complete=True)
@@ -207,6 +226,9 @@ class Runtime:
         return active
 
     def _failed(self, name: str, started: float, reason: str, source_up: bool | None) -> None:
+        if self.stopping.is_set():  # the pool closed under the run: a shutdown, not a failure
+            log.debug("%s: run interrupted by the shutdown (%s)", name, reason)
+            return
         with self._self_lock:
             self._durations[name] = time.monotonic() - started
             self._failures[name] += 1
@@ -232,7 +254,12 @@ class Runtime:
             (family,): float(count) for family, count in self.exposition.series_counts().items()
             if family not in {f.name for f in SELF_FAMILIES}
         }
-        samples[FOLDED.name] = {(family,): total for family, total in self.exposition.folded_totals().items()}
+        # Every family, 0 until the guard folds something: a counter that exists from the start.
+        folded = self.exposition.folded_totals()
+        samples[FOLDED.name] = {
+            (family.name,): folded.get(family.name, 0.0)
+            for collector in self.collectors.values() for family in collector.families
+        }
         self.exposition.publish({SELF_PUBLISHER: samples})
 
     def run_all(self, now: datetime | None = None) -> bool:

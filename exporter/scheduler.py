@@ -15,6 +15,20 @@ from .runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class _OverlapSkipFilter(logging.Filter):
+    """APScheduler warns when a run falls due while the previous one still goes (a long first count
+    at start-up): that is the one-run-at-a-time rule at work, not something to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" in str(record.msg):
+            log.debug("%s", record.getMessage())
+            return False
+        return True
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_OverlapSkipFilter())
+
+
 def retry_delay(failures: int, initial: float, maximum: float, cadence: Cadence) -> float:
     """Exponential backoff, never longer than the cadence (the next regular run comes sooner anyway)."""
     return min(initial * 2 ** max(0, failures - 1), maximum, cadence.period.total_seconds())
@@ -56,7 +70,7 @@ class CollectorScheduler:
 
     def run(self, name: str) -> bool:
         """Runs a collector now; on failure, schedules a one-shot retry with backoff."""
-        if self.runtime.run(name):
+        if self.runtime.run(name) or self.runtime.stopping.is_set():
             return True
         collector = self.runtime.collectors[name]
         delay = retry_delay(

@@ -1,4 +1,5 @@
-"""HTTP endpoints: /metrics serves the pre-rendered exposition, /healthz says the process is alive."""
+"""HTTP endpoints: /metrics serves the pre-rendered exposition, /healthz says the process is alive
+(liveness), /readyz whether what it serves is fresh (readiness: 503 when not)."""
 from __future__ import annotations
 
 import json
@@ -14,11 +15,17 @@ from .exposition import Exposition
 log = logging.getLogger(__name__)
 
 INDEX = b"""<html><head><title>ent-exporter</title></head><body>
-<h1>ent-exporter</h1><p><a href="/metrics">/metrics</a> &middot; <a href="/healthz">/healthz</a></p>
+<h1>ent-exporter</h1><p><a href="/metrics">/metrics</a> &middot; <a href="/healthz">/healthz</a>
+&middot; <a href="/readyz">/readyz</a></p>
 </body></html>"""
 
 
-def make_handler(exposition: Exposition, health: Callable[[], dict]) -> type[BaseHTTPRequestHandler]:
+# Readiness: (ready, details). Not ready is answered 503, so probes and load balancers need no parsing.
+Readiness = Callable[[], tuple[bool, dict]]
+
+
+def make_handler(exposition: Exposition, health: Callable[[], dict],
+                 ready: Readiness | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "ent-exporter"
@@ -34,6 +41,9 @@ def make_handler(exposition: Exposition, health: Callable[[], dict]) -> type[Bas
                 self._send(200, chunks, CONTENT_TYPE_LATEST, "gzip" if gzipped else None, length)
             elif path == "/healthz":
                 self._send(200, json.dumps(health()).encode(), "application/json")
+            elif path == "/readyz" and ready is not None:
+                is_ready, details = ready()
+                self._send(200 if is_ready else 503, json.dumps(details).encode(), "application/json")
             elif path == "/":
                 self._send(200, INDEX, "text/html; charset=utf-8")
             else:
@@ -65,8 +75,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class MetricsServer:
-    def __init__(self, address: str, port: int, exposition: Exposition, health: Callable[[], dict]) -> None:
-        self.httpd = _Server((address, port), make_handler(exposition, health))
+    def __init__(self, address: str, port: int, exposition: Exposition, health: Callable[[], dict],
+                 ready: Readiness | None = None) -> None:
+        self.httpd = _Server((address, port), make_handler(exposition, health, ready))
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 

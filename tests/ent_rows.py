@@ -177,10 +177,17 @@ def structures_of(rows: EntRows) -> dict[str, set[str]]:
     return attached
 
 
+def known_pairs(rows: EntRows) -> set[tuple[str, str]]:
+    """(structure, profile) of every account, and ("all", profile): the series a people count always has."""
+    pairs = {(fold(structure), fold(profile)) for _user, structure, profile, *_ in rows.accounts}
+    return pairs | {("all", profile) for _structure, profile in pairs}
+
+
 def expected_visitors(rows: EntRows, periods: dict[str, tuple[datetime, datetime]]):
-    """(ent_unique_visitors, ent_visits_per_visitor): a visitor per profile of their logins."""
+    """(ent_unique_visitors, ent_visits_per_visitor): a visitor per profile of their logins; 0 for
+    every known structure and profile without one."""
     attached = structures_of(rows)
-    visitors: Counter = Counter()
+    visitors: Counter = Counter({(*pair, period): 0 for pair in known_pairs(rows) for period in periods})
     visits: Counter = Counter()
     for period, (start, end) in periods.items():
         logins = Counter((user, fold(profile)) for user, profile, moment in rows.logins
@@ -190,7 +197,7 @@ def expected_visitors(rows: EntRows, periods: dict[str, tuple[datetime, datetime
                 visitors[(structure, profile, period)] += 1
                 visits[(structure, profile, period)] += count
     return ({key: float(n) for key, n in visitors.items()},
-            {key: visits[key] / n for key, n in visitors.items()})
+            {key: visits[key] / n if n else 0.0 for key, n in visitors.items()})
 
 
 def is_activated(activated_at: datetime | None, now: datetime) -> bool:
@@ -223,7 +230,7 @@ def expected_activity(rows: EntRows, now: datetime):
         since = now - timedelta(days=days)
         return sum(1 for who, _profile, moment in rows.logins if who == user and since < moment <= now)
 
-    members: dict[tuple, set] = defaultdict(set)  # (structure, profile) -> users
+    members: dict[tuple, set] = {pair: set() for pair in known_pairs(rows)}  # (structure, profile) -> users
     for user, structure, profile, _created, activated_at in rows.accounts:
         if is_activated(activated_at, now):
             members[(fold(structure), fold(profile))].add(user)
@@ -241,7 +248,8 @@ def expected_activity(rows: EntRows, now: datetime):
 
 
 def expected_heatmap(rows: EntRows, now: datetime) -> dict[tuple, float]:
-    """ent_logins_by_hour: the 168 cells of every structure with a login in (now - 28 days, now]."""
+    """ent_logins_by_hour: the 168 cells of every known structure and of any with a login in
+    (now - 28 days, now]."""
     attached = structures_of(rows)
     cells: Counter = Counter()
     for user, _profile, moment in rows.logins:
@@ -249,7 +257,7 @@ def expected_heatmap(rows: EntRows, now: datetime) -> dict[tuple, float]:
             local = moment.astimezone(PARIS)
             for structure in attached.get(user, {"unknown"}) | {"all"}:
                 cells[(structure, str(local.isoweekday()), str(local.hour))] += 1
-    present = {structure for structure, _, _ in cells}
+    present = {structure for structure, _, _ in cells} | {structure for structure, _ in known_pairs(rows)}
     return {(structure, str(weekday), str(hour)): float(cells[(structure, str(weekday), str(hour))])
             for structure in present for weekday in range(1, 8) for hour in range(24)}
 

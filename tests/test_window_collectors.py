@@ -79,9 +79,16 @@ def data(pg_server):
 
 # -- the truth --------------------------------------------------------------------------------
 
+def known_pairs(raw: RawData) -> set[tuple[str, str]]:
+    """Every (structure, profile) of the accounts, and ("all", profile): published even when 0."""
+    pairs = {(_label(structure), _label(profile)) for _user, structure, profile, _c, _a in raw.accounts}
+    return pairs | {("all", profile) for _s, profile in pairs}
+
+
 def expected_visitors(raw: RawData, periods: dict[str, tuple[datetime, datetime]]):
     structures_of = attachments(raw.accounts)
-    visitors, visits = Counter(), Counter()
+    visitors = Counter({(*pair, period): 0 for pair in known_pairs(raw) for period in periods})
+    visits = Counter()
     for period, (start, end) in periods.items():
         per_user = Counter((user, _label(profile)) for user, profile, moment in raw.logins if start <= moment < end)
         for (user, profile), logins in per_user.items():
@@ -89,7 +96,7 @@ def expected_visitors(raw: RawData, periods: dict[str, tuple[datetime, datetime]
                 visitors[(structure, profile, period)] += 1
                 visits[(structure, profile, period)] += logins
     return ({k: float(v) for k, v in visitors.items()},
-            {k: visits[k] / visitors[k] for k in visitors})
+            {k: visits[k] / visitors[k] if visitors[k] else 0.0 for k in visitors})
 
 
 def calendar_periods(now: datetime) -> dict[str, tuple[datetime, datetime]]:
@@ -144,8 +151,8 @@ def expected_activity(raw: RawData, now: datetime):
     for user, structure, profile, _created, activated_at in raw.accounts:
         if is_activated(activated_at, now):
             rows.add((user, _label(structure), _label(profile)))
-    inactive: Counter = Counter()
-    histograms: dict[tuple, list] = {}
+    inactive: Counter = Counter({(*pair, days): 0 for pair in known_pairs(raw) for days in ("30", "90")})
+    histograms: dict[tuple, list] = {pair: [] for pair in known_pairs(raw)}
     for key_of in (lambda user, s, p: (s, p), lambda user, s, p: ("all", p)):
         seen = set()
         for user, structure, profile in sorted(rows):
@@ -170,7 +177,7 @@ def expected_activity(raw: RawData, now: datetime):
 def expected_heatmap(raw: RawData, now: datetime):
     structures_of = attachments(raw.accounts)
     cells: Counter = Counter()
-    present = set()
+    present = {structure for structure, _profile in known_pairs(raw)}
     for user, _profile, moment in raw.logins:
         if now - timedelta(days=28) < moment <= now:
             local = moment.astimezone(PARIS)

