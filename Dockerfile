@@ -1,6 +1,6 @@
 # ent-exporter: the exporter as a container image.
 #   docker build -t ent-exporter .
-#   docker run -p 9877:9877 ent-exporter demo                     # synthetic ENT, embedded PostgreSQL
+#   docker run -p 9877:9877 ent-exporter demo --address 0.0.0.0   # synthetic ENT, embedded PostgreSQL
 #   docker run -p 9877:9877 -v $PWD/config.yml:/etc/ent-exporter/config.yml:ro ent-exporter   # production
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -23,6 +23,8 @@ WORKDIR /var/lib/ent-exporter
 # The demo's data and the exporter's state (watermarks, last results) live here: mount a volume.
 VOLUME ["/var/lib/ent-exporter"]
 EXPOSE 9877
+# Liveness: the process answers. Not /readyz: a database outage is not cured by a restart
+# (docker-compose.yml checks readiness for `docker compose ps`).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10m --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9877/healthz', timeout=4)"]
 ENTRYPOINT ["ent-exporter"]

@@ -180,3 +180,19 @@ def test_published_ports_are_distinct(compose):
             if len(parts) > 1:
                 published.append(tuple(parts[:-1]))
     assert len(published) == len(set(published)), published
+
+
+def test_the_demo_listens_beyond_its_container_loopback(compose):
+    """The demo binds 127.0.0.1 by default; in a container Prometheus reaches it only on 0.0.0.0."""
+    command = compose["services"]["exporter"]["command"]
+    command = command.split() if isinstance(command, str) else command
+    if command[0] == "demo":
+        assert command[command.index("--address") + 1] == "0.0.0.0"
+
+
+def test_health_checks_liveness_in_the_image_and_readiness_in_compose(compose):
+    dockerfile = (REPO / "Dockerfile").read_text()
+    check = dockerfile[dockerfile.index("\nHEALTHCHECK"):].split("\nENTRYPOINT")[0]
+    assert "/healthz" in check and "/readyz" not in check
+    test = " ".join(compose["services"]["exporter"]["healthcheck"]["test"])
+    assert "/readyz" in test and ":9877/" in test

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from random import Random
@@ -16,6 +17,7 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.config import load_config
+from exporter.scheduler import CollectorScheduler
 from tests.support import (
     REPO, RawData, as_samples, expected_event_counts, free_port, insert, make_accounts, make_events, parse, scrape,
     wait_until, write_config,
@@ -103,6 +105,7 @@ def test_database_outage_keeps_last_values_then_resumes_exactly(tmp_path):
         wait_until(lambda: all_ran(exporter))
         before = scrape(port)
         assert parse(before)["ent_exporter_source_up"][()] == 1
+        assert readyz(port) == (200, {"status": "ready", "database": "up", "stale_collectors": []})
 
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
         assert not exporter.scheduler.run("logins")
@@ -112,6 +115,9 @@ def test_database_outage_keeps_last_values_then_resumes_exactly(tmp_path):
         failures = parse(during)["ent_exporter_collector_failures_total"]
         assert failures[(("collector", "logins"),)] == 1
         assert "logins:retry" in exporter.scheduler.next_runs()  # a retry with backoff is on its way
+        # Not ready (503, the database named), yet alive: /healthz is the liveness check.
+        assert readyz(port) == (503, {"status": "not ready", "database": "down", "stale_collectors": []})
+        assert json.loads(scrape(port, "/healthz"))["status"] == "ok"
 
         server.ensure_postgres_running()
         more = make_events(rng, 150, 30, START + timedelta(hours=2), timedelta(hours=1)).logins
@@ -121,9 +127,46 @@ def test_database_outage_keeps_last_values_then_resumes_exactly(tmp_path):
         after = scrape(port)
         assert parse(after)["ent_exporter_source_up"][()] == 1
         assert logins(after) == expected_logins(raw)
+        assert readyz(port)[0] == 200
     finally:
         exporter.stop()
         server.cleanup()
+
+
+def readyz(port: int) -> tuple[int, dict]:
+    """/readyz's status code and JSON body (503 is an answer here, not an error)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_not_ready_before_any_run_and_while_a_collector_is_overdue(seeded, tmp_path, monkeypatch):
+    dsn, _raw, _ = seeded
+    port = free_port()
+    config = write_config(tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port},
+                          schedules=NEVER_DURING_THE_TEST)
+    # Nothing runs by itself: the state of a fresh start, frozen, then runs made by the test.
+    monkeypatch.setattr(CollectorScheduler, "start", lambda self: None)
+    monkeypatch.setattr(CollectorScheduler, "shutdown", lambda self: None)
+    exporter = Exporter(load_config(config), str(config))
+    exporter.start()
+    try:
+        status, body = readyz(port)
+        assert (status, body["database"]) == (503, "not reached yet")
+        assert body["stale_collectors"] == sorted(exporter.runtime.collectors)
+        for name in sorted(exporter.runtime.collectors):
+            assert exporter.runtime.run(name)
+        assert readyz(port) == (200, {"status": "ready", "database": "up", "stale_collectors": []})
+        # A daily collector whose last success is a day and more than an hour old is overdue.
+        day_and_more = time.time() - 86400 - 3601
+        exporter.runtime._last_success["accounts"] = day_and_more
+        assert readyz(port) == (503, {"status": "not ready", "database": "up", "stale_collectors": ["accounts"]})
+        exporter.runtime._last_success["accounts"] = day_and_more + 60  # within the margin: still ready
+        assert readyz(port)[0] == 200
+    finally:
+        exporter.stop()
 
 
 def serve(config) -> subprocess.Popen:

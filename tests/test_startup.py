@@ -1,0 +1,192 @@
+"""What a newcomer meets first: start-up failures said in one line (exit 2, no traceback), and
+``check-config --connect`` naming each problem of the database before the exporter starts."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from psycopg import sql
+
+from tests.support import REPO, free_port, run_cli, write_config
+
+
+def one_clean_line(result: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> str:
+    """The run failed with ``code`` and said so in a single line holding every fragment, without a traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ent-exporter:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def busy_port():
+    """A port something already listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_serve_on_a_port_in_use(source_dsn, tmp_path, busy_port):
+    config = write_config(tmp_path / "c.yml", source_dsn, listen={"address": "127.0.0.1", "port": busy_port})
+    line = one_clean_line(run_cli("serve", "--config", str(config), timeout=60),
+                          str(config), "listen", f"127.0.0.1:{busy_port}", "already in use")
+    assert "Errno" not in line
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_serve_with_a_state_directory_that_cannot_be_created(source_dsn, tmp_path, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    state_dir = blocker if where == "a file" else blocker / "state"
+    config = write_config(tmp_path / "c.yml", source_dsn, state_dir=str(state_dir),
+                          listen={"address": "127.0.0.1", "port": free_port()})
+    one_clean_line(run_cli("serve", "--config", str(config), timeout=60), str(config), "state_dir", str(state_dir))
+    # check-config finds it too, before any start.
+    one_clean_line(run_cli("check-config", "--config", str(config)), "state_dir", str(state_dir))
+
+
+def test_the_demo_on_a_port_in_use_stops_before_starting_a_database(tmp_path, busy_port):
+    state_dir = tmp_path / "demo"
+    result = run_cli("demo", "--state-dir", str(state_dir), "--port", str(busy_port), timeout=60)
+    one_clean_line(result, "--port", f"127.0.0.1:{busy_port}", "already in use")
+    assert not (state_dir / "pgdata").exists()
+
+
+def test_the_demo_with_an_unusable_state_directory(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    one_clean_line(run_cli("demo", "--state-dir", str(blocker / "demo"), "--port", str(free_port()), timeout=60),
+                   "--state-dir", str(blocker / "demo"))
+
+
+def test_check_config_notes_a_port_in_use_without_failing(source_dsn, tmp_path, busy_port):
+    """The exporter being checked may be the one listening: a note, exit 0."""
+    config = write_config(tmp_path / "c.yml", source_dsn, listen={"address": "127.0.0.1", "port": busy_port})
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"note: listen: cannot listen on 127.0.0.1:{busy_port}" in result.stderr
+
+
+def test_bad_command_line_values_are_one_line(tmp_path):
+    one_clean_line(run_cli("demo", "--now", "yesterday", "--state-dir", str(tmp_path / "d")), "--now", "yesterday")
+    config = write_config(tmp_path / "c.yml", "host=localhost")
+    one_clean_line(run_cli("once", "--config", str(config), "--now", "soon"), "--now", "soon")
+
+
+# -- check-config --connect ----------------------------------------------------------------------
+
+PASSWORD_ROLE = "ent_check_password"
+
+
+@pytest.fixture
+def reader(source_dsn, pg_server):
+    """A login role that may read the contract's relations (as init-source's role), and a DSN maker."""
+    role = f"reader_{abs(hash(source_dsn)) % 10**8}"
+    database = psycopg.conninfo.conninfo_to_dict(source_dsn)["dbname"]
+    with psycopg.connect(source_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA ent TO {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA ent TO {}").format(sql.Identifier(role)))
+    yield role, (lambda user=role: psycopg.conninfo.make_conninfo(source_dsn, user=user, dbname=database))
+    with psycopg.connect(source_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def check_connect(tmp_path: Path, dsn: str, **overrides) -> subprocess.CompletedProcess:
+    config = write_config(tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": free_port()}, **overrides)
+    return run_cli("check-config", "--config", str(config), "--connect", timeout=60)
+
+
+def problems(result: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line.split(": ", 1)[1] for line in result.stderr.splitlines()
+            if not line.startswith("ent-exporter:") and ": note: " not in line]
+
+
+def test_connect_passes_on_a_ready_source(reader, tmp_path):
+    _role, dsn = reader
+    result = check_connect(tmp_path, dsn())
+    assert result.returncode == 0, result.stderr
+    assert "source ent checked" in result.stdout
+    assert problems(result) == []
+
+
+def test_connect_says_wrong_password_at_once(source_dsn, pg_server, tmp_path):
+    """A password-checked role (scram for it alone): a wrong password is named, not retried for 10 s."""
+    with psycopg.connect(source_dsn, autocommit=True) as admin:
+        hba = Path(admin.execute("SHOW hba_file").fetchone()[0])
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(PASSWORD_ROLE)))
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right'").format(sql.Identifier(PASSWORD_ROLE)))
+        original = hba.read_text()
+        hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\nhost all {PASSWORD_ROLE} all scram-sha-256\n"
+                       + original)
+        admin.execute("SELECT pg_reload_conf()")
+    try:
+        wrong = psycopg.conninfo.make_conninfo(source_dsn, user=PASSWORD_ROLE, password="wrong")
+        result = check_connect(tmp_path, wrong, source={"dsn": wrong, "connect_timeout_seconds": 10})
+        assert result.returncode == 1
+        (problem,) = problems(result)
+        assert problem.startswith("source.dsn: wrong password"), problem
+        assert f'password authentication failed for user "{PASSWORD_ROLE}"' in problem
+    finally:
+        hba.write_text(original)
+        with psycopg.connect(source_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_reload_conf()")
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(PASSWORD_ROLE)))
+
+
+def test_connect_says_unreachable(tmp_path):
+    nobody = f"host=127.0.0.1 port={free_port()} dbname=ent user=ent_exporter"
+    result = check_connect(tmp_path, nobody)
+    assert result.returncode == 1
+    (problem,) = problems(result)
+    assert problem.startswith("source.dsn: unreachable: nothing listens at that address and port"), problem
+
+
+def test_connect_says_the_schema_is_missing(reader, tmp_path):
+    _role, dsn = reader
+    result = check_connect(tmp_path, dsn(), source={"dsn": dsn(), "schema": "ent_views"})
+    assert result.returncode == 1
+    assert problems(result) == ["source.schema: schema 'ent_views' does not exist in this database"
+                                " (run `ent-exporter init-source`, or set source.schema)"]
+
+
+def test_connect_names_a_missing_view_and_a_missing_column(reader, source_dsn, tmp_path):
+    role, dsn = reader
+    with psycopg.connect(source_dsn, autocommit=True) as admin:
+        admin.execute("DROP TABLE ent.connector_events")
+        admin.execute("ALTER TABLE ent.accounts RENAME COLUMN activated_at TO activation")
+    result = check_connect(tmp_path, dsn())
+    assert result.returncode == 1
+    assert problems(result) == [
+        "source.schema: ent.accounts: missing column(s) activated_at",
+        "source.schema: ent.connector_events: missing (the contract needs this view)",
+    ]
+
+
+def test_connect_names_a_relation_the_role_may_not_read(reader, source_dsn, tmp_path):
+    role, dsn = reader
+    with psycopg.connect(source_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("REVOKE SELECT ON ent.login_events FROM {}").format(sql.Identifier(role)))
+    result = check_connect(tmp_path, dsn())
+    assert result.returncode == 1
+    assert problems(result) == [f"source.schema: ent.login_events: the role '{role}' may not SELECT from it"]
+
+
+def test_connect_notes_a_role_that_can_write(reader, source_dsn, tmp_path):
+    role, dsn = reader
+    with psycopg.connect(source_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("GRANT INSERT ON ent.structures TO {}").format(sql.Identifier(role)))
+    result = check_connect(tmp_path, dsn())
+    assert result.returncode == 0, result.stderr
+    assert f"note: source.schema: ent.structures: the role '{role}' may also write to it" in result.stderr
