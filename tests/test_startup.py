@@ -190,3 +190,78 @@ def test_connect_notes_a_role_that_can_write(reader, source_dsn, tmp_path):
     result = check_connect(tmp_path, dsn())
     assert result.returncode == 0, result.stderr
     assert f"note: source.schema: ent.structures: the role '{role}' may also write to it" in result.stderr
+
+
+# -- quiet logs ---------------------------------------------------------------------------------
+
+def test_a_stop_in_the_middle_of_a_run_logs_nothing_to_act_on(source_dsn, tmp_path):
+    """SIGTERM while the first count is under way: exit 0, the one start-up line, no failure logged."""
+    import json
+    import signal
+    import time
+    from datetime import datetime, timedelta, timezone
+    from random import Random
+
+    from tests.support import RawData, insert, make_accounts, make_events, wait_until
+
+    rng = Random(5)
+    start = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    raw = RawData(accounts=make_accounts(rng, 200, structures=3, start=start))
+    raw.logins = make_events(rng, 20_000, 200, start, timedelta(days=2)).logins
+    insert(source_dsn, raw)
+    port = free_port()
+    # Tiny chunks: the first count is long, and the stop lands inside it.
+    config = write_config(tmp_path / "c.yml", source_dsn, listen={"address": "127.0.0.1", "port": port},
+                          source={"dsn": source_dsn, "settle_seconds": 0, "chunk_size": 20})
+    state_file = tmp_path / "state" / "collectors" / "logins.json"
+    process = subprocess.Popen([sys.executable, "-m", "exporter.cli", "serve", "--config", str(config)],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: state_file.exists(), timeout=60, interval=0.02, message="a first checkpoint")
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert not json.loads(state_file.read_text())["complete"], "the stop should land inside the first count"
+    lines = err.splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [f"serving http://127.0.0.1:{port}/metrics"], err
+
+
+def test_a_run_falling_due_while_the_previous_one_goes_is_not_a_warning(caplog):
+    """The no-overlap rule at work (a long first count at start-up) is said at DEBUG only."""
+    import logging
+    import threading
+    import time
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    from collectors.base import Cadence, Collector, Family, Kind, Result
+    from exporter.runtime import Runtime
+    from exporter.scheduler import CollectorScheduler
+
+    release = threading.Event()
+
+    class Slow(Collector):
+        abstract = True  # a test's own collector, kept out of the registry
+        name = "slow"
+        cadence = Cadence.INSTANT
+        families = (Family("test_slow", Kind.GAUGE, "A run that takes its time."),)
+
+        def collect(self, ctx):
+            release.wait(10)
+            return Result({"test_slow": {(): 1.0}})
+
+    runtime = Runtime([Slow()], source=None)
+    scheduler = CollectorScheduler(runtime, {cadence: ("* * * * *", 0) for cadence in Cadence}, runtime.zone)
+    scheduler.scheduler.reschedule_job("slow", trigger=CronTrigger(second="*"))  # due every second
+    caplog.set_level(logging.DEBUG)
+    scheduler.start()
+    try:
+        time.sleep(3.5)
+        release.set()
+    finally:
+        scheduler.shutdown()
+    skipped = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
+    assert skipped, "the slow run should have had runs falling due while it went"
+    assert {record.levelno for record in skipped} == {logging.DEBUG}
