@@ -283,7 +283,9 @@ def run_worker(config: Path, now: datetime, names: list[str] | None = None, body
 
 
 def counter_lines(text: str, names: tuple[str, ...]) -> dict[tuple, float]:
-    """{(sample name, labels but query-exporter's database label): value} of the samples named ``names``."""
+    """{(sample name, labels but query-exporter's database label): value} of the samples named ``names``,
+    zeros left out: ent-exporter's counters are born at 0 for every known structure and profile (and
+    both outcomes of a connector), query-exporter's GROUP BY has a row only for what it counted."""
     from prometheus_client.parser import text_string_to_metric_families
 
     wanted = "\n".join(line for line in text.splitlines() if line.startswith(tuple(n + "{" for n in names)))
@@ -291,7 +293,8 @@ def counter_lines(text: str, names: tuple[str, ...]) -> dict[tuple, float]:
     for family in text_string_to_metric_families(wanted + "\n"):
         for sample in family.samples:
             labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "database"))
-            values[(sample.name, labels)] = sample.value
+            if sample.value:
+                values[(sample.name, labels)] = sample.value
     return values
 
 

@@ -7,6 +7,7 @@ behind what was already counted. So the counter keeps the last ``RECOUNT_DAYS`` 
 on ``activated_at`` and they replace the previous count of their day (never lowering a
 series). Older days are frozen into the total. An activation that lands more than
 ``RECOUNT_DAYS`` late is not counted; ``ent_accounts`` still shows the account as activated.
+Every structure and profile of ``accounts`` has a series from the start, 0 until an activation.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples, decode_samples, encode_samples
 from .incremental import add_counts
+from .known import KnownPairsCounter
 
 RECOUNT_DAYS = 7
 
@@ -60,7 +62,8 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
-class AccountActivationsCollector(Collector):
+class _ActivationCounts(Collector):
+    abstract = True
     cadence = Cadence.INSTANT
     families = (ACTIVATIONS,)
 
@@ -94,6 +97,10 @@ class AccountActivationsCollector(Collector):
             "frozen": encode_samples(frozen),
             "open": {day.isoformat(): encode_samples(samples) for day, samples in sorted(open_days.items())},
         })
+
+
+class AccountActivationsCollector(KnownPairsCounter, _ActivationCounts):
+    """The activation counts, with a 0 for every structure and profile of accounts."""
 
 
 def _add(target: Samples, samples: Samples) -> None:

@@ -29,3 +29,31 @@ def known_pairs(ctx: Context) -> set[tuple[str, str]]:
 def zeros(pairs: set[tuple[str, str]], *suffixes: LabelValues) -> dict[LabelValues, float]:
     """0 for each known pair followed by each of ``suffixes`` (e.g. each period), or alone."""
     return {(*pair, *suffix): 0.0 for pair in pairs for suffix in (suffixes or ((),))}
+
+
+# Counters run every minute: they read the known pairs at most this often (and at their first run).
+COUNTER_REFRESH_SECONDS = 3600.0
+
+
+class KnownPairsCounter:
+    """Mixin for an incremental counter labelled (structure, profile): a 0 series for every known pair.
+
+    A counter born at 0 lets ``rate()`` and ``increase()`` see its first increments (a series
+    that appears at 5 loses those 5), and a structure nobody logged in to reads 0, not "No data".
+    The pairs are kept in the collector's state and read from accounts at most once an hour.
+    The zeros are published only: the counted totals and the watermark are untouched.
+    """
+
+    def collect(self, ctx: Context):  # type: ignore[no-untyped-def]
+        result = super().collect(ctx)  # type: ignore[misc]
+        now = ctx.now.timestamp()
+        known_at = ctx.state.get("known_at")
+        if known_at is None or not 0 <= now - known_at < COUNTER_REFRESH_SECONDS:
+            pairs, known_at = sorted(known_pairs(ctx)), now
+        else:
+            pairs = [tuple(pair) for pair in ctx.state.get("known", [])]
+        series = result.samples.setdefault(self.families[0].name, {})  # type: ignore[attr-defined]
+        for pair in pairs:
+            series.setdefault(tuple(pair), 0.0)
+        result.state = {**result.state, "known": [list(pair) for pair in pairs], "known_at": known_at}
+        return result

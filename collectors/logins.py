@@ -1,9 +1,10 @@
-"""Connections: successful logins, counted as they happen."""
+"""Connections: successful logins, counted as they happen (0 for every known structure and profile)."""
 from .base import Family, Kind
 from .incremental import EventCounter
+from .known import KnownPairsCounter
 
 
-class LoginsCollector(EventCounter):
+class LoginsCollector(KnownPairsCounter, EventCounter):
     events = "login_events"
     families = (
         Family(

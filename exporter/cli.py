@@ -53,10 +53,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_once(args: argparse.Namespace) -> int:
     from .app import make_runtime, make_source
 
+    from .preflight import connection_problem
+
     config = load_config(args.config)
     now = _parse_now(args.now, config) if args.now else datetime.now(timezone.utc)
     source = make_source(config)
     runtime = make_runtime(config, source, persistent=False, origin=str(args.config))
+    problem = connection_problem(config)  # a wrong password or a dead host is said at once, not retried
+    if problem:
+        print(f"ent-exporter: {args.config}: {problem}", file=sys.stderr)
+        return 1
     try:
         source.wait_ready()
         succeeded = runtime.run_all(now.astimezone(timezone.utc))

@@ -83,18 +83,32 @@ def explain_connection_failure(error: psycopg.Error) -> str:
 
 def _server_words(message: str) -> str:
     """The useful end of libpq's message (after the last 'failed:'), without the connection preamble."""
-    tail = message.rsplit("failed: ", 1)[-1]
+    tail = message.rsplit("failed: ", 1)[-1].split(" Is the server running", 1)[0]
     return tail.replace("FATAL: ", "").strip()
+
+
+def connect(config: Config) -> psycopg.Connection:
+    """One direct connection with the configured DSN, failing at once (no pool, no retries)."""
+    return psycopg.connect(
+        config.source.dsn or "", autocommit=True, application_name="ent-exporter check-config",
+        connect_timeout=max(1, int(config.source.connect_timeout_seconds)),
+    )
+
+
+def connection_problem(config: Config) -> str | None:
+    """Why the DSN does not give a connection, in one line naming the key; None when it does."""
+    try:
+        connect(config).close()
+    except psycopg.Error as error:
+        return f"source.dsn: {explain_connection_failure(error)}"
+    return None
 
 
 def check_source(config: Config) -> list[Finding]:
     """Connects with the configured DSN and checks the schema, the relations, their columns and rights."""
     schema = config.source.schema_name
     try:
-        conn = psycopg.connect(
-            config.source.dsn or "", autocommit=True, application_name="ent-exporter check-config",
-            connect_timeout=max(1, int(config.source.connect_timeout_seconds)),
-        )
+        conn = connect(config)
     except psycopg.Error as error:
         return [Finding(True, f"source.dsn: {explain_connection_failure(error)}")]
     findings: list[Finding] = []

@@ -175,10 +175,17 @@ def attachments(accounts: Iterable[tuple]) -> dict[str, set[str]]:
     return structures
 
 
+def known_pairs(accounts: Iterable[tuple]) -> set[tuple[str, str]]:
+    """(structure, profile) of every account and ("all", profile): the series born at 0."""
+    pairs = {(_label(structure), _label(profile)) for _user, structure, profile, *_ in accounts}
+    return pairs | {("all", profile) for _structure, profile in pairs}
+
+
 def expected_event_counts(accounts: list[tuple], events: Iterable[tuple], with_app: bool) -> Counter:
-    """{(structure, profile[, app]): count}, each event once per structure of its user plus once under "all"."""
+    """{(structure, profile[, app]): count}, each event once per structure of its user plus once under "all".
+    Logins (no app) also have a 0 for every known structure and profile."""
     structures_of = attachments(accounts)
-    counts: Counter = Counter()
+    counts: Counter = Counter() if with_app else Counter({pair: 0 for pair in known_pairs(accounts)})
     for event in events:
         user, profile = event[0], _label(event[1])
         extra = (_label(event[2]),) if with_app else ()
@@ -188,7 +195,7 @@ def expected_event_counts(accounts: list[tuple], events: Iterable[tuple], with_a
 
 
 def expected_activations(accounts: list[tuple], upto: datetime) -> Counter:
-    counts: Counter = Counter()
+    counts: Counter = Counter({pair: 0 for pair in known_pairs(accounts)})
     users_by_profile: dict[str, set[str]] = {}
     for user, structure, profile, _created, activated in accounts:
         if activated is not None and activated <= upto:
@@ -221,6 +228,8 @@ def expected_connector_samples(calls: Iterable[tuple]) -> dict[str, dict[tuple, 
         add(f"{base}_bucket", {"connector": connector, "le": "+Inf"}, 1 if duration_ms is not None else 0)
         add(f"{base}_count", {"connector": connector}, 1 if duration_ms is not None else 0)
         add(f"{base}_sum", {"connector": connector}, duration_ms / 1000 if duration_ms is not None else 0)
+        for outcome in ("success", "failure"):  # both outcomes of a connector once seen
+            add("ent_connector_requests_total", {"connector": connector, "outcome": outcome}, 0)
     return out
 
 

@@ -153,6 +153,14 @@ def test_connect_says_unreachable(tmp_path):
     assert problem.startswith("source.dsn: unreachable: nothing listens at that address and port"), problem
 
 
+def test_once_says_unreachable_at_once(tmp_path):
+    """`once` does not retry for connect_timeout: the first refusal is the answer."""
+    nobody = f"host=127.0.0.1 port={free_port()} dbname=ent user=ent_exporter"
+    config = write_config(tmp_path / "c.yml", nobody, source={"dsn": nobody, "connect_timeout_seconds": 30})
+    line = one_clean_line(run_cli("once", "--config", str(config), timeout=20), str(config), code=1)
+    assert line.endswith("source.dsn: unreachable: nothing listens at that address and port (Connection refused)")
+
+
 def test_connect_says_the_schema_is_missing(reader, tmp_path):
     _role, dsn = reader
     result = check_connect(tmp_path, dsn(), source={"dsn": dsn(), "schema": "ent_views"})

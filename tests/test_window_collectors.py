@@ -284,8 +284,13 @@ def test_once_prints_every_family_of_the_design_for_every_structure_and_profile(
               "ent_inactive_accounts", "ent_user_logins_30d_bucket", "ent_user_logins_30d_count",
               "ent_user_logins_30d_sum", "ent_logins_by_hour", "ent_structure_info",
               "ent_exporter_collector_last_success_timestamp_seconds", "ent_exporter_collector_duration_seconds",
-              "ent_exporter_collector_failures_total", "ent_exporter_source_up"]
+              "ent_exporter_collector_failures_total", "ent_exporter_source_up",
+              "ent_exporter_collector_cadence_seconds", "ent_exporter_series", "ent_exporter_folded_series_total"]
     assert [name for name in design if name not in samples] == []
+    # Self-metrics documented as always there are there: nothing folded is a 0 for every family.
+    folded = samples["ent_exporter_folded_series_total"]
+    assert {dict(k)["family"] for k in folded} >= {"ent_logins_total", "ent_unique_visitors", "ent_logins_by_hour"}
+    assert set(folded.values()) == {0.0}
     structures = {s for _u, s, *_ in raw.accounts} | {"all"}
     profiles = {_label(p) for _u, _s, p, *_ in raw.accounts}
     accounts = {(dict(k)["structure"], dict(k)["profile"]) for k in samples["ent_accounts"]}

