@@ -30,6 +30,8 @@ def build(options) -> Plan:
             login_events=sql.Identifier(events, "login_events"),
             access_events=sql.Identifier(events, "access_events"),
             activation_events=sql.Identifier(events, "activation_events"),
+            connector_events=sql.Identifier(events, "connector_events"),
+            connector_events_name=sql.Literal(sql.Identifier(events, "connector_events").as_string(None)),
             event_timezone=zone,
             platform_filter=platform_filter,
         ),
@@ -44,5 +46,7 @@ def build(options) -> Plan:
                   "app_access_events: occurred_at, the counters' watermark and every time window", partitioned=True),
             Index((events, "activation_events"), "activation_events_ent_user_date", sql.SQL("(user_id, date)"),
                   "accounts.activated_at: each user's first activation", partitioned=True),
+            Index((events, "connector_events"), "connector_events_ent_occurred_at", local_time,
+                  "connector_events: occurred_at, the counters' watermark", partitioned=True, optional=True),
         ]
     return plan

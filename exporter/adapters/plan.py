@@ -68,6 +68,7 @@ class Index:
     definition: sql.Composable  # what follows "ON table": (columns or expressions) [WHERE ...]
     purpose: str
     partitioned: bool = False  # what to print without a connection to look the table up
+    optional: bool = False  # a table the platform may not have: no index then, rather than an error
 
     def build(self, conn: psycopg.Connection | None) -> list[sql.Composable]:
         """Statements that build it without blocking writes; on a partitioned table, partition by partition."""
@@ -75,6 +76,8 @@ class Index:
         target = sql.Identifier(schema, table)
         kind, partitions, invalid = (PARTITIONED if self.partitioned else TABLE), [], set()
         if conn is not None:
+            if self.optional and not _exists(conn, schema, table):
+                return [sql.SQL("-- {} does not exist here: no index").format(target)]
             kind, partitions, invalid = _inspect(conn, schema, table, self.name)
         out: list[sql.Composable] = []
         if kind == PARTITIONED:
@@ -114,6 +117,12 @@ def partition_index_name(partition: str, suffix: str) -> str:
 
         name = f"{partition[:40]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}_{suffix}"[:63]
     return name
+
+
+def _exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s", (schema, table)).fetchone() is not None
 
 
 def _inspect(conn: psycopg.Connection, schema: str, table: str, index: str) -> tuple[str, list[str], set[str]]:
@@ -191,9 +200,14 @@ class Plan:
             log(f"role {self.role} cannot log in: run init-source again with --password-env, or"
                 f" GRANT {self.role} TO <the exporter's login role>")
         for index in self.indexes:
-            for statement in index.build(conn):
+            statements_ = [statement for statement in index.build(conn)
+                           if not _text(statement, conn).startswith("--")]
+            for statement in statements_:
                 conn.execute(statement)
-            log(f"index {index.table[0]}.{index.name}: ready ({index.purpose})")
+            if statements_:
+                log(f"index {index.table[0]}.{index.name}: ready ({index.purpose})")
+            else:
+                log(f"index {index.table[0]}.{index.name}: skipped, {index.table[0]}.{index.table[1]} does not exist")
 
 
 def _text(statement: sql.Composable, context) -> str:
