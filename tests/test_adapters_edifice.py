@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from exporter.app import make_runtime, make_source
@@ -536,3 +537,67 @@ def test_directory_errors_are_reported_and_keep_the_previous_import(event_store,
     result = run_cli("import-directory", str(bad), env=_env(event_store))
     assert result.returncode == 2
     assert "no column user_id, structure_id" in result.stderr
+
+
+def plan_relations(plan) -> list[str]:
+    """The relations an EXPLAIN (FORMAT JSON) plan reads."""
+    found, stack = [], [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        if "Relation Name" in node:
+            found.append(node["Relation Name"])
+        stack += node.get("Plans", [])
+    return found
+
+
+@pytest.mark.parametrize("interval", ["month", "week"])
+def test_a_one_day_window_reads_one_partition(empty_database, interval):
+    suffixes = create_event_store(empty_database, interval)
+    rng = Random(11)
+    data = make_directory(rng, users=30, structures=2)
+    events = make_events(rng, data, 2500, datetime(2026, 6, 2, tzinfo=UTC), timedelta(days=150))
+    insert(empty_database, events)
+    # A day of the event timezone, bound as the collectors bind their windows (query parameters).
+    day = (datetime(2026, 9, 15, tzinfo=PARIS), datetime(2026, 9, 16, tzinfo=PARIS))
+    holding = "202609" if interval == "month" else "202638"  # the month, or the ISO week (14-20 September)
+    relations = {"login_events": events.logins, "app_access_events": events.accesses,
+                 "connector_events": events.connectors}
+    source = {"login_events": "login_events", "app_access_events": "access_events",
+              "connector_events": "connector_events"}
+
+    def read(conn, relation: str) -> tuple[list[str], int]:
+        plan = conn.execute(sql.SQL(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s"
+        ).format(sql.Identifier("ent", relation)), day).fetchone()[0]
+        count = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
+            sql.Identifier("ent", relation)), day).fetchone()[0]
+        return sorted(plan_relations(plan)), count
+
+    def truth(rows) -> int:
+        return sum(1 for row in rows if row[-1] == PLATFORM and day[0] <= occurred_at(row[1]) < day[1])
+
+    init_source(empty_database, "--no-indexes")  # the views alone: every partition is read
+    with psycopg.connect(readonly_dsn(empty_database)) as conn:
+        for relation, rows in relations.items():
+            read_from, count = read(conn, relation)
+            assert read_from == sorted(source[relation] + suffix for suffix in suffixes), read_from
+            assert count == truth(rows) > 0
+
+    init_source(empty_database)  # with the constraints on each partition's local time range
+    with psycopg.connect(readonly_dsn(empty_database)) as conn:
+        for relation, rows in relations.items():
+            read_from, count = read(conn, relation)
+            assert read_from == [source[relation] + holding], read_from
+            assert count == truth(rows)
+    with psycopg.connect(empty_database) as conn:
+        checks = conn.execute(
+            "SELECT count(*) FILTER (WHERE convalidated), count(*) FROM pg_constraint WHERE conname LIKE %s",
+            ("%_ent_local_time",)).fetchone()
+        assert checks == (3 * len(suffixes), 3 * len(suffixes))
+        # The constraints only restate each partition's range: the event store still writes its
+        # first and last instant, DST changes included (25 October 2026).
+        for suffix, first, following in partitions(interval):
+            for date in (first, following - MICROSECOND):
+                conn.execute("INSERT INTO events.login_events (id, date, user_id, platform_id) VALUES (%s, %s, 'u', %s)",
+                             (uuid.uuid4(), date, PLATFORM))
+    init_source(empty_database)  # again: nothing to add, nothing fails

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .plan import Index, Plan, readonly_role, sql_file, statements
+from .plan import Index, LocalTimeBounds, Plan, readonly_role, sql_file, statements
 
 
 def build(options) -> Plan:
@@ -49,4 +49,10 @@ def build(options) -> Plan:
             Index((events, "connector_events"), "connector_events_ent_occurred_at", local_time,
                   "connector_events: occurred_at, the counters' watermark", partitioned=True, optional=True),
         ]
+        # A time window on occurred_at reads only the partitions it overlaps (constraint exclusion).
+        for table in ("login_events", "access_events", "connector_events"):
+            plan.indexes.append(LocalTimeBounds(
+                (events, table), "ent_local_time", options.event_timezone,
+                f"{table}: each partition's range of occurred_at, so that a time window skips the other partitions",
+                optional=table == "connector_events"))
     return plan
