@@ -601,3 +601,25 @@ def test_a_one_day_window_reads_one_partition(empty_database, interval):
                 conn.execute("INSERT INTO events.login_events (id, date, user_id, platform_id) VALUES (%s, %s, 'u', %s)",
                              (uuid.uuid4(), date, PLATFORM))
     init_source(empty_database)  # again: nothing to add, nothing fails
+
+
+def test_an_event_store_without_connector_events_gives_an_empty_relation(event_store):
+    with psycopg.connect(event_store) as conn:
+        conn.execute("DROP TABLE events.connector_events")
+    result = init_source(event_store)
+    assert result.stdout.count('skipped ("events"."connector_events" does not exist here') == 2  # index, constraints
+    with psycopg.connect(readonly_dsn(event_store)) as conn:
+        assert conn.execute("SELECT count(*) FROM ent.connector_events").fetchone() == (0,)
+    # Once the platform records CONNECTOR events, running init-source again reads them.
+    create = EVENT_TABLES["connector_events"]
+    with psycopg.connect(event_store) as conn:
+        conn.execute(f"CREATE TABLE events.connector_events ({create}) PARTITION BY RANGE (date)")
+        conn.execute("CREATE TABLE events.connector_events202609 PARTITION OF events.connector_events"
+                     " FOR VALUES FROM ('2026-09-01T00:00') TO ('2026-10-01T00:00')")
+        conn.execute("INSERT INTO events.connector_events (id, date, module, platform_id, event_type)"
+                     " VALUES (%s, '2026-09-15 10:00', 'PronoteRegisteredService', %s, 'CONNECTOR')",
+                     (uuid.uuid4(), PLATFORM))
+    init_source(event_store)
+    with psycopg.connect(readonly_dsn(event_store)) as conn:
+        assert conn.execute("SELECT connector, occurred_at, success, duration_ms FROM ent.connector_events").fetchall() \
+            == [("Pronote", datetime(2026, 9, 15, 8, 0, tzinfo=UTC), True, None)]

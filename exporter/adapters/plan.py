@@ -268,11 +268,12 @@ class Plan:
             for statement in built:
                 if not _text(statement, conn).startswith("--"):
                     conn.execute(statement)
-            what = "index" if isinstance(index, Index) else "constraints"
+            what = (f"index {index.table[0]}.{index.name}" if isinstance(index, Index)
+                    else f"constraints {index.name} on the partitions of {index.table[0]}.{index.table[1]}")
             if notes:
-                log(f"{what} {index.table[0]}.{index.name}: skipped ({notes[0].removeprefix('-- ')})")
+                log(f"{what}: skipped ({notes[0].removeprefix('-- ')})")
             else:
-                log(f"{what} {index.table[0]}.{index.name}: ready ({index.purpose})")
+                log(f"{what}: ready ({index.purpose})")
 
 
 def _text(statement: sql.Composable, context) -> str:
