@@ -487,3 +487,37 @@ def test_the_indexes_match_the_views(empty_database):
         plan = str(conn.execute(
             "EXPLAIN SELECT DISTINCT structure_id FROM ent.accounts WHERE user_id = %s", ("42",)).fetchall())
         assert "mdl_user_ent_id_text" in plan, plan
+
+
+def test_a_connector_counter_counted_by_id_carries_on_by_time_after_the_upgrade(empty_database, tmp_path):
+    """Before this version Moodle's connector_events had the log's ids: a state directory from then
+    holds an event_id watermark. After init-source the relation has no ids; the counter notices and
+    counts it by time, from the start of its history, instead of stopping."""
+    rng = Random(23)
+    m = make_moodle(rng, users=30)
+    log = make_log(rng, m, 800, START - timedelta(days=20), timedelta(days=20))
+    tasks = make_tasks(rng, 60, START - timedelta(days=20), timedelta(days=20))
+    create_moodle_tables(empty_database)
+    insert(empty_database, "public", "mdl_", m, log, tasks)
+    init_source(empty_database)
+    with psycopg.connect(empty_database) as conn:  # the view as the previous version created it
+        conn.execute(r"""
+            CREATE OR REPLACE VIEW ent.connector_events AS
+            SELECT l.id AS event_id, u.auth::text AS connector, NULL::text AS structure_id,
+                   to_timestamp(l.timecreated) AS occurred_at,
+                   l.eventname = '\core\event\user_loggedin' AS success, NULL::double precision AS duration_ms
+            FROM mdl_logstore_standard_log AS l LEFT JOIN mdl_user AS u ON u.id = l.userid
+            WHERE l.eventname IN ('\core\event\user_loggedin', '\core\event\user_login_failed')""")
+    exporter = Exporter(empty_database, tmp_path / "state")
+    before = exporter.cycle(START)["ent_connector_requests_total"]
+    failures = sum(v for k, v in before.items() if dict(k)["outcome"] == "failure")
+    assert failures == sum(1 for row in log if row[0] == FAILED)  # every reason, as it was
+
+    init_source(empty_database)
+    later = START + timedelta(hours=1)
+    samples = exporter.cycle(later)
+    expected = truth(m, log, tasks, later)
+    assert_every_family(samples, expected, only={
+        "ent_connector_requests_total", "ent_connector_request_duration_seconds_bucket",
+        "ent_connector_request_duration_seconds_count", "ent_connector_request_duration_seconds_sum"})
+    assert sum(v for k, v in samples["ent_connector_requests_total"].items() if dict(k)["outcome"] == "failure") < failures
