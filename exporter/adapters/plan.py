@@ -230,6 +230,9 @@ class Plan:
         if self.indexes:
             lines.append("-- Indexes the collectors need, built without blocking the platform's writes")
             lines.append("-- (each on its own: CREATE INDEX CONCURRENTLY cannot run inside a transaction).")
+            if any(isinstance(index, LocalTimeBounds) for index in self.indexes):
+                lines.append("-- Then the constraints that let a time window skip partitions (NOT VALID: a brief lock;")
+                lines.append("-- VALIDATE: a scan that does not block writes).")
             for index in self.indexes:
                 lines.append(f"-- {index.purpose}")
                 for statement in index.build(conn):
