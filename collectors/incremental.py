@@ -153,11 +153,22 @@ class EventCounter(Collector):
             return self._collect_by_time(ctx, state)
         return self._collect_by_event_id(ctx, state)
 
+    def _ids_gone(self, ctx: Context) -> bool:
+        """Whether the relation's newest event has no event_id any more, although it was counted by
+        id: its view changed under the exporter (Moodle's connector_events became a view of two
+        tables, without ids). Asked only when an id-counted relation has nothing new."""
+        rows = ctx.source.fetch(HAS_EVENT_IDS, {}, events=self.events)
+        return bool(rows) and not rows[0][0]
+
     # -- event_id watermark ------------------------------------------------------------
     def _collect_by_event_id(self, ctx: Context, state: dict[str, Any]) -> Result:
         totals = decode_samples(self.families, state.get("totals", {}))
         after = state.get("watermark")
         target = self._first(ctx, SETTLED_TARGET, {"cutoff": ctx.now - ctx.settle})
+        if target is None and after is not None and self._ids_gone(ctx):
+            # Count it by time from now on, from the start of its history: the published counter
+            # starts again (Prometheus reads a counter reset), rather than stopping for good.
+            return self._collect_by_time(ctx, {})
         if after is None:
             # First run: start just below the oldest event, whatever the ids look like.
             first = self._first(ctx, FIRST_EVENT_ID, {})

@@ -120,6 +120,7 @@ def cmd_init_source(args: argparse.Namespace) -> int:
             indexes=args.indexes, prefix=args.prefix, moodle_schema=args.moodle_schema,
             events_schema=args.events_schema, directory_schema=args.directory_schema,
             event_timezone=args.event_timezone, platform_id=args.platform_id,
+            skip_anonymous=args.skip_anonymous, active_enrolments_only=args.active_enrolments_only,
         )
         return run_init_source(options, admin_dsn(args.dsn), args.print)
     except AdapterError as error:
@@ -197,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="do not build indexes on the platform's tables (--print shows them)")
     init.add_argument("--prefix", default="mdl_", help="Moodle: table prefix (default: mdl_)")
     init.add_argument("--moodle-schema", default="public", help="Moodle: schema of its tables (default: public)")
+    init.add_argument("--skip-anonymous", action="store_true",
+                      help="Moodle: leave out log rows marked anonymous (anonymous feedback, ...)")
+    init.add_argument("--active-enrolments-only", action="store_true",
+                      help="Moodle: a role assignment in a course attaches a user only with an active enrolment there")
     init.add_argument("--events-schema", default="events", help="Edifice: schema of the event store (default: events)")
     init.add_argument("--directory-schema", default="ent_directory",
                       help="Edifice: schema of the imported directory (default: ent_directory)")

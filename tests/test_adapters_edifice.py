@@ -1,8 +1,11 @@
-"""The Edifice adapter on an event store with Edifice's own tables: every metric family the
-exporter publishes equals the truth computed here from the raw rows, late events included,
-read through the views by the read-only role."""
+"""The Edifice adapter on an event store with Edifice's own tables, partitioned by month or by
+ISO week as its partition manager (edificeio/pg-events, PgEventsManager) creates them: every
+metric family the exporter publishes equals the truth computed here from the raw rows (LOGIN,
+ACCESS, ACTIVATION and the CAS server's CONNECTOR events), late events included, read through
+the views by the read-only role."""
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -12,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from exporter.app import make_runtime, make_source
@@ -28,7 +32,16 @@ PLATFORM = "4f3c2a1e-0000-4000-8000-000000000001"
 OTHER_PLATFORM = "4f3c2a1e-0000-4000-8000-000000000002"
 PROFILES = ["Teacher", "Student", "Relative", "Personnel", "Guest"]
 MODULES = ["Blog", "Conversation", "Workspace", "Pronote", "Moodle", "Actualites", "Timeline"]
-MONTHS = ["202606", "202607", "202608", "202609", "202610"]
+# CONNECTOR events as the CAS server writes them (DefaultRegisteredService.createStatsEvent): module =
+# the registered service's class (SynchroMoodleRegistredService is spelt so in Edifice), service = the
+# URL the ticket was validated for, cas-type = the mapping's type ("unknwown", sic, without one).
+CAS_SERVICES = [
+    ("PronoteRegisteredService", ("https://0750001a.index-education.net/pronote/eleve.html", "PRONOTE")),
+    ("PronoteRegisteredService", ("https://0750002b.index-education.net/pronote/parent.html", "PRONOTE")),
+    ("MoodleRegisteredService", ("https://moodle.example.org/login/index.php", "MOODLE")),
+    ("SynchroMoodleRegistredService", ("https://moodle.example.org/auth/cas/", "unknwown")),
+    ("KneRegisteredService", ("https://www.kiosque-edu.com/", "KNE")),
+]
 START = datetime(2026, 9, 14, 7, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
 HISTORY = timedelta(days=100)  # the events before START: beyond every window (90 days at most)
 # The instant every family is compared at after the live cycles: a Wednesday afternoon, so
@@ -37,8 +50,9 @@ FINAL = datetime(2026, 9, 16, 15, 0, tzinfo=PARIS).astimezone(UTC)
 MICROSECOND = timedelta(microseconds=1)
 
 # The event store's tables as Edifice creates them: one per event type in schema "events",
-# "id UUID NOT NULL, date TIMESTAMP NOT NULL" then the event's attributes, partitioned by
-# month on date, each partition with a BRIN index on date.
+# "id UUID NOT NULL, date TIMESTAMP NOT NULL" then the event's attributes (the column names
+# are the event's JSON keys, quoted: "connector-type"), partitioned by range on date, each
+# partition with a BRIN index on date.
 EVENT_TABLES = {
     "login_events": """
         id uuid NOT NULL, date timestamp NOT NULL,
@@ -52,6 +66,10 @@ EVENT_TABLES = {
         id uuid NOT NULL, date timestamp NOT NULL,
         event_type varchar(16), module varchar(64), profile varchar(9), platform_id varchar(36),
         user_id varchar(36), ua varchar(256), ip inet""",
+    "connector_events": """
+        id uuid NOT NULL, date timestamp NOT NULL,
+        event_type varchar(16), module varchar(64), profile varchar(9), platform_id varchar(36),
+        user_id varchar(36), service varchar(512), "connector-type" varchar(16), "cas-type" varchar(64)""",
     "create_events": """
         id uuid NOT NULL, date timestamp NOT NULL,
         profile varchar(9), module varchar(64), event_type varchar(16), ua varchar(256),
@@ -59,17 +77,38 @@ EVENT_TABLES = {
 }
 
 
-def create_event_store(dsn: str) -> None:
+def partitions(interval: str) -> list[tuple[str, datetime, datetime]]:
+    """(suffix, from, to) of the partitions PgEventsManager creates: by month (suffix YYYYMM) from
+    June to October 2026; or, for a store switched to weekly partitions on 1 September, by month up
+    to August, then the partial week from 1 September (a Tuesday) to the next Monday, then ISO
+    weeks (suffix YYYYWW, the week-based year and week number), to November."""
+    out, first = [], datetime(2026, 6, 1)
+    switch = datetime(2026, 11, 1) if interval == "month" else datetime(2026, 9, 1)
+    while first < switch:
+        following = (first + timedelta(days=32)).replace(day=1)
+        out.append((f"{first:%Y%m}", first, following))
+        first = following
+    while first < datetime(2026, 11, 2):
+        following = first + timedelta(days=7 - first.weekday())
+        year, week, _day = first.isocalendar()
+        out.append((f"{year}{week:02d}", first, following))
+        first = following
+    return out
+
+
+def create_event_store(dsn: str, interval: str = "month") -> list[str]:
+    """The event store as PgEventsManager creates it; returns the suffixes of the partitions."""
+    made = partitions(interval)
     with psycopg.connect(dsn) as conn:
         conn.execute("CREATE SCHEMA events")
         for table, columns in EVENT_TABLES.items():
             conn.execute(f"CREATE TABLE events.{table} ({columns}) PARTITION BY RANGE (date)")
-            for month in MONTHS:
-                first = datetime.strptime(month, "%Y%m")
-                following = (first + timedelta(days=32)).replace(day=1)
-                conn.execute(f"CREATE TABLE events.{table}{month} PARTITION OF events.{table}"
-                             f" FOR VALUES FROM ('{first:%Y-%m-%d}') TO ('{following:%Y-%m-%d}')")
-                conn.execute(f"CREATE INDEX ON events.{table}{month} USING brin (date)")
+            for suffix, first, following in made:
+                conn.execute(f"CREATE TABLE events.{table}{suffix} PARTITION OF events.{table}"
+                             f" FOR VALUES FROM ('{first.isoformat(timespec='minutes')}')"
+                             f" TO ('{following.isoformat(timespec='minutes')}')")
+                conn.execute(f"CREATE INDEX ON events.{table}{suffix} USING brin (date)")
+    return [suffix for suffix, _first, _following in made]
 
 
 @dataclass
@@ -82,6 +121,7 @@ class Edifice:
     logins: list[tuple] = field(default_factory=list)  # id, date (naive local), user_id, profile, platform_id
     accesses: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, module, platform_id
     activations: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, platform_id
+    connectors: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, module, service, cas-type, platform_id
     weights: dict[str, float] = field(default_factory=dict)  # how often each user logs in (heavy and light users)
     quiet: set[str] = field(default_factory=set)  # users who log in only where a test puts their logins
 
@@ -144,7 +184,12 @@ def login_at(rng: Random, data: Edifice, batch: Edifice, moment: datetime, user:
     known = data.users.get(user)
     profile = known[0] if known and rng.random() < 0.9 else rng.choice(PROFILES)
     batch.logins.append((event_id(rng), local(moment), user, profile, platform))
-    batch.accesses.append((event_id(rng), local(moment), user, profile, rng.choice(MODULES), platform))
+    module = rng.choice(MODULES)
+    batch.accesses.append((event_id(rng), local(moment), user, profile, module, platform))
+    if rng.random() < 0.4:  # the CAS server validates a ticket for a registered service
+        service, cas_type = rng.choice(CAS_SERVICES)
+        batch.connectors.append((event_id(rng), local(moment), user, profile, service, cas_type[0],
+                                 cas_type[1], platform))
 
 
 def make_events(rng: Random, data: Edifice, count: int, start: datetime, span: timedelta) -> Edifice:
@@ -189,12 +234,17 @@ def insert(dsn: str, data: Edifice) -> None:
         cursor.executemany(
             "INSERT INTO events.activation_events (id, date, event_type, module, user_id, profile, platform_id)"
             " VALUES (%s, %s, 'ACTIVATION', 'Auth', %s, %s, %s)", data.activations)
+        cursor.executemany(
+            'INSERT INTO events.connector_events (id, date, user_id, profile, module, service, "cas-type", platform_id,'
+            ' event_type, "connector-type") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, \'CONNECTOR\', \'Cas\')',
+            data.connectors)
 
 
 def add(data: Edifice, batch: Edifice) -> None:
     data.logins += batch.logins
     data.accesses += batch.accesses
     data.activations += batch.activations
+    data.connectors += batch.connectors
 
 
 def directory_export(data: Edifice) -> str:
@@ -259,8 +309,11 @@ def expected(data: Edifice, upto: datetime) -> dict:
     logins = [login for login in rows.logins if login[2] < upto]
     accesses = [(u, p, m, occurred_at(d)) for _i, d, u, p, m, platform in data.accesses
                 if platform == PLATFORM and occurred_at(d) < upto]
-    # The event store has no connector calls: no series.
-    return counter_families(rows.accounts, logins, accesses, [], upto) | window_families(rows, upto)
+    # CONNECTOR events: a use of the service's connector, no outcome, no duration.
+    calls = [(re.sub("Regist(e)?redService$", "", module), None, occurred_at(d), True, None)
+             for _i, d, _u, _p, module, _s, _t, platform in data.connectors
+             if platform == PLATFORM and occurred_at(d) < upto]
+    return counter_families(rows.accounts, logins, accesses, calls, upto) | window_families(rows, upto)
 
 
 # -- the exporter, as deployed --------------------------------------------------------------
@@ -309,7 +362,10 @@ def event_store(empty_database):
     return empty_database
 
 
-def test_every_family_equals_the_truth_from_the_raw_rows(event_store, tmp_path):
+@pytest.mark.parametrize("interval", ["month", "week"])
+def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_path, interval):
+    event_store = empty_database
+    create_event_store(event_store, interval)
     rng = Random(42)
     data = make_directory(rng, users=80, structures=5)
     make_activations(rng, data)
@@ -382,6 +438,9 @@ def test_every_family_equals_the_truth_from_the_raw_rows(event_store, tmp_path):
     assert {dict(k)["profile"] for k in truth["ent_accounts"]} >= {*PROFILES, "unknown"}
     assert {dict(k)["kind"] for k in truth["ent_structure_info"]} >= {"unknown", "COLLEGE"}
     assert len({dict(k)["structure"] for k in truth["ent_logins_by_hour"]}) == len(data.structures) + 2
+    connectors = {dict(k)["connector"]: v for k, v in samples["ent_connector_requests_total"].items()}
+    assert set(connectors) == {"Pronote", "Moodle", "SynchroMoodle", "Kne"} and all(connectors.values())
+    assert any(c[-1] == OTHER_PLATFORM for c in data.connectors)
 
 
 def test_a_late_activation_event_is_counted_once_its_day_is_closed(event_store, tmp_path):
@@ -441,6 +500,7 @@ def test_a_new_directory_replaces_the_previous_one_without_moving_activations(ev
 
 
 def test_indexes_are_built_on_every_partition_and_used(event_store):
+    suffixes = [suffix for suffix, _first, _following in partitions("month")]
     rng = Random(8)
     data = make_directory(rng, users=50, structures=2)
     events = make_events(rng, data, 3000, datetime(2026, 8, 1, tzinfo=UTC), timedelta(days=80))
@@ -458,13 +518,13 @@ def test_indexes_are_built_on_every_partition_and_used(event_store):
             " WHERE occurred_at >= %s AND occurred_at < %s",
             (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 2, tzinfo=UTC))).fetchone()[0]
     assert invalid == 0
-    assert per_partition == len(MONTHS)
+    assert per_partition == len(suffixes)
     text = str(plan)
     assert "Seq Scan" not in text and "_ent_occurred_at" in text, text
     # Printing with a connection names each partition; without one, it says what to do.
     printed = run_cli("init-source", "--platform", "edifice", "--print", env=_env(event_store)).stdout
-    for month in MONTHS:
-        assert f'"login_events{month}_ent_occurred_at"' in printed
+    for suffix in suffixes:
+        assert f'"login_events{suffix}_ent_occurred_at"' in printed
     offline = run_cli("init-source", "--platform", "edifice", "--print", env={
         k: v for k, v in _env(event_store).items() if k != "ENT_EXPORTER_ADMIN_DSN"}).stdout
     assert "for each partition P" in offline and "CREATE OR REPLACE VIEW" in offline
@@ -477,3 +537,89 @@ def test_directory_errors_are_reported_and_keep_the_previous_import(event_store,
     result = run_cli("import-directory", str(bad), env=_env(event_store))
     assert result.returncode == 2
     assert "no column user_id, structure_id" in result.stderr
+
+
+def plan_relations(plan) -> list[str]:
+    """The relations an EXPLAIN (FORMAT JSON) plan reads."""
+    found, stack = [], [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        if "Relation Name" in node:
+            found.append(node["Relation Name"])
+        stack += node.get("Plans", [])
+    return found
+
+
+@pytest.mark.parametrize("interval", ["month", "week"])
+def test_a_one_day_window_reads_one_partition(empty_database, interval):
+    suffixes = create_event_store(empty_database, interval)
+    rng = Random(11)
+    data = make_directory(rng, users=30, structures=2)
+    events = make_events(rng, data, 2500, datetime(2026, 6, 2, tzinfo=UTC), timedelta(days=150))
+    insert(empty_database, events)
+    # A day of the event timezone, bound as the collectors bind their windows (query parameters).
+    day = (datetime(2026, 9, 15, tzinfo=PARIS), datetime(2026, 9, 16, tzinfo=PARIS))
+    holding = "202609" if interval == "month" else "202638"  # the month, or the ISO week (14-20 September)
+    relations = {"login_events": events.logins, "app_access_events": events.accesses,
+                 "connector_events": events.connectors}
+    source = {"login_events": "login_events", "app_access_events": "access_events",
+              "connector_events": "connector_events"}
+
+    def read(conn, relation: str) -> tuple[list[str], int]:
+        plan = conn.execute(sql.SQL(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s"
+        ).format(sql.Identifier("ent", relation)), day).fetchone()[0]
+        count = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
+            sql.Identifier("ent", relation)), day).fetchone()[0]
+        return sorted(plan_relations(plan)), count
+
+    def truth(rows) -> int:
+        return sum(1 for row in rows if row[-1] == PLATFORM and day[0] <= occurred_at(row[1]) < day[1])
+
+    init_source(empty_database, "--no-indexes")  # the views alone: every partition is read
+    with psycopg.connect(readonly_dsn(empty_database)) as conn:
+        for relation, rows in relations.items():
+            read_from, count = read(conn, relation)
+            assert read_from == sorted(source[relation] + suffix for suffix in suffixes), read_from
+            assert count == truth(rows) > 0
+
+    init_source(empty_database)  # with the constraints on each partition's local time range
+    with psycopg.connect(readonly_dsn(empty_database)) as conn:
+        for relation, rows in relations.items():
+            read_from, count = read(conn, relation)
+            assert read_from == [source[relation] + holding], read_from
+            assert count == truth(rows)
+    with psycopg.connect(empty_database) as conn:
+        checks = conn.execute(
+            "SELECT count(*) FILTER (WHERE convalidated), count(*) FROM pg_constraint WHERE conname LIKE %s",
+            ("%_ent_local_time",)).fetchone()
+        assert checks == (3 * len(suffixes), 3 * len(suffixes))
+        # The constraints only restate each partition's range: the event store still writes its
+        # first and last instant, DST changes included (25 October 2026).
+        for suffix, first, following in partitions(interval):
+            for date in (first, following - MICROSECOND):
+                conn.execute("INSERT INTO events.login_events (id, date, user_id, platform_id) VALUES (%s, %s, 'u', %s)",
+                             (uuid.uuid4(), date, PLATFORM))
+    init_source(empty_database)  # again: nothing to add, nothing fails
+
+
+def test_an_event_store_without_connector_events_gives_an_empty_relation(event_store):
+    with psycopg.connect(event_store) as conn:
+        conn.execute("DROP TABLE events.connector_events")
+    result = init_source(event_store)
+    assert result.stdout.count('skipped ("events"."connector_events" does not exist here') == 2  # index, constraints
+    with psycopg.connect(readonly_dsn(event_store)) as conn:
+        assert conn.execute("SELECT count(*) FROM ent.connector_events").fetchone() == (0,)
+    # Once the platform records CONNECTOR events, running init-source again reads them.
+    create = EVENT_TABLES["connector_events"]
+    with psycopg.connect(event_store) as conn:
+        conn.execute(f"CREATE TABLE events.connector_events ({create}) PARTITION BY RANGE (date)")
+        conn.execute("CREATE TABLE events.connector_events202609 PARTITION OF events.connector_events"
+                     " FOR VALUES FROM ('2026-09-01T00:00') TO ('2026-10-01T00:00')")
+        conn.execute("INSERT INTO events.connector_events (id, date, module, platform_id, event_type)"
+                     " VALUES (%s, '2026-09-15 10:00', 'PronoteRegisteredService', %s, 'CONNECTOR')",
+                     (uuid.uuid4(), PLATFORM))
+    init_source(event_store)
+    with psycopg.connect(readonly_dsn(event_store)) as conn:
+        assert conn.execute("SELECT connector, occurred_at, success, duration_ms FROM ent.connector_events").fetchall() \
+            == [("Pronote", datetime(2026, 9, 15, 8, 0, tzinfo=UTC), True, None)]

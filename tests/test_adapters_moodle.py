@@ -1,11 +1,16 @@
-"""The Moodle adapter on Moodle's own tables (names, columns and types as Moodle creates them
-on PostgreSQL): every metric family equals the truth computed here from the raw rows, read
-through the views by the read-only role."""
+"""The Moodle adapter on Moodle's own tables (created from Moodle's XMLDB definitions by
+tests/moodle_schema.py): the log, the task log and the other tables written the way Moodle
+writes them (the site guest, visitors not logged in, the front page, "log in as", every reason
+of a failed login, JSON and PHP-serialized "other", synchronisation tasks); every metric family
+equals the truth computed here from those rows, read through the views by the read-only role."""
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from random import Random
 
 import psycopg
@@ -16,6 +21,7 @@ from tests.adapter_truth import (
     assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
 )
 from tests.ent_rows import EntRows
+from tests.moodle_schema import create_moodle_tables
 from tests.support import run_cli
 from tests.test_adapters_edifice import Exporter
 
@@ -25,60 +31,10 @@ HISTORY = timedelta(days=100)  # the log before START: beyond every window (90 d
 CYCLES = 3  # hourly cycles after START; every family is compared at each of them
 FINAL = START + timedelta(hours=CYCLES)
 SECOND = timedelta(seconds=1)  # Moodle's time resolution
-LOGGEDIN = ("\\core\\event\\user_loggedin", "core", "loggedin", "user", 1)
+LOGGEDIN, FAILED = "\\core\\event\\user_loggedin", "\\core\\event\\user_login_failed"
+COURSE_VIEWED = "\\core\\event\\course_viewed"
+GUEST, SITE_COURSE, NOBODY, STRANGER = 1, 1, 0, 9999  # the guest user, the front page, not logged in, no user row
 
-# Moodle's XMLDB types on PostgreSQL: int(10) -> bigint, int(1..4) -> smallint,
-# char(n) -> varchar(n), sequences -> bigserial. Columns the views do not read are kept,
-# so that the views are checked against the real shape of the tables.
-TABLES = {
-    "logstore_standard_log": """
-        id bigserial PRIMARY KEY, eventname varchar(255) NOT NULL DEFAULT '', component varchar(100) NOT NULL DEFAULT '',
-        action varchar(100) NOT NULL DEFAULT '', target varchar(100) NOT NULL DEFAULT '', objecttable varchar(50),
-        objectid bigint, crud varchar(1) NOT NULL DEFAULT '', edulevel smallint NOT NULL, contextid bigint NOT NULL,
-        contextlevel bigint NOT NULL, contextinstanceid bigint NOT NULL, userid bigint NOT NULL, courseid bigint,
-        relateduserid bigint, anonymous smallint NOT NULL DEFAULT 0, other text, timecreated bigint NOT NULL,
-        origin varchar(10), ip varchar(45), realuserid bigint""",
-    "user": """
-        id bigserial PRIMARY KEY, auth varchar(20) NOT NULL DEFAULT 'manual', confirmed smallint NOT NULL DEFAULT 0,
-        policyagreed smallint NOT NULL DEFAULT 0, deleted smallint NOT NULL DEFAULT 0,
-        suspended smallint NOT NULL DEFAULT 0, mnethostid bigint NOT NULL DEFAULT 0,
-        username varchar(100) NOT NULL DEFAULT '', password varchar(255) NOT NULL DEFAULT '',
-        idnumber varchar(255) NOT NULL DEFAULT '', firstname varchar(100) NOT NULL DEFAULT '',
-        lastname varchar(100) NOT NULL DEFAULT '', email varchar(100) NOT NULL DEFAULT '',
-        firstaccess bigint NOT NULL DEFAULT 0, lastaccess bigint NOT NULL DEFAULT 0, lastlogin bigint NOT NULL DEFAULT 0,
-        currentlogin bigint NOT NULL DEFAULT 0, timecreated bigint NOT NULL DEFAULT 0,
-        timemodified bigint NOT NULL DEFAULT 0""",
-    "role": """
-        id bigserial PRIMARY KEY, name varchar(255) NOT NULL DEFAULT '', shortname varchar(100) NOT NULL DEFAULT '',
-        description text NOT NULL, sortorder bigint NOT NULL DEFAULT 0, archetype varchar(30) NOT NULL DEFAULT ''""",
-    "role_assignments": """
-        id bigserial PRIMARY KEY, roleid bigint NOT NULL DEFAULT 0, contextid bigint NOT NULL DEFAULT 0,
-        userid bigint NOT NULL DEFAULT 0, timemodified bigint NOT NULL DEFAULT 0, modifierid bigint NOT NULL DEFAULT 0,
-        component varchar(100) NOT NULL DEFAULT '', itemid bigint NOT NULL DEFAULT 0,
-        sortorder bigint NOT NULL DEFAULT 0""",
-    "context": """
-        id bigserial PRIMARY KEY, contextlevel bigint NOT NULL DEFAULT 0, instanceid bigint NOT NULL DEFAULT 0,
-        path varchar(255), depth smallint NOT NULL DEFAULT 0, locked smallint NOT NULL DEFAULT 0""",
-    "course_categories": """
-        id bigserial PRIMARY KEY, name varchar(255) NOT NULL DEFAULT '', idnumber varchar(100), description text,
-        descriptionformat smallint NOT NULL DEFAULT 0, parent bigint NOT NULL DEFAULT 0,
-        sortorder bigint NOT NULL DEFAULT 0, coursecount bigint NOT NULL DEFAULT 0, visible smallint NOT NULL DEFAULT 1,
-        visibleold smallint NOT NULL DEFAULT 1, timemodified bigint NOT NULL DEFAULT 0, depth bigint NOT NULL DEFAULT 0,
-        path varchar(255) NOT NULL DEFAULT '', theme varchar(50)""",
-    "course": """
-        id bigserial PRIMARY KEY, category bigint NOT NULL DEFAULT 0, sortorder bigint NOT NULL DEFAULT 0,
-        fullname varchar(1333) NOT NULL DEFAULT '', shortname varchar(255) NOT NULL DEFAULT '',
-        idnumber varchar(100) NOT NULL DEFAULT '', visible smallint NOT NULL DEFAULT 1,
-        timecreated bigint NOT NULL DEFAULT 0, timemodified bigint NOT NULL DEFAULT 0""",
-}
-# Moodle's own indexes on the tables the views read.
-INDEXES = {
-    "logstore_standard_log": ["timecreated", "contextid, component", "userid, contextid", "eventname", "crud", "edulevel"],
-    "role_assignments": ["roleid", "contextid", "userid", "roleid, contextid", "userid, contextid, roleid", "sortorder"],
-    "context": ["contextlevel, instanceid", "instanceid", "path"],
-    "course_categories": ["parent"],
-    "user": ["deleted", "confirmed", "auth"],
-}
 ROLES = [  # id, shortname, archetype (Moodle's standard roles, then a custom one without archetype)
     (1, "manager", "manager"), (2, "coursecreator", "coursecreator"), (3, "editingteacher", "editingteacher"),
     (4, "teacher", "teacher"), (5, "student", "student"), (6, "guest", "guest"), (7, "user", "user"),
@@ -88,21 +44,58 @@ PROFILE_OF = {"manager": "Personnel", "coursecreator": "Personnel", "editingteac
               "student": "Student", "guest": "Guest"}
 RANK = {"Personnel": 1, "Teacher": 2, "Student": 3, "Guest": 4}
 AUTHS = ["manual", "ldap", "cas", "oauth2", "saml2", "shibboleth"]
-COMPONENTS = ["mod_forum", "mod_quiz", "mod_assign", "mod_resource", "mod_page"]
+COMPONENTS = ["mod_forum", "mod_quiz", "mod_assign", "mod_resource", "mod_page", "mod_feedback"]
 SYSTEM, USER, COURSECAT, COURSE, MODULE = 10, 30, 40, 50, 70
+# The task log: synchronisation tasks (connectors) and others, by class name as Moodle stores it.
+SYNC_TASKS = [("auth_ldap", "auth_ldap\\task\\sync_task"), ("auth_ldap", "auth_ldap\\task\\sync_roles"),
+              ("auth_cas", "auth_cas\\task\\sync_task"), ("auth_db", "auth_db\\task\\sync_users"),
+              ("enrol_ldap", "enrol_ldap\\task\\sync_enrolments"),
+              ("enrol_database", "enrol_database\\task\\sync_enrolments")]
+OTHER_TASKS = [("core", "core\\task\\session_cleanup_task"), ("mod_forum", "mod_forum\\task\\cron_task"),
+               ("enrol_cohort", "enrol_cohort\\task\\enrol_cohort_sync"), ("tool_task", "core\\task\\send_failed_login_notifications_task")]
+SYNC_CLASS = re.compile(r"^\\?(auth|enrol)_[a-z0-9]+\\task\\sync_")
+
+
+def log_row(eventname: str, component: str, action: str, target: str, user: int, moment: int, *, context: int = 1,
+            course: int | None = None, realuser: int | None = None, anonymous: int = 0, other: str | None = None) -> tuple:
+    """A logstore_standard_log row: (eventname, component, action, target, contextid, userid, courseid,
+    realuserid, anonymous, other, timecreated)."""
+    return (eventname, component, action, target, context, user, course, realuser, anonymous, other, moment)
+
+
+def encode_other(values: dict, php: bool) -> str:
+    """"other" as the log store writes it: JSON (jsonformat on, the default of new sites) or PHP serialize()."""
+    if not php:
+        return json.dumps(values, separators=(",", ":"))
+    parts = []
+    for key, value in values.items():
+        parts.append(f's:{len(key)}:"{key}";')
+        parts.append(f"i:{value};" if isinstance(value, int) else f's:{len(value.encode())}:"{value}";')
+    return f"a:{len(values)}:{{{''.join(parts)}}}"
+
+
+def reason_of(other: str | None) -> int | None:
+    if other is None:
+        return None
+    if other.startswith("{"):
+        return json.loads(other).get("reason")
+    found = re.search(r's:6:"reason";i:(\d+);', other)
+    return int(found.group(1)) if found else None
 
 
 @dataclass
 class Moodle:
     categories: list[tuple] = field(default_factory=list)  # id, name, idnumber, parent, depth, path
-    courses: list[tuple] = field(default_factory=list)  # id, category
+    courses: list[tuple] = field(default_factory=list)  # id, category (the site course has category 0)
     contexts: list[tuple] = field(default_factory=list)  # id, contextlevel, instanceid, path, depth
     users: list[tuple] = field(default_factory=list)  # id, auth, deleted, suspended, username, firstaccess, timecreated
     assignments: list[tuple] = field(default_factory=list)  # roleid, contextid, userid
-    log: list[tuple] = field(default_factory=list)  # eventname, component, action, target, contextid, userid, timecreated
+    enrols: list[tuple] = field(default_factory=list)  # id, courseid, status (0 enabled, 1 disabled)
+    enrolments: list[tuple] = field(default_factory=list)  # enrolid, userid, status (0 active, 1 suspended)
     weights: dict[int, float] = field(default_factory=dict)  # how often each user shows up in the log
     quiet: set[int] = field(default_factory=set)  # users whose log rows a test places itself
     course_contexts: list[int] = field(default_factory=list)
+    admins: list[int] = field(default_factory=list)  # who logs in as someone else
 
     def context(self, level: int, instance: int, parent_path: str) -> int:
         ident = len(self.contexts) + 1
@@ -114,6 +107,8 @@ class Moodle:
 def make_moodle(rng: Random, users: int) -> Moodle:
     m = Moodle()
     system = m.context(SYSTEM, 0, "")
+    m.courses.append((SITE_COURSE, 0))  # the front page
+    m.context(COURSE, SITE_COURSE, "/1")
     category_contexts: dict[int, tuple[int, str]] = {}
     for number, idnumber in enumerate(["0750001A", " 0750002B ", "", "0750004D"], start=1):
         ctx = m.context(COURSECAT, number, "/1")
@@ -124,14 +119,21 @@ def make_moodle(rng: Random, users: int) -> Moodle:
         ctx = m.context(COURSECAT, number, parent_path)
         m.categories.append((number, f"Level {number}", f"SUB{number}", parent, 2, f"/{parent}/{number}"))
         category_contexts[number] = (ctx, f"{parent_path}/{ctx}")
-    course_contexts, module_contexts = [], []
-    for number in range(1, 13):
+    course_contexts, module_contexts, course_of_context = [], [], {}
+    for number in range(2, 14):
         category = rng.randint(1, 7)
         m.courses.append((number, category))
         ctx = m.context(COURSE, number, category_contexts[category][1])
         course_contexts.append(ctx)
+        course_of_context[ctx] = number
+        # Every course has a manual enrolment instance; some a second, disabled one.
+        m.enrols.append((len(m.enrols) + 1, number, 0))
+        if number % 4 == 0:
+            m.enrols.append((len(m.enrols) + 1, number, 1))
         for module in range(2):
-            module_contexts.append(m.context(MODULE, number * 10 + module, m.contexts[ctx - 1][3]))
+            module_ctx = m.context(MODULE, number * 10 + module, m.contexts[ctx - 1][3])
+            module_contexts.append(module_ctx)
+            course_of_context[module_ctx] = number
     user_contexts = []
     for number in range(2, users + 2):  # 1 is the guest user
         deleted = 1 if number % 13 == 0 else 0
@@ -145,12 +147,21 @@ def make_moodle(rng: Random, users: int) -> Moodle:
         user_contexts.append(m.context(USER, number, "/1"))
         m.weights[number] = rng.paretovariate(1.2)
     m.course_contexts = course_contexts
+    enrolled: set[tuple[int, int]] = set()
     for user, *_ in m.users:
         for _ in range(rng.randint(0, 4)):
             role = rng.choice([3, 4, 5, 5, 5, 9, 7])
-            m.assignments.append((role, rng.choice(course_contexts + module_contexts), user))
+            context = rng.choice(course_contexts + module_contexts)
+            m.assignments.append((role, context, user))
+            course = course_of_context[context]
+            if (course, user) not in enrolled and rng.random() < 0.9:  # most with an enrolment, some suspended
+                enrolled.add((course, user))
+                instances = [e for e in m.enrols if e[1] == course]
+                instance = rng.choice(instances)
+                m.enrolments.append((instance[0], user, 1 if rng.random() < 0.2 else 0))
         if user % 9 == 0:  # a manager of a school, or of the whole site
             m.assignments.append((1, rng.choice([system] + [c for c, _ in category_contexts.values()]), user))
+            m.admins.append(user)
         if user % 10 == 0:  # a parent, in the context of their child's account
             m.assignments.append((9, rng.choice(user_contexts), user))
         if user % 23 == 0:
@@ -159,33 +170,63 @@ def make_moodle(rng: Random, users: int) -> Moodle:
 
 
 def make_log(rng: Random, m: Moodle, count: int, start: datetime, span: timedelta) -> list[tuple]:
-    users = [u[0] for u in m.users if u[0] not in m.quiet] + [1, 9999]  # the guest user, an id with no user row
+    people = [u[0] for u in m.users if u[0] not in m.quiet]
+    users = people + [GUEST, STRANGER]
     weights = [m.weights.get(user, 1.0) for user in users]
+    courses = [c[0] for c in m.courses]
     rows = []
     for number in range(count):
         moment = int((start + span * (number / count)).timestamp())
         user = rng.choices(users, weights)[0]
+        course = rng.choice(courses)
         kind = rng.random()
-        if kind < 0.25:
-            row = ("\\core\\event\\user_loggedin", "core", "loggedin", "user", 1, user)
-        elif kind < 0.33:
-            row = ("\\core\\event\\user_login_failed", "core", "failed", "user_login", 1, rng.choice([user, 0]))
-        elif kind < 0.5:
-            row = ("\\core\\event\\course_viewed", "core", "viewed", "course", rng.randint(1, 40), user)
-        elif kind < 0.8:
+        if kind < 0.22:
+            row = log_row(LOGGEDIN, "core", "loggedin", "user", user, moment,
+                          other=encode_other({"username": f"user{user}"}, rng.random() < 0.3))
+        elif kind < 0.32:  # a failed login, each reason as Moodle logs it (unknown username: userid 0)
+            reason = rng.randint(1, 6)
+            who = NOBODY if reason == 1 else rng.choice(people)
+            row = log_row(FAILED, "core", "failed", "user_login", who, moment,
+                          other=encode_other({"username": f"user{who}" if who else "nobody", "reason": reason},
+                                             rng.random() < 0.4))
+        elif kind < 0.47:
+            if course == SITE_COURSE and rng.random() < 0.4:  # the front page, not logged in
+                user = NOBODY
+            row = log_row(COURSE_VIEWED, "core", "viewed", "course", user, moment, course=course)
+        elif kind < 0.77:
             component = rng.choice(COMPONENTS)
-            row = (f"\\{component}\\event\\course_module_viewed", component, "viewed", "course_module",
-                   rng.randint(1, 40), user)
+            row = log_row(f"\\{component}\\event\\course_module_viewed", component, "viewed", "course_module",
+                          user, moment, course=course, anonymous=int(component == "mod_feedback" and rng.random() < 0.5))
         else:  # what the views must leave out
             row = rng.choice([
-                ("\\core\\event\\dashboard_viewed", "core", "viewed", "dashboard", 1, user),
-                ("\\mod_forum\\event\\discussion_viewed", "mod_forum", "viewed", "discussion", 3, user),
-                ("\\core\\event\\course_module_instance_list_viewed", "mod_quiz", "viewed",
-                 "course_module_instance_list", 3, user),
-                ("\\core\\event\\user_loggedout", "core", "loggedout", "user", 1, user),
+                log_row("\\core\\event\\dashboard_viewed", "core", "viewed", "dashboard", user, moment),
+                log_row("\\mod_forum\\event\\discussion_viewed", "mod_forum", "viewed", "discussion", user, moment,
+                        course=course),
+                log_row("\\core\\event\\course_module_instance_list_viewed", "mod_quiz", "viewed",
+                        "course_module_instance_list", user, moment, course=course),
+                log_row("\\core\\event\\user_loggedout", "core", "loggedout", "user", user, moment),
+                log_row("\\core\\event\\user_loggedinas", "core", "loggedinas", "user", rng.choice(people), moment,
+                        realuser=rng.choice(m.admins)),
             ])
-        rows.append((*row, moment))
+        # An administrator logged in as this user: what they do is the administrator's, not the user's.
+        if row[0] in (COURSE_VIEWED, LOGGEDIN) or row[3] == "course_module":
+            if row[5] not in (NOBODY, GUEST) and rng.random() < 0.06:
+                row = (*row[:7], rng.choice(m.admins), *row[8:])
+        rows.append(row)
     return rows
+
+
+def make_tasks(rng: Random, count: int, start: datetime, span: timedelta) -> list[tuple]:
+    """task_log rows (component, classname, timestart, timeend, result) in the order Moodle writes them
+    (at the end of each run); durations are multiples of 1/8 s, so that sums are exact in binary."""
+    rows = []
+    for number in range(count):
+        end = start + span * ((number + 1) / (count + 1))
+        component, classname = rng.choice(SYNC_TASKS + OTHER_TASKS)
+        duration = Decimal(rng.randint(0, 160)) / 8  # 0 to 20 s
+        timeend = Decimal(int(end.timestamp())) + Decimal(rng.randint(0, 7)) / 8
+        rows.append((component, classname, timeend - duration, timeend, 1 if rng.random() < 0.15 else 0))
+    return sorted(rows, key=lambda row: row[3])
 
 
 def add_window_cases(rng: Random, m: Moodle, now: datetime) -> tuple[list[tuple], list[tuple]]:
@@ -194,65 +235,73 @@ def add_window_cases(rng: Random, m: Moodle, now: datetime) -> tuple[list[tuple]
     in 58 times in the 30 days before START (beyond the last finite bucket).
     Returns (the log rows before START, the others, in time order)."""
     users = [u[0] for u in m.users if u[0] not in m.quiet]
+
+    def login(user: int, moment: datetime) -> tuple:
+        return log_row(LOGGEDIN, "core", "loggedin", "user", user, int(moment.timestamp()))
+
     before, after = [], []
     for moment in window_edges(now, SECOND):
         for _ in range(2):
             user = rng.choices(users, [m.weights[u] for u in users])[0]
-            (before if moment < START else after).append((*LOGGEDIN, user, int(moment.timestamp())))
+            (before if moment < START else after).append(login(user, moment))
     for days in (30, 90):
         for offset in (timedelta(0), SECOND):
             user = max(u[0] for u in m.users) + 1
             m.users.append((user, "manual", 0, 0, f"user{user}", int((START - timedelta(days=200)).timestamp()),
                             int((START - timedelta(days=400)).timestamp())))
-            m.assignments.append((3, m.course_contexts[0], user))
+            m.assignments.append((3, m.course_contexts[0], user))  # a manual enrolment, active
+            m.enrolments.append((next(e[0] for e in m.enrols if e[1] == 2 and e[2] == 0), user, 0))
             m.quiet.add(user)
-            before.append((*LOGGEDIN, user, int((now - timedelta(days=days) + offset).timestamp())))
+            before.append(login(user, now - timedelta(days=days) + offset))
     heavy = next(u for u, _auth, deleted, suspended, _n, first_access, _c in m.users
                  if not deleted and not suspended and 0 < first_access < START.timestamp()
                  and any(a[2] == u and a[0] == 5 for a in m.assignments))
     for number in range(58):
-        before.append((*LOGGEDIN, heavy, int((START - timedelta(days=27) + timedelta(hours=11 * number)).timestamp())))
+        before.append(login(heavy, START - timedelta(days=27) + timedelta(hours=11 * number)))
     return sorted(before, key=lambda row: row[-1]), sorted(after, key=lambda row: row[-1])
 
 
-def create_tables(dsn: str, schema: str, prefix: str) -> None:
-    with psycopg.connect(dsn) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        for table, columns in TABLES.items():
-            conn.execute(sql.SQL("CREATE TABLE {} (" + columns + ")").format(sql.Identifier(schema, prefix + table)))
-            for number, index_columns in enumerate(INDEXES.get(table, [])):
-                conn.execute(sql.SQL("CREATE INDEX {} ON {} (" + index_columns + ")").format(
-                    sql.Identifier(f"{prefix}{table[:12]}_{number}_ix"), sql.Identifier(schema, prefix + table)))
-
-
-def insert(dsn: str, schema: str, prefix: str, m: Moodle, log: list[tuple]) -> None:
+def insert(dsn: str, schema: str, prefix: str, m: Moodle, log: list[tuple], tasks: list[tuple] = ()) -> None:
     def table(name: str) -> sql.Identifier:
         return sql.Identifier(schema, prefix + name)
 
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         if m.contexts:
+            cur.execute(sql.SQL("INSERT INTO {} (name, value) VALUES ('siteguest', %s), ('siteadmins', '2')")
+                        .format(table("config")), (str(GUEST),))
             cur.executemany(sql.SQL("INSERT INTO {} (id, contextlevel, instanceid, path, depth) VALUES (%s, %s, %s, %s, %s)")
                             .format(table("context")), m.contexts)
             cur.executemany(sql.SQL("INSERT INTO {} (id, name, idnumber, parent, depth, path) VALUES (%s, %s, %s, %s, %s, %s)")
                             .format(table("course_categories")), m.categories)
-            cur.executemany(sql.SQL("INSERT INTO {} (id, category, fullname, shortname) VALUES (%s, %s, 'c', 'c')")
-                            .format(table("course")), m.courses)
-            cur.executemany(sql.SQL("INSERT INTO {} (id, shortname, archetype, description) VALUES (%s, %s, %s, '')")
-                            .format(table("role")), ROLES)
-            cur.execute(sql.SQL("INSERT INTO {} (id, auth, username, mnethostid, confirmed) VALUES (1, 'manual', 'guest', 1, 1)")
-                        .format(table("user")))
+            cur.executemany(sql.SQL("INSERT INTO {} (id, category, fullname, shortname, idnumber, lang, calendartype, theme)"
+                                    " VALUES (%s, %s, 'c', 'c' || %s, '', '', '', '')")
+                            .format(table("course")), [(ident, category, ident) for ident, category in m.courses])
+            cur.executemany(sql.SQL("INSERT INTO {} (id, enrol, courseid, status) VALUES (%s, 'manual', %s, %s)")
+                            .format(table("enrol")), m.enrols)
+            cur.executemany(sql.SQL("INSERT INTO {} (enrolid, userid, status) VALUES (%s, %s, %s)")
+                            .format(table("user_enrolments")), m.enrolments)
+            cur.executemany(sql.SQL("INSERT INTO {} (id, shortname, archetype, description, sortorder) VALUES (%s, %s, %s, '', %s)")
+                            .format(table("role")), [(*role, role[0]) for role in ROLES])
+            cur.execute(sql.SQL("INSERT INTO {} (id, auth, username, mnethostid, confirmed) VALUES (%s, 'manual', 'guest', 1, 1)")
+                        .format(table("user")), (GUEST,))
             cur.executemany(sql.SQL(
                 "INSERT INTO {} (id, auth, deleted, suspended, username, firstaccess, timecreated, confirmed, mnethostid)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, 1, 1)").format(table("user")), m.users)
             cur.executemany(sql.SQL("INSERT INTO {} (roleid, contextid, userid) VALUES (%s, %s, %s)")
                             .format(table("role_assignments")), m.assignments)
         cur.executemany(sql.SQL(
-            "INSERT INTO {} (eventname, component, action, target, contextid, userid, timecreated,"
-            " crud, edulevel, contextlevel, contextinstanceid, origin, anonymous)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, 'r', 0, 50, 1, 'web', 0)").format(table("logstore_standard_log")), log)
+            "INSERT INTO {} (eventname, component, action, target, contextid, userid, courseid, realuserid, anonymous,"
+            " other, timecreated, crud, edulevel, contextlevel, contextinstanceid, origin)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'r', 0, 50, 1, 'web')").format(
+                table("logstore_standard_log")), log)
+        cur.executemany(sql.SQL(
+            "INSERT INTO {} (type, component, classname, userid, timestart, timeend, dbreads, dbwrites, result, output,"
+            " hostname, pid) VALUES (0, %s, %s, 0, %s, %s, 12, 3, %s, '', 'moodle-cron', 4242)").format(table("task_log")),
+            tasks)
         # What autovacuum does after a bulk load: without statistics the planner takes the freshly
         # filled tables for empty ones (nested loops over the views, ten times slower here).
-        cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(table(name) for name in TABLES)))
+        cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(
+            table(name) for name in ("logstore_standard_log", "task_log", "user", "role_assignments", "context"))))
 
 
 # -- the truth, from the raw rows -----------------------------------------------------------
@@ -262,7 +311,16 @@ def structure_of(category: tuple) -> str:
     return idnumber.strip() if idnumber and idnumber.strip() else f"category-{ident}"
 
 
-def truth(m: Moodle, log: list[tuple], upto: datetime) -> dict:
+@dataclass
+class Options:
+    skip_anonymous: bool = False
+    active_enrolments_only: bool = False
+
+    def arguments(self) -> list[str]:
+        return ["--skip-anonymous"] * self.skip_anonymous + ["--active-enrolments-only"] * self.active_enrolments_only
+
+
+def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, options: Options = Options()) -> dict:
     """Every family as of ``upto``, from Moodle's rows by the README's mapping."""
     archetype = {ident: kind for ident, _short, kind in ROLES}
     profiles: dict[int, str] = {}
@@ -273,6 +331,8 @@ def truth(m: Moodle, log: list[tuple], upto: datetime) -> dict:
     contexts = {c[0]: c for c in m.contexts}
     categories = {c[0]: c for c in m.categories}
     users = {u[0]: u for u in m.users}
+    enrols = {e[0]: e for e in m.enrols}
+    active = {(enrols[e][1], user) for e, user, status in m.enrolments if status == 0 and enrols[e][2] == 0}
     accounts = set()
     for _role, context, user in m.assignments:
         parts = contexts[context][3].split("/")
@@ -280,30 +340,46 @@ def truth(m: Moodle, log: list[tuple], upto: datetime) -> dict:
         if top is None or top[1] != COURSECAT or categories[top[2]][3] != 0:
             continue
         _id, _auth, deleted, suspended, _name, first_access, created = users[user]
-        if deleted or suspended:
+        if deleted or suspended or user == GUEST:
+            continue
+        courses = [contexts[int(c)][2] for c in parts[1:] if contexts[int(c)][1] == COURSE]
+        if options.active_enrolments_only and courses and (courses[0], user) not in active:
             continue
         accounts.add((str(user), structure_of(categories[top[2]]), profiles.get(user),
                       datetime.fromtimestamp(created, UTC) if created else None,
                       datetime.fromtimestamp(first_access, UTC) if first_access else None))
     accounts = sorted(accounts, key=str)
+    site_course = min(c[0] for c in m.courses if c[1] == 0)
+
+    def auth(user: int) -> str | None:
+        return users[user][1] if user in users else ("manual" if user == GUEST else None)
+
     logins, accesses, calls = [], [], []
-    for eventname, component, action, target, _context, user, moment in log:
+    for eventname, component, action, target, _ctx, user, course, realuser, anonymous, other, moment in log:
         when = datetime.fromtimestamp(moment, UTC)
-        if eventname == "\\core\\event\\user_loggedin":
+        person = user not in (NOBODY, GUEST) and realuser is None
+        counted = person and not (options.skip_anonymous and anonymous)
+        if eventname == LOGGEDIN and counted:
             logins.append((str(user), profiles.get(user), when))
-        if eventname == "\\core\\event\\course_viewed":
-            accesses.append((str(user), profiles.get(user), "course", when))
-        elif target == "course_module" and action == "viewed":
+        if eventname == COURSE_VIEWED and counted:
+            accesses.append((str(user), profiles.get(user), "frontpage" if course == site_course else "course", when))
+        elif target == "course_module" and action == "viewed" and counted:
             accesses.append((str(user), profiles.get(user), component, when))
-        if eventname in ("\\core\\event\\user_loggedin", "\\core\\event\\user_login_failed"):
-            auth = users[user][1] if user in users else ("manual" if user == 1 else None)
-            calls.append((auth, None, when, eventname.endswith("loggedin"), None))
+        if eventname == LOGGEDIN and person:
+            calls.append((auth(user), None, when, True, None))
+        if eventname == FAILED and reason_of(other) == 3:
+            calls.append((auth(user), None, when, False, None))
+    for component, classname, timestart, timeend, result in tasks:
+        if SYNC_CLASS.match(classname):
+            calls.append((component, None, datetime.fromtimestamp(float(timeend), UTC), result == 0,
+                          float((timeend - timestart) * 1000)))
     rows = EntRows(structures=[(structure_of(c), c[1], "course_category") for c in m.categories if c[3] == 0],
                    accounts=accounts, logins=logins)
-    # The counters have read every row at least settle (0) old (the rows are written in time
-    # order, so an id watermark reads just those); the windows cut by themselves.
+    # The id counters have read every row at least settle (0) old (the rows are written in time
+    # order, so an id watermark reads just those); connector_events has no event_id (two tables
+    # feed it), so its counter reads [watermark, now); the windows cut by themselves.
     return counter_families(accounts, [e for e in logins if e[2] <= upto], [e for e in accesses if e[3] <= upto],
-                            [c for c in calls if c[2] <= upto], upto) | window_families(rows, upto)
+                            [c for c in calls if c[2] < upto], upto) | window_families(rows, upto)
 
 
 def _env(dsn: str) -> dict:
@@ -317,33 +393,39 @@ def init_source(dsn: str, schema: str = "public", prefix: str = "mdl_", *extra: 
     return result
 
 
-@pytest.mark.parametrize("schema, prefix", [("public", "mdl_"), ("moodle", "m2_")])
-def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_path, schema, prefix):
+@pytest.mark.parametrize("schema, prefix, options", [
+    ("public", "mdl_", Options()),
+    ("moodle", "m2_", Options(skip_anonymous=True, active_enrolments_only=True)),
+])
+def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_path, schema, prefix, options):
     rng = Random(17)
     m = make_moodle(rng, users=90)
     log = make_log(rng, m, 3000, START - HISTORY, HISTORY)
+    tasks = make_tasks(rng, 300, START - HISTORY, HISTORY)
     edges_before, edges_after = add_window_cases(rng, m, FINAL)
     log += edges_before
-    create_tables(empty_database, schema, prefix)
-    insert(empty_database, schema, prefix, m, log)
-    init_source(empty_database, schema, prefix)
-    init_source(empty_database, schema, prefix)  # idempotent
+    create_moodle_tables(empty_database, schema, prefix)
+    insert(empty_database, schema, prefix, m, log, tasks)
+    init_source(empty_database, schema, prefix, *options.arguments())
+    init_source(empty_database, schema, prefix, *options.arguments())  # idempotent
 
     exporter = Exporter(empty_database, tmp_path / "state")
     now = START
     result = exporter.cycle(now)
-    first = truth(m, log, now)
+    first = truth(m, log, tasks, now, options)
     assert_every_family(result, first)
 
     for cycle in range(1, CYCLES + 1):  # new rows between cycles
         batch = make_log(rng, m, 200, now, timedelta(minutes=50))
+        task_batch = make_tasks(rng, 12, now, timedelta(minutes=50))
         if cycle == CYCLES:  # the edges of the last instant's windows: written last, as Moodle would
             batch += edges_after
-        insert(empty_database, schema, prefix, Moodle(), batch)
+        insert(empty_database, schema, prefix, Moodle(), batch, task_batch)
         log += batch
+        tasks += task_batch
         now += timedelta(hours=1)
         result = exporter.cycle(now)
-        expected = truth(m, log, now)
+        expected = truth(m, log, tasks, now, options)
         assert_every_family(result, expected)
     assert now == FINAL
 
@@ -356,37 +438,86 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     assert {dict(k)["profile"] for k in logins} >= {"Teacher", "Student", "Personnel", "unknown"}
     assert {dict(k)["structure"] for k in logins} >= {"0750001A", "0750002B", "category-3", "unknown", "all"}
     apps = {dict(k)["app"] for k in result["ent_app_accesses_total"]}
-    assert apps == {"course", *COMPONENTS}
+    assert apps == {"course", "frontpage", *COMPONENTS}
     connectors = {dict(k)["connector"] for k in result["ent_connector_requests_total"]}
-    assert connectors >= {"manual", "ldap", "cas", "unknown"}
+    assert connectors >= {"manual", "ldap", "cas", "auth_ldap", "auth_db", "enrol_database"}
+    assert "core" not in connectors and "enrol_cohort" not in connectors
     assert {dict(k)["outcome"] for k in result["ent_connector_requests_total"]} == {"success", "failure"}
+    assert sum(v for k, v in result["ent_connector_request_duration_seconds_count"].items()) > 0
     assert any(v for k, v in result["ent_account_activations_total"].items() if dict(k)["structure"] == "all")
     assert_windows_populated(expected)
     # Accounts activated (first access) between the cycles were counted as they came.
     activations = [sum(t["ent_account_activations_total"].values()) for t in (first, expected)]
     assert activations[1] > activations[0], activations
+    # The rows the views leave out are there, and make a difference.
+    assert {row[5] for row in log} >= {NOBODY, GUEST, STRANGER}
+    assert any(row[7] is not None for row in log) and any(row[8] for row in log)
+    assert {reason_of(row[9]) for row in log if row[0] == FAILED} == {1, 2, 3, 4, 5, 6}
+    assert {row[9][0] for row in log if row[0] == FAILED} == {"{", "a"}  # JSON and PHP-serialized
+    everything = truth(m, log, tasks, now, Options())
+    if options.skip_anonymous:
+        assert everything["ent_app_accesses_total"] != expected["ent_app_accesses_total"]
+    if options.active_enrolments_only:
+        assert everything["ent_accounts"] != expected["ent_accounts"]
 
 
 def test_the_indexes_match_the_views(empty_database):
     rng = Random(4)
     m = make_moodle(rng, users=40)
-    create_tables(empty_database, "public", "mdl_")
-    insert(empty_database, "public", "mdl_", m, make_log(rng, m, 3000, START - timedelta(days=60), timedelta(days=60)))
+    create_moodle_tables(empty_database, "public", "mdl_")
+    insert(empty_database, "public", "mdl_", m, make_log(rng, m, 3000, START - timedelta(days=60), timedelta(days=60)),
+           make_tasks(rng, 500, START - timedelta(days=60), timedelta(days=60)))
     init_source(empty_database)
     day = (START - timedelta(days=3), START - timedelta(days=2))
     with psycopg.connect(empty_database) as conn:
         conn.execute("ANALYZE")
         conn.execute("SET enable_seqscan = off")
-        for relation, index in (("login_events", "mdl_logstore_standard_log_ent_logins"),
-                                ("app_access_events", "mdl_logstore_standard_log_ent_app_accesses"),
-                                ("connector_events", "mdl_logstore_standard_log_ent_login_outcomes")):
+        for relation, indexes in (("login_events", ["mdl_logstore_standard_log_ent_logins"]),
+                                  ("app_access_events", ["mdl_logstore_standard_log_ent_app_accesses"]),
+                                  ("connector_events", ["mdl_logstore_standard_log_ent_login_outcomes",
+                                                        "mdl_task_log_ent_sync_tasks"])):
             plan = str(conn.execute(sql.SQL(
                 "EXPLAIN SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
                     sql.Identifier("ent", relation)), day).fetchall())
-            assert index in plan, plan
+            for index in indexes:
+                assert index in plan, plan
         plan = str(conn.execute(
             "EXPLAIN SELECT * FROM ent.accounts WHERE activated_at > %s AND activated_at <= %s", day).fetchall())
         assert "mdl_user_ent_activated_at" in plan, plan
         plan = str(conn.execute(
             "EXPLAIN SELECT DISTINCT structure_id FROM ent.accounts WHERE user_id = %s", ("42",)).fetchall())
         assert "mdl_user_ent_id_text" in plan, plan
+
+
+def test_a_connector_counter_counted_by_id_carries_on_by_time_after_the_upgrade(empty_database, tmp_path):
+    """Before this version Moodle's connector_events had the log's ids: a state directory from then
+    holds an event_id watermark. After init-source the relation has no ids; the counter notices and
+    counts it by time, from the start of its history, instead of stopping."""
+    rng = Random(23)
+    m = make_moodle(rng, users=30)
+    log = make_log(rng, m, 800, START - timedelta(days=20), timedelta(days=20))
+    tasks = make_tasks(rng, 60, START - timedelta(days=20), timedelta(days=20))
+    create_moodle_tables(empty_database)
+    insert(empty_database, "public", "mdl_", m, log, tasks)
+    init_source(empty_database)
+    with psycopg.connect(empty_database) as conn:  # the view as the previous version created it
+        conn.execute(r"""
+            CREATE OR REPLACE VIEW ent.connector_events AS
+            SELECT l.id AS event_id, u.auth::text AS connector, NULL::text AS structure_id,
+                   to_timestamp(l.timecreated) AS occurred_at,
+                   l.eventname = '\core\event\user_loggedin' AS success, NULL::double precision AS duration_ms
+            FROM mdl_logstore_standard_log AS l LEFT JOIN mdl_user AS u ON u.id = l.userid
+            WHERE l.eventname IN ('\core\event\user_loggedin', '\core\event\user_login_failed')""")
+    exporter = Exporter(empty_database, tmp_path / "state")
+    before = exporter.cycle(START)["ent_connector_requests_total"]
+    failures = sum(v for k, v in before.items() if dict(k)["outcome"] == "failure")
+    assert failures == sum(1 for row in log if row[0] == FAILED)  # every reason, as it was
+
+    init_source(empty_database)
+    later = START + timedelta(hours=1)
+    samples = exporter.cycle(later)
+    expected = truth(m, log, tasks, later)
+    assert_every_family(samples, expected, only={
+        "ent_connector_requests_total", "ent_connector_request_duration_seconds_bucket",
+        "ent_connector_request_duration_seconds_count", "ent_connector_request_duration_seconds_sum"})
+    assert sum(v for k, v in samples["ent_connector_requests_total"].items() if dict(k)["outcome"] == "failure") < failures

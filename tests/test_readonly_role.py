@@ -9,7 +9,7 @@ import pytest
 from exporter.source import RELATIONS
 from tests.support import run_cli
 from tests.test_adapters_edifice import _env, create_event_store, readonly_dsn
-from tests.test_adapters_moodle import create_tables as create_moodle_tables
+from tests.moodle_schema import create_moodle_tables
 
 REFUSED = (psycopg.errors.InsufficientPrivilege,)
 OURS = "_ent_(logins|app_accesses|login_outcomes|id_text|activated_at)$"  # the Moodle indexes init-source builds

@@ -26,6 +26,8 @@ class SourceOptions:
     # Moodle
     prefix: str = "mdl_"
     moodle_schema: str = "public"
+    skip_anonymous: bool = False  # leave out log rows marked anonymous
+    active_enrolments_only: bool = False  # a role assignment in a course attaches only with an active enrolment
     # Edifice
     events_schema: str = "events"
     directory_schema: str = "ent_directory"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .plan import Index, Plan, readonly_role, sql_file, statements
+from .plan import Index, LocalTimeBounds, Plan, readonly_role, sql_file, statements
 
 
 def build(options) -> Plan:
@@ -30,6 +30,8 @@ def build(options) -> Plan:
             login_events=sql.Identifier(events, "login_events"),
             access_events=sql.Identifier(events, "access_events"),
             activation_events=sql.Identifier(events, "activation_events"),
+            connector_events=sql.Identifier(events, "connector_events"),
+            connector_events_name=sql.Literal(sql.Identifier(events, "connector_events").as_string(None)),
             event_timezone=zone,
             platform_filter=platform_filter,
         ),
@@ -44,5 +46,13 @@ def build(options) -> Plan:
                   "app_access_events: occurred_at, the counters' watermark and every time window", partitioned=True),
             Index((events, "activation_events"), "activation_events_ent_user_date", sql.SQL("(user_id, date)"),
                   "accounts.activated_at: each user's first activation", partitioned=True),
+            Index((events, "connector_events"), "connector_events_ent_occurred_at", local_time,
+                  "connector_events: occurred_at, the counters' watermark", partitioned=True, optional=True),
         ]
+        # A time window on occurred_at reads only the partitions it overlaps (constraint exclusion).
+        for table in ("login_events", "access_events", "connector_events"):
+            plan.indexes.append(LocalTimeBounds(
+                (events, table), "ent_local_time", options.event_timezone,
+                f"{table}: each partition's range of occurred_at, so that a time window skips the other partitions",
+                optional=table == "connector_events"))
     return plan

@@ -68,6 +68,7 @@ class Index:
     definition: sql.Composable  # what follows "ON table": (columns or expressions) [WHERE ...]
     purpose: str
     partitioned: bool = False  # what to print without a connection to look the table up
+    optional: bool = False  # a table the platform may not have: no index then, rather than an error
 
     def build(self, conn: psycopg.Connection | None) -> list[sql.Composable]:
         """Statements that build it without blocking writes; on a partitioned table, partition by partition."""
@@ -75,6 +76,8 @@ class Index:
         target = sql.Identifier(schema, table)
         kind, partitions, invalid = (PARTITIONED if self.partitioned else TABLE), [], set()
         if conn is not None:
+            if self.optional and not _exists(conn, schema, table):
+                return [sql.SQL("-- {} does not exist here: no index").format(target)]
             kind, partitions, invalid = _inspect(conn, schema, table, self.name)
         out: list[sql.Composable] = []
         if kind == PARTITIONED:
@@ -107,6 +110,69 @@ class Index:
         return self.name.removeprefix(self.table[1] + "_")
 
 
+@dataclass
+class LocalTimeBounds:
+    """CHECK constraints that let PostgreSQL skip the partitions a time window cannot touch.
+
+    The views expose ``occurred_at`` as ``date AT TIME ZONE <zone>``; the collectors' windows are
+    on occurred_at, not on the partition key ``date``, so partition pruning cannot apply. Each
+    partition of ``table`` gets the constraint its range [FROM, TO) of ``date`` already implies,
+    written on the views' expression: ``(date AT TIME ZONE zone) >= (FROM AT TIME ZONE zone) AND
+    < (TO AT TIME ZONE zone)``. The planner then excludes, by constraint exclusion
+    (constraint_exclusion = partition, the default), every partition whose range a window's
+    bounds refute. Added NOT VALID (a brief lock, no scan), then validated (a scan that does not
+    block writes). A partition created later has none until init-source runs again.
+    """
+
+    table: tuple[str, str]  # schema, partitioned table
+    name: str  # the constraints' suffix: <partition>_<name>
+    timezone: str
+    purpose: str
+    optional: bool = False
+    partitioned: bool = True
+
+    def expression(self) -> sql.Composable:
+        return sql.SQL("(date AT TIME ZONE {})").format(sql.Literal(self.timezone))
+
+    def build(self, conn: psycopg.Connection | None) -> list[sql.Composable]:
+        schema, table = self.table
+        if conn is None:
+            return [sql.SQL(
+                "-- then, for each partition P of {table} FOR VALUES FROM (F) TO (T) (init-source --print --dsn ... lists them):\n"
+                "--   ALTER TABLE {schema}.<P> ADD CONSTRAINT <P>_{name} CHECK ({expr} >= (F::timestamp AT TIME ZONE {zone})"
+                " AND {expr} < (T::timestamp AT TIME ZONE {zone})) NOT VALID;\n"
+                "--   ALTER TABLE {schema}.<P> VALIDATE CONSTRAINT <P>_{name};"
+            ).format(table=sql.Identifier(schema, table), schema=sql.Identifier(schema), name=sql.SQL(self.name),
+                     expr=self.expression(), zone=sql.Literal(self.timezone))]
+        if not _exists(conn, schema, table):
+            if self.optional:
+                return [sql.SQL("-- {} does not exist here: no constraint").format(sql.Identifier(schema, table))]
+            raise AdapterError(f"table {schema}.{table} not found: is this the platform's database and schema?")
+        out: list[sql.Composable] = []
+        rows = conn.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid),"
+            " (SELECT k.convalidated FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conname = c.relname || '_' || %s)"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+            " JOIN pg_namespace n ON n.oid = p.relnamespace"
+            " WHERE n.nspname = %s AND p.relname = %s AND c.relkind = 'r' ORDER BY c.relname",
+            (self.name, schema, table)).fetchall()
+        for partition, bound, validated in rows:
+            found = re.fullmatch(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)", bound or "")
+            if found is None:  # DEFAULT, or not a range of plain timestamps (MINVALUE, MAXVALUE)
+                continue
+            constraint = sql.Identifier(partition_index_name(partition, self.name))
+            target = sql.Identifier(schema, partition)
+            if validated is None:
+                out.append(sql.SQL(
+                    "ALTER TABLE {target} ADD CONSTRAINT {constraint} CHECK ({expr} >= ({low}::timestamp AT TIME ZONE {zone})"
+                    " AND {expr} < ({high}::timestamp AT TIME ZONE {zone})) NOT VALID").format(
+                        target=target, constraint=constraint, expr=self.expression(), zone=sql.Literal(self.timezone),
+                        low=sql.Literal(found.group(1)), high=sql.Literal(found.group(2))))
+            if not validated:
+                out.append(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(target, constraint))
+        return out
+
+
 def partition_index_name(partition: str, suffix: str) -> str:
     name = f"{partition}_{suffix}"
     if len(name) > 63:
@@ -114,6 +180,12 @@ def partition_index_name(partition: str, suffix: str) -> str:
 
         name = f"{partition[:40]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}_{suffix}"[:63]
     return name
+
+
+def _exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s", (schema, table)).fetchone() is not None
 
 
 def _inspect(conn: psycopg.Connection, schema: str, table: str, index: str) -> tuple[str, list[str], set[str]]:
@@ -140,7 +212,7 @@ class Plan:
     schema: str
     role: str
     transactional: list[sql.Composable] = field(default_factory=list)
-    indexes: list[Index] = field(default_factory=list)
+    indexes: list = field(default_factory=list)  # Index, LocalTimeBounds
     password: str | None = field(default=None, repr=False)  # the role's; never printed
     notes: list[str] = field(default_factory=list)
 
@@ -158,6 +230,9 @@ class Plan:
         if self.indexes:
             lines.append("-- Indexes the collectors need, built without blocking the platform's writes")
             lines.append("-- (each on its own: CREATE INDEX CONCURRENTLY cannot run inside a transaction).")
+            if any(isinstance(index, LocalTimeBounds) for index in self.indexes):
+                lines.append("-- Then the constraints that let a time window skip partitions (NOT VALID: a brief lock;")
+                lines.append("-- VALIDATE: a scan that does not block writes).")
             for index in self.indexes:
                 lines.append(f"-- {index.purpose}")
                 for statement in index.build(conn):
@@ -191,9 +266,17 @@ class Plan:
             log(f"role {self.role} cannot log in: run init-source again with --password-env, or"
                 f" GRANT {self.role} TO <the exporter's login role>")
         for index in self.indexes:
-            for statement in index.build(conn):
-                conn.execute(statement)
-            log(f"index {index.table[0]}.{index.name}: ready ({index.purpose})")
+            built = index.build(conn)
+            notes = [_text(statement, conn) for statement in built if _text(statement, conn).startswith("--")]
+            for statement in built:
+                if not _text(statement, conn).startswith("--"):
+                    conn.execute(statement)
+            what = (f"index {index.table[0]}.{index.name}" if isinstance(index, Index)
+                    else f"constraints {index.name} on the partitions of {index.table[0]}.{index.table[1]}")
+            if notes:
+                log(f"{what}: skipped ({notes[0].removeprefix('-- ')})")
+            else:
+                log(f"{what}: ready ({index.purpose})")
 
 
 def _text(statement: sql.Composable, context) -> str:

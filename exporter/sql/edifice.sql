@@ -1,7 +1,8 @@
 -- Edifice (Open ENT): the source contract as views over the PostgreSQL event store.
 --
 -- The event store writes one table per event type in its own schema, partitioned by
--- month on "date": login_events, access_events, activation_events, ... Each row has
+-- range on "date" (by month or by ISO week, as its partition manager is configured):
+-- login_events, access_events, activation_events, connector_events, ... Each row has
 -- id uuid, date timestamp (local time of the platform, without time zone), user_id,
 -- profile (Teacher, Student, Relative, Personnel, Guest), module, platform_id, ua, ...
 -- Structures and attachments live in the directory (Neo4j), not in the event store:
@@ -58,7 +59,10 @@ SELECT NULL::bigint AS event_id,
 FROM {login_events} AS e
 WHERE {platform_filter};
 
--- An ACCESS event is a user opening an application: its module is the app.
+-- An ACCESS event is a user opening an application: its module is the app. The platform
+-- records one when the user opens an application other than the one they opened last in
+-- their session: going back and forth between two apps counts each switch, staying in one
+-- counts once.
 CREATE OR REPLACE VIEW {ent}.app_access_events AS
 SELECT NULL::bigint AS event_id,
        e.user_id::text AS user_id,
@@ -68,12 +72,39 @@ SELECT NULL::bigint AS event_id,
 FROM {access_events} AS e
 WHERE {platform_filter};
 
--- The event store records no connector calls with an outcome and a duration: empty.
-CREATE OR REPLACE VIEW {ent}.connector_events AS
-SELECT NULL::bigint AS event_id,
-       NULL::text AS connector,
-       NULL::text AS structure_id,
-       NULL::timestamptz AS occurred_at,
-       NULL::boolean AS success,
-       NULL::double precision AS duration_ms
-WHERE false;
+-- A CONNECTOR event is a use of a connector: the CAS server writes one each time it
+-- validates a ticket for a registered service (module = the service's class, e.g.
+-- PronoteRegisteredService; service = its URL; connector-type Cas; cas-type), and the
+-- OAuth2 and some SAML endpoints write them too. connector = the module without its
+-- "RegisteredService" suffix (Pronote, Moodle, Kne, ...): the URL would give a series per
+-- school. The event has no outcome and no duration: success, duration NULL (failures
+-- and latency come from the probes). If the event store has no connector_events table
+-- (the platform does not record CONNECTOR events), the view is empty.
+DO $$
+BEGIN
+    IF to_regclass({connector_events_name}) IS NOT NULL THEN
+        EXECUTE $view$
+            CREATE OR REPLACE VIEW {ent}.connector_events AS
+            SELECT NULL::bigint AS event_id,
+                   regexp_replace(e.module, 'Regist(e)?redService$', '')::text AS connector,
+                   NULL::text AS structure_id,
+                   e.date AT TIME ZONE {event_timezone} AS occurred_at,
+                   true AS success,
+                   NULL::double precision AS duration_ms
+            FROM {connector_events} AS e
+            WHERE {platform_filter}
+        $view$;
+    ELSE
+        EXECUTE $view$
+            CREATE OR REPLACE VIEW {ent}.connector_events AS
+            SELECT NULL::bigint AS event_id,
+                   NULL::text AS connector,
+                   NULL::text AS structure_id,
+                   NULL::timestamptz AS occurred_at,
+                   NULL::boolean AS success,
+                   NULL::double precision AS duration_ms
+            WHERE false
+        $view$;
+    END IF;
+END
+$$;

@@ -7,14 +7,24 @@
 --   "category-<id>".
 -- accounts: a user is attached to a top-level category when they have a role assignment
 --   in its context or in any context below it (sub-category, course, activity, block).
---   Deleted and suspended users are left out. activated_at = firstaccess.
+--   Deleted and suspended users, and the site guest, are left out. activated_at = firstaccess.
+--   {enrolment_rule}
 -- profile: the user's role archetypes, highest first: manager, coursecreator -> Personnel;
 --   editingteacher, teacher -> Teacher; student -> Student; guest -> Guest. Roles without
 --   one of these archetypes (user, frontpage, custom roles) give no profile (unknown).
--- logins: \core\event\user_loggedin. app accesses: course views (app "course") and
---   activity views (\mod_xxx\event\course_module_viewed, app = the component, mod_xxx).
--- connector_events: login successes and failures per authentication plugin (the user's
---   auth: manual, ldap, cas, oauth2, saml2, ...; unknown username: connector unknown).
+-- Who is counted: the log rows of people. Left out: the site guest (its id is the site
+--   setting siteguest), visitors who are not logged in (userid 0), and what an administrator
+--   does while logged in as someone else (realuserid set).{anonymous_rule}
+-- logins: \core\event\user_loggedin. app accesses: course views (app "course"; the front
+--   page, the site course with category 0, is its own app "frontpage") and activity views
+--   (\mod_xxx\event\course_module_viewed, app = the component, mod_xxx).
+-- connector_events: the authentication plugin of each login (success, the user's auth:
+--   manual, ldap, cas, oauth2, saml2, ...) and of each credential failure (failure: a
+--   user_login_failed whose reason is 3, wrong password; unknown usernames, suspended or
+--   locked accounts and captcha failures say nothing about a connector); and each run of a
+--   synchronisation task in the task log (connector = its component: auth_ldap, auth_db,
+--   enrol_ldap, enrol_database, ...; outcome = result, duration = timeend - timestart).
+--   Its event_id is NULL: two tables feed it, so the counters watermark on occurred_at.
 
 CREATE OR REPLACE VIEW {ent}.structures AS
 SELECT coalesce(nullif(btrim(cat.idnumber), ''), 'category-' || cat.id)::text AS structure_id,
@@ -52,7 +62,8 @@ LEFT JOIN LATERAL (
                  WHEN 'student' THEN 3 ELSE 4
              END
     LIMIT 1
-) AS p ON true;
+) AS p ON true
+WHERE u.id IS DISTINCT FROM {guest}{enrolment_filter};
 
 CREATE OR REPLACE VIEW {ent}.login_events AS
 SELECT l.id AS event_id,
@@ -77,13 +88,19 @@ LEFT JOIN LATERAL (
              END
     LIMIT 1
 ) AS p ON true
-WHERE l.eventname = '\core\event\user_loggedin';
+WHERE l.eventname = '\core\event\user_loggedin'
+  AND l.userid <> 0
+  AND l.realuserid IS NULL
+  AND l.userid IS DISTINCT FROM {guest}{anonymous_filter};
 
 CREATE OR REPLACE VIEW {ent}.app_access_events AS
 SELECT l.id AS event_id,
        l.userid::text AS user_id,
        p.profile::text AS profile,
-       CASE WHEN l.eventname = '\core\event\course_viewed' THEN 'course' ELSE l.component END::text AS app,
+       CASE WHEN l.eventname <> '\core\event\course_viewed' THEN l.component
+            WHEN l.courseid = {site_course} THEN 'frontpage'
+            ELSE 'course'
+       END::text AS app,
        to_timestamp(l.timecreated) AS occurred_at
 FROM {log} AS l
 LEFT JOIN LATERAL (
@@ -103,10 +120,17 @@ LEFT JOIN LATERAL (
              END
     LIMIT 1
 ) AS p ON true
-WHERE l.eventname = '\core\event\course_viewed' OR (l.target = 'course_module' AND l.action = 'viewed');
+WHERE (l.eventname = '\core\event\course_viewed' OR (l.target = 'course_module' AND l.action = 'viewed'))
+  AND l.userid <> 0
+  AND l.realuserid IS NULL
+  AND l.userid IS DISTINCT FROM {guest}{anonymous_filter};
 
+-- Two sources, hence no event_id (the counters watermark on occurred_at). The log rows: the
+-- people's logins (success) and their credential failures (failure; the reason is in
+-- "other", JSON or, when the log store's jsonformat setting is off, PHP-serialized).
+-- The task log: the runs of the synchronisation tasks, at their end (when Moodle writes them).
 CREATE OR REPLACE VIEW {ent}.connector_events AS
-SELECT l.id AS event_id,
+SELECT NULL::bigint AS event_id,
        u.auth::text AS connector,
        NULL::text AS structure_id,
        to_timestamp(l.timecreated) AS occurred_at,
@@ -114,4 +138,18 @@ SELECT l.id AS event_id,
        NULL::double precision AS duration_ms
 FROM {log} AS l
 LEFT JOIN {user} AS u ON u.id = l.userid
-WHERE l.eventname IN ('\core\event\user_loggedin', '\core\event\user_login_failed');
+WHERE l.eventname IN ('\core\event\user_loggedin', '\core\event\user_login_failed')
+  AND ((l.eventname = '\core\event\user_loggedin'
+        AND l.userid <> 0 AND l.realuserid IS NULL AND l.userid IS DISTINCT FROM {guest})
+       OR (l.eventname = '\core\event\user_login_failed'
+           AND coalesce(substring(l.other FROM '"reason":\s*(\d+)'),
+                        substring(l.other FROM 's:6:"reason";i:(\d+);')) = '3'))
+UNION ALL
+SELECT NULL::bigint AS event_id,
+       t.component::text AS connector,
+       NULL::text AS structure_id,
+       to_timestamp(t.timeend::double precision) AS occurred_at,
+       t.result = 0 AS success,
+       ((t.timeend - t.timestart) * 1000)::double precision AS duration_ms
+FROM {task_log} AS t
+WHERE {sync_tasks};
