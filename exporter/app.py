@@ -11,6 +11,7 @@ from collectors.base import Cadence, Collector
 
 from .config import Config, ConfigError
 from .exposition import Policy
+from .probing import ProbeRunner
 from .runtime import Runtime
 from .scheduler import CollectorScheduler
 from .server import MetricsServer
@@ -66,6 +67,8 @@ class Exporter:
         self.runtime = make_runtime(config, self.source, persistent=True, origin=origin)
         self.scheduler: CollectorScheduler | None = None
         self.server: MetricsServer | None = None
+        # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
+        self.probes = ProbeRunner(config.probes, self.runtime.exposition)
 
     def health(self) -> dict:
         runs = self.scheduler.next_runs() if self.scheduler else {}
@@ -96,9 +99,11 @@ class Exporter:
             retry_max_seconds=self.config.retry.max_seconds,
         )
         self.scheduler.start()
+        self.probes.start()
         log.info("serving http://%s:%d/metrics", self.config.listen.address, self.server.port)
 
     def stop(self) -> None:
+        self.probes.stop()
         if self.scheduler:
             self.scheduler.shutdown()
         if self.server:
