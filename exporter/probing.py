@@ -78,8 +78,9 @@ class _State:
         )
 
 
-def make_probe(settings: ProbeSettings) -> Probe:
-    return probe_kinds.kinds()[settings.kind](settings)
+def make_probe(settings: ProbeSettings | Probe) -> Probe:
+    """The probe of one entry of ``probes:`` (a ready Probe is taken as is)."""
+    return settings if isinstance(settings, Probe) else probe_kinds.kinds()[settings.kind](settings)
 
 
 class ProbeRunner:
@@ -87,7 +88,7 @@ class ProbeRunner:
 
     families = FAMILIES
 
-    def __init__(self, settings: Iterable[ProbeSettings], exposition: Exposition, *,
+    def __init__(self, settings: Iterable[ProbeSettings | Probe], exposition: Exposition, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.probes = [make_probe(s) for s in settings]
         self.exposition = exposition
@@ -139,29 +140,31 @@ class ProbeRunner:
         bound = probe.settings.timeout_seconds
         started = self.clock()
         if state.attempt is not None and state.attempt.is_alive():
-            # The previous attempt is still stuck past its bound: it counts as a timeout again,
-            # and no second attempt piles up behind it.
-            outcome: CheckResult | ProbeFailure = ProbeFailure(
-                TIMEOUT, f"the previous probe is still unanswered after {started - state.attempt_started:.0f} s")
+            # The previous attempt is still stuck past its bound: no second one piles up behind it.
+            # It gets one more bound to end; if it does not, this run counts as a timeout too.
             state.attempt.join(bound)
-            elapsed = self.clock() - started
-        else:
-            box: list[CheckResult | ProbeFailure] = []
+            if state.attempt.is_alive():
+                stuck = ProbeFailure(TIMEOUT, f"the previous probe is still unanswered after "
+                                              f"{self.clock() - state.attempt_started:.0f} s")
+                self._record(index, stuck, bound)
+                return stuck
+            started = self.clock()
+        box: list[CheckResult | ProbeFailure] = []
 
-            def attempt() -> None:
-                try:
-                    box.append(probe.check())
-                except ProbeFailure as failure:
-                    box.append(failure)
-                except Exception as error:  # a bug or an unexpected library error: still a bounded label
-                    box.append(classify(error))
+        def attempt() -> None:
+            try:
+                box.append(probe.check())
+            except ProbeFailure as failure:
+                box.append(failure)
+            except Exception as error:  # a bug or an unexpected library error: still a bounded label
+                box.append(classify(error))
 
-            state.attempt = threading.Thread(target=attempt, daemon=True, name=f"probe-attempt-{index}")
-            state.attempt_started = started
-            state.attempt.start()
-            state.attempt.join(bound)
-            elapsed = self.clock() - started
-            outcome = box[0] if box else ProbeFailure(TIMEOUT, f"no answer within {bound:g} s")
+        state.attempt = threading.Thread(target=attempt, daemon=True, name=f"probe-attempt-{index}")
+        state.attempt_started = started
+        state.attempt.start()
+        state.attempt.join(bound)
+        elapsed = self.clock() - started
+        outcome = box[0] if box else ProbeFailure(TIMEOUT, f"no answer within {bound:g} s")
         # join() returns at the bound at the latest (give or take the scheduler): a timeout counts its bound.
         self._record(index, outcome, min(elapsed, bound))
         return outcome

@@ -77,6 +77,8 @@ def classify(error: BaseException) -> ProbeFailure:
 def from_message(error: BaseException) -> ProbeFailure:
     """For libraries that wrap the socket error into their own exception and keep only its text."""
     text = f"{type(error).__name__}: {error}"
+    if isinstance(error, (TypeError, AttributeError, KeyError, IndexError, NameError)):
+        return ProbeFailure(ERROR, text)  # a bug, not the network: its text says nothing about the target
     lowered = text.lower()
     if "refused" in lowered or "reset by peer" in lowered:
         return ProbeFailure(REFUSED, text)
@@ -138,8 +140,8 @@ class ProbeSettings(BaseModel):
     connector: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                            description="the connector label value (ldap, cas, pronote, smtp...)")
     kind: str
-    timeout_seconds: float = Field(5, gt=0, le=300, description="hard bound of one probe")
-    interval_seconds: float = Field(30, ge=1, le=86_400, description="time between two probes (start to start)")
+    timeout_seconds: float = Field(5.0, gt=0, le=300, description="hard bound of one probe")
+    interval_seconds: float = Field(30.0, ge=1, le=86_400, description="time between two probes (start to start)")
 
     @model_validator(mode="after")
     def _timeout_within_interval(self) -> "ProbeSettings":

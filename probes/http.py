@@ -76,7 +76,7 @@ def request(url: str, settings: TLSSettings, timeout: float, *, method: str = "G
             return
         stream = response.extensions.get("network_stream")
         ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-        expiry.append(certificate_expiry(ssl_object.getpeercert(binary_form=True)) if ssl_object else None)
+        expiry.append(certificate_expiry(ssl_object.getpeercert(True)) if ssl_object else None)
 
     verify = tls_context(settings.verify_tls, settings.ca_file)
     try:

@@ -1,6 +1,7 @@
 """LDAP: connect (ldap:// with optional StartTLS, or ldaps://), simple bind, optional search."""
 from __future__ import annotations
 
+import math
 import ssl
 from typing import Literal
 
@@ -67,7 +68,7 @@ class LDAPProbe(Probe):
             tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if s.verify_tls else ssl.CERT_NONE, ca_certs_file=s.ca_file)
         server = ldap3.Server(host, port=port, use_ssl=secure, tls=tls, connect_timeout=self.timeout,
                               get_info=ldap3.NONE)
-        connection = ldap3.Connection(server, user=s.bind_dn, password=s.password, receive_timeout=self.timeout,
+        connection = ldap3.Connection(server, user=s.bind_dn, password=s.password, receive_timeout=math.ceil(self.timeout),  # ldap3 takes whole seconds
                                       auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False,
                                       read_only=True, auto_referrals=False)
         expiry = None
@@ -76,7 +77,7 @@ class LDAPProbe(Probe):
             if s.start_tls and not connection.start_tls():
                 raise ProbeFailure(TLS, f"StartTLS refused: {connection.result}")
             if secure or s.start_tls:
-                expiry = certificate_expiry(connection.socket.getpeercert(binary_form=True))
+                expiry = certificate_expiry(connection.socket.getpeercert(True))
             if not connection.bind():
                 result = connection.result or {}
                 code = result.get("result")

@@ -61,7 +61,7 @@ class SMTPProbe(Probe):
                     if code != 250:
                         raise ProbeFailure(STATUS, f"EHLO after STARTTLS answered {code}")
                 if isinstance(client.sock, __import__("ssl").SSLSocket):
-                    expiry = certificate_expiry(client.sock.getpeercert(binary_form=True))
+                    expiry = certificate_expiry(client.sock.getpeercert(True))
                 try:
                     client.quit()
                 except (smtplib.SMTPException, OSError):

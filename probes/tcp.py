@@ -69,6 +69,6 @@ class TLSProbe(Probe):
         try:
             with socket.create_connection((host, port), timeout=self.timeout) as raw:
                 with context.wrap_socket(raw, server_hostname=s.server_name or host) as secure:
-                    return CheckResult(certificate_expiry(secure.getpeercert(binary_form=True)))
+                    return CheckResult(certificate_expiry(secure.getpeercert(True)))
         except OSError as error:  # ssl.SSLError is an OSError
             raise classify(error) from None
