@@ -24,6 +24,7 @@ def run_demo(state_dir: Path, port: int = 9877, scale: float = 1.0, days: int = 
     from ..config import parse_config
     from .data import ensure_seeded
     from .live import LiveGenerator
+    from .probes import DemoTargets
 
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -38,11 +39,13 @@ def run_demo(state_dir: Path, port: int = 9877, scale: float = 1.0, days: int = 
         # Fresh data: counters restart from zero rather than from watermarks of other data.
         shutil.rmtree(exporter_state)
 
+    targets = DemoTargets(state_dir)  # what the demo's probes check: one up, one down, on loopback
     config = parse_config(
         {
             "source": {"dsn": dsn, "schema": SCHEMA, "settle_seconds": 1},
             "listen": {"address": address, "port": port},
             "state_dir": str(exporter_state),
+            "probes": targets.probes(address, port),
         },
         "demo",
     )
@@ -57,7 +60,8 @@ ent-exporter demo is running ({summary.describe()}).
   metrics:  http://{shown}:{port}/metrics   (instant counters move every minute; live events every second)
   health:   http://{shown}:{port}/healthz
   try:      curl -s http://{shown}:{port}/metrics | grep '^ent_logins_total'
-  outage:   touch {state_dir}/outage-pronote   makes the pronote connector fail (rm to recover)
+  outage:   touch {state_dir}/outage-pronote   makes the pronote connector and its probe fail (rm to recover)
+  probes:   curl -s http://{shown}:{port}/metrics | grep '^ent_connector_probe_success'   (gar: down on purpose)
 Ctrl-C stops it; running it again reuses the data.""",
         file=sys.stderr,
     )
@@ -67,5 +71,6 @@ Ctrl-C stops it; running it again reuses the data.""",
         print("ent-exporter demo: stopping", file=sys.stderr)
         live.stop()
         exporter.stop()
+        targets.close()
         server.cleanup()
     return 0
