@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import ssl
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .base import (
-    STATUS, TLS, CheckResult, Probe, ProbeFailure, ProbeSettings, TLSSettings, certificate_expiry, classify,
+    ERROR, STATUS, TLS, CheckResult, Probe, ProbeFailure, ProbeSettings, TLSSettings, certificate_expiry, classify,
     host_port, parse_url, tls_context,
 )
 
@@ -60,7 +61,7 @@ class SMTPProbe(Probe):
                     code, message = client.ehlo()
                     if code != 250:
                         raise ProbeFailure(STATUS, f"EHLO after STARTTLS answered {code}")
-                if isinstance(client.sock, __import__("ssl").SSLSocket):
+                if isinstance(client.sock, ssl.SSLSocket):
                     expiry = certificate_expiry(client.sock.getpeercert(True))
                 try:
                     client.quit()
@@ -73,7 +74,7 @@ class SMTPProbe(Probe):
         except smtplib.SMTPConnectError as error:
             raise ProbeFailure(STATUS, f"the greeting was {error.smtp_code} {error.smtp_error!r}") from None
         except smtplib.SMTPServerDisconnected as error:
-            raise ProbeFailure("error", f"the server closed the connection: {error}") from None
+            raise ProbeFailure(ERROR, f"the server closed the connection: {error}") from None
         except smtplib.SMTPResponseException as error:
             raise ProbeFailure(STATUS, f"{error.smtp_code} {error.smtp_error!r}") from None
         except (OSError, socket.timeout) as error:

@@ -427,6 +427,25 @@ def test_smtp_ehlo_and_starttls(smtp, certificates):
     assert_counted(samples, "smtp", "smtp", 1, {})
 
 
+def test_smtps_implicit_tls(certificates):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    from tests.support import free_port
+
+    controller = Controller(Sink(), hostname="127.0.0.1", port=free_port(), ssl_context=certificates.server_context())
+    controller.start()
+    try:
+        outcome, samples = outcome_of(runner({"connector": "smtp", "kind": "smtp", "url": f"smtps://127.0.0.1:"
+                                              f"{controller.port}", "ca_file": str(certificates.ca),
+                                              "timeout_seconds": 2}))
+        assert outcome == "success"
+        assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
+            key(connector="smtp"): certificates.not_after.timestamp()}
+    finally:
+        controller.stop()
+
+
 def test_smtp_refusing_service_stopped_and_hung():
     greeter = Greeter(b"554 5.3.2 relay out of service\r\n")
     silent = Silent()
