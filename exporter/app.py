@@ -16,6 +16,7 @@ from collectors.base import Cadence, Collector
 
 from .config import Config, ConfigError
 from .exposition import Policy
+from .probing import ProbeRunner
 from .runtime import Runtime
 from .scheduler import CollectorScheduler
 from .server import MetricsServer
@@ -120,6 +121,7 @@ class Exporter:
         self.runtime: Runtime | None = None
         self.scheduler: CollectorScheduler | None = None
         self.server: MetricsServer | None = None
+        self.probes: ProbeRunner | None = None
 
     def health(self) -> dict:
         """Liveness: the process serves (whatever the database does)."""
@@ -151,6 +153,8 @@ class Exporter:
         """Checks what can fail at start-up first (StartupError), then serves the restored state at once."""
         check_state_dir(self.config.state_dir, self.origin)
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
+        # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
+        self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)
         address, port = self.config.listen.address, self.config.listen.port
         try:
             self.server = MetricsServer(address, port, self.runtime.exposition, self.health, self.readiness)
@@ -167,9 +171,12 @@ class Exporter:
             retry_max_seconds=self.config.retry.max_seconds,
         )
         self.scheduler.start()
+        self.probes.start()
         log.info("serving http://%s:%d/metrics", self.config.listen.address, self.server.port)
 
     def stop(self) -> None:
+        if self.probes:
+            self.probes.stop()
         if self.runtime:
             self.runtime.stopping.set()  # runs cut short by the closing pool are not failures
         if self.scheduler:

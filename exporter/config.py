@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import probes
 from collectors.base import Cadence
 
 DSN_ENVIRONMENT_VARIABLE = "ENT_EXPORTER_DSN"
@@ -77,6 +78,13 @@ class PrivacyConfig(_Section):
     min_count: int = Field(0, ge=0, description="people counts below this are published as 0 (0 = off)")
 
 
+# One entry of `probes:`: the kind's settings model, chosen by its `kind` key.
+ProbeConfig = Annotated[
+    Union[tuple(kind.Settings for _, kind in sorted(probes.kinds().items()))],  # type: ignore[misc]
+    Field(discriminator="kind"),
+]
+
+
 class Config(_Section):
     source: SourceConfig = Field(default_factory=SourceConfig)
     listen: ListenConfig = Field(default_factory=ListenConfig)
@@ -87,6 +95,7 @@ class Config(_Section):
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    probes: list[ProbeConfig] = Field(default_factory=list, description="active probes of the connectors")
 
     @field_validator("timezone")
     @classmethod
@@ -95,6 +104,19 @@ class Config(_Section):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    @field_validator("probes")
+    @classmethod
+    def _probes_distinct(cls, value: list) -> list:
+        seen: dict[tuple[str, str], int] = {}
+        for index, probe in enumerate(value):
+            key = (probe.connector, probe.kind)
+            if key in seen:
+                raise ValueError(f"probes.{index} is a second {probe.kind} probe of connector {probe.connector} "
+                                 f"(after probes.{seen[key]}): their series would be one; give each its own "
+                                 "connector value")
+            seen[key] = index
         return value
 
     @model_validator(mode="after")
@@ -117,10 +139,18 @@ class Config(_Section):
 
 
 def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    loc = list(error["loc"])
+    if len(loc) > 2 and loc[0] == "probes" and loc[2] in probes.kinds():
+        del loc[2]  # the discriminated union's tag: probes.0.ldap.url is probes.0.url
+    key = ".".join(str(part) for part in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
+    elif error["type"] == "union_tag_invalid":
+        key += ".kind"
+        message = (f"unknown probe kind {error['ctx']['tag']!r} (known: {', '.join(sorted(probes.kinds()))})")
+    elif error["type"] == "union_tag_not_found":
+        message = f"kind is required (one of {', '.join(sorted(probes.kinds()))})"
     return f"{key}: {message}"
 
 
@@ -136,7 +166,7 @@ def parse_config(data: Any, origin: str, environ: dict[str, str] | None = None) 
         if isinstance(source, dict):
             data = {**data, "source": {**source, "dsn": environ[DSN_ENVIRONMENT_VARIABLE]}}
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={"environ": environ})
     except ValidationError as error:
         lines = "\n".join(f"  {_describe(e)}" for e in error.errors())
         raise ConfigError(f"{origin}: invalid configuration\n{lines}") from None

@@ -233,6 +233,14 @@ class Exposition:
     def families(self) -> dict[str, Family]:
         return dict(self._families)
 
+    def declare(self, families: Iterable[Family]) -> None:
+        """Adds the families of a publisher that is not a collector (the probes), before it publishes."""
+        with self._lock:
+            for family in families:
+                published = self._published_form(family)
+                if self._families.setdefault(family.name, published) != published:
+                    raise ValueError(f"family {family.name} is declared twice, differently")
+
     def publish(self, updates: Mapping[str, Samples]) -> None:
         """For each publisher, replaces its series of the families it gives; re-renders those families once.
 

@@ -53,8 +53,15 @@ EXPORTED_METRICS: frozenset[str] = frozenset({
     "ent_exporter_source_up",
     "ent_exporter_series",
     "ent_exporter_folded_series_total",
+    # The exporter's own active probes of the connectors (probes: in its configuration).
+    "ent_connector_probes_total",
+    "ent_connector_probe_failures_total",
+    "ent_connector_probe_duration_seconds",
+    "ent_connector_probe_success",
+    "ent_connector_certificate_expiry_timestamp_seconds",
 })
-HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d"})
+HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d",
+                                        "ent_connector_probe_duration_seconds"})
 # Series Prometheus itself makes: scrape health and alert state.
 PROMETHEUS_SERIES: frozenset[str] = frozenset({
     "up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE",

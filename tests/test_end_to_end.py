@@ -199,3 +199,46 @@ def test_the_flaky_connector_failing_hard_fires_its_alert(stack):
     alert = alerts[0]
     assert alert["labels"]["severity"] in ("critical", "warning")
     assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
+
+
+def test_a_probe_target_going_down_fires_the_probe_alert_which_resolves_when_it_comes_back(stack):
+    """The demo probes its stand-in Pronote service every 5 s: an outage file makes it answer 503,
+    ENTConnectorProbeFailing fires on the real Prometheus (rules as generated, `for` shortened),
+    and resolves once the file is gone. Its dead-port probe (gar) is down from the start."""
+    port = stack["prometheus"]
+
+    def probe_alerts(connector: str, state: str | None = None) -> list[dict]:
+        alerts = api(port, "/api/v1/alerts")["data"]["alerts"]
+        return [a for a in alerts if a["labels"]["alertname"] == "ENTConnectorProbeFailing"
+                and a["labels"].get("connector") == connector and (state is None or a["state"] == state)]
+
+    def value(query: str) -> float | None:
+        result = api(port, "/api/v1/query", query=query)["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    # One probe down out of the box: the dead port, refused.
+    gar = wait_until(lambda: probe_alerts("gar", "firing"), 120, interval=2, message="the gar probe alert firing")
+    assert gar[0]["labels"]["kind"] == "tcp"
+    assert value('ent_connector_probe_failures_total{connector="gar", reason="refused"}') >= 1
+    # Pronote's probe is up (an earlier test's outage, if any, is over) with its certificate's expiry.
+    wait_until(lambda: value('ent_connector_probe_success{connector="pronote"}') == 1
+               and not probe_alerts("pronote"), 120, interval=2, message="the pronote probe up, no alert")
+    assert value('ent_connector_certificate_expiry_timestamp_seconds{connector="pronote"} - time()') > 80 * 86400
+    failures_before = value('ent_connector_probe_failures_total{connector="pronote", reason="status"}')
+
+    outage = stack["state_dir"] / "outage-pronote"
+    outage.touch()
+    try:
+        alerts = wait_until(lambda: probe_alerts("pronote", "firing"), 120, interval=1,
+                            message="the pronote probe alert firing")
+    finally:
+        outage.unlink()
+    alert = alerts[0]
+    assert alert["labels"]["severity"] == "critical" and alert["labels"]["kind"] == "http"
+    assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
+    assert alert["annotations"]["runbook_url"].endswith("#entconnectorprobefailing")
+    assert value('ent_connector_probe_failures_total{connector="pronote", reason="status"}') > failures_before
+
+    wait_until(lambda: not probe_alerts("pronote"), 120, interval=1, message="the pronote probe alert resolved")
+    assert value('ent_connector_probe_success{connector="pronote"}') == 1
+    assert probe_alerts("gar", "firing"), "the dead port's alert resolved on its own"

@@ -25,6 +25,9 @@ REQUIRED_ALERTS = {
     "ENTExporterDown",
     "ENTCollectorStale",  # no success for twice its cadence
     "ENTSourceDatabaseDown",
+    "ENTConnectorProbeFailing",  # a connector's active probes fail
+    "ENTConnectorCertificateExpiring",  # certificate under 14 days
+    "ENTConnectorCertificateExpiryImminent",  # certificate under 3 days
 }
 SEVERITIES = {"critical", "warning", "info"}
 

@@ -72,6 +72,7 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
     from ..canonical import create_canonical_tables
     from .data import ensure_seeded
     from .live import LiveGenerator
+    from .probes import DemoTargets
 
     print(f"ent-exporter demo: starting PostgreSQL in {state_dir / 'pgdata'}", file=sys.stderr)
     try:
@@ -80,7 +81,7 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
         raise StartupError(f"--state-dir: the embedded PostgreSQL did not start in {state_dir / 'pgdata'}: "
                            f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
                            " (its log: pgdata/log)") from None
-    live = exporter = None
+    live = exporter = targets = None
     try:
         dsn = server.get_uri()
         with psycopg.connect(dsn) as conn:
@@ -91,12 +92,14 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
         if summary.seeded and exporter_state.exists():
             # Fresh data: counters restart from zero rather than from watermarks of other data.
             shutil.rmtree(exporter_state)
+        targets = DemoTargets(state_dir)  # what the demo's probes check: one up, one down, on loopback
         config = parse_config(
             {
                 "source": {"dsn": dsn, "schema": SCHEMA, "settle_seconds": 1},
                 "listen": {"address": address, "port": port},
                 "state_dir": str(exporter_state),
                 "timezone": DEMO_TIMEZONE,
+                "probes": targets.probes(address, port),
             },
             "demo",
         )
@@ -116,7 +119,8 @@ ent-exporter demo is running ({summary.describe()}).
   try:      curl -s http://{shown}:{port}/metrics | grep '^ent_logins_total'
             ent-exporter once --config {example}
             ent-exporter serve --config {example}   (a second exporter on :{port + EXAMPLE_PORT_OFFSET})
-  outage:   touch {state_dir}/outage-pronote   makes the pronote connector fail (rm to recover){pinned}
+  outage:   touch {state_dir}/outage-pronote   makes the pronote connector and its probe fail (rm to recover)
+  probes:   curl -s http://{shown}:{port}/metrics | grep '^ent_connector_probe_success'   (gar: down on purpose){pinned}
 Ctrl-C stops it; running it again reuses the data.""",
             file=sys.stderr,
         )
@@ -127,5 +131,7 @@ Ctrl-C stops it; running it again reuses the data.""",
             live.stop()
         if exporter:
             exporter.stop()
+        if targets:
+            targets.close()
         server.cleanup()
     return 0

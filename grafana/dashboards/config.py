@@ -58,6 +58,20 @@ class Config:
     connector_silent_usual_per_minute: float = 1.0
     connector_silent_for: str = "15m"
 
+    # -- active probes (probes: in the exporter's configuration) ---------------------------
+    # A probe alert fires when a connector's last probe has failed for this long: at the
+    # default probe interval (30 s) about 3 failed probes in a row.
+    connector_probe_failing_for: str = "1m"
+    # Intermittent failures: the share of failed probes over the window (counters: no
+    # failure between two scrapes is lost) above which a ticket is opened.
+    connector_probe_failure_ratio: float = 0.2
+    connector_probe_ratio_window: str = "15m"
+    connector_probe_ratio_for: str = "10m"
+    # Certificates the probes see (LDAPS, HTTPS, STARTTLS...): days left before expiry.
+    certificate_expiry_warning_days: float = 14
+    certificate_expiry_critical_days: float = 3
+    certificate_expiry_for: str = "10m"
+
     # -- the exporter ---------------------------------------------------------------------
     exporter_down_for: str = "5m"
     # A collector is stale when its last success is older than this many cadences.

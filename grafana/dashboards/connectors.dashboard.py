@@ -1,30 +1,46 @@
 """Connectors: the panel an on-call person opens when paged. Per connector: current alert
-state, request rate, success ratio, failures, latency quantiles and the latency heatmap."""
+state, request rate, success ratio, failures, latency quantiles and the latency heatmap, as
+the platform recorded its users' calls; beside them the exporter's own active probes (state,
+failures by reason, latency, certificate expiry). Each row says which of the two it shows."""
 from grafana.dashboards.config import CONFIG
 from grafana.dashboards.panels import (
-    FAILURE_RATIO, SUCCESS_RATIO, bargauge, connector_variable, dashboard, heatmap, profile_variable, row, stat,
+    FAILURE_RATIO, SUCCESS_RATIO, UP_DOWN, bargauge, connector_variable, dashboard, heatmap, profile_variable, row, stat,
     state_timeline, structure_variable, target, timeseries, value_map,
 )
 from grafana.dashboards.rules import (
     CONNECTOR_ALERTS, CONNECTOR_FAILURE_RATIO, CONNECTOR_LATENCY_QUANTILE, CONNECTOR_OUTCOME_RATE, CONNECTOR_RATE,
-    CONNECTOR_SUCCESS_RATIO, num,
+    CONNECTOR_SUCCESS_RATIO, PROBE_ALERTS, num,
 )
 
 C = 'connector=~"$connector"'
-ALERTS = "|".join(CONNECTOR_ALERTS)
-# 2 = an alert of the connector fires, 1 = one is pending, 0 = none (every connector with traffic has a value).
+ALERTS = "|".join(CONNECTOR_ALERTS + PROBE_ALERTS)
+# 2 = an alert of the connector fires, 1 = one is pending, 0 = none (every connector with
+# traffic or a probe has a value).
 ALERT_STATE = (
     "max by (connector) (\n"
     f'  2 * ALERTS{{alertname=~"{ALERTS}", alertstate="firing", {C}}}\n'
     f'  or ALERTS{{alertname=~"{ALERTS}", alertstate="pending", {C}}}\n'
     f"  or 0 * {CONNECTOR_RATE}{{{C}}}\n"
+    f"  or 0 * ent_connector_probe_success{{{C}}}\n"
     ")"
 )
+PLATFORM = ("Platform-reported: the calls the platform itself recorded (connector_events), real users' traffic; "
+            "empty where the platform records no connector calls. ")
+PROBED = ("Probes: the exporter's own checks of the connector (probes: in its configuration), every 30 s by "
+          "default, on every platform; one account and one path, not every user's. ")
+DAY = 86400
+CERTIFICATE = [(None, "red"), (CONFIG.certificate_expiry_critical_days * DAY, "orange"),
+               (CONFIG.certificate_expiry_warning_days * DAY, "green")]
+PROBE_STATE_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
 STATE_MAPPINGS = value_map({"0": "OK", "1": "Pending", "2": "Firing"}, {"0": "green", "1": "orange", "2": "red"})
 STATE_THRESHOLDS = [(None, "green"), (1, "orange"), (2, "red")]
 LATENCY = [(None, "green"), (CONFIG.connector_latency_p95_seconds, "red")]
-ALERT_TEXT = (f"Alerts: {', '.join(CONNECTOR_ALERTS)} (failure ratio above {num(CONFIG.connector_failure_ratio * 100)} %, "
-              f"no call where there usually are, p95 above {num(CONFIG.connector_latency_p95_seconds)} s); "
+ALERT_TEXT = (f"Alerts: {', '.join(CONNECTOR_ALERTS)} (platform-reported traffic: failure ratio above "
+              f"{num(CONFIG.connector_failure_ratio * 100)} %, no call where there usually are, p95 above "
+              f"{num(CONFIG.connector_latency_p95_seconds)} s); {', '.join(PROBE_ALERTS)} (probes: failing for "
+              f"{CONFIG.connector_probe_failing_for}, more than {num(CONFIG.connector_probe_failure_ratio * 100)} % "
+              f"failed over {CONFIG.connector_probe_ratio_window}, certificate expiring within "
+              f"{num(CONFIG.certificate_expiry_warning_days)} / {num(CONFIG.certificate_expiry_critical_days)} days); "
               "runbook: prometheus/RUNBOOK.md.")
 
 
@@ -46,9 +62,49 @@ panels = [
           instant(f"{CONNECTOR_SUCCESS_RATIO}{{{C}}}", "{{connector}}"), "percentunit", SUCCESS_RATIO,
           text_mode="value_and_name", decimals=1), 12, 5),
 
-    row("Traffic and errors"),
+    row("Probes: the exporter's own checks"),
+    (stat("Probe state",
+          PROBED + "Up when the last probe succeeded, Down when it failed (ent_connector_probe_success), per connector "
+          f"and kind. {CONFIG.connector_probe_failing_for} down pages ({PROBE_ALERTS[0]}).",
+          instant(f"ent_connector_probe_success{{{C}}}", "{{connector}} ({{kind}})"), "none", UP_DOWN,
+          text_mode="value_and_name", color_mode="background", mappings=PROBE_STATE_MAPPINGS), 8, 5),
+    (bargauge("Certificate expiry",
+              PROBED + "Time left before the TLS certificate the connector's probes see expires "
+              "(ent_connector_certificate_expiry_timestamp_seconds; the soonest of the connector's probes). Orange "
+              f"under {num(CONFIG.certificate_expiry_warning_days)} days, red under "
+              f"{num(CONFIG.certificate_expiry_critical_days)}: the alerts' thresholds. Connectors probed without "
+              "TLS have no bar.",
+              instant(f"ent_connector_certificate_expiry_timestamp_seconds{{{C}}} - time()", "{{connector}}"), "s",
+              CERTIFICATE), 8, 5),
+    (bargauge("Probe failure ratio in the period",
+              PROBED + "Failed probes ÷ all probes during the period of the time picker, per connector and kind "
+              "(from the counters: no failure between two scrapes is lost).",
+              instant(f'sum by (connector, kind) (increase(ent_connector_probes_total{{{C}, outcome="failure"}}'
+                      "[$__range]))\n/\n"
+                      f"sum by (connector, kind) (increase(ent_connector_probes_total{{{C}}}[$__range]))",
+                      "{{connector}} ({{kind}})"), "percentunit", FAILURE_RATIO, max_value=1), 8, 5),
+    (state_timeline("Probe state over time",
+                    PROBED + "When each probe was up (green) or down (red).",
+                    target(f"min by (connector, kind) (ent_connector_probe_success{{{C}}})",
+                           "{{connector}} ({{kind}})"), "none", UP_DOWN, mappings=PROBE_STATE_MAPPINGS), 12, 8),
+    (timeseries("Probe failures by reason",
+                PROBED + "Failed probes per reason (timeout, refused, dns, tls, auth, status, content, error; the "
+                "runbook says what each means), per connector. The exporter's log has the detail of each change.",
+                target(f"sum by (connector, reason) (increase(ent_connector_probe_failures_total{{{C}}}"
+                       "[$__rate_interval]))", "{{connector}} {{reason}}"),
+                "short", [(None, "green"), (0.000001, "red")], bars=True, axis_label="failed probes"), 12, 8),
+    (timeseries("Probe latency",
+                PROBED + "Mean duration of the probes over the interval, per connector and kind "
+                "(ent_connector_probe_duration_seconds); a probe that times out counts its timeout.",
+                target(f"sum by (connector, kind) (rate(ent_connector_probe_duration_seconds_sum{{{C}}}"
+                       "[$__rate_interval]))\n/\n"
+                       f"sum by (connector, kind) (rate(ent_connector_probe_duration_seconds_count{{{C}}}"
+                       "[$__rate_interval]))", "{{connector}} ({{kind}})"),
+                "s", LATENCY), 24, 8),
+
+    row("Platform-reported traffic and errors"),
     (timeseries("Request rate by outcome",
-                "Calls per second through each connector over 5 minutes, successful and failed "
+                PLATFORM + "Calls per second through each connector over 5 minutes, successful and failed "
                 f"({CONNECTOR_OUTCOME_RATE}).",
                 target(f"sum by (connector, outcome) ({CONNECTOR_OUTCOME_RATE}{{{C}}})", "{{connector}} {{outcome}}"),
                 "reqps", axis_label="calls per second"), 12, 8),
@@ -69,7 +125,7 @@ panels = [
                     "When each connector's alerts were pending (orange) or firing (red). " + ALERT_TEXT,
                     target(ALERT_STATE, "{{connector}}"), "none", STATE_THRESHOLDS, mappings=STATE_MAPPINGS), 12, 8),
 
-    row("Latency"),
+    row("Platform-reported latency"),
     (timeseries("Latency p50 / p95 / p99",
                 "Quantiles of the call duration over 5 minutes, from the histogram "
                 f"({CONNECTOR_LATENCY_QUANTILE}). The red line is the p95 alert threshold "
@@ -98,7 +154,9 @@ panels = [
 dashboard = dashboard(
     "connectors", "ENT connectors",
     "Connector health for on-call: alert state, request rate, success ratio, failures, latency quantiles and "
-    "latency heatmap per connector (LDAP, CAS, SAML, Pronote, the GAR...).",
+    "latency heatmap per connector (LDAP, CAS, SAML, Pronote, the GAR...) as the platform recorded its users' calls "
+    "(platform-reported), and the exporter's own active probes: state, failures by reason, latency, certificate "
+    "expiry (probes).",
     # structure and profile are hidden: they only travel along the links between the ENT dashboards.
     panels, [connector_variable(), structure_variable(hide=True), profile_variable(hide=True)],
     time_from="now-6h",  # what on-call looks at first

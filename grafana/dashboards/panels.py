@@ -285,8 +285,10 @@ def profile_variable(hide: bool = False) -> dict:
 
 def connector_variable() -> dict:
     return _query_variable(
-        "connector", "Connector", "label_values(ent_connector_requests_total, connector)", multi=True,
-        description="Connectors: authentication (LDAP, CAS, SAML) and integrations (Pronote, the GAR...).",
+        "connector", "Connector",
+        'label_values({__name__=~"ent_connector_requests_total|ent_connector_probe_success"}, connector)', multi=True,
+        description="Connectors: authentication (LDAP, CAS, SAML) and integrations (Pronote, the GAR...), "
+                    "platform-reported or probed by the exporter.",
     )
 
 

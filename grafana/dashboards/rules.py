@@ -29,6 +29,12 @@ EXPORTER_DOWN = "ENTExporterDown"
 COLLECTOR_STALE = "ENTCollectorStale"
 SOURCE_DATABASE_DOWN = "ENTSourceDatabaseDown"
 CONNECTOR_ALERTS = (CONNECTOR_FAILURE_RATIO_HIGH, CONNECTOR_SILENT, CONNECTOR_LATENCY_HIGH)
+CONNECTOR_PROBE_FAILING = "ENTConnectorProbeFailing"
+CONNECTOR_PROBES_UNRELIABLE = "ENTConnectorProbesUnreliable"
+CERTIFICATE_EXPIRING = "ENTConnectorCertificateExpiring"
+CERTIFICATE_EXPIRY_IMMINENT = "ENTConnectorCertificateExpiryImminent"
+PROBE_ALERTS = (CONNECTOR_PROBE_FAILING, CONNECTOR_PROBES_UNRELIABLE, CERTIFICATE_EXPIRING,
+                CERTIFICATE_EXPIRY_IMMINENT)
 
 
 def num(value: float) -> str:
@@ -108,6 +114,52 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             f"for {c.connector_latency_for}).",
         ),
     ]
+    per_probe = "job, instance, connector, kind"
+    window = c.connector_probe_ratio_window
+    probes = [
+        _alert(
+            c, CONNECTOR_PROBE_FAILING,
+            f"ent_connector_probe_success{{{sel}}} == 0\n",
+            c.connector_probe_failing_for, "critical",
+            "Connector {{ $labels.connector }} fails its {{ $labels.kind }} probe.",
+            "The exporter's {{ $labels.kind }} probe of connector {{ $labels.connector }} has failed every time for "
+            f"{c.connector_probe_failing_for} (about 3 probes in a row at the default 30 s interval). "
+            "ent_connector_probe_failures_total says why (timeout, refused, dns, tls, auth, status, content, error); "
+            "the exporter's log has the detail.",
+        ),
+        _alert(
+            c, CONNECTOR_PROBES_UNRELIABLE,
+            f'sum by ({per_probe}) (increase(ent_connector_probes_total{{{sel}, outcome="failure"}}[{window}]))\n'
+            f"/\nsum by ({per_probe}) (increase(ent_connector_probes_total{{{sel}}}[{window}]))\n"
+            f"> {num(c.connector_probe_failure_ratio)}\n",
+            c.connector_probe_ratio_for, "warning",
+            "Connector {{ $labels.connector }} fails {{ $value | humanizePercentage }} of its {{ $labels.kind }} "
+            "probes.",
+            f"Over the last {window} {{{{ $value | humanizePercentage }}}} of the exporter's {{{{ $labels.kind }}}} "
+            f"probes of connector {{{{ $labels.connector }}}} failed (alert above "
+            f"{num(c.connector_probe_failure_ratio * 100)}%): it works only intermittently.",
+        ),
+        _alert(
+            c, CERTIFICATE_EXPIRING,
+            f"ent_connector_certificate_expiry_timestamp_seconds{{{sel}}} - time()\n"
+            f"< {num(c.certificate_expiry_warning_days)} * 86400\n",
+            c.certificate_expiry_for, "warning",
+            "The certificate of connector {{ $labels.connector }} expires in {{ $value | humanizeDuration }}.",
+            "The TLS certificate the exporter's probes of connector {{ $labels.connector }} see expires in "
+            f"{{{{ $value | humanizeDuration }}}} (alert under {num(c.certificate_expiry_warning_days)} days). "
+            "Renew it before the connector stops working.",
+        ),
+        _alert(
+            c, CERTIFICATE_EXPIRY_IMMINENT,
+            f"ent_connector_certificate_expiry_timestamp_seconds{{{sel}}} - time()\n"
+            f"< {num(c.certificate_expiry_critical_days)} * 86400\n",
+            c.certificate_expiry_for, "critical",
+            "The certificate of connector {{ $labels.connector }} expires in {{ $value | humanizeDuration }}.",
+            "The TLS certificate the exporter's probes of connector {{ $labels.connector }} see expires in "
+            f"{{{{ $value | humanizeDuration }}}} (alert under {num(c.certificate_expiry_critical_days)} days; "
+            "negative: already expired). Clients that verify it will refuse the connector.",
+        ),
+    ]
     exporter = [
         _alert(
             c, EXPORTER_DOWN,
@@ -139,6 +191,7 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
     ]
     return [
         {"name": "ent-exporter.connectors", "rules": connectors},
+        {"name": "ent-exporter.probes", "rules": probes},
         {"name": "ent-exporter.exporter", "rules": exporter},
     ]
 
