@@ -144,6 +144,8 @@ class Context:
     state: dict[str, Any]  # what this collector returned as state last time ({} at first)
     settle: timedelta = timedelta(0)  # how old an event must be before it is counted
     chunk_size: int = 500_000  # at most this many event ids read per statement
+    # How long a transaction may stay open and still have its events counted (see README, "Guarantees").
+    late_commit_limit: timedelta = timedelta(hours=1)
     # Persists partial progress (samples + state) atomically, so a long first run
     # survives a restart without reading anything twice.
     checkpoint: Callable[[Samples, dict[str, Any]], None] = lambda samples, state: None
@@ -153,6 +155,18 @@ class Context:
 class Result:
     samples: Samples
     state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """What a collector tells about its own work, published as the exporter's self-metrics.
+
+    Totals are cumulative and kept in the collector's state, so they survive restarts with
+    the counters they go with."""
+
+    late_events: dict[str, float] = field(default_factory=dict)  # outcome (counted/missed) -> events
+    late_commit_gaps: float | None = None  # ranges of missing ids watched for late commits
+    invalid: dict[tuple[str, str], float] = field(default_factory=dict)  # (family, reason) -> measurements
 
 
 def encode_samples(samples: Samples) -> dict[str, list]:
@@ -211,6 +225,10 @@ class Collector:
 
     def collect(self, ctx: Context) -> Result:
         raise NotImplementedError
+
+    def report(self, state: Mapping[str, Any]) -> Report:
+        """The self-metrics of a state this collector returned (none by default)."""
+        return Report()
 
     def family(self, name: str) -> Family:
         for family in self.families:

@@ -2,31 +2,47 @@
 
 The watermark is the contract's ``event_id``, which grows with insertion order. A cycle
 counts events whose id lies in (watermark, target], where target is the highest id of an
-event at least ``settle`` old (late-committing transactions get that long to land). The
-range is read in chunks of at most ``chunk_size`` ids, each one an index range scan, and
-after each chunk the running totals and the new watermark are checkpointed together: a
-restart resumes exactly where the last checkpoint left off, never counting a row twice.
+event at least ``settle`` old. The range is read in chunks of at most ``chunk_size`` ids,
+each one an index range scan, and after each chunk the running totals and the new
+watermark are checkpointed together: a restart resumes exactly where the last checkpoint
+left off, never counting a row twice.
+
+Ids are handed out when a row is inserted, not when its transaction commits: a transaction
+that stays open while others commit higher ids makes its events appear *below* the
+watermark. So the ids missing below the watermark are remembered, as ranges ("gaps"),
+found in the same snapshot as the events counted (a REPEATABLE READ transaction: what the
+count did not see, the gap query sees missing). Each cycle looks the gaps up again (one
+index probe per gap, in one statement), counts the events that have appeared there, and
+narrows the gaps around them. A gap is watched for ``late_commit_limit`` after it was first
+seen (a rolled-back insert leaves a gap that never fills), then for as long again on a
+second list whose arrivals are not counted but reported (``ent_exporter_late_events_total
+{outcome="missed"}``). At most ``MAX_GAPS`` ranges are kept on each list (the oldest go first).
 
 A relation whose events carry no ``event_id`` (NULL, e.g. Edifice, which stores UUIDs) is
 counted by ``occurred_at`` instead; the mode is decided once per relation, from its newest
 event, and persisted. In that mode a cycle counts the events of [watermark, now - settle),
 one aggregate statement per local calendar day of that interval, and keeps each day's
 count apart while the day is open. Events that land late, with an ``occurred_at`` behind
-the watermark, are caught by a recount: once a day is closed (its end is ``reconcile_delay``
+the watermark, are caught by a recount: once a day is closed (its end is the late-commit limit
 behind now - settle) one statement counts the whole day again and that exact count replaces
 the day's live count (a series never goes down: if the recount finds fewer events for a
 series than were counted live, the live count is kept). Counters are therefore exact once
-the day is closed, and never count an event twice.
+the day is closed, and never count an event twice. The reconcile delay is the late-commit
+limit: an event whose transaction commits within that limit of its ``occurred_at`` is
+counted. Each closed day's number of events is checked once more when the next day is
+recounted; what arrived in between is reported as missed.
 """
 from __future__ import annotations
 
+import bisect
+import contextlib
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Mapping
 
 from psycopg import sql
 
 from .base import (
-    Cadence, Collector, Context, HistogramValue, Result, Samples, Value, decode_samples, encode_samples,
+    Cadence, Collector, Context, HistogramValue, Report, Result, Samples, Value, decode_samples, encode_samples,
 )
 
 # The two watermarks a relation can be counted by.
@@ -56,6 +72,40 @@ HAS_EVENT_IDS = sql.SQL("""
 
 FIRST_OCCURRED_AT = sql.SQL("SELECT min(occurred_at) FROM {events}")
 
+# The ranges of ids of (after, upto] that hold no event: an index-only scan of the range,
+# run in the same snapshot as the range's count.
+MISSING_IDS = sql.SQL("""
+    WITH ids AS (
+        SELECT event_id FROM {events} WHERE event_id > %(after)s AND event_id <= %(upto)s
+    )
+    SELECT lo, hi FROM (
+        SELECT lag(event_id, 1, %(after)s::bigint) OVER (ORDER BY event_id) + 1 AS lo, event_id - 1 AS hi FROM ids
+        UNION ALL
+        SELECT coalesce(max(event_id), %(after)s::bigint) + 1, %(upto)s::bigint FROM ids
+    ) AS gaps
+    WHERE lo <= hi
+    ORDER BY lo
+""")
+
+# The events that have appeared in watched gaps: one index probe per gap.
+IDS_IN_GAPS = sql.SQL("""
+    SELECT found.event_id
+    FROM unnest(%(lo)s::bigint[], %(hi)s::bigint[]) AS gap(lo, hi)
+    JOIN LATERAL (
+        SELECT event_id FROM {events} WHERE event_id BETWEEN gap.lo AND gap.hi
+    ) AS found ON true
+""")
+
+# Events of a closed day, for the audit of what arrived after its recount.
+EVENTS_BETWEEN = sql.SQL("""
+    SELECT count(*) FROM {events} WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
+""")
+
+LOWEST_ID = -(2 ** 63)  # PostgreSQL's smallest bigint
+
+# At most this many gap ranges are watched (and as many watched after their limit).
+MAX_GAPS = 100_000
+
 # The contract's columns of each event relation, but event_id (see TIME_SLICE).
 EVENT_COLUMNS = {
     "login_events": ("user_id", "profile", "occurred_at"),
@@ -72,6 +122,13 @@ TIME_SLICE = sql.SQL("""(
         WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
     ) AS {alias}""")
 WHOLE_SLICE = {"after": -1, "upto": 0}
+
+# Given events by id (those found in gaps), standing in for the relation the same way.
+ID_SLICE = sql.SQL("""(
+        SELECT event_id, {columns}
+        FROM {relation}
+        WHERE event_id = ANY(%(ids)s::bigint[])
+    ) AS {alias}""")
 
 # Events of an id range counted per structure of their user and per profile (plus the
 # dimensions a collector adds, e.g. app), and once more platform-wide as structure "all".
@@ -133,9 +190,6 @@ class EventCounter(Collector):
     delta_query: ClassVar[sql.SQL] = ATTRIBUTED_EVENT_COUNTS
     # None: decided from the relation's newest event (event_id NULL -> occurred_at).
     watermark: ClassVar[str | None] = None
-    # How long after the end of a day (beyond the settle delay) its events are recounted
-    # (occurred_at watermark only): the time events have to land late and still be counted.
-    reconcile_delay: ClassVar[timedelta] = timedelta(hours=1)
 
     def placeholders(self) -> dict[str, sql.Composable]:
         return dimension_fragments(self.dimensions)
@@ -157,28 +211,73 @@ class EventCounter(Collector):
     def _collect_by_event_id(self, ctx: Context, state: dict[str, Any]) -> Result:
         totals = decode_samples(self.families, state.get("totals", {}))
         after = state.get("watermark")
+        gaps = Gaps(state.get("gaps", []), state.get("watch", []), state.get("late", {}))
+        now = ctx.now.timestamp()
+        limit = ctx.late_commit_limit.total_seconds()
+        gaps.expire(now, limit)
+        if gaps:
+            self._count_late(ctx, totals, gaps)
         target = self._first(ctx, SETTLED_TARGET, {"cutoff": ctx.now - ctx.settle})
         if after is None:
             # First run: start just below the oldest event, whatever the ids look like.
             first = self._first(ctx, FIRST_EVENT_ID, {})
             after = (first - 1) if first is not None else (target if target is not None else 0)
+            # Ids below the first one seen may belong to transactions still open: one gap.
+            gaps.add([(LOWEST_ID, after)], now)
         while target is not None and after < target:
             upto = min(after + ctx.chunk_size, target)
-            rows = ctx.source.fetch(self.delta_query, {"after": after, "upto": upto},
-                                    events=self.events, **self.placeholders())
-            if rows:
-                self.accumulate(totals, rows)
-                after = upto
-            else:
+            with _snapshot(ctx.source) as snapshot:
+                rows = snapshot.fetch(self.delta_query, {"after": after, "upto": upto},
+                                      events=self.events, **self.placeholders())
+                # A range with as many events as ids has no gap: its ids are not read a second time.
+                dense = self.events_in(rows) == upto - after
+                missing = [] if dense else snapshot.fetch(
+                    MISSING_IDS, {"after": after, "upto": upto}, events=self.events)
+            if missing == [(after + 1, upto)]:  # nothing in the range: jump to the next event
                 following = self._first(ctx, NEXT_EVENT_ID, {"after": after})
-                after = target if following is None else max(upto, following - 1)
+                upto = target if following is None else max(upto, following - 1)
+                missing = [(after + 1, upto)]
+            self.accumulate(totals, rows)
+            gaps.add(missing, now)
+            after = upto
             if after < target:
-                ctx.checkpoint(totals, self._id_state(after, totals))
-        return Result(samples=totals, state=self._id_state(after, totals))
+                ctx.checkpoint(totals, self._id_state(after, totals, gaps))
+        return Result(samples=totals, state=self._id_state(after, totals, gaps))
+
+    def _count_late(self, ctx: Context, totals: Samples, gaps: "Gaps") -> None:
+        """Counts the events that have appeared in the watched gaps, and narrows the gaps."""
+        ranges = gaps.ranges()
+        relations = getattr(ctx.source, "relations", None) or {}
+        with _snapshot(ctx.source) as snapshot:
+            found = sorted(row[0] for row in snapshot.fetch(
+                IDS_IN_GAPS, {"lo": [r[0] for r in ranges], "hi": [r[1] for r in ranges]}, events=self.events))
+            counted = [event_id for event_id in found if gaps.is_tracked(event_id)]
+            for start in range(0, len(counted), ctx.chunk_size):
+                ids = counted[start:start + ctx.chunk_size]
+                events = ID_SLICE.format(
+                    columns=sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS[self.events]),
+                    relation=relations.get(self.events, sql.Identifier(self.events)),
+                    alias=sql.Identifier(self.events),
+                )
+                self.accumulate(totals, snapshot.fetch(
+                    self.delta_query, {"after": ids[0] - 1, "upto": ids[-1], "ids": ids},
+                    events=events, **self.placeholders()))
+        gaps.found(found)
 
     @staticmethod
-    def _id_state(after: int, totals: Samples) -> dict[str, Any]:
-        return {"mode": BY_EVENT_ID, "watermark": after, "totals": encode_samples(totals)}
+    def _id_state(after: int, totals: Samples, gaps: "Gaps | None" = None) -> dict[str, Any]:
+        state = {"mode": BY_EVENT_ID, "watermark": after, "totals": encode_samples(totals)}
+        if gaps is not None:
+            state.update(gaps.state())
+        return state
+
+    def report(self, state: Mapping[str, Any]) -> Report:
+        late = state.get("late", {})
+        gaps = state.get("gaps")
+        return Report(
+            late_events={"counted": float(late.get("counted", 0)), "missed": float(late.get("missed", 0))},
+            late_commit_gaps=float(len(gaps)) if gaps is not None else (0.0 if state.get("mode") else None),
+        )
 
     # -- occurred_at watermark ---------------------------------------------------------
     def _collect_by_time(self, ctx: Context, state: dict[str, Any]) -> Result:
@@ -198,8 +297,13 @@ class EventCounter(Collector):
                 return Result(samples=decode_samples(self.families, {}), state={"mode": BY_OCCURRED_AT})
             after = _day_start(_local_day(first, zone), zone)  # whole days from the start
 
+        # The delay before a day is recounted: the late-commit limit.
+        delay = ctx.late_commit_limit
+        audit = {date.fromisoformat(day): count for day, count in state.get("audit", {}).items()}
+        late = dict(state.get("late", {}))
+
         def is_closed(day: date) -> bool:
-            return _day_start(day + timedelta(days=1), zone) + self.reconcile_delay <= cutoff
+            return _day_start(day + timedelta(days=1), zone) + delay <= cutoff
 
         def save() -> dict[str, Any]:
             snapshot = {
@@ -207,11 +311,26 @@ class EventCounter(Collector):
                 "watermark": after.astimezone(timezone.utc).isoformat(),
                 "closed": encode_samples(closed),
                 "open": {day.isoformat(): encode_samples(samples) for day, samples in sorted(live.items())},
+                "audit": {day.isoformat(): count for day, count in sorted(audit.items())},
+                "late": late,
             }
             return snapshot
 
+        def events_of(day: date) -> int:
+            return self._first(ctx, EVENTS_BETWEEN, {
+                "since": _day_start(day, zone), "until": _day_start(day + timedelta(days=1), zone)}) or 0
+
         def reconcile(day: date) -> None:
-            exact = self._count(ctx, _day_start(day, zone), _day_start(day + timedelta(days=1), zone))
+            # The days recounted before: what arrived since their recount is beyond the limit.
+            for earlier in sorted(d for d in audit if d < day):
+                missed = events_of(earlier) - audit.pop(earlier)
+                if missed > 0:
+                    late["missed"] = late.get("missed", 0) + missed
+            with _snapshot(ctx.source) as snapshot:
+                exact = self._count(ctx, _day_start(day, zone), _day_start(day + timedelta(days=1), zone),
+                                    snapshot)
+                audit[day] = self._first(ctx, EVENTS_BETWEEN, {
+                    "since": _day_start(day, zone), "until": _day_start(day + timedelta(days=1), zone)}, snapshot) or 0
             _add_monotonic(closed, exact, live.pop(day, None))
 
         # Open days behind the watermark whose time has come: recount them.
@@ -237,8 +356,9 @@ class EventCounter(Collector):
                 ctx.checkpoint(_published(closed, live), save())
         return Result(samples=_published(closed, live), state=save())
 
-    def _count(self, ctx: Context, since: datetime, until: datetime) -> Samples:
+    def _count(self, ctx: Context, since: datetime, until: datetime, source: Any = None) -> Samples:
         """The delta of the events with since <= occurred_at < until: one aggregate statement."""
+        source = source or ctx.source
         delta = decode_samples(self.families, {})
         relations = getattr(ctx.source, "relations", None) or {}
         columns = EVENT_COLUMNS[self.events]
@@ -247,17 +367,115 @@ class EventCounter(Collector):
             relation=relations.get(self.events, sql.Identifier(self.events)),
             alias=sql.Identifier(self.events),
         )
-        rows = ctx.source.fetch(self.delta_query, {**WHOLE_SLICE, "since": since, "until": until},
-                                events=events, **self.placeholders())
+        rows = source.fetch(self.delta_query, {**WHOLE_SLICE, "since": since, "until": until},
+                            events=events, **self.placeholders())
         self.accumulate(delta, rows)
         return delta
 
-    def _first(self, ctx: Context, query: sql.Composable, params: dict[str, Any]) -> Any:
-        rows = ctx.source.fetch(query, params, events=self.events)
+    def _first(self, ctx: Context, query: sql.Composable, params: dict[str, Any], source: Any = None) -> Any:
+        rows = (source or ctx.source).fetch(query, params, events=self.events)
         return rows[0][0] if rows else None
 
     def accumulate(self, totals: Samples, rows: Iterable[tuple]) -> None:
         add_counts(totals.setdefault(self.families[0].name, {}), rows)
+
+    def events_in(self, rows: list[tuple]) -> int | None:
+        """How many events the delta query's rows count (None: unknown). ATTRIBUTED_EVENT_COUNTS
+        counts each event once under structure "all"."""
+        if self.delta_query is not ATTRIBUTED_EVENT_COUNTS:
+            return None
+        return int(sum(row[-1] for row in rows if row[0] == "all"))
+
+
+def _snapshot(source: Any) -> Any:
+    """The source's one-snapshot context (exporter.source.PostgresSource.snapshot), if it has one."""
+    opener = getattr(source, "snapshot", None)
+    return opener() if opener is not None else contextlib.nullcontext(source)
+
+
+class Gaps:
+    """Ranges of ids missing below the watermark, watched for late commits.
+
+    ``tracked``: [lo, hi, first seen (unix time)], sorted by lo; events appearing there are
+    counted. ``watch``: [lo, hi, expired at] of gaps past the limit; events appearing there are
+    only reported as missed. ``late``: {"counted": n, "missed": n}, cumulative."""
+
+    def __init__(self, tracked: list, watch: list, late: Mapping[str, float]) -> None:
+        self.tracked = [list(g) for g in tracked]
+        self.watch = [list(g) for g in watch]
+        self.late = {"counted": late.get("counted", 0), "missed": late.get("missed", 0)}
+
+    def __bool__(self) -> bool:
+        return bool(self.tracked or self.watch)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(g[0], g[1]) for g in self.tracked] + [(g[0], g[1]) for g in self.watch]
+
+    def expire(self, now: float, limit: float) -> None:
+        self.watch = [g for g in self.watch if now - g[2] < limit]
+        kept = []
+        for gap in self.tracked:
+            if now - gap[2] < limit:
+                kept.append(gap)
+            else:
+                self.watch.append([gap[0], gap[1], now])
+        self.tracked = kept
+        self._cap()
+
+    def add(self, missing: Iterable[tuple[int, int]], now: float) -> None:
+        self.tracked.extend([lo, hi, now] for lo, hi in missing)
+        self._cap()
+
+    def _cap(self) -> None:
+        if len(self.tracked) > MAX_GAPS:  # the oldest first (lowest ids first among equals)
+            self.tracked.sort(key=lambda g: (g[2], g[0]))
+            excess, self.tracked = self.tracked[:-MAX_GAPS], self.tracked[-MAX_GAPS:]
+            self.watch.extend([g[0], g[1], g[2]] for g in excess)
+        if len(self.watch) > MAX_GAPS:
+            self.watch.sort(key=lambda g: (g[2], g[0]))
+            self.watch = self.watch[-MAX_GAPS:]
+        self.tracked.sort()
+        self.watch.sort()
+
+    def is_tracked(self, event_id: int) -> bool:
+        return _containing(self.tracked, event_id) is not None
+
+    def found(self, ids: list[int]) -> None:
+        """Narrows the gaps around the ids found in them; counts them as counted or missed."""
+        for event_id in ids:
+            if _containing(self.tracked, event_id) is not None:
+                self.late["counted"] += 1
+            elif _containing(self.watch, event_id) is not None:
+                self.late["missed"] += 1
+        self.tracked = _split(self.tracked, ids)
+        self.watch = _split(self.watch, ids)
+
+    def state(self) -> dict[str, Any]:
+        return {"gaps": self.tracked, "watch": self.watch, "late": dict(self.late)}
+
+
+def _containing(gaps: list, event_id: int) -> list | None:
+    position = bisect.bisect_right(gaps, event_id, key=lambda g: g[0]) - 1
+    if position >= 0 and gaps[position][0] <= event_id <= gaps[position][1]:
+        return gaps[position]
+    return None
+
+
+def _split(gaps: list, ids: list[int]) -> list:
+    """The gaps without the given ids (sorted): each gap split into the ranges between them."""
+    if not ids:
+        return gaps
+    result = []
+    for lo, hi, when in gaps:
+        start = bisect.bisect_left(ids, lo)
+        end = bisect.bisect_right(ids, hi)
+        for event_id in ids[start:end]:
+            if lo <= event_id - 1:
+                result.append([lo, event_id - 1, when])
+            lo = event_id + 1
+        if lo <= hi:
+            result.append([lo, hi, when])
+    return result
 
 
 def _local_day(moment: datetime, zone: tzinfo) -> date:

@@ -54,6 +54,7 @@ def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, or
         settle=timedelta(seconds=config.source.settle_seconds),
         chunk_size=config.source.chunk_size,
         idle_series_retention=timedelta(days=config.limits.idle_series_days),
+        late_commit_limit=timedelta(seconds=config.source.late_commit_limit_seconds),
     )
 
 

@@ -31,6 +31,9 @@ class SourceConfig(_Section):
     max_connections: int = Field(2, ge=1, le=32)
     settle_seconds: float = Field(5, ge=0, description="events younger than this wait for the next cycle")
     chunk_size: int = Field(500_000, ge=1, description="event ids read per statement by incremental counters")
+    late_commit_limit_seconds: float = Field(
+        3600, gt=0, description="events whose transaction commits later than this are not counted (reported)"
+    )
 
 
 class ListenConfig(_Section):
