@@ -247,8 +247,25 @@ ALL_STRUCTURES = "all"
 
 
 def label(value: Any) -> str:
-    """A label value as found, with NULL or empty folded into ``unknown`` (never dropped)."""
+    """A label value as found, with NULL or empty folded into ``unknown`` (never dropped).
+
+    The one rule for every label value: the exposition applies it to every series it publishes
+    (exporter.exposition), and SQL that builds label values uses its twin, label_sql."""
     if value is None:
         return UNKNOWN
     text = str(value)
     return text if text else UNKNOWN
+
+
+def label_sql(expression: sql.Composable) -> sql.Composable:
+    """``label`` in SQL: NULL or '' -> 'unknown'."""
+    return sql.SQL("coalesce(nullif({}, ''), {})").format(expression, sql.Literal(UNKNOWN))
+
+
+# Measurements a collector leaves out because they are invalid, per family and reason: kept in
+# the collector's totals (so they persist with the counters) and published by the runtime.
+INVALID_MEASUREMENTS = Family(
+    "ent_exporter_invalid_measurements_total", Kind.COUNTER,
+    "Measurements left out of a family because they are invalid (NaN, infinite, negative or absurd"
+    " durations, NULL outcomes), per family and reason.", ("family", "reason"),
+)

@@ -42,7 +42,8 @@ from typing import Any, ClassVar, Iterable, Mapping
 from psycopg import sql
 
 from .base import (
-    Cadence, Collector, Context, HistogramValue, Report, Result, Samples, Value, decode_samples, encode_samples,
+    INVALID_MEASUREMENTS, Cadence, Collector, Context, Family, HistogramValue, Report, Result, Samples, Value,
+    decode_samples, encode_samples,
 )
 
 # The two watermarks a relation can be counted by.
@@ -143,7 +144,7 @@ ATTRIBUTED_EVENT_COUNTS = sql.SQL("""
         WHERE event_id > %(after)s AND event_id <= %(upto)s
         GROUP BY user_id, 2 {dimension_positions}
     )
-    SELECT coalesce(attachment.structure_id, 'unknown') AS structure, per_user.profile, {dimension_names}
+    SELECT coalesce(nullif(attachment.structure_id, ''), 'unknown') AS structure, per_user.profile, {dimension_names}
            sum(per_user.events)
     FROM per_user
     LEFT JOIN LATERAL (
@@ -190,9 +191,15 @@ class EventCounter(Collector):
     delta_query: ClassVar[sql.SQL] = ATTRIBUTED_EVENT_COUNTS
     # None: decided from the relation's newest event (event_id NULL -> occurred_at).
     watermark: ClassVar[str | None] = None
+    # Families kept in the totals beside the published ones (e.g. INVALID_MEASUREMENTS), so
+    # that they are persisted and recounted with them; the runtime publishes them itself.
+    bookkeeping: ClassVar[tuple[Family, ...]] = ()
 
     def placeholders(self) -> dict[str, sql.Composable]:
         return dimension_fragments(self.dimensions)
+
+    def _decode(self, stored: Mapping[str, list]) -> Samples:
+        return decode_samples((*self.families, *self.bookkeeping), stored)
 
     def collect(self, ctx: Context) -> Result:
         state = dict(ctx.state)
@@ -201,7 +208,7 @@ class EventCounter(Collector):
         if mode is None:
             rows = ctx.source.fetch(HAS_EVENT_IDS, {}, events=self.events)
             if not rows:  # no event yet: decide when there is one
-                return Result(samples=decode_samples(self.families, {}), state={})
+                return Result(samples=self._decode({}), state={})
             mode = BY_EVENT_ID if rows[0][0] else BY_OCCURRED_AT
         if mode == BY_OCCURRED_AT:
             return self._collect_by_time(ctx, state)
@@ -209,7 +216,7 @@ class EventCounter(Collector):
 
     # -- event_id watermark ------------------------------------------------------------
     def _collect_by_event_id(self, ctx: Context, state: dict[str, Any]) -> Result:
-        totals = decode_samples(self.families, state.get("totals", {}))
+        totals = self._decode(state.get("totals", {}))
         after = state.get("watermark")
         gaps = Gaps(state.get("gaps", []), state.get("watch", []), state.get("late", {}))
         now = ctx.now.timestamp()
@@ -274,7 +281,16 @@ class EventCounter(Collector):
     def report(self, state: Mapping[str, Any]) -> Report:
         late = state.get("late", {})
         gaps = state.get("gaps")
+        invalid: dict[tuple[str, str], float] = {}
+        if self.bookkeeping:
+            if "totals" in state:
+                totals = self._decode(state["totals"])
+            else:
+                totals = _published(self._decode(state.get("closed", {})),
+                                    {day: self._decode(samples) for day, samples in state.get("open", {}).items()})
+            invalid = dict(totals.get(INVALID_MEASUREMENTS.name, {}))
         return Report(
+            invalid=invalid,
             late_events={"counted": float(late.get("counted", 0)), "missed": float(late.get("missed", 0))},
             late_commit_gaps=float(len(gaps)) if gaps is not None else (0.0 if state.get("mode") else None),
         )
@@ -282,9 +298,9 @@ class EventCounter(Collector):
     # -- occurred_at watermark ---------------------------------------------------------
     def _collect_by_time(self, ctx: Context, state: dict[str, Any]) -> Result:
         zone = ctx.timezone
-        closed = decode_samples(self.families, state.get("closed", {}))  # reconciled days, exact
+        closed = self._decode(state.get("closed", {}))  # reconciled days, exact
         live = {  # open days: what the incremental slices counted so far
-            date.fromisoformat(day): decode_samples(self.families, samples)
+            date.fromisoformat(day): self._decode(samples)
             for day, samples in state.get("open", {}).items()
         }
         # In UTC: arithmetic on aware datetimes of one zone is wall-clock arithmetic.
@@ -294,7 +310,7 @@ class EventCounter(Collector):
         else:
             first = self._first(ctx, FIRST_OCCURRED_AT, {})
             if first is None:
-                return Result(samples=decode_samples(self.families, {}), state={"mode": BY_OCCURRED_AT})
+                return Result(samples=self._decode({}), state={"mode": BY_OCCURRED_AT})
             after = _day_start(_local_day(first, zone), zone)  # whole days from the start
 
         # The delay before a day is recounted: the late-commit limit.
@@ -349,7 +365,7 @@ class EventCounter(Collector):
             else:
                 upto = min(cutoff, day_end)
                 if after < upto:
-                    _add(live.setdefault(day, decode_samples(self.families, {})), self._count(ctx, after, upto))
+                    _add(live.setdefault(day, self._decode({})), self._count(ctx, after, upto))
                     after = upto
             day += timedelta(days=1)
             if _day_start(day, zone) < cutoff:
@@ -359,7 +375,7 @@ class EventCounter(Collector):
     def _count(self, ctx: Context, since: datetime, until: datetime, source: Any = None) -> Samples:
         """The delta of the events with since <= occurred_at < until: one aggregate statement."""
         source = source or ctx.source
-        delta = decode_samples(self.families, {})
+        delta = self._decode({})
         relations = getattr(ctx.source, "relations", None) or {}
         columns = EVENT_COLUMNS[self.events]
         events = TIME_SLICE.format(

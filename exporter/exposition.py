@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from collectors.base import Family, HistogramValue, Kind, LabelValues, Samples, Value
+from collectors.base import Family, HistogramValue, Kind, LabelValues, Samples, Value, label
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,18 @@ def render_family(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
 
 
 def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
-    """A copy that a publisher's later changes cannot reach (histogram values are mutable)."""
-    return {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
+    """A copy that a publisher's later changes cannot reach (histogram values are mutable), with
+    every label value under the one rule (collectors.base.label: NULL or empty -> "unknown"; the
+    series that this makes equal are added up)."""
+    copy = {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
             else value for key, value in series.items()}
+    if not any("" in key or None in key for key in copy):
+        return copy
+    labelled: dict[LabelValues, Value] = {}
+    for key, value in copy.items():
+        key = tuple(label(v) for v in key)
+        labelled[key] = _merge(labelled[key], value) if key in labelled else value
+    return labelled
 
 
 def _weight(value: Value) -> float:

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 import psycopg
 
-from collectors.base import Collector, Context, Family, Kind, Report, Samples, decode_samples, encode_samples
+from collectors.base import INVALID_MEASUREMENTS, Collector, Context, Family, Kind, Report, Samples, decode_samples, encode_samples
 
 from .exposition import Exposition
 from .source import SourceUnavailable
@@ -54,11 +54,7 @@ LATE_GAPS = Family(
     "ent_exporter_late_commit_gaps", Kind.GAUGE,
     "Ranges of missing event ids below the watermark, watched for late commits.", ("collector",),
 )
-INVALID = Family(
-    "ent_exporter_invalid_measurements_total", Kind.COUNTER,
-    "Measurements left out of a family because they are invalid (NaN, infinite, negative or absurd"
-    " durations, NULL outcomes), per family and reason.", ("family", "reason"),
-)
+INVALID = INVALID_MEASUREMENTS
 CUMULATIVE = (Kind.COUNTER, Kind.HISTOGRAM)
 
 
