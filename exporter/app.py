@@ -16,6 +16,7 @@ from .scheduler import CollectorScheduler
 from .server import MetricsServer
 from .source import PostgresSource
 from .state import StateStore
+from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, or
 class Exporter:
     """The daemon: restored state served at once, collectors on their cadences, HTTP on top."""
 
-    def __init__(self, config: Config, origin: str = "configuration") -> None:
+    def __init__(self, config: Config, origin: str = "configuration", web: WebConfig | None = None) -> None:
         self.config = config
+        self.web = web
         self.source = make_source(config)
         self.runtime = make_runtime(config, self.source, persistent=True, origin=origin)
         self.scheduler: CollectorScheduler | None = None
@@ -85,7 +87,9 @@ class Exporter:
     def start(self) -> None:
         self.runtime.restore()
         self.server = MetricsServer(
-            self.config.listen.address, self.config.listen.port, self.runtime.exposition, self.health
+            self.config.listen.address, self.config.listen.port, self.runtime.exposition, self.health,
+            self.web, read_timeout=self.config.listen.read_timeout_seconds,
+            max_connections=self.config.listen.max_connections,
         )
         self.server.start()
         self.source.open()
@@ -97,7 +101,8 @@ class Exporter:
             retry_max_seconds=self.config.retry.max_seconds,
         )
         self.scheduler.start()
-        log.info("serving http://%s:%d/metrics", self.config.listen.address, self.server.port)
+        scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
+        log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
 
     def stop(self) -> None:
         if self.scheduler:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from . import __version__
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, dsn_problem, load_config
 from .source import SourceUnavailable
 
 log = logging.getLogger("ent-exporter")
@@ -30,8 +30,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     names = [collector.name for collector in enabled_collectors(config, str(args.config))]
+    problem = dsn_problem(config.source.dsn or "")
+    if problem:
+        raise ConfigError(f"{args.config}: invalid configuration\n  source.dsn: not a valid connection string ({problem})")
+    web = _web_config(args)
     print(f"{args.config}: configuration is valid ({len(names)} collectors: {', '.join(names)})")
+    if web is not None:
+        print(f"{args.web_config_file}: web configuration is valid"
+              f" (TLS {'on' if web.ssl_context else 'off'}, basic auth {'on' if web.users else 'off'})")
     return 0
+
+
+def _web_config(args: argparse.Namespace):
+    """The --web.config.file, loaded and checked (None when not given)."""
+    from .webconfig import load_web_config
+
+    path = getattr(args, "web_config_file", None)
+    return load_web_config(path) if path else None
 
 
 def cmd_once(args: argparse.Namespace) -> int:
@@ -60,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import Exporter, wait_for_termination
 
     config = load_config(args.config)
-    exporter = Exporter(config, str(args.config))
+    exporter = Exporter(config, str(args.config), _web_config(args))
     exporter.start()
     try:
         wait_for_termination()
@@ -72,7 +87,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days, address=args.address)
+    return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days, address=args.address,
+                    web=_web_config(args))
 
 
 def cmd_init_source(args: argparse.Namespace) -> int:
@@ -109,6 +125,10 @@ def cmd_import_directory(args: argparse.Namespace) -> int:
         return 1
 
 
+WEB_CONFIG_HELP = ("TLS and basic auth of /metrics, in the exporter-toolkit web configuration format"
+                   " (tls_server_config, basic_auth_users)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ent-exporter",
@@ -125,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--address", default="0.0.0.0", help="address to listen on (default: all interfaces)")
     demo.add_argument("--scale", type=float, default=1.0, help="multiplies structures and accounts (default 1)")
     demo.add_argument("--days", type=int, default=60, help="days of history to generate (default 60)")
+    demo.add_argument("--web.config.file", dest="web_config_file", type=Path, metavar="WEB",
+                      help=WEB_CONFIG_HELP)
     demo.set_defaults(handler=cmd_demo)
 
     for name, handler, text in (
@@ -134,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, type=Path, metavar="FILE")
+        if name in ("serve", "check-config"):
+            sub.add_argument("--web.config.file", dest="web_config_file", type=Path, metavar="WEB",
+                             help=WEB_CONFIG_HELP)
         if name == "once":
             sub.add_argument("--now", metavar="ISO8601",
                              help="compute as of this instant (default: now; no offset = platform timezone)")

