@@ -108,18 +108,6 @@ class Config(_Section):
             raise ValueError(f"source.dsn is required (or set {DSN_ENVIRONMENT_VARIABLE})")
         return self
 
-
-def dsn_problem(dsn: str) -> str | None:
-    """What is wrong with a libpq connection string or URI (None if libpq can parse it)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        conninfo_to_dict(dsn)
-    except Exception as error:  # psycopg.ProgrammingError: libpq's own message
-        text = str(error).strip()
-        return text.splitlines()[0] if text else type(error).__name__
-    return None
-
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -177,3 +165,15 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
         # Relative state directories are relative to the config file, not the working directory.
         config.state_dir = (path.parent / config.state_dir).resolve()
     return config
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """What is wrong with a libpq connection string or URI (None if libpq can parse it)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as error:  # psycopg.ProgrammingError: libpq's own message
+        text = str(error).strip()
+        return text.splitlines()[0] if text else type(error).__name__
+    return None

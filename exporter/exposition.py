@@ -202,12 +202,34 @@ def fold_rare_values(family: Family, series: dict[LabelValues, Value], cap: int)
 
 
 def apply_privacy(family: Family, series: dict[LabelValues, Value], min_count: int) -> dict[LabelValues, Value]:
+    """Small people counts published as 0 (privacy.min_count), whatever the family's kind.
+
+    Gauges: a value below the threshold is 0. Counters: the same, which keeps them monotonic (a
+    counter never goes down, so once it reaches the threshold it is published as it is, and
+    rate()/increase() see every event, the first ones at the crossing; never a reset). Histograms
+    of people: a series of fewer people than the threshold is all 0; otherwise each bucket of
+    fewer people than the threshold counts 0 people (the cumulative counts stay non-decreasing)."""
     if not (family.counts_people and min_count > 0):
         return series
-    return {
-        key: (0.0 if isinstance(value, float | int) and 0 < value < min_count else value)
-        for key, value in series.items()
-    }
+    protected: dict[LabelValues, Value] = {}
+    for key, value in series.items():
+        if isinstance(value, HistogramValue):
+            protected[key] = _protect_histogram(value, min_count)
+        else:
+            protected[key] = 0.0 if 0 < value < min_count else value
+    return protected
+
+
+def _protect_histogram(value: HistogramValue, min_count: int) -> HistogramValue:
+    if value.count < min_count:
+        return HistogramValue([0.0] * len(value.buckets), 0.0, 0.0)
+    cumulative, running, previous = [], 0.0, 0.0
+    for bound_count in [*value.buckets, value.count]:
+        people = bound_count - previous
+        previous = bound_count
+        running += 0.0 if 0 < people < min_count else people
+        cumulative.append(running)
+    return HistogramValue(cumulative[:-1], cumulative[-1], value.sum)
 
 
 class Exposition:

@@ -137,3 +137,33 @@ def test_start_up_removes_temporary_files_left_by_a_crash(tmp_path):
     assert not any(path.exists() for path in leftovers)
     assert keep.exists() and (store.directory / "logins.json").exists()
     assert StateStore(tmp_path).load("logins").state == {"watermark": 3}
+
+
+def test_privacy_min_count_protects_counters_and_histograms_of_people():
+    from collectors.activations import ACTIVATIONS
+    from collectors.activity import USER_LOGINS_30D
+    from collectors.base import HistogramValue
+    from exporter.exposition import Exposition, Policy
+
+    assert ACTIVATIONS.counts_people and USER_LOGINS_30D.counts_people
+    exposition = Exposition([ACTIVATIONS, USER_LOGINS_30D], Policy(privacy_min_count=5))
+    published = []
+    # A counter that grows 1, 3, 4, 6, 9: published 0, 0, 0, 6, 9 (monotonic: rate() sees all 9).
+    for total in (1, 3, 4, 6, 9):
+        exposition.publish({"activations": {ACTIVATIONS.name: {("S1", "Teacher"): float(total)}}})
+        published.append(parse(exposition.body().decode())[ACTIVATIONS.name][(("profile", "Teacher"), ("structure", "S1"))])
+    assert published == [0, 0, 0, 6, 9]
+    assert all(a <= b for a, b in zip(published, published[1:]))
+    # Buckets le = 0, 1, 2, 5, 10, 20, 50: people per bucket 6, 2, 0, 7, 0, 0, 1, and 3 above 50.
+    people = [6, 2, 0, 7, 0, 0, 1, 3]
+    cumulative = [sum(people[:i + 1]) for i in range(7)]
+    exposition.publish({"activity": {USER_LOGINS_30D.name: {
+        ("S1", "Teacher"): HistogramValue([float(c) for c in cumulative], 19.0, 321.0),
+        ("S2", "Teacher"): HistogramValue([1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0], 4.0, 40.0),
+    }}})
+    samples = parse(exposition.body().decode())
+    buckets = {dict(k)["le"]: v for k, v in samples[USER_LOGINS_30D.name + "_bucket"].items()
+               if dict(k)["structure"] == "S1"}
+    assert buckets == {"0.0": 6, "1.0": 6, "2.0": 6, "5.0": 13, "10.0": 13, "20.0": 13, "50.0": 13, "+Inf": 13}
+    assert samples[USER_LOGINS_30D.name + "_count"][(("profile", "Teacher"), ("structure", "S2"))] == 0
+    assert all(v == 0 for k, v in samples[USER_LOGINS_30D.name + "_bucket"].items() if dict(k)["structure"] == "S2")
