@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,7 @@ from collectors.base import Family, Kind
 from exporter.exposition import Exposition
 from exporter.server import MetricsServer, accepts_gzip
 from exporter.webconfig import load_web_config
-from tests.support import free_port, parse, require_binary, run_cli, wait_until, write_config
+from tests.support import REPO, free_port, parse, require_binary, run_cli, wait_until, write_config
 
 FAMILY = Family("x_total", Kind.COUNTER, "x", ("structure",))
 
@@ -273,3 +274,30 @@ def test_check_config_names_what_is_wrong_in_the_web_config_and_the_dsn(tmp_path
     malformed = write_config(tmp_path / "malformed.yml", "host=localhost port")
     result = run_cli("check-config", "--config", str(malformed))
     assert result.returncode == 2 and "source.dsn" in result.stderr and 'missing "="' in result.stderr, result.stderr
+
+
+def test_serve_takes_the_web_config_file(source_dsn, tmp_path):
+    web = web_config_file(tmp_path)
+    port = free_port()
+    config = write_config(tmp_path / "config.yml", source_dsn, listen={"address": "127.0.0.1", "port": port})
+    serve = subprocess.Popen([sys.executable, "-m", "exporter.cli", "serve", "--config", str(config),
+                              "--web.config.file", str(web)], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    auth = "Basic " + base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
+
+    def get(headers: dict) -> tuple[int, bytes]:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+        conn.request("GET", "/metrics", headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    try:
+        status, body = wait_until(lambda: get({"Authorization": auth}), timeout=30, message="https answers")
+        assert status == 200 and b"ent_exporter_source_up" in body
+        assert get({})[0] == 401
+    finally:
+        serve.terminate()
+        _, err = serve.communicate(timeout=30)
+    assert "serving https://127.0.0.1" in err, err
+    assert "Traceback" not in err
