@@ -315,7 +315,8 @@ class EventCounter(Collector):
 
         # The delay before a day is recounted: the late-commit limit.
         delay = ctx.late_commit_limit
-        audit = {date.fromisoformat(day): count for day, count in state.get("audit", {}).items()}
+        # The last day recounted: [day, its number of events then, when] (checked once, later).
+        audit = state.get("audit")
         late = dict(state.get("late", {}))
 
         def is_closed(day: date) -> bool:
@@ -327,26 +328,27 @@ class EventCounter(Collector):
                 "watermark": after.astimezone(timezone.utc).isoformat(),
                 "closed": encode_samples(closed),
                 "open": {day.isoformat(): encode_samples(samples) for day, samples in sorted(live.items())},
-                "audit": {day.isoformat(): count for day, count in sorted(audit.items())},
+                "audit": audit,
                 "late": late,
             }
             return snapshot
 
-        def events_of(day: date) -> int:
-            return self._first(ctx, EVENTS_BETWEEN, {
-                "since": _day_start(day, zone), "until": _day_start(day + timedelta(days=1), zone)}) or 0
-
         def reconcile(day: date) -> None:
-            # The days recounted before: what arrived since their recount is beyond the limit.
-            for earlier in sorted(d for d in audit if d < day):
-                missed = events_of(earlier) - audit.pop(earlier)
-                if missed > 0:
-                    late["missed"] = late.get("missed", 0) + missed
+            nonlocal audit
+            since, until = _day_start(day, zone), _day_start(day + timedelta(days=1), zone)
+            # The day recounted before, in an earlier run: what arrived since is beyond the limit.
+            # (Days recounted in this run, e.g. the history at the first run, are not checked.)
+            if audit is not None and audit[2] < ctx.now.timestamp():
+                earlier = date.fromisoformat(audit[0])
+                now_there = self._first(ctx, EVENTS_BETWEEN, {
+                    "since": _day_start(earlier, zone), "until": _day_start(earlier + timedelta(days=1), zone)})
+                if (now_there or 0) > audit[1]:
+                    late["missed"] = late.get("missed", 0) + (now_there or 0) - audit[1]
             with _snapshot(ctx.source) as snapshot:
-                exact = self._count(ctx, _day_start(day, zone), _day_start(day + timedelta(days=1), zone),
-                                    snapshot)
-                audit[day] = self._first(ctx, EVENTS_BETWEEN, {
-                    "since": _day_start(day, zone), "until": _day_start(day + timedelta(days=1), zone)}, snapshot) or 0
+                exact, events = self._count(ctx, since, until, snapshot, with_events=True)
+                if events is None:
+                    events = self._first(ctx, EVENTS_BETWEEN, {"since": since, "until": until}, snapshot) or 0
+            audit = [day.isoformat(), events, ctx.now.timestamp()]
             _add_monotonic(closed, exact, live.pop(day, None))
 
         # Open days behind the watermark whose time has come: recount them.
@@ -372,8 +374,10 @@ class EventCounter(Collector):
                 ctx.checkpoint(_published(closed, live), save())
         return Result(samples=_published(closed, live), state=save())
 
-    def _count(self, ctx: Context, since: datetime, until: datetime, source: Any = None) -> Samples:
-        """The delta of the events with since <= occurred_at < until: one aggregate statement."""
+    def _count(self, ctx: Context, since: datetime, until: datetime, source: Any = None,
+               with_events: bool = False) -> Any:
+        """The delta of the events with since <= occurred_at < until: one aggregate statement
+        (with_events: and how many events it counted, if the rows tell, else None)."""
         source = source or ctx.source
         delta = self._decode({})
         relations = getattr(ctx.source, "relations", None) or {}
@@ -386,7 +390,7 @@ class EventCounter(Collector):
         rows = source.fetch(self.delta_query, {**WHOLE_SLICE, "since": since, "until": until},
                             events=events, **self.placeholders())
         self.accumulate(delta, rows)
-        return delta
+        return (delta, self.events_in(rows)) if with_events else delta
 
     def _first(self, ctx: Context, query: sql.Composable, params: dict[str, Any], source: Any = None) -> Any:
         rows = (source or ctx.source).fetch(query, params, events=self.events)

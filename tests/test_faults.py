@@ -120,9 +120,10 @@ def test_a_frozen_database_fails_each_run_within_its_bound(own_server):
     server = MetricsServer("127.0.0.1", 0, runtime.exposition, lambda: {"status": "ok"})
     server.start()
     bound = statement_timeout + CLIENT_MARGIN_SECONDS + 2 * 1 + 1  # + the pool's bounded check, + slack
-    frozen = own_server.processes()
+    frozen = []
     try:
         assert runtime.run("logins") and runtime.run("connectors")
+        frozen = own_server.processes()  # the postmaster and every backend, the pool's included
         for process in frozen:
             process.send_signal(signal.SIGSTOP)
         durations = []
@@ -163,6 +164,7 @@ def test_the_scheduler_retries_a_failed_run_with_backoff(own_server):
     runtime = make_runtime(config, source, persistent=False)
     scheduler = CollectorScheduler(runtime, {c: ("0 0 1 1 *", 0) for c in Cadence}, UTC,
                                    retry_initial_seconds=2, retry_max_seconds=4)
+    source.wait_ready()
     frozen = own_server.processes()
     try:
         for process in frozen:
