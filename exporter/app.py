@@ -88,7 +88,7 @@ class Exporter:
         self.runtime.restore()
         self.server = MetricsServer(
             self.config.listen.address, self.config.listen.port, self.runtime.exposition, self.health,
-            self.web, read_timeout=self.config.listen.read_timeout_seconds,
+            web=self.web, read_timeout=self.config.listen.read_timeout_seconds,
             max_connections=self.config.listen.max_connections,
         )
         self.server.start()

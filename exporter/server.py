@@ -55,7 +55,7 @@ INDEX = b"""<html><head><title>ent-exporter</title></head><body>
 </body></html>"""
 
 
-def make_handler(exposition: Exposition, health: Callable[[], dict], web: WebConfig | None = None,
+def make_handler(exposition: Exposition, health: Callable[[], dict], *, web: WebConfig | None = None,
                  read_timeout: float = READ_TIMEOUT_SECONDS) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -201,9 +201,9 @@ class _Server(ThreadingHTTPServer):
 
 class MetricsServer:
     def __init__(self, address: str, port: int, exposition: Exposition, health: Callable[[], dict],
-                 web: WebConfig | None = None, *, read_timeout: float = READ_TIMEOUT_SECONDS,
+                 *, web: WebConfig | None = None, read_timeout: float = READ_TIMEOUT_SECONDS,
                  max_connections: int = MAX_CONNECTIONS) -> None:
-        self.httpd = _Server((address, port), make_handler(exposition, health, web, read_timeout))
+        self.httpd = _Server((address, port), make_handler(exposition, health, web=web, read_timeout=read_timeout))
         self.httpd.ssl_context = web.ssl_context if web is not None else None
         self.httpd.read_timeout = read_timeout
         self.httpd.max_connections = max_connections
