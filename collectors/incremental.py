@@ -13,10 +13,11 @@ watermark. So the ids missing below the watermark are remembered, as ranges ("ga
 found in the same snapshot as the events counted (a REPEATABLE READ transaction: what the
 count did not see, the gap query sees missing). Each cycle looks the gaps up again (one
 index probe per gap, in one statement), counts the events that have appeared there, and
-narrows the gaps around them. A gap is watched for ``late_commit_limit`` after it was first
-seen (a rolled-back insert leaves a gap that never fills), then for as long again on a
-second list whose arrivals are not counted but reported (``ent_exporter_late_events_total
-{outcome="missed"}``). At most ``MAX_GAPS`` ranges are kept on each list (the oldest go first).
+narrows the gaps around them. A gap is dropped as soon as every transaction that could fill
+it has ended (PostgreSQL's snapshot horizon, see Gaps); short of that it is watched for
+``late_commit_limit`` after it was first seen, then for as long again on a second list whose
+arrivals are not counted but reported (``ent_exporter_late_events_total{outcome="missed"}``).
+At most ``MAX_GAPS`` ranges are kept on each list (the oldest go first).
 
 A relation whose events carry no ``event_id`` (NULL, e.g. Edifice, which stores UUIDs) is
 counted by ``occurred_at`` instead; the mode is decided once per relation, from its newest
@@ -95,6 +96,12 @@ IDS_IN_GAPS = sql.SQL("""
     JOIN LATERAL (
         SELECT event_id FROM {events} WHERE event_id BETWEEN gap.lo AND gap.hi
     ) AS found ON true
+""")
+
+# The cluster's transaction horizon: the oldest transaction still running (xmin) and the next
+# one to start (xmax). Any role may ask (PostgreSQL 13 and later).
+XID_HORIZON = sql.SQL("""
+    SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() AS s
 """)
 
 # Events of a closed day, for the audit of what arrived after its recount.
@@ -222,8 +229,13 @@ class EventCounter(Collector):
         now = ctx.now.timestamp()
         limit = ctx.late_commit_limit.total_seconds()
         gaps.expire(now, limit)
+        horizon = ctx.source.fetch(XID_HORIZON) if gaps else []
+        if horizon:  # the gaps found last cycle: every transaction that could fill them is below xmax now
+            gaps.set_horizon(horizon[0][1])
         if gaps:
             self._count_late(ctx, totals, gaps)
+        if horizon:  # ...and once those have all ended, what the probe above saw is final
+            gaps.drop_finished(horizon[0][0])
         target = self._first(ctx, SETTLED_TARGET, {"cutoff": ctx.now - ctx.settle})
         if after is None:
             # First run: start just below the oldest event, whatever the ids look like.
@@ -416,13 +428,20 @@ def _snapshot(source: Any) -> Any:
 class Gaps:
     """Ranges of ids missing below the watermark, watched for late commits.
 
-    ``tracked``: [lo, hi, first seen (unix time)], sorted by lo; events appearing there are
-    counted. ``watch``: [lo, hi, expired at] of gaps past the limit; events appearing there are
-    only reported as missed. ``late``: {"counted": n, "missed": n}, cumulative."""
+    ``tracked``: [lo, hi, first seen (unix time), horizon], sorted by lo; events appearing there
+    are counted. ``watch``: [lo, hi, expired at, horizon] of gaps past the limit; events appearing
+    there are only reported as missed. ``late``: {"counted": n, "missed": n}, cumulative.
+
+    The horizon of a gap is the cluster's next transaction id (xmax) at the start of the cycle
+    after the one that found it: every transaction that had taken one of its ids by then has a
+    lower transaction id. Once the oldest running transaction (xmin) is at or above it, they have
+    all ended, so a probe after that sees everything the gap will ever hold: the gap is dropped.
+    With short transactions a gap is probed once or twice; only a long transaction keeps gaps
+    (up to the limit)."""
 
     def __init__(self, tracked: list, watch: list, late: Mapping[str, float]) -> None:
-        self.tracked = [list(g) for g in tracked]
-        self.watch = [list(g) for g in watch]
+        self.tracked = [[*g, None][:4] for g in tracked]
+        self.watch = [[*g, None][:4] for g in watch]
         self.late = {"counted": late.get("counted", 0), "missed": late.get("missed", 0)}
 
     def __bool__(self) -> bool:
@@ -438,19 +457,29 @@ class Gaps:
             if now - gap[2] < limit:
                 kept.append(gap)
             else:
-                self.watch.append([gap[0], gap[1], now])
+                self.watch.append([gap[0], gap[1], now, gap[3]])
         self.tracked = kept
         self._cap()
 
     def add(self, missing: Iterable[tuple[int, int]], now: float) -> None:
-        self.tracked.extend([lo, hi, now] for lo, hi in missing)
+        self.tracked.extend([lo, hi, now, None] for lo, hi in missing)
         self._cap()
+
+    def set_horizon(self, xmax: int) -> None:
+        for gap in (*self.tracked, *self.watch):
+            if gap[3] is None:
+                gap[3] = xmax
+
+    def drop_finished(self, xmin: int) -> None:
+        """Drops the gaps every transaction that could fill has ended (after they were probed)."""
+        self.tracked = [g for g in self.tracked if g[3] is None or g[3] > xmin]
+        self.watch = [g for g in self.watch if g[3] is None or g[3] > xmin]
 
     def _cap(self) -> None:
         if len(self.tracked) > MAX_GAPS:  # the oldest first (lowest ids first among equals)
             self.tracked.sort(key=lambda g: (g[2], g[0]))
             excess, self.tracked = self.tracked[:-MAX_GAPS], self.tracked[-MAX_GAPS:]
-            self.watch.extend([g[0], g[1], g[2]] for g in excess)
+            self.watch.extend(list(g) for g in excess)
         if len(self.watch) > MAX_GAPS:
             self.watch.sort(key=lambda g: (g[2], g[0]))
             self.watch = self.watch[-MAX_GAPS:]
@@ -486,15 +515,15 @@ def _split(gaps: list, ids: list[int]) -> list:
     if not ids:
         return gaps
     result = []
-    for lo, hi, when in gaps:
+    for lo, hi, *rest in gaps:
         start = bisect.bisect_left(ids, lo)
         end = bisect.bisect_right(ids, hi)
         for event_id in ids[start:end]:
             if lo <= event_id - 1:
-                result.append([lo, event_id - 1, when])
+                result.append([lo, event_id - 1, *rest])
             lo = event_id + 1
         if lo <= hi:
-            result.append([lo, hi, when])
+            result.append([lo, hi, *rest])
     return result
 
 
