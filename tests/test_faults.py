@@ -53,10 +53,28 @@ def own_server():
 
     server.processes, server.restart = processes, restart
     yield server
-    for process in processes():  # never leave it frozen
-        process.send_signal(signal.SIGCONT)
+    send(processes(), signal.SIGCONT)  # never leave it frozen
     server.cleanup()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def send(processes: list[psutil.Process], signum: int) -> None:
+    """Signals each process; one that has exited meanwhile is skipped."""
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            pass
+
+
+def freeze(server) -> list[psutil.Process]:
+    """SIGSTOP on the postmaster and every backend (the list again, in case one was forked meanwhile)."""
+    frozen: dict[int, psutil.Process] = {}
+    for _ in range(3):
+        found = {process.pid: process for process in server.processes() if process.pid not in frozen}
+        send(list(found.values()), signal.SIGSTOP)
+        frozen.update(found)
+    return list(frozen.values())
 
 
 def new_database(server, name: str, with_ids: bool = True) -> str:
@@ -123,9 +141,7 @@ def test_a_frozen_database_fails_each_run_within_its_bound(own_server):
     frozen = []
     try:
         assert runtime.run("logins") and runtime.run("connectors")
-        frozen = own_server.processes()  # the postmaster and every backend, the pool's included
-        for process in frozen:
-            process.send_signal(signal.SIGSTOP)
+        frozen = freeze(own_server)  # the postmaster and every backend, the pool's included
         durations = []
         for name in ("logins", "connectors", "logins"):
             started = time.monotonic()
@@ -139,8 +155,7 @@ def test_a_frozen_database_fails_each_run_within_its_bound(own_server):
         failures = samples["ent_exporter_collector_failures_total"]
         assert failures[(("collector", "logins"),)] == 2 and failures[(("collector", "connectors"),)] == 1
     finally:
-        for process in frozen:
-            process.send_signal(signal.SIGCONT)
+        send(frozen, signal.SIGCONT)
     with psycopg.connect(dsn) as conn:
         insert_events(conn, rng, 10)
     wait_until(lambda: runtime.run("logins") and runtime.run("connectors"), timeout=30, interval=0.5,
@@ -165,18 +180,16 @@ def test_the_scheduler_retries_a_failed_run_with_backoff(own_server):
     scheduler = CollectorScheduler(runtime, {c: ("0 0 1 1 *", 0) for c in Cadence}, UTC,
                                    retry_initial_seconds=2, retry_max_seconds=4)
     source.wait_ready()
-    frozen = own_server.processes()
+    frozen = []
     try:
-        for process in frozen:
-            process.send_signal(signal.SIGSTOP)
+        frozen = freeze(own_server)
         assert not scheduler.run("logins")
         retry = scheduler.scheduler.get_job("logins:retry")
         assert retry is not None
         delay = (retry.trigger.run_date - datetime.now(UTC)).total_seconds()
         assert 0 < delay <= 2
     finally:
-        for process in frozen:
-            process.send_signal(signal.SIGCONT)
+        send(frozen, signal.SIGCONT)
         source.close()
 
 
