@@ -99,9 +99,10 @@ IDS_IN_GAPS = sql.SQL("""
 """)
 
 # The cluster's transaction horizon: the oldest transaction still running (xmin) and the next
-# one to start (xmax). Any role may ask (PostgreSQL 13 and later).
+# one to start (xmax), with epoch. Any role may ask; txid_current_snapshot() exists in every
+# supported version (pg_current_snapshot(), its newer name, from PostgreSQL 13 on).
 XID_HORIZON = sql.SQL("""
-    SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() AS s
+    SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s) FROM txid_current_snapshot() AS s
 """)
 
 # Events of a closed day, for the audit of what arrived after its recount.
