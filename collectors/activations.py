@@ -54,7 +54,7 @@ ACTIVATIONS_BEFORE = sql.SQL("""
 ACTIVATIONS = Family(
     "ent_account_activations_total", Kind.COUNTER,
     "Account activations, per structure of the account and profile (structure=\"all\": distinct users).",
-    ("structure", "profile"),
+    ("structure", "profile"), counts_people=True,
 )
 
 

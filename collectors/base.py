@@ -144,6 +144,8 @@ class Context:
     state: dict[str, Any]  # what this collector returned as state last time ({} at first)
     settle: timedelta = timedelta(0)  # how old an event must be before it is counted
     chunk_size: int = 500_000  # at most this many event ids read per statement
+    # How long a transaction may stay open and still have its events counted (see README, "Guarantees").
+    late_commit_limit: timedelta = timedelta(hours=1)
     # Persists partial progress (samples + state) atomically, so a long first run
     # survives a restart without reading anything twice.
     checkpoint: Callable[[Samples, dict[str, Any]], None] = lambda samples, state: None
@@ -153,6 +155,18 @@ class Context:
 class Result:
     samples: Samples
     state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """What a collector tells about its own work, published as the exporter's self-metrics.
+
+    Totals are cumulative and kept in the collector's state, so they survive restarts with
+    the counters they go with."""
+
+    late_events: dict[str, float] = field(default_factory=dict)  # outcome (counted/missed) -> events
+    late_commit_gaps: float | None = None  # ranges of missing ids watched for late commits
+    invalid: dict[tuple[str, str], float] = field(default_factory=dict)  # (family, reason) -> measurements
 
 
 def encode_samples(samples: Samples) -> dict[str, list]:
@@ -212,6 +226,10 @@ class Collector:
     def collect(self, ctx: Context) -> Result:
         raise NotImplementedError
 
+    def report(self, state: Mapping[str, Any]) -> Report:
+        """The self-metrics of a state this collector returned (none by default)."""
+        return Report()
+
     def family(self, name: str) -> Family:
         for family in self.families:
             if family.name == name:
@@ -229,8 +247,25 @@ ALL_STRUCTURES = "all"
 
 
 def label(value: Any) -> str:
-    """A label value as found, with NULL or empty folded into ``unknown`` (never dropped)."""
+    """A label value as found, with NULL or empty folded into ``unknown`` (never dropped).
+
+    The one rule for every label value: the exposition applies it to every series it publishes
+    (exporter.exposition), and SQL that builds label values uses its twin, label_sql."""
     if value is None:
         return UNKNOWN
     text = str(value)
     return text if text else UNKNOWN
+
+
+def label_sql(expression: sql.Composable) -> sql.Composable:
+    """``label`` in SQL: NULL or '' -> 'unknown'."""
+    return sql.SQL("coalesce(nullif({}, ''), {})").format(expression, sql.Literal(UNKNOWN))
+
+
+# Measurements a collector leaves out because they are invalid, per family and reason: kept in
+# the collector's totals (so they persist with the counters) and published by the runtime.
+INVALID_MEASUREMENTS = Family(
+    "ent_exporter_invalid_measurements_total", Kind.COUNTER,
+    "Measurements left out of a family because they are invalid (NaN, infinite, negative or absurd"
+    " durations, NULL outcomes), per family and reason.", ("family", "reason"),
+)

@@ -2,31 +2,49 @@
 
 The watermark is the contract's ``event_id``, which grows with insertion order. A cycle
 counts events whose id lies in (watermark, target], where target is the highest id of an
-event at least ``settle`` old (late-committing transactions get that long to land). The
-range is read in chunks of at most ``chunk_size`` ids, each one an index range scan, and
-after each chunk the running totals and the new watermark are checkpointed together: a
-restart resumes exactly where the last checkpoint left off, never counting a row twice.
+event at least ``settle`` old. The range is read in chunks of at most ``chunk_size`` ids,
+each one an index range scan, and after each chunk the running totals and the new
+watermark are checkpointed together: a restart resumes exactly where the last checkpoint
+left off, never counting a row twice.
+
+Ids are handed out when a row is inserted, not when its transaction commits: a transaction
+that stays open while others commit higher ids makes its events appear *below* the
+watermark. So the ids missing below the watermark are remembered, as ranges ("gaps"),
+found in the same snapshot as the events counted (a REPEATABLE READ transaction: what the
+count did not see, the gap query sees missing). Each cycle looks the gaps up again (one
+index probe per gap, in one statement), counts the events that have appeared there, and
+narrows the gaps around them. A gap is dropped as soon as every transaction that could fill
+it has ended (PostgreSQL's snapshot horizon, see Gaps); short of that it is watched for
+``late_commit_limit`` after it was first seen, then for as long again on a second list whose
+arrivals are not counted but reported (``ent_exporter_late_events_total{outcome="missed"}``).
+At most ``MAX_GAPS`` ranges are kept on each list (the oldest go first).
 
 A relation whose events carry no ``event_id`` (NULL, e.g. Edifice, which stores UUIDs) is
 counted by ``occurred_at`` instead; the mode is decided once per relation, from its newest
 event, and persisted. In that mode a cycle counts the events of [watermark, now - settle),
 one aggregate statement per local calendar day of that interval, and keeps each day's
 count apart while the day is open. Events that land late, with an ``occurred_at`` behind
-the watermark, are caught by a recount: once a day is closed (its end is ``reconcile_delay``
+the watermark, are caught by a recount: once a day is closed (its end is the late-commit limit
 behind now - settle) one statement counts the whole day again and that exact count replaces
 the day's live count (a series never goes down: if the recount finds fewer events for a
 series than were counted live, the live count is kept). Counters are therefore exact once
-the day is closed, and never count an event twice.
+the day is closed, and never count an event twice. The reconcile delay is the late-commit
+limit: an event whose transaction commits within that limit of its ``occurred_at`` is
+counted. Each closed day's number of events is checked once more when the next day is
+recounted; what arrived in between is reported as missed.
 """
 from __future__ import annotations
 
+import bisect
+import contextlib
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Mapping
 
 from psycopg import sql
 
 from .base import (
-    Cadence, Collector, Context, HistogramValue, Result, Samples, Value, decode_samples, encode_samples,
+    INVALID_MEASUREMENTS, Cadence, Collector, Context, Family, HistogramValue, Report, Result, Samples, Value,
+    decode_samples, encode_samples,
 )
 
 # The two watermarks a relation can be counted by.
@@ -56,6 +74,47 @@ HAS_EVENT_IDS = sql.SQL("""
 
 FIRST_OCCURRED_AT = sql.SQL("SELECT min(occurred_at) FROM {events}")
 
+# The ranges of ids of (after, upto] that hold no event: an index-only scan of the range,
+# run in the same snapshot as the range's count.
+MISSING_IDS = sql.SQL("""
+    WITH ids AS (
+        SELECT event_id FROM {events} WHERE event_id > %(after)s AND event_id <= %(upto)s
+    )
+    SELECT lo, hi FROM (
+        SELECT lag(event_id, 1, %(after)s::bigint) OVER (ORDER BY event_id) + 1 AS lo, event_id - 1 AS hi FROM ids
+        UNION ALL
+        SELECT coalesce(max(event_id), %(after)s::bigint) + 1, %(upto)s::bigint FROM ids
+    ) AS gaps
+    WHERE lo <= hi
+    ORDER BY lo
+""")
+
+# The events that have appeared in watched gaps: one index probe per gap.
+IDS_IN_GAPS = sql.SQL("""
+    SELECT found.event_id
+    FROM unnest(%(lo)s::bigint[], %(hi)s::bigint[]) AS gap(lo, hi)
+    JOIN LATERAL (
+        SELECT event_id FROM {events} WHERE event_id BETWEEN gap.lo AND gap.hi
+    ) AS found ON true
+""")
+
+# The cluster's transaction horizon: the oldest transaction still running (xmin) and the next
+# one to start (xmax), with epoch. Any role may ask; txid_current_snapshot() exists in every
+# supported version (pg_current_snapshot(), its newer name, from PostgreSQL 13 on).
+XID_HORIZON = sql.SQL("""
+    SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s) FROM txid_current_snapshot() AS s
+""")
+
+# Events of a closed day, for the audit of what arrived after its recount.
+EVENTS_BETWEEN = sql.SQL("""
+    SELECT count(*) FROM {events} WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
+""")
+
+LOWEST_ID = -(2 ** 63)  # PostgreSQL's smallest bigint
+
+# At most this many gap ranges are watched (and as many watched after their limit).
+MAX_GAPS = 100_000
+
 # The contract's columns of each event relation, but event_id (see TIME_SLICE).
 EVENT_COLUMNS = {
     "login_events": ("user_id", "profile", "occurred_at"),
@@ -73,6 +132,13 @@ TIME_SLICE = sql.SQL("""(
     ) AS {alias}""")
 WHOLE_SLICE = {"after": -1, "upto": 0}
 
+# Given events by id (those found in gaps), standing in for the relation the same way.
+ID_SLICE = sql.SQL("""(
+        SELECT event_id, {columns}
+        FROM {relation}
+        WHERE event_id = ANY(%(ids)s::bigint[])
+    ) AS {alias}""")
+
 # Events of an id range counted per structure of their user and per profile (plus the
 # dimensions a collector adds, e.g. app), and once more platform-wide as structure "all".
 # Events are first grouped per user so each user's attachments are looked up once.
@@ -86,7 +152,7 @@ ATTRIBUTED_EVENT_COUNTS = sql.SQL("""
         WHERE event_id > %(after)s AND event_id <= %(upto)s
         GROUP BY user_id, 2 {dimension_positions}
     )
-    SELECT coalesce(attachment.structure_id, 'unknown') AS structure, per_user.profile, {dimension_names}
+    SELECT coalesce(nullif(attachment.structure_id, ''), 'unknown') AS structure, per_user.profile, {dimension_names}
            sum(per_user.events)
     FROM per_user
     LEFT JOIN LATERAL (
@@ -133,12 +199,15 @@ class EventCounter(Collector):
     delta_query: ClassVar[sql.SQL] = ATTRIBUTED_EVENT_COUNTS
     # None: decided from the relation's newest event (event_id NULL -> occurred_at).
     watermark: ClassVar[str | None] = None
-    # How long after the end of a day (beyond the settle delay) its events are recounted
-    # (occurred_at watermark only): the time events have to land late and still be counted.
-    reconcile_delay: ClassVar[timedelta] = timedelta(hours=1)
+    # Families kept in the totals beside the published ones (e.g. INVALID_MEASUREMENTS), so
+    # that they are persisted and recounted with them; the runtime publishes them itself.
+    bookkeeping: ClassVar[tuple[Family, ...]] = ()
 
     def placeholders(self) -> dict[str, sql.Composable]:
         return dimension_fragments(self.dimensions)
+
+    def _decode(self, stored: Mapping[str, list]) -> Samples:
+        return decode_samples((*self.families, *self.bookkeeping), stored)
 
     def collect(self, ctx: Context) -> Result:
         state = dict(ctx.state)
@@ -147,7 +216,7 @@ class EventCounter(Collector):
         if mode is None:
             rows = ctx.source.fetch(HAS_EVENT_IDS, {}, events=self.events)
             if not rows:  # no event yet: decide when there is one
-                return Result(samples=decode_samples(self.families, {}), state={})
+                return Result(samples=self._decode({}), state={})
             mode = BY_EVENT_ID if rows[0][0] else BY_OCCURRED_AT
         if mode == BY_OCCURRED_AT:
             return self._collect_by_time(ctx, state)
@@ -162,8 +231,19 @@ class EventCounter(Collector):
 
     # -- event_id watermark ------------------------------------------------------------
     def _collect_by_event_id(self, ctx: Context, state: dict[str, Any]) -> Result:
-        totals = decode_samples(self.families, state.get("totals", {}))
+        totals = self._decode(state.get("totals", {}))
         after = state.get("watermark")
+        gaps = Gaps(state.get("gaps", []), state.get("watch", []), state.get("late", {}))
+        now = ctx.now.timestamp()
+        limit = ctx.late_commit_limit.total_seconds()
+        gaps.expire(now, limit)
+        horizon = ctx.source.fetch(XID_HORIZON) if gaps else []
+        if horizon:  # the gaps found last cycle: every transaction that could fill them is below xmax now
+            gaps.set_horizon(horizon[0][1])
+        if gaps:
+            self._count_late(ctx, totals, gaps)
+        if horizon:  # ...and once those have all ended, what the probe above saw is final
+            gaps.drop_finished(horizon[0][0])
         target = self._first(ctx, SETTLED_TARGET, {"cutoff": ctx.now - ctx.settle})
         if target is None and after is not None and self._ids_gone(ctx):
             # Count it by time from now on, from the start of its history: the published counter
@@ -173,30 +253,78 @@ class EventCounter(Collector):
             # First run: start just below the oldest event, whatever the ids look like.
             first = self._first(ctx, FIRST_EVENT_ID, {})
             after = (first - 1) if first is not None else (target if target is not None else 0)
+            # Ids below the first one seen may belong to transactions still open: one gap.
+            gaps.add([(LOWEST_ID, after)], now)
         while target is not None and after < target:
             upto = min(after + ctx.chunk_size, target)
-            rows = ctx.source.fetch(self.delta_query, {"after": after, "upto": upto},
-                                    events=self.events, **self.placeholders())
-            if rows:
-                self.accumulate(totals, rows)
-                after = upto
-            else:
+            with _snapshot(ctx.source) as snapshot:
+                rows = snapshot.fetch(self.delta_query, {"after": after, "upto": upto},
+                                      events=self.events, **self.placeholders())
+                # A range with as many events as ids has no gap: its ids are not read a second time.
+                dense = self.events_in(rows) == upto - after
+                missing = [] if dense else snapshot.fetch(
+                    MISSING_IDS, {"after": after, "upto": upto}, events=self.events)
+            if missing == [(after + 1, upto)]:  # nothing in the range: jump to the next event
                 following = self._first(ctx, NEXT_EVENT_ID, {"after": after})
-                after = target if following is None else max(upto, following - 1)
+                upto = target if following is None else max(upto, following - 1)
+                missing = [(after + 1, upto)]
+            self.accumulate(totals, rows)
+            gaps.add(missing, now)
+            after = upto
             if after < target:
-                ctx.checkpoint(totals, self._id_state(after, totals))
-        return Result(samples=totals, state=self._id_state(after, totals))
+                ctx.checkpoint(totals, self._id_state(after, totals, gaps))
+        return Result(samples=totals, state=self._id_state(after, totals, gaps))
+
+    def _count_late(self, ctx: Context, totals: Samples, gaps: "Gaps") -> None:
+        """Counts the events that have appeared in the watched gaps, and narrows the gaps."""
+        ranges = gaps.ranges()
+        relations = getattr(ctx.source, "relations", None) or {}
+        with _snapshot(ctx.source) as snapshot:
+            found = sorted(row[0] for row in snapshot.fetch(
+                IDS_IN_GAPS, {"lo": [r[0] for r in ranges], "hi": [r[1] for r in ranges]}, events=self.events))
+            counted = [event_id for event_id in found if gaps.is_tracked(event_id)]
+            for start in range(0, len(counted), ctx.chunk_size):
+                ids = counted[start:start + ctx.chunk_size]
+                events = ID_SLICE.format(
+                    columns=sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS[self.events]),
+                    relation=relations.get(self.events, sql.Identifier(self.events)),
+                    alias=sql.Identifier(self.events),
+                )
+                self.accumulate(totals, snapshot.fetch(
+                    self.delta_query, {"after": ids[0] - 1, "upto": ids[-1], "ids": ids},
+                    events=events, **self.placeholders()))
+        gaps.found(found)
 
     @staticmethod
-    def _id_state(after: int, totals: Samples) -> dict[str, Any]:
-        return {"mode": BY_EVENT_ID, "watermark": after, "totals": encode_samples(totals)}
+    def _id_state(after: int, totals: Samples, gaps: "Gaps | None" = None) -> dict[str, Any]:
+        state = {"mode": BY_EVENT_ID, "watermark": after, "totals": encode_samples(totals)}
+        if gaps is not None:
+            state.update(gaps.state())
+        return state
+
+    def report(self, state: Mapping[str, Any]) -> Report:
+        late = state.get("late", {})
+        gaps = state.get("gaps")
+        invalid: dict[tuple[str, str], float] = {}
+        if self.bookkeeping:
+            if "totals" in state:
+                totals = self._decode(state["totals"])
+            else:
+                totals = _published(self._decode(state.get("closed", {})),
+                                    {day: self._decode(samples) for day, samples in state.get("open", {}).items()})
+            invalid = dict(totals.get(INVALID_MEASUREMENTS.name, {}))
+        return Report(
+            invalid=invalid,
+            late_events={"counted": float(late.get("counted", 0)), "missed": float(late.get("missed", 0))},
+            late_commit_gaps=float(len(gaps)) if gaps is not None else (0.0 if state.get("mode") else None),
+        )
 
     # -- occurred_at watermark ---------------------------------------------------------
     def _collect_by_time(self, ctx: Context, state: dict[str, Any]) -> Result:
         zone = ctx.timezone
-        closed = decode_samples(self.families, state.get("closed", {}))  # reconciled days, exact
+        closed = self._decode(state.get("closed", {}))  # reconciled days, exact
         live = {  # open days: what the incremental slices counted so far
-            date.fromisoformat(day): decode_samples(self.families, samples)
+            date.fromisoformat(day): self._decode(samples)
             for day, samples in state.get("open", {}).items()
         }
         # In UTC: arithmetic on aware datetimes of one zone is wall-clock arithmetic.
@@ -206,11 +334,17 @@ class EventCounter(Collector):
         else:
             first = self._first(ctx, FIRST_OCCURRED_AT, {})
             if first is None:
-                return Result(samples=decode_samples(self.families, {}), state={"mode": BY_OCCURRED_AT})
+                return Result(samples=self._decode({}), state={"mode": BY_OCCURRED_AT})
             after = _day_start(_local_day(first, zone), zone)  # whole days from the start
 
+        # The delay before a day is recounted: the late-commit limit.
+        delay = ctx.late_commit_limit
+        # The last day recounted: [day, its number of events then, when] (checked once, later).
+        audit = state.get("audit")
+        late = dict(state.get("late", {}))
+
         def is_closed(day: date) -> bool:
-            return _day_start(day + timedelta(days=1), zone) + self.reconcile_delay <= cutoff
+            return _day_start(day + timedelta(days=1), zone) + delay <= cutoff
 
         def save() -> dict[str, Any]:
             snapshot = {
@@ -218,11 +352,27 @@ class EventCounter(Collector):
                 "watermark": after.astimezone(timezone.utc).isoformat(),
                 "closed": encode_samples(closed),
                 "open": {day.isoformat(): encode_samples(samples) for day, samples in sorted(live.items())},
+                "audit": audit,
+                "late": late,
             }
             return snapshot
 
         def reconcile(day: date) -> None:
-            exact = self._count(ctx, _day_start(day, zone), _day_start(day + timedelta(days=1), zone))
+            nonlocal audit
+            since, until = _day_start(day, zone), _day_start(day + timedelta(days=1), zone)
+            # The day recounted before, in an earlier run: what arrived since is beyond the limit.
+            # (Days recounted in this run, e.g. the history at the first run, are not checked.)
+            if audit is not None and audit[2] < ctx.now.timestamp():
+                earlier = date.fromisoformat(audit[0])
+                now_there = self._first(ctx, EVENTS_BETWEEN, {
+                    "since": _day_start(earlier, zone), "until": _day_start(earlier + timedelta(days=1), zone)})
+                if (now_there or 0) > audit[1]:
+                    late["missed"] = late.get("missed", 0) + (now_there or 0) - audit[1]
+            with _snapshot(ctx.source) as snapshot:
+                exact, events = self._count(ctx, since, until, snapshot, with_events=True)
+                if events is None:
+                    events = self._first(ctx, EVENTS_BETWEEN, {"since": since, "until": until}, snapshot) or 0
+            audit = [day.isoformat(), events, ctx.now.timestamp()]
             _add_monotonic(closed, exact, live.pop(day, None))
 
         # Open days behind the watermark whose time has come: recount them.
@@ -241,16 +391,19 @@ class EventCounter(Collector):
             else:
                 upto = min(cutoff, day_end)
                 if after < upto:
-                    _add(live.setdefault(day, decode_samples(self.families, {})), self._count(ctx, after, upto))
+                    _add(live.setdefault(day, self._decode({})), self._count(ctx, after, upto))
                     after = upto
             day += timedelta(days=1)
             if _day_start(day, zone) < cutoff:
                 ctx.checkpoint(_published(closed, live), save())
         return Result(samples=_published(closed, live), state=save())
 
-    def _count(self, ctx: Context, since: datetime, until: datetime) -> Samples:
-        """The delta of the events with since <= occurred_at < until: one aggregate statement."""
-        delta = decode_samples(self.families, {})
+    def _count(self, ctx: Context, since: datetime, until: datetime, source: Any = None,
+               with_events: bool = False) -> Any:
+        """The delta of the events with since <= occurred_at < until: one aggregate statement
+        (with_events: and how many events it counted, if the rows tell, else None)."""
+        source = source or ctx.source
+        delta = self._decode({})
         relations = getattr(ctx.source, "relations", None) or {}
         columns = EVENT_COLUMNS[self.events]
         events = TIME_SLICE.format(
@@ -258,17 +411,132 @@ class EventCounter(Collector):
             relation=relations.get(self.events, sql.Identifier(self.events)),
             alias=sql.Identifier(self.events),
         )
-        rows = ctx.source.fetch(self.delta_query, {**WHOLE_SLICE, "since": since, "until": until},
-                                events=events, **self.placeholders())
+        rows = source.fetch(self.delta_query, {**WHOLE_SLICE, "since": since, "until": until},
+                            events=events, **self.placeholders())
         self.accumulate(delta, rows)
-        return delta
+        return (delta, self.events_in(rows)) if with_events else delta
 
-    def _first(self, ctx: Context, query: sql.Composable, params: dict[str, Any]) -> Any:
-        rows = ctx.source.fetch(query, params, events=self.events)
+    def _first(self, ctx: Context, query: sql.Composable, params: dict[str, Any], source: Any = None) -> Any:
+        rows = (source or ctx.source).fetch(query, params, events=self.events)
         return rows[0][0] if rows else None
 
     def accumulate(self, totals: Samples, rows: Iterable[tuple]) -> None:
         add_counts(totals.setdefault(self.families[0].name, {}), rows)
+
+    def events_in(self, rows: list[tuple]) -> int | None:
+        """How many events the delta query's rows count (None: unknown). ATTRIBUTED_EVENT_COUNTS
+        counts each event once under structure "all"."""
+        if self.delta_query is not ATTRIBUTED_EVENT_COUNTS:
+            return None
+        return int(sum(row[-1] for row in rows if row[0] == "all"))
+
+
+def _snapshot(source: Any) -> Any:
+    """The source's one-snapshot context (exporter.source.PostgresSource.snapshot), if it has one."""
+    opener = getattr(source, "snapshot", None)
+    return opener() if opener is not None else contextlib.nullcontext(source)
+
+
+class Gaps:
+    """Ranges of ids missing below the watermark, watched for late commits.
+
+    ``tracked``: [lo, hi, first seen (unix time), horizon], sorted by lo; events appearing there
+    are counted. ``watch``: [lo, hi, expired at, horizon] of gaps past the limit; events appearing
+    there are only reported as missed. ``late``: {"counted": n, "missed": n}, cumulative.
+
+    The horizon of a gap is the cluster's next transaction id (xmax) at the start of the cycle
+    after the one that found it: every transaction that had taken one of its ids by then has a
+    lower transaction id. Once the oldest running transaction (xmin) is at or above it, they have
+    all ended, so a probe after that sees everything the gap will ever hold: the gap is dropped.
+    With short transactions a gap is probed once or twice; only a long transaction keeps gaps
+    (up to the limit)."""
+
+    def __init__(self, tracked: list, watch: list, late: Mapping[str, float]) -> None:
+        self.tracked = [[*g, None][:4] for g in tracked]
+        self.watch = [[*g, None][:4] for g in watch]
+        self.late = {"counted": late.get("counted", 0), "missed": late.get("missed", 0)}
+
+    def __bool__(self) -> bool:
+        return bool(self.tracked or self.watch)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(g[0], g[1]) for g in self.tracked] + [(g[0], g[1]) for g in self.watch]
+
+    def expire(self, now: float, limit: float) -> None:
+        self.watch = [g for g in self.watch if now - g[2] < limit]
+        kept = []
+        for gap in self.tracked:
+            if now - gap[2] < limit:
+                kept.append(gap)
+            else:
+                self.watch.append([gap[0], gap[1], now, gap[3]])
+        self.tracked = kept
+        self._cap()
+
+    def add(self, missing: Iterable[tuple[int, int]], now: float) -> None:
+        self.tracked.extend([lo, hi, now, None] for lo, hi in missing)
+        self._cap()
+
+    def set_horizon(self, xmax: int) -> None:
+        for gap in (*self.tracked, *self.watch):
+            if gap[3] is None:
+                gap[3] = xmax
+
+    def drop_finished(self, xmin: int) -> None:
+        """Drops the gaps every transaction that could fill has ended (after they were probed)."""
+        self.tracked = [g for g in self.tracked if g[3] is None or g[3] > xmin]
+        self.watch = [g for g in self.watch if g[3] is None or g[3] > xmin]
+
+    def _cap(self) -> None:
+        if len(self.tracked) > MAX_GAPS:  # the oldest first (lowest ids first among equals)
+            self.tracked.sort(key=lambda g: (g[2], g[0]))
+            excess, self.tracked = self.tracked[:-MAX_GAPS], self.tracked[-MAX_GAPS:]
+            self.watch.extend(list(g) for g in excess)
+        if len(self.watch) > MAX_GAPS:
+            self.watch.sort(key=lambda g: (g[2], g[0]))
+            self.watch = self.watch[-MAX_GAPS:]
+        self.tracked.sort()
+        self.watch.sort()
+
+    def is_tracked(self, event_id: int) -> bool:
+        return _containing(self.tracked, event_id) is not None
+
+    def found(self, ids: list[int]) -> None:
+        """Narrows the gaps around the ids found in them; counts them as counted or missed."""
+        for event_id in ids:
+            if _containing(self.tracked, event_id) is not None:
+                self.late["counted"] += 1
+            elif _containing(self.watch, event_id) is not None:
+                self.late["missed"] += 1
+        self.tracked = _split(self.tracked, ids)
+        self.watch = _split(self.watch, ids)
+
+    def state(self) -> dict[str, Any]:
+        return {"gaps": self.tracked, "watch": self.watch, "late": dict(self.late)}
+
+
+def _containing(gaps: list, event_id: int) -> list | None:
+    position = bisect.bisect_right(gaps, event_id, key=lambda g: g[0]) - 1
+    if position >= 0 and gaps[position][0] <= event_id <= gaps[position][1]:
+        return gaps[position]
+    return None
+
+
+def _split(gaps: list, ids: list[int]) -> list:
+    """The gaps without the given ids (sorted): each gap split into the ranges between them."""
+    if not ids:
+        return gaps
+    result = []
+    for lo, hi, *rest in gaps:
+        start = bisect.bisect_left(ids, lo)
+        end = bisect.bisect_right(ids, hi)
+        for event_id in ids[start:end]:
+            if lo <= event_id - 1:
+                result.append([lo, event_id - 1, *rest])
+            lo = event_id + 1
+        if lo <= hi:
+            result.append([lo, hi, *rest])
+    return result
 
 
 def _local_day(moment: datetime, zone: tzinfo) -> date:

@@ -22,6 +22,7 @@ from .scheduler import CollectorScheduler
 from .server import MetricsServer
 from .source import PostgresSource
 from .state import StateStore
+from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, or
         chunk_size=config.source.chunk_size,
         idle_series_retention=timedelta(days=config.limits.idle_series_days),
         clock=clock,
+        late_commit_limit=timedelta(seconds=config.source.late_commit_limit_seconds),
     )
 
 
@@ -112,10 +114,11 @@ def bind_error(address: str, port: int, error: OSError, key: str) -> StartupErro
 class Exporter:
     """The daemon: restored state served at once, collectors on their cadences, HTTP on top."""
 
-    def __init__(self, config: Config, origin: str = "configuration", *,
+    def __init__(self, config: Config, origin: str = "configuration", web: WebConfig | None = None, *,
                  clock: Callable[[], datetime] = real_time) -> None:
         self.config = config
         self.origin = origin
+        self.web = web
         self.clock = clock
         self.source = make_source(config)
         self.runtime: Runtime | None = None
@@ -157,7 +160,11 @@ class Exporter:
         self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)
         address, port = self.config.listen.address, self.config.listen.port
         try:
-            self.server = MetricsServer(address, port, self.runtime.exposition, self.health, self.readiness)
+            self.server = MetricsServer(
+                address, port, self.runtime.exposition, self.health, self.readiness,
+                web=self.web, read_timeout=self.config.listen.read_timeout_seconds,
+                max_connections=self.config.listen.max_connections,
+            )
         except OSError as error:
             raise bind_error(address, port, error, f"{self.origin}: listen") from None
         self.runtime.restore()
@@ -172,7 +179,8 @@ class Exporter:
         )
         self.scheduler.start()
         self.probes.start()
-        log.info("serving http://%s:%d/metrics", self.config.listen.address, self.server.port)
+        scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
+        log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
 
     def stop(self) -> None:
         if self.probes:

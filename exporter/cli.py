@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from . import __version__
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, dsn_problem, load_config
 from .source import SourceUnavailable
 
 log = logging.getLogger("ent-exporter")
@@ -30,6 +30,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     names = [collector.name for collector in enabled_collectors(config, str(args.config))]
+    problem = dsn_problem(config.source.dsn or "")
+    if problem:
+        raise ConfigError(f"{args.config}: invalid configuration\n  source.dsn: not a valid connection string ({problem})")
+    web = _web_config(args)
     check_state_dir(config.state_dir, str(args.config))
     in_use = listen_in_use(config.listen.address, config.listen.port)
     if in_use:  # not an error: the exporter being checked may be the one listening
@@ -47,7 +51,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             return 1
     reached = f", source {config.source.schema_name} checked" if args.connect else ""
     print(f"{args.config}: configuration is valid ({len(names)} collectors: {', '.join(names)}{reached})")
+    if web is not None:
+        print(f"{args.web_config_file}: web configuration is valid"
+              f" (TLS {'on' if web.ssl_context else 'off'}, basic auth {'on' if web.users else 'off'})")
     return 0
+
+
+def _web_config(args: argparse.Namespace):
+    """The --web.config.file, loaded and checked (None when not given)."""
+    from .webconfig import load_web_config
+
+    path = getattr(args, "web_config_file", None)
+    return load_web_config(path) if path else None
 
 
 def cmd_once(args: argparse.Namespace) -> int:
@@ -82,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import Exporter, wait_for_termination
 
     config = load_config(args.config)
-    exporter = Exporter(config, str(args.config))
+    exporter = Exporter(config, str(args.config), _web_config(args))
     exporter.start()
     try:
         wait_for_termination()
@@ -95,7 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(state_dir=args.state_dir, port=args.port, scale=args.scale, days=args.days, address=args.address,
-                    start=_parse_demo_now(args.now) if args.now else None)
+                    start=_parse_demo_now(args.now) if args.now else None, web=_web_config(args))
 
 
 def _parse_demo_now(text: str) -> datetime:
@@ -145,6 +160,10 @@ def cmd_import_directory(args: argparse.Namespace) -> int:
         return 1
 
 
+WEB_CONFIG_HELP = ("TLS and basic auth of /metrics, in the exporter-toolkit web configuration format"
+                   " (tls_server_config, basic_auth_users)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ent-exporter",
@@ -166,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "advances normally; no offset = Europe/Paris): to see the dashboards at a given hour")
     demo.add_argument("--scale", type=float, default=1.0, help="multiplies structures and accounts (default 1)")
     demo.add_argument("--days", type=int, default=60, help="days of history to generate (default 60)")
+    demo.add_argument("--web.config.file", dest="web_config_file", type=Path, metavar="WEB",
+                      help=WEB_CONFIG_HELP)
     demo.set_defaults(handler=cmd_demo)
 
     for name, handler, text in (
@@ -179,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--connect", action="store_true",
                              help="also connect: the database, the schema, the contract's relations, their columns "
                                   "and the role's rights, one line per problem (exit 1 if any)")
+        if name in ("serve", "check-config"):
+            sub.add_argument("--web.config.file", dest="web_config_file", type=Path, metavar="WEB",
+                             help=WEB_CONFIG_HELP)
         if name == "once":
             sub.add_argument("--now", metavar="ISO8601",
                              help="compute as of this instant (default: now; no offset = platform timezone)")

@@ -32,11 +32,16 @@ class SourceConfig(_Section):
     max_connections: int = Field(2, ge=1, le=32)
     settle_seconds: float = Field(5, ge=0, description="events younger than this wait for the next cycle")
     chunk_size: int = Field(500_000, ge=1, description="event ids read per statement by incremental counters")
+    late_commit_limit_seconds: float = Field(
+        3600, gt=0, description="events whose transaction commits later than this are not counted (reported)"
+    )
 
 
 class ListenConfig(_Section):
     address: str = "0.0.0.0"
     port: int = Field(9877, ge=1, le=65535)
+    read_timeout_seconds: float = Field(10, gt=0, description="idle or half-sent connections are closed after this")
+    max_connections: int = Field(64, ge=1, description="connections served at once; beyond, a 503")
 
 
 class ScheduleConfig(_Section):
@@ -190,3 +195,15 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
         # Relative state directories are relative to the config file, not the working directory.
         config.state_dir = (path.parent / config.state_dir).resolve()
     return config
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """What is wrong with a libpq connection string or URI (None if libpq can parse it)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as error:  # psycopg.ProgrammingError: libpq's own message
+        text = str(error).strip()
+        return text.splitlines()[0] if text else type(error).__name__
+    return None

