@@ -40,7 +40,7 @@ def test_invalid_durations_and_outcomes_stay_out_of_the_sums(source_dsn):
     samples = run(source_dsn, "connectors")
     assert samples["ent_connector_requests_total"] == {
         (("connector", "ldap"), ("outcome", "success")): 5, (("connector", "ldap"), ("outcome", "failure")): 2,
-        (("connector", "cas"), ("outcome", "success")): 1,
+        (("connector", "cas"), ("outcome", "success")): 1, (("connector", "cas"), ("outcome", "failure")): 0,
     }
     # Valid durations only: 100 ms, 3 s, 200 ms (the NULL-outcome call's duration is valid).
     assert samples["ent_connector_request_duration_seconds_count"] == {(("connector", "ldap"),): 3,
@@ -107,7 +107,8 @@ def test_empty_structure_ids_and_label_values_become_unknown(source_dsn):
         (("app", "unknown"), ("profile", "Teacher"), ("structure", "unknown")): 1,
         (("app", "unknown"), ("profile", "Teacher"), ("structure", "all")): 1,
     }
-    assert samples["ent_connector_requests_total"] == {(("connector", "unknown"), ("outcome", "success")): 1}
+    assert samples["ent_connector_requests_total"] == {(("connector", "unknown"), ("outcome", "success")): 1,
+                                                       (("connector", "unknown"), ("outcome", "failure")): 0}
     for name, series in samples.items():
         for labels in series:
             assert all(value != "" for _, value in labels), (name, labels)
