@@ -4,13 +4,16 @@ from grafana.dashboards.panels import (
     UP_DOWN, bargauge, dashboard, profile_variable, row, stat, state_timeline, structure_variable, target,
     timeseries, value_map,
 )
-from grafana.dashboards.rules import COLLECTOR_STALE, EXPORTER_DOWN, SOURCE_DATABASE_DOWN, num
+from grafana.dashboards.rules import COLLECTOR_STALE, EXPORTER_DOWN, SOURCE_DATABASE_DOWN, alerting_rules
 
 J = CONFIG.exporter_selector
 AGE = f"time() - ent_exporter_collector_last_success_timestamp_seconds{{{J}}}"
 AGE_IN_CADENCES = (f"({AGE})\n/ on (job, instance, collector) group_left (cadence)\n"
                    f"ent_exporter_collector_cadence_seconds{{{J}}}")
-STALE = num(CONFIG.collector_stale_cadences)
+# Both expressions of the stale alert (overdue, never succeeded), as the alert evaluates them.
+STALE_EXPRS = [rule["expr"].strip() for group in alerting_rules() for rule in group["rules"]
+               if rule.get("alert") == COLLECTOR_STALE]
+STALE_COLLECTORS = " or\n".join(f"({expr})" for expr in STALE_EXPRS)
 UP_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
 
 
@@ -30,9 +33,9 @@ panels = [
           instant(f"ent_exporter_source_up{{{J}}}", "{{instance}}"), "none", UP_DOWN, color_mode="background",
           mappings=UP_MAPPINGS), 4, 4),
     (stat("Stale collectors",
-          f"Collectors whose last success is older than {STALE} times their cadence (what {COLLECTOR_STALE} "
-          "alerts on, before its delay).",
-          instant(f"count(({AGE_IN_CADENCES}) > {STALE}) or vector(0)"), "short", [(None, "green"), (1, "red")]),
+          "Collectors whose last success is older than their cadence plus a tenth of it (1 min to 1 h), or that "
+          f"failed and never succeeded: what {COLLECTOR_STALE} alerts on, before its delay.",
+          instant(f"count({STALE_COLLECTORS}) or vector(0)"), "short", [(None, "green"), (1, "red")]),
      4, 4),
     (stat("Collector failures",
           "Failed collector runs during the period of the time picker (database unreachable, query error or "
@@ -51,10 +54,10 @@ panels = [
     row("Collectors"),
     (bargauge("Last success age, in cadences",
               "Per collector: time since its last success divided by its cadence (1 minute, 1 hour, 1 day, 1 week "
-              f"or 31 days). Below 1 is on time; red from {STALE}, where {COLLECTOR_STALE} fires.",
+              "or 31 days). Below 1 is on time; yellow from 1 (the next run is due), red from 1.1 (a tenth late: "
+              f"about where {COLLECTOR_STALE} fires; the margin is clamped to 1 min to 1 h).",
               instant(AGE_IN_CADENCES, "{{collector}} ({{cadence}})"), "suffix: × cadence",
-              [(None, "green"), (1, "yellow"), (CONFIG.collector_stale_cadences, "red")],
-              max_value=CONFIG.collector_stale_cadences + 1), 12, 10),
+              [(None, "green"), (1, "yellow"), (1.1, "red")], max_value=2), 12, 10),
     (timeseries("Time since last success",
                 "Per collector: seconds since its last complete run (log scale: cadences go from a minute to a "
                 "month).",
