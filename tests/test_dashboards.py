@@ -304,7 +304,6 @@ def test_heatmaps_in_establishment_and_connectors():
         heatmaps = [p for p in iter_panels(dashboards[name]) if p["type"] == "heatmap"]
         assert heatmaps, f"{name} has no heatmap panel"
         for panel in heatmaps:
-            assert panel["dataFormat"] == "tsbuckets"
             assert panel["options"]["calculate"] is False
     latency = next(p for p in iter_panels(dashboards["connectors"]) if p["type"] == "heatmap")
     (target,) = latency["targets"]
@@ -318,7 +317,7 @@ def test_targets_are_grafana_10_prometheus_queries():
             refs = [t["refId"] for t in panel.get("targets", [])]
             assert len(refs) == len(set(refs)), f"{name} / {panel['title']}: duplicate refIds {refs}"
             for target in panel.get("targets", []):
-                assert target["intervalFactor"] == 1
+                assert "intervalFactor" not in target  # legacy: Grafana's step is the panel's interval
                 assert target["range"] is not target["instant"]
 
 
@@ -329,7 +328,7 @@ def test_structure_variable_and_links_carry_the_chosen_structure():
         # "All" is the platform-wide series, not a regex over every structure.
         assert structure["includeAll"] and structure["allValue"] == "all", name
         assert not structure["multi"], name
-        assert structure["definition"] == "ent_structure_info", name
+        assert structure["query"] == "ent_structure_info", name
         assert "(?<text>" in structure["regex"] and "(?<value>" in structure["regex"], name
         assert variables["profile"]["multi"], name
         links = dashboard["links"]
@@ -361,3 +360,41 @@ def test_connector_alert_thresholds_are_drawn_on_the_connectors_dashboard():
     latency_threshold = float(re.search(r"> ([0-9.]+)", alerts["ENTConnectorLatencyHigh"]["expr"]).group(1))
     assert failure_threshold in threshold_values("Failure ratio")
     assert latency_threshold in threshold_values("Latency p50 / p95 / p99")
+
+
+SCHEMA_CHECK = REPO / "grafana" / "schema-check"
+
+
+def test_every_dashboard_type_checks_against_grafana_schema():
+    """tsc --noEmit over every dashboard JSON as an object literal typed as @grafana/schema's Dashboard
+    (the versions pinned in grafana/schema-check/package-lock.json): no unknown (legacy) key, no null
+    where the schema has none, every required key, every value of its type. Zero errors."""
+    node = shutil.which("node")
+    tsc = SCHEMA_CHECK / "node_modules" / "typescript" / "bin" / "tsc"
+    schema = SCHEMA_CHECK / "node_modules" / "@grafana" / "schema" / "package.json"
+    if node is None or not tsc.exists() or not schema.exists():
+        pytest.fail("node or grafana/schema-check's npm packages are missing: the README's test command installs "
+                    "them (apt-get install nodejs npm; npm ci --prefix grafana/schema-check)")
+    lock = json.loads((SCHEMA_CHECK / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/@grafana/schema"]["version"]
+    assert json.loads(schema.read_text())["version"] == pinned, "run npm ci --prefix grafana/schema-check"
+    generated = subprocess.run([node, "generate-check.mjs"], cwd=SCHEMA_CHECK, capture_output=True, text=True,
+                               timeout=120)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert f"checking {len(dashboard_files())} dashboards" in generated.stdout
+    result = subprocess.run([node, str(tsc), "--noEmit", "-p", "."], cwd=SCHEMA_CHECK, capture_output=True,
+                            text=True, timeout=600)
+    errors = [line for line in result.stdout.splitlines() if "error TS" in line]
+    assert result.returncode == 0 and not errors, f"{len(errors)} schema errors:\n" + "\n".join(errors[:30])
+
+
+def test_dashboards_have_no_grafanalib_leftovers():
+    """No null anywhere but a base threshold step, no panel left at grafanalib's maxDataPoints 100, and
+    a compose file running Grafana 12."""
+    for name, dashboard in load_dashboards().items():
+        text = json.dumps(dashboard)
+        assert text.count("null") == text.count('"value": null'), name
+        for panel in iter_panels(dashboard):
+            assert panel.get("maxDataPoints") != 100, f"{name} / {panel.get('title')}"
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert re.fullmatch(r"grafana/grafana:12\.\d+\.\d+", compose["services"]["grafana"]["image"])

@@ -352,5 +352,10 @@ def dashboard(key: str, title: str, description: str, panels: list, variables: l
 
 def link(key: str, title: str) -> list[dict]:
     """A panel link to another ENT dashboard, keeping the time range and the variables."""
-    return [{"title": title, "url": f"/d/{CONFIG.dashboard_uids[key]}?${{__url_time_range}}&${{__all_variables}}",
-             "targetBlank": False}]
+    return [panel_link(title, f"/d/{CONFIG.dashboard_uids[key]}?${{__url_time_range}}&${{__all_variables}}")]
+
+
+def panel_link(title: str, url: str) -> dict:
+    """A panel link, with every key @grafana/schema's DashboardLink requires."""
+    return {"title": title, "url": url, "type": "link", "targetBlank": False, "asDropdown": False,
+            "icon": "dashboard", "includeVars": False, "keepTime": False, "tags": [], "tooltip": title}
