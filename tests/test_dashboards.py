@@ -59,7 +59,16 @@ EXPORTED_METRICS: frozenset[str] = frozenset({
     "ent_connector_probe_duration_seconds",
     "ent_connector_probe_success",
     "ent_connector_certificate_expiry_timestamp_seconds",
+    # prometheus-client's process collector, published by exporter/process_metrics.py.
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
 })
+# Exported, but no panel needs them.
+UNDRAWN_METRICS: frozenset[str] = frozenset({"process_virtual_memory_bytes"})
 HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d",
                                         "ent_connector_probe_duration_seconds"})
 # Series Prometheus itself makes: scrape health and alert state.
@@ -70,10 +79,12 @@ PROMETHEUS_SERIES: frozenset[str] = frozenset({
 # (the end-to-end test picks real ones from the data).
 EXAMPLE_VALUES: dict[str, str] = {
     "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote",
+    "instance": "exporter:9877",
     "__rate_interval": "2m", "__range": "7d", "__interval": "1h", "__range_s": "604800", "__interval_ms": "3600000",
 }
 # What Grafana substitutes when "All" is selected (the custom all values of the variables).
-ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*"}
+ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*",
+                               "instance": ".*"}
 
 
 def exported_series_names() -> set[str]:
@@ -244,11 +255,20 @@ def test_every_panel_has_a_description_a_unit_and_thresholds():
     assert not problems, "\n".join(problems)
 
 
-def test_every_panel_and_variable_uses_the_provisioned_datasource():
+def test_every_panel_and_variable_uses_the_datasource_variable_defaulting_to_the_provisioned_one():
     provisioned = yaml.safe_load((REPO / "grafana/provisioning/datasources/ent-prometheus.yml").read_text())
     assert DATASOURCE_UID in {d["uid"] for d in provisioned["datasources"]}
-    expected = {"type": "prometheus", "uid": DATASOURCE_UID}
+    expected = {"type": "prometheus", "uid": "${datasource}"}
     for name, dashboard in load_dashboards().items():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        datasource = variables["datasource"]
+        assert datasource["type"] == "datasource" and datasource["query"] == "prometheus", name
+        assert datasource["current"]["value"] == DATASOURCE_UID, name
+        instance = variables["instance"]
+        assert instance["multi"] and instance["includeAll"] and instance["allValue"] == ".*", name
+        for annotation in dashboard["annotations"]["list"]:
+            if not annotation.get("builtIn"):
+                assert annotation["datasource"] == expected, name
         for panel in iter_panels(dashboard):
             if panel["type"] == "row":
                 continue
@@ -271,7 +291,8 @@ def test_panel_queries_use_only_exported_metrics_and_recording_rules():
     used = set().union(*(metric_names(e) for _, _, e in queries))
     families = {re.sub(r"_(bucket|count|sum)$", "", n) if re.sub(r"_(bucket|count|sum)$", "", n) in HISTOGRAMS else n
                 for n in used}
-    assert EXPORTED_METRICS <= families, f"exported but on no panel: {sorted(EXPORTED_METRICS - families)}"
+    drawn = EXPORTED_METRICS - UNDRAWN_METRICS
+    assert drawn <= families, f"exported but on no panel: {sorted(drawn - families)}"
 
 
 def test_metric_names_extraction():
@@ -298,13 +319,22 @@ def test_panel_queries_are_valid_promql(values, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_heatmaps_in_establishment_and_connectors():
+def test_heatmaps_and_the_weekday_hour_grid():
+    """The connectors' latency heatmap reads the histogram; the establishment's hour-of-day profile is one
+    instant query (not 24 queries of a weekly gauge over a time axis) and the weekday × hour grid is
+    coloured on a continuous scale."""
     dashboards = load_dashboards()
-    for name in ("establishment", "connectors"):
-        heatmaps = [p for p in iter_panels(dashboards[name]) if p["type"] == "heatmap"]
-        assert heatmaps, f"{name} has no heatmap panel"
-        for panel in heatmaps:
-            assert panel["options"]["calculate"] is False
+    for panel in iter_panels(dashboards["establishment"]):
+        assert len(panel.get("targets", [])) < 24, panel["title"]
+        if "ent_logins_by_hour" in json.dumps(panel.get("targets", [])):
+            assert all(t["instant"] for t in panel["targets"]), panel["title"]
+    grid = next(p for p in iter_panels(dashboards["establishment"]) if p["title"].startswith("Logins by weekday"))
+    assert grid["fieldConfig"]["defaults"]["color"]["mode"].startswith("continuous-")
+    assert grid["fieldConfig"]["defaults"]["custom"]["cellOptions"]["type"] == "color-background"
+    heatmaps = [p for p in iter_panels(dashboards["connectors"]) if p["type"] == "heatmap"]
+    assert heatmaps, "connectors has no heatmap panel"
+    for panel in heatmaps:
+        assert panel["options"]["calculate"] is False
     latency = next(p for p in iter_panels(dashboards["connectors"]) if p["type"] == "heatmap")
     (target,) = latency["targets"]
     assert target["format"] == "heatmap" and "ent_connector_request_duration_seconds_bucket" in target["expr"]

@@ -9,3 +9,20 @@ export type Plain<T> =
   : T extends (...args: never[]) => unknown ? T
   : T extends object ? { [K in keyof T]: Plain<T[K]> }
   : T;
+
+import type { AnnotationQuery, Dashboard, DataQuery } from "@grafana/schema";
+
+// Annotation queries are typed by their datasource (AnnotationQuery<TQuery>): ours are Prometheus
+// queries, with the fields Grafana's Prometheus datasource reads for an annotation.
+export interface PrometheusAnnotationTarget extends DataQuery {
+  expr: string;
+  step?: string;
+  titleFormat?: string;
+  textFormat?: string;
+  tagKeys?: string;
+  useValueForTime?: boolean;
+}
+
+export type ENTDashboard = Omit<Dashboard, "annotations"> & {
+  annotations?: { list?: Array<AnnotationQuery<PrometheusAnnotationTarget> & { builtIn?: number; type?: string }> };
+};
