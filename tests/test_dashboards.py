@@ -428,3 +428,35 @@ def test_dashboards_have_no_grafanalib_leftovers():
             assert panel.get("maxDataPoints") != 100, f"{name} / {panel.get('title')}"
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     assert re.fullmatch(r"grafana/grafana:12\.\d+\.\d+", compose["services"]["grafana"]["image"])
+
+
+def test_annotations_drill_down_links_and_collapsed_rows():
+    """Firing ENT alerts and collector failures are annotated on every dashboard; an application links to
+    the Applications dashboard and a structure to the Establishment one; detail rows start collapsed."""
+    dashboards = load_dashboards()
+    for name, dashboard in dashboards.items():
+        exprs = [a["target"]["expr"] for a in dashboard["annotations"]["list"] if "target" in a]
+        assert any("ALERTS{" in e and 'alertstate="firing"' in e for e in exprs), name
+        assert any("ent_exporter_collector_failures_total" in e for e in exprs), name
+    links = {name: [link["url"] for p in iter_panels(d) for link in p.get("fieldConfig", {}).get("defaults", {})
+                    .get("links", [])] for name, d in dashboards.items()}
+    assert any("/d/ent-applications?var-app=" in url for url in links["overview"])
+    assert any("/d/ent-applications?var-app=" in url for url in links["establishment"])
+    assert any("/d/ent-establishment?var-structure=${__data.fields.structure}" in url for url in links["overview"])
+    collapsed = [p for d in dashboards.values() for p in d["panels"] if p["type"] == "row" and p["collapsed"]]
+    assert len(collapsed) >= 3 and all(row["panels"] for row in collapsed)
+
+
+def test_people_panels_never_sum_profiles():
+    """A people family summed (sum, count...) over a profile matcher that includes "all" or several
+    profiles would count a two-profile user twice: headline panels read profile="all", per-profile
+    panels exclude it."""
+    people = ("ent_unique_visitors", "ent_visits_per_visitor", "ent_accounts", "ent_account_activation_ratio",
+              "ent_inactive_accounts", "ent_user_logins_30d")
+    wrong = []
+    for dashboard, panel, expr in panel_queries():
+        for selector in re.findall(r"(\w+)\{([^}]*)\}", expr):
+            name, matchers = selector
+            if name.startswith(people) and 'profile="all"' not in matchers and 'profile!="all"' not in matchers:
+                wrong.append(f"{dashboard} / {panel}: {name}{{{matchers}}}")
+    assert not wrong, "\n".join(wrong)
