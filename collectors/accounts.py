@@ -4,6 +4,8 @@ An account is one attachment of a user to a structure (a row of ``accounts``): a
 attached to two structures has an account in each. Platform-wide (structure="all") a
 user counts once per profile, as activated when any of their attachments under that
 profile is activated and as pending otherwise, so activated + pending = distinct users.
+profile="all" counts people over every profile: per structure, its distinct users (activated
+when any of their attachments there is); structure="all", profile="all", every distinct user.
 Structures and profiles are those found in ``accounts``, recomputed from scratch at each
 run: one that no account refers to any more stops being published.
 """
@@ -42,6 +44,14 @@ ACCOUNT_STATES = sql.SQL("""
     UNION ALL
     SELECT 'all', profile, count(*) FILTER (WHERE activated), count(*) FILTER (WHERE NOT activated)
     FROM platform_user GROUP BY 2
+    UNION ALL
+    SELECT structure, 'all', count(*) FILTER (WHERE activated), count(*) FILTER (WHERE NOT activated)
+    FROM (SELECT user_id, structure, bool_or(activated) AS activated FROM attachment GROUP BY 1, 2) AS person
+    GROUP BY 1
+    UNION ALL
+    SELECT 'all', 'all', count(*) FILTER (WHERE activated), count(*) FILTER (WHERE NOT activated)
+    FROM (SELECT user_id, bool_or(activated) AS activated FROM attachment GROUP BY 1) AS person
+    HAVING count(*) > 0
 """)
 
 

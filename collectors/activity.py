@@ -3,7 +3,8 @@
 Both families look at activated accounts only (activated_at not NULL and <= now), labelled
 with the account's structure and profile; a user's logins are all of theirs, whatever the
 profile of the login. Windows are exact durations before now: (now - N days, now].
-Platform-wide (structure="all") each user counts once per profile of their activated accounts.
+Platform-wide (structure="all") each user counts once per profile of their activated accounts;
+profile="all" counts each user once over all their profiles (per structure, and platform-wide).
 Every structure and profile known from ``accounts`` is published, 0 (an empty distribution)
 when it has no activated account.
 """
@@ -14,7 +15,7 @@ from datetime import timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
-from .known import known_pairs, zeros
+from .known import people_pairs, zeros
 from .periods import utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -55,6 +56,14 @@ ACTIVITY = sql.SQL("""
     SELECT 'all', profile, logins_30d, count(DISTINCT user_id),
            count(DISTINCT user_id) FILTER (WHERE inactive_30), count(DISTINCT user_id) FILTER (WHERE inactive_90)
     FROM per_user GROUP BY 2, 3
+    UNION ALL
+    SELECT structure, 'all', logins_30d, count(DISTINCT user_id),
+           count(DISTINCT user_id) FILTER (WHERE inactive_30), count(DISTINCT user_id) FILTER (WHERE inactive_90)
+    FROM per_user GROUP BY 1, 3
+    UNION ALL
+    SELECT 'all', 'all', logins_30d, count(DISTINCT user_id),
+           count(DISTINCT user_id) FILTER (WHERE inactive_30), count(DISTINCT user_id) FILTER (WHERE inactive_90)
+    FROM per_user GROUP BY 3
 """)
 
 
@@ -67,7 +76,7 @@ class ActivityCollector(Collector):
         rows = ctx.source.fetch(ACTIVITY, {
             "now": now, "since_30": now - timedelta(days=30), "since_90": now - timedelta(days=90),
         })
-        known = known_pairs(ctx)
+        known = people_pairs(ctx)
         inactive: dict[tuple, float] = zeros(known, ("30",), ("90",))
         histograms: dict[tuple, HistogramValue] = {
             pair: HistogramValue([0.0] * len(LOGIN_COUNT_BUCKETS), 0.0, 0.0) for pair in known}

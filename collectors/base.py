@@ -244,6 +244,7 @@ def registered() -> dict[str, type[Collector]]:
 
 UNKNOWN = "unknown"
 ALL_STRUCTURES = "all"
+ALL_PROFILES = "all"  # people counts: each person once over every profile
 
 
 def label(value: Any) -> str:

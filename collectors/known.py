@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .base import ALL_STRUCTURES, Context, LabelValues
+from .base import ALL_PROFILES, ALL_STRUCTURES, Context, LabelValues
 
 # One pass over accounts (a hash aggregate); the window collectors that use it run at most hourly.
 KNOWN_PAIRS = sql.SQL("""
@@ -24,6 +24,14 @@ def known_pairs(ctx: Context) -> set[tuple[str, str]]:
     """Every (structure, profile) of ``accounts``, plus ("all", profile) for each of their profiles."""
     pairs = {(structure, profile) for structure, profile in ctx.source.fetch(KNOWN_PAIRS)}
     return pairs | {(ALL_STRUCTURES, profile) for _, profile in pairs}
+
+
+def people_pairs(ctx: Context) -> set[tuple[str, str]]:
+    """The known pairs and, for each of their structures and "all", profile="all" (distinct people over
+    every profile): the series a family that counts people publishes even at 0. Counters of events
+    have no profile="all" (their profiles add up)."""
+    pairs = known_pairs(ctx)
+    return pairs | {(structure, ALL_PROFILES) for structure, _ in pairs}
 
 
 def zeros(pairs: set[tuple[str, str]], *suffixes: LabelValues) -> dict[LabelValues, float]:

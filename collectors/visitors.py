@@ -3,7 +3,8 @@ the previous closed month).
 
 A visitor is a user with at least one login in the period. The profile is the login's:
 a user who logged in under two profiles is a visitor in each, with the logins of that
-profile (so per-profile series do not add up to a platform total, as for structures).
+profile (so per-profile series do not add up to a platform total, as for structures);
+profile="all" counts each user once over every profile, with all their logins.
 A login without a user_id is nobody's visit: it counts neither as a visitor nor as a visit.
 Every structure and profile known from ``accounts`` has a series in every period, 0 when
 nobody of it has logged in yet (see collectors.known).
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples
-from .known import known_pairs, zeros
+from .known import people_pairs, zeros
 from .periods import day_start, month_start, previous_month, utc, week_start
 
 LABELS = ("structure", "profile", "period")
@@ -43,13 +44,16 @@ PERIOD_VISITORS = sql.SQL("""
     WITH periods AS (
         SELECT * FROM unnest(%(periods)s::text[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
             AS p(period, starts, ends)
-    ), per_user AS (
-        SELECT p.period, l.user_id, coalesce(nullif(l.profile, ''), 'unknown') AS profile, count(*) AS logins
+    ), login AS (
+        SELECT p.period, l.user_id, coalesce(nullif(l.profile, ''), 'unknown') AS profile
         FROM {login_events} AS l
         JOIN periods AS p ON l.occurred_at >= p.starts AND l.occurred_at < p.ends
         WHERE l.occurred_at >= %(window_start)s AND l.occurred_at < %(window_end)s
           AND l.user_id IS NOT NULL
-        GROUP BY 1, 2, 3
+    ), per_user AS (
+        -- ROLLUP adds each user's row over every profile (profile NULL, never NULL otherwise): profile="all".
+        SELECT period, user_id, coalesce(profile, 'all') AS profile, count(*) AS logins
+        FROM login GROUP BY period, user_id, ROLLUP (profile)
     ), attribution AS (
         SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
         FROM (SELECT DISTINCT user_id FROM per_user) AS visitor
@@ -82,7 +86,7 @@ class _PeriodVisitors(Collector):
             "window_end": max(end for _, _, end in periods),
         })
         # 0 for every structure and profile known from accounts, in every period: a quiet morning is 0.
-        none = zeros(known_pairs(ctx), *((name,) for name, _, _ in periods))
+        none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
         samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
         for period, structure, profile, visitors, logins in rows:
             key = (structure, profile, period)

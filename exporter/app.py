@@ -17,6 +17,7 @@ from collectors.base import Cadence, Collector
 from .config import Config, ConfigError
 from .exposition import Policy
 from .probing import ProbeRunner
+from .process_metrics import ProcessPublisher
 from .runtime import Runtime
 from .scheduler import CollectorScheduler
 from .server import MetricsServer
@@ -125,6 +126,7 @@ class Exporter:
         self.scheduler: CollectorScheduler | None = None
         self.server: MetricsServer | None = None
         self.probes: ProbeRunner | None = None
+        self.process: ProcessPublisher | None = None
 
     def health(self) -> dict:
         """Liveness: the process serves (whatever the database does)."""
@@ -158,6 +160,8 @@ class Exporter:
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
         # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
         self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)
+        # process_* (CPU, memory, fds): read every few seconds in the background, never on a scrape.
+        self.process = ProcessPublisher(self.runtime.exposition)
         address, port = self.config.listen.address, self.config.listen.port
         try:
             self.server = MetricsServer(
@@ -179,10 +183,13 @@ class Exporter:
         )
         self.scheduler.start()
         self.probes.start()
+        self.process.start()
         scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
         log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
 
     def stop(self) -> None:
+        if self.process:
+            self.process.stop()
         if self.probes:
             self.probes.stop()
         if self.runtime:

@@ -138,7 +138,8 @@ def assert_windows_populated(truth: Samples) -> None:
     month with visitors; users inactive for 30 days but not 90, and for 90; activated users with no
     login in 30 days and users beyond the last finite bucket; both account states."""
     platform = {name: {tuple(v for n, v in key if n != "structure"): value for key, value in series.items()
-                       if dict(key).get("structure") == "all"} for name, series in truth.items()}
+                       if dict(key).get("structure") == "all" and dict(key).get("profile") != "all"}
+                for name, series in truth.items()}
     visitors, inactive, buckets = Counter(), Counter(), Counter()
     for (period, _profile), value in platform["ent_unique_visitors"].items():
         visitors[period] += value

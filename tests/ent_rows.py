@@ -101,12 +101,16 @@ def generate(seed: int, instants: Iterable[datetime]) -> EntRows:
             profiles_of[user].append(profile)
     # Spelled out: a teacher in S1 who is also staff, not yet activated, in S2; a heavy user;
     # an account activated after every instant under test.
+    # A teacher who is also staff in the same structure (two profiles, one person in profile="all").
     rows.accounts += [("u-two", "S1", "Teacher", paris(2025, 9, 1), paris(2025, 9, 2)),
+                      ("u-both", "S2", "Teacher", paris(2025, 9, 1), None),
+                      ("u-both", "S2", "Personnel", paris(2025, 9, 1), paris(2025, 9, 3)),
                       ("u-two", "S2", "Personnel", paris(2025, 9, 1), None),
                       ("u-heavy", "S3", "Student", paris(2025, 9, 1), paris(2025, 9, 1)),
                       ("u-late", "S1", "Relative", paris(2025, 9, 1), paris(2026, 12, 15))]
     profiles_of["u-two"] += ["Teacher", "Personnel"]
     profiles_of["u-heavy"].append("Student")
+    profiles_of["u-both"] += ["Teacher", "Personnel"]
     profiles_of["u-late"].append("Relative")
 
     members = sorted(profiles_of)
@@ -144,6 +148,9 @@ def generate(seed: int, instants: Iterable[datetime]) -> EntRows:
         for _ in range(3):
             login(moment)
     mid_week = paris(2026, 11, 18, 15, 0)
+    for now in instants:  # the two-profile user logs in under both profiles around every instant
+        for hours, profile in ((1, "Teacher"), (2, "Personnel"), (26, "Personnel")):
+            rows.logins.append(("u-both", profile, now - timedelta(hours=hours)))
     for number in range(55):  # one user beyond the last finite bucket over 30 days
         login(mid_week - timedelta(days=29, hours=number * 12), "u-heavy")
     rng.shuffle(rows.logins)  # insertion order must not matter
@@ -183,16 +190,24 @@ def known_pairs(rows: EntRows) -> set[tuple[str, str]]:
     return pairs | {("all", profile) for _structure, profile in pairs}
 
 
+def people_pairs(rows: EntRows) -> set[tuple[str, str]]:
+    """known_pairs and profile="all" of each of their structures: what a count of people always has."""
+    pairs = known_pairs(rows)
+    return pairs | {(structure, "all") for structure, _profile in pairs}
+
+
 def expected_visitors(rows: EntRows, periods: dict[str, tuple[datetime, datetime]]):
-    """(ent_unique_visitors, ent_visits_per_visitor): a visitor per profile of their logins; 0 for
-    every known structure and profile without one."""
+    """(ent_unique_visitors, ent_visits_per_visitor): a visitor per profile of their logins, and once
+    over every profile (profile="all"); 0 for every known structure and profile without one."""
     attached = structures_of(rows)
-    visitors: Counter = Counter({(*pair, period): 0 for pair in known_pairs(rows) for period in periods})
+    visitors: Counter = Counter({(*pair, period): 0 for pair in people_pairs(rows) for period in periods})
     visits: Counter = Counter()
     for period, (start, end) in periods.items():
         logins = Counter((user, fold(profile)) for user, profile, moment in rows.logins
                          if user is not None and start <= moment <= end)
-        for (user, profile), count in logins.items():
+        everyone = Counter(user for user, profile, moment in rows.logins
+                           if user is not None and start <= moment <= end)
+        for (user, profile), count in [*logins.items(), *(((user, "all"), n) for user, n in everyone.items())]:
             for structure in attached.get(user, {"unknown"}) | {"all"}:
                 visitors[(structure, profile, period)] += 1
                 visits[(structure, profile, period)] += count
@@ -205,15 +220,17 @@ def is_activated(activated_at: datetime | None, now: datetime) -> bool:
 
 
 def expected_accounts(rows: EntRows, now: datetime):
-    """(ent_accounts, ent_account_activation_ratio). "all": users per profile, activated if any attachment is."""
+    """(ent_accounts, ent_account_activation_ratio). "all": users per profile, activated if any attachment
+    is; profile="all": people (per structure, and platform-wide), activated if any of their attachments is."""
     counts: Counter = Counter()
-    platform: dict[tuple, bool] = {}
+    people: dict[tuple, bool] = {}  # (structure, profile, user) of the series that count people
     for user, structure, profile, _created, activated_at in rows.accounts:
         activated = is_activated(activated_at, now)
         counts[(fold(structure), fold(profile), activated)] += 1
-        platform[(user, fold(profile))] = platform.get((user, fold(profile)), False) or activated
-    for (_user, profile), activated in platform.items():
-        counts[("all", profile, activated)] += 1
+        for key in (("all", fold(profile), user), (fold(structure), "all", user), ("all", "all", user)):
+            people[key] = people.get(key, False) or activated
+    for (structure, profile, _user), activated in people.items():
+        counts[(structure, profile, activated)] += 1
     pairs = {(structure, profile) for structure, profile, _ in counts}
     accounts, ratio = {}, {}
     for structure, profile in pairs:
@@ -230,11 +247,12 @@ def expected_activity(rows: EntRows, now: datetime):
         since = now - timedelta(days=days)
         return sum(1 for who, _profile, moment in rows.logins if who == user and since < moment <= now)
 
-    members: dict[tuple, set] = {pair: set() for pair in known_pairs(rows)}  # (structure, profile) -> users
+    members: dict[tuple, set] = {pair: set() for pair in people_pairs(rows)}  # (structure, profile) -> users
     for user, structure, profile, _created, activated_at in rows.accounts:
         if is_activated(activated_at, now):
-            members[(fold(structure), fold(profile))].add(user)
-            members[("all", fold(profile))].add(user)
+            for key in ((fold(structure), fold(profile)), ("all", fold(profile)), (fold(structure), "all"),
+                        ("all", "all")):
+                members[key].add(user)
     inactive, histograms = {}, {}
     for key, users in members.items():
         last_30 = [logins_in_last(user, 30) for user in users]

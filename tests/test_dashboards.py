@@ -59,7 +59,16 @@ EXPORTED_METRICS: frozenset[str] = frozenset({
     "ent_connector_probe_duration_seconds",
     "ent_connector_probe_success",
     "ent_connector_certificate_expiry_timestamp_seconds",
+    # prometheus-client's process collector, published by exporter/process_metrics.py.
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
 })
+# Exported, but no panel needs them.
+UNDRAWN_METRICS: frozenset[str] = frozenset({"process_virtual_memory_bytes"})
 HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d",
                                         "ent_connector_probe_duration_seconds"})
 # Series Prometheus itself makes: scrape health and alert state.
@@ -70,10 +79,12 @@ PROMETHEUS_SERIES: frozenset[str] = frozenset({
 # (the end-to-end test picks real ones from the data).
 EXAMPLE_VALUES: dict[str, str] = {
     "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote",
+    "instance": "exporter:9877",
     "__rate_interval": "2m", "__range": "7d", "__interval": "1h", "__range_s": "604800", "__interval_ms": "3600000",
 }
 # What Grafana substitutes when "All" is selected (the custom all values of the variables).
-ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*"}
+ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*",
+                               "instance": ".*"}
 
 
 def exported_series_names() -> set[str]:
@@ -244,11 +255,20 @@ def test_every_panel_has_a_description_a_unit_and_thresholds():
     assert not problems, "\n".join(problems)
 
 
-def test_every_panel_and_variable_uses_the_provisioned_datasource():
+def test_every_panel_and_variable_uses_the_datasource_variable_defaulting_to_the_provisioned_one():
     provisioned = yaml.safe_load((REPO / "grafana/provisioning/datasources/ent-prometheus.yml").read_text())
     assert DATASOURCE_UID in {d["uid"] for d in provisioned["datasources"]}
-    expected = {"type": "prometheus", "uid": DATASOURCE_UID}
+    expected = {"type": "prometheus", "uid": "${datasource}"}
     for name, dashboard in load_dashboards().items():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        datasource = variables["datasource"]
+        assert datasource["type"] == "datasource" and datasource["query"] == "prometheus", name
+        assert datasource["current"]["value"] == DATASOURCE_UID, name
+        instance = variables["instance"]
+        assert instance["multi"] and instance["includeAll"] and instance["allValue"] == ".*", name
+        for annotation in dashboard["annotations"]["list"]:
+            if not annotation.get("builtIn"):
+                assert annotation["datasource"] == expected, name
         for panel in iter_panels(dashboard):
             if panel["type"] == "row":
                 continue
@@ -271,7 +291,8 @@ def test_panel_queries_use_only_exported_metrics_and_recording_rules():
     used = set().union(*(metric_names(e) for _, _, e in queries))
     families = {re.sub(r"_(bucket|count|sum)$", "", n) if re.sub(r"_(bucket|count|sum)$", "", n) in HISTOGRAMS else n
                 for n in used}
-    assert EXPORTED_METRICS <= families, f"exported but on no panel: {sorted(EXPORTED_METRICS - families)}"
+    drawn = EXPORTED_METRICS - UNDRAWN_METRICS
+    assert drawn <= families, f"exported but on no panel: {sorted(drawn - families)}"
 
 
 def test_metric_names_extraction():
@@ -298,14 +319,22 @@ def test_panel_queries_are_valid_promql(values, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_heatmaps_in_establishment_and_connectors():
+def test_heatmaps_and_the_weekday_hour_grid():
+    """The connectors' latency heatmap reads the histogram; the establishment's hour-of-day profile is one
+    instant query (not 24 queries of a weekly gauge over a time axis) and the weekday × hour grid is
+    coloured on a continuous scale."""
     dashboards = load_dashboards()
-    for name in ("establishment", "connectors"):
-        heatmaps = [p for p in iter_panels(dashboards[name]) if p["type"] == "heatmap"]
-        assert heatmaps, f"{name} has no heatmap panel"
-        for panel in heatmaps:
-            assert panel["dataFormat"] == "tsbuckets"
-            assert panel["options"]["calculate"] is False
+    for panel in iter_panels(dashboards["establishment"]):
+        assert len(panel.get("targets", [])) < 24, panel["title"]
+        if "ent_logins_by_hour" in json.dumps(panel.get("targets", [])):
+            assert all(t["instant"] for t in panel["targets"]), panel["title"]
+    grid = next(p for p in iter_panels(dashboards["establishment"]) if p["title"].startswith("Logins by weekday"))
+    assert grid["fieldConfig"]["defaults"]["color"]["mode"].startswith("continuous-")
+    assert grid["fieldConfig"]["defaults"]["custom"]["cellOptions"]["type"] == "color-background"
+    heatmaps = [p for p in iter_panels(dashboards["connectors"]) if p["type"] == "heatmap"]
+    assert heatmaps, "connectors has no heatmap panel"
+    for panel in heatmaps:
+        assert panel["options"]["calculate"] is False
     latency = next(p for p in iter_panels(dashboards["connectors"]) if p["type"] == "heatmap")
     (target,) = latency["targets"]
     assert target["format"] == "heatmap" and "ent_connector_request_duration_seconds_bucket" in target["expr"]
@@ -318,7 +347,7 @@ def test_targets_are_grafana_10_prometheus_queries():
             refs = [t["refId"] for t in panel.get("targets", [])]
             assert len(refs) == len(set(refs)), f"{name} / {panel['title']}: duplicate refIds {refs}"
             for target in panel.get("targets", []):
-                assert target["intervalFactor"] == 1
+                assert "intervalFactor" not in target  # legacy: Grafana's step is the panel's interval
                 assert target["range"] is not target["instant"]
 
 
@@ -329,7 +358,7 @@ def test_structure_variable_and_links_carry_the_chosen_structure():
         # "All" is the platform-wide series, not a regex over every structure.
         assert structure["includeAll"] and structure["allValue"] == "all", name
         assert not structure["multi"], name
-        assert structure["definition"] == "ent_structure_info", name
+        assert structure["query"] == "ent_structure_info", name
         assert "(?<text>" in structure["regex"] and "(?<value>" in structure["regex"], name
         assert variables["profile"]["multi"], name
         links = dashboard["links"]
@@ -361,3 +390,73 @@ def test_connector_alert_thresholds_are_drawn_on_the_connectors_dashboard():
     latency_threshold = float(re.search(r"> ([0-9.]+)", alerts["ENTConnectorLatencyHigh"]["expr"]).group(1))
     assert failure_threshold in threshold_values("Failure ratio")
     assert latency_threshold in threshold_values("Latency p50 / p95 / p99")
+
+
+SCHEMA_CHECK = REPO / "grafana" / "schema-check"
+
+
+def test_every_dashboard_type_checks_against_grafana_schema():
+    """tsc --noEmit over every dashboard JSON as an object literal typed as @grafana/schema's Dashboard
+    (the versions pinned in grafana/schema-check/package-lock.json): no unknown (legacy) key, no null
+    where the schema has none, every required key, every value of its type. Zero errors."""
+    node = shutil.which("node")
+    tsc = SCHEMA_CHECK / "node_modules" / "typescript" / "bin" / "tsc"
+    schema = SCHEMA_CHECK / "node_modules" / "@grafana" / "schema" / "package.json"
+    if node is None or not tsc.exists() or not schema.exists():
+        pytest.fail("node or grafana/schema-check's npm packages are missing: the README's test command installs "
+                    "them (apt-get install nodejs npm; npm ci --prefix grafana/schema-check)")
+    lock = json.loads((SCHEMA_CHECK / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/@grafana/schema"]["version"]
+    assert json.loads(schema.read_text())["version"] == pinned, "run npm ci --prefix grafana/schema-check"
+    generated = subprocess.run([node, "generate-check.mjs"], cwd=SCHEMA_CHECK, capture_output=True, text=True,
+                               timeout=120)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert f"checking {len(dashboard_files())} dashboards" in generated.stdout
+    result = subprocess.run([node, str(tsc), "--noEmit", "-p", "."], cwd=SCHEMA_CHECK, capture_output=True,
+                            text=True, timeout=600)
+    errors = [line for line in result.stdout.splitlines() if "error TS" in line]
+    assert result.returncode == 0 and not errors, f"{len(errors)} schema errors:\n" + "\n".join(errors[:30])
+
+
+def test_dashboards_have_no_grafanalib_leftovers():
+    """No null anywhere but a base threshold step, no panel left at grafanalib's maxDataPoints 100, and
+    a compose file running Grafana 12."""
+    for name, dashboard in load_dashboards().items():
+        text = json.dumps(dashboard)
+        assert text.count("null") == text.count('"value": null'), name
+        for panel in iter_panels(dashboard):
+            assert panel.get("maxDataPoints") != 100, f"{name} / {panel.get('title')}"
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert re.fullmatch(r"grafana/grafana:12\.\d+\.\d+", compose["services"]["grafana"]["image"])
+
+
+def test_annotations_drill_down_links_and_collapsed_rows():
+    """Firing ENT alerts and collector failures are annotated on every dashboard; an application links to
+    the Applications dashboard and a structure to the Establishment one; detail rows start collapsed."""
+    dashboards = load_dashboards()
+    for name, dashboard in dashboards.items():
+        exprs = [a["target"]["expr"] for a in dashboard["annotations"]["list"] if "target" in a]
+        assert any("ALERTS{" in e and 'alertstate="firing"' in e for e in exprs), name
+        assert any("ent_exporter_collector_failures_total" in e for e in exprs), name
+    links = {name: [link["url"] for p in iter_panels(d) for link in p.get("fieldConfig", {}).get("defaults", {})
+                    .get("links", [])] for name, d in dashboards.items()}
+    assert any("/d/ent-applications?var-app=" in url for url in links["overview"])
+    assert any("/d/ent-applications?var-app=" in url for url in links["establishment"])
+    assert any("/d/ent-establishment?var-structure=${__data.fields.structure}" in url for url in links["overview"])
+    collapsed = [p for d in dashboards.values() for p in d["panels"] if p["type"] == "row" and p["collapsed"]]
+    assert len(collapsed) >= 3 and all(row["panels"] for row in collapsed)
+
+
+def test_people_panels_never_sum_profiles():
+    """A people family summed (sum, count...) over a profile matcher that includes "all" or several
+    profiles would count a two-profile user twice: headline panels read profile="all", per-profile
+    panels exclude it."""
+    people = ("ent_unique_visitors", "ent_visits_per_visitor", "ent_accounts", "ent_account_activation_ratio",
+              "ent_inactive_accounts", "ent_user_logins_30d")
+    wrong = []
+    for dashboard, panel, expr in panel_queries():
+        for selector in re.findall(r"(\w+)\{([^}]*)\}", expr):
+            name, matchers = selector
+            if name.startswith(people) and 'profile="all"' not in matchers and 'profile!="all"' not in matchers:
+                wrong.append(f"{dashboard} / {panel}: {name}{{{matchers}}}")
+    assert not wrong, "\n".join(wrong)

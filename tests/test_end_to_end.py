@@ -16,14 +16,14 @@ import pytest
 import yaml
 
 from tests.support import wait_until, REPO, free_port, require_binary
-from tests.test_dashboards import panel_queries, substitute
+from tests.test_dashboards import iter_panels, load_dashboards, panel_queries, substitute
 
 PROMETHEUS = REPO / "prometheus"
 SCRAPE_INTERVAL = "1s"
 
 # Concrete values for Grafana's variables, as a user picking them would produce.
 BUILTINS = {"__rate_interval": "1m", "__range": "10m", "__interval": "15s", "__range_s": "600",
-            "__interval_ms": "15000"}
+            "__interval_ms": "15000", "instance": ".*"}
 
 
 def api(port: int, path: str, **params) -> dict:
@@ -170,6 +170,14 @@ def test_every_panel_query_returns_data(request, fixture):
         if not answer["data"]["result"]:
             empty.append(f"{dashboard} / {panel}: {concrete}")
     assert not failed, "queries Prometheus rejected:\n" + "\n".join(failed)
+    # Panels that hide intervals without enough calls (as the alerts do) say "no calls" instead of a
+    # 0/0 ratio: empty is right for them when the connector has too few calls at this hour.
+    quiet = api(stack["prometheus"], "/api/v1/query",
+                query='sum(rate(ent_connector_requests_total{connector="pronote"}[5m])) * 60 < 2')["data"]["result"]
+    no_calls = {(d["title"], p["title"]) for d in load_dashboards().values() for p in iter_panels(d)
+                if p.get("fieldConfig", {}).get("defaults", {}).get("noValue") == "no calls"}
+    if quiet:
+        empty = [line for line in empty if tuple(line.split(": ", 1)[0].split(" / ", 1)) not in no_calls]
     assert not empty, "queries that returned no data:\n" + "\n".join(empty)
 
 

@@ -64,6 +64,8 @@ def test_a_scrape_runs_no_sql_and_renders_nothing(seeded, tmp_path):
     exporter = start_exporter(config)
     try:
         wait_until(lambda: all_ran(exporter))
+        assert "process_resident_memory_bytes " in scrape(port)
+        exporter.process.stop()  # its background refresh renders process_* every few seconds, never a scrape
         requests_before = exporter.source.pool.get_stats().get("requests_num", 0)
         renders_before = exporter.runtime.exposition.renders
         bodies = {scrape(port) for _ in range(50)}

@@ -73,6 +73,11 @@ def data(pg_server):
     for days in (28, 30, 90):
         raw.accounts.append((f"edge-{days}", "S0", "Teacher", start, start))
         raw.logins.append((f"edge-{days}", "Teacher", mid_week - timedelta(days=days)))
+    # One person, two profiles in one structure (and a login in a third): one visitor in profile="all".
+    raw.accounts += [("two-hats", "S1", "Teacher", start, start), ("two-hats", "S1", "Personnel", start, None)]
+    for moment in NOWS.values():
+        for hours, profile in ((1, "Teacher"), (2, "Personnel"), (3, "Student"), (30, "Personnel")):
+            raw.logins.append(("two-hats", profile, moment.astimezone(timezone.utc) - timedelta(hours=hours)))
     insert(dsn, raw)
     return dsn, raw
 
@@ -85,13 +90,20 @@ def known_pairs(raw: RawData) -> set[tuple[str, str]]:
     return pairs | {("all", profile) for _s, profile in pairs}
 
 
+def people_pairs(raw: RawData) -> set[tuple[str, str]]:
+    """known_pairs and profile="all" (each person once over every profile) of each of their structures."""
+    pairs = known_pairs(raw)
+    return pairs | {(structure, "all") for structure, _p in pairs}
+
+
 def expected_visitors(raw: RawData, periods: dict[str, tuple[datetime, datetime]]):
     structures_of = attachments(raw.accounts)
-    visitors = Counter({(*pair, period): 0 for pair in known_pairs(raw) for period in periods})
+    visitors = Counter({(*pair, period): 0 for pair in people_pairs(raw) for period in periods})
     visits = Counter()
     for period, (start, end) in periods.items():
         per_user = Counter((user, _label(profile)) for user, profile, moment in raw.logins if start <= moment < end)
-        for (user, profile), logins in per_user.items():
+        per_person = Counter((user, "all") for user, _profile, moment in raw.logins if start <= moment < end)
+        for (user, profile), logins in [*per_user.items(), *per_person.items()]:
             for structure in structures_of.get(user, {"unknown"}) | {"all"}:
                 visitors[(structure, profile, period)] += 1
                 visits[(structure, profile, period)] += logins
@@ -123,15 +135,19 @@ def is_activated(activated_at, now) -> bool:
 
 def expected_accounts(raw: RawData, now: datetime):
     counts: Counter = Counter()
-    platform: dict[tuple, bool] = {}  # (user, profile) -> activated in any of its structures
+    # (structure, profile, user) -> activated in any attachment the series covers: ("all", profile)
+    # over the structures, (structure, "all") over the profiles, ("all", "all") over both.
+    people: dict[tuple, bool] = {}
     keys = set()
     for user, structure, profile, _created, activated_at in raw.accounts:
         state = "activated" if is_activated(activated_at, now) else "pending"
-        counts[(_label(structure), _label(profile), state)] += 1
-        platform[(user, _label(profile))] = platform.get((user, _label(profile)), False) or state == "activated"
-        keys |= {(_label(structure), _label(profile)), ("all", _label(profile))}
-    for (_user, profile), activated in platform.items():
-        counts[("all", profile, "activated" if activated else "pending")] += 1
+        s, p = _label(structure), _label(profile)
+        counts[(s, p, state)] += 1
+        for key in (("all", p), (s, "all"), ("all", "all")):
+            people[(*key, user)] = people.get((*key, user), False) or state == "activated"
+        keys |= {(s, p), ("all", p), (s, "all"), ("all", "all")}
+    for (s, p, _user), activated in people.items():
+        counts[(s, p, "activated" if activated else "pending")] += 1
     accounts = {(s, p, state): float(counts[(s, p, state)]) for s, p in keys for state in ("activated", "pending")}
     ratio = {}
     for s, p in keys:
@@ -151,14 +167,15 @@ def expected_activity(raw: RawData, now: datetime):
     for user, structure, profile, _created, activated_at in raw.accounts:
         if is_activated(activated_at, now):
             rows.add((user, _label(structure), _label(profile)))
-    inactive: Counter = Counter({(*pair, days): 0 for pair in known_pairs(raw) for days in ("30", "90")})
-    histograms: dict[tuple, list] = {pair: [] for pair in known_pairs(raw)}
-    for key_of in (lambda user, s, p: (s, p), lambda user, s, p: ("all", p)):
+    inactive: Counter = Counter({(*pair, days): 0 for pair in people_pairs(raw) for days in ("30", "90")})
+    histograms: dict[tuple, list] = {pair: [] for pair in people_pairs(raw)}
+    for key_of in (lambda user, s, p: (s, p), lambda user, s, p: ("all", p), lambda user, s, p: (s, "all"),
+                   lambda user, s, p: ("all", "all")):
         seen = set()
         for user, structure, profile in sorted(rows):
             key = key_of(user, structure, profile)
             if (key, user) in seen:
-                continue  # "all" counts each user once per profile
+                continue  # "all" counts each user once per series
             seen.add((key, user))
             last_30 = logins_between(user, now - timedelta(days=30))
             last_90 = logins_between(user, now - timedelta(days=90))
@@ -211,6 +228,11 @@ def test_visitors_for_the_periods_to_date(data, moment):
     assert samples["ent_unique_visitors"] == visitors
     assert samples["ent_visits_per_visitor"] == pytest.approx(visits)
     assert {k[2] for k in visitors} == {"day", "week", "month"}
+    # The two-profile user is one visitor over every profile, with all of her logins.
+    if moment == "mid-week":
+        per_profile = sum(v for (s, p, period), v in visitors.items() if s == "S1" and p != "all" and period == "day")
+        assert visitors[("S1", "all", "day")] < per_profile
+        assert visits[("S1", "all", "day")] > 0
 
 
 @pytest.mark.parametrize("moment", sorted(NOWS))
@@ -297,6 +319,11 @@ def test_once_prints_every_family_of_the_design_for_every_structure_and_profile(
     assert {(s, p) for s in structures for p in profiles} <= accounts
     visitors = {dict(k)["structure"] for k in samples["ent_unique_visitors"]}
     assert structures <= visitors
+    # Every people count has profile="all" beside structure="all", both at once too.
+    for name in ("ent_unique_visitors", "ent_visits_per_visitor", "ent_accounts", "ent_account_activation_ratio",
+                 "ent_inactive_accounts", "ent_user_logins_30d_count"):
+        pairs = {(dict(k)["structure"], dict(k)["profile"]) for k in samples[name]}
+        assert {(s, "all") for s in structures} <= pairs, name
 
 
 def test_privacy_threshold_publishes_small_people_counts_as_zero(data, tmp_path):

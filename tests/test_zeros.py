@@ -56,25 +56,29 @@ def test_every_known_structure_and_profile_is_published_at_zero(source_dsn, mome
     samples = run_everything(source_dsn, now)
     pairs = {("S-busy", "Student"), ("S-quiet", "Student"), ("S-quiet", "Teacher"), ("S-busy", "Relative"),
              ("all", "Student"), ("all", "Teacher"), ("all", "Relative")}
+    # People counts also have profile="all" (each person once over every profile) for each structure.
+    people = pairs | {("S-busy", "all"), ("S-quiet", "all"), ("all", "all")}
     periods = ("day", "week", "month")  # the hourly collector; previous_month is the monthly one's
     visitors = samples["ent_unique_visitors"]
-    expected = {(*pair, period): 0.0 for pair in pairs for period in (*periods, "previous_month")}
+    expected = {(*pair, period): 0.0 for pair in people for period in (*periods, "previous_month")}
     login = now.astimezone(timezone.utc) - timedelta(hours=1)
     month = _period_start(now, "month")
     previous = _period_start(month - timedelta(days=1), "month")
     seen_in = [p for p in periods if login >= _period_start(now, p)] + (
         ["previous_month"] if previous <= login < month else [])
     assert seen_in, "the login an hour before now lands in some period"
-    expected.update({(s, "Student", p): 1.0 for s in ("S-busy", "all") for p in seen_in})
+    expected.update({(s, p_, p): 1.0 for s in ("S-busy", "all") for p_ in ("Student", "all") for p in seen_in})
     assert visitors == expected
     assert samples["ent_visits_per_visitor"] == {key: 1.0 if value else 0.0 for key, value in expected.items()}
     # Inactivity and login frequency: activated accounts only, 0 (an empty distribution) elsewhere.
     inactive = samples["ent_inactive_accounts"]
-    assert inactive == {**{(*pair, days): 0.0 for pair in pairs for days in ("30", "90")},
-                        **{(s, "Student", days): 1.0 for s in ("S-quiet",) for days in ("30", "90")},
-                        **{("all", "Student", days): 1.0 for days in ("30", "90")}}
+    assert inactive == {**{(*pair, days): 0.0 for pair in people for days in ("30", "90")},
+                        **{(s, p, days): 1.0 for s in ("S-quiet", "all") for p in ("Student", "all")
+                           for days in ("30", "90")}}
     histograms = samples["ent_user_logins_30d"]
-    assert set(histograms) == pairs
+    assert set(histograms) == people
+    assert vars(histograms[("all", "all")]) == {
+        "buckets": [1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0], "count": 2.0, "sum": 1.0}  # quiet-1: 0, busy-1: 1 login
     assert vars(histograms[("S-quiet", "Teacher")]) == {"buckets": [0.0] * 7, "count": 0.0, "sum": 0.0}
     # The heatmap: 168 cells for each known structure and "all", zeros included.
     cells = samples["ent_logins_by_hour"]

@@ -1,10 +1,10 @@
 """Applications: accesses per application over time, top applications by profile, share of each."""
 from grafana.dashboards.panels import (
-    app_variable, dashboard, link, piechart, profile_variable, row, stat, structure_variable, table, target,
-    timeseries,
+    INSTANCE, app_variable, dashboard, link, piechart, profile_variable, row, stat, structure_variable, table,
+    target, timeseries,
 )
 
-S = 'structure="$structure", profile=~"$profile"'
+S = f'structure="$structure", profile=~"$profile", {INSTANCE}'
 SA = f'{S}, app=~"$app"'
 IN_PERIOD = f"increase(ent_app_accesses_total{{{SA}}}[$__range])"
 
@@ -34,16 +34,19 @@ panels = [
 
     row("Over time"),
     (timeseries("Openings per application",
-                "Application openings per hour (rate over the last minutes × 3600), per application.",
+                "Application openings per hour (the raw counter's rate over Grafana's interval × 3600: every "
+                "opening counts at any range), per application.",
                 target(f"sum by (app) (rate(ent_app_accesses_total{{{SA}}}[$__rate_interval])) * 3600", "{{app}}"),
-                "suffix: openings/h", legend_calcs=["mean", "max"], axis_label="openings per hour"), 24, 10),
-    (timeseries("Openings per profile",
-                "Application openings per hour, per profile (selected applications), stacked.",
-                target(f"sum by (profile) (rate(ent_app_accesses_total{{{SA}}}[$__rate_interval])) * 3600",
-                       "{{profile}}"),
-                "suffix: openings/h", stack=True, fill=30, axis_label="openings per hour"), 24, 8),
+                "suffix: openings/h", legend_calcs=["mean", "max"], axis_label="openings per hour", interval="1m",
+                max_points=500), 24, 10),
+    (timeseries("Openings per day by profile",
+                "Application openings per day (the 24 hours ending at each bar, midnight UTC), per profile "
+                "(selected applications), stacked.",
+                target(f"sum by (profile) (increase(ent_app_accesses_total{{{SA}}}[1d]))", "{{profile}}"),
+                "short", bars=True, stack=True, axis_label="openings per day", interval="1d", max_points=400),
+     24, 8),
 
-    row("Ranking and share"),
+    row("Ranking and share", collapsed=True),
     (table("Top applications by profile",
            "For each profile, its five most opened applications during the period.",
            instant(f"topk by (profile) (5, sum by (profile, app) ({IN_PERIOD}))", fmt="table"), "short",

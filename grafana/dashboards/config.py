@@ -44,18 +44,34 @@ class Config:
     # Failure ratio (failed calls / all calls over 5 minutes) above which a connector pages.
     connector_failure_ratio: float = 0.10
     connector_failure_for: str = "5m"
+    # Once firing, the failure alert stays firing this long after the condition stops holding:
+    # a connector still failing every call whose traffic falls under the guard below does not
+    # resolve (the low-traffic companion takes over within this time).
+    connector_failure_keep_firing_for: str = "15m"
+    # The low-traffic companion (ENTConnectorFailureRatioHighLowTraffic): the same ratio over a
+    # longer window, with a smaller minimum of calls in it, where the 5-minute guard is not met.
+    connector_failure_slow_window: str = "1h"
+    connector_min_requests_slow_window: int = 10
+    connector_failure_slow_for: str = "10m"
     # Dashboards only: the failure ratio at which panels turn yellow (red is the alert's).
     connector_failure_ratio_warning: float = 0.05
     # Below this many calls in 5 minutes the ratio is noise (one failure out of three
     # calls at night): the failure alert needs at least this much traffic.
     connector_min_requests_5m: int = 10
-    # p95 latency (seconds, from the histogram over 5 minutes) above which a connector is slow.
+    # p95 latency (seconds, from the histogram over 5 minutes) above which a connector is slow,
+    # with at least connector_min_requests_5m calls in those 5 minutes (one slow call at night
+    # is not a slow connector).
     connector_latency_p95_seconds: float = 2.5
     connector_latency_for: str = "15m"
-    # A connector is silent when it had no call at all over this window although, a week
-    # earlier at the same time, it had at least connector_silent_usual_per_minute calls per minute.
+    # A connector is silent when it had no call at all over this window although it was busy
+    # just before (at least connector_silent_usual_per_minute calls per minute over the hour
+    # before the window: a holiday or a quiet night never is) and usually is at this time (the
+    # same average a week earlier, over connector_silent_week_margin either side of the same
+    # instant: the same local hour, whichever side of a DST change it was).
     connector_silent_window: str = "15m"
     connector_silent_usual_per_minute: float = 1.0
+    connector_silent_before: str = "1h"
+    connector_silent_week_margin_hours: int = 1
     connector_silent_for: str = "15m"
 
     # -- active probes (probes: in the exporter's configuration) ---------------------------
@@ -74,8 +90,13 @@ class Config:
 
     # -- the exporter ---------------------------------------------------------------------
     exporter_down_for: str = "5m"
-    # A collector is stale when its last success is older than this many cadences.
-    collector_stale_cadences: float = 2.0
+    # A collector is overdue when its last success is older than its cadence plus a margin: a
+    # tenth of the cadence, between these bounds (the exporter's /readyz uses the same rule):
+    # 1 min + 1 min for the instant ones, 1 h + 6 min hourly, 1 day + 1 h daily, 1 week + 1 h
+    # weekly, 31 days + 1 h monthly. A collector that has failed and never succeeded
+    # (no last-success sample) is stale too.
+    collector_stale_margin_min_seconds: int = 60
+    collector_stale_margin_max_seconds: int = 3600
     collector_stale_for: str = "5m"
     source_down_for: str = "5m"
 
@@ -91,6 +112,11 @@ class Config:
     @property
     def exporter_selector(self) -> str:
         return f'job="{self.exporter_job}"'
+
+    @property
+    def connector_min_requests_per_minute(self) -> float:
+        """The failure alert's traffic guard as a rate: ratio panels hide what the alert ignores."""
+        return self.connector_min_requests_5m / 5
 
     def runbook_url(self, alert: str) -> str:
         return f"{self.runbook_url_base}#{alert.lower()}"

@@ -1,16 +1,20 @@
 """Exporter health: collector last success age, durations, failures, source up, series counts."""
 from grafana.dashboards.config import CONFIG
 from grafana.dashboards.panels import (
-    UP_DOWN, bargauge, dashboard, profile_variable, row, stat, state_timeline, structure_variable, target,
+    INSTANCE, UP_DOWN, bargauge, dashboard, profile_variable, row, stat, state_timeline, structure_variable, target,
     timeseries, value_map,
 )
-from grafana.dashboards.rules import COLLECTOR_STALE, EXPORTER_DOWN, SOURCE_DATABASE_DOWN, num
+from grafana.dashboards.rules import COLLECTOR_STALE, EXPORTER_DOWN, SOURCE_DATABASE_DOWN, alerting_rules
 
-J = CONFIG.exporter_selector
+J = f"{CONFIG.exporter_selector}, {INSTANCE}"
 AGE = f"time() - ent_exporter_collector_last_success_timestamp_seconds{{{J}}}"
 AGE_IN_CADENCES = (f"({AGE})\n/ on (job, instance, collector) group_left (cadence)\n"
                    f"ent_exporter_collector_cadence_seconds{{{J}}}")
-STALE = num(CONFIG.collector_stale_cadences)
+# Both expressions of the stale alert (overdue, never succeeded), as the alert evaluates them.
+STALE_EXPRS = [rule["expr"].strip() for group in alerting_rules() for rule in group["rules"]
+               if rule.get("alert") == COLLECTOR_STALE]
+STALE_COLLECTORS = " or\n".join(f"({expr})" for expr in STALE_EXPRS).replace(
+    CONFIG.exporter_selector + "}", J + "}")
 UP_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
 
 
@@ -30,9 +34,9 @@ panels = [
           instant(f"ent_exporter_source_up{{{J}}}", "{{instance}}"), "none", UP_DOWN, color_mode="background",
           mappings=UP_MAPPINGS), 4, 4),
     (stat("Stale collectors",
-          f"Collectors whose last success is older than {STALE} times their cadence (what {COLLECTOR_STALE} "
-          "alerts on, before its delay).",
-          instant(f"count(({AGE_IN_CADENCES}) > {STALE}) or vector(0)"), "short", [(None, "green"), (1, "red")]),
+          "Collectors whose last success is older than their cadence plus a tenth of it (1 min to 1 h), or that "
+          f"failed and never succeeded: what {COLLECTOR_STALE} alerts on, before its delay.",
+          instant(f"count({STALE_COLLECTORS}) or vector(0)"), "short", [(None, "green"), (1, "red")]),
      4, 4),
     (stat("Collector failures",
           "Failed collector runs during the period of the time picker (database unreachable, query error or "
@@ -51,10 +55,10 @@ panels = [
     row("Collectors"),
     (bargauge("Last success age, in cadences",
               "Per collector: time since its last success divided by its cadence (1 minute, 1 hour, 1 day, 1 week "
-              f"or 31 days). Below 1 is on time; red from {STALE}, where {COLLECTOR_STALE} fires.",
+              "or 31 days). Below 1 is on time; yellow from 1 (the next run is due), red from 1.1 (a tenth late: "
+              f"about where {COLLECTOR_STALE} fires; the margin is clamped to 1 min to 1 h).",
               instant(AGE_IN_CADENCES, "{{collector}} ({{cadence}})"), "suffix: × cadence",
-              [(None, "green"), (1, "yellow"), (CONFIG.collector_stale_cadences, "red")],
-              max_value=CONFIG.collector_stale_cadences + 1), 12, 10),
+              [(None, "green"), (1, "yellow"), (1.1, "red")], max_value=2), 12, 10),
     (timeseries("Time since last success",
                 "Per collector: seconds since its last complete run (log scale: cadences go from a minute to a "
                 "month).",
@@ -62,14 +66,41 @@ panels = [
     (timeseries("Run duration",
                 "Per collector: duration of its last run, successful or not (ent_exporter_collector_duration_seconds).",
                 target(f"ent_exporter_collector_duration_seconds{{{J}}}", "{{collector}}"), "s",
-                [(None, "green"), (30, "yellow"), (300, "red")], legend_calcs=["lastNotNull", "max"]), 12, 8),
+                [(None, "green"), (30, "yellow"), (300, "red")], legend_calcs=["lastNotNull", "max"], interval="1m",
+                max_points=500), 12, 8),
     (timeseries("Collector failures",
-                "Per collector: failed runs over the last minutes (increase of ent_exporter_collector_failures_total).",
-                target(f"sum by (collector) (increase(ent_exporter_collector_failures_total{{{J}}}[$__rate_interval]))",
+                "Per collector: failed runs in each interval (increase of ent_exporter_collector_failures_total over "
+                "the interval, at least a minute): the bars add up to the failures of the period.",
+                target(f"sum by (collector) (increase(ent_exporter_collector_failures_total{{{J}}}[$__interval]))",
                        "{{collector}}"),
-                "short", [(None, "green"), (1, "red")], bars=True), 12, 8),
+                "short", [(None, "green"), (1, "red")], bars=True, interval="1m", max_points=300,
+                axis_label="failed runs per interval"), 12, 8),
 
-    row("Source, scrapes and series"),
+    row("The exporter's process"),
+    (timeseries("CPU",
+                "CPU time the exporter's process uses per second (1 = one core), from prometheus-client's "
+                "process collector (process_cpu_seconds_total). Collector runs show as short peaks.",
+                target(f"rate(process_cpu_seconds_total{{{J}}}[$__rate_interval])", "{{instance}}"), "percentunit",
+                [(None, "green"), (0.8, "red")], interval="1m", max_points=500), 8, 7),
+    (timeseries("Memory",
+                "Resident memory of the exporter's process (process_resident_memory_bytes): it holds the last "
+                "result of every collector and their rendered text.",
+                target(f"process_resident_memory_bytes{{{J}}}", "{{instance}}"), "bytes", interval="1m",
+                max_points=500), 8, 7),
+    (timeseries("Open file descriptors",
+                "File descriptors the process has open (process_open_fds) against its limit (process_max_fds, "
+                "right): database connections, scrapes and the state files.",
+                [target(f"process_open_fds{{{J}}}", "open {{instance}}", ref="A"),
+                 target(f"process_max_fds{{{J}}}", "limit {{instance}}", ref="B")], "short",
+                overrides=[{"matcher": {"id": "byFrameRefID", "options": "B"},
+                            "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]}],
+                interval="1m", max_points=500), 8, 7),
+    (stat("Uptime",
+          "Time since the exporter's process started (process_start_time_seconds): a recent restart explains "
+          "counters starting over in the probes (in memory) and collectors running at start-up.",
+          instant(f"time() - process_start_time_seconds{{{J}}}", "{{instance}}"), "s", decimals=0), 24, 3),
+
+    row("Source, scrapes and series", collapsed=True),
     (state_timeline("Source database and scrape",
                     "Up (green) or down (red) over time: the exporter's access to its database "
                     "(ent_exporter_source_up) and Prometheus' scrape of the exporter (up).",
@@ -88,7 +119,7 @@ panels = [
                 "Samples in each scrape of the exporter (scrape_samples_scraped), and series folded by the "
                 "cardinality guard per interval (right axis: should stay at 0).",
                 [target(f"scrape_samples_scraped{{{J}}}", "samples per scrape", ref="A"),
-                 target(f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__rate_interval])) or vector(0)",
+                 target(f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__interval])) or vector(0)",
                         "folded series", ref="B")],
                 "short",
                 overrides=[{"matcher": {"id": "byName", "options": "folded series"},

@@ -41,11 +41,71 @@ def load_dashboard(path: Path):
     return module.dashboard
 
 
+# Keys grafanalib writes that Grafana's current model (@grafana/schema's Dashboard) does not have:
+# Graph-era panel options and dashboard fields, read by no current panel. Checked by
+# grafana/schema-check (tsc against @grafana/schema), run by tests/test_dashboards.py.
+LEGACY_DASHBOARD_KEYS = {"__inputs", "__requires", "rows", "sharedCrosshair", "hideControls", "gnetId", "version", "id", "style"}
+LEGACY_PANEL_KEYS = {
+    "dataSource", "cacheTimeout", "hideTimeOverride", "minSpan", "repeatDirection", "span", "height",
+    "editable", "error", "isNew", "renderer", "timeShift", "timeFrom", "alert", "format", "thresholds",
+    "mappings", "overrides", "decimals", "reduceCalc", "legend", "tooltip", "xAxis", "yAxes", "aliasColors",
+    "nullPointMode", "yAxis", "xBuckets", "yBuckets", "color", "cards", "dataFormat", "heatmap", "hideZeroBuckets",
+    "highlightCards", "yBucketBound", "reverseYBuckets", "yBucketSize", "yBucketNumber", "xBucketSize",
+    "xBucketNumber", "tooltipDecimals", "maxPerRow", "showHeader", "columns", "fontSize", "pageSize", "scroll",
+    "sort", "styles", "transform", "valueMaxLength", "valueName", "textMode", "colorMode", "graphMode",
+    "orientation", "noValue", "sparkline", "gauge", "prefix", "postfix", "valueFontSize", "prefixFontSize",
+    "postfixFontSize", "rangeMaps", "mappingType", "mappingTypes", "valueMaps", "colorBackground", "colorValue",
+    "colors", "nullText", "timeRegions", "minValue", "maxValue", "displayMode", "showUnfilled", "reduce", "unit",
+    "pieType", "legendType", "values", "mergeValues", "rowHeight", "showValue", "alignValue", "calcs",
+    "limit", "fields", "percentage", "stack", "points", "pointradius", "lines", "linewidth", "bars", "fill",
+    "fillGradient", "dashLength", "dashes", "spaceLength", "steppedLine", "seriesOverrides", "spaceLength",
+}
+LEGACY_TARGET_KEYS = {"step", "target", "metric", "hide", "intervalFactor", "datasource_uid"}
+
+
+def _no_nulls(value):
+    """Drops every null (Grafana reads a missing key as its default; the schema has no nulls)."""
+    if isinstance(value, dict):
+        if set(value) == {"color", "value"}:  # a threshold step: the base one's value is null
+            return value
+        return {key: _no_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_no_nulls(item) for item in value if item is not None]
+    return value
+
+
+def clean(data: dict) -> dict:
+    """grafanalib's output in Grafana's current model: no legacy keys, no nulls."""
+    data = _no_nulls(data)
+    for key in LEGACY_DASHBOARD_KEYS:
+        data.pop(key, None)
+    data.get("timepicker", {}).pop("time_options", None)
+    for variable in data.get("templating", {}).get("list", []):
+        variable.pop("definition", None)  # the editor's display copy of the query
+    stack = list(data.get("panels", []))
+    while stack:
+        panel = stack.pop()
+        stack.extend(panel.get("panels", []))
+        if panel.get("type") == "row":  # a row is a title, a position and (collapsed) its panels
+            for key in set(panel) - {"type", "title", "collapsed", "gridPos", "id", "panels"}:
+                del panel[key]
+            continue
+        for key in LEGACY_PANEL_KEYS:
+            panel.pop(key, None)
+        panel.get("fieldConfig", {}).setdefault("overrides", [])
+        if panel.get("fieldConfig"):
+            panel["fieldConfig"].setdefault("defaults", {})
+        for target in panel.get("targets", []):
+            for key in LEGACY_TARGET_KEYS:
+                target.pop(key, None)
+    return data
+
+
 def dashboard_json(path: Path) -> str:
     from grafanalib._gen import DashboardEncoder
 
-    data = load_dashboard(path).to_json_data()
-    return json.dumps(data, sort_keys=True, indent=2, cls=DashboardEncoder, ensure_ascii=False) + "\n"
+    data = json.loads(json.dumps(load_dashboard(path).to_json_data(), cls=DashboardEncoder))
+    return json.dumps(clean(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
 class _Dumper(yaml.SafeDumper):

@@ -15,8 +15,14 @@ from grafanalib import core as g
 
 from .config import CONFIG
 
-SCHEMA_VERSION = 39  # Grafana 10.4: the JSON below is written in its model, no migration needed
-DS = CONFIG.datasource
+SCHEMA_VERSION = 41  # Grafana 12: the JSON below is written in its model, no migration needed
+# Every panel, variable and annotation reads the datasource variable ($datasource: any Prometheus,
+# by default the provisioned one), so one dashboard serves any Prometheus holding the metrics.
+DS = {"type": "prometheus", "uid": "${datasource}"}
+# Several exporters (platforms) may feed one Prometheus: every query is filtered by $instance.
+INSTANCE = 'instance=~"$instance"'
+# The failure alert's traffic guard as a rate: ratio panels hide what the alert ignores.
+MIN_CALLS_PER_SECOND = CONFIG.connector_min_requests_per_minute / 60
 
 # Threshold presets: (value, color) pairs, increasing.
 NEUTRAL = [(None, "blue")]
@@ -91,11 +97,13 @@ def _merge(*parts: dict) -> dict:
     return out
 
 
-def _common(title: str, description: str, targets, links=None) -> dict:
+def _common(title: str, description: str, targets, links=None, max_points: int | None = None) -> dict:
+    """What every panel has. ``max_points``: the panel's maxDataPoints (None: Grafana's default, the
+    panel's width in pixels; instant queries ignore it)."""
     if not description:
         raise ValueError(f"panel {title!r}: a description is required")
     return {"title": title, "description": description, "dataSource": DS, "targets": _targets(targets),
-            "links": links or []}
+            "links": links or [], "maxDataPoints": max_points}
 
 
 def value_map(mapping: dict, colors: dict | None = None) -> list[dict]:
@@ -117,10 +125,11 @@ def rename(names: dict[str, str]) -> list[dict]:
 def stat(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, text_mode: str = "auto",
          color_mode: str = "value", graph: bool = False, reduce: str = "lastNotNull", decimals: int | None = None,
          mappings: list | None = None, overrides: list | None = None, orientation: str = "auto",
-         no_value: str = "No data", links=None, interval: str | None = None) -> g.Stat:
+         no_value: str = "No data", links=None, interval: str | None = None,
+         field_links: list | None = None) -> g.Stat:
     extra = _merge(
-        _field_config(unit, thresholds, {"decimals": decimals, "noValue": no_value, "color": {"mode": "thresholds"}},
-                      overrides, mappings),
+        _field_config(unit, thresholds, {"decimals": decimals, "noValue": no_value, "color": {"mode": "thresholds"},
+                                         "links": field_links}, overrides, mappings),
         {"options": {"wideLayout": True, "showPercentChange": False}},
     )
     return g.Stat(**_common(title, description, targets, links), format=unit, textMode=text_mode,
@@ -130,13 +139,17 @@ def stat(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *
 
 
 def timeseries(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, bars: bool = False,
-               stack: bool = False, fill: int = 10, threshold_style: str = "off", min_value: int | None = 0,
+               stack: bool = False, fill: int = 10, threshold_style: str | None = None, min_value: int | None = 0,
                max_value: int | None = None, axis_label: str = "", legend_calcs: list[str] | None = None,
                overrides: list | None = None, links=None, interval: str | None = None,
-               log_scale: bool = False) -> g.TimeSeries:
-    extra = _field_config(unit, thresholds, {"min": min_value, "max": max_value}, overrides)
+               log_scale: bool = False, max_points: int | None = None, no_value: str | None = None) -> g.TimeSeries:
+    """A time series. Thresholds other than the neutral one are drawn (a dashed line) unless
+    ``threshold_style`` says otherwise: a threshold nobody sees is noise in the JSON."""
+    if threshold_style is None:
+        threshold_style = "off" if thresholds == NEUTRAL else "dashed"
+    extra = _field_config(unit, thresholds, {"min": min_value, "max": max_value, "noValue": no_value}, overrides)
     return g.TimeSeries(
-        **_common(title, description, targets, links), unit=unit, thresholds=steps(thresholds),
+        **_common(title, description, targets, links, max_points), unit=unit, thresholds=steps(thresholds),
         drawStyle="bars" if bars else "line", fillOpacity=80 if bars else fill,
         stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none", "group": "A"},
         thresholdsStyleMode=threshold_style, legendDisplayMode="table" if legend_calcs else "list",
@@ -176,19 +189,26 @@ class BarGauge(g.Panel):
 
 def bargauge(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, max_value=None,
              orientation: str = "horizontal", overrides: list | None = None, mappings: list | None = None,
-             links=None, interval: str | None = None, decimals: int | None = None) -> BarGauge:
+             links=None, interval: str | None = None, decimals: int | None = None,
+             no_value: str | None = None, field_links: list | None = None) -> BarGauge:
     return BarGauge(**_common(title, description, targets, links), unit=unit, maxValue=max_value,
                     orientation=orientation, thresholds=steps(thresholds), interval=interval,
-                    extraJson=_field_config(unit, thresholds, {"min": 0, "max": max_value, "decimals": decimals},
+                    extraJson=_field_config(unit, thresholds, {"min": 0, "max": max_value, "decimals": decimals,
+                                                               "noValue": no_value, "links": field_links},
                                             overrides, mappings))
 
 
 def table(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, transformations=None,
           overrides: list | None = None, cell: str = "auto", sort_by: list | None = None, mappings=None,
-          links=None) -> g.Table:
+          links=None, field_links: list | None = None, color_mode: str | None = None) -> g.Table:
+    """A table. ``color_mode`` (e.g. "continuous-GrYlRd") colours cells on a continuous scale from
+    the field's min to its max instead of by thresholds."""
     extra = _merge(
         _field_config(unit, thresholds, {"custom": {"align": "auto", "cellOptions": {"type": cell},
-                                                    "inspect": False, "filterable": False}}, overrides, mappings),
+                                                    "inspect": False, "filterable": False},
+                                         "links": field_links,
+                                         "color": {"mode": color_mode} if color_mode else None},
+                      overrides, mappings),
         {"options": {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"]},
                      "sortBy": sort_by or []}},
     )
@@ -241,8 +261,33 @@ def state_timeline(title: str, description: str, targets, unit: str, thresholds=
                                                    mappings=mappings))
 
 
-def row(title: str) -> g.RowPanel:
-    return g.RowPanel(title=title, description=title)
+def row(title: str, collapsed: bool = False) -> g.RowPanel:
+    """A row; a collapsed one holds the panels that follow it (up to the next row), shown on a click."""
+    return g.RowPanel(title=title, description=title, collapsed=collapsed)
+
+
+def barchart(title: str, description: str, targets, unit: str, *, x_field: str, transformations=None,
+             thresholds=NEUTRAL, links=None) -> g.Panel:
+    """A bar chart of one instant query formatted as a table, one bar per value of ``x_field``."""
+    return BarChart(**_common(title, description, targets, links), xField=x_field,
+                    transformations=transformations or [], thresholds=steps(thresholds),
+                    extraJson=_field_config(unit, thresholds, {"color": {"mode": "continuous-GrYlRd"},
+                                                               "custom": {"fillOpacity": 80, "lineWidth": 0}}))
+
+
+@attr.s
+class BarChart(g.Panel):
+    xField = attr.ib(default="")
+
+    def to_json_data(self):
+        return self.panel_json({
+            "type": "barchart",
+            "options": {"xField": self.xField, "orientation": "vertical", "showValue": "never",
+                        "groupWidth": 0.8, "barWidth": 0.9, "stacking": "none", "xTickLabelRotation": 0,
+                        "xTickLabelSpacing": 0, "colorByField": "Value",
+                        "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom", "calcs": []},
+                        "tooltip": {"mode": "single", "sort": "none"}},
+        })
 
 
 # -- variables -----------------------------------------------------------------------------
@@ -263,6 +308,26 @@ def _query_variable(name: str, label: str, query: str, *, regex: str = "", multi
     }
 
 
+def datasource_variable() -> dict:
+    """$datasource: any Prometheus datasource, by default the provisioned one (config.datasource_uid)."""
+    return {
+        "name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+        "description": "The Prometheus holding the ENT exporter's metrics.",
+        "current": {"selected": True, "text": CONFIG.datasource_uid, "value": CONFIG.datasource_uid},
+        "options": [], "refresh": 1, "regex": "", "hide": g.SHOW, "includeAll": False, "multi": False,
+        "skipUrlSync": False,
+    }
+
+
+def instance_variable() -> dict:
+    """$instance: the exporters (one per platform) feeding this Prometheus; "All" selects every one."""
+    return _query_variable(
+        "instance", "Exporter", f"label_values(ent_exporter_series{{{CONFIG.exporter_selector}}}, instance)",
+        multi=True, description="The ENT exporter (one per platform) whose figures are shown. \"All\" adds the "
+                                "platforms up: they have different users.",
+    )
+
+
 def structure_variable(hide: bool = False) -> dict:
     """Structures by name (from ent_structure_info); "All" is the platform-wide series structure="all"."""
     return _query_variable(
@@ -277,7 +342,7 @@ def structure_variable(hide: bool = False) -> dict:
 
 def profile_variable(hide: bool = False) -> dict:
     return _query_variable(
-        "profile", "Profile", f'label_values(ent_logins_total{{structure="$structure"}}, profile)', multi=True,
+        "profile", "Profile", 'label_values(ent_logins_total{structure="$structure", instance=~"$instance"}, profile)', multi=True,
         hide=g.HIDE_VARIABLE if hide else g.SHOW,
         description="Profiles as the platform names them (Teacher, Student, Relative, Personnel, Guest, unknown).",
     )
@@ -294,7 +359,7 @@ def connector_variable() -> dict:
 
 def app_variable() -> dict:
     return _query_variable(
-        "app", "Application", 'label_values(ent_app_accesses_total{structure="$structure"}, app)', multi=True,
+        "app", "Application", 'label_values(ent_app_accesses_total{structure="$structure", instance=~"$instance"}, app)', multi=True,
         description="Applications opened from the ENT.",
     )
 
@@ -329,8 +394,50 @@ def dashboard_links() -> list[g.DashboardLink]:
                             includeVars=True, keepTime=True)]
 
 
+ALERT_ANNOTATION = (
+    f'ALERTS{{alertname=~"ENT.+", alertname!="ENTWatchdog", alertstate="firing"}}'
+)
+FAILURE_ANNOTATION = (
+    f"sum by (instance, collector) (changes(ent_exporter_collector_failures_total{{{CONFIG.exporter_selector}, "
+    f"{INSTANCE}}}[2m])) > 0"
+)
+
+
+def annotations() -> list[dict]:
+    """Grafana's own annotations, firing ENT alerts (red) and failed collector runs (orange)."""
+    def prometheus(name: str, color: str, expr: str, title: str, text: str) -> dict:
+        return {"name": name, "datasource": DS, "enable": True, "hide": False, "iconColor": color,
+                "target": {"refId": "Anno", "expr": expr, "step": "1m", "titleFormat": title,
+                           "textFormat": text, "useValueForTime": False, "tagKeys": ""}}
+
+    return [
+        {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
+         "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"},
+        prometheus("ENT alerts firing", "red", ALERT_ANNOTATION, "{{alertname}}",
+                   "{{severity}} {{connector}}{{collector}}{{instance}}"),
+        prometheus("Collector failures", "orange", FAILURE_ANNOTATION, "collector {{collector}} failed",
+                   "{{instance}}: ent_exporter_collector_failures_total moved"),
+    ]
+
+
+def _collapse(panels: list) -> list:
+    """Moves the panels that follow a collapsed row into it (Grafana's model of a closed row)."""
+    out: list = []
+    holder = None
+    for panel in panels:
+        if isinstance(panel, g.RowPanel):
+            holder = panel if panel.collapsed else None
+            out.append(panel)
+        elif holder is not None:
+            holder.panels.append(panel)
+        else:
+            out.append(panel)
+    return out
+
+
 def dashboard(key: str, title: str, description: str, panels: list, variables: list[dict],
               time_from: str = CONFIG.default_time_from) -> g.Dashboard:
+    variables = [datasource_variable(), instance_variable(), *variables]
     return g.Dashboard(
         title=title,
         uid=CONFIG.dashboard_uids[key],
@@ -343,14 +450,29 @@ def dashboard(key: str, title: str, description: str, panels: list, variables: l
         graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
         editable=True,
         links=dashboard_links(),
-        panels=layout(panels),
+        panels=_collapse(layout(panels)),
         templating=g.Templating(list=variables),
+        annotations=g.Annotations(list=annotations()),
         timePicker=g.TimePicker(refreshIntervals=["30s", "1m", "5m", "15m", "1h"],
                                 timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]),
     ).auto_panel_ids()
 
 
+def drill_down(key: str, title: str, variable: str, value: str) -> list[dict]:
+    """A data link (on a value) to another ENT dashboard with one variable set from the data, e.g. an
+    application to the Applications dashboard: ``value`` is ${__field.labels.app} or ${__data.fields.app}."""
+    uid = CONFIG.dashboard_uids[key]
+    return [{"title": title, "targetBlank": False,
+             "url": f"/d/{uid}?var-{variable}={value}&var-datasource=${{datasource}}&var-instance=${{instance}}"
+                    "&${__url_time_range}"}]
+
+
 def link(key: str, title: str) -> list[dict]:
     """A panel link to another ENT dashboard, keeping the time range and the variables."""
-    return [{"title": title, "url": f"/d/{CONFIG.dashboard_uids[key]}?${{__url_time_range}}&${{__all_variables}}",
-             "targetBlank": False}]
+    return [panel_link(title, f"/d/{CONFIG.dashboard_uids[key]}?${{__url_time_range}}&${{__all_variables}}")]
+
+
+def panel_link(title: str, url: str) -> dict:
+    """A panel link, with every key @grafana/schema's DashboardLink requires."""
+    return {"title": title, "url": url, "type": "link", "targetBlank": False, "asDropdown": False,
+            "icon": "dashboard", "includeVars": False, "keepTime": False, "tags": [], "tooltip": title}

@@ -23,12 +23,15 @@ LATENCY_QUANTILES = ("0.5", "0.95", "0.99")
 
 # The alerts (names are part of the interface: Alertmanager routes, the runbook's anchors).
 CONNECTOR_FAILURE_RATIO_HIGH = "ENTConnectorFailureRatioHigh"
+CONNECTOR_FAILURE_RATIO_HIGH_LOW_TRAFFIC = "ENTConnectorFailureRatioHighLowTraffic"
 CONNECTOR_SILENT = "ENTConnectorSilent"
 CONNECTOR_LATENCY_HIGH = "ENTConnectorLatencyHigh"
 EXPORTER_DOWN = "ENTExporterDown"
 COLLECTOR_STALE = "ENTCollectorStale"
 SOURCE_DATABASE_DOWN = "ENTSourceDatabaseDown"
-CONNECTOR_ALERTS = (CONNECTOR_FAILURE_RATIO_HIGH, CONNECTOR_SILENT, CONNECTOR_LATENCY_HIGH)
+WATCHDOG = "ENTWatchdog"
+CONNECTOR_ALERTS = (CONNECTOR_FAILURE_RATIO_HIGH, CONNECTOR_FAILURE_RATIO_HIGH_LOW_TRAFFIC, CONNECTOR_SILENT,
+                    CONNECTOR_LATENCY_HIGH)
 CONNECTOR_PROBE_FAILING = "ENTConnectorProbeFailing"
 CONNECTOR_PROBES_UNRELIABLE = "ENTConnectorProbesUnreliable"
 CERTIFICATE_EXPIRING = "ENTConnectorCertificateExpiring"
@@ -68,19 +71,33 @@ def recording_rules(c: Config = CONFIG) -> list[dict]:
     return [{"name": "ent-exporter.rules", "rules": rules}]
 
 
-def _alert(c: Config, name: str, expr: str, duration: str, severity: str, summary: str, description: str) -> dict:
-    return {
-        "alert": name,
-        "expr": expr,
-        "for": duration,
-        "labels": {"severity": severity},
+def _alert(c: Config, name: str, expr: str, duration: str, severity: str, summary: str, description: str,
+           keep_firing_for: str | None = None, labels: dict | None = None) -> dict:
+    rule = {"alert": name, "expr": expr, "for": duration}
+    if keep_firing_for:
+        rule["keep_firing_for"] = keep_firing_for
+    rule.update({
+        "labels": {"severity": severity, **(labels or {})},
         "annotations": {"summary": summary, "description": description, "runbook_url": c.runbook_url(name)},
-    }
+    })
+    return rule
+
+
+def seconds(duration: str) -> int:
+    """A Prometheus duration of one unit (15m, 1h, 2d) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return int(duration[:-1]) * units[duration[-1]]
 
 
 def alerting_rules(c: Config = CONFIG) -> list[dict]:
     sel = c.exporter_selector
     min_rate = c.connector_min_requests_5m
+    slow = c.connector_failure_slow_window
+    silent = c.connector_silent_window
+    margin = c.connector_silent_week_margin_hours
+    # Last week around the same instant: [now - 1w - margin - window, now - 1w + margin].
+    week_window = f"{2 * margin * 60 + seconds(silent) // 60}m"
+    week_offset = f"{7 * 24 - margin}h"
     connectors = [
         _alert(
             c, CONNECTOR_FAILURE_RATIO_HIGH,
@@ -91,27 +108,50 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             "Over the last 5 minutes {{ $value | humanizePercentage }} of the calls through connector "
             f"{{{{ $labels.connector }}}} failed (alert above {num(c.connector_failure_ratio * 100)}% with at least "
             f"{min_rate} calls in 5 minutes). Users who go through it (logins, Pronote, the GAR...) are affected.",
+            keep_firing_for=c.connector_failure_keep_firing_for,
+        ),
+        _alert(
+            c, CONNECTOR_FAILURE_RATIO_HIGH_LOW_TRAFFIC,
+            f'sum by (connector) (increase(ent_connector_requests_total{{outcome="failure"}}[{slow}]))\n'
+            f"/\nsum by (connector) (increase(ent_connector_requests_total[{slow}]))\n"
+            f"> {num(c.connector_failure_ratio)}\n"
+            f"and on (connector)\nsum by (connector) (increase(ent_connector_requests_total[{slow}]))"
+            f" >= {c.connector_min_requests_slow_window}\n"
+            f"unless on (connector)\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            c.connector_failure_slow_for, "warning",
+            "Connector {{ $labels.connector }} fails {{ $value | humanizePercentage }} of its few calls.",
+            f"Over the last {slow} {{{{ $value | humanizePercentage }}}} of the calls through connector "
+            f"{{{{ $labels.connector }}}} failed (alert above {num(c.connector_failure_ratio * 100)}% with at least "
+            f"{c.connector_min_requests_slow_window} calls in {slow}), while it has too little traffic for "
+            f"{CONNECTOR_FAILURE_RATIO_HIGH} (fewer than {min_rate} calls in 5 minutes): at night, or once users "
+            "gave up retrying.",
         ),
         _alert(
             c, CONNECTOR_SILENT,
-            f"sum by (connector) (rate(ent_connector_requests_total[{c.connector_silent_window}])) == 0\n"
-            "and\n"
-            f"sum by (connector) (rate(ent_connector_requests_total[{c.connector_silent_window}] offset 1w)) * 60"
+            f"sum by (connector) (increase(ent_connector_requests_total[{silent}])) == 0\n"
+            "and on (connector)\n"
+            f"sum by (connector) (rate(ent_connector_requests_total[{c.connector_silent_before}] offset {silent}))"
+            f" * 60 >= {num(c.connector_silent_usual_per_minute)}\n"
+            "and on (connector)\n"
+            f"sum by (connector) (rate(ent_connector_requests_total[{week_window}] offset {week_offset})) * 60"
             f" >= {num(c.connector_silent_usual_per_minute)}\n",
             c.connector_silent_for, "warning",
-            "Connector {{ $labels.connector }} has had no call for " + c.connector_silent_window + ".",
-            f"Connector {{{{ $labels.connector }}}} has had no call at all in the last {c.connector_silent_window}, "
-            f"although a week ago at the same time it had at least {num(c.connector_silent_usual_per_minute)} "
-            "call(s) per minute. The integration may be disconnected, or the platform no longer logs its calls.",
+            "Connector {{ $labels.connector }} has had no call for " + silent + ".",
+            f"Connector {{{{ $labels.connector }}}} has had no call at all in the last {silent}, although it had "
+            f"at least {num(c.connector_silent_usual_per_minute)} call(s) per minute in the {c.connector_silent_before}"
+            f" before, and as many a week ago around this time (within {margin} h either side: the same local "
+            "hour across a DST change). The integration may be disconnected, or the platform no longer logs its "
+            "calls.",
         ),
         _alert(
             c, CONNECTOR_LATENCY_HIGH,
-            f'{CONNECTOR_LATENCY_QUANTILE}{{quantile="0.95"}} > {num(c.connector_latency_p95_seconds)}\n',
+            f'{CONNECTOR_LATENCY_QUANTILE}{{quantile="0.95"}} > {num(c.connector_latency_p95_seconds)}\n'
+            f"and on (connector)\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
             c.connector_latency_for, "warning",
             "Connector {{ $labels.connector }} is slow: p95 latency {{ $value | humanizeDuration }}.",
             "The 95th percentile of the call duration of connector {{ $labels.connector }} over 5 minutes is "
             f"{{{{ $value | humanizeDuration }}}} (alert above {num(c.connector_latency_p95_seconds)} s "
-            f"for {c.connector_latency_for}).",
+            f"with at least {min_rate} calls in 5 minutes, for {c.connector_latency_for}).",
         ),
     ]
     per_probe = "job, instance, connector, kind"
@@ -173,12 +213,29 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             c, COLLECTOR_STALE,
             f"time() - ent_exporter_collector_last_success_timestamp_seconds{{{sel}}}\n"
             f"  > on (job, instance, collector) group_left (cadence)\n"
-            f"{num(c.collector_stale_cadences)} * ent_exporter_collector_cadence_seconds{{{sel}}}\n",
+            f"{collector_bound(c)}\n",
             c.collector_stale_for, "warning",
             "Collector {{ $labels.collector }} has not succeeded for {{ $value | humanizeDuration }}.",
             "The {{ $labels.cadence }} collector {{ $labels.collector }} of {{ $labels.instance }} last succeeded "
-            f"{{{{ $value | humanizeDuration }}}} ago, more than {num(c.collector_stale_cadences)} times its cadence: "
+            "{{ $value | humanizeDuration }} ago, more than its cadence plus a tenth of it (at least "
+            f"{c.collector_stale_margin_min_seconds // 60} min, at most {c.collector_stale_margin_max_seconds // 3600} h): "
             "its metrics are stale (the last values are still served).",
+            labels={"reason": "overdue"},
+        ),
+        # A collector that failed and never succeeded has no last-success sample at all: the rule
+        # above cannot see it. The failures counter exists from the start; a first run still in
+        # progress has not failed.
+        _alert(
+            c, COLLECTOR_STALE,
+            f"ent_exporter_collector_failures_total{{{sel}}} > 0\n"
+            f"unless on (job, instance, collector)\n"
+            f"ent_exporter_collector_last_success_timestamp_seconds{{{sel}}}\n",
+            c.collector_stale_for, "warning",
+            "Collector {{ $labels.collector }} has never succeeded.",
+            "Collector {{ $labels.collector }} of {{ $labels.instance }} has failed {{ $value }} run(s) since the "
+            "exporter started and has never succeeded (no last success, even persisted): its metrics are missing. "
+            "The exporter's log says why each run failed.",
+            labels={"reason": "never_succeeded"},
         ),
         _alert(
             c, SOURCE_DATABASE_DOWN,
@@ -189,11 +246,29 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             f"{c.source_down_for}: no collector can run; the last values are still served.",
         ),
     ]
+    meta = [
+        # Always firing, on purpose: Alertmanager routes it to a dead man's switch, which alerts when
+        # it stops arriving (Prometheus, its rules or Alertmanager broken).
+        _alert(
+            c, WATCHDOG, "vector(1)\n", "0m", "none",
+            "The ENT alerting pipeline is working.",
+            "This alert always fires. Its absence at the receiving end (a dead man's switch) means Prometheus, its "
+            "ENT rules or Alertmanager stopped working, and every other ENT alert is blind.",
+        ),
+    ]
     return [
         {"name": "ent-exporter.connectors", "rules": connectors},
         {"name": "ent-exporter.probes", "rules": probes},
         {"name": "ent-exporter.exporter", "rules": exporter},
+        {"name": "ent-exporter.meta", "rules": meta},
     ]
+
+
+def collector_bound(c: Config = CONFIG) -> str:
+    """PromQL: each collector's cadence plus a tenth of it, clamped (the overdue bound of /readyz)."""
+    cadence = f"ent_exporter_collector_cadence_seconds{{{c.exporter_selector}}}"
+    return (f"{cadence}\n  + clamp({cadence} / 10, {c.collector_stale_margin_min_seconds}, "
+            f"{c.collector_stale_margin_max_seconds})")
 
 
 # File name under prometheus/rules/ -> groups.
