@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import psycopg
 from psycopg import sql
@@ -134,4 +135,33 @@ def check_source(config: Config) -> list[Finding]:
             elif conn.execute(WRITABLE, {"schema": schema, "relation": relation}).fetchone()[0]:
                 findings.append(Finding(False, f"{where}: the role {conn.info.user!r} may also write to it"
                                                " (a read-only role is recommended: see init-source)"))
+    findings.extend(check_custom(config, conn_factory=lambda: connect(config)))
+    return findings
+
+
+def check_custom(config: Config, conn_factory) -> list[Finding]:
+    """Has the database plan each ``custom:`` statement as the collector runs it (EXPLAIN, nothing
+    executed), in a read-only transaction: a missing relation or column, a type error, a result
+    without the label columns are said before the exporter starts, naming the entry."""
+    from collectors import custom
+    from .source import OPTIONAL_RELATIONS
+
+    findings: list[Finding] = []
+    if not config.custom:
+        return findings
+    relations = {name: sql.Identifier(config.source.schema_name, name) for name in RELATIONS + OPTIONAL_RELATIONS}
+    with conn_factory() as conn:
+        for index, (entry, collector) in enumerate(zip(config.custom, custom.build(config.custom))):
+            query = collector.delta_query if entry.type == "counter" else collector.query
+            statement = sql.SQL("EXPLAIN ") + query.format(
+                **relations, events=relations[entry.events] if entry.events else sql.SQL(""),
+                now=sql.Literal(datetime.now(timezone.utc)), timezone=sql.Literal(config.timezone))
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    conn.execute(statement, {"after": 0, "upto": 0})
+            except psycopg.Error as error:
+                message = " ".join(str(error).split())
+                findings.append(Finding(True, f"custom.{index}.sql: the database refuses the statement of "
+                                              f"{entry.metric}: {message}"))
     return findings
