@@ -59,6 +59,12 @@ EXPORTED_METRICS: frozenset[str] = frozenset({
     "ent_connector_probe_duration_seconds",
     "ent_connector_probe_success",
     "ent_connector_certificate_expiry_timestamp_seconds",
+    # Account feeds (issue 16).
+    "ent_account_feed_last_run_timestamp_seconds",
+    "ent_account_feed_last_success_timestamp_seconds",
+    "ent_account_feed_last_run_success",
+    "ent_account_feed_last_run_duration_seconds",
+    "ent_account_feed_last_run_rows",
 })
 HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d",
                                         "ent_connector_probe_duration_seconds"})
