@@ -43,7 +43,16 @@ def enabled_collectors(config: Config, origin: str = "configuration") -> list[Co
             f"{origin}: invalid configuration\n  collectors.disabled: unknown collector(s) {', '.join(unknown)}"
             f" (known: {', '.join(sorted(available))})"
         )
-    built_in = [cls() for name, cls in sorted(available.items()) if name not in config.collectors.disabled]
+    opt_in = {name for name, cls in available.items() if cls.opt_in}
+    wrong = sorted(set(config.collectors.enabled) - opt_in)
+    if wrong:
+        raise ConfigError(
+            f"{origin}: invalid configuration\n  collectors.enabled: {', '.join(wrong)} "
+            f"{'is not an opt-in collector' if len(wrong) == 1 else 'are not opt-in collectors'}"
+            f" (opt-in: {', '.join(sorted(opt_in)) or 'none'}; the others run unless disabled)"
+        )
+    built_in = [cls() for name, cls in sorted(available.items()) if name not in config.collectors.disabled
+                and (not cls.opt_in or name in config.collectors.enabled)]
     return built_in + custom_collectors(config, origin, available)
 
 

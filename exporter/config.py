@@ -62,6 +62,7 @@ class RetryConfig(_Section):
 
 class CollectorsConfig(_Section):
     disabled: list[str] = Field(default_factory=list, description="names of collectors not to run")
+    enabled: list[str] = Field(default_factory=list, description="opt-in collectors to run (e.g. per course)")
 
 
 class LimitsConfig(_Section):

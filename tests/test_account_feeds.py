@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from tests.adapter_truth import FEED_FAMILIES, feed_truth
 from tests.support import free_port, parse, require_binary, run_cli, wait_until, write_config
 from tests.test_adapters_edifice import _env, create_event_store, init_source, readonly_dsn
 from tests.test_end_to_end import api, prometheus_config, shortened_rules
@@ -41,33 +42,6 @@ def recorded_runs(dsn: str) -> list[tuple]:
             " message FROM ent_directory.feed_runs ORDER BY run_id").fetchall()
 
 
-def feed_truth(runs: list[tuple], now: datetime) -> dict[str, dict[tuple, float]]:
-    """The feed families as parse() returns them, from the recorded runs (those ended by ``now``)."""
-    out: dict[str, dict[tuple, float]] = {}
-    by_feed: dict[str, list[tuple]] = {}
-    for run in runs:
-        if run[2] <= now:
-            by_feed.setdefault(run[0], []).append(run)
-    for feed, feed_runs in by_feed.items():
-        last = max(feed_runs, key=lambda run: run[2])
-        successes = [run[2] for run in feed_runs if run[3]]
-        key = (("feed", feed),)
-        out.setdefault("ent_account_feed_last_run_timestamp_seconds", {})[key] = last[2].timestamp()
-        out.setdefault("ent_account_feed_last_success_timestamp_seconds", {})[key] = (
-            max(successes).timestamp() if successes else 0.0)
-        out.setdefault("ent_account_feed_last_run_success", {})[key] = 1.0 if last[3] else 0.0
-        out.setdefault("ent_account_feed_last_run_duration_seconds", {})[key] = (last[2] - last[1]).total_seconds()
-        for outcome, count in zip(("read", "imported", "rejected", "skipped"), last[4:8]):
-            if count is not None:
-                out.setdefault("ent_account_feed_last_run_rows", {})[(("feed", feed), ("outcome", outcome))] = float(count)
-    return out
-
-
-FEED_FAMILIES = ("ent_account_feed_last_run_timestamp_seconds", "ent_account_feed_last_success_timestamp_seconds",
-                 "ent_account_feed_last_run_success", "ent_account_feed_last_run_duration_seconds",
-                 "ent_account_feed_last_run_rows")
-
-
 def once(config: Path, now: datetime) -> dict:
     result = run_cli("once", "--config", str(config), "--now", now.isoformat())
     assert result.returncode == 0, result.stderr
@@ -89,7 +63,7 @@ def test_import_directory_records_its_runs_and_the_exporter_publishes_them(empty
     after_first = runs[0][2] + timedelta(minutes=5)
     samples = once(config, after_first)
     truth = feed_truth(runs, after_first)
-    assert {name: samples.get(name) for name in FEED_FAMILIES} == truth
+    assert {name: samples.get(name, {}) for name in FEED_FAMILIES} == truth
     assert truth["ent_account_feed_last_run_rows"] == {
         (("feed", "directory"), ("outcome", outcome)): value
         for outcome, value in (("read", 6.0), ("imported", 4.0), ("rejected", 1.0), ("skipped", 1.0))}
@@ -106,7 +80,7 @@ def test_import_directory_records_its_runs_and_the_exporter_publishes_them(empty
     later = runs[1][2] + timedelta(minutes=5)
     samples = once(config, later)
     truth = feed_truth(runs, later)
-    assert {name: samples.get(name) for name in FEED_FAMILIES} == truth
+    assert {name: samples.get(name, {}) for name in FEED_FAMILIES} == truth
     key = (("feed", "directory"),)
     assert samples["ent_account_feed_last_run_success"][key] == 0.0
     assert samples["ent_account_feed_last_success_timestamp_seconds"][key] == runs[0][2].timestamp()
