@@ -135,7 +135,36 @@ def check_source(config: Config) -> list[Finding]:
             elif conn.execute(WRITABLE, {"schema": schema, "relation": relation}).fetchone()[0]:
                 findings.append(Finding(False, f"{where}: the role {conn.info.user!r} may also write to it"
                                                " (a read-only role is recommended: see init-source)"))
+        findings.extend(check_optional(conn, schema))
     findings.extend(check_custom(config, conn_factory=lambda: connect(config)))
+    return findings
+
+
+# The optional relations of the contract and the collectors that read them (absent: they publish nothing).
+OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "course_progress": (("user_id", "structure_id", "course_id", "completed_at", "activities_complete",
+                         "activities_passed", "activities_failed", "badges"),
+                        "course_progress, course_progress_by_course"),
+    "account_feeds": (("feed", "started_at", "finished_at", "success", "rows_read", "rows_imported",
+                       "rows_rejected", "rows_skipped"), "account_feeds"),
+}
+
+
+def check_optional(conn: psycopg.Connection, schema: str) -> list[Finding]:
+    """The optional relations: absent is a note (their collectors publish nothing), present but
+    incomplete or unreadable is a problem (their collectors would fail every run)."""
+    findings = []
+    for relation, (columns, collectors) in OPTIONAL_COLUMNS.items():
+        found, readable, present = conn.execute(RELATION, {"schema": schema, "relation": relation}).fetchone()
+        where = f"source.schema: {schema}.{relation}"
+        if not found:
+            findings.append(Finding(False, f"{where}: absent (optional): collector(s) {collectors} publish nothing"))
+            continue
+        missing = [column for column in columns if column not in present]
+        if missing:
+            findings.append(Finding(True, f"{where}: missing column(s) {', '.join(missing)}"))
+        if not readable:
+            findings.append(Finding(True, f"{where}: the role {conn.info.user!r} may not SELECT from it"))
     return findings
 
 

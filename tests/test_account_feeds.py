@@ -97,6 +97,16 @@ def test_a_source_without_account_feeds_publishes_nothing_and_fails_no_run(sourc
     assert not any(name.startswith("ent_account_feed_") for name in samples)
     assert samples["ent_exporter_collector_failures_total"][(("collector", "account_feeds"),)] == 0.0
     assert samples["ent_exporter_collector_last_success_timestamp_seconds"][(("collector", "account_feeds"),)] > 0
+    checked = run_cli("check-config", "--connect", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    assert (f"{config}: note: source.schema: ent.account_feeds: absent (optional): collector(s) account_feeds "
+            "publish nothing") in checked.stderr
+    # Present but incomplete: a problem, since its collector would fail every run.
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("CREATE VIEW ent.account_feeds AS SELECT 'x'::text AS feed, now() AS finished_at")
+    checked = run_cli("check-config", "--connect", "--config", str(config))
+    assert checked.returncode == 1
+    assert "ent.account_feeds: missing column(s) started_at, success, rows_read" in checked.stderr
 
 
 def test_a_failed_import_fires_the_feed_alert_on_a_real_prometheus(empty_database, tmp_path):
