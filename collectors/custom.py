@@ -49,7 +49,7 @@ VALUE_COLUMN = "value"
 MAX_LABELS = 8
 # Relations a statement may name (the contract's core and its optional relations).
 RELATIONS = ("structures", "accounts", "login_events", "app_access_events", "connector_events",
-             "course_progress", "account_feeds")
+             "course_progress", "account_feeds", "user_classes")
 EVENTS_ALIAS = "events"
 
 

@@ -147,6 +147,7 @@ OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
                         "course_progress, course_progress_by_course"),
     "account_feeds": (("feed", "started_at", "finished_at", "success", "rows_read", "rows_imported",
                        "rows_rejected", "rows_skipped"), "account_feeds"),
+    "user_classes": (("user_id", "structure_id", "class_name"), "class_visitors, class_accounts (opt-in)"),
 }
 
 

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 RELATIONS = ("structures", "accounts", "login_events", "app_access_events", "connector_events")
 # Relations a platform may give or not (README, "Source contract"): a collector that reads one
 # publishes nothing, without failing, on a source that lacks it (see collectors.optional).
-OPTIONAL_RELATIONS = ("course_progress", "account_feeds")
+OPTIONAL_RELATIONS = ("course_progress", "account_feeds", "user_classes")
 
 
 class SourceUnavailable(Exception):
