@@ -91,9 +91,12 @@ def counter_families(accounts: list[tuple], logins: Iterable[tuple], accesses: I
 
 
 def published_sample_names() -> set[str]:
-    """Every sample name the discovered collectors can publish (histograms: _bucket, _count, _sum)."""
+    """Every sample name the discovered collectors can publish (histograms: _bucket, _count, _sum),
+    opt-in collectors aside."""
     names = set()
     for collector in discover().values():
+        if collector.opt_in:  # runs only when configured (its families, if shared, come from another)
+            continue
         for family in collector.families:
             if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
                 names |= {f"{family.name}_bucket", f"{family.name}_count", f"{family.name}_sum"}
