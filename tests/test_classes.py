@@ -135,3 +135,40 @@ def test_enabling_a_collector_that_is_not_opt_in_is_a_config_error(tmp_path):
     result = run_cli("check-config", "--config", str(path))
     assert result.returncode == 2
     assert "collectors.enabled: visitors is not an opt-in collector" in result.stderr
+
+
+def test_edifice_directory_import_brings_the_classes(empty_database, tmp_path):
+    """import-directory reads the export's classes column (names joined with ";") into the view
+    user_classes; the class figures then equal a recount of the file's rows."""
+    from tests.test_adapters_edifice import _env, create_event_store, init_source, readonly_dsn
+
+    create_event_store(empty_database)
+    init_source(empty_database)
+    header = "user_id, structure_id, structure_name, structure_kind, profile, created_at, activated, classes"
+    lines = [header,
+             '"u1", "0750001A", "A", "COLLEGE", "Student", "2025-09-01T08:00:00Z", TRUE, "6A"',
+             '"u2", "0750001A", "A", "COLLEGE", "Student", "2025-09-01T08:00:00Z", FALSE, "6A"',
+             '"u3", "0750001A", "A", "COLLEGE", "Teacher", "2025-09-01T08:00:00Z", TRUE, "6A;6B"',
+             '"u3", "0750002B", "B", "LYCEE", "Teacher", "2025-09-01T08:00:00Z", TRUE, "2NDE1"',
+             '"u4", "0750002B", "B", "LYCEE", "Relative", NULL, TRUE, NULL']
+    export = tmp_path / "directory.csv"
+    export.write_text("\n".join(lines) + "\n")
+    assert run_cli("import-directory", str(export), env=_env(empty_database)).returncode == 0
+    with psycopg.connect(readonly_dsn(empty_database)) as conn:
+        rows = set(conn.execute("SELECT user_id, structure_id, class_name FROM ent.user_classes").fetchall())
+    assert rows == {("u1", "0750001A", "6A"), ("u2", "0750001A", "6A"), ("u3", "0750001A", "6A"),
+                    ("u3", "0750001A", "6B"), ("u3", "0750002B", "2NDE1")}
+    # A new export: u2 leaves 6A for 6B; the view follows.
+    export.write_text("\n".join(lines).replace('FALSE, "6A"', 'FALSE, "6B"') + "\n")
+    assert run_cli("import-directory", str(export), env=_env(empty_database)).returncode == 0
+    path = write_config(tmp_path / "c.yml", readonly_dsn(empty_database), collectors=OPT_IN)
+    samples = once(path, NOW)
+    # activated: u1 and u3 (TRUE: activated at their creation); u2 pending; u4 has no class.
+    assert samples["ent_class_accounts"] == {
+        (("class", "6A"), ("state", "activated"), ("structure", "0750001A")): 2.0,
+        (("class", "6A"), ("state", "pending"), ("structure", "0750001A")): 0.0,
+        (("class", "6B"), ("state", "activated"), ("structure", "0750001A")): 1.0,
+        (("class", "6B"), ("state", "pending"), ("structure", "0750001A")): 1.0,
+        (("class", "2NDE1"), ("state", "activated"), ("structure", "0750002B")): 1.0,
+        (("class", "2NDE1"), ("state", "pending"), ("structure", "0750002B")): 0.0,
+    }

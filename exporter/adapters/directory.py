@@ -25,7 +25,9 @@ from psycopg import sql
 
 from .plan import AdapterError, checked_name
 
-COLUMNS = ("user_id", "structure_id", "structure_name", "structure_kind", "profile", "created_at", "activated")
+COLUMNS = ("user_id", "structure_id", "structure_name", "structure_kind", "profile", "created_at", "activated",
+           "classes")
+CLASS_SEPARATOR = ";"  # classes: the names of the user's classes in that structure, joined with ";"
 REQUIRED = ("user_id", "structure_id")
 TRUE = {"true", "t", "1", "yes", "y"}
 FALSE = {"false", "f", "0", "no", "n", ""}
@@ -39,6 +41,7 @@ class Directory:
     rows_read: int = 0  # data lines (blank lines aside)
     rows_rejected: int = 0  # lines left out: no user_id or structure_id
     rows_repeated: int = 0  # lines left out: an attachment already read from the file
+    classes: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (user, structure) -> class names
 
     @property
     def rows_imported(self) -> int:
@@ -100,6 +103,11 @@ def read_directory(stream: IO[str]) -> Directory:
         if known is None or (known[0] == structure and name):
             directory.structures[structure] = (name or structure, kind)
         directory.attachments[(user, structure)] = (get.get("profile"), created, activated_text in TRUE)
+        names = {name.strip().strip('"') for name in (get.get("classes") or "").strip("[]").split(CLASS_SEPARATOR)}
+        if names - {""}:
+            directory.classes[(user, structure)] = names - {""}
+        else:
+            directory.classes.pop((user, structure), None)
     return directory
 
 
@@ -162,7 +170,7 @@ def _import(conn: psycopg.Connection, source: str | Path, directory_schema: str,
     attachments = sql.Identifier(directory_schema, "attachments")
     try:
         with conn.transaction():
-            _replace(conn, structures, attachments, directory)
+            _replace(conn, structures, attachments, directory, sql.Identifier(directory_schema, "user_classes"))
             # In the same transaction: the exporter never sees the new directory without its run.
             _record(conn, feed_runs, feed, started, directory, True, None, log)
     except psycopg.errors.UndefinedTable:
@@ -187,7 +195,14 @@ MERGE_STATEMENTS = (
     " ON COMMIT DROP",
     "CREATE TEMPORARY TABLE incoming_attachments (user_id text, structure_id text, profile text,"
     " created_at timestamptz, activated boolean, PRIMARY KEY (user_id, structure_id)) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE incoming_classes (user_id text, structure_id text, class_name text,"
+    " PRIMARY KEY (user_id, structure_id, class_name)) ON COMMIT DROP",
 )
+MERGE_CLASSES = """
+    INSERT INTO {user_classes} (user_id, structure_id, class_name)
+    SELECT user_id, structure_id, class_name FROM incoming_classes
+    ON CONFLICT DO NOTHING
+"""
 MERGE_STRUCTURES = """
     INSERT INTO {structures} AS s (structure_id, name, kind)
     SELECT structure_id, name, kind FROM incoming_structures
@@ -208,7 +223,7 @@ DELETE_GONE = """
 
 
 def _replace(conn: psycopg.Connection, structures: sql.Identifier, attachments: sql.Identifier,
-             directory: Directory) -> None:
+             directory: Directory, user_classes: sql.Identifier) -> None:
     for statement in MERGE_STATEMENTS:
         conn.execute(statement)
     with conn.cursor().copy("COPY incoming_structures (structure_id, name, kind) FROM STDIN") as copy:
@@ -226,3 +241,18 @@ def _replace(conn: psycopg.Connection, structures: sql.Identifier, attachments: 
     conn.execute(sql.SQL(DELETE_GONE).format(
         table=structures, incoming=sql.Identifier("incoming_structures"),
         match=sql.SQL("i.structure_id = t.structure_id")))
+    # Classes (the export's optional "classes" column): the user_classes table of init-source; an
+    # installation from before it has none, and imports without classes.
+    with conn.cursor().copy("COPY incoming_classes (user_id, structure_id, class_name) FROM STDIN") as copy:
+        for (user, structure), names in directory.classes.items():
+            for name in sorted(names):
+                copy.write_row((user, structure, name))
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL(MERGE_CLASSES).format(user_classes=user_classes))
+            conn.execute(sql.SQL(DELETE_GONE).format(
+                table=user_classes, incoming=sql.Identifier("incoming_classes"),
+                match=sql.SQL("i.user_id = t.user_id AND i.structure_id = t.structure_id"
+                              " AND i.class_name = t.class_name")))
+    except psycopg.errors.UndefinedTable:
+        pass

@@ -29,6 +29,7 @@ def build(options) -> Plan:
             directory_structures=sql.Identifier(options.directory_schema, "structures"),
             directory_attachments=sql.Identifier(options.directory_schema, "attachments"),
             directory_feed_runs=sql.Identifier(options.directory_schema, "feed_runs"),
+            directory_user_classes=sql.Identifier(options.directory_schema, "user_classes"),
             login_events=sql.Identifier(events, "login_events"),
             access_events=sql.Identifier(events, "access_events"),
             activation_events=sql.Identifier(events, "activation_events"),
@@ -38,7 +39,7 @@ def build(options) -> Plan:
             platform_filter=platform_filter,
         ),
         # The contract's core relations and the optional one this platform gives.
-        *readonly_role(options.schema, options.role, RELATIONS + ("account_feeds",)),
+        *readonly_role(options.schema, options.role, RELATIONS + ("account_feeds", "user_classes")),
     ]
     if options.indexes:
         local_time = sql.SQL("((date AT TIME ZONE {}))").format(zone)

@@ -128,3 +128,16 @@ CREATE INDEX IF NOT EXISTS feed_runs_feed_finished_at_idx ON {directory_feed_run
 CREATE OR REPLACE VIEW {ent}.account_feeds AS
 SELECT r.feed, r.started_at, r.finished_at, r.success, r.rows_read, r.rows_imported, r.rows_rejected, r.rows_skipped
 FROM {directory_feed_runs} AS r;
+
+-- Classes: each user's classes in a structure, from the directory export's "classes" column
+-- (names joined with ";"). Read by the opt-in class collectors through the view below.
+CREATE TABLE IF NOT EXISTS {directory_user_classes} (
+    user_id      text NOT NULL,
+    structure_id text NOT NULL,
+    class_name   text NOT NULL,
+    PRIMARY KEY (user_id, structure_id, class_name)
+);
+
+CREATE OR REPLACE VIEW {ent}.user_classes AS
+SELECT c.user_id, c.structure_id, c.class_name
+FROM {directory_user_classes} AS c;
