@@ -65,6 +65,12 @@ EXPORTED_METRICS: frozenset[str] = frozenset({
     "ent_account_feed_last_run_success",
     "ent_account_feed_last_run_duration_seconds",
     "ent_account_feed_last_run_rows",
+    # Learning progress (issue 16; Moodle's course_progress).
+    "ent_course_enrolled_users",
+    "ent_course_completed_users",
+    "ent_course_completion_ratio",
+    "ent_course_activity_completions",
+    "ent_course_badges_issued",
 })
 HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d",
                                         "ent_connector_probe_duration_seconds"})
@@ -189,7 +195,7 @@ def test_generated_files_match_their_sources():
         expected = outputs()
     finally:
         sys.path.remove(str(REPO))
-    assert len([p for p in expected if p.suffix == ".json"]) == 5
+    assert len([p for p in expected if p.suffix == ".json"]) == 6
     drifted = []
     for path, text in expected.items():
         current = path.read_text() if path.exists() else ""
@@ -220,7 +226,7 @@ def test_generator_writes_into_a_fresh_tree(tmp_path):
 
 def test_the_five_dashboards_have_fixed_uids_and_tags():
     dashboards = load_dashboards()
-    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter"}
+    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter", "courses"}
     uids = [d.get("uid") for d in dashboards.values()]
     assert all(uids) and len(set(uids)) == len(uids), uids
     for name, dashboard in dashboards.items():

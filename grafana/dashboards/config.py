@@ -31,6 +31,7 @@ class Config:
         "applications": "ent-applications",
         "connectors": "ent-connectors",
         "exporter": "ent-exporter-health",
+        "courses": "ent-courses",  # issue 16: learning progress
     })
     # The platform's timezone: ent_logins_by_hour's hour and weekday labels are local
     # to it, and the calendar periods (month to date) are too.
