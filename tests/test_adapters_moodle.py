@@ -447,7 +447,15 @@ def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, optio
     return (counter_families(accounts, [e for e in logins if e[2] <= upto], [e for e in accesses if e[3] <= upto],
                              [c for c in calls if c[2] < upto], upto) | window_families(rows, upto)
             | course_truth(progress, [s for s, _n, _k in rows.structures], upto, options.per_course)
-            | feed_truth([], upto))
+            | feed_truth(feed_runs(tasks), upto))
+
+
+def feed_runs(tasks: list[tuple]) -> list[tuple]:
+    """The README's account_feeds rows from the task log: each run of a synchronisation task, feed = its
+    class without "\\task\\", no row counts."""
+    return [(classname.lstrip("\\").replace("\\task\\", "/"), datetime.fromtimestamp(float(timestart), UTC),
+             datetime.fromtimestamp(float(timeend), UTC), result == 0, None, None, None, None)
+            for _component, classname, timestart, timeend, result in tasks if SYNC_CLASS.match(classname)]
 
 
 def course_progress(m: Moodle, active: set[tuple[int, int]]) -> list[tuple]:
@@ -563,6 +571,10 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     assert any(badge[2] is None for badge in m.badges) and any(t == 0 for _u, _c, t in m.course_completions)
     assert any(deleting for *_x, deleting in m.modules) and any(u == GUEST for _c, u in
                                                                  [(c, u) for u, c, _t in m.course_completions])
+    feeds = {dict(k)["feed"]: v for k, v in result["ent_account_feed_last_run_success"].items()}
+    assert set(feeds) == {"auth_ldap/sync_task", "auth_ldap/sync_roles", "auth_cas/sync_task", "auth_db/sync_users",
+                          "enrol_ldap/sync_enrolments", "enrol_database/sync_enrolments"}, feeds
+    assert "ent_account_feed_last_run_rows" not in result  # Moodle does not record rows
     per_course = {dict(k)["course"] for k in result["ent_course_enrolled_users"]}
     assert (len(per_course) > 5) == options.per_course, per_course
     everything = truth(m, log, tasks, now, Options())

@@ -86,7 +86,7 @@ def build(options) -> Plan:
             sync_tasks=sql.SQL("t." + SYNC_TASKS),
         ),
         # The contract's core relations and the optional one this platform gives.
-        *readonly_role(options.schema, options.role, RELATIONS + ("course_progress",)),
+        *readonly_role(options.schema, options.role, RELATIONS + ("course_progress", "account_feeds")),
     ]
     if options.indexes:
         log, user, task_log = table["logstore_standard_log"], table["user"], table["task_log"]

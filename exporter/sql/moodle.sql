@@ -201,3 +201,17 @@ LEFT JOIN LATERAL (
     WHERE bi.userid = en.userid AND bd.type = 2 AND bd.courseid = c.id
 ) AS b ON true
 WHERE u.id IS DISTINCT FROM {guest};
+
+-- account_feeds (optional relation of the contract): the runs of the user and enrolment
+--   synchronisation tasks in the task log (the same tasks as connector_events), one feed per task:
+--   feed = its class without the "\task\" part ("auth_ldap/sync_task", "enrol_database/sync_enrolments"),
+--   success = result = 0. Moodle does not record rows read or imported: those columns are NULL.
+CREATE OR REPLACE VIEW {ent}.account_feeds AS
+SELECT replace(regexp_replace(t.classname, '^\\', ''), '\task\', '/')::text AS feed,
+       to_timestamp(t.timestart::double precision) AS started_at,
+       to_timestamp(t.timeend::double precision) AS finished_at,
+       t.result = 0 AS success,
+       NULL::bigint AS rows_read, NULL::bigint AS rows_imported, NULL::bigint AS rows_rejected,
+       NULL::bigint AS rows_skipped
+FROM {task_log} AS t
+WHERE {sync_tasks};
