@@ -105,6 +105,9 @@ class Moodle:
     course_completions: list[tuple] = field(default_factory=list)
     badges: list[tuple] = field(default_factory=list)
     badges_issued: list[tuple] = field(default_factory=list)
+    # Classes: cohort (id, contextid, name), cohort_members (cohortid, userid).
+    cohorts: list[tuple] = field(default_factory=list)
+    cohort_members: list[tuple] = field(default_factory=list)
 
     def context(self, level: int, instance: int, parent_path: str) -> int:
         ident = len(self.contexts) + 1
@@ -214,6 +217,17 @@ def make_progress(rng: Random, m: Moodle) -> None:
         holders = [user for c, user in candidates if course is None or c == course]
         for user in sorted(set(rng.sample(holders, min(len(holders), 6)))):
             m.badges_issued.append((badge, user))
+    # Cohorts: classes in school categories (top-level and sub-categories), one site-wide (system
+    # context: no structure); members among every kind of user (deleted, suspended, the guest too).
+    category_contexts = [c[0] for c in m.contexts if c[1] == COURSECAT]
+    for number, context in enumerate([*category_contexts, 1], start=1):
+        m.cohorts.append((number, context, f"{3 + number % 4}e{'ABC'[number % 3]}"))
+    people = [u[0] for u in m.users] + [GUEST]
+    for cohort, _context, _name in m.cohorts:
+        for user in sorted(set(rng.sample(people, 8))):
+            m.cohort_members.append((cohort, user))
+    deleted = next(u[0] for u in m.users if u[2])
+    m.cohort_members += [(1, user) for user in (GUEST, deleted) if (1, user) not in m.cohort_members]
 
 
 def make_log(rng: Random, m: Moodle, count: int, start: datetime, span: timedelta) -> list[tuple]:
@@ -350,6 +364,10 @@ def insert(dsn: str, schema: str, prefix: str, m: Moodle, log: list[tuple], task
                 "INSERT INTO {} (id, name, usercreated, usermodified, issuername, issuerurl, type, courseid, message,"
                 " messagesubject, status) VALUES (%s, 'b' || %s, 2, 2, 'ENT', 'https://ent.example', %s, %s, '', '', 1)")
                 .format(table("badge")), [(ident, ident, kind, course) for ident, kind, course in m.badges])
+            cur.executemany(sql.SQL("INSERT INTO {} (id, contextid, name, descriptionformat, component, timecreated,"
+                                    " timemodified) VALUES (%s, %s, %s, 1, '', 1, 1)").format(table("cohort")), m.cohorts)
+            cur.executemany(sql.SQL("INSERT INTO {} (cohortid, userid) VALUES (%s, %s)").format(table("cohort_members")),
+                            m.cohort_members)
             cur.executemany(sql.SQL("INSERT INTO {} (badgeid, userid, uniquehash, dateissued) VALUES (%s, %s, md5(%s), 1)")
                             .format(table("badge_issued")),
                             [(badge, user, f"{badge}-{user}") for badge, user in m.badges_issued])
@@ -450,6 +468,25 @@ def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, optio
             | feed_truth(feed_runs(tasks), upto))
 
 
+def user_classes(m: Moodle) -> set[tuple[str, str, str]]:
+    """The README's user_classes rows from Moodle's: members of cohorts of a category, under its top-level category."""
+    contexts = {c[0]: c for c in m.contexts}
+    categories = {c[0]: c for c in m.categories}
+    users = {u[0]: u for u in m.users}
+    cohorts = {ident: (context, name) for ident, context, name in m.cohorts}
+    rows = set()
+    for cohort, user in m.cohort_members:
+        context, name = cohorts[cohort]
+        parts = contexts[context][3].split("/")
+        top = contexts.get(int(parts[2])) if len(parts) > 2 else None
+        if top is None or top[1] != COURSECAT or categories[top[2]][3] != 0:
+            continue
+        if user == GUEST or user not in users or users[user][2] or users[user][3]:
+            continue
+        rows.add((str(user), structure_of(categories[top[2]]), name))
+    return rows
+
+
 def feed_runs(tasks: list[tuple]) -> list[tuple]:
     """The README's account_feeds rows from the task log: each run of a synchronisation task, feed = its
     class without "\\task\\", no row counts."""
@@ -534,6 +571,10 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
 
     with psycopg.connect(empty_database) as conn:
         structures = set(conn.execute("SELECT structure_id, name, kind FROM ent.structures").fetchall())
+        classes = set(conn.execute("SELECT user_id, structure_id, class_name FROM ent.user_classes").fetchall())
+    assert classes == user_classes(m)
+    # Classes of sub-categories are their school's; the site-wide cohort and the excluded users are there.
+    assert len({s for _u, s, _c in classes}) >= 3 and any(context == 1 for _i, context, _n in m.cohorts)
     assert structures == {(structure_of(c), c[1], "course_category") for c in m.categories if c[3] == 0}
 
     # The mapping and the definitions are exercised, not only allowed for.

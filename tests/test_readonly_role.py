@@ -9,7 +9,7 @@ import pytest
 from exporter.source import RELATIONS
 
 # The optional relations of the contract each platform's adapter gives (readable like the core ones).
-OPTIONAL = {"canonical": (), "edifice": ("account_feeds", "user_classes"), "moodle": ("course_progress", "account_feeds")}
+OPTIONAL = {"canonical": (), "edifice": ("account_feeds", "user_classes"), "moodle": ("course_progress", "account_feeds", "user_classes")}
 from tests.support import run_cli
 from tests.test_adapters_edifice import _env, create_event_store, readonly_dsn
 from tests.moodle_schema import create_moodle_tables

@@ -215,3 +215,21 @@ SELECT replace(regexp_replace(t.classname, '^\\', ''), '\task\', '/')::text AS f
        NULL::bigint AS rows_skipped
 FROM {task_log} AS t
 WHERE {sync_tasks};
+
+-- user_classes (optional relation of the contract): a class is a cohort defined in a course
+--   category (the way ENT synchronisations create a cohort per class in each school's category);
+--   structure_id = that category's top-level category as for accounts, class_name = the cohort's
+--   name. Site-wide cohorts (system context) belong to no structure and are left out; so are
+--   deleted and suspended users and the site guest.
+CREATE OR REPLACE VIEW {ent}.user_classes AS
+SELECT DISTINCT
+       cm.userid::text AS user_id,
+       coalesce(nullif(btrim(cat.idnumber), ''), 'category-' || cat.id)::text AS structure_id,
+       co.name::text AS class_name
+FROM {cohort_members} AS cm
+JOIN {cohort} AS co ON co.id = cm.cohortid
+JOIN {context} AS ctx ON ctx.id = co.contextid
+JOIN {context} AS top ON top.id = nullif(split_part(ctx.path, '/', 3), '')::bigint AND top.contextlevel = 40
+JOIN {course_categories} AS cat ON cat.id = top.instanceid AND cat.parent = 0
+JOIN {user} AS u ON u.id = cm.userid AND u.deleted = 0 AND u.suspended = 0
+WHERE u.id IS DISTINCT FROM {guest};
