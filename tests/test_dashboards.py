@@ -71,6 +71,10 @@ EXPORTED_METRICS: frozenset[str] = frozenset({
     "ent_course_completion_ratio",
     "ent_course_activity_completions",
     "ent_course_badges_issued",
+    # Classes (issue 16; opt-in collectors).
+    "ent_class_unique_visitors",
+    "ent_class_accounts",
+    "ent_class_inactive_accounts",
 })
 HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d",
                                         "ent_connector_probe_duration_seconds"})
@@ -81,11 +85,12 @@ PROMETHEUS_SERIES: frozenset[str] = frozenset({
 # Grafana variables the dashboards' queries may use, with a value of each for static checks
 # (the end-to-end test picks real ones from the data).
 EXAMPLE_VALUES: dict[str, str] = {
-    "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote",
+    "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote", "class": "6A",
     "__rate_interval": "2m", "__range": "7d", "__interval": "1h", "__range_s": "604800", "__interval_ms": "3600000",
 }
 # What Grafana substitutes when "All" is selected (the custom all values of the variables).
-ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*"}
+ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*",
+                              "class": ".*"}
 
 
 def exported_series_names() -> set[str]:
@@ -195,7 +200,7 @@ def test_generated_files_match_their_sources():
         expected = outputs()
     finally:
         sys.path.remove(str(REPO))
-    assert len([p for p in expected if p.suffix == ".json"]) == 6
+    assert len([p for p in expected if p.suffix == ".json"]) == 7
     drifted = []
     for path, text in expected.items():
         current = path.read_text() if path.exists() else ""
@@ -226,7 +231,7 @@ def test_generator_writes_into_a_fresh_tree(tmp_path):
 
 def test_the_five_dashboards_have_fixed_uids_and_tags():
     dashboards = load_dashboards()
-    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter", "courses"}
+    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter", "courses", "classes"}
     uids = [d.get("uid") for d in dashboards.values()]
     assert all(uids) and len(set(uids)) == len(uids), uids
     for name, dashboard in dashboards.items():

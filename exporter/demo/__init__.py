@@ -103,8 +103,8 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
                 "state_dir": str(exporter_state),
                 "timezone": DEMO_TIMEZONE,
                 "probes": targets.probes(address, port),
-                # The per-course breakdown (opt-in), for the learning progress dashboard's table.
-                "collectors": {"enabled": ["course_progress_by_course"]},
+                # The opt-in breakdowns (per course, per class), for the learning progress and classes dashboards.
+                "collectors": {"enabled": ["course_progress_by_course", "class_visitors", "class_accounts"]},
             },
             "demo",
         )

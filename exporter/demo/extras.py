@@ -1,9 +1,9 @@
-"""The demo's optional relations: course progress and account feed runs, derived from its accounts.
+"""The demo's optional relations: course progress, classes and account feed runs, derived from its accounts.
 
 The canonical tables are the contract's core; a platform gives the optional relations only when
 it has such figures (Moodle: course progress; Edifice: the directory import's runs). The demo
-shows them too, so that every dashboard panel has data: ``course_progress`` and ``account_feeds``
-are created as tables in the demo's schema and refilled at each start, deterministically from the
+shows them too, so that every dashboard panel has data: ``course_progress``, ``user_classes`` and
+``account_feeds`` are created as tables in the demo's schema and refilled at each start, deterministically from the
 accounts (a hash of the user id decides enrolments and completions), and the feed runs are the
 nightly imports of the last two weeks up to the demo's clock (all successful; 2 % of rows rejected).
 """
@@ -20,11 +20,12 @@ CREATE TABLE IF NOT EXISTS {course_progress} (
     user_id text, structure_id text, course_id text, completed_at timestamptz,
     activities_complete bigint, activities_passed bigint, activities_failed bigint, badges bigint
 );
+CREATE TABLE IF NOT EXISTS {user_classes} (user_id text, structure_id text, class_name text);
 CREATE TABLE IF NOT EXISTS {account_feeds} (
     feed text, started_at timestamptz, finished_at timestamptz, success boolean,
     rows_read bigint, rows_imported bigint, rows_rejected bigint, rows_skipped bigint
 );
-TRUNCATE {course_progress}, {account_feeds};
+TRUNCATE {course_progress}, {account_feeds}, {user_classes};
 """
 
 # Students and teachers in 1 to 3 of their structure's six courses; about 40 % of the enrolments
@@ -40,13 +41,25 @@ CROSS JOIN LATERAL generate_series(1, 1 + mod(h.v, 3)) AS c(n)
 WHERE a.profile IN ('Student', 'Teacher')
 """
 
+# Pupils in one class of their structure (6e to 3e, A to D), teachers in two, by a hash of their id.
+CLASSES = """
+INSERT INTO {user_classes}
+SELECT DISTINCT a.user_id, a.structure_id, (6 - mod(h.v + c.n, 4)) || 'e' || chr(65 + mod(h.v / 4 + c.n, 4))
+FROM {accounts} AS a
+CROSS JOIN LATERAL (SELECT abs(hashtext(a.user_id)) AS v) AS h
+CROSS JOIN LATERAL generate_series(1, CASE WHEN a.profile = 'Teacher' THEN 2 ELSE 1 END) AS c(n)
+WHERE a.profile IN ('Student', 'Teacher')
+"""
+
 
 def seed_extras(conn: psycopg.Connection, schema: str, now: datetime, zone: str) -> None:
     names = {"course_progress": sql.Identifier(schema, "course_progress"),
-             "account_feeds": sql.Identifier(schema, "account_feeds"), "accounts": sql.Identifier(schema, "accounts")}
+             "account_feeds": sql.Identifier(schema, "account_feeds"), "accounts": sql.Identifier(schema, "accounts"),
+             "user_classes": sql.Identifier(schema, "user_classes")}
     with conn.transaction():
         conn.execute(sql.SQL(TABLES).format(**names))
         conn.execute(sql.SQL(COURSES).format(**names), {"now": now})
+        conn.execute(sql.SQL(CLASSES).format(**names))
         accounts = conn.execute(sql.SQL("SELECT count(*) FROM {accounts}").format(**names)).fetchone()[0]
         local = now.astimezone(ZoneInfo(zone))
         runs = []

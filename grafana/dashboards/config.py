@@ -32,6 +32,7 @@ class Config:
         "connectors": "ent-connectors",
         "exporter": "ent-exporter-health",
         "courses": "ent-courses",  # issue 16: learning progress
+        "classes": "ent-classes",  # issue 16: per class (opt-in)
     })
     # The platform's timezone: ent_logins_by_hour's hour and weekday labels are local
     # to it, and the calendar periods (month to date) are too.
