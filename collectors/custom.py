@@ -35,12 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples, label
 from .incremental import EventCounter
+from .periods import zone_name
 
 PREFIX = "custom:"
 METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Suffixes Prometheus gives a meaning to (histograms, summaries) or that only counters carry.
-RESERVED_SUFFIXES = ("_bucket", "_count", "_sum", "_created", "_info")
+RESERVED_SUFFIXES = ("_bucket", "_count", "_sum", "_created")
 RESERVED_LABELS = {"le", "quantile", "value", "job", "instance"}
 # Columns of the contract (or of a platform) that identify a person: never a label.
 IDENTIFYING_COLUMNS = {"user_id", "userid", "login", "username", "email", "mail", "firstname", "lastname",
@@ -304,7 +305,7 @@ class CustomCounter(EventCounter):
 
 def time_placeholders(ctx: Context) -> dict[str, sql.Composable]:
     now = ctx.now.astimezone(timezone.utc)
-    return {"now": sql.Literal(now), "timezone": sql.Literal(getattr(ctx.timezone, "key", str(ctx.timezone)))}
+    return {"now": sql.Literal(now), "timezone": sql.Literal(zone_name(ctx.timezone))}
 
 
 def to_series(rows: Iterable[tuple]) -> dict[tuple[str, ...], float]:
