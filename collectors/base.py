@@ -204,6 +204,9 @@ class Collector:
     """
 
     abstract: ClassVar[bool] = True
+    # An opt-in collector runs only when named in the configuration's collectors.enabled
+    # (a breakdown whose cardinality an administrator chooses to pay for, e.g. per course).
+    opt_in: ClassVar[bool] = False
     name: ClassVar[str]
     cadence: ClassVar[Cadence]
     families: ClassVar[tuple[Family, ...]]

@@ -38,13 +38,37 @@ def real_time() -> datetime:
 
 def enabled_collectors(config: Config, origin: str = "configuration") -> list[Collector]:
     available = collectors.discover()
-    unknown = sorted(set(config.collectors.disabled) - set(available))
+    unknown = sorted(set(config.collectors.disabled) - set(available)
+                     - {entry.collector_name for entry in config.custom})
     if unknown:
         raise ConfigError(
             f"{origin}: invalid configuration\n  collectors.disabled: unknown collector(s) {', '.join(unknown)}"
             f" (known: {', '.join(sorted(available))})"
         )
-    return [cls() for name, cls in sorted(available.items()) if name not in config.collectors.disabled]
+    opt_in = {name for name, cls in available.items() if cls.opt_in}
+    wrong = sorted(set(config.collectors.enabled) - opt_in)
+    if wrong:
+        raise ConfigError(
+            f"{origin}: invalid configuration\n  collectors.enabled: {', '.join(wrong)} "
+            f"{'is not an opt-in collector' if len(wrong) == 1 else 'are not opt-in collectors'}"
+            f" (opt-in: {', '.join(sorted(opt_in)) or 'none'}; the others run unless disabled)"
+        )
+    built_in = [cls() for name, cls in sorted(available.items()) if name not in config.collectors.disabled
+                and (not cls.opt_in or name in config.collectors.enabled)]
+    return built_in + custom_collectors(config, origin, available)
+
+
+def custom_collectors(config: Config, origin: str, available: dict[str, type[Collector]]) -> list[Collector]:
+    """The indicators of ``custom:``, one collector each; a metric name a built-in family has is refused."""
+    from collectors import custom
+
+    taken = {family.name: name for name, cls in available.items() for family in cls.families}
+    for index, entry in enumerate(config.custom):
+        if entry.metric in taken:
+            raise ConfigError(f"{origin}: invalid configuration\n  custom.{index}.metric: {entry.metric} is a "
+                              f"built-in metric (collector {taken[entry.metric]}): choose another name")
+    return [collector for collector in custom.build(config.custom)
+            if collector.name not in config.collectors.disabled]
 
 
 def make_source(config: Config) -> PostgresSource:

@@ -11,6 +11,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import probes
+from collectors import custom as custom_indicators
 from collectors.base import Cadence
 
 DSN_ENVIRONMENT_VARIABLE = "ENT_EXPORTER_DSN"
@@ -66,6 +67,7 @@ class RetryConfig(_Section):
 
 class CollectorsConfig(_Section):
     disabled: list[str] = Field(default_factory=list, description="names of collectors not to run")
+    enabled: list[str] = Field(default_factory=list, description="opt-in collectors to run (e.g. per course)")
 
 
 class LimitsConfig(_Section):
@@ -101,6 +103,7 @@ class Config(_Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     probes: list[ProbeConfig] = Field(default_factory=list, description="active probes of the connectors")
+    custom: list[custom_indicators.Settings] = Field(default_factory=list, description="indicators declared in SQL")
 
     @field_validator("timezone")
     @classmethod
@@ -122,6 +125,16 @@ class Config(_Section):
                                  f"(after probes.{seen[key]}): their series would be one; give each its own "
                                  "connector value")
             seen[key] = index
+        return value
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_distinct(cls, value: list) -> list:
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(value):
+            if entry.metric in seen:
+                raise ValueError(f"custom.{index}.metric: {entry.metric} is already declared by custom.{seen[entry.metric]}")
+            seen[entry.metric] = index
         return value
 
     @model_validator(mode="after")
@@ -149,6 +162,15 @@ def _describe(error: dict[str, Any]) -> str:
         del loc[2]  # the discriminated union's tag: probes.0.ldap.url is probes.0.url
     key = ".".join(str(part) for part in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
+    if loc and loc[0] == "custom":
+        # A custom entry's checks that span several keys say which one: custom.0: sql: ... -> custom.0.sql: ...
+        field, _, rest = message.partition(": ")
+        if rest and field in custom_indicators.Settings.model_fields:
+            loc.append(field)
+            message = rest
+        elif field.startswith("custom.") and rest:
+            loc, message = field.split("."), rest
+        key = ".".join(str(part) for part in loc)
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     elif error["type"] == "union_tag_invalid":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import psycopg
 from psycopg import sql
@@ -134,4 +135,63 @@ def check_source(config: Config) -> list[Finding]:
             elif conn.execute(WRITABLE, {"schema": schema, "relation": relation}).fetchone()[0]:
                 findings.append(Finding(False, f"{where}: the role {conn.info.user!r} may also write to it"
                                                " (a read-only role is recommended: see init-source)"))
+        findings.extend(check_optional(conn, schema))
+    findings.extend(check_custom(config, conn_factory=lambda: connect(config)))
+    return findings
+
+
+# The optional relations of the contract and the collectors that read them (absent: they publish nothing).
+OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "course_progress": (("user_id", "structure_id", "course_id", "completed_at", "activities_complete",
+                         "activities_passed", "activities_failed", "badges"),
+                        "course_progress, course_progress_by_course"),
+    "account_feeds": (("feed", "started_at", "finished_at", "success", "rows_read", "rows_imported",
+                       "rows_rejected", "rows_skipped"), "account_feeds"),
+    "user_classes": (("user_id", "structure_id", "class_name"), "class_visitors, class_accounts (opt-in)"),
+}
+
+
+def check_optional(conn: psycopg.Connection, schema: str) -> list[Finding]:
+    """The optional relations: absent is a note (their collectors publish nothing), present but
+    incomplete or unreadable is a problem (their collectors would fail every run)."""
+    findings = []
+    for relation, (columns, collectors) in OPTIONAL_COLUMNS.items():
+        found, readable, present = conn.execute(RELATION, {"schema": schema, "relation": relation}).fetchone()
+        where = f"source.schema: {schema}.{relation}"
+        if not found:
+            findings.append(Finding(False, f"{where}: absent (optional): collector(s) {collectors} publish nothing"))
+            continue
+        missing = [column for column in columns if column not in present]
+        if missing:
+            findings.append(Finding(True, f"{where}: missing column(s) {', '.join(missing)}"))
+        if not readable:
+            findings.append(Finding(True, f"{where}: the role {conn.info.user!r} may not SELECT from it"))
+    return findings
+
+
+def check_custom(config: Config, conn_factory) -> list[Finding]:
+    """Has the database plan each ``custom:`` statement as the collector runs it (EXPLAIN, nothing
+    executed), in a read-only transaction: a missing relation or column, a type error, a result
+    without the label columns are said before the exporter starts, naming the entry."""
+    from collectors import custom
+    from .source import OPTIONAL_RELATIONS
+
+    findings: list[Finding] = []
+    if not config.custom:
+        return findings
+    relations = {name: sql.Identifier(config.source.schema_name, name) for name in RELATIONS + OPTIONAL_RELATIONS}
+    with conn_factory() as conn:
+        for index, (entry, collector) in enumerate(zip(config.custom, custom.build(config.custom))):
+            query = collector.delta_query if entry.type == "counter" else collector.query
+            statement = sql.SQL("EXPLAIN ") + query.format(
+                **relations, events=relations[entry.events] if entry.events else sql.SQL(""),
+                now=sql.Literal(datetime.now(timezone.utc)), timezone=sql.Literal(config.timezone))
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    conn.execute(statement, {"after": 0, "upto": 0})
+            except psycopg.Error as error:
+                message = " ".join(str(error).split())
+                findings.append(Finding(True, f"custom.{index}.sql: the database refuses the statement of "
+                                              f"{entry.metric}: {message}"))
     return findings

@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 
 # The relations of the source contract (see README, "Source contract").
 RELATIONS = ("structures", "accounts", "login_events", "app_access_events", "connector_events")
+# Relations a platform may give or not (README, "Source contract"): a collector that reads one
+# publishes nothing, without failing, on a source that lacks it (see collectors.optional).
+OPTIONAL_RELATIONS = ("course_progress", "account_feeds", "user_classes")
 
 
 class SourceUnavailable(Exception):
@@ -72,7 +75,7 @@ class PostgresSource:
         max_connections: int = 2,
     ) -> None:
         self.schema = schema
-        self.relations = {name: sql.Identifier(schema, name) for name in RELATIONS}
+        self.relations = {name: sql.Identifier(schema, name) for name in RELATIONS + OPTIONAL_RELATIONS}
         self._wait_seconds = connect_timeout_seconds
         # Every statement's answer is awaited at most this long (client side).
         self.answer_seconds = statement_timeout_seconds + CLIENT_MARGIN_SECONDS

@@ -91,9 +91,12 @@ def counter_families(accounts: list[tuple], logins: Iterable[tuple], accesses: I
 
 
 def published_sample_names() -> set[str]:
-    """Every sample name the discovered collectors can publish (histograms: _bucket, _count, _sum)."""
+    """Every sample name the discovered collectors can publish (histograms: _bucket, _count, _sum),
+    opt-in collectors aside."""
     names = set()
     for collector in discover().values():
+        if collector.opt_in:  # runs only when configured (its families, if shared, come from another)
+            continue
         for family in collector.families:
             if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
                 names |= {f"{family.name}_bucket", f"{family.name}_count", f"{family.name}_sum"}
@@ -157,3 +160,63 @@ def assert_windows_populated(truth: Samples) -> None:
 
 # The sample names of the window families (those not counted incrementally).
 WINDOW_SAMPLE_NAMES = frozenset(window_families(EntRows(), datetime.fromisoformat("2026-01-01T00:00+00:00")))
+
+
+FEED_FAMILIES = ("ent_account_feed_last_run_timestamp_seconds", "ent_account_feed_last_success_timestamp_seconds",
+                 "ent_account_feed_last_run_success", "ent_account_feed_last_run_duration_seconds",
+                 "ent_account_feed_last_run_rows")
+
+
+def feed_truth(runs: list[tuple], now: datetime) -> dict[str, dict[tuple, float]]:
+    """The feed families as parse() returns them, from the recorded runs (those ended by ``now``):
+    runs = (feed, started_at, finished_at, success, rows_read, rows_imported, rows_rejected, rows_skipped, ...)."""
+    out: dict[str, dict[tuple, float]] = {name: {} for name in FEED_FAMILIES}
+    by_feed: dict[str, list[tuple]] = {}
+    for run in runs:
+        if run[2] <= now:
+            by_feed.setdefault(run[0], []).append(run)
+    for feed, feed_runs in by_feed.items():
+        last = max(feed_runs, key=lambda run: run[2])
+        successes = [run[2] for run in feed_runs if run[3]]
+        key = (("feed", feed),)
+        out.setdefault("ent_account_feed_last_run_timestamp_seconds", {})[key] = last[2].timestamp()
+        out.setdefault("ent_account_feed_last_success_timestamp_seconds", {})[key] = (
+            max(successes).timestamp() if successes else 0.0)
+        out.setdefault("ent_account_feed_last_run_success", {})[key] = 1.0 if last[3] else 0.0
+        out.setdefault("ent_account_feed_last_run_duration_seconds", {})[key] = (last[2] - last[1]).total_seconds()
+        for outcome, count in zip(("read", "imported", "rejected", "skipped"), last[4:8]):
+            if count is not None:
+                out.setdefault("ent_account_feed_last_run_rows", {})[(("feed", feed), ("outcome", outcome))] = float(count)
+    return out
+
+
+COURSE_FAMILIES = ("ent_course_enrolled_users", "ent_course_completed_users", "ent_course_completion_ratio",
+                   "ent_course_activity_completions", "ent_course_badges_issued")
+
+
+def course_truth(progress: Iterable[tuple] | None, structures: Iterable[str], upto: datetime,
+                 per_course: bool = False) -> dict[str, dict[tuple, float]]:
+    """The course families as parse() returns them. ``progress``: one row per person enrolled in a course,
+    (user, structure, course, completed_at or None, activities complete, passed, failed, badges); None for
+    a source without course_progress (nothing published). Each structure of ``structures`` and "all" has
+    its course="all" series, 0 without enrolments; per course only when ``per_course``."""
+    out: dict[str, dict[tuple, float]] = {name: {} for name in COURSE_FAMILIES}
+    if progress is None:
+        return out
+    groups: dict[tuple[str, str], list[tuple]] = {(s, "all"): [] for s in [*structures, "all"]}
+    for row in progress:
+        _user, structure, course = row[:3]
+        keys = [(structure, "all"), ("all", "all")] + ([(structure, course)] if per_course else [])
+        for key in keys:
+            groups.setdefault(key, []).append(row)
+    for (structure, course), rows in groups.items():
+        labels = (("course", course), ("structure", structure))
+        completed = [r for r in rows if r[3] is not None and r[3] <= upto]
+        out["ent_course_enrolled_users"][labels] = float(len({r[0] for r in rows}))
+        out["ent_course_completed_users"][labels] = float(len({r[0] for r in completed}))
+        out["ent_course_completion_ratio"][labels] = len(completed) / len(rows) if rows else 0.0
+        for position, state in ((4, "complete"), (5, "passed"), (6, "failed")):
+            out["ent_course_activity_completions"][(*labels[:1], ("state", state), *labels[1:])] = float(
+                sum(r[position] for r in rows))
+        out["ent_course_badges_issued"][labels] = float(sum(r[7] for r in rows))
+    return out

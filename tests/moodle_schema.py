@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle"
-XMLDB_FILES = ("install.xml", "logstore_standard.xml")
+XMLDB_FILES = ("install.xml", "logstore_standard.xml", "completion.xml")
 
 
 def xmldb_tables(files=XMLDB_FILES) -> dict[str, ET.Element]:

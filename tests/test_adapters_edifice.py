@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
 from tests.adapter_truth import (
-    WINDOW_SAMPLE_NAMES, assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
+    course_truth, feed_truth, WINDOW_SAMPLE_NAMES, assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
 )
 from tests.ent_rows import EntRows
 from tests.support import parse, run_cli
@@ -124,6 +124,7 @@ class Edifice:
     connectors: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, module, service, cas-type, platform_id
     weights: dict[str, float] = field(default_factory=dict)  # how often each user logs in (heavy and light users)
     quiet: set[str] = field(default_factory=set)  # users who log in only where a test puts their logins
+    feed_runs: list[tuple] = field(default_factory=list)  # import-directory's runs, as it recorded them
 
 
 def local(moment: datetime) -> datetime:
@@ -313,7 +314,8 @@ def expected(data: Edifice, upto: datetime) -> dict:
     calls = [(re.sub("Regist(e)?redService$", "", module), None, occurred_at(d), True, None)
              for _i, d, _u, _p, module, _s, _t, platform in data.connectors
              if platform == PLATFORM and occurred_at(d) < upto]
-    return counter_families(rows.accounts, logins, accesses, calls, upto) | window_families(rows, upto)
+    return (counter_families(rows.accounts, logins, accesses, calls, upto) | window_families(rows, upto)
+            | feed_truth(data.feed_runs, upto) | course_truth(None, (), upto))
 
 
 # -- the exporter, as deployed --------------------------------------------------------------
@@ -326,9 +328,9 @@ class Exporter:
     """Every collector runs like the daemon's, restarted for every cycle, as the read-only role;
     a cycle returns the exposition it publishes, parsed."""
 
-    def __init__(self, dsn: str, state_dir: Path) -> None:
+    def __init__(self, dsn: str, state_dir: Path, **extra) -> None:
         self.config = parse_config({"source": {"dsn": readonly_dsn(dsn), "settle_seconds": 0},
-                                    "timezone": "Europe/Paris", "state_dir": str(state_dir)}, "test")
+                                    "timezone": "Europe/Paris", "state_dir": str(state_dir), **extra}, "test")
 
     def cycle(self, now: datetime) -> dict:
         source = make_source(self.config)
@@ -381,6 +383,11 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     export.write_text(directory_export(data))
     imported = run_cli("import-directory", str(export), env=_env(event_store))
     assert imported.returncode == 0, imported.stderr
+    with psycopg.connect(event_store) as conn:  # the run, as import-directory recorded it (wall-clock times)
+        data.feed_runs = conn.execute(
+            "SELECT feed, started_at, finished_at, success, rows_read, rows_imported, rows_rejected, rows_skipped"
+            " FROM ent_directory.feed_runs").fetchall()
+    assert [run[3:] for run in data.feed_runs] == [(True, len(data.attachments), len(data.attachments), 0, 0)]
     assert f"imported {len(data.structures)} structures" in imported.stdout
     with psycopg.connect(readonly_dsn(event_store)) as conn:
         structures = {row[0]: row[1:] for row in conn.execute("SELECT structure_id, name, kind FROM ent.structures")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -18,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from tests.adapter_truth import (
-    assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
+    course_truth, feed_truth, assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
 )
 from tests.ent_rows import EntRows
 from tests.moodle_schema import create_moodle_tables
@@ -96,6 +97,17 @@ class Moodle:
     quiet: set[int] = field(default_factory=set)  # users whose log rows a test places itself
     course_contexts: list[int] = field(default_factory=list)
     admins: list[int] = field(default_factory=list)  # who logs in as someone else
+    # Course progress: course_modules (id, course, deletioninprogress), course_modules_completion
+    # (coursemoduleid, userid, completionstate, timemodified), course_completions (userid, course,
+    # timecompleted: None, 0 or unix time), badge (id, type, courseid), badge_issued (badgeid, userid).
+    modules: list[tuple] = field(default_factory=list)
+    module_completions: list[tuple] = field(default_factory=list)
+    course_completions: list[tuple] = field(default_factory=list)
+    badges: list[tuple] = field(default_factory=list)
+    badges_issued: list[tuple] = field(default_factory=list)
+    # Classes: cohort (id, contextid, name), cohort_members (cohortid, userid).
+    cohorts: list[tuple] = field(default_factory=list)
+    cohort_members: list[tuple] = field(default_factory=list)
 
     def context(self, level: int, instance: int, parent_path: str) -> int:
         ident = len(self.contexts) + 1
@@ -114,10 +126,13 @@ def make_moodle(rng: Random, users: int) -> Moodle:
         ctx = m.context(COURSECAT, number, "/1")
         m.categories.append((number, f"School {number}", idnumber, 0, 1, f"/{number}"))
         category_contexts[number] = (ctx, f"/1/{ctx}")
+    category_paths = {number: f"/{number}" for number in range(1, 5)}
     for number, parent in ((5, 1), (6, 2), (7, 5)):  # sub-categories, one two levels down
         parent_ctx, parent_path = category_contexts[parent]
         ctx = m.context(COURSECAT, number, parent_path)
-        m.categories.append((number, f"Level {number}", f"SUB{number}", parent, 2, f"/{parent}/{number}"))
+        category_paths[number] = f"{category_paths[parent]}/{number}"  # as Moodle writes it: the whole chain
+        m.categories.append((number, f"Level {number}", f"SUB{number}", parent, category_paths[number].count("/"),
+                             category_paths[number]))
         category_contexts[number] = (ctx, f"{parent_path}/{ctx}")
     course_contexts, module_contexts, course_of_context = [], [], {}
     for number in range(2, 14):
@@ -167,6 +182,52 @@ def make_moodle(rng: Random, users: int) -> Moodle:
         if user % 23 == 0:
             m.assignments.append((2, category_contexts[rng.choice([1, 6])][0], user))
     return m
+
+
+def make_progress(rng: Random, m: Moodle) -> None:
+    """Completion and badge rows as Moodle writes them: for enrolled people and for others (suspended
+    enrolments, deleted users, the guest: left out), completions dated before, during and after the
+    cycles under test, a "not completed" row (NULL) and a 0, every completion state, modules being
+    deleted, course badges and a site badge."""
+    courses = [c for c, category in m.courses if category != 0]
+    for course in courses:
+        for number in range(3):
+            m.modules.append((len(m.modules) + 1, course, 1 if number == 2 and course % 4 == 0 else 0))
+    enrols = {e[0]: e for e in m.enrols}
+    candidates = sorted({(enrols[e][1], user) for e, user, _status in m.enrolments})
+    candidates += [(rng.choice(courses), user) for user in (GUEST, rng.choice([u[0] for u in m.users]))]
+    moments = [START - timedelta(days=40), START - timedelta(hours=1), START + timedelta(minutes=30) + SECOND,
+               START + timedelta(hours=2), FINAL, FINAL + timedelta(seconds=1), START + timedelta(days=3)]
+    for course, user in candidates:
+        roll = rng.random()
+        if roll < 0.45:
+            m.course_completions.append((user, course, int(rng.choice(moments).timestamp())))
+        elif roll < 0.55:
+            m.course_completions.append((user, course, None))  # started, not completed
+        elif roll < 0.6:
+            m.course_completions.append((user, course, 0))
+        for module, module_course, _deleting in m.modules:
+            if module_course == course and rng.random() < 0.7:
+                m.module_completions.append((module, user, rng.randint(0, 3),
+                                             int((START - timedelta(days=rng.randint(1, 90))).timestamp())))
+    for course in courses[::2]:
+        m.badges.append((len(m.badges) + 1, 2, course))
+    m.badges.append((len(m.badges) + 1, 1, None))  # a site badge: not a course's
+    for badge, _type, course in m.badges:
+        holders = [user for c, user in candidates if course is None or c == course]
+        for user in sorted(set(rng.sample(holders, min(len(holders), 6)))):
+            m.badges_issued.append((badge, user))
+    # Cohorts: classes in school categories (top-level and sub-categories), one site-wide (system
+    # context: no structure); members among every kind of user (deleted, suspended, the guest too).
+    category_contexts = [c[0] for c in m.contexts if c[1] == COURSECAT]
+    for number, context in enumerate([*category_contexts, 1], start=1):
+        m.cohorts.append((number, context, f"{3 + number % 4}e{'ABC'[number % 3]}"))
+    people = [u[0] for u in m.users] + [GUEST]
+    for cohort, _context, _name in m.cohorts:
+        for user in sorted(set(rng.sample(people, 8))):
+            m.cohort_members.append((cohort, user))
+    deleted = next(u[0] for u in m.users if u[2])
+    m.cohort_members += [(1, user) for user in (GUEST, deleted) if (1, user) not in m.cohort_members]
 
 
 def make_log(rng: Random, m: Moodle, count: int, start: datetime, span: timedelta) -> list[tuple]:
@@ -289,6 +350,27 @@ def insert(dsn: str, schema: str, prefix: str, m: Moodle, log: list[tuple], task
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, 1, 1)").format(table("user")), m.users)
             cur.executemany(sql.SQL("INSERT INTO {} (roleid, contextid, userid) VALUES (%s, %s, %s)")
                             .format(table("role_assignments")), m.assignments)
+        if m.modules:
+            cur.executemany(sql.SQL("INSERT INTO {} (id, course, module, instance, section, deletioninprogress)"
+                                    " VALUES (%s, %s, 1, %s, 1, %s)").format(table("course_modules")),
+                            [(ident, course, ident, deleting) for ident, course, deleting in m.modules])
+            cur.executemany(sql.SQL("INSERT INTO {} (coursemoduleid, userid, completionstate, timemodified)"
+                                    " VALUES (%s, %s, %s, %s)").format(table("course_modules_completion")),
+                            m.module_completions)
+            cur.executemany(sql.SQL("INSERT INTO {} (userid, course, timeenrolled, timestarted, timecompleted)"
+                                    " VALUES (%s, %s, 0, 0, %s)").format(table("course_completions")),
+                            m.course_completions)
+            cur.executemany(sql.SQL(
+                "INSERT INTO {} (id, name, usercreated, usermodified, issuername, issuerurl, type, courseid, message,"
+                " messagesubject, status) VALUES (%s, 'b' || %s, 2, 2, 'ENT', 'https://ent.example', %s, %s, '', '', 1)")
+                .format(table("badge")), [(ident, ident, kind, course) for ident, kind, course in m.badges])
+            cur.executemany(sql.SQL("INSERT INTO {} (id, contextid, name, descriptionformat, component, timecreated,"
+                                    " timemodified) VALUES (%s, %s, %s, 1, '', 1, 1)").format(table("cohort")), m.cohorts)
+            cur.executemany(sql.SQL("INSERT INTO {} (cohortid, userid) VALUES (%s, %s)").format(table("cohort_members")),
+                            m.cohort_members)
+            cur.executemany(sql.SQL("INSERT INTO {} (badgeid, userid, uniquehash, dateissued) VALUES (%s, %s, md5(%s), 1)")
+                            .format(table("badge_issued")),
+                            [(badge, user, f"{badge}-{user}") for badge, user in m.badges_issued])
         cur.executemany(sql.SQL(
             "INSERT INTO {} (eventname, component, action, target, contextid, userid, courseid, realuserid, anonymous,"
             " other, timecreated, crud, edulevel, contextlevel, contextinstanceid, origin)"
@@ -315,6 +397,7 @@ def structure_of(category: tuple) -> str:
 class Options:
     skip_anonymous: bool = False
     active_enrolments_only: bool = False
+    per_course: bool = False  # the exporter's opt-in collector course_progress_by_course (not an adapter option)
 
     def arguments(self) -> list[str]:
         return ["--skip-anonymous"] * self.skip_anonymous + ["--active-enrolments-only"] * self.active_enrolments_only
@@ -375,11 +458,66 @@ def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, optio
                           float((timeend - timestart) * 1000)))
     rows = EntRows(structures=[(structure_of(c), c[1], "course_category") for c in m.categories if c[3] == 0],
                    accounts=accounts, logins=logins)
+    progress = course_progress(m, active)
     # The id counters have read every row at least settle (0) old (the rows are written in time
     # order, so an id watermark reads just those); connector_events has no event_id (two tables
     # feed it), so its counter reads [watermark, now); the windows cut by themselves.
-    return counter_families(accounts, [e for e in logins if e[2] <= upto], [e for e in accesses if e[3] <= upto],
-                            [c for c in calls if c[2] < upto], upto) | window_families(rows, upto)
+    return (counter_families(accounts, [e for e in logins if e[2] <= upto], [e for e in accesses if e[3] <= upto],
+                             [c for c in calls if c[2] < upto], upto) | window_families(rows, upto)
+            | course_truth(progress, [s for s, _n, _k in rows.structures], upto, options.per_course)
+            | feed_truth(feed_runs(tasks), upto))
+
+
+def user_classes(m: Moodle) -> set[tuple[str, str, str]]:
+    """The README's user_classes rows from Moodle's: members of cohorts of a category, under its top-level category."""
+    contexts = {c[0]: c for c in m.contexts}
+    categories = {c[0]: c for c in m.categories}
+    users = {u[0]: u for u in m.users}
+    cohorts = {ident: (context, name) for ident, context, name in m.cohorts}
+    rows = set()
+    for cohort, user in m.cohort_members:
+        context, name = cohorts[cohort]
+        parts = contexts[context][3].split("/")
+        top = contexts.get(int(parts[2])) if len(parts) > 2 else None
+        if top is None or top[1] != COURSECAT or categories[top[2]][3] != 0:
+            continue
+        if user == GUEST or user not in users or users[user][2] or users[user][3]:
+            continue
+        rows.add((str(user), structure_of(categories[top[2]]), name))
+    return rows
+
+
+def feed_runs(tasks: list[tuple]) -> list[tuple]:
+    """The README's account_feeds rows from the task log: each run of a synchronisation task, feed = its
+    class without "\\task\\", no row counts."""
+    return [(classname.lstrip("\\").replace("\\task\\", "/"), datetime.fromtimestamp(float(timestart), UTC),
+             datetime.fromtimestamp(float(timeend), UTC), result == 0, None, None, None, None)
+            for _component, classname, timestart, timeend, result in tasks if SYNC_CLASS.match(classname)]
+
+
+def course_progress(m: Moodle, active: set[tuple[int, int]]) -> list[tuple]:
+    """The README's course_progress rows from Moodle's: one per person with an active enrolment in a
+    course of a top-level category (user, structure, course, completed_at, complete, passed, failed, badges)."""
+    users = {u[0]: u for u in m.users}
+    categories = {c[0]: c for c in m.categories}
+    category_of = dict(m.courses)
+    modules = {ident: (course, deleting) for ident, course, deleting in m.modules}
+    badges = {ident: (kind, course) for ident, kind, course in m.badges}
+    rows = []
+    for course, user in sorted(active):
+        if user == GUEST or user not in users or users[user][2] or users[user][3] or category_of[course] == 0:
+            continue
+        top = categories[category_of[course]]
+        while top[3] != 0:
+            top = categories[top[3]]
+        completed = [t for u, c, t in m.course_completions if (u, c) == (user, course) and t]
+        states = Counter(state for module, u, state, _t in m.module_completions
+                         if u == user and modules[module] == (course, 0))
+        held = sum(1 for badge, u in m.badges_issued if u == user and badges[badge] == (2, course))
+        rows.append((str(user), structure_of(top), f"course-{course}",
+                     datetime.fromtimestamp(completed[0], UTC) if completed else None,
+                     states[1], states[2], states[3], held))
+    return rows
 
 
 def _env(dsn: str) -> dict:
@@ -395,7 +533,7 @@ def init_source(dsn: str, schema: str = "public", prefix: str = "mdl_", *extra: 
 
 @pytest.mark.parametrize("schema, prefix, options", [
     ("public", "mdl_", Options()),
-    ("moodle", "m2_", Options(skip_anonymous=True, active_enrolments_only=True)),
+    ("moodle", "m2_", Options(skip_anonymous=True, active_enrolments_only=True, per_course=True)),
 ])
 def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_path, schema, prefix, options):
     rng = Random(17)
@@ -403,13 +541,15 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     log = make_log(rng, m, 3000, START - HISTORY, HISTORY)
     tasks = make_tasks(rng, 300, START - HISTORY, HISTORY)
     edges_before, edges_after = add_window_cases(rng, m, FINAL)
+    make_progress(Random(16), m)
     log += edges_before
     create_moodle_tables(empty_database, schema, prefix)
     insert(empty_database, schema, prefix, m, log, tasks)
     init_source(empty_database, schema, prefix, *options.arguments())
     init_source(empty_database, schema, prefix, *options.arguments())  # idempotent
 
-    exporter = Exporter(empty_database, tmp_path / "state")
+    exporter = Exporter(empty_database, tmp_path / "state",
+                        collectors={"enabled": ["course_progress_by_course"] if options.per_course else []})
     now = START
     result = exporter.cycle(now)
     first = truth(m, log, tasks, now, options)
@@ -431,6 +571,10 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
 
     with psycopg.connect(empty_database) as conn:
         structures = set(conn.execute("SELECT structure_id, name, kind FROM ent.structures").fetchall())
+        classes = set(conn.execute("SELECT user_id, structure_id, class_name FROM ent.user_classes").fetchall())
+    assert classes == user_classes(m)
+    # Classes of sub-categories are their school's; the site-wide cohort and the excluded users are there.
+    assert len({s for _u, s, _c in classes}) >= 3 and any(context == 1 for _i, context, _n in m.cohorts)
     assert structures == {(structure_of(c), c[1], "course_category") for c in m.categories if c[3] == 0}
 
     # The mapping and the definitions are exercised, not only allowed for.
@@ -454,6 +598,26 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     assert any(row[7] is not None for row in log) and any(row[8] for row in log)
     assert {reason_of(row[9]) for row in log if row[0] == FAILED} == {1, 2, 3, 4, 5, 6}
     assert {row[9][0] for row in log if row[0] == FAILED} == {"{", "a"}  # JSON and PHP-serialized
+    # Course progress: every definition exercised (completions during the cycles, all three activity
+    # states, course badges), what the view leaves out is there, per course only when opted in.
+    completed = [t["ent_course_completed_users"][(("course", "all"), ("structure", "all"))] for t in (first, expected)]
+    assert 0 < completed[0] < completed[1], completed
+    assert result["ent_course_completed_users"] == expected["ent_course_completed_users"]
+    platform = {dict(k)["state"]: v for k, v in result["ent_course_activity_completions"].items()
+                if dict(k)["structure"] == "all" and dict(k)["course"] == "all"}
+    assert set(platform) == {"complete", "passed", "failed"} and all(platform.values()), platform
+    assert result["ent_course_badges_issued"][(("course", "all"), ("structure", "all"))] > 0
+    assert 0 < result["ent_course_completion_ratio"][(("course", "all"), ("structure", "all"))] < 1
+    assert {dict(k)["structure"] for k in result["ent_course_enrolled_users"]} >= {"0750001A", "category-3", "all"}
+    assert any(badge[2] is None for badge in m.badges) and any(t == 0 for _u, _c, t in m.course_completions)
+    assert any(deleting for *_x, deleting in m.modules) and any(u == GUEST for _c, u in
+                                                                 [(c, u) for u, c, _t in m.course_completions])
+    feeds = {dict(k)["feed"]: v for k, v in result["ent_account_feed_last_run_success"].items()}
+    assert set(feeds) == {"auth_ldap/sync_task", "auth_ldap/sync_roles", "auth_cas/sync_task", "auth_db/sync_users",
+                          "enrol_ldap/sync_enrolments", "enrol_database/sync_enrolments"}, feeds
+    assert "ent_account_feed_last_run_rows" not in result  # Moodle does not record rows
+    per_course = {dict(k)["course"] for k in result["ent_course_enrolled_users"]}
+    assert (len(per_course) > 5) == options.per_course, per_course
     everything = truth(m, log, tasks, now, Options())
     if options.skip_anonymous:
         assert everything["ent_app_accesses_total"] != expected["ent_app_accesses_total"]

@@ -66,6 +66,22 @@ EXPORTED_METRICS: frozenset[str] = frozenset({
     "process_open_fds",
     "process_max_fds",
     "process_start_time_seconds",
+    # Account feeds (issue 16).
+    "ent_account_feed_last_run_timestamp_seconds",
+    "ent_account_feed_last_success_timestamp_seconds",
+    "ent_account_feed_last_run_success",
+    "ent_account_feed_last_run_duration_seconds",
+    "ent_account_feed_last_run_rows",
+    # Learning progress (issue 16; Moodle's course_progress).
+    "ent_course_enrolled_users",
+    "ent_course_completed_users",
+    "ent_course_completion_ratio",
+    "ent_course_activity_completions",
+    "ent_course_badges_issued",
+    # Classes (issue 16; opt-in collectors).
+    "ent_class_unique_visitors",
+    "ent_class_accounts",
+    "ent_class_inactive_accounts",
 })
 # Exported, but no panel needs them.
 UNDRAWN_METRICS: frozenset[str] = frozenset({"process_virtual_memory_bytes"})
@@ -78,13 +94,13 @@ PROMETHEUS_SERIES: frozenset[str] = frozenset({
 # Grafana variables the dashboards' queries may use, with a value of each for static checks
 # (the end-to-end test picks real ones from the data).
 EXAMPLE_VALUES: dict[str, str] = {
-    "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote",
+    "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote", "class": "6A",
     "instance": "exporter:9877",
     "__rate_interval": "2m", "__range": "7d", "__interval": "1h", "__range_s": "604800", "__interval_ms": "3600000",
 }
 # What Grafana substitutes when "All" is selected (the custom all values of the variables).
 ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*",
-                               "instance": ".*"}
+                               "instance": ".*", "class": ".*"}
 
 
 def exported_series_names() -> set[str]:
@@ -194,7 +210,7 @@ def test_generated_files_match_their_sources():
         expected = outputs()
     finally:
         sys.path.remove(str(REPO))
-    assert len([p for p in expected if p.suffix == ".json"]) == 5
+    assert len([p for p in expected if p.suffix == ".json"]) == 7
     drifted = []
     for path, text in expected.items():
         current = path.read_text() if path.exists() else ""
@@ -225,7 +241,7 @@ def test_generator_writes_into_a_fresh_tree(tmp_path):
 
 def test_the_five_dashboards_have_fixed_uids_and_tags():
     dashboards = load_dashboards()
-    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter"}
+    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter", "courses", "classes"}
     uids = [d.get("uid") for d in dashboards.values()]
     assert all(uids) and len(set(uids)) == len(uids), uids
     for name, dashboard in dashboards.items():

@@ -146,6 +146,7 @@ def variable_values(port: int) -> dict[str, str]:
         "profile": "Student",
         "connector": "pronote",
         "app": first("ent_app_accesses_total", "app", ("unknown",)),
+        "class": first("ent_class_accounts", "class"),
         "datasource": "ent-prometheus",
     }
 

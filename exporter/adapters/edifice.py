@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from ..source import RELATIONS
 from .plan import Index, LocalTimeBounds, Plan, readonly_role, sql_file, statements
 
 
@@ -27,6 +28,8 @@ def build(options) -> Plan:
             directory_schema=sql.Identifier(options.directory_schema),
             directory_structures=sql.Identifier(options.directory_schema, "structures"),
             directory_attachments=sql.Identifier(options.directory_schema, "attachments"),
+            directory_feed_runs=sql.Identifier(options.directory_schema, "feed_runs"),
+            directory_user_classes=sql.Identifier(options.directory_schema, "user_classes"),
             login_events=sql.Identifier(events, "login_events"),
             access_events=sql.Identifier(events, "access_events"),
             activation_events=sql.Identifier(events, "activation_events"),
@@ -35,7 +38,8 @@ def build(options) -> Plan:
             event_timezone=zone,
             platform_filter=platform_filter,
         ),
-        *readonly_role(options.schema, options.role),
+        # The contract's core relations and the optional one this platform gives.
+        *readonly_role(options.schema, options.role, RELATIONS + ("account_feeds", "user_classes")),
     ]
     if options.indexes:
         local_time = sql.SQL("((date AT TIME ZONE {}))").format(zone)

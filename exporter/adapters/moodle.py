@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from ..source import RELATIONS
 from .plan import Index, Plan, readonly_role, sql_file, statements
 
 TABLES = ("logstore_standard_log", "user", "role", "role_assignments", "context", "course_categories", "course",
-          "config", "task_log", "user_enrolments", "enrol")
+          "config", "task_log", "user_enrolments", "enrol",
+          # course_progress (optional relation): completion and badges
+          "course_modules", "course_modules_completion", "course_completions", "badge", "badge_issued",
+          # user_classes (optional relation): cohorts of course categories
+          "cohort", "cohort_members")
 LOGIN = r"eventname = '\core\event\user_loggedin'"
 APP_ACCESS = r"eventname = '\core\event\course_viewed' OR (target = 'course_module' AND action = 'viewed')"
 LOGIN_OUTCOME = r"eventname IN ('\core\event\user_loggedin', '\core\event\user_login_failed')"
@@ -66,6 +71,16 @@ def build(options) -> Plan:
             context=ident["context"],
             course_categories=ident["course_categories"],
             task_log=ident["task_log"],
+            course=ident["course"],
+            user_enrolments=ident["user_enrolments"],
+            enrol=ident["enrol"],
+            course_modules=ident["course_modules"],
+            course_modules_completion=ident["course_modules_completion"],
+            course_completions=ident["course_completions"],
+            badge=ident["badge"],
+            badge_issued=ident["badge_issued"],
+            cohort=ident["cohort"],
+            cohort_members=ident["cohort_members"],
             guest=guest,
             site_course=site_course,
             anonymous_rule=anonymous_rule,
@@ -74,7 +89,8 @@ def build(options) -> Plan:
             enrolment_filter=enrolment_filter,
             sync_tasks=sql.SQL("t." + SYNC_TASKS),
         ),
-        *readonly_role(options.schema, options.role),
+        # The contract's core relations and the optional one this platform gives.
+        *readonly_role(options.schema, options.role, RELATIONS + ("course_progress", "account_feeds", "user_classes")),
     ]
     if options.indexes:
         log, user, task_log = table["logstore_standard_log"], table["user"], table["task_log"]

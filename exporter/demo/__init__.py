@@ -88,6 +88,9 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
             create_canonical_tables(conn, SCHEMA)
             summary = ensure_seeded(conn, SCHEMA, scale=scale, days=days, progress=True,
                                     end=clock() if start else None)
+            # The optional relations (course progress, account feed runs), so every panel has data.
+            from .extras import seed_extras
+            seed_extras(conn, SCHEMA, clock(), DEMO_TIMEZONE)
         exporter_state = state_dir / "exporter"
         if summary.seeded and exporter_state.exists():
             # Fresh data: counters restart from zero rather than from watermarks of other data.
@@ -100,6 +103,8 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
                 "state_dir": str(exporter_state),
                 "timezone": DEMO_TIMEZONE,
                 "probes": targets.probes(address, port),
+                # The opt-in breakdowns (per course, per class), for the learning progress and classes dashboards.
+                "collectors": {"enabled": ["course_progress_by_course", "class_visitors", "class_accounts"]},
             },
             "demo",
         )

@@ -153,3 +153,83 @@ SELECT NULL::bigint AS event_id,
        ((t.timeend - t.timestart) * 1000)::double precision AS duration_ms
 FROM {task_log} AS t
 WHERE {sync_tasks};
+
+-- course_progress (optional relation of the contract): one row per person enrolled in a
+--   course (an active enrolment, user_enrolments.status = 0, in an enabled instance, enrol.status
+--   = 0), with structure_id = the course's top-level category as for accounts, course_id = the
+--   course's idnumber, otherwise "course-<id>". completed_at: course_completions.timecompleted.
+--   Activity completions: the person's course_modules_completion rows in the course's modules
+--   (modules being deleted left out), by completionstate: 1 complete, 2 complete with a pass
+--   grade, 3 complete with a fail grade (0, incomplete, is not counted). badges: course badges
+--   (badge.type = 2 of that course) issued to the person. The people rule is the accounts' one:
+--   deleted and suspended users and the site guest are left out; so are courses outside any
+--   top-level category (the front page).
+CREATE OR REPLACE VIEW {ent}.course_progress AS
+WITH enrolled AS (
+    SELECT DISTINCT ue.userid, e.courseid
+    FROM {user_enrolments} AS ue
+    JOIN {enrol} AS e ON e.id = ue.enrolid
+    WHERE ue.status = 0 AND e.status = 0
+)
+SELECT en.userid::text AS user_id,
+       coalesce(nullif(btrim(top.idnumber), ''), 'category-' || top.id)::text AS structure_id,
+       coalesce(nullif(btrim(c.idnumber), ''), 'course-' || c.id)::text AS course_id,
+       to_timestamp(nullif(cc.timecompleted, 0)) AS completed_at,
+       coalesce(m.complete, 0)::bigint AS activities_complete,
+       coalesce(m.passed, 0)::bigint AS activities_passed,
+       coalesce(m.failed, 0)::bigint AS activities_failed,
+       coalesce(b.badges, 0)::bigint AS badges
+FROM enrolled AS en
+JOIN {course} AS c ON c.id = en.courseid
+JOIN {course_categories} AS cat ON cat.id = c.category
+-- the first element of a category's path is its top-level category
+JOIN {course_categories} AS top ON top.id = nullif(split_part(cat.path, '/', 2), '')::bigint AND top.parent = 0
+JOIN {user} AS u ON u.id = en.userid AND u.deleted = 0 AND u.suspended = 0
+LEFT JOIN {course_completions} AS cc ON cc.userid = en.userid AND cc.course = c.id
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE cmc.completionstate = 1) AS complete,
+           count(*) FILTER (WHERE cmc.completionstate = 2) AS passed,
+           count(*) FILTER (WHERE cmc.completionstate = 3) AS failed
+    FROM {course_modules_completion} AS cmc
+    JOIN {course_modules} AS cm ON cm.id = cmc.coursemoduleid
+    WHERE cmc.userid = en.userid AND cm.course = c.id AND cm.deletioninprogress = 0
+) AS m ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS badges
+    FROM {badge_issued} AS bi
+    JOIN {badge} AS bd ON bd.id = bi.badgeid
+    WHERE bi.userid = en.userid AND bd.type = 2 AND bd.courseid = c.id
+) AS b ON true
+WHERE u.id IS DISTINCT FROM {guest};
+
+-- account_feeds (optional relation of the contract): the runs of the user and enrolment
+--   synchronisation tasks in the task log (the same tasks as connector_events), one feed per task:
+--   feed = its class without the "\task\" part ("auth_ldap/sync_task", "enrol_database/sync_enrolments"),
+--   success = result = 0. Moodle does not record rows read or imported: those columns are NULL.
+CREATE OR REPLACE VIEW {ent}.account_feeds AS
+SELECT replace(regexp_replace(t.classname, '^\\', ''), '\task\', '/')::text AS feed,
+       to_timestamp(t.timestart::double precision) AS started_at,
+       to_timestamp(t.timeend::double precision) AS finished_at,
+       t.result = 0 AS success,
+       NULL::bigint AS rows_read, NULL::bigint AS rows_imported, NULL::bigint AS rows_rejected,
+       NULL::bigint AS rows_skipped
+FROM {task_log} AS t
+WHERE {sync_tasks};
+
+-- user_classes (optional relation of the contract): a class is a cohort defined in a course
+--   category (the way ENT synchronisations create a cohort per class in each school's category);
+--   structure_id = that category's top-level category as for accounts, class_name = the cohort's
+--   name. Site-wide cohorts (system context) belong to no structure and are left out; so are
+--   deleted and suspended users and the site guest.
+CREATE OR REPLACE VIEW {ent}.user_classes AS
+SELECT DISTINCT
+       cm.userid::text AS user_id,
+       coalesce(nullif(btrim(cat.idnumber), ''), 'category-' || cat.id)::text AS structure_id,
+       co.name::text AS class_name
+FROM {cohort_members} AS cm
+JOIN {cohort} AS co ON co.id = cm.cohortid
+JOIN {context} AS ctx ON ctx.id = co.contextid
+JOIN {context} AS top ON top.id = nullif(split_part(ctx.path, '/', 3), '')::bigint AND top.contextlevel = 40
+JOIN {course_categories} AS cat ON cat.id = top.instanceid AND cat.parent = 0
+JOIN {user} AS u ON u.id = cm.userid AND u.deleted = 0 AND u.suspended = 0
+WHERE u.id IS DISTINCT FROM {guest};

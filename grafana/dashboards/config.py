@@ -31,6 +31,8 @@ class Config:
         "applications": "ent-applications",
         "connectors": "ent-connectors",
         "exporter": "ent-exporter-health",
+        "courses": "ent-courses",  # issue 16: learning progress
+        "classes": "ent-classes",  # issue 16: per class (opt-in)
     })
     # The platform's timezone: ent_logins_by_hour's hour and weekday labels are local
     # to it, and the calendar periods (month to date) are too.
@@ -99,6 +101,15 @@ class Config:
     collector_stale_margin_max_seconds: int = 3600
     collector_stale_for: str = "5m"
     source_down_for: str = "5m"
+
+    # -- account feeds (issue 16: the directory import, Moodle's synchronisation tasks) ----------
+    # A feed whose last success is older than this is overdue: a nightly feed, plus margin.
+    account_feed_max_age_hours: float = 26
+    account_feed_overdue_for: str = "10m"
+    account_feed_failed_for: str = "5m"
+    # Share of the last run's rows left out as invalid above which the feed is said to reject.
+    account_feed_rejected_ratio: float = 0.05
+    account_feed_rejecting_for: str = "5m"
 
     # -- alert routing ---------------------------------------------------------------------
     # PLACEHOLDER: replace with the address of your own copy of the runbook

@@ -1,10 +1,13 @@
 """Exporter health: collector last success age, durations, failures, source up, series counts."""
 from grafana.dashboards.config import CONFIG
 from grafana.dashboards.panels import (
-    INSTANCE, UP_DOWN, bargauge, dashboard, profile_variable, row, stat, state_timeline, structure_variable, target,
-    timeseries, value_map,
+    INSTANCE, UP_DOWN, bargauge, dashboard, profile_variable, row, stat, state_timeline, structure_variable, table,
+    target, timeseries, value_map,
 )
-from grafana.dashboards.rules import COLLECTOR_STALE, EXPORTER_DOWN, SOURCE_DATABASE_DOWN, alerting_rules
+from grafana.dashboards.rules import (
+    ACCOUNT_FEED_FAILED, ACCOUNT_FEED_OVERDUE, ACCOUNT_FEED_REJECTING, COLLECTOR_STALE, EXPORTER_DOWN,
+    SOURCE_DATABASE_DOWN, alerting_rules, num,
+)
 
 J = f"{CONFIG.exporter_selector}, {INSTANCE}"
 AGE = f"time() - ent_exporter_collector_last_success_timestamp_seconds{{{J}}}"
@@ -126,6 +129,32 @@ panels = [
                             "properties": [{"id": "custom.axisPlacement", "value": "right"},
                                            {"id": "color", "value": {"mode": "fixed", "fixedColor": "orange"}}]}]),
      12, 10),
+]
+
+# -- account feeds (issue 16): the directory import, Moodle's synchronisation tasks ---------------
+FEED_AGE = f"time() - ent_account_feed_last_success_timestamp_seconds{{{J}}}"
+FEED_MAX_AGE = CONFIG.account_feed_max_age_hours * 3600
+panels += [
+    row("Account feeds"),
+    (bargauge("Time since each feed's last success",
+              "Per account feed (the directory import; Moodle's user and enrolment synchronisation tasks): time "
+              f"since its last successful run. Red from {num(CONFIG.account_feed_max_age_hours)} hours, where "
+              f"{ACCOUNT_FEED_OVERDUE} fires.",
+              instant(FEED_AGE, "{{feed}}"), "s", [(None, "green"), (FEED_MAX_AGE * 0.9, "yellow"), (FEED_MAX_AGE, "red")]),
+     8, 8),
+    (state_timeline("Last run succeeded",
+                    f"Per feed: whether its last run succeeded (ent_account_feed_last_run_success). Alert: "
+                    f"{ACCOUNT_FEED_FAILED}.",
+                    target(f"ent_account_feed_last_run_success{{{J}}}", "{{feed}}"), "none", UP_DOWN,
+                    mappings=value_map({"0": "Failed", "1": "Succeeded"}, {"0": "red", "1": "green"})), 8, 8),
+    (table("Last run of each feed",
+           "Per feed, its last run: when it ended, its duration, and its rows: read, imported, rejected (invalid) "
+           f"and skipped (repeated). Alert {ACCOUNT_FEED_REJECTING} above "
+           f"{num(CONFIG.account_feed_rejected_ratio * 100)} % rejected.",
+           [instant(f"ent_account_feed_last_run_timestamp_seconds{{{J}}} * 1000", "", ref="A"),
+            instant(f"ent_account_feed_last_run_duration_seconds{{{J}}}", "", ref="B"),
+            instant(f"ent_account_feed_last_run_rows{{{J}}}", "{{feed}} {{outcome}}", ref="C")],
+           "short"), 8, 8),
 ]
 
 dashboard = dashboard(

@@ -261,6 +261,50 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
         {"name": "ent-exporter.probes", "rules": probes},
         {"name": "ent-exporter.exporter", "rules": exporter},
         {"name": "ent-exporter.meta", "rules": meta},
+        {"name": "ent-exporter.account-feeds", "rules": account_feed_alerts(c)},
+    ]
+
+
+# -- account feeds (issue 16) ---------------------------------------------------------------
+ACCOUNT_FEED_FAILED = "ENTAccountFeedFailed"
+ACCOUNT_FEED_OVERDUE = "ENTAccountFeedOverdue"
+ACCOUNT_FEED_REJECTING = "ENTAccountFeedRejecting"
+
+
+def account_feed_alerts(c: Config = CONFIG) -> list[dict]:
+    sel = c.exporter_selector
+    max_age = num(c.account_feed_max_age_hours)
+    return [
+        _alert(
+            c, ACCOUNT_FEED_FAILED,
+            f"ent_account_feed_last_run_success{{{sel}}} == 0\n",
+            c.account_feed_failed_for, "critical",
+            "The last run of account feed {{ $labels.feed }} failed.",
+            "The last run of account feed {{ $labels.feed }} (the directory import, a synchronisation task) "
+            "failed: accounts created, moved or closed since its last success are not in the platform, and "
+            "new users may not be able to log in. The feed's log (import-directory's output, Moodle's task "
+            "log) says why.",
+        ),
+        _alert(
+            c, ACCOUNT_FEED_OVERDUE,
+            f"time() - ent_account_feed_last_success_timestamp_seconds{{{sel}}}\n> {max_age} * 3600\n",
+            c.account_feed_overdue_for, "warning",
+            "Account feed {{ $labels.feed }} last succeeded {{ $value | humanizeDuration }} ago.",
+            "Account feed {{ $labels.feed }} has not succeeded for {{ $value | humanizeDuration }} (alert after "
+            f"{max_age} hours: a nightly feed missed a night). It failed, or it did not run at all (its "
+            "scheduler, cron or Moodle's cron).",
+        ),
+        _alert(
+            c, ACCOUNT_FEED_REJECTING,
+            f'ent_account_feed_last_run_rows{{{sel}, outcome="rejected"}}\n'
+            f'/ ignoring (outcome) ent_account_feed_last_run_rows{{{sel}, outcome="read"}}\n'
+            f"> {num(c.account_feed_rejected_ratio)}\n",
+            c.account_feed_rejecting_for, "warning",
+            "Account feed {{ $labels.feed }} rejected {{ $value | humanizePercentage }} of its rows.",
+            "The last run of account feed {{ $labels.feed }} left out {{ $value | humanizePercentage }} of the "
+            f"rows it read as invalid (alert above {num(c.account_feed_rejected_ratio * 100)}%): the users of "
+            "those rows are missing from the platform. The feed's log names the lines.",
+        ),
     ]
 
 
