@@ -333,7 +333,7 @@ def grafana_interval(panel: dict, seconds: int) -> int:
 
 def variables(panel: dict, seconds: int, structure: str) -> dict[str, str]:
     interval = grafana_interval(panel, seconds)
-    return {"structure": structure, "profile": ".*", "connector": ".*", "app": ".*", "instance": ".*",
+    return {"structure": structure, "profile": ".*", "connector": ".*", "app": ".*", "instance": ".*", "class": ".*",
             "__range": f"{seconds}s", "__range_s": str(seconds), "__interval": f"{interval}s",
             "__interval_ms": str(interval * 1000), "__rate_interval": f"{max(interval + SCRAPE, 4 * SCRAPE)}s"}
 
@@ -388,7 +388,10 @@ def test_every_panel_query_evaluates_at_every_range(history, window):
             failed.append(f"{dashboard} / {title}: {error.read().decode()}")
             continue
         text = json.dumps(panel["targets"])
-        backfilled = not any(name in text for name in ("ALERTS", "ent_connector_probe", ":ent_connector"))
+        # Families the generated history does not hold (alerts, probes, and issue 16's optional
+        # relations: classes, courses, account feeds — their panels are checked on the demo, end to end).
+        backfilled = not any(name in text for name in ("ALERTS", "ent_connector_probe", ":ent_connector",
+                                                         "ent_class_", "ent_course_", "ent_account_feed_"))
         if backfilled and not any(result for _target, result in results):
             empty.append(f"{dashboard} / {title}")
     assert not failed, "\n".join(failed)
