@@ -122,6 +122,7 @@ class Exporter:
         self.scheduler: CollectorScheduler | None = None
         self.server: MetricsServer | None = None
         self.probes: ProbeRunner | None = None
+        self.reports = None  # reports.job.ReportJob when the config has a reports: section
 
     def health(self) -> dict:
         """Liveness: the process serves (whatever the database does)."""
@@ -170,9 +171,19 @@ class Exporter:
             retry_initial_seconds=self.config.retry.initial_seconds,
             retry_max_seconds=self.config.retry.max_seconds,
         )
+        self._attach_reports()
         self.scheduler.start()
         self.probes.start()
         log.info("serving http://%s:%d/metrics", self.config.listen.address, self.server.port)
+
+    def _attach_reports(self) -> None:
+        """The monthly reports (reports: in the config), a job of their own on the collectors' scheduler."""
+        if self.config.reports is None:
+            return
+        from reports.job import ReportJob
+
+        self.reports = ReportJob(self.config.reports, self.source, self.config.zone, self.clock)
+        self.reports.attach(self.scheduler.scheduler, self.config.schedule(Cadence.MONTHLY))
 
     def stop(self) -> None:
         if self.probes:
