@@ -98,7 +98,8 @@ def build(report: Report, language: str, produced: datetime) -> Document:
 
     # Visitors by profile, and the distinct people over every profile.
     title, description = labels.indicator(language, "visitors_by_profile")
-    profiles = sorted(p for p in current.profiles if p != TOTAL) + [TOTAL]
+    profiles = sorted((p for p in current.profiles if p != TOTAL),
+                      key=lambda p: (-current.profiles[p].visitors, p)) + [TOTAL]
     rows, csv_rows = [], []
     for profile in profiles:
         figures = current.profiles.get(profile) or ProfileFigures()
@@ -136,7 +137,8 @@ def build(report: Report, language: str, produced: datetime) -> Document:
 
     # Accounts and activation by profile, at the month's end.
     title, description = labels.indicator(language, "accounts_by_profile")
-    profiles = sorted(p for p in current.accounts if p != TOTAL) + [TOTAL]
+    profiles = sorted((p for p in current.accounts if p != TOTAL),
+                      key=lambda p: (-(current.accounts[p].activated + current.accounts[p].pending), p)) + [TOTAL]
     rows, csv_rows = [], []
     for profile in profiles:
         account = current.accounts.get(profile) or AccountFigures()

@@ -61,7 +61,11 @@ def _font_files() -> tuple[str, str]:
 
 
 def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
+    import logging
+
     from fpdf import FPDF
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting narrates every table at INFO
     from fpdf.fonts import FontFace
 
     regular, bold = _font_files()
@@ -95,8 +99,9 @@ def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
     width = pdf.epw
     for index, section in enumerate(document.sections):
         image = charts.get(section.chart) if section.chart else None
-        needed = 25 + (width * _aspect(image) if image else 0)
-        if index and pdf.get_y() + min(needed, 120) > pdf.page_break_trigger:
+        # The title, its sentence and the chart stay together (the table may run onto the next page).
+        needed = 22 + (width * _aspect(image) if image else 10)
+        if index and pdf.get_y() + min(needed, pdf.page_break_trigger - pdf.t_margin) > pdf.page_break_trigger:
             pdf.add_page()
         pdf.set_font("DejaVu", "B", 11)
         pdf.cell(0, 7, section.title, new_x="LMARGIN", new_y="NEXT")

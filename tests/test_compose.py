@@ -102,7 +102,7 @@ def test_exporter_is_built_from_the_dockerfile(compose):
     assert (command.split() if isinstance(command, str) else command)[0] in ("demo", "serve")
     # Everything `pip install .` needs is in the build context (.dockerignore is an allow-list).
     ignore = (REPO / context / ".dockerignore").read_text().split()
-    for needed in ("pyproject.toml", "README.md", "exporter/", "collectors/", "probes/"):
+    for needed in ("pyproject.toml", "README.md", "exporter/", "collectors/", "probes/", "reports/"):
         assert f"!{needed}" in ignore, needed
         assert (REPO / context / needed).exists()
     for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
