@@ -182,7 +182,8 @@ class Exporter:
             return
         from reports.job import ReportJob
 
-        self.reports = ReportJob(self.config.reports, self.source, self.config.zone, self.clock)
+        self.reports = ReportJob(self.config.reports, self.source, self.config.zone, self.clock,
+                                 self.config.privacy.min_count)
         self.reports.attach(self.scheduler.scheduler, self.config.schedule(Cadence.MONTHLY))
 
     def stop(self) -> None:

@@ -174,7 +174,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         source.wait_ready()
         written = write_reports(source, month, Path(out), structures=args.structure, formats=tuple(formats),
-                                language=language)
+                                language=language, min_count=config.privacy.min_count)
     except ReportError as error:
         print(f"ent-exporter: report: {error}", file=sys.stderr)
         return 2

@@ -27,8 +27,9 @@ class ReportError(Exception):
 
 def write_reports(source: "Source", month: "Month", out: Path, *, structures: list[str] | None = None,
                   formats: tuple[str, ...] = ("pdf", "html", "csv"), language: str = "fr",
-                  produced: datetime | None = None) -> list[Path]:
-    """Writes the reports of ``month`` for ``structures`` (None: every structure and ``all``); returns the files."""
+                  produced: datetime | None = None, min_count: int = 0) -> list[Path]:
+    """Writes the reports of ``month`` for ``structures`` (None: every structure and ``all``); returns the files.
+    People counts below ``min_count`` are written as 0, as the metrics publish them (privacy.min_count)."""
     from . import document, output, plots
     from .figures import build_reports, known_structure_ids
 
@@ -40,8 +41,8 @@ def write_reports(source: "Source", month: "Month", out: Path, *, structures: li
                               f"(not in the structures or accounts of the source)")
     produced = produced or datetime.now(timezone.utc)
     written: list[Path] = []
-    for report in build_reports(source, month, structures):
-        doc = document.build(report, language, produced)
+    for report in build_reports(source, month, structures, min_count):
+        doc = document.build(report, language, produced, min_count)
         charts = plots.charts(report, language) if {"pdf", "html"} & set(formats) else {}
         written += output.write(doc, charts, out, report.structure.structure_id, str(month), formats)
     return written

@@ -51,7 +51,7 @@ def _csv_value(key: str, value: float) -> object:
     return int(value)
 
 
-def build(report: Report, language: str, produced: datetime) -> Document:
+def build(report: Report, language: str, produced: datetime, min_count: int = 0) -> Document:
     t = lambda key, **kw: labels.text(language, key, **kw)  # noqa: E731
     month = report.month
     platform = report.structure.structure_id == "all"
@@ -64,7 +64,7 @@ def build(report: Report, language: str, produced: datetime) -> Document:
         period=t("generated", when=labels.long_date(language, produced.astimezone(month.zone).date()),
                  start=labels.long_date(language, month.first_day), end=labels.long_date(language, last_day),
                  zone=getattr(month.zone, "key", str(month.zone))),
-        footnote=t("footnote"),
+        footnote=t("footnote") + (" " + t("privacy", min_count=min_count) if min_count > 0 else ""),
     )
     current, previous, year_before = report.current, report.previous, report.year_before
 

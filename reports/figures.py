@@ -179,9 +179,12 @@ class ProfileFigures:
     visitors: int = 0
     connections: int = 0  # logins of the profile (all of them, as ent_logins_total)
     visitor_connections: int = 0  # logins with a user: the numerator of visits per visitor
+    published_visits: float | None = None  # of the true counts, when privacy.min_count hides the visitors
 
     @property
     def visits_per_visitor(self) -> float:
+        if self.published_visits is not None:
+            return self.published_visits
         return self.visitor_connections / self.visitors if self.visitors else 0.0
 
 
@@ -190,9 +193,13 @@ class AccountFigures:
     activated: int = 0
     pending: int = 0
     inactive: dict[int, int] = field(default_factory=lambda: {days: 0 for days in INACTIVE_DAYS})
+    # The ratio of the true counts, kept when privacy.min_count hides small ones (as the metrics do).
+    published_ratio: float | None = None
 
     @property
     def ratio(self) -> float:
+        if self.published_ratio is not None:
+            return self.published_ratio
         total = self.activated + self.pending
         return self.activated / total if total else 0.0
 
@@ -309,8 +316,9 @@ class Report:
     apps: list[str]  # the catalogue: every app of the three months, most opened this month first
 
 
-def build_reports(source: Source, month: Month, wanted: list[str] | None = None) -> list[Report]:
-    """The reports of ``month`` for ``wanted`` structure ids (None: every structure and the platform)."""
+def build_reports(source: Source, month: Month, wanted: list[str] | None = None, min_count: int = 0) -> list[Report]:
+    """The reports of ``month`` for ``wanted`` structure ids (None: every structure and the platform);
+    people counts below ``min_count`` as 0 (privacy.min_count)."""
     known = structures(source)
     known.pop("unknown", None)  # events nobody's account explains: in the platform's figures, not a report
     platform = Structure(ALL_STRUCTURES, "", "platform")
@@ -321,6 +329,7 @@ def build_reports(source: Source, month: Month, wanted: list[str] | None = None)
         current, previous, year_before = (
             figures.get(structure_id) or empty(structure_id, m)
             for figures, m in zip(months, (month, month.shift(-1), month.shift(-12))))
+        current, previous, year_before = (apply_privacy(f, min_count) for f in (current, previous, year_before))
         catalogue = set(current.apps) | set(previous.apps) | set(year_before.apps)
         apps = sorted(catalogue, key=lambda app: (-current.apps.get(app, (0, 0))[0], app))
         reports.append(Report(platform if structure_id == ALL_STRUCTURES else known[structure_id],
@@ -332,3 +341,25 @@ def known_structure_ids(source: Source) -> set[str]:
     ids = set(structures(source))
     ids.discard("unknown")
     return ids | {ALL_STRUCTURES}
+
+
+def apply_privacy(figures: StructureMonth, min_count: int) -> StructureMonth:
+    """People counts below ``min_count`` as 0, as the metrics publish them (``privacy.min_count``):
+    visitors, accounts (activated, pending, inactive) and the people per application. Event counts
+    (connections, openings) and ratios are kept, as in the exposition."""
+    if min_count <= 0:
+        return figures
+
+    def hide(value: int) -> int:
+        return 0 if 0 < value < min_count else value
+
+    for profile in figures.profiles.values():
+        profile.published_visits = profile.visits_per_visitor
+        profile.visitors = hide(profile.visitors)
+    for account in figures.accounts.values():
+        ratio = account.ratio
+        account.activated, account.pending = hide(account.activated), hide(account.pending)
+        account.inactive = {days: hide(n) for days, n in account.inactive.items()}
+        account.published_ratio = ratio
+    figures.apps = {app: (openings, hide(people)) for app, (openings, people) in figures.apps.items()}
+    return figures

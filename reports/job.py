@@ -22,8 +22,9 @@ JOB_ID = "monthly-reports"
 
 class ReportJob:
     def __init__(self, settings: ReportsConfig, source, zone: tzinfo,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), min_count: int = 0) -> None:
         self.settings = settings
+        self.min_count = min_count
         self.source = source
         self.zone = zone
         self.clock = clock
@@ -54,7 +55,8 @@ class ReportJob:
         try:
             month = self.closed_month(now)
             written = write_reports(self.source, month, Path(self.settings.directory),
-                                    formats=tuple(self.settings.formats), language=self.settings.language)
+                                    formats=tuple(self.settings.formats), language=self.settings.language,
+                                    produced=self.clock(), min_count=self.min_count)
             log.info("monthly reports of %s: %d files in %s", month, len(written), self.settings.directory)
             return written
         except ReportError as error:

@@ -124,6 +124,7 @@ TEXT = {
         "footnote": "Une personne rattachée à plusieurs établissements compte dans chacun ; le total de la "
                     "plateforme la compte une fois. Évolution : variation en pourcentage (en points pour un taux).",
         "unknown": "inconnu",
+        "privacy": "Les nombres de personnes inférieurs à {min_count} sont affichés 0 (confidentialité).",
     },
     "en": {
         "report_title": "Monthly ENT usage report",
@@ -160,6 +161,7 @@ TEXT = {
         "footnote": "A person attached to several establishments counts in each; the platform total counts them "
                     "once. Change: percent change (in points for a rate).",
         "unknown": "unknown",
+        "privacy": "Counts of people below {min_count} are shown as 0 (privacy).",
     },
 }
 

@@ -488,3 +488,51 @@ def test_the_monthly_job_writes_the_closed_month_once(data, source, tmp_path):
     (scheduled,) = scheduler.get_jobs()
     # Already written: the next run is the crontab's (APScheduler computes it at start).
     assert getattr(scheduled, "next_run_time", None) is None
+
+
+def test_privacy_min_count_hides_small_people_counts_as_the_metrics_do(data, source, tmp_path):
+    """privacy.min_count: people counts below it are 0 in the reports too; events and ratios are kept."""
+    _dsn, rows = data
+    truth = recount(rows, "2026-10")
+    (plain,) = build_reports(source, Month.parse("2026-10", PARIS), ["0750003C"])
+    (hidden,) = build_reports(source, Month.parse("2026-10", PARIS), ["0750003C"], min_count=5)
+    entry = truth["0750003C"]
+    assert hidden.current.connections == plain.current.connections == entry["connections"]
+    small = 0
+    for profile, users in entry["visitors"].items():
+        expected = len(users) if len(users) >= 5 else 0
+        small += 0 < len(users) < 5
+        assert hidden.current.profiles[profile].visitors == expected
+        assert hidden.current.profiles[profile].visits_per_visitor == plain.current.profiles[profile].visits_per_visitor
+    for profile, (activated, pending, inactive_30, _90) in entry["accounts"].items():
+        account = hidden.current.accounts[profile]
+        assert (account.activated, account.pending, account.inactive[30]) == tuple(
+            n if n >= 5 else 0 for n in (activated, pending, inactive_30))
+        small += sum(0 < n < 5 for n in (activated, pending, inactive_30))
+        assert account.ratio == plain.current.accounts[profile].ratio
+    assert small, "the data has small groups to hide"
+
+
+def test_the_daemon_writes_the_closed_month_at_start_when_it_is_missing(data, tmp_path):
+    """serve with a reports: section: the monthly job is on the daemon's scheduler, due at once when the
+    closed month's reports are not there (a daemon that was down on the 1st)."""
+    from exporter.app import Exporter
+    from exporter.config import load_config
+    from tests.support import free_port, wait_until
+
+    dsn, rows = data
+    config_path = write_config(tmp_path / "config.yml", dsn, listen={"address": "127.0.0.1", "port": free_port()},
+                               reports={"directory": "monthly", "formats": ["csv", "pdf"]},
+                               collectors={"disabled": ["app_accesses", "connectors", "login_heatmap"]})
+    now = paris(2026, 11, 3, 10, 0)
+    exporter = Exporter(load_config(config_path), str(config_path), clock=lambda: now)
+    exporter.start()
+    try:
+        platform = tmp_path / "monthly" / "all"
+        wait_until(lambda: (platform / "2026-10.pdf").exists(), timeout=240, message="the platform's report")
+    finally:
+        exporter.stop()
+    assert {p.name for p in (tmp_path / "monthly").iterdir()} == set(STRUCTURE_IDS) | {"all"}
+    summary = {r["indicator"]: r for r in read_csv(platform / "2026-10-summary.csv")}
+    assert int(summary["connections"]["value"]) == recount(rows, "2026-10")["all"]["connections"]
+    assert not (platform / "2026-10.html").exists()  # the configured formats only
