@@ -13,12 +13,13 @@
 4. Extrapolate: samples of ``--days`` at the target series count, plus the recording rules' own series
    (prometheus/rules/), plus one index per compacted block (blocks of at most 31 days).
 
-Usage (the demo running, see README "A year of history")::
+Usage (see README "A year of history"; the counters' long-run rates assume the demo's 400 days)::
 
-    ent-exporter once --config ~/.local/state/ent-exporter/demo/example.yml > /tmp/exposition.txt
-    python -m bench.history_disk --exposition /tmp/exposition.txt --structures 4 --hours 24
+    ent-exporter demo --state-dir /tmp/demo --days 400 --now 2026-11-02T09:00 &
+    ent-exporter once --config /tmp/demo/example.yml --now 2026-11-02T09:00 > /tmp/exposition.txt
+    python -m bench.history_disk --exposition /tmp/exposition.txt --structures 4 --hours 24 --output BENCHMARKS.md
 
-Prints a Markdown table (BENCHMARKS.md). Needs promtool (Debian package prometheus) and numpy.
+Prints a Markdown table; ``--output`` writes it as the last section of BENCHMARKS.md. Needs promtool (Debian package prometheus) and numpy.
 """
 from __future__ import annotations
 
@@ -186,6 +187,30 @@ def measure(blocks: Path) -> tuple[int, int, int]:
     return chunks, index, count
 
 
+SECTION = "## A year of history"
+
+
+def kept_section(path: Path) -> str:
+    """This benchmark's section of an existing BENCHMARKS.md (bench.run rewrites the rest of the file)."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    return "\n" + text[text.index(SECTION):] if SECTION in text else ""
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replaces (or appends) this benchmark's section of BENCHMARKS.md; it is the file's last section."""
+    text = path.read_text() if path.exists() else ""
+    head = text[:text.index(SECTION)].rstrip("\n") + "\n" if SECTION in text else text.rstrip("\n") + "\n"
+    path.write_text(head + "\n" + body)
+
+
+def promtool_version(promtool: str) -> str:
+    result = subprocess.run([promtool, "--version"], capture_output=True, text=True)
+    match = re.search(r"version (\S+)", result.stdout + result.stderr)
+    return match.group(1) if match else "(unknown version)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--exposition", type=Path, required=True, help="output of `ent-exporter once` on the demo")
@@ -195,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=400, help="retention to extrapolate to (default 400)")
     parser.add_argument("--jitter-ms", type=int, default=0,
                         help="add this many ms to every other scrape's timestamp (default 0: aligned scrapes)")
+    parser.add_argument("--output", type=Path, help="write the section \"A year of history\" of this file "
+                        "(BENCHMARKS.md); the table is printed either way")
     parser.add_argument("--keep", type=Path, help="keep the OpenMetrics file and the blocks here")
     args = parser.parse_args(argv)
     promtool = shutil.which("promtool")
@@ -232,20 +259,43 @@ def main(argv: list[str] | None = None) -> int:
     compacted_blocks = math.ceil(args.days / 31) + 3  # blocks of at most 31 days (10 % of the retention) + recent ones
     index_bytes = index_per_series_block * (target_series + sum(n for n, _ in rules.values())) * compacted_blocks
     total = raw_samples * bytes_per_sample + rule_samples * bytes_per_rule_sample + index_bytes
-    print(f"| measured on | {len(chosen)} structures + platform-wide series = {len(sample):,} series, "
-          f"{args.hours:g} h at {SCRAPE_SECONDS} s ({samples:,} samples; OpenMetrics written in {written:.0f} s) |")
-    print(f"| chunk bytes per sample | {bytes_per_sample:.3f} |")
-    print(f"| chunk bytes per recorded sample (5-minute rates every {RULE_EVALUATION_SECONDS} s, "
-          f"{rule_count} series) | {bytes_per_rule_sample:.3f} |")
-    print(f"| index bytes per series per block | {index_per_series_block:.0f} |")
-    print(f"| series per structure (demo exposition, {len(per_structure)} structures) | {average:.0f} |")
-    print(f"| series at {args.target_structures:,} structures | {target_series:,} exported + "
-          f"{sum(n for n, _ in rules.values()):,} recorded by rules |")
-    print(f"| samples over {args.days} days | {raw_samples:.3g} scraped + {rule_samples:.3g} recorded |")
-    print(f"| disk over {args.days} days | {total / 1e9:.0f} GB: scraped {raw_samples * bytes_per_sample / 1e9:.0f} GB, "
-          f"recorded {rule_samples * bytes_per_rule_sample / 1e9:.0f} GB, indexes {index_bytes / 1e9:.1f} GB "
-          f"(plus the WAL: a few hours of samples) |")
-    print(f"| per structure and year (365 days) | {total / args.target_structures / args.days * 365 / 1e6:.0f} MB |")
+    lines = ["| | |", "| --- | --- |"]
+    lines.append(f"| measured on | {len(chosen)} structures + platform-wide series = {len(sample):,} series, "
+                 f"{args.hours:g} h at {SCRAPE_SECONDS} s ({samples:,} samples; OpenMetrics written in {written:.0f} s) |")
+    lines.append(f"| chunk bytes per sample | {bytes_per_sample:.3f} |")
+    lines.append(f"| chunk bytes per recorded sample (5-minute rates every {RULE_EVALUATION_SECONDS} s, "
+                 f"{rule_count} series) | {bytes_per_rule_sample:.3f} |")
+    lines.append(f"| index bytes per series per block | {index_per_series_block:.0f} |")
+    lines.append(f"| series per structure (demo exposition, {len(per_structure)} structures) | {average:.0f} |")
+    lines.append(f"| series at {args.target_structures:,} structures | {target_series:,} exported + "
+                 f"{sum(n for n, _ in rules.values()):,} recorded by rules |")
+    lines.append(f"| samples over {args.days} days | {raw_samples:.3g} scraped + {rule_samples:.3g} recorded |")
+    lines.append(f"| disk over {args.days} days | {total / 1e9:.0f} GB: scraped {raw_samples * bytes_per_sample / 1e9:.0f} GB, "
+                 f"recorded {rule_samples * bytes_per_rule_sample / 1e9:.0f} GB, indexes {index_bytes / 1e9:.1f} GB "
+                 f"(plus the WAL: a few hours of samples) |")
+    lines.append(f"| per structure and year (365 days) | {total / args.target_structures / args.days * 365 / 1e6:.0f} MB |")
+    table = "\n".join(lines)
+    print(table)
+    if args.output:
+        write_section(args.output, f"""{SECTION}
+
+Prometheus' disk for {args.days} days of the exporter's series at {args.target_structures:,} structures, measured by
+backfilling the exporter's real series (`ent-exporter once` on the demo) with `promtool tsdb
+create-blocks-from openmetrics` and extrapolating (see the docstring of `bench/history_disk.py`):
+
+```sh
+ent-exporter demo --state-dir /tmp/demo --days 400 --now 2026-11-02T09:00 &   # 400 days behind the counters
+ent-exporter once --config /tmp/demo/example.yml --now 2026-11-02T09:00 > /tmp/exposition.txt
+python -m bench.history_disk --exposition /tmp/exposition.txt --structures {args.structures} --hours {args.hours:g} --output BENCHMARKS.md
+```
+
+{table}
+
+Prometheus {promtool_version(promtool)}; scrape every {SCRAPE_SECONDS} s, rules every {RULE_EVALUATION_SECONDS} s. The
+dominant term is the scraped samples: halve it by scraping the exporter every 60 s (its values change
+at most every minute). Blocks are compacted up to 31 days (10 % of the retention), so the indexes are
+counted once per such block.
+""")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
