@@ -36,10 +36,12 @@ TOTAL = "*"  # the profile of a "distinct people over every profile" row (never 
 JUST_BEFORE = timedelta(microseconds=1)  # timestamptz resolution: "as of the month's last instant"
 INACTIVE_DAYS = (30, 90)
 
-# Logins of the month per user, profile, local day and hour, attributed to the user's structures;
-# then every aggregate the report needs in one GROUP BY GROUPING SETS.
+# Logins of the month per user, profile, local day and hour (one pass over the month's rows), each
+# user's structures looked up once; then the sums per day and per weekday x hour, and per profile and
+# per person (people counted by rows of per-user aggregates: no count(DISTINCT), which would sort
+# every grouping). The first column says which aggregate a row is (the BY_* codes below).
 MONTH_LOGINS = sql.SQL("""
-    WITH per_user AS (
+    WITH per_hour AS (
         SELECT user_id,
                coalesce(nullif(profile, ''), 'unknown') AS profile,
                (occurred_at AT TIME ZONE %(zone)s)::date AS day,
@@ -51,22 +53,42 @@ MONTH_LOGINS = sql.SQL("""
         GROUP BY 1, 2, 3, 4, 5
     ), attribution AS (
         SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
-        FROM (SELECT DISTINCT user_id FROM per_user WHERE user_id IS NOT NULL) AS visitor
+        FROM (SELECT DISTINCT user_id FROM per_hour WHERE user_id IS NOT NULL) AS visitor
         LEFT JOIN LATERAL (
             SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
         ) AS attached ON true
-    ), attributed AS (
-        SELECT coalesce(attribution.structure, 'unknown') AS structure, per_user.*
-        FROM per_user LEFT JOIN attribution USING (user_id)
-        UNION ALL
-        SELECT 'all', per_user.* FROM per_user
+    ), per_profile AS (
+        SELECT user_id, profile, sum(logins) AS logins FROM per_hour GROUP BY 1, 2
+    ), per_person AS (
+        SELECT user_id, sum(logins) AS logins FROM per_profile GROUP BY 1
     )
-    SELECT GROUPING(profile, day, weekday, hour), structure, profile, day, weekday, hour,
-           sum(logins), coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(DISTINCT user_id)
-    FROM attributed
-    GROUP BY GROUPING SETS ((structure, profile), (structure), (structure, day), (structure, weekday, hour))
+    SELECT 11, coalesce(a.structure, 'unknown'), NULL, p.day, NULL::int, NULL::int, sum(p.logins), 0, 0
+    FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 4
+    UNION ALL
+    SELECT 11, 'all', NULL, day, NULL, NULL, sum(logins), 0, 0 FROM per_hour GROUP BY 4
+    UNION ALL
+    SELECT 12, coalesce(a.structure, 'unknown'), NULL, NULL, p.weekday, p.hour, sum(p.logins), 0, 0
+    FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 5, 6
+    UNION ALL
+    SELECT 12, 'all', NULL, NULL, weekday, hour, sum(logins), 0, 0 FROM per_hour GROUP BY 5, 6
+    UNION ALL
+    SELECT 7, coalesce(a.structure, 'unknown'), p.profile, NULL, NULL, NULL, sum(p.logins),
+           coalesce(sum(p.logins) FILTER (WHERE p.user_id IS NOT NULL), 0), count(p.user_id)
+    FROM per_profile AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 3
+    UNION ALL
+    SELECT 7, 'all', profile, NULL, NULL, NULL, sum(logins),
+           coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(user_id)
+    FROM per_profile GROUP BY 3
+    UNION ALL
+    SELECT 15, coalesce(a.structure, 'unknown'), NULL, NULL, NULL, NULL, sum(p.logins),
+           coalesce(sum(p.logins) FILTER (WHERE p.user_id IS NOT NULL), 0), count(p.user_id)
+    FROM per_person AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2
+    UNION ALL
+    SELECT 15, 'all', NULL, NULL, NULL, NULL, sum(logins),
+           coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(user_id)
+    FROM per_person
 """)
-BY_PROFILE, BY_STRUCTURE, BY_DAY, BY_HOUR = 0b0111, 0b1111, 0b1011, 0b1100
+BY_PROFILE, BY_STRUCTURE, BY_DAY, BY_HOUR = 7, 15, 11, 12
 
 # Openings of the month per user and app, attributed like logins; per structure and app.
 MONTH_APPS = sql.SQL("""

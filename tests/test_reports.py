@@ -353,8 +353,14 @@ def test_one_file_set_per_structure_named_by_its_code_and_one_for_the_platform(o
 
 def test_the_pdf_renders_page_by_page(october, tmp_path):
     out, _rows = october
-    pages = render_pages(out / "0750001A" / "2026-10.pdf", tmp_path / "pages")
+    pdf = out / "0750001A" / "2026-10.pdf"
+    pages = render_pages(pdf, tmp_path / "pages")
     assert 2 <= len(pages) <= 6, [p.name for p in pages]
+    # Every page is the one its footer says ("k/N"), and N is the number of pages rendered.
+    for number in range(1, len(pages) + 1):
+        text = subprocess.run([shutil.which("pdftotext"), "-f", str(number), "-l", str(number), str(pdf), "-"],
+                              capture_output=True, text=True, timeout=60).stdout
+        assert f"{number}/{len(pages)}" in text and "Collège Jean Moulin (0750001A)" in text
     from PIL import Image
 
     for page in pages:
