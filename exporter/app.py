@@ -180,10 +180,12 @@ class Exporter:
         """The monthly reports (reports: in the config), a job of their own on the collectors' scheduler."""
         if self.config.reports is None:
             return
+        from reports import report_source
         from reports.job import ReportJob
 
-        self.reports = ReportJob(self.config.reports, self.source, self.config.zone, self.clock,
-                                 self.config.privacy.min_count)
+        # Its own pool for the run, with the reports' statement timeout (a month's statements are long).
+        self.reports = ReportJob(self.config.reports, lambda: report_source(self.config), self.config.zone,
+                                 self.clock, self.config.privacy.min_count)
         self.reports.attach(self.scheduler.scheduler, self.config.schedule(Cadence.MONTHLY))
 
     def stop(self) -> None:

@@ -147,10 +147,9 @@ def cmd_import_directory(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Monthly reports (reports/): one line and exit 2 for a bad month, format or structure."""
-    from reports import ReportError, write_reports
+    from reports import ReportError, report_source, write_reports
     from reports.figures import Month
 
-    from .app import make_source
     from .preflight import connection_problem
 
     config = load_config(args.config)
@@ -170,7 +169,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if problem:
         print(f"ent-exporter: {args.config}: {problem}", file=sys.stderr)
         return 1
-    source = make_source(config)
+    source = report_source(config)
     try:
         source.wait_ready()
         written = write_reports(source, month, Path(out), structures=args.structure, formats=tuple(formats),

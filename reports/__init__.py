@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from .figures import Month
 
 
+def report_source(config):
+    """A pool of its own for reports (one connection), with the reports' statement timeout
+    (``reports.statement_timeout_seconds``, default 900 s) instead of the collectors'."""
+    from exporter.source import PostgresSource
+
+    from .settings import REPORT_STATEMENT_TIMEOUT_SECONDS
+
+    timeout = config.reports.statement_timeout_seconds if config.reports else REPORT_STATEMENT_TIMEOUT_SECONDS
+    return PostgresSource(config.source.dsn or "", config.source.schema_name, statement_timeout_seconds=timeout,
+                          connect_timeout_seconds=config.source.connect_timeout_seconds, max_connections=1)
+
+
 class ReportError(Exception):
     """A report that cannot be made as asked (unknown structure, bad month): one line, exit 2."""
 

@@ -86,7 +86,7 @@ MONTH_LOGINS = sql.SQL("""
     UNION ALL
     SELECT 15, 'all', NULL, NULL, NULL, NULL, sum(logins),
            coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(user_id)
-    FROM per_person
+    FROM per_person HAVING count(*) > 0
 """)
 BY_PROFILE, BY_STRUCTURE, BY_DAY, BY_HOUR = 7, 15, 11, 12
 
@@ -295,9 +295,9 @@ def month_figures(source: Source, month: Month) -> dict[str, StructureMonth]:
             MONTH_LOGINS, window):
         entry = of(structure)
         if grouping == BY_PROFILE:
-            entry.profiles[profile] = ProfileFigures(visitors, logins, with_user)
+            entry.profiles[profile] = ProfileFigures(int(visitors), int(logins), int(with_user))
         elif grouping == BY_STRUCTURE:
-            entry.profiles[TOTAL] = ProfileFigures(visitors, logins, with_user)
+            entry.profiles[TOTAL] = ProfileFigures(int(visitors), int(logins), int(with_user))
             entry.connections = int(logins)
         elif grouping == BY_DAY:
             entry.per_day[day] = int(logins)

@@ -21,6 +21,9 @@ JOB_ID = "monthly-reports"
 
 
 class ReportJob:
+    """``source``: a source, or a callable returning one opened for the run and closed after it
+    (the daemon's: a pool of its own with the reports' statement timeout, see reports.report_source)."""
+
     def __init__(self, settings: ReportsConfig, source, zone: tzinfo,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), min_count: int = 0) -> None:
         self.settings = settings
@@ -52,9 +55,13 @@ class ReportJob:
 
         if not self._lock.acquire(blocking=False):
             return []
+        source = None
         try:
+            source = self.source() if callable(self.source) else self.source
+            if source is not self.source:
+                source.wait_ready()
             month = self.closed_month(now)
-            written = write_reports(self.source, month, Path(self.settings.directory),
+            written = write_reports(source, month, Path(self.settings.directory),
                                     formats=tuple(self.settings.formats), language=self.settings.language,
                                     produced=self.clock(), min_count=self.min_count)
             log.info("monthly reports of %s: %d files in %s", month, len(written), self.settings.directory)
@@ -65,6 +72,8 @@ class ReportJob:
             log.warning("monthly reports failed (%s: %s); retried at the next start or month",
                         type(error).__name__, str(error).strip())
         finally:
+            if source is not None and source is not self.source:
+                source.close()
             self._lock.release()
         return []
 

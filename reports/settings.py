@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["pdf", "html", "csv"]
+# A month's statement reads every event of the month: far longer than a collector's (source.statement_timeout_seconds).
+REPORT_STATEMENT_TIMEOUT_SECONDS = 900.0
 Language = Literal["fr", "en"]
 
 
@@ -20,6 +22,9 @@ class ReportsConfig(BaseModel):
                                         " relative paths are relative to the configuration file")
     formats: list[Format] = Field(default_factory=lambda: ["pdf", "html", "csv"], min_length=1)
     language: Language = "fr"
+    statement_timeout_seconds: float = Field(
+        REPORT_STATEMENT_TIMEOUT_SECONDS, gt=0,
+        description="bound of each report statement (a month of a regional platform reads millions of rows)")
 
     @field_validator("formats")
     @classmethod

@@ -267,6 +267,17 @@ def test_month_figures_equal_a_recount_from_the_raw_rows(data, source, text):
         assert truth["all"]["by_hour"][(7, 2)] >= 6
 
 
+def test_a_month_without_any_event_is_all_zeros(data, source):
+    """Before the data begins: no login nor opening; the accounts that existed are still counted."""
+    _dsn, rows = data
+    figures = month_figures(source, Month.parse("2024-01", PARIS))
+    assert all(not entry.connections and not entry.apps and not entry.profiles for entry in figures.values())
+    truth = recount(rows, "2024-01")
+    assert {s: as_figures(e)["accounts"] for s, e in figures.items()} == {s: e["accounts"] for s, e in truth.items()}
+    (report,) = build_reports(source, Month.parse("2024-01", PARIS), ["all"])
+    assert report.current.connections == 0 and set(report.current.per_day.values()) == {0}
+
+
 def test_month_boundaries_are_local_and_dst_months_have_their_true_length():
     march, october = Month.parse("2026-03", PARIS), Month.parse("2026-10", PARIS)
     assert march.start == datetime(2026, 2, 28, 23, tzinfo=UTC) and march.end == datetime(2026, 3, 31, 22, tzinfo=UTC)
