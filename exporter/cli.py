@@ -180,6 +180,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     except SourceUnavailable as error:
         print(f"ent-exporter: cannot reach the database of {args.config}: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"ent-exporter: report: --out: cannot write {error.filename or out} ({error.strerror or error})",
+              file=sys.stderr)
+        return 2
     finally:
         source.close()
     print(f"{len(written)} files written in {out} ({month}, {language})")

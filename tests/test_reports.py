@@ -453,6 +453,17 @@ def test_english_on_demand_and_a_subset_of_structures(data, tmp_path):
     assert "Monthly ENT usage report" in pdf_text(tmp_path / "out" / "0750002B" / "2026-03.pdf")
 
 
+def test_an_output_directory_that_cannot_be_written_is_one_line_and_exit_2(data, tmp_path):
+    dsn, _rows = data
+    config = write_config(tmp_path / "config.yml", dsn)
+    (tmp_path / "file").write_text("not a directory")
+    result = run_cli("report", "--config", str(config), "--month", "2026-03", "--structure", "all",
+                     "--format", "csv", "--out", str(tmp_path / "file"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ent-exporter: report: --out: cannot write "), result.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--month", "2026-13"], "--month: not a month of the form YYYY-MM: '2026-13'"),
     (["--month", "March"], "--month: not a month of the form YYYY-MM: 'March'"),
