@@ -84,6 +84,20 @@ def check_state_dir(directory: Path, origin: str) -> None:
             f"{origin}: state_dir: {directory} cannot be used ({error.strerror or error})") from None
 
 
+def check_reports_dir(config: Config, origin: str) -> None:
+    """The reports: section's directory, created and proved writable (when the section is there)."""
+    if config.reports is None:
+        return
+    directory = config.reports.directory
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise StartupError(
+            f"{origin}: reports.directory: {directory} cannot be used ({error.strerror or error})") from None
+
+
 def listen_in_use(address: str, port: int) -> str | None:
     """Why ``address:port`` cannot be listened on right now, or None when it can (the socket is closed again)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -153,6 +167,7 @@ class Exporter:
     def start(self) -> None:
         """Checks what can fail at start-up first (StartupError), then serves the restored state at once."""
         check_state_dir(self.config.state_dir, self.origin)
+        check_reports_dir(self.config, self.origin)
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
         # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
         self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)

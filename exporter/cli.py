@@ -26,11 +26,12 @@ def _parse_now(text: str, config: Config) -> datetime:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .app import StartupError, check_state_dir, enabled_collectors, listen_in_use
+    from .app import StartupError, check_reports_dir, check_state_dir, enabled_collectors, listen_in_use
 
     config = load_config(args.config)
     names = [collector.name for collector in enabled_collectors(config, str(args.config))]
     check_state_dir(config.state_dir, str(args.config))
+    check_reports_dir(config, str(args.config))
     in_use = listen_in_use(config.listen.address, config.listen.port)
     if in_use:  # not an error: the exporter being checked may be the one listening
         print(f"{args.config}: note: {in_use}", file=sys.stderr)

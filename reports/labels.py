@@ -124,7 +124,7 @@ TEXT = {
         "footnote": "Une personne rattachée à plusieurs établissements compte dans chacun ; le total de la "
                     "plateforme la compte une fois. Évolution : variation en pourcentage (en points pour un taux).",
         "unknown": "inconnu",
-        "privacy": "Les nombres de personnes inférieurs à {min_count} sont affichés 0 (confidentialité).",
+        "privacy": "Par confidentialité, les effectifs de moins de {min_count} personnes sont affichés à 0.",
     },
     "en": {
         "report_title": "Monthly ENT usage report",

@@ -493,6 +493,14 @@ def test_the_reports_section_is_validated(data, tmp_path):
     from exporter.config import load_config
 
     assert load_config(config).reports.directory == tmp_path / "monthly"
+    # A directory that cannot be used is said at once, by check-config and at start-up: one line, exit 2.
+    (tmp_path / "taken").write_text("a file")
+    config = write_config(tmp_path / "config.yml", dsn, reports={"directory": "taken/monthly"})
+    for command in ("check-config", "serve"):
+        result = run_cli(command, "--config", str(config), timeout=60)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert f"{config}: reports.directory: {tmp_path / 'taken' / 'monthly'} cannot be used" in line
 
 
 def test_the_monthly_job_writes_the_closed_month_once(data, source, tmp_path):
