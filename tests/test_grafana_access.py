@@ -7,7 +7,6 @@ import json
 
 import httpx
 import psycopg
-import pytest
 import yaml
 
 from grafana.access import SOURCE_DASHBOARD, apply, generate, main, structures_from_csv
