@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 COPY collectors ./collectors
 COPY probes ./probes
+COPY reports ./reports
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -455,7 +455,10 @@ def run(options: Options) -> Report:
     if options.output:
         from .report import markdown
 
-        options.output.write_text(markdown(report))
+        from .history_disk import kept_section
+
+        # The history disk section is bench/history_disk.py's (another run): kept as it is.
+        options.output.write_text(markdown(report) + kept_section(options.output))
         say(f"wrote {options.output}")
     return report
 

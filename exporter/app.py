@@ -111,6 +111,20 @@ def check_state_dir(directory: Path, origin: str) -> None:
             f"{origin}: state_dir: {directory} cannot be used ({error.strerror or error})") from None
 
 
+def check_reports_dir(config: Config, origin: str) -> None:
+    """The reports: section's directory, created and proved writable (when the section is there)."""
+    if config.reports is None:
+        return
+    directory = config.reports.directory
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise StartupError(
+            f"{origin}: reports.directory: {directory} cannot be used ({error.strerror or error})") from None
+
+
 def listen_in_use(address: str, port: int) -> str | None:
     """Why ``address:port`` cannot be listened on right now, or None when it can (the socket is closed again)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -151,6 +165,7 @@ class Exporter:
         self.server: MetricsServer | None = None
         self.probes: ProbeRunner | None = None
         self.process: ProcessPublisher | None = None
+        self.reports = None  # reports.job.ReportJob when the config has a reports: section
 
     def health(self) -> dict:
         """Liveness: the process serves (whatever the database does)."""
@@ -181,6 +196,7 @@ class Exporter:
     def start(self) -> None:
         """Checks what can fail at start-up first (StartupError), then serves the restored state at once."""
         check_state_dir(self.config.state_dir, self.origin)
+        check_reports_dir(self.config, self.origin)
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
         # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
         self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)
@@ -205,11 +221,24 @@ class Exporter:
             retry_initial_seconds=self.config.retry.initial_seconds,
             retry_max_seconds=self.config.retry.max_seconds,
         )
+        self._attach_reports()
         self.scheduler.start()
         self.probes.start()
         self.process.start()
         scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
         log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
+
+    def _attach_reports(self) -> None:
+        """The monthly reports (reports: in the config), a job of their own on the collectors' scheduler."""
+        if self.config.reports is None:
+            return
+        from reports import report_source
+        from reports.job import ReportJob
+
+        # Its own pool for the run, with the reports' statement timeout (a month's statements are long).
+        self.reports = ReportJob(self.config.reports, lambda: report_source(self.config), self.config.zone,
+                                 self.clock, self.config.privacy.min_count)
+        self.reports.attach(self.scheduler.scheduler, self.config.schedule(Cadence.MONTHLY))
 
     def stop(self) -> None:
         if self.process:

@@ -26,7 +26,7 @@ def _parse_now(text: str, config: Config) -> datetime:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .app import StartupError, check_state_dir, enabled_collectors, listen_in_use
+    from .app import check_reports_dir, check_state_dir, enabled_collectors, listen_in_use
 
     config = load_config(args.config)
     names = [collector.name for collector in enabled_collectors(config, str(args.config))]
@@ -35,6 +35,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: invalid configuration\n  source.dsn: not a valid connection string ({problem})")
     web = _web_config(args)
     check_state_dir(config.state_dir, str(args.config))
+    check_reports_dir(config, str(args.config))
     in_use = listen_in_use(config.listen.address, config.listen.port)
     if in_use:  # not an error: the exporter being checked may be the one listening
         print(f"{args.config}: note: {in_use}", file=sys.stderr)
@@ -160,6 +161,51 @@ def cmd_import_directory(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Monthly reports (reports/): one line and exit 2 for a bad month, format or structure."""
+    from reports import ReportError, report_source, write_reports
+    from reports.figures import Month
+
+    from .preflight import connection_problem
+
+    config = load_config(args.config)
+    try:
+        month = Month.parse(args.month, config.zone)
+    except ValueError as error:
+        raise ConfigError(f"--month: {error}") from None
+    settings = config.reports
+    formats = [f.strip() for f in args.format.split(",")] if args.format else \
+        (settings.formats if settings else ["pdf", "html", "csv"])
+    wrong = [f for f in formats if f not in ("pdf", "html", "csv")]
+    if wrong or not formats:
+        raise ConfigError(f"--format: unknown format {', '.join(wrong) or '(none)'} (known: pdf, html, csv)")
+    language = args.lang or (settings.language if settings else "fr")
+    out = args.out or (settings.directory if settings else Path("reports"))
+    problem = connection_problem(config)
+    if problem:
+        print(f"ent-exporter: {args.config}: {problem}", file=sys.stderr)
+        return 1
+    source = report_source(config)
+    try:
+        source.wait_ready()
+        written = write_reports(source, month, Path(out), structures=args.structure, formats=tuple(formats),
+                                language=language, min_count=config.privacy.min_count)
+    except ReportError as error:
+        print(f"ent-exporter: report: {error}", file=sys.stderr)
+        return 2
+    except SourceUnavailable as error:
+        print(f"ent-exporter: cannot reach the database of {args.config}: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"ent-exporter: report: --out: cannot write {error.filename or out} ({error.strerror or error})",
+              file=sys.stderr)
+        return 2
+    finally:
+        source.close()
+    print(f"{len(written)} files written in {out} ({month}, {language})")
+    return 0
+
+
 WEB_CONFIG_HELP = ("TLS and basic auth of /metrics, in the exporter-toolkit web configuration format"
                    " (tls_server_config, basic_auth_users)")
 
@@ -207,6 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--now", metavar="ISO8601",
                              help="compute as of this instant (default: now; no offset = platform timezone)")
         sub.set_defaults(handler=handler)
+
+    report = commands.add_parser(
+        "report", help="monthly reports per establishment and for the platform (PDF, HTML, CSV; French by default)")
+    report.add_argument("--config", required=True, type=Path, metavar="FILE")
+    report.add_argument("--month", required=True, metavar="YYYY-MM",
+                        help="the calendar month, in the configured timezone")
+    report.add_argument("--structure", nargs="+", action="extend", metavar="ID",
+                        help="only these structures (their code; 'all' is the platform report; default: every "
+                             "structure and the platform)")
+    report.add_argument("--format", metavar="pdf,html,csv",
+                        help="comma-separated (default: reports.formats of the config, else all three)")
+    report.add_argument("--out", type=Path, metavar="DIR",
+                        help="output directory (default: reports.directory of the config, else ./reports)")
+    report.add_argument("--lang", choices=["fr", "en"], help="default: reports.language of the config, else fr")
+    report.set_defaults(handler=cmd_report)
 
     dsn_help = "a role that can read the platform's tables and create a schema and a role (default: $ENT_EXPORTER_ADMIN_DSN)"
     init = commands.add_parser(

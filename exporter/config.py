@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import probes
 from collectors import custom as custom_indicators
 from collectors.base import Cadence
+from reports.settings import ReportsConfig
 
 DSN_ENVIRONMENT_VARIABLE = "ENT_EXPORTER_DSN"
 
@@ -104,6 +105,8 @@ class Config(_Section):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     probes: list[ProbeConfig] = Field(default_factory=list, description="active probes of the connectors")
     custom: list[custom_indicators.Settings] = Field(default_factory=list, description="indicators declared in SQL")
+    # Monthly reports written by the daemon (reports/): absent = none.
+    reports: ReportsConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -216,6 +219,8 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
     if not config.state_dir.is_absolute():
         # Relative state directories are relative to the config file, not the working directory.
         config.state_dir = (path.parent / config.state_dir).resolve()
+    if config.reports is not None and not config.reports.directory.is_absolute():
+        config.reports.directory = (path.parent / config.reports.directory).resolve()
     return config
 
 

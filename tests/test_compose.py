@@ -102,7 +102,7 @@ def test_exporter_is_built_from_the_dockerfile(compose):
     assert (command.split() if isinstance(command, str) else command)[0] in ("demo", "serve")
     # Everything `pip install .` needs is in the build context (.dockerignore is an allow-list).
     ignore = (REPO / context / ".dockerignore").read_text().split()
-    for needed in ("pyproject.toml", "README.md", "exporter/", "collectors/", "probes/"):
+    for needed in ("pyproject.toml", "README.md", "exporter/", "collectors/", "probes/", "reports/"):
         assert f"!{needed}" in ignore, needed
         assert (REPO / context / needed).exists()
     for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
@@ -196,3 +196,13 @@ def test_health_checks_liveness_in_the_image_and_readiness_in_compose(compose):
     assert "/healthz" in check and "/readyz" not in check
     test = " ".join(compose["services"]["exporter"]["healthcheck"]["test"])
     assert "/readyz" in test and ":9877/" in test
+
+
+def test_prometheus_keeps_a_year_of_history_and_a_month_to_spare(compose):
+    """A month compared with the same month a year before needs at least 400 days (issue 15)."""
+    command = compose["services"]["prometheus"]["command"]
+    (retention,) = [c.split("=", 1)[1] for c in command if c.startswith("--storage.tsdb.retention.time=")]
+    number, unit = re.fullmatch(r"(\d+)([dwy])", retention).groups()
+    assert int(number) * {"d": 1, "w": 7, "y": 365}[unit] >= 400
+    # The example configuration says so where a user of prometheus.yml alone looks.
+    assert "--storage.tsdb.retention.time=400d" in (REPO / "prometheus" / "prometheus.yml").read_text()

@@ -321,3 +321,36 @@ def rule_files(c: Config = CONFIG) -> dict[str, list[dict]]:
         "ent-exporter.rules.yml": recording_rules(c),
         "ent-exporter.alerts.yml": alerting_rules(c),
     }
+
+
+# -- A year of history (issue 15): daily figures recorded once an hour --------------------------
+# A panel of daily logins over a year would otherwise read every raw sample of the year (2,880 a
+# day per series at the 30 s scrape); these series hold one sample an hour, the last 24 hours'
+# increase, so a year at a 1-day step reads 365 of them. They live in their own rule file and group
+# (interval 1h), apart from the 5-minute rules above.
+HISTORY_INTERVAL = "1h"
+STRUCTURE_PROFILE_LOGINS_1D = "structure_profile:ent_logins:increase1d"
+STRUCTURE_LOGINS_1D = "structure:ent_logins:increase1d"
+STRUCTURE_APP_ACCESSES_1D = "structure_app:ent_app_accesses:increase1d"
+STRUCTURE_PROFILE_ACTIVATIONS_1D = "structure_profile:ent_account_activations:increase1d"
+
+
+def history_rules(c: Config = CONFIG) -> list[dict]:
+    return [{"name": "ent-exporter.history", "interval": HISTORY_INTERVAL, "rules": [
+        {"record": STRUCTURE_PROFILE_LOGINS_1D,
+         "expr": "sum by (structure, profile) (increase(ent_logins_total[1d]))"},
+        # Logins are events: a structure's profiles add up (people would not, see the visitors gauges).
+        {"record": STRUCTURE_LOGINS_1D, "expr": "sum by (structure) (increase(ent_logins_total[1d]))"},
+        {"record": STRUCTURE_APP_ACCESSES_1D,
+         "expr": "sum by (structure, app) (increase(ent_app_accesses_total[1d]))"},
+        {"record": STRUCTURE_PROFILE_ACTIVATIONS_1D,
+         "expr": "sum by (structure, profile) (increase(ent_account_activations_total[1d]))"},
+    ]}]
+
+
+HISTORY_RULE_FILE = "ent-exporter.history.yml"
+_rule_files_before_history = rule_files
+
+
+def rule_files(c: Config = CONFIG) -> dict[str, list[dict]]:  # noqa: F811 - extends the files above
+    return {**_rule_files_before_history(c), HISTORY_RULE_FILE: history_rules(c)}
