@@ -696,7 +696,7 @@ def test_applications_ranked_with_unused_ones_from_the_catalogue(history, window
     assert {r["metric"]["app"]: float(r["value"][1]) for r in table["A"]} == uses
     assert [float(r["value"][1]) for r in table["A"]] == sorted(uses.values())
     assert {r["metric"]["app"]: float(r["value"][1]) for r in table["B"]} == pytest.approx(
-        {app: n / total for app, n in uses.items()})
+        {app: n / max(total, 1) for app, n in uses.items()})
     assert uses["agenda"] == 0
 
     def single(title: str) -> float:

@@ -40,7 +40,8 @@ CATALOGUE = (f'group by (app) (ent_app_accesses_total{{structure="all", {R}}})\n
              f'or group by (app) (max_over_time((group by (app) (ent_app_accesses_total{{structure="all", {R}}}))'
              f"[{CONFIG.catalogue_lookback}:1h]))")
 USE = f"{OPENINGS}\nor on (app)\n0 * ({CATALOGUE})"
-SHARE = f"({USE})\n/ on () group_left ()\n(sum({OPENINGS}) > 0)"
+# Share of all openings (0 for every application when nobody opened any: no 0/0).
+SHARE = f"({USE})\n/ on () group_left ()\nclamp_min(sum({OPENINGS}), 1)"
 UNDER = CONFIG.under_used_share
 STRUCTURE_LINK = drill_down("establishment", "Open ${__field.labels.name} in ENT establishment", "structure",
                             "${__field.labels.structure}")
