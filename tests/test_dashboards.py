@@ -630,3 +630,21 @@ def test_headline_comparisons_use_the_previous_period_and_a_year_earlier():
         else:
             assert exprs["B"].replace(" offset $__range", "") == exprs["A"], panel["title"]
             assert "> 0" in exprs["C"]
+
+
+def test_profiles_periods_and_states_have_french_names():
+    """Series named by a label value (a profile, a calendar period, an account state) are renamed for display:
+    the platform's profile names (Teacher...) become Enseignants..., day/week/month and activated/pending too."""
+    french = load_dashboards("fr")
+
+    def renames(dashboard: str, title: str) -> dict[str, str]:
+        panel = next(p for p in iter_panels(french[dashboard]) if p["title"] == title)
+        return {o["matcher"]["options"]: o["properties"][0]["value"] for o in panel["fieldConfig"]["overrides"]
+                if o["properties"][0]["id"] == "displayName"}
+
+    assert renames("overview", "Connexions par profil") == {
+        "Teacher": "Enseignants", "Student": "Élèves", "Relative": "Parents", "Personnel": "Personnels",
+        "Guest": "Invités", "unknown": "Profil inconnu"}
+    assert renames("overview", "Visiteurs uniques : jour, semaine et mois en cours") == {
+        "day": "Aujourd'hui", "week": "Cette semaine", "month": "Ce mois-ci"}
+    assert renames("establishment", "Comptes par état") == {"activated": "Activés", "pending": "En attente"}

@@ -106,7 +106,16 @@ def dashboard_model(path: Path) -> dict:
     """The dashboard a source defines, as Grafana's JSON model (in English, the sources' language)."""
     from grafanalib._gen import DashboardEncoder
 
-    return clean(json.loads(json.dumps(load_dashboard(path).to_json_data(), cls=DashboardEncoder)))
+    from grafana.dashboards.panels import name_profiles
+
+    data = clean(json.loads(json.dumps(load_dashboard(path).to_json_data(), cls=DashboardEncoder)))
+    stack = list(data.get("panels", []))
+    while stack:
+        panel = stack.pop()
+        stack.extend(panel.get("panels", []))
+        if panel.get("type") != "row":
+            name_profiles(panel)
+    return data
 
 
 def dashboard_json(path: Path, lang: str = "en") -> str:

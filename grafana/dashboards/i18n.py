@@ -141,6 +141,12 @@ COMMON_FR = {
         "Les profils tels que la plateforme les nomme (Teacher : enseignant, Student : élève, Relative : parent, "
         "Personnel, Guest : invité, unknown : inconnu).",
     "Profile": "Profil",
+    "Teachers": "Enseignants",
+    "Students": "Élèves",
+    "Parents": "Parents",
+    "Staff": "Personnels",
+    "Guests": "Invités",
+    "Unknown profile": "Profil inconnu",
     "Application": "Application",
     "Applications": "Applications",
     "Connector": "Connecteur",
@@ -279,6 +285,9 @@ OVERVIEW_FR = {
         "Nombre de personnes connectées depuis le début du jour, de la semaine et du mois, mis à jour chaque heure.",
     "visitors": "visiteurs",
     "Unique visitors: day, week and month to date": "Visiteurs uniques : jour, semaine et mois en cours",
+    "Today": "Aujourd'hui",
+    "This week": "Cette semaine",
+    "This month": "Ce mois-ci",
     "Accounts activated per day (the 24 hours ending at each bar), stacked by profile.":
         "Nombre de comptes activés par jour, empilés par profil.",
     "activations per day": "activations par jour",

@@ -537,3 +537,21 @@ def kind_variable() -> dict:
         "kind", "Kind", 'label_values(ent_structure_info{platform=~"$platform", instance=~"$instance"}, kind)',
         multi=True, description="The kind of establishment (as the platform names it): the rankings show only these.",
     )
+
+
+# -- profile names ------------------------------------------------------------------------------
+# Series and columns named by a profile (legend {{profile}}, a column per profile) are shown under
+# a plain name (translated like any text); the label values in queries stay the platform's.
+PROFILE_NAMES = {"Teacher": "Teachers", "Student": "Students", "Relative": "Parents", "Personnel": "Staff",
+                 "Guest": "Guests", "unknown": "Unknown profile"}
+
+
+def name_profiles(panel: dict) -> None:
+    """Adds display-name overrides for the profiles to a panel (JSON) whose queries group by profile."""
+    if not any("profile" in t.get("expr", "") and ("(profile" in t["expr"] or "profile," in t["expr"])
+               for t in panel.get("targets", [])):
+        return
+    panel.setdefault("fieldConfig", {}).setdefault("defaults", {})
+    overrides = panel["fieldConfig"].setdefault("overrides", [])
+    named = {o["matcher"].get("options") for o in overrides}
+    overrides.extend(o for o in rename(PROFILE_NAMES) if o["matcher"]["options"] not in named)
