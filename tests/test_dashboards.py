@@ -245,6 +245,9 @@ def test_the_six_dashboards_in_both_languages_have_fixed_uids_and_tags():
         assert dashboards[f"en/{stem}"]["uid"] == dashboards[f"fr/{stem}"]["uid"] + "-en", stem
     for name, dashboard in dashboards.items():
         assert dashboard["title"].startswith("ENT "), name
+        lang = name.split("/")[0]
+        assert dashboard["tags"][-1] == lang, name  # the language, also asked by the link to the others
+        assert any(link["type"] == "dashboards" and lang in link["tags"] for link in dashboard["links"]), name
         assert "ent" in dashboard["tags"], name
         assert dashboard["description"], name
 
@@ -533,6 +536,9 @@ def test_french_and_english_dashboards_are_the_same_but_for_their_words(stem):
         key = path.rsplit("/", 1)[-1]
         if not (isinstance(fr, str) and isinstance(en, str)):
             problems.append(f"{path}: structure differs ({fr!r} / {en!r})")
+        elif re.search(r"/tags\[\d+\]$", path):
+            if (fr, en) != ("fr", "en"):
+                problems.append(f"{path}: tags {fr!r} / {en!r}")
         elif key == "expr":
             if fr != en.replace('"Whole platform"', '"Toute la plateforme"'):
                 problems.append(f"{path}: queries differ")

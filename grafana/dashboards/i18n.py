@@ -10,7 +10,8 @@ English is left in a French dashboard by accident.
 
 French (``fr``) is the default: its dashboards keep the plain uids (``ent-overview``) and are
 the ones provisioning installs unless told otherwise; English ones get ``-en``
-(``ent-overview-en``).
+(``ent-overview-en``). Each dashboard is tagged with its language, and its link to the other ENT
+dashboards asks for that tag too.
 """
 from __future__ import annotations
 
@@ -92,6 +93,10 @@ def localize(data: dict, lang: str, uids: dict[str, str]) -> dict:
                 elif key == "uid" and parent_key == "dashboard":
                     value = value + UID_SUFFIX[lang]
                 out[key] = value
+            elif key == "tags" and isinstance(value, list) and "ent" in value:
+                # The dashboard and its "ENT dashboards" link carry the language: with both installed,
+                # the link lists the dashboards of its own language.
+                out[key] = [*value, lang]
             elif key == "renameByName" and isinstance(value, dict):
                 out[key] = {name: text(shown, strict=True) for name, shown in value.items()}
             elif key == "list" and parent_key == "annotations":
