@@ -164,12 +164,18 @@ def test_grafana_loads_the_dashboards_into_the_ent_folder(compose):
     (provider_file,) = (REPO / "grafana/provisioning/dashboards").glob("*.yml")
     (provider,) = yaml.safe_load(provider_file.read_text())["providers"]
     assert provider["folder"] == "ENT" and provider["type"] == "file"
-    assert provider["options"]["path"] == dashboards_dir
-    home = grafana.get("environment", {}).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    # One language: the directory named by ENT_DASHBOARDS_LANGUAGE, French unless the shell says otherwise.
+    assert provider["options"]["path"] == dashboards_dir + "/$ENT_DASHBOARDS_LANGUAGE"
+    environment = grafana.get("environment", {})
+    assert environment["ENT_DASHBOARDS_LANGUAGE"] == "${ENT_DASHBOARDS_LANGUAGE:-fr}"
+    home = environment.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
     if home:
         assert home.startswith(dashboards_dir + "/")
-        assert (REPO / "grafana/dashboards" / home[len(dashboards_dir) + 1:]).exists(), home
-    assert list((REPO / "grafana/dashboards").glob("*.json")), "no generated dashboard to load"
+        for lang in ("fr", "en"):
+            resolved = home.replace("${ENT_DASHBOARDS_LANGUAGE:-fr}", lang)
+            assert (REPO / "grafana/dashboards" / resolved[len(dashboards_dir) + 1:]).exists(), resolved
+    for lang in ("fr", "en"):
+        assert list((REPO / "grafana/dashboards" / lang).glob("*.json")), f"no generated {lang} dashboard to load"
 
 
 def test_published_ports_are_distinct(compose):

@@ -95,12 +95,12 @@ PROMETHEUS_SERIES: frozenset[str] = frozenset({
 # (the end-to-end test picks real ones from the data).
 EXAMPLE_VALUES: dict[str, str] = {
     "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote", "class": "6A",
-    "instance": "exporter:9877",
+    "instance": "exporter:9877", "platform": "occitanie", "kind": "college",
     "__rate_interval": "2m", "__range": "7d", "__interval": "1h", "__range_s": "604800", "__interval_ms": "3600000",
 }
 # What Grafana substitutes when "All" is selected (the custom all values of the variables).
 ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*",
-                               "instance": ".*", "class": ".*"}
+                               "instance": ".*", "platform": ".*", "kind": ".*", "class": ".*"}
 
 
 def exported_series_names() -> set[str]:
@@ -147,17 +147,27 @@ def metric_names(expr: str) -> set[str]:
 
 # -- the dashboards ------------------------------------------------------------------------
 
+LANGUAGES = ("fr", "en")  # grafana/dashboards/<lang>/*.json, one model in each language
+STEMS = {"overview", "establishment", "applications", "connectors", "exporter", "regional", "courses", "classes"}
+
+
 def dashboard_files() -> list[Path]:
-    return sorted(DASHBOARDS.glob("*.json"))
+    return sorted(DASHBOARDS.glob("*/*.json"))
 
 
-def load_dashboards() -> dict[str, dict]:
-    """{file stem: dashboard model} of every generated dashboard."""
+def load_dashboards(lang: str = "en") -> dict[str, dict]:
+    """{file stem: dashboard model} of every generated dashboard in one language (English by default:
+    the sources' language, whose titles the other tests name)."""
     out = {}
-    for path in dashboard_files():
+    for path in sorted((DASHBOARDS / lang).glob("*.json")):
         data = json.loads(path.read_text())
         out[path.stem] = data.get("dashboard", data)
     return out
+
+
+def all_dashboards() -> dict[str, dict]:
+    """{"<lang>/<stem>": dashboard model} of every generated dashboard in every language."""
+    return {f"{lang}/{stem}": model for lang in LANGUAGES for stem, model in load_dashboards(lang).items()}
 
 
 def iter_panels(dashboard: dict) -> Iterator[dict]:
@@ -170,9 +180,9 @@ def iter_panels(dashboard: dict) -> Iterator[dict]:
 
 
 def panel_queries() -> list[tuple[str, str, str]]:
-    """(dashboard title, panel title, expr) for every query target of every panel."""
+    """(dashboard title, panel title, expr) for every query target of every panel, in every language."""
     queries = []
-    for dashboard in load_dashboards().values():
+    for dashboard in all_dashboards().values():
         for panel in iter_panels(dashboard):
             for target in panel.get("targets", []):
                 if target.get("expr"):
@@ -210,7 +220,7 @@ def test_generated_files_match_their_sources():
         expected = outputs()
     finally:
         sys.path.remove(str(REPO))
-    assert len([p for p in expected if p.suffix == ".json"]) == 7
+    assert len([p for p in expected if p.suffix == ".json"]) == len(STEMS) * len(LANGUAGES)
     drifted = []
     for path, text in expected.items():
         current = path.read_text() if path.exists() else ""
@@ -233,26 +243,34 @@ def test_generator_writes_into_a_fresh_tree(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for path in dashboard_files():
-        assert (copy / "grafana" / "dashboards" / path.name).read_text() == path.read_text(), (
-            f"{path.name} differs when regenerated: run `{GENERATE}`")
+        relative = path.relative_to(DASHBOARDS)
+        assert (copy / "grafana" / "dashboards" / relative).read_text() == path.read_text(), (
+            f"{relative} differs when regenerated: run `{GENERATE}`")
     for path in sorted(RULES.glob("*.yml")):
         assert (copy / "prometheus" / "rules" / path.name).read_text() == path.read_text()
 
 
-def test_the_five_dashboards_have_fixed_uids_and_tags():
-    dashboards = load_dashboards()
-    assert set(dashboards) == {"overview", "establishment", "applications", "connectors", "exporter", "courses", "classes"}
+def test_the_six_dashboards_in_both_languages_have_fixed_uids_and_tags():
+    """Each dashboard in French (the default: plain uids) and in English (uids ending in -en)."""
+    for lang in LANGUAGES:
+        assert set(load_dashboards(lang)) == STEMS, lang
+    dashboards = all_dashboards()
     uids = [d.get("uid") for d in dashboards.values()]
     assert all(uids) and len(set(uids)) == len(uids), uids
+    for stem in STEMS:
+        assert dashboards[f"en/{stem}"]["uid"] == dashboards[f"fr/{stem}"]["uid"] + "-en", stem
     for name, dashboard in dashboards.items():
         assert dashboard["title"].startswith("ENT "), name
+        lang = name.split("/")[0]
+        assert dashboard["tags"][-1] == lang, name  # the language, also asked by the link to the others
+        assert any(link["type"] == "dashboards" and lang in link["tags"] for link in dashboard["links"]), name
         assert "ent" in dashboard["tags"], name
         assert dashboard["description"], name
 
 
 def test_every_panel_has_a_description_a_unit_and_thresholds():
     problems = []
-    for name, dashboard in load_dashboards().items():
+    for name, dashboard in all_dashboards().items():
         for panel in iter_panels(dashboard):
             if panel["type"] == "row":
                 continue
@@ -275,7 +293,7 @@ def test_every_panel_and_variable_uses_the_datasource_variable_defaulting_to_the
     provisioned = yaml.safe_load((REPO / "grafana/provisioning/datasources/ent-prometheus.yml").read_text())
     assert DATASOURCE_UID in {d["uid"] for d in provisioned["datasources"]}
     expected = {"type": "prometheus", "uid": "${datasource}"}
-    for name, dashboard in load_dashboards().items():
+    for name, dashboard in all_dashboards().items():
         variables = {v["name"]: v for v in dashboard["templating"]["list"]}
         datasource = variables["datasource"]
         assert datasource["type"] == "datasource" and datasource["query"] == "prometheus", name
@@ -358,7 +376,7 @@ def test_heatmaps_and_the_weekday_hour_grid():
 
 
 def test_targets_are_grafana_10_prometheus_queries():
-    for name, dashboard in load_dashboards().items():
+    for name, dashboard in all_dashboards().items():
         for panel in iter_panels(dashboard):
             refs = [t["refId"] for t in panel.get("targets", [])]
             assert len(refs) == len(set(refs)), f"{name} / {panel['title']}: duplicate refIds {refs}"
@@ -368,7 +386,11 @@ def test_targets_are_grafana_10_prometheus_queries():
 
 
 def test_structure_variable_and_links_carry_the_chosen_structure():
-    for name, dashboard in load_dashboards().items():
+    for name, dashboard in all_dashboards().items():
+        if name.endswith("/regional"):  # every establishment at once: kind and platform, no structure
+            variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+            assert {"platform", "kind"} <= set(variables) and "structure" not in variables, name
+            continue
         variables = {v["name"]: v for v in dashboard["templating"]["list"]}
         structure = variables["structure"]
         # "All" is the platform-wide series, not a regex over every structure.
@@ -437,7 +459,7 @@ def test_every_dashboard_type_checks_against_grafana_schema():
 def test_dashboards_have_no_grafanalib_leftovers():
     """No null anywhere but a base threshold step, no panel left at grafanalib's maxDataPoints 100, and
     a compose file running Grafana 12."""
-    for name, dashboard in load_dashboards().items():
+    for name, dashboard in all_dashboards().items():
         text = json.dumps(dashboard)
         assert text.count("null") == text.count('"value": null'), name
         for panel in iter_panels(dashboard):
@@ -446,19 +468,30 @@ def test_dashboards_have_no_grafanalib_leftovers():
     assert re.fullmatch(r"grafana/grafana:12\.\d+\.\d+", compose["services"]["grafana"]["image"])
 
 
-def test_annotations_drill_down_links_and_collapsed_rows():
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_annotations_drill_down_links_and_collapsed_rows(lang):
     """Firing ENT alerts and collector failures are annotated on every dashboard; an application links to
-    the Applications dashboard and a structure to the Establishment one; detail rows start collapsed."""
-    dashboards = load_dashboards()
+    the Applications dashboard and a structure to the Establishment one, of the same language; detail rows
+    start collapsed."""
+    dashboards = load_dashboards(lang)
+    suffix = "-en" if lang == "en" else ""
     for name, dashboard in dashboards.items():
         exprs = [a["target"]["expr"] for a in dashboard["annotations"]["list"] if "target" in a]
         assert any("ALERTS{" in e and 'alertstate="firing"' in e for e in exprs), name
         assert any("ent_exporter_collector_failures_total" in e for e in exprs), name
     links = {name: [link["url"] for p in iter_panels(d) for link in p.get("fieldConfig", {}).get("defaults", {})
                     .get("links", [])] for name, d in dashboards.items()}
-    assert any("/d/ent-applications?var-app=" in url for url in links["overview"])
-    assert any("/d/ent-applications?var-app=" in url for url in links["establishment"])
-    assert any("/d/ent-establishment?var-structure=${__data.fields.structure}" in url for url in links["overview"])
+    assert any(f"/d/ent-applications{suffix}?var-app=" in url for url in links["overview"])
+    assert any(f"/d/ent-applications{suffix}?var-app=" in url for url in links["establishment"])
+    assert any(f"/d/ent-establishment{suffix}?var-structure=${{__data.fields.structure}}" in url
+               for url in links["overview"])
+    assert any(f"/d/ent-establishment{suffix}?var-structure=" in url for url in links["regional"])
+    every = [url for d in dashboards.values() for p in iter_panels(d) for url in
+             [link["url"] for link in p.get("links", []) + p.get("fieldConfig", {}).get("defaults", {}).get("links", [])]]
+    uids = {d["uid"] for d in dashboards.values()}
+    for url in every:
+        if url.startswith("/d/"):
+            assert url[3:].split("?")[0] in uids, f"{lang}: a link to another language's dashboard: {url}"
     collapsed = [p for d in dashboards.values() for p in d["panels"] if p["type"] == "row" and p["collapsed"]]
     assert len(collapsed) >= 3 and all(row["panels"] for row in collapsed)
 
@@ -476,3 +509,164 @@ def test_people_panels_never_sum_profiles():
             if name.startswith(people) and 'profile="all"' not in matchers and 'profile!="all"' not in matchers:
                 wrong.append(f"{dashboard} / {panel}: {name}{{{matchers}}}")
     assert not wrong, "\n".join(wrong)
+
+
+# -- languages ------------------------------------------------------------------------------------
+
+def french_table() -> dict[str, str]:
+    sys.path.insert(0, str(REPO))
+    try:
+        from grafana.dashboards import i18n
+        return dict(i18n.FR)
+    finally:
+        sys.path.remove(str(REPO))
+
+
+def _differences(french, english, path: str = "") -> Iterator[tuple[str, object, object]]:
+    """Every leaf where the two models differ, with its path; a structural difference is one too."""
+    if isinstance(english, dict) and isinstance(french, dict):
+        if set(english) != set(french):
+            yield path, sorted(french), sorted(english)
+            return
+        for key in english:
+            yield from _differences(french[key], english[key], f"{path}/{key}")
+    elif isinstance(english, list) and isinstance(french, list):
+        if len(english) != len(french):
+            yield path, len(french), len(english)
+            return
+        for index, (f, e) in enumerate(zip(french, english)):
+            yield from _differences(f, e, f"{path}[{index}]")
+    elif french != english:
+        yield path, french, english
+
+
+@pytest.mark.parametrize("stem", sorted(STEMS))
+def test_french_and_english_dashboards_are_the_same_but_for_their_words(stem):
+    """The two languages come from one model: the same panels, positions, units, thresholds and queries.
+    Where they differ, the French is the table's translation of the English text, the uid (and the uids
+    links point to) carries -en in English, and a constant shown by a query is translated."""
+    table = french_table()
+    french, english = load_dashboards("fr")[stem], load_dashboards("en")[stem]
+    problems = []
+    for path, fr, en in _differences(french, english):
+        key = path.rsplit("/", 1)[-1]
+        if not (isinstance(fr, str) and isinstance(en, str)):
+            problems.append(f"{path}: structure differs ({fr!r} / {en!r})")
+        elif re.search(r"/tags\[\d+\]$", path):
+            if (fr, en) != ("fr", "en"):
+                problems.append(f"{path}: tags {fr!r} / {en!r}")
+        elif key == "expr":
+            if fr != en.replace('"Whole platform"', '"Toute la plateforme"'):
+                problems.append(f"{path}: queries differ")
+        elif key == "uid":
+            if en != fr + "-en":
+                problems.append(f"{path}: uid {fr} / {en}")
+        elif key == "url":
+            expected = re.sub(r"\$\{__data\.fields\.([^}]+)\}",
+                              lambda m: "${__data.fields.%s}" % table.get(m.group(1), m.group(1)),
+                              re.sub(r"/d/([\w-]+)-en\?", r"/d/\1?", en))
+            if fr != expected:
+                problems.append(f"{path}: links differ ({fr} / {en})")
+        elif key == "unit":
+            if fr != "suffix:" + table.get(en.removeprefix("suffix:").strip(), "?"):
+                problems.append(f"{path}: unit {fr!r} is not the French of {en!r}")
+        elif table.get(en) != fr:
+            problems.append(f"{path}: {fr!r} is not the table's French for {en!r}")
+    assert not problems, "\n".join(problems[:40])
+    assert french["description"] != english["description"]
+
+
+def test_the_language_table_has_no_stale_entry():
+    """Every French text is used by some dashboard (the generator fails on a missing one)."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from grafana.dashboards import i18n
+        from grafana.dashboards.generate import outputs
+        i18n.USED.clear()
+        outputs()
+        stale = set(i18n.FR) - i18n.USED["fr"]
+    finally:
+        sys.path.remove(str(REPO))
+    assert not stale, f"entries no dashboard uses: {sorted(stale)[:20]}"
+
+
+def test_titles_name_no_metric_and_french_says_what_a_number_means():
+    """No metric name in any title; French descriptions name no metric either (one sentence on what the
+    number means) and French legends and column names hold no English word of the table."""
+    metric = re.compile(r"\b(?:ent|process)_[a-z_0-9]+|_total\b|_seconds\b")
+    for name, dashboard in all_dashboards().items():
+        assert not metric.search(dashboard["title"]), name
+        for panel in iter_panels(dashboard):
+            assert not metric.search(panel.get("title", "")), f"{name} / {panel.get('title')}"
+            if name.startswith("fr/"):
+                assert not metric.search(panel.get("description", "")), f"{name} / {panel.get('title')}"
+    french = json.dumps(all_dashboards()["fr/overview"], ensure_ascii=False)
+    for english in ("Connections", "Unique visitors", "Month to date", "Previous period", "A year earlier"):
+        assert f'"{english}"' not in french, english
+
+
+def test_french_weekday_names_on_the_grid_and_the_peak_day():
+    weekdays = {"1": "lundi", "2": "mardi", "3": "mercredi", "4": "jeudi", "5": "vendredi", "6": "samedi",
+                "7": "dimanche"}
+    french = load_dashboards("fr")
+    grid = next(p for p in iter_panels(french["establishment"]) if p["title"].startswith("Connexions par jour et"))
+    (first,) = [o for o in grid["fieldConfig"]["overrides"] if o["matcher"]["options"] == "weekday\\hour"]
+    mappings = next(p["value"] for p in first["properties"] if p["id"] == "mappings")
+    assert {value: option["text"] for value, option in mappings[0]["options"].items()} == weekdays
+    peak = next(p for p in iter_panels(french["overview"]) if p["title"] == "Jour de pointe")
+    assert {o["matcher"]["options"]: o["properties"][0]["value"] for o in peak["fieldConfig"]["overrides"]} == weekdays
+
+
+def test_provisioning_installs_french_by_default_and_english_on_a_switch():
+    """One provider, its path under ENT_DASHBOARDS_LANGUAGE (default fr) — compose sets nothing else."""
+    (provider_file,) = (REPO / "grafana/provisioning/dashboards").glob("*.yml")
+    text = provider_file.read_text()
+    (provider,) = yaml.safe_load(text)["providers"]
+    assert provider["options"]["path"].endswith("/$ENT_DASHBOARDS_LANGUAGE")
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    environment = compose["services"]["grafana"]["environment"]
+    assert environment["ENT_DASHBOARDS_LANGUAGE"] == "${ENT_DASHBOARDS_LANGUAGE:-fr}"
+    assert environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].endswith(
+        "/${ENT_DASHBOARDS_LANGUAGE:-fr}/overview.json")
+    for lang in LANGUAGES:
+        assert (DASHBOARDS / lang / "overview.json").exists()
+
+
+def test_headline_comparisons_use_the_previous_period_and_a_year_earlier():
+    """Each comparison: the figure, the same query offset by the period (or the closed previous month for a
+    month to date) and by a year, and the changes in percent with nothing when the earlier figure is 0."""
+    comparisons = [(name, p) for name, d in load_dashboards("en").items() for p in iter_panels(d)
+                   if p["title"].endswith(" compared")]
+    assert {p["title"] for _n, p in comparisons} >= {
+        "Connections compared", "Unique visitors compared", "Visits per visitor compared",
+        "Activated accounts compared", "Application openings compared", "Activation ratio compared",
+        "Inactive accounts compared"}
+    for name, panel in comparisons:
+        exprs = {t["refId"]: t["expr"] for t in panel["targets"]}
+        assert all(t["instant"] for t in panel["targets"]), panel["title"]
+        assert "offset" not in exprs["A"]
+        assert " offset 1y" in exprs["D"] and exprs["D"].replace(" offset 1y", "") == exprs["A"]
+        assert "> 0" in exprs["E"]
+        if "visitor" in panel["title"].lower():
+            assert 'period="previous_month"' in exprs["B"] and "C" not in exprs, panel["title"]
+        else:
+            assert exprs["B"].replace(" offset $__range", "") == exprs["A"], panel["title"]
+            assert "> 0" in exprs["C"]
+
+
+def test_profiles_periods_and_states_have_french_names():
+    """Series named by a label value (a profile, a calendar period, an account state) are renamed for display:
+    the platform's profile names (Teacher...) become Enseignants..., day/week/month and activated/pending too."""
+    french = load_dashboards("fr")
+
+    def renames(dashboard: str, title: str) -> dict[str, str]:
+        panel = next(p for p in iter_panels(french[dashboard]) if p["title"] == title)
+        return {o["matcher"]["options"]: o["properties"][0]["value"] for o in panel["fieldConfig"]["overrides"]
+                if o["properties"][0]["id"] == "displayName"}
+
+    assert renames("overview", "Connexions par profil") == {
+        "Teacher": "Enseignants", "Student": "Élèves", "Relative": "Parents", "Personnel": "Personnels",
+        "Guest": "Invités", "unknown": "Profil inconnu"}
+    assert renames("overview", "Visiteurs uniques : jour, semaine et mois en cours") == {
+        "day": "Aujourd'hui", "week": "Cette semaine", "month": "Ce mois-ci"}
+    assert renames("establishment", "Comptes par état") == {"activated": "Activés", "pending": "En attente"}

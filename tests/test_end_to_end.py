@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.support import wait_until, REPO, free_port, require_binary
-from tests.test_dashboards import iter_panels, load_dashboards, panel_queries, substitute
+from tests.test_dashboards import all_dashboards, iter_panels, panel_queries, substitute
 
 PROMETHEUS = REPO / "prometheus"
 SCRAPE_INTERVAL = "1s"
@@ -148,6 +148,8 @@ def variable_values(port: int) -> dict[str, str]:
         "app": first("ent_app_accesses_total", "app", ("unknown",)),
         "class": first("ent_class_accounts", "class"),
         "datasource": "ent-prometheus",
+        "kind": first("ent_structure_info", "kind"),
+        "platform": ".*",  # one Prometheus, no federation: no platform label
     }
 
 
@@ -158,11 +160,21 @@ def test_every_panel_query_returns_data(request, fixture):
     quiet = api(stack["prometheus"], "/api/v1/query", query='count(ent_unique_visitors{period="day"} == 0)')
     assert quiet["data"]["result"] and float(quiet["data"]["result"][0]["value"][1]) > 0, quiet
     queries = panel_queries()
-    assert len(queries) >= 20, "the dashboards should have been generated (grafana/dashboards/*.json)"
+    assert len(queries) >= 20, "the dashboards should have been generated (grafana/dashboards/<lang>/*.json)"
     values = variable_values(stack["prometheus"])
     empty, failed = [], []
+    asked = set()
     for dashboard, panel, expr in queries:
         concrete = substitute(expr, values)
+        if concrete in asked:  # the same query in the other language
+            continue
+        asked.add(concrete)
+        if " offset " in expr:
+            # A comparison with the previous period or a year earlier: the demo's history is minutes
+            # long, so it may rightly be empty; tests/test_panels_history.py checks these on a backfilled
+            # year. Prometheus must still accept it.
+            api(stack["prometheus"], "/api/v1/query", query=concrete)
+            continue
         try:
             answer = api(stack["prometheus"], "/api/v1/query", query=concrete)
         except urllib.error.HTTPError as error:
@@ -175,8 +187,8 @@ def test_every_panel_query_returns_data(request, fixture):
     # 0/0 ratio: empty is right for them when the connector has too few calls at this hour.
     quiet = api(stack["prometheus"], "/api/v1/query",
                 query='sum(rate(ent_connector_requests_total{connector="pronote"}[5m])) * 60 < 2')["data"]["result"]
-    no_calls = {(d["title"], p["title"]) for d in load_dashboards().values() for p in iter_panels(d)
-                if p.get("fieldConfig", {}).get("defaults", {}).get("noValue") == "no calls"}
+    no_calls = {(d["title"], p["title"]) for d in all_dashboards().values() for p in iter_panels(d)
+                if p.get("fieldConfig", {}).get("defaults", {}).get("noValue") in ("no calls", "aucun appel")}
     if quiet:
         empty = [line for line in empty if tuple(line.split(": ", 1)[0].split(" / ", 1)) not in no_calls]
     assert not empty, "queries that returned no data:\n" + "\n".join(empty)

@@ -40,7 +40,10 @@ GAUGE_EVERY = 240  # hourly and daily gauges: sampled less often (within Prometh
 RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
 DEFAULT_MAX_POINTS = 1000  # Grafana's default maxDataPoints: about the panel's width in pixels
 JOB = {"job": "ent-exporter", "instance": "exporter:9877"}
-STRUCTURES = ("S1", "S2")
+STRUCTURES = ("S1", "S2", "S3")
+KINDS = {"S1": "college", "S2": "lycee", "S3": "college"}
+NAMES = {"S1": "Collège Jean Moulin", "S2": "Lycée Victor Hugo", "S3": "Collège Marie Curie"}
+YEAR = timedelta(days=365)  # PromQL's 1y
 PROFILES = ("Teacher", "Student", "Personnel")
 APPS = ("pronote", "moodle")
 CONNECTORS = ("pronote", "cas")
@@ -50,46 +53,49 @@ MIN_CALLS_PER_MINUTE = 2  # the failure alert's guard (10 calls in 5 minutes)
 
 # -- the raw events ----------------------------------------------------------------------------
 
-def generate(seed: int = 14) -> dict:
-    """Users (one with two profiles in S1, one attached to both structures) and their events, at
-    half-seconds so that no event sits on a scrape instant."""
+def generate(seed: int = 14, end: datetime = NOW, people: int = 40, apps: tuple[str, ...] = APPS) -> dict:
+    """Users (one with two profiles in S1, one attached to two structures; one in seven has not
+    activated their account) and their events over the DAYS days before ``end``, at half-seconds so
+    that no event sits on a scrape instant."""
     rng = Random(seed)
+    start = end - timedelta(days=DAYS)
     users: dict[str, dict] = {}
-    for number in range(40):
-        users[f"u{number:02d}"] = {"structures": {STRUCTURES[number % 2]},
-                                   "profiles": ["Teacher"] if number % 5 == 0 else ["Student"]}
-    users["two-hats"] = {"structures": {"S1"}, "profiles": ["Teacher", "Personnel"]}
-    users["both"] = {"structures": {"S1", "S2"}, "profiles": ["Student"]}
-    span = int((NOW - START).total_seconds())
+    for number in range(people):
+        users[f"u{number:02d}"] = {"structures": {STRUCTURES[number % len(STRUCTURES)]},
+                                   "profiles": ["Teacher"] if number % 5 == 0 else ["Student"],
+                                   "activated": number % 7 != 3}
+    users["two-hats"] = {"structures": {"S1"}, "profiles": ["Teacher", "Personnel"], "activated": True}
+    users["both"] = {"structures": {"S1", "S2"}, "profiles": ["Student"], "activated": True}
+    span = int((end - start).total_seconds())
 
     def moment() -> float:
-        return START.timestamp() + rng.randrange(span) + 0.5
+        return start.timestamp() + rng.randrange(span) + 0.5
 
     names = sorted(users)
     logins = [(user, rng.choice(users[user]["profiles"]), moment())
               for user in (rng.choice(names) for _ in range(1500))]
     # The two-profile user logs in under both profiles on the last day (today, this week, this month).
-    logins += [("two-hats", "Teacher", NOW.timestamp() - 3 * 3600 + 0.5),
-               ("two-hats", "Personnel", NOW.timestamp() - 2 * 3600 + 0.5)]
-    accesses = [(user, rng.choice(users[user]["profiles"]), rng.choice(APPS), moment())
+    logins += [("two-hats", "Teacher", end.timestamp() - 3 * 3600 + 0.5),
+               ("two-hats", "Personnel", end.timestamp() - 2 * 3600 + 0.5)]
+    accesses = [(user, rng.choice(users[user]["profiles"]), rng.choice(apps), moment())
                 for user in (rng.choice(names) for _ in range(900))]
     activations = [(user, users[user]["profiles"][0], moment()) for user in rng.sample(names, 12)]
     calls = []  # (connector, success, duration, time)
-    t = START.timestamp()
-    while t < NOW.timestamp():
+    t = start.timestamp()
+    while t < end.timestamp():
         hour = datetime.fromtimestamp(t, UTC).hour
         if 6 <= hour < 18:  # pronote: busy in the day, an outage of an hour on the second day
-            outage = START.timestamp() + 86400 + 2 * 3600 <= t < START.timestamp() + 86400 + 3 * 3600
+            outage = start.timestamp() + 86400 + 2 * 3600 <= t < start.timestamp() + 86400 + 3 * 3600
             calls.append(("pronote", not outage and rng.random() > 0.02, rng.choice(BUCKETS[:6]) * 0.9, t + 0.5))
             t += rng.choice((10, 15, 20))
         else:
             t += 600
-    t = START.timestamp()
-    while t < NOW.timestamp():  # cas: a call every 5 to 15 minutes, one in three failing (night noise)
+    t = start.timestamp()
+    while t < end.timestamp():  # cas: a call every 5 to 15 minutes, one in three failing (night noise)
         calls.append(("cas", rng.random() > 0.33, rng.choice(BUCKETS) * 0.9, t + 0.5))
         t += rng.choice((300, 600, 900))
     failures = sorted(moment() for _ in range(25))  # failed collector runs
-    return {"users": users, "logins": sorted(logins, key=lambda e: e[-1]),
+    return {"end": end, "apps": apps, "users": users, "logins": sorted(logins, key=lambda e: e[-1]),
             "accesses": sorted(accesses, key=lambda e: e[-1]), "activations": sorted(activations, key=lambda e: e[-1]),
             "calls": sorted(calls, key=lambda e: e[-1]), "failures": failures}
 
@@ -100,8 +106,8 @@ def structures_of(data: dict, user: str) -> set[str]:
 
 # -- the series, as the exporter publishes them ----------------------------------------------
 
-def scrape_times(every: int = SCRAPE) -> list[int]:
-    return list(range(int(START.timestamp()), int(NOW.timestamp()) + 1, every))
+def scrape_times(every: int = SCRAPE, end: datetime = NOW) -> list[int]:
+    return list(range(int((end - timedelta(days=DAYS)).timestamp()), int(end.timestamp()) + 1, every))
 
 
 def cumulative(times: list[float], at: list[int]) -> list[int]:
@@ -110,7 +116,7 @@ def cumulative(times: list[float], at: list[int]) -> list[int]:
 
 
 def counter_series(data: dict) -> dict[tuple, list[float]]:
-    at = scrape_times()
+    at = scrape_times(end=data["end"])
     events: dict[tuple, list[float]] = defaultdict(list)
     for user, profile, t in data["logins"]:
         for structure in structures_of(data, user):
@@ -136,7 +142,7 @@ def counter_series(data: dict) -> dict[tuple, list[float]]:
         for profile in PROFILES:
             for name in ("ent_logins_total", "ent_account_activations_total"):
                 events.setdefault((name, ("structure", structure), ("profile", profile)), [])
-            for app in APPS:
+            for app in data["apps"]:
                 events.setdefault(("ent_app_accesses_total", ("structure", structure), ("profile", profile),
                                    ("app", app)), [])
     for connector in CONNECTORS:
@@ -172,12 +178,15 @@ def period_start(moment: datetime, period: str) -> datetime:
 
 def visitors_at(data: dict, run: datetime, period: str) -> tuple[dict, dict]:
     """(unique visitors, visits per visitor) by (structure, profile), profile="all" included, as the
-    hourly collector computes them at ``run``."""
-    start = period_start(run, period).timestamp()
+    hourly collector computes them at ``run`` (previous_month: the last closed month)."""
+    start, until = period_start(run, period).timestamp(), run.timestamp()
+    if period == "previous_month":
+        until = period_start(run, "month").timestamp() - 0.001
+        start = period_start(datetime.fromtimestamp(until, UTC), "month").timestamp()
     people: dict[tuple, set] = defaultdict(set)
     logins: dict[tuple, int] = defaultdict(int)
     for user, profile, t in data["logins"]:
-        if start <= t <= run.timestamp():
+        if start <= t <= until:
             for structure in structures_of(data, user):
                 for key in ((structure, profile), (structure, "all")):
                     people[key].add(user)
@@ -186,8 +195,19 @@ def visitors_at(data: dict, run: datetime, period: str) -> tuple[dict, dict]:
     return counts, {key: logins[key] / len(users) for key, users in people.items()}
 
 
+def accounts_of(data: dict, structure: str, profile: str = "all") -> list[str]:
+    return [u for u, d in data["users"].items()
+            if (structure == "all" or structure in d["structures"]) and (profile == "all" or profile in d["profiles"])]
+
+
+def inactive_of(data: dict, structure: str, profile: str = "all") -> list[str]:
+    """Activated people without a login in the 30 days before the end of the data (all of its days)."""
+    seen = {user for user, _p, t in data["logins"] if t > data["end"].timestamp() - 30 * 86400}
+    return [u for u in accounts_of(data, structure, profile) if data["users"][u]["activated"] and u not in seen]
+
+
 def gauge_series(data: dict) -> dict[tuple, list[float]]:
-    at = scrape_times(GAUGE_EVERY)
+    at = scrape_times(GAUGE_EVERY, data["end"])
     keys = [(s, p) for s in (*STRUCTURES, "all") for p in (*PROFILES, "all")]
     series: dict[tuple, list[float]] = defaultdict(list)
     cache: dict[tuple, tuple] = {}
@@ -196,7 +216,7 @@ def gauge_series(data: dict) -> dict[tuple, list[float]]:
         run = moment.replace(minute=5, second=0)  # the hourly collector runs at minute 5
         if run > moment:
             run -= timedelta(hours=1)
-        for period in ("day", "week", "month"):
+        for period in ("day", "week", "month", "previous_month"):
             if (run, period) not in cache:
                 cache[(run, period)] = visitors_at(data, run, period)
             counts, ratios = cache[(run, period)]
@@ -204,24 +224,25 @@ def gauge_series(data: dict) -> dict[tuple, list[float]]:
                 labels = (("structure", structure), ("profile", profile), ("period", period))
                 series[("ent_unique_visitors", *labels)].append(counts.get((structure, profile), 0.0))
                 series[("ent_visits_per_visitor", *labels)].append(ratios.get((structure, profile), 0.0))
-    # Daily families: constant over the test's days (accounts do not change here).
+    # Daily families: constant over the test's days (accounts do not change here; every login of the
+    # data is within 30 days of its end).
     for structure, profile in keys:
-        people = [u for u, d in data["users"].items()
-                  if (structure == "all" or structure in d["structures"]) and (profile == "all" or profile in d["profiles"])]
+        everyone = accounts_of(data, structure, profile)
+        people = [u for u in everyone if data["users"][u]["activated"]]
         base = (("structure", structure), ("profile", profile))
         series[("ent_accounts", *base, ("state", "activated"))] = [float(len(people))] * len(at)
-        series[("ent_accounts", *base, ("state", "pending"))] = [0.0] * len(at)
-        series[("ent_account_activation_ratio", *base)] = [1.0 if people else 0.0] * len(at)
+        series[("ent_accounts", *base, ("state", "pending"))] = [float(len(everyone) - len(people))] * len(at)
+        series[("ent_account_activation_ratio", *base)] = [len(people) / len(everyone) if everyone else 0.0] * len(at)
         for days in ("30", "90"):
-            series[("ent_inactive_accounts", *base, ("days", days))] = [0.0] * len(at)
+            series[("ent_inactive_accounts", *base, ("days", days))] = (
+                [float(len(inactive_of(data, structure, profile)))] * len(at))
         for le in ("0.0", "1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "+Inf"):
             series[("ent_user_logins_30d_bucket", *base, ("le", le))] = [float(len(people))] * len(at)
         series[("ent_user_logins_30d_count", *base)] = [float(len(people))] * len(at)
         series[("ent_user_logins_30d_sum", *base)] = [float(len(people)) * 20] * len(at)
-    names = {"S1": "Collège Jean Moulin", "S2": "Lycée Victor Hugo"}
     for structure in STRUCTURES:
-        series[("ent_structure_info", ("structure", structure), ("name", names[structure]), ("kind", "college"))] = (
-            [1.0] * len(at))
+        series[("ent_structure_info", ("structure", structure), ("name", NAMES[structure]),
+                ("kind", KINDS[structure]))] = [1.0] * len(at)
     for structure in (*STRUCTURES, "all"):
         for weekday in range(1, 8):
             for hour in range(24):
@@ -244,7 +265,7 @@ def gauge_series(data: dict) -> dict[tuple, list[float]]:
     series[("process_resident_memory_bytes",)] = [5e7] * len(at)
     series[("process_open_fds",)] = [12.0] * len(at)
     series[("process_max_fds",)] = [1024.0] * len(at)
-    series[("process_start_time_seconds",)] = [START.timestamp()] * len(at)
+    series[("process_start_time_seconds",)] = [float(at[0])] * len(at)
     series[("process_cpu_seconds_total",)] = [float(index) for index in range(len(at))]
     probes = {"ent_connector_probe_success": 1.0, "ent_connector_certificate_expiry_timestamp_seconds": 2e9}
     for name, value in probes.items():
@@ -252,18 +273,20 @@ def gauge_series(data: dict) -> dict[tuple, list[float]]:
     return series
 
 
-def openmetrics(counters: dict, gauges: dict) -> str:
-    """OpenMetrics text: one family at a time, every series in time order, timestamps pinned."""
+def openmetrics(*windows: tuple[dict, dict, datetime]) -> str:
+    """OpenMetrics text of windows of history (counters, gauges, end), earliest first: one family at a
+    time, every series in time order, timestamps pinned."""
     lines = []
-    families: dict[str, list] = defaultdict(list)
-    for every, series in ((SCRAPE, counters), (GAUGE_EVERY, gauges)):
-        for key, values in series.items():
-            families[key[0]].append((key, values, scrape_times(every)))
+    families: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    for counters, gauges, end in windows:
+        for every, series in ((SCRAPE, counters), (GAUGE_EVERY, gauges)):
+            for key, values in series.items():
+                families[key[0]][key].extend(zip(values, scrape_times(every, end)))
     for name in sorted(families):
         lines.append(f"# TYPE {name} unknown")
-        for key, values, at in sorted(families[name], key=lambda item: item[0]):
+        for key, samples in sorted(families[name].items()):
             labels = ",".join(f'{k}="{v}"' for k, v in (*JOB.items(), *key[1:]))
-            lines.extend(f"{name}{{{labels}}} {value:g} {t}" for value, t in zip(values, at))
+            lines.extend(f"{name}{{{labels}}} {value:g} {t}" for value, t in samples)
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
@@ -274,7 +297,10 @@ def openmetrics(counters: dict, gauges: dict) -> str:
 def history(tmp_path_factory):
     work = tmp_path_factory.mktemp("history")
     data = generate()
-    (work / "history.om").write_text(openmetrics(counter_series(data), gauge_series(data)))
+    # A year earlier (PromQL's 1y), fewer people and one more application (seen then, never opened now).
+    year = generate(seed=15, end=NOW - YEAR, people=30, apps=(*APPS, "agenda"))
+    (work / "history.om").write_text(openmetrics((counter_series(year), gauge_series(year), NOW - YEAR),
+                                                 (counter_series(data), gauge_series(data), NOW)))
     tsdb = work / "tsdb"
     created = subprocess.run([require_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics",
                               str(work / "history.om"), str(tsdb)], capture_output=True, text=True, timeout=600)
@@ -287,7 +313,7 @@ def history(tmp_path_factory):
         stdout=(work / "prometheus.log").open("w"), stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: _ready(port), 120, message="Prometheus serving the backfilled blocks")
-        yield {"port": port, "data": data}
+        yield {"port": port, "data": data, "year": year}
     finally:
         prometheus.terminate()
         prometheus.wait(timeout=30)
@@ -334,6 +360,7 @@ def grafana_interval(panel: dict, seconds: int) -> int:
 def variables(panel: dict, seconds: int, structure: str) -> dict[str, str]:
     interval = grafana_interval(panel, seconds)
     return {"structure": structure, "profile": ".*", "connector": ".*", "app": ".*", "instance": ".*", "class": ".*",
+            "platform": ".*", "kind": ".*",
             "__range": f"{seconds}s", "__range_s": str(seconds), "__interval": f"{interval}s",
             "__interval_ms": str(interval * 1000), "__rate_interval": f"{max(interval + SCRAPE, 4 * SCRAPE)}s"}
 
@@ -343,9 +370,10 @@ def panels() -> dict[tuple[str, str], dict]:
             if p.get("targets")}
 
 
-def evaluate(port: int, panel: dict, seconds: int, structure: str = "all") -> list[tuple[dict, list]]:
-    """[(target, result)] for each target of the panel, as Grafana would ask for the range ending at NOW."""
-    values = variables(panel, seconds, structure)
+def evaluate(port: int, panel: dict, seconds: int, structure: str = "all", **chosen: str) -> list[tuple[dict, list]]:
+    """[(target, result)] for each target of the panel, as Grafana would ask for the range ending at NOW
+    (``chosen``: other variables' values, e.g. kind)."""
+    values = {**variables(panel, seconds, structure), **chosen}
     step = grafana_interval(panel, seconds)
     out = []
     for target in panel["targets"]:
@@ -516,3 +544,173 @@ def test_headline_visitors_count_a_two_profile_user_once(history, structure):
     day, _ = visitors_at(data, NOW.replace(minute=5) - timedelta(hours=1), "day")
     assert {r["metric"]["profile"]: float(r["value"][1]) for r in today} == {
         p: day.get((structure, p), 0.0) for p in PROFILES}
+
+
+# -- comparisons and rankings -----------------------------------------------------------------------
+# The history holds a second window a year (PromQL's 1y: 365 days) before the first, with fewer people
+# and an application ("agenda") nobody opens in the current window.
+
+COMPARED = {"1h": 3600, "24h": 86400, "36h": 36 * 3600}  # the previous period stays inside the history
+LAST_RUN = NOW.replace(minute=5) - timedelta(hours=1)  # the hourly visitors collector's run before NOW
+
+
+def shown(panel: dict, seconds: int, port: int, structure: str = "all", **chosen: str) -> dict[str, float | None]:
+    """{refId: the value a stat shows, None when the query returns nothing}."""
+    out = {}
+    for target, result in evaluate(port, panel, seconds, structure, **chosen):
+        assert len(result) <= 1, (panel["title"], target["refId"], result)
+        out[target["refId"]] = float(result[0]["value"][1]) if result else None
+    return out
+
+
+def change(now: float, before: float) -> float | None:
+    return (now - before) / before if before > 0 else None
+
+
+def expect_comparison(values: dict, now: float, previous: float | None, year: float) -> None:
+    """The stat's values against the truths (gauges are written with 6 significant digits)."""
+    assert values["A"] == pytest.approx(now, rel=1e-5, abs=1e-9)
+    assert values["D"] == pytest.approx(year, rel=1e-5, abs=1e-9)
+    assert values["E"] == (None if change(now, year) is None else pytest.approx(change(now, year), rel=1e-4))
+    if previous is not None:
+        assert values["B"] == pytest.approx(previous, rel=1e-5, abs=1e-9)
+        expected = change(now, previous)
+        assert values["C"] == (None if expected is None else pytest.approx(expected, rel=1e-4, abs=1e-9))
+
+
+@pytest.mark.parametrize("window", list(COMPARED))
+def test_connections_and_openings_beside_the_previous_period_and_a_year_earlier(history, window):
+    """offset $__range is the period just before, offset 1y the same period a year earlier: each is the raw
+    count of its own window, and the changes are the ratios of those counts."""
+    seconds, end = COMPARED[window], NOW.timestamp()
+    year_end = (NOW - YEAR).timestamp()
+    data, year = history["data"], history["year"]
+    logins = login_rows(data)
+    values = shown(panels()[("ENT overview", "Connections compared")], seconds, history["port"])
+    expect_comparison(values, count(logins, end - seconds, end), count(logins, end - 2 * seconds, end - seconds),
+                      count(login_rows(year), year_end - seconds, year_end))
+    assert values["A"] > 0 and values["B"] > 0 and values["D"] > 0
+    accesses = [{"t": t} for _u, _p, _a, t in data["accesses"]]
+    earlier = [{"t": t} for _u, _p, _a, t in year["accesses"]]
+    values = shown(panels()[("ENT applications", "Application openings compared")], seconds, history["port"])
+    expect_comparison(values, count(accesses, end - seconds, end), count(accesses, end - 2 * seconds, end - seconds),
+                      count(earlier, year_end - seconds, year_end))
+
+
+@pytest.mark.parametrize("structure", ["all", "S1"])
+def test_visitors_month_to_date_beside_the_closed_month_and_the_same_date_a_year_earlier(history, structure):
+    """A month to date is compared with the month to date a year earlier (same date: like with like) and shown
+    beside the whole previous month, with no percent for that one (not like with like)."""
+    data, year = history["data"], history["year"]
+    now, ratio = visitors_at(data, LAST_RUN, "month")
+    closed, closed_ratio = visitors_at(data, LAST_RUN, "previous_month")
+    then, then_ratio = visitors_at(year, LAST_RUN - YEAR, "month")
+    key = (structure, "all")
+    values = shown(panels()[("ENT overview", "Unique visitors compared")], 86400, history["port"], structure)
+    expect_comparison(values, now[key], None, then[key])
+    assert values["B"] == closed.get(key, 0.0) and "C" not in values
+    assert values["D"] > 0 and values["E"] is not None
+    values = shown(panels()[("ENT overview", "Visits per visitor compared")], 86400, history["port"], structure)
+    expect_comparison(values, ratio[key], None, then_ratio[key])
+    assert values["B"] == pytest.approx(closed_ratio.get(key, 0.0), rel=1e-5)
+
+
+@pytest.mark.parametrize("structure", ["all", "S2"])
+def test_account_gauges_compare_the_same_instant_a_period_and_a_year_before(history, structure):
+    """A gauge of a stock (activated people, activation ratio, inactive people) is compared with its value at
+    the start of the period and a year before: each person once (profile="all")."""
+    data, year = history["data"], history["year"]
+
+    def activated(of: dict) -> int:
+        return sum(1 for u in accounts_of(of, structure) if of["users"][u]["activated"])
+
+    values = shown(panels()[("ENT overview", "Activated accounts compared")], 86400, history["port"], structure)
+    expect_comparison(values, activated(data), activated(data), activated(year))
+    assert values["C"] == 0 and values["E"] != 0
+    values = shown(panels()[("ENT establishment", "Activation ratio compared")], 86400, history["port"], structure)
+    expect_comparison(values, activated(data) / len(accounts_of(data, structure)),
+                      activated(data) / len(accounts_of(data, structure)),
+                      activated(year) / len(accounts_of(year, structure)))
+    values = shown(panels()[("ENT establishment", "Inactive accounts compared")], 86400, history["port"], structure)
+    expect_comparison(values, len(inactive_of(data, structure)), len(inactive_of(data, structure)),
+                      len(inactive_of(year, structure)))
+
+
+def establishment_truth(data: dict, seconds: int) -> dict[str, dict[str, float]]:
+    """The regional indicators of each structure, from the raw users and logins."""
+    end = NOW.timestamp()
+    month, _ = visitors_at(data, LAST_RUN, "month")
+    out = {}
+    for structure in STRUCTURES:
+        people = accounts_of(data, structure)
+        activated = [u for u in people if data["users"][u]["activated"]]
+        logins = sum(1 for user, _p, t in data["logins"]
+                     if structure in data["users"][user]["structures"] and end - seconds < t <= end)
+        out[structure] = {"activation": len(activated) / len(people),
+                          "per_account": logins / len(activated),
+                          "inactive": len(inactive_of(data, structure)) / len(activated),
+                          "visitors": month.get((structure, "all"), 0.0)}
+    return out
+
+
+RANKINGS = {  # panel title: (indicator, highest first)
+    "Lowest activation ratio": ("activation", False), "Highest activation ratio": ("activation", True),
+    "Fewest connections per activated account": ("per_account", False),
+    "Most connections per activated account": ("per_account", True),
+    "Highest share of inactive accounts": ("inactive", True), "Lowest share of inactive accounts": ("inactive", False),
+    "Fewest visitors this month": ("visitors", False), "Most visitors this month": ("visitors", True),
+}
+
+
+@pytest.mark.parametrize("kind", [".*", "college", "lycee"])
+@pytest.mark.parametrize("window", ["1h", "24h", "7d"])
+def test_establishments_ranked_by_each_indicator(history, window, kind):
+    """Each ranking lists the establishments of the chosen kinds (named), in order, with the indicator
+    computed from the raw data; the kind filter keeps only those."""
+    truth = establishment_truth(history["data"], RANGES[window])
+    kept = [s for s in STRUCTURES if kind == ".*" or KINDS[s] == kind]
+    by_name = {NAMES[s]: s for s in STRUCTURES}
+    for title, (indicator, highest) in RANKINGS.items():
+        ((_target, result),) = evaluate(history["port"], panels()[("ENT regional", title)], RANGES[window], kind=kind)
+        got = [(by_name[r["metric"]["name"]], float(r["value"][1])) for r in result]
+        assert sorted(s for s, _v in got) == sorted(kept), title
+        assert all(r["metric"]["kind"] == KINDS[by_name[r["metric"]["name"]]] for r in result)
+        for structure, value in got:
+            assert value == pytest.approx(truth[structure][indicator]), (title, structure)
+        values = [v for _s, v in got]
+        assert values == sorted(values, reverse=highest), (title, got)
+    assert len({round(truth[s]["activation"], 9) for s in STRUCTURES}) > 1  # the rankings rank something
+
+
+@pytest.mark.parametrize("window", ["1h", "24h", "7d"])
+def test_applications_ranked_with_unused_ones_from_the_catalogue(history, window):
+    """Every application seen over the retention is listed, an application nobody opened in the period (agenda,
+    seen a year ago only) with 0; the shares and the counts of unused and under-used ones are the raw ones."""
+    end, seconds = NOW.timestamp(), RANGES[window]
+    opened = defaultdict(int)
+    for _u, _p, app, t in history["data"]["accesses"]:
+        if end - seconds < t <= end:
+            opened[app] += 1
+    catalogue = set(APPS) | {"agenda"}
+    uses = {app: opened.get(app, 0) for app in catalogue}
+    total = sum(uses.values())
+    port = history["port"]
+    table = dict((t["refId"], r) for t, r in evaluate(port, panels()[("ENT regional", "Applications by use")], seconds))
+    assert {r["metric"]["app"]: float(r["value"][1]) for r in table["A"]} == uses
+    assert [float(r["value"][1]) for r in table["A"]] == sorted(uses.values())
+    assert {r["metric"]["app"]: float(r["value"][1]) for r in table["B"]} == pytest.approx(
+        {app: n / max(total, 1) for app, n in uses.items()})
+    assert uses["agenda"] == 0
+
+    def single(title: str) -> float:
+        ((_target, result),) = evaluate(port, panels()[("ENT regional", title)], seconds)
+        return float(result[0]["value"][1])
+
+    from grafana.dashboards.config import CONFIG
+    assert single("Applications never opened in the period") == sum(1 for n in uses.values() if n == 0)
+    assert single("Under-used applications") == sum(1 for n in uses.values() if 0 < n / total < CONFIG.under_used_share)
+    assert single("Applications in the catalogue") == len(catalogue)
+    assert single("Application openings") == total
+    ((_target, top),) = evaluate(port, panels()[("ENT regional", "Most used applications")], seconds)
+    assert [(r["metric"]["app"], float(r["value"][1])) for r in top] == sorted(
+        ((app, float(n)) for app, n in opened.items()), key=lambda item: -item[1])

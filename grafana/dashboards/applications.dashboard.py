@@ -1,6 +1,6 @@
 """Applications: accesses per application over time, top applications by profile, share of each."""
 from grafana.dashboards.panels import (
-    INSTANCE, app_variable, dashboard, link, piechart, profile_variable, row, stat, structure_variable, table,
+    INSTANCE, app_variable, comparison, dashboard, link, piechart, profile_variable, row, stat, structure_variable, table,
     target, timeseries,
 )
 
@@ -31,6 +31,11 @@ panels = [
           "The application opened most often during the period, with its openings.",
           instant(f"topk(1, sum by (app) ({IN_PERIOD}))", "{{app}}"), "short", text_mode="value_and_name",
           decimals=0), 6, 4),
+
+    (comparison("Application openings compared",
+                "Application openings in the period beside the period just before it (same length) and the same "
+                "period a year earlier, with the change in percent.",
+                f"sum({IN_PERIOD})", "short", decimals=0), 24, 4),
 
     row("Over time"),
     (timeseries("Openings per application",

@@ -33,7 +33,15 @@ class Config:
         "exporter": "ent-exporter-health",
         "courses": "ent-courses",  # issue 16: learning progress
         "classes": "ent-classes",  # issue 16: per class (opt-in)
+        "regional": "ent-regional",
     })
+    # The regional dashboard: how many establishments each ranking shows (top and bottom), and the
+    # share of all openings under which an application counts as under-used.
+    ranking_size: int = 10
+    under_used_share: float = 0.02
+    # How far back the catalogue of applications looks (an application seen then and not opened
+    # in the period shows 0): the retention of the shipped Prometheus.
+    catalogue_lookback: str = "400d"
     # The platform's timezone: ent_logins_by_hour's hour and weekday labels are local
     # to it, and the calendar periods (month to date) are too.
     timezone: str = "Europe/Paris"

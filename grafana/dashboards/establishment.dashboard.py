@@ -1,7 +1,7 @@
 """Establishment: one structure in depth (logins per hour, the hour × weekday heatmap, the
 activation funnel, inactive accounts, login frequency, application usage by profile)."""
 from grafana.dashboards.panels import (
-    ACTIVATION_RATIO, INSTANCE, bargauge, barchart, dashboard, drill_down, link, profile_variable, rename, row,
+    ACTIVATION_RATIO, INSTANCE, bargauge, barchart, comparison, dashboard, drill_down, link, profile_variable, rename, row,
     stat, structure_variable, table, target, timeseries, value_map,
 )
 
@@ -56,6 +56,18 @@ panels = [
     (stat("Inactive accounts (30 days)",
           "Activated people who have not logged in for 30 days, each person once over every profile (daily).",
           instant(f'sum(ent_inactive_accounts{{{EVERYONE}, days="30"}})'), "short"), 4, 4),
+
+    (comparison("Activation ratio compared",
+                "Activated people divided by all people with an account, now beside the start of the period and a "
+                "year ago, with the change in percent.",
+                f'sum(ent_accounts{{{EVERYONE}, state="activated"}}) / clamp_min(sum(ent_accounts{{{EVERYONE}}}), 1)',
+                "percentunit", decimals=1,
+                labels=("Now", "At the start of the period", "Change", "A year ago", "Change in a year")), 12, 6),
+    (comparison("Inactive accounts compared",
+                "Activated people without a login for 30 days, now beside the start of the period and a year ago, "
+                "with the change in percent.",
+                f'sum(ent_inactive_accounts{{{EVERYONE}, days="30"}})', "short", decimals=0,
+                labels=("Now", "At the start of the period", "Change", "A year ago", "Change in a year")), 12, 6),
 
     row("Logins"),
     (timeseries("Logins per hour",
@@ -114,7 +126,8 @@ panels = [
     (timeseries("Accounts by state",
                 "Activated and pending people over time, each person once over every profile (daily).",
                 target(f"sum by (state) (ent_accounts{{{EVERYONE}}})", "{{state}}"), "short", stack=True, fill=30,
-                interval="1h", max_points=400), 8, 8),
+                interval="1h", max_points=400, overrides=rename({"activated": "Activated", "pending": "Pending"})),
+     8, 8),
     (bargauge("Inactive accounts by profile",
               "Activated accounts whose user has not logged in for 30 or 90 days, per profile (daily).",
               [instant(f'sum by (profile) (ent_inactive_accounts{{{SP}, days="30"}})', "{{profile}}, 30 days",

@@ -1,6 +1,7 @@
 """Generates the monitoring bundle from its sources:
 
-- every ``grafana/dashboards/*.dashboard.py`` (grafanalib) → ``grafana/dashboards/*.json``
+- every ``grafana/dashboards/*.dashboard.py`` (grafanalib) → ``grafana/dashboards/fr/*.json`` and
+  ``grafana/dashboards/en/*.json`` (one model, its words from i18n.py's table; French is the default)
 - ``grafana/dashboards/rules.py`` (from config.py) → ``prometheus/rules/*.yml``
 
 Usage, from the repository root::
@@ -101,11 +102,28 @@ def clean(data: dict) -> dict:
     return data
 
 
-def dashboard_json(path: Path) -> str:
+def dashboard_model(path: Path) -> dict:
+    """The dashboard a source defines, as Grafana's JSON model (in English, the sources' language)."""
     from grafanalib._gen import DashboardEncoder
 
-    data = json.loads(json.dumps(load_dashboard(path).to_json_data(), cls=DashboardEncoder))
-    return json.dumps(clean(data), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    from grafana.dashboards.panels import name_profiles
+
+    data = clean(json.loads(json.dumps(load_dashboard(path).to_json_data(), cls=DashboardEncoder)))
+    stack = list(data.get("panels", []))
+    while stack:
+        panel = stack.pop()
+        stack.extend(panel.get("panels", []))
+        if panel.get("type") != "row":
+            name_profiles(panel)
+    return data
+
+
+def dashboard_json(path: Path, lang: str = "en") -> str:
+    from grafana.dashboards.config import CONFIG
+    from grafana.dashboards.i18n import localize
+
+    data = localize(dashboard_model(path), lang, CONFIG.dashboard_uids)
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -131,8 +149,17 @@ def outputs() -> dict[Path, str]:
     """Every generated file and its expected content."""
     from grafana.dashboards.rules import rule_files
 
-    files = {path.with_name(path.name[:-len(SUFFIX)] + ".json"): dashboard_json(path)
-             for path in sorted(DASHBOARDS.glob("*" + SUFFIX))}
+    from grafana.dashboards.i18n import LANGUAGES, Untranslated
+
+    files, missing = {}, []
+    for path in sorted(DASHBOARDS.glob("*" + SUFFIX)):
+        for lang in LANGUAGES:
+            try:
+                files[DASHBOARDS / lang / (path.name[:-len(SUFFIX)] + ".json")] = dashboard_json(path, lang)
+            except Untranslated as error:
+                missing += [f"{path.name} ({lang}): {text!r}" for text in error.args[0]]
+    if missing:
+        raise SystemExit("texts without a translation in grafana/dashboards/i18n.py:\n" + "\n".join(missing))
     files.update({RULES / name: rules_yaml(groups) for name, groups in rule_files().items()})
     return files
 

@@ -1,8 +1,8 @@
 """ENT overview: the seven indicators of the ODE statistics application for the period of
 the time picker, each also broken down by profile."""
 from grafana.dashboards.panels import (
-    ACTIVATION_RATIO, INSTANCE, bargauge, dashboard, drill_down, link, profile_variable, rename, row, stat,
-    structure_variable, table, target, timeseries,
+    ACTIVATION_RATIO, INSTANCE, bargauge, comparison, dashboard, drill_down, link, profile_variable, rename, row,
+    stat, structure_variable, table, target, timeseries,
 )
 
 S = f'structure="$structure", profile=~"$profile", {INSTANCE}'
@@ -85,6 +85,29 @@ panels = [
           instant(f'sum(ent_accounts{{{EVERYONE}, state="activated"}})'), "short",
           links=link("establishment", "Activation funnel")), 3, 5),
 
+    row("Compared with the previous period and a year earlier"),
+    (comparison("Connections compared",
+                "Connections in the period beside the period just before it (same length) and the same period a "
+                "year earlier, with the change in percent.",
+                f"sum({LOGINS_IN_PERIOD})", "short", decimals=0), 6, 6),
+    (comparison("Unique visitors compared",
+                "Visitors of the month to date beside the whole previous month and the month to date a year "
+                "earlier (same date), with the change over the year; each person once.",
+                everyone("month"), "short", decimals=0, previous=everyone("previous_month"),
+                labels=("Month to date", "Previous month (whole)", "", "Same date a year earlier",
+                        "Change in a year")), 6, 6),
+    (comparison("Visits per visitor compared",
+                "Logins per visitor in the month to date beside the whole previous month and the month to date a "
+                "year earlier (same date), with the change over the year.",
+                visits_per_visitor("month"), "short", decimals=2, previous=visits_per_visitor("previous_month"),
+                labels=("Month to date", "Previous month (whole)", "", "Same date a year earlier",
+                        "Change in a year")), 6, 6),
+    (comparison("Activated accounts compared",
+                "Activated people now beside their number at the start of the period and a year ago, with the "
+                "change in percent; each person once.",
+                f'sum(ent_accounts{{{EVERYONE}, state="activated"}})', "short", decimals=0,
+                labels=("Now", "At the start of the period", "Change", "A year ago", "Change in a year")), 6, 6),
+
     row("By profile"),
     (bargauge("Connections by profile",
               "Successful logins during the period of the time picker, per profile.",
@@ -163,7 +186,8 @@ panels = [
                 "next one starts. The profile filter does not apply.",
                 target(f'sum by (period) (ent_unique_visitors{{{EVERYONE}, period=~"day|week|month"}})',
                        "{{period}}"),
-                "short", axis_label="visitors", interval="5m"), 12, 9),
+                "short", axis_label="visitors", interval="5m",
+                overrides=rename({"day": "Today", "week": "This week", "month": "This month"})), 12, 9),
     (timeseries("Account activations per day by profile",
                 "Accounts activated per day (the 24 hours ending at each bar), stacked by profile.",
                 target(f"sum by (profile) (increase(ent_account_activations_total{{{S}}}[1d]))", "{{profile}}"),

@@ -8,6 +8,7 @@ Every helper requires a description and a unit, and takes thresholds as a list o
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Sequence
 
 import attr
@@ -476,3 +477,81 @@ def panel_link(title: str, url: str) -> dict:
     """A panel link, with every key @grafana/schema's DashboardLink requires."""
     return {"title": title, "url": url, "type": "link", "targetBlank": False, "asDropdown": False,
             "icon": "dashboard", "includeVars": False, "keepTime": False, "tags": [], "tooltip": title}
+
+
+# -- comparisons ------------------------------------------------------------------------------
+
+PREVIOUS_PERIOD = "$__range"  # the period just before the time picker's, of the same length
+A_YEAR = "1y"  # PromQL's year: 365 days (the same calendar date, one day off across a 29 February)
+CHANGE = [(None, "red"), (0, "green")]
+_SELECTOR = re.compile(r"(\b[a-zA-Z_:][\w:]*\{[^}]*\}(?:\[[^\]]*\])?)")
+
+
+def shifted(expr: str, offset: str) -> str:
+    """``expr`` as it was ``offset`` earlier: every selector (with its range) gets ``offset``."""
+    return _SELECTOR.sub(lambda m: f"{m.group(1)} offset {offset}", expr)
+
+
+def change(current: str, earlier: str) -> str:
+    """The change from ``earlier`` to ``current`` as a fraction (0.1 = +10 %); nothing when ``earlier`` is 0
+    or missing (no percent of nothing)."""
+    return f"(({current}) - ({earlier}))\n/\n(({earlier}) > 0)"
+
+
+def comparison(title: str, description: str, expr: str, unit: str, *, decimals: int | None = None,
+               previous: str | None = None, labels: tuple[str, ...] = (
+                   "This period", "Previous period", "Change", "A year earlier", "Change in a year"),
+               links=None) -> g.Stat:
+    """A headline figure beside the previous period and the same period a year earlier, with the change in
+    percent. ``expr`` is the figure now (an instant query over [$__range] for counters, a value for gauges):
+    the previous period is the same query ``offset $__range``, a year earlier ``offset 1y``. ``previous``
+    replaces the previous-period query where an offset would not compare like with like (a month to date
+    beside a closed month): then no change is computed for it."""
+    before = previous if previous is not None else shifted(expr, PREVIOUS_PERIOD)
+    year = shifted(expr, A_YEAR)
+    targets = [target(expr, labels[0], ref="A", instant=True), target(before, labels[1], ref="B", instant=True)]
+    if previous is None:
+        targets.append(target(change(expr, before), labels[2], ref="C", instant=True))
+    targets += [target(year, labels[3], ref="D", instant=True),
+                target(change(expr, year), labels[4], ref="E", instant=True)]
+    percent = [{"matcher": {"id": "byFrameRefID", "options": ref},
+                "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1},
+                               {"id": "thresholds", "value": {"mode": "absolute", "steps": steps(CHANGE)}}]}
+               for ref in ("C", "E") if any(t.refId == ref for t in targets)]
+    return stat(title, description, targets, unit, decimals=decimals, text_mode="value_and_name",
+                orientation="horizontal", overrides=percent, links=links, no_value="–")
+
+
+def platform_variable() -> dict:
+    """$platform: the platforms of a federated setup (the `platform` external label each regional Prometheus
+    adds, prometheus/federation/); with one Prometheus and no such label, "All" matches every series."""
+    return _query_variable(
+        "platform", "Platform", "label_values(ent_structure_info, platform)", multi=True,
+        description="The platform (region or academy) in a federated setup; \"All\" shows every one.",
+    )
+
+
+def kind_variable() -> dict:
+    """$kind: the establishment kinds of ent_structure_info (collège, lycée, école...)."""
+    return _query_variable(
+        "kind", "Kind", 'label_values(ent_structure_info{platform=~"$platform", instance=~"$instance"}, kind)',
+        multi=True, description="The kind of establishment (as the platform names it): the rankings show only these.",
+    )
+
+
+# -- profile names ------------------------------------------------------------------------------
+# Series and columns named by a profile (legend {{profile}}, a column per profile) are shown under
+# a plain name (translated like any text); the label values in queries stay the platform's.
+PROFILE_NAMES = {"Teacher": "Teachers", "Student": "Students", "Relative": "Parents", "Personnel": "Staff",
+                 "Guest": "Guests", "unknown": "Unknown profile"}
+
+
+def name_profiles(panel: dict) -> None:
+    """Adds display-name overrides for the profiles to a panel (JSON) whose queries group by profile."""
+    if not any("profile" in t.get("expr", "") and ("(profile" in t["expr"] or "profile," in t["expr"])
+               for t in panel.get("targets", [])):
+        return
+    panel.setdefault("fieldConfig", {}).setdefault("defaults", {})
+    overrides = panel["fieldConfig"].setdefault("overrides", [])
+    named = {o["matcher"].get("options") for o in overrides}
+    overrides.extend(o for o in rename(PROFILE_NAMES) if o["matcher"]["options"] not in named)
