@@ -33,7 +33,8 @@ from pathlib import Path
 import yaml
 
 DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
-SOURCE_DASHBOARD = DASHBOARDS / "establishment.json"
+# The Establishment dashboard in the default language (French: heads of establishment read it).
+SOURCE_DASHBOARD = DASHBOARDS / "fr" / "establishment.json"
 # Where docker-compose.yml (or your Grafana) mounts the generated dashboards/ directory.
 CONTAINER_PATH = "/etc/grafana/dashboards/ent-establishments"
 UID_LENGTH = 40  # Grafana's limit for dashboard and folder uids
