@@ -100,29 +100,25 @@ def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, or
     )
 
 
-def check_state_dir(directory: Path, origin: str) -> None:
-    """Creates the state directory and proves it writable, or says in one line why it cannot be used."""
+def check_writable_dir(directory: Path, key: str, origin: str) -> None:
+    """Creates a directory the exporter writes to and proves it writable, or says in one line why it
+    cannot be used, naming the configuration key."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as error:
-        raise StartupError(
-            f"{origin}: state_dir: {directory} cannot be used ({error.strerror or error})") from None
+        raise StartupError(f"{origin}: {key}: {directory} cannot be used ({error.strerror or error})") from None
+
+
+def check_state_dir(directory: Path, origin: str) -> None:
+    check_writable_dir(directory, "state_dir", origin)
 
 
 def check_reports_dir(config: Config, origin: str) -> None:
-    """The reports: section's directory, created and proved writable (when the section is there)."""
-    if config.reports is None:
-        return
-    directory = config.reports.directory
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        raise StartupError(
-            f"{origin}: reports.directory: {directory} cannot be used ({error.strerror or error})") from None
+    """The reports: section's directory (when the section is there)."""
+    if config.reports is not None:
+        check_writable_dir(config.reports.directory, "reports.directory", origin)
 
 
 def listen_in_use(address: str, port: int) -> str | None:

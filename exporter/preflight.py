@@ -122,17 +122,11 @@ def check_source(config: Config) -> list[Finding]:
             return [Finding(True, f"source.schema: the role {conn.info.user!r} has no USAGE on schema {schema!r}"
                                   " (GRANT USAGE ON SCHEMA ... TO ...; init-source does it)")]
         for relation, columns in CONTRACT_COLUMNS.items():
-            found, readable, present = conn.execute(RELATION, {"schema": schema, "relation": relation}).fetchone()
+            found, readable = _relation_findings(conn, schema, relation, columns, findings)
             where = f"source.schema: {schema}.{relation}"
             if not found:
                 findings.append(Finding(True, f"{where}: missing (the contract needs this view)"))
-                continue
-            missing = [column for column in columns if column not in present]
-            if missing:
-                findings.append(Finding(True, f"{where}: missing column(s) {', '.join(missing)}"))
-            if not readable:
-                findings.append(Finding(True, f"{where}: the role {conn.info.user!r} may not SELECT from it"))
-            elif conn.execute(WRITABLE, {"schema": schema, "relation": relation}).fetchone()[0]:
+            elif readable and conn.execute(WRITABLE, {"schema": schema, "relation": relation}).fetchone()[0]:
                 findings.append(Finding(False, f"{where}: the role {conn.info.user!r} may also write to it"
                                                " (a read-only role is recommended: see init-source)"))
         findings.extend(check_optional(conn, schema))
@@ -154,19 +148,27 @@ OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
 def check_optional(conn: psycopg.Connection, schema: str) -> list[Finding]:
     """The optional relations: absent is a note (their collectors publish nothing), present but
     incomplete or unreadable is a problem (their collectors would fail every run)."""
-    findings = []
+    findings: list[Finding] = []
     for relation, (columns, collectors) in OPTIONAL_COLUMNS.items():
-        found, readable, present = conn.execute(RELATION, {"schema": schema, "relation": relation}).fetchone()
-        where = f"source.schema: {schema}.{relation}"
+        found, _readable = _relation_findings(conn, schema, relation, columns, findings)
         if not found:
-            findings.append(Finding(False, f"{where}: absent (optional): collector(s) {collectors} publish nothing"))
-            continue
+            findings.append(Finding(False, f"source.schema: {schema}.{relation}: absent (optional):"
+                                           f" collector(s) {collectors} publish nothing"))
+    return findings
+
+
+def _relation_findings(conn: psycopg.Connection, schema: str, relation: str, columns: tuple[str, ...],
+                       findings: list[Finding]) -> tuple[bool, bool]:
+    """Appends the missing columns and the missing SELECT right of a relation; returns (found, readable)."""
+    found, readable, present = conn.execute(RELATION, {"schema": schema, "relation": relation}).fetchone()
+    if found:
+        where = f"source.schema: {schema}.{relation}"
         missing = [column for column in columns if column not in present]
         if missing:
             findings.append(Finding(True, f"{where}: missing column(s) {', '.join(missing)}"))
         if not readable:
             findings.append(Finding(True, f"{where}: the role {conn.info.user!r} may not SELECT from it"))
-    return findings
+    return found, readable
 
 
 def check_custom(config: Config, conn_factory) -> list[Finding]:
