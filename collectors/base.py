@@ -170,10 +170,15 @@ class Report:
 
 
 def encode_samples(samples: Samples) -> dict[str, list]:
-    """Samples as JSON-able data: per family, a list of [label values, value]."""
+    """Samples as JSON-able data: per family, a list of (label values, value).
+
+    The label values are the samples' own key tuples (JSON writes them as lists): nothing is
+    copied per series, and what the runtime keeps of a saved result shares its label strings
+    with the collector's samples."""
     return {
-        name: [[list(labels), vars(value) if isinstance(value, HistogramValue) else value]
-               for labels, value in series.items()]
+        name: [(labels, vars(value)) for labels, value in series.items()]
+        if series and isinstance(next(iter(series.values())), HistogramValue)
+        else list(series.items())
         for name, series in samples.items()
     }
 
