@@ -30,6 +30,7 @@ USER_LOGINS_30D = Family(
     "ent_user_logins_30d", Kind.GAUGE_HISTOGRAM,
     "Distribution of the number of logins of each activated user over the last 30 days.",
     ("structure", "profile"), LOGIN_COUNT_BUCKETS, counts_people=True,
+    structure_marginals=("profile",), breakdown_option="user_logins_30d_by_profile_per_structure",
 )
 
 # One pass over 90 days of logins, then per activated attachment: its user's logins over

@@ -22,6 +22,7 @@ LOGINS_BY_HOUR = Family(
     "ent_logins_by_hour", Kind.GAUGE,
     "Logins of the last 28 days by local ISO weekday (1 = Monday) and hour of day.",
     ("structure", "weekday", "hour"),
+    structure_marginals=("weekday", "hour"), breakdown_option="logins_by_hour_per_structure",
 )
 
 # Local weekday and hour through AT TIME ZONE, so DST days land in the right hour. Each

@@ -32,6 +32,32 @@ class Policy:
 
     max_series_per_family: int = 200_000
     privacy_min_count: int = 0
+    # The breakdowns enabled in the configuration (Family.breakdown_option names): published whole,
+    # the others within the series budget. None (an exposition built without a configuration): all whole.
+    breakdowns: frozenset[str] | None = None
+
+
+def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
+    """The series budget's shape of a heavy breakdown (Family.structure_marginals): structure="all"
+    whole; every other structure as one marginal per listed label (that label "all", summed; for
+    people counts, the collector's own "all" series)."""
+    structure = family.labels.index("structure")
+    positions = [family.labels.index(name) for name in family.structure_marginals]
+    shaped: dict[LabelValues, Value] = {}
+    for key, value in series.items():
+        if key[structure] == "all":
+            shaped[key] = value
+            continue
+        if family.counts_people:
+            # People are never summed: their marginal is the series the collector counted with that
+            # label "all" (each person once), kept; the others are left out.
+            if all(key[position] == "all" for position in positions):
+                shaped[key] = value
+            continue
+        for position in positions:
+            marginal = key[:position] + ("all",) + key[position + 1:]
+            shaped[marginal] = _merge(shaped[marginal], value) if marginal in shaped else value
+    return shaped
 
 
 class _OneFamily:
@@ -327,6 +353,9 @@ class Exposition:
             merged = {}
             for series in publishers:
                 merged.update(series)
+        if (family.structure_marginals and self.policy.breakdowns is not None
+                and family.breakdown_option not in self.policy.breakdowns):
+            merged = structure_marginals(family, merged)
         merged = apply_privacy(family, merged, self.policy.privacy_min_count)
         self._last_folded[name] = 0
         if len(merged) > self.policy.max_series_per_family:
