@@ -158,10 +158,13 @@ def combine_days(log: DayLog, window, attachments: Attachments) -> dict[tuple[st
     count = window.count[valid].astype(np.float64)
     every = len(log.profiles)  # profile="all"
     width = every + 1
-    pairs, inverse = np.unique(user * width + profile, return_inverse=True)
-    pair_logins = np.bincount(inverse, weights=count, minlength=len(pairs))
-    people, inverse = np.unique(user, return_inverse=True)
-    people_logins = np.bincount(inverse, weights=count, minlength=len(people))
+    # User numbers are dense: a count per (user, profile) and per user is a bincount, no sort.
+    per_pair = np.bincount(user * width + profile, weights=count, minlength=len(log.users) * width)
+    pairs = np.flatnonzero(per_pair)
+    pair_logins = per_pair[pairs]
+    per_person = np.bincount(user, weights=count, minlength=len(log.users))
+    people = np.flatnonzero(per_person)
+    people_logins = per_person[people]
     rows_user = np.concatenate([pairs // width, people])
     rows_profile = np.concatenate([pairs % width, np.full(len(people), every)])
     rows_logins = np.concatenate([pair_logins, people_logins])
