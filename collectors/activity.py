@@ -107,14 +107,17 @@ class ActivityCollector(Collector):
         if len(last_day) < len(log.users):
             last_day = np.concatenate([last_day, np.zeros(len(log.users) - len(last_day), np.int32)])
         # Logins over 30 days per user number; whether seen in 90 days.
-        window = log.window(days_between(b30 + timedelta(days=1), now.astimezone(zone).date()))
         edge_30 = log.read(ctx, since_30 + JUST_AFTER, local_midnight(b30 + timedelta(days=1), zone))
         edge_90 = log.read(ctx, since_90 + JUST_AFTER, local_midnight(b90 + timedelta(days=1), zone))
         size = len(log.users)
         if len(last_day) < size:
             last_day = np.concatenate([last_day, np.zeros(size - len(last_day), np.int32)])
-        logins = np.bincount(np.concatenate([window.user, edge_30.user]),
-                             weights=np.concatenate([window.count, edge_30.count]).astype(np.float64), minlength=size)
+        logins = np.zeros(size)
+        logins += np.bincount(edge_30.user, weights=edge_30.count.astype(np.float64), minlength=size)
+        for day in days_between(b30 + timedelta(days=1), now.astimezone(zone).date()):  # a day at a time
+            if day in log.days and not log.days[day].folded:
+                logins += np.bincount(log.days[day].whole().user, weights=log.days[day].whole().count.astype(np.float64),
+                                      minlength=size)
         seen_90 = last_day > b90.toordinal()
         seen_90[edge_90.user[edge_90.count > 0]] = True
         seen_90[logins > 0] = True

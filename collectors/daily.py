@@ -254,7 +254,8 @@ USER_STRUCTURES = sql.SQL("""
 
 
 class Attachments:
-    """user number -> structure numbers, as sorted parallel arrays (a user may have several)."""
+    """user number -> structure numbers. Most users have one structure: ``first`` holds it, by user
+    number (a gather, no search); the few further attachments are sorted parallel arrays."""
 
     def __init__(self, ctx: Context, log: DayLog) -> None:
         self.structures: list[str] = []
@@ -276,22 +277,33 @@ class Attachments:
             self.unknown = len(self.structures)
             self.structures.append("unknown")
         user = np.asarray(users, np.int64)
+        structure = np.asarray(structures, np.int64)
         order = np.argsort(user, kind="stable")
-        self.user = user[order]
-        self.structure = np.asarray(structures, np.int64)[order]
+        user, structure = user[order], structure[order]
+        # The first attachment of each user by number; the others apart.
+        is_first = np.ones(len(user), bool)
+        is_first[1:] = user[1:] != user[:-1]
+        self.first = np.full(len(log.users) + 1, self.unknown, np.int64)
+        self.first[user[is_first]] = structure[is_first]
+        self.extra_user = user[~is_first]
+        self.extra_structure = structure[~is_first]
+        self.has_extra = np.zeros(len(log.users) + 1, bool)
+        self.has_extra[self.extra_user] = True
 
     def expand(self, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each row (by its user number): one row per structure of the user, ``unknown`` for
         a user without any account. Returns (row index, structure number) arrays."""
-        left = np.searchsorted(self.user, user, side="left")
-        right = np.searchsorted(self.user, user, side="right")
-        lengths = right - left
-        none = lengths == 0
-        lengths = np.where(none, 1, lengths)
-        rows = np.repeat(np.arange(len(user)), lengths)
-        offsets = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        positions = np.repeat(left, lengths) + offsets
-        structure = np.where(np.repeat(none, lengths), self.unknown,
-                             self.structure[np.minimum(positions, max(len(self.structure) - 1, 0))]
-                             if len(self.structure) else self.unknown)
-        return rows, structure
+        user = np.asarray(user, np.int64)
+        rows = np.arange(len(user))
+        structure = self.first[np.minimum(user, len(self.first) - 1)] if len(user) else np.zeros(0, np.int64)
+        if not len(self.extra_user) or not len(user):
+            return rows, structure
+        more = np.flatnonzero(self.has_extra[np.minimum(user, len(self.has_extra) - 1)])
+        if not len(more):
+            return rows, structure
+        left = np.searchsorted(self.extra_user, user[more], side="left")
+        counts = np.searchsorted(self.extra_user, user[more], side="right") - left
+        extra_rows = np.repeat(more, counts)
+        offsets = np.arange(len(extra_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        extra_structure = self.extra_structure[np.repeat(left, counts) + offsets]
+        return np.concatenate([rows, extra_rows]), np.concatenate([structure, extra_structure])

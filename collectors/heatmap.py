@@ -68,16 +68,18 @@ class LoginHeatmapCollector(Collector):
         log = DayLog(ctx.state, (HOUR,))
         log.update(ctx, boundary + timedelta(days=1), now + JUST_AFTER)
         days = days_between(boundary + timedelta(days=1), today)
-        parts = [(day, log.days[day].whole()) for day in days if day in log.days]
-        parts.append((boundary, log.read(ctx, since + JUST_AFTER, local_midnight(boundary + timedelta(days=1), zone))))
-        user = np.concatenate([d.user for _, d in parts]).astype(np.int64)
-        cell = np.concatenate([(day.isoweekday() - 1) * 24 + d.columns[HOUR].astype(np.int64) for day, d in parts])
-        count = np.concatenate([d.count for _, d in parts]).astype(np.float64)
+        edge = log.read(ctx, since + JUST_AFTER, local_midnight(boundary + timedelta(days=1), zone))
         attachments = Attachments(ctx, log)
-        rows, structure = attachments.expand(user)
-        per_structure = np.bincount(structure * 168 + cell[rows], weights=count[rows],
-                                    minlength=len(attachments.structures) * 168)
-        everyone = np.bincount(cell, weights=count, minlength=168)
+        per_structure = np.zeros(len(attachments.structures) * 168)
+        everyone = np.zeros(168)
+        # Day by day (a day's arrays at a time, never the window's at once).
+        for day, logins in [*((day, log.days[day].whole()) for day in days if day in log.days), (boundary, edge)]:
+            cell = (day.isoweekday() - 1) * 24 + logins.columns[HOUR].astype(np.int64)
+            count = logins.count.astype(np.float64)
+            rows, structure = attachments.expand(logins.user)
+            per_structure += np.bincount(structure * 168 + cell[rows], weights=count[rows],
+                                         minlength=len(attachments.structures) * 168)
+            everyone += np.bincount(cell, weights=count, minlength=168)
         structures = {structure for structure, _ in known_pairs(ctx)} | ({"all"} if everyone.any() else set())
         structures |= {attachments.structures[i] for i in np.nonzero(per_structure.reshape(-1, 168).sum(axis=1))[0]}
         cells = {

@@ -116,8 +116,8 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
         end = max(end for _, _, end in periods)
         log.update(ctx, first, end)
         today = ctx.now.astimezone(zone).date()
-        windows = [(name, log.window(days_between(start.astimezone(zone).date(), today)))
-                   for name, start, _ in periods]
+        windows = [(name, [log.days[day].whole() for day in days_between(start.astimezone(zone).date(), today)
+                           if day in log.days]) for name, start, _ in periods]
         none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
         samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
         attachments = Attachments(ctx, log)
@@ -149,20 +149,24 @@ class PreviousMonthVisitorsCollector(_PeriodVisitors):
         return [("previous_month", *previous_month(ctx.now, ctx.timezone))]
 
 
-def combine_days(log: DayLog, window, attachments: Attachments) -> dict[tuple[str, str], tuple[int, float]]:
-    """(structure, profile) -> (distinct users, their logins) over the window's days, with
+def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str, str], tuple[int, float]]:
+    """(structure, profile) -> (distinct users, their logins) over the days given, with
     profile="all" (each user once) and structure="all" (each user once per series)."""
-    valid = window.user != log.numbers.get(None, -1)  # a login without a user is nobody's visit
-    user = window.user[valid].astype(np.int64)
-    profile = window.columns[PROFILE][valid].astype(np.int64)
-    count = window.count[valid].astype(np.float64)
     every = len(log.profiles)  # profile="all"
     width = every + 1
-    # User numbers are dense: a count per (user, profile) and per user is a bincount, no sort.
-    per_pair = np.bincount(user * width + profile, weights=count, minlength=len(log.users) * width)
+    nobody = log.numbers.get(None, -1)  # a login without a user is nobody's visit
+    # User numbers are dense: logins per (user, profile) and per user are bincounts, day by day.
+    per_pair = np.zeros(len(log.users) * width)
+    per_person = np.zeros(len(log.users))
+    for day in days:
+        valid = day.user != nobody
+        user = day.user[valid].astype(np.int64)
+        count = day.count[valid].astype(np.float64)
+        per_pair += np.bincount(user * width + day.columns[PROFILE][valid].astype(np.int64), weights=count,
+                                minlength=len(per_pair))
+        per_person += np.bincount(user, weights=count, minlength=len(per_person))
     pairs = np.flatnonzero(per_pair)
     pair_logins = per_pair[pairs]
-    per_person = np.bincount(user, weights=count, minlength=len(log.users))
     people = np.flatnonzero(per_person)
     people_logins = per_person[people]
     rows_user = np.concatenate([pairs // width, people])
