@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import collectors
 from collectors.base import decode_samples
-from exporter.exposition import to_metric
+from exporter.exposition import structure_marginals, to_metric
 from exporter.state import StateStore
 
 
@@ -32,6 +32,10 @@ class PersistedSamples:
                 self.families[family.name] = family
             for family_name, series in decode_samples(cls.families, stored.samples).items():
                 self.samples.setdefault(family_name, {}).update(series)
+        # The series ent-exporter publishes with the default configuration (series budget): same bytes.
+        for name, family in self.families.items():
+            if family.structure_marginals:
+                self.samples[name] = structure_marginals(family, self.samples[name])
 
     def collect(self):
         for name, series in sorted(self.samples.items()):

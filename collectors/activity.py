@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
 from .known import people_pairs, zeros
-from .periods import utc
+from .daily import JUST_AFTER, DayLog, _decode, _encode, days_between
+from .periods import local_midnight, utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
 INACTIVE_ACCOUNTS = Family(
@@ -28,6 +30,7 @@ USER_LOGINS_30D = Family(
     "ent_user_logins_30d", Kind.GAUGE_HISTOGRAM,
     "Distribution of the number of logins of each activated user over the last 30 days.",
     ("structure", "profile"), LOGIN_COUNT_BUCKETS, counts_people=True,
+    structure_marginals=("profile",), breakdown_option="user_logins_30d_by_profile_per_structure",
 )
 
 # One pass over 90 days of logins, then per activated attachment: its user's logins over
@@ -67,11 +70,110 @@ ACTIVITY = sql.SQL("""
 """)
 
 
+# The activated attachments, distinct (user, structure, profile), label rule applied.
+ACTIVATED = sql.SQL("""
+    SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown'), coalesce(nullif(profile, ''), 'unknown')
+    FROM {accounts} WHERE activated_at <= %(now)s
+""")
+
+
 class ActivityCollector(Collector):
     cadence = Cadence.DAILY
     families = (INACTIVE_ACCOUNTS, USER_LOGINS_30D)
 
     def collect(self, ctx: Context) -> Result:
+        """Combines per-day login counts per user kept in the state (collectors.daily) for the whole
+        days of the 30-day window, and each user's last day with a login for the 90-day one; reads
+        only the new events and each window's first, partial day."""
+        now = utc(ctx.now)
+        zone = ctx.timezone
+        until = now + JUST_AFTER
+        since_30, since_90 = now - timedelta(days=30), now - timedelta(days=90)
+        b30, b90 = since_30.astimezone(zone).date(), since_90.astimezone(zone).date()
+        log = DayLog(ctx.state.get("log", {}))
+        last_day = _decode(ctx.state["last_day"], "<i4") if log.watermark is not None and "last_day" in ctx.state \
+            else np.zeros(0, np.int32)
+        if log.watermark is not None and log.watermark > until:  # the clock went back: start over
+            log, last_day = DayLog({}), np.zeros(0, np.int32)
+
+        def fold(day, entry) -> None:
+            nonlocal last_day
+            if len(last_day) < len(log.users):
+                last_day = np.concatenate([last_day, np.zeros(len(log.users) - len(last_day), np.int32)])
+            seen = entry.user[entry.count > 0]
+            last_day[seen] = np.maximum(last_day[seen], day.toordinal())
+
+        log.update(ctx, b90 + timedelta(days=1), until, fold=fold, keep_from=b30 + timedelta(days=1))
+        if len(last_day) < len(log.users):
+            last_day = np.concatenate([last_day, np.zeros(len(log.users) - len(last_day), np.int32)])
+        # Logins over 30 days per user number; whether seen in 90 days.
+        edge_30 = log.read(ctx, since_30 + JUST_AFTER, local_midnight(b30 + timedelta(days=1), zone))
+        edge_90 = log.read(ctx, since_90 + JUST_AFTER, local_midnight(b90 + timedelta(days=1), zone))
+        size = len(log.users)
+        if len(last_day) < size:
+            last_day = np.concatenate([last_day, np.zeros(size - len(last_day), np.int32)])
+        logins = np.zeros(size)
+        logins += np.bincount(edge_30.user, weights=edge_30.count.astype(np.float64), minlength=size)
+        for day in days_between(b30 + timedelta(days=1), now.astimezone(zone).date()):  # a day at a time
+            if day in log.days and not log.days[day].folded:
+                logins += np.bincount(log.days[day].whole().user, weights=log.days[day].whole().count.astype(np.float64),
+                                      minlength=size)
+        seen_90 = last_day > b90.toordinal()
+        seen_90[edge_90.user[edge_90.count > 0]] = True
+        seen_90[logins > 0] = True
+        samples = self._combine(ctx, log, logins, seen_90)
+        return Result(samples, state={"log": log.state(), "last_day": _encode(last_day.astype("<i4"))})
+
+    def _combine(self, ctx: Context, log: DayLog, logins: np.ndarray, seen_90: np.ndarray) -> Samples:
+        rows = ctx.source.fetch(ACTIVATED, {"now": utc(ctx.now)})
+        numbers = log.numbers
+        strangers: dict[str, int] = {}  # activated users without a login in the log: numbered past it
+        structures: dict[str, int] = {}
+        profiles: dict[str, int] = {}
+        user = np.empty(len(rows), np.int64)
+        structure = np.empty(len(rows), np.int64)
+        profile = np.empty(len(rows), np.int64)
+        for i, (u, s, p) in enumerate(rows):
+            number = numbers.get(u)
+            if number is None:
+                number = strangers.setdefault(u, len(log.users) + len(strangers))
+            user[i] = number
+            structure[i] = structures.setdefault(s, len(structures))
+            profile[i] = profiles.setdefault(p, len(profiles))
+        size = len(log.users) + len(strangers)
+        user_logins = np.concatenate([logins, np.zeros(size - len(logins))]).astype(np.int64)
+        user_seen_90 = np.concatenate([seen_90, np.zeros(size - len(seen_90), bool)])
+        structure_names = [*structures, "all"]
+        profile_names = [*profiles, "all"]
+        every_s, every_p = len(structures), len(profiles)
+        known = people_pairs(ctx)
+        inactive: dict[tuple, float] = zeros(known, ("30",), ("90",))
+        histograms: dict[tuple, HistogramValue] = {
+            pair: HistogramValue([0.0] * len(LOGIN_COUNT_BUCKETS), 0.0, 0.0) for pair in known}
+        width = (every_p + 1)
+        for s_key, p_key in ((structure, profile), (np.full_like(structure, every_s), profile),
+                             (structure, np.full_like(profile, every_p)),
+                             (np.full_like(structure, every_s), np.full_like(profile, every_p))):
+            # Each user once per series.
+            group = s_key * width + p_key
+            pairs = np.unique(group * size + user)
+            group, member = pairs // size, pairs % size
+            n = user_logins[member]
+            groups, inverse = np.unique(group, return_inverse=True)
+            users = np.bincount(inverse, minlength=len(groups))
+            total = np.bincount(inverse, weights=n, minlength=len(groups))
+            idle_30 = np.bincount(inverse, weights=(n == 0), minlength=len(groups))
+            idle_90 = np.bincount(inverse, weights=~user_seen_90[member], minlength=len(groups))
+            below = [np.bincount(inverse, weights=(n <= bound), minlength=len(groups)) for bound in LOGIN_COUNT_BUCKETS]
+            for i, g in enumerate(groups):
+                key = (structure_names[g // width], profile_names[g % width])
+                inactive[(*key, "30")] = float(idle_30[i])
+                inactive[(*key, "90")] = float(idle_90[i])
+                histograms[key] = HistogramValue([float(b[i]) for b in below], float(users[i]), float(total[i]))
+        return {INACTIVE_ACCOUNTS.name: inactive, USER_LOGINS_30D.name: histograms}
+
+    def recount(self, ctx: Context) -> Result:
+        """The whole window read again in one statement (the behaviour before per-day aggregates)."""
         now = utc(ctx.now)
         rows = ctx.source.fetch(ACTIVITY, {
             "now": now, "since_30": now - timedelta(days=30), "since_90": now - timedelta(days=90),

@@ -11,5 +11,6 @@ class AppAccessesCollector(EventCounter):
             "ent_app_accesses_total", Kind.COUNTER,
             "Application openings, per structure of the user (structure=\"all\": each opening once), profile and app.",
             ("structure", "profile", "app"),
+            structure_marginals=("profile",), breakdown_option="app_accesses_by_profile_per_structure",
         ),
     )

@@ -87,6 +87,13 @@ class Family:
     additive: bool = True
     # Whether values count people: privacy.min_count then publishes small counts as 0.
     counts_people: bool = False
+    # A heavy breakdown (series budget, see README "Series budget"): unless the configuration's
+    # ``breakdowns`` enables it, each structure but "all" publishes, instead of its full breakdown,
+    # one marginal per label named here: that label "all", summed over its values (families that
+    # count people: their own "all" series, people are never summed). structure="all" stays whole.
+    structure_marginals: tuple[str, ...] = ()
+    # The ``breakdowns`` key that publishes the full breakdown for every structure.
+    breakdown_option: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind is Kind.COUNTER and not self.name.endswith("_total"):
@@ -170,10 +177,15 @@ class Report:
 
 
 def encode_samples(samples: Samples) -> dict[str, list]:
-    """Samples as JSON-able data: per family, a list of [label values, value]."""
+    """Samples as JSON-able data: per family, a list of (label values, value).
+
+    The label values are the samples' own key tuples (JSON writes them as lists): nothing is
+    copied per series, and what the runtime keeps of a saved result shares its label strings
+    with the collector's samples."""
     return {
-        name: [[list(labels), vars(value) if isinstance(value, HistogramValue) else value]
-               for labels, value in series.items()]
+        name: [(labels, vars(value)) for labels, value in series.items()]
+        if series and isinstance(next(iter(series.values())), HistogramValue)
+        else list(series.items())
         for name, series in samples.items()
     }
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result
 from .known import known_pairs
-from .periods import utc, zone_name
+from .daily import HOUR, JUST_AFTER, Attachments, DayLog, days_between
+from .periods import local_midnight, utc, zone_name
 
 WINDOW = timedelta(days=28)
 LOGINS_BY_HOUR = Family(
     "ent_logins_by_hour", Kind.GAUGE,
     "Logins of the last 28 days by local ISO weekday (1 = Monday) and hour of day.",
     ("structure", "weekday", "hour"),
+    structure_marginals=("weekday", "hour"), breakdown_option="logins_by_hour_per_structure",
 )
 
 # Local weekday and hour through AT TIME ZONE, so DST days land in the right hour. Each
@@ -55,6 +58,42 @@ class LoginHeatmapCollector(Collector):
     families = (LOGINS_BY_HOUR,)
 
     def collect(self, ctx: Context) -> Result:
+        """Combines the per-day (user, local hour) login counts kept in the state (collectors.daily)
+        for the whole days of the window, and reads only the window's first, partial day."""
+        now = utc(ctx.now)
+        zone = ctx.timezone
+        since = now - WINDOW
+        boundary = since.astimezone(zone).date()
+        today = ctx.now.astimezone(zone).date()
+        log = DayLog(ctx.state, (HOUR,))
+        log.update(ctx, boundary + timedelta(days=1), now + JUST_AFTER)
+        days = days_between(boundary + timedelta(days=1), today)
+        edge = log.read(ctx, since + JUST_AFTER, local_midnight(boundary + timedelta(days=1), zone))
+        attachments = Attachments(ctx, log)
+        per_structure = np.zeros(len(attachments.structures) * 168)
+        everyone = np.zeros(168)
+        # Day by day (a day's arrays at a time, never the window's at once).
+        for day, logins in [*((day, log.days[day].whole()) for day in days if day in log.days), (boundary, edge)]:
+            cell = (day.isoweekday() - 1) * 24 + logins.columns[HOUR].astype(np.int64)
+            count = logins.count.astype(np.float64)
+            rows, structure = attachments.expand(logins.user)
+            per_structure += np.bincount(structure * 168 + cell[rows], weights=count[rows],
+                                         minlength=len(attachments.structures) * 168)
+            everyone += np.bincount(cell, weights=count, minlength=168)
+        structures = {structure for structure, _ in known_pairs(ctx)} | ({"all"} if everyone.any() else set())
+        structures |= {attachments.structures[i] for i in np.nonzero(per_structure.reshape(-1, 168).sum(axis=1))[0]}
+        cells = {
+            (structure, str(weekday), str(hour)): 0.0
+            for structure in structures for weekday in range(1, 8) for hour in range(24)
+        }
+        for key in np.nonzero(per_structure)[0]:
+            cells[(attachments.structures[key // 168], str(key % 168 // 24 + 1), str(key % 24))] = float(per_structure[key])
+        for key in np.nonzero(everyone)[0]:
+            cells[("all", str(key // 24 + 1), str(key % 24))] = float(everyone[key])
+        return Result({LOGINS_BY_HOUR.name: cells}, state=log.state())
+
+    def recount(self, ctx: Context) -> Result:
+        """The whole window read again in one statement (the behaviour before per-day aggregates)."""
         now = utc(ctx.now)
         rows = ctx.source.fetch(LOGINS_BY_WEEKDAY_HOUR, {
             "zone": zone_name(ctx.timezone), "since": now - WINDOW, "now": now,

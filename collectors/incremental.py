@@ -141,7 +141,8 @@ ID_SLICE = sql.SQL("""(
 
 # Events of an id range counted per structure of their user and per profile (plus the
 # dimensions a collector adds, e.g. app), and once more platform-wide as structure "all".
-# Events are first grouped per user so each user's attachments are looked up once.
+# Events are first grouped per user (and profile, dimensions); each distinct user's attachments
+# are then looked up once, not once per group (an app-access range has several groups per user).
 ATTRIBUTED_EVENT_COUNTS = sql.SQL("""
     WITH per_user AS (
         SELECT user_id,
@@ -152,12 +153,19 @@ ATTRIBUTED_EVENT_COUNTS = sql.SQL("""
         WHERE event_id > %(after)s AND event_id <= %(upto)s
         GROUP BY user_id, 2 {dimension_positions}
     )
+    , attachment AS (
+        -- Each distinct user looked up once (one index probe of accounts), whatever the number of
+        -- (profile, dimension) groups they have; a user without an account gets one NULL row.
+        SELECT visitor.user_id, attached.structure_id
+        FROM (SELECT DISTINCT user_id FROM per_user WHERE user_id IS NOT NULL) AS visitor
+        LEFT JOIN LATERAL (
+            SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
+        ) AS attached ON true
+    )
     SELECT coalesce(nullif(attachment.structure_id, ''), 'unknown') AS structure, per_user.profile, {dimension_names}
            sum(per_user.events)
     FROM per_user
-    LEFT JOIN LATERAL (
-        SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = per_user.user_id
-    ) AS attachment ON true
+    LEFT JOIN attachment ON attachment.user_id = per_user.user_id
     GROUP BY 1, 2 {output_positions}
     UNION ALL
     SELECT 'all', profile, {dimension_names} sum(events)

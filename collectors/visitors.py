@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples
+from .daily import PROFILE, Attachments, DayLog, days_between
 from .known import people_pairs, zeros
 from .periods import day_start, month_start, previous_month, utc, week_start
 
@@ -96,10 +98,35 @@ class _PeriodVisitors(Collector):
 
 
 class CurrentPeriodVisitorsCollector(_PeriodVisitors):
-    """Day, ISO week and month to date, refreshed every hour."""
+    """Day, ISO week and month to date, refreshed every hour.
+
+    It does not re-read the month: the logins of each local day since the earlier of the week's
+    and the month's start are kept per (user, profile) in its state (collectors.daily.DayLog),
+    brought up to now from the new events, and the periods combine those days (see combine_days).
+    """
 
     name = "visitors"
     cadence = Cadence.HOURLY
+
+    def collect(self, ctx: Context) -> Result:
+        periods = self.periods(ctx)
+        zone = ctx.timezone
+        first = min(start for _, start, _ in periods).astimezone(zone).date()
+        log = DayLog(ctx.state, (PROFILE,))
+        end = max(end for _, _, end in periods)
+        log.update(ctx, first, end)
+        today = ctx.now.astimezone(zone).date()
+        windows = [(name, [log.days[day].whole() for day in days_between(start.astimezone(zone).date(), today)
+                           if day in log.days]) for name, start, _ in periods]
+        none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
+        samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
+        attachments = Attachments(ctx, log)
+        for name, window in windows:
+            for (structure, profile), (visitors, logins) in combine_days(log, window, attachments).items():
+                key = (structure, profile, name)
+                samples[UNIQUE_VISITORS.name][key] = float(visitors)
+                samples[VISITS_PER_VISITOR.name][key] = float(logins) / visitors if visitors else 0.0
+        return Result(samples, state=log.state())
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         # Periods to date include the instant itself: [start, now].
@@ -120,3 +147,43 @@ class PreviousMonthVisitorsCollector(_PeriodVisitors):
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         return [("previous_month", *previous_month(ctx.now, ctx.timezone))]
+
+
+def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str, str], tuple[int, float]]:
+    """(structure, profile) -> (distinct users, their logins) over the days given, with
+    profile="all" (each user once) and structure="all" (each user once per series)."""
+    every = len(log.profiles)  # profile="all"
+    width = every + 1
+    nobody = log.numbers.get(None, -1)  # a login without a user is nobody's visit
+    # User numbers are dense: logins per (user, profile) and per user are bincounts, day by day.
+    per_pair = np.zeros(len(log.users) * width)
+    per_person = np.zeros(len(log.users))
+    for day in days:
+        valid = day.user != nobody
+        user = day.user[valid].astype(np.int64)
+        count = day.count[valid].astype(np.float64)
+        per_pair += np.bincount(user * width + day.columns[PROFILE][valid].astype(np.int64), weights=count,
+                                minlength=len(per_pair))
+        per_person += np.bincount(user, weights=count, minlength=len(per_person))
+    pairs = np.flatnonzero(per_pair)
+    pair_logins = per_pair[pairs]
+    people = np.flatnonzero(per_person)
+    people_logins = per_person[people]
+    rows_user = np.concatenate([pairs // width, people])
+    rows_profile = np.concatenate([pairs % width, np.full(len(people), every)])
+    rows_logins = np.concatenate([pair_logins, people_logins])
+    result: dict[tuple[str, str], tuple[int, float]] = {}
+    names = [*log.profiles, "all"]
+    # structure="all": each (user, profile) row once.
+    visitors = np.bincount(rows_profile, minlength=width)
+    logins = np.bincount(rows_profile, weights=rows_logins, minlength=width)
+    for p in np.nonzero(visitors)[0]:
+        result[("all", names[p])] = (int(visitors[p]), float(logins[p]))
+    # Per structure of the user: one row per structure (unknown without an account).
+    rows, structure = attachments.expand(rows_user)
+    keys = structure * width + rows_profile[rows]
+    visitors = np.bincount(keys, minlength=len(attachments.structures) * width)
+    logins = np.bincount(keys, weights=rows_logins[rows], minlength=len(attachments.structures) * width)
+    for key in np.nonzero(visitors)[0]:
+        result[(attachments.structures[key // width], names[key % width])] = (int(visitors[key]), float(logins[key]))
+    return result

@@ -89,6 +89,7 @@ def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, or
         Policy(
             max_series_per_family=config.limits.max_series_per_family,
             privacy_min_count=config.privacy.min_count,
+            breakdowns=config.breakdowns.enabled(),
         ),
         store=StateStore(config.state_dir) if persistent else None,
         zone=config.zone,

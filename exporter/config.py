@@ -82,6 +82,24 @@ class LimitsConfig(_Section):
     )
 
 
+class BreakdownsConfig(_Section):
+    """Heavy per-structure breakdowns, off by default (series budget: README, "Series budget")."""
+
+    logins_by_hour_per_structure: bool = Field(
+        False, description="ent_logins_by_hour: the 168 weekday x hour cells for every structure"
+                           " (default: structure=\"all\" whole, other structures by hour and by weekday)")
+    app_accesses_by_profile_per_structure: bool = Field(
+        False, description="ent_app_accesses_total: every profile for every structure"
+                           " (default: structure=\"all\" per profile, other structures profile=\"all\")")
+
+    user_logins_30d_by_profile_per_structure: bool = Field(
+        False, description="ent_user_logins_30d: the distribution of every profile for every structure"
+                           " (default: structure=\"all\" per profile, other structures profile=\"all\")")
+
+    def enabled(self) -> frozenset[str]:
+        return frozenset(name for name, on in self.model_dump().items() if on)
+
+
 class PrivacyConfig(_Section):
     min_count: int = Field(0, ge=0, description="people counts below this are published as 0 (0 = off)")
 
@@ -103,6 +121,7 @@ class Config(_Section):
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    breakdowns: BreakdownsConfig = Field(default_factory=BreakdownsConfig)
     probes: list[ProbeConfig] = Field(default_factory=list, description="active probes of the connectors")
     custom: list[custom_indicators.Settings] = Field(default_factory=list, description="indicators declared in SQL")
     # Monthly reports written by the daemon (reports/): absent = none.

@@ -32,6 +32,32 @@ class Policy:
 
     max_series_per_family: int = 200_000
     privacy_min_count: int = 0
+    # The breakdowns enabled in the configuration (Family.breakdown_option names): published whole,
+    # the others within the series budget. None (an exposition built without a configuration): all whole.
+    breakdowns: frozenset[str] | None = None
+
+
+def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
+    """The series budget's shape of a heavy breakdown (Family.structure_marginals): structure="all"
+    whole; every other structure as one marginal per listed label (that label "all", summed; for
+    people counts, the collector's own "all" series)."""
+    structure = family.labels.index("structure")
+    positions = [family.labels.index(name) for name in family.structure_marginals]
+    shaped: dict[LabelValues, Value] = {}
+    for key, value in series.items():
+        if key[structure] == "all":
+            shaped[key] = value
+            continue
+        if family.counts_people:
+            # People are never summed: their marginal is the series the collector counted with that
+            # label "all" (each person once), kept; the others are left out.
+            if all(key[position] == "all" for position in positions):
+                shaped[key] = value
+            continue
+        for position in positions:
+            marginal = key[:position] + ("all",) + key[position + 1:]
+            shaped[marginal] = _merge(shaped[marginal], value) if marginal in shaped else value
+    return shaped
 
 
 class _OneFamily:
@@ -87,11 +113,16 @@ def _line_template(name: str, labels: tuple[str, ...], extra: str | None = None)
     return f"{name}{braces} {{{len(all_names)}}}\n"
 
 
-def render_family(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
+def render_family(family: Family, series: Mapping[LabelValues, Value],
+                  lines_cache: dict | None = None) -> bytes:
     """The text exposition (format 0.0.4) of one family, byte for byte what prometheus-client's
     generate_latest writes for it (see render_family_reference), several times faster: each
     sample line is one str.format of a template built once per family, each distinct value
-    formatted once."""
+    formatted once.
+
+    ``lines_cache`` ({label values: (value, its lines)}, kept by the caller between renders) makes
+    a re-render format only the series whose value changed: the others' lines are reused. It is
+    updated in place to hold exactly the series rendered."""
     name = family.name
     help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
     histogram = family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)
@@ -119,20 +150,35 @@ def render_family(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
         bucket = _line_template(f"{name}_bucket", family.labels, "le").format
         count = _line_template(f"{name}_count", family.labels).format
         total = _line_template(f"{name}_sum", family.labels).format
+    cache = lines_cache if lines_cache is not None else {}
+    fresh: dict = {}
     for number_of_lines, key in enumerate(sorted(series)):
         value = series[key]
-        if escaping:
-            key = tuple(_escape_value(v) for v in key)
-        if not histogram:
-            append(line(*key, number(value)))  # type: ignore[arg-type]
+        hit = cache.get(key)
+        if hit is not None and hit[0] == value:
+            append(hit[1])
+            fresh[key] = hit
         else:
-            for bound, observed in zip(bounds, [*value.buckets, value.count]):  # type: ignore[union-attr]
-                append(bucket(*key, bound, number(observed)))
-            append(count(*key, number(value.count)))  # type: ignore[union-attr]
-            append(total(*key, number(value.sum)))  # type: ignore[union-attr]
+            label_values = tuple(_escape_value(v) for v in key) if escaping else key
+            if not histogram:
+                text = line(*label_values, number(value))  # type: ignore[arg-type]
+                stored = value
+            else:
+                text = "".join([
+                    *(bucket(*label_values, bound, number(observed))
+                      for bound, observed in zip(bounds, [*value.buckets, value.count])),  # type: ignore[union-attr]
+                    count(*label_values, number(value.count)),  # type: ignore[union-attr]
+                    total(*label_values, number(value.sum)),  # type: ignore[union-attr]
+                ])
+                stored = HistogramValue(list(value.buckets), value.count, value.sum)  # type: ignore[union-attr]
+            append(text)
+            fresh[key] = (stored, text)
         if number_of_lines % 4096 == 4095:
             flush()
     flush()
+    if lines_cache is not None:
+        lines_cache.clear()
+        lines_cache.update(fresh)
     return b"".join(parts)
 
 
@@ -246,6 +292,7 @@ class Exposition:
         self._texts: dict[str, bytes] = {}  # family -> its rendered text
         self._gzip_members: dict[str, bytes] = {}  # family -> its text, gzipped
         self._last_folded: dict[str, int] = {}  # family -> series folded by its last render
+        self._lines: dict[str, dict] = {}  # family -> {label values: (value, lines)} of its last render
         self._series_counts: dict[str, int] = {}
         self._folded_totals: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -306,6 +353,9 @@ class Exposition:
             merged = {}
             for series in publishers:
                 merged.update(series)
+        if (family.structure_marginals and self.policy.breakdowns is not None
+                and family.breakdown_option not in self.policy.breakdowns):
+            merged = structure_marginals(family, merged)
         merged = apply_privacy(family, merged, self.policy.privacy_min_count)
         self._last_folded[name] = 0
         if len(merged) > self.policy.max_series_per_family:
@@ -318,7 +368,7 @@ class Exposition:
             self._folded_totals[name] = self._folded_totals.get(name, 0.0) + folded
             self._last_folded[name] = folded
         self._series_counts[name] = len(merged)
-        text = render_family(family, merged) if merged else b""
+        text = render_family(family, merged, self._lines.setdefault(name, {})) if merged else b""
         self._gzip_members[name] = gzip.compress(text, compresslevel=6) if text else b""
         return text
 

@@ -61,17 +61,21 @@ CUMULATIVE = (Kind.COUNTER, Kind.HISTOGRAM)
 def _track_changes(
     collector: Collector, before: Samples | None, after: Samples, changed_at: dict[str, list], now: float
 ) -> dict[str, list]:
-    """When each cumulative series last moved: {family: [[label values], unix time]}."""
+    """When each cumulative series last moved: {family: [(label values, unix time)]}.
+
+    Dictionary look-ups only, and the label tuples of ``after`` are kept as they are (no copy
+    per series): the cost of a cycle that moved a few series is a pass of C-level dict work."""
     tracked: dict[str, list] = {}
     for family in collector.families:
         if family.kind not in CUMULATIVE:
             continue
+        series = after.get(family.name, {})
         previous_values = (before or {}).get(family.name, {})
         moved = {tuple(labels): when for labels, when in changed_at.get(family.name, [])}
-        for key, value in after.get(family.name, {}).items():
+        for key, value in series.items():
             if key not in moved or (before is not None and previous_values.get(key) != value):
                 moved[key] = now
-        tracked[family.name] = [[list(key), when] for key, when in moved.items() if key in after.get(family.name, {})]
+        tracked[family.name] = [(key, moved[key]) for key in series]
     return tracked
 
 

@@ -140,6 +140,8 @@ def _compact_in_place(result: StoredResult, totals_are_samples: bool) -> None:
     stops walking it."""
     strings: dict[str, str] = {}
     labels: dict[tuple, tuple] = {}
+    # Series already as (label tuple, value) pairs (the runtime's: their label tuples are the live
+    # samples' keys, shared) are kept as they are: only lists from elsewhere are compacted.
     result.samples = _compact_series(result.samples, strings, labels)
     result.changed_at = _compact_series(result.changed_at, strings, labels)
     if totals_are_samples:
@@ -200,6 +202,9 @@ def _compact_series(families: dict[str, list], strings: dict[str, str], labels: 
     """{family: [[label values], value]} -> {family: [(label values, value)]}, strings and label tuples shared."""
     compact: dict[str, list] = {}
     for family, series in families.items():
+        if series and type(series[0]) is tuple and type(series[0][0]) is tuple:
+            compact[strings.setdefault(family, family)] = series
+            continue
         pairs = []
         for values, value in series:
             key = tuple([strings.setdefault(v, v) for v in values])

@@ -55,6 +55,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# Every heavy per-structure breakdown published whole (the series budget's opt-ins): for tests whose
+# truth is the full breakdown of ent_logins_by_hour or ent_app_accesses_total per structure.
+FULL_BREAKDOWNS = {"logins_by_hour_per_structure": True, "app_accesses_by_profile_per_structure": True,
+                   "user_logins_30d_by_profile_per_structure": True}
+
+
 def write_config(path: Path, dsn: str, **overrides) -> Path:
     """A config file for tests: no settle delay, everything else as given."""
     config = {"source": {"dsn": dsn, "settle_seconds": 0}, "state_dir": str(path.parent / "state")}

@@ -24,7 +24,7 @@ from tests.adapter_truth import (
     course_truth, feed_truth, WINDOW_SAMPLE_NAMES, assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
 )
 from tests.ent_rows import EntRows
-from tests.support import parse, run_cli
+from tests.support import FULL_BREAKDOWNS, parse, run_cli
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
@@ -330,7 +330,8 @@ class Exporter:
 
     def __init__(self, dsn: str, state_dir: Path, **extra) -> None:
         self.config = parse_config({"source": {"dsn": readonly_dsn(dsn), "settle_seconds": 0},
-                                    "timezone": "Europe/Paris", "state_dir": str(state_dir), **extra}, "test")
+                                    "timezone": "Europe/Paris", "state_dir": str(state_dir),
+                                    "breakdowns": FULL_BREAKDOWNS, **extra}, "test")
 
     def cycle(self, now: datetime) -> dict:
         source = make_source(self.config)

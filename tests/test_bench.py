@@ -23,7 +23,7 @@ def report(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("bench")
     options = bench.Options(
         **bench.SMALL, days=365, new_events=NEW_EVENTS, scrapers=20, scrapes_each=10, baseline_scrapes_each=1,
-        workdir=workdir, progress=False, output=workdir / "BENCHMARKS.md",
+        workdir=workdir, progress=False, output=workdir / "BENCHMARKS.md", prometheus_seconds=20,
     )
     return bench.run(options)
 
@@ -32,6 +32,8 @@ def test_the_command_line_has_the_sizes_of_the_issue():
     regional = bench.parse_options([])
     assert (regional.structures, regional.accounts, regional.events, regional.days) == (1000, 500_000, 10_000_000, 365)
     assert bench.parse_options(["--events", "50000000"]).events == 50_000_000
+    month = bench.parse_options(["--month"])
+    assert (month.structures, month.accounts, month.events, month.days) == (1000, 500_000, 50_000_000, 30)
     small = bench.parse_options(["--small", "--keep", "--output", "B.md"])
     assert (small.structures, small.accounts, small.events) == (20, 5_000, 200_000) and small.keep
 
@@ -67,6 +69,33 @@ def test_every_window_collector_is_measured_and_uses_indexes(report):
     assert set(report.windows) == expected
     for name, window in report.windows.items():
         assert window["phase"].event_seq_scans == 0, f"{name} scans an event table sequentially"
+
+
+def test_window_collectors_on_per_day_aggregates_read_no_window(report):
+    """After the first start, the hourly visitors, daily activity and weekly heatmap read the new
+    events, the last late-commit limit again and (activity, heatmap) their partial first day: far
+    less than their window (a month, 90 and 28 days), which their first run read."""
+    per_day = report.seeding["events"] / 365  # every kind of event: an upper bound for the logins of a day
+    for name in ("visitors", "activity", "login_heatmap"):
+        logins = report.windows[name]["phase"].rows_read_by_table.get("login_events", 0)
+        assert logins <= 2 * per_day, (name, logins, per_day)
+
+
+def test_the_scrape_floor_the_series_budget_and_a_real_prometheus(report):
+    floor = report.scrape_floor
+    assert floor and floor.scrapes == 20 * 10 and floor.bytes < 1000 < report.scrape_gzip.bytes
+    assert report.scrape_floor_ratio > 0
+    # The budget's shape per structure: the heatmap's marginals (24 hours + 7 weekdays), the
+    # logins-per-user distribution for profile="all" only (7 buckets, +Inf, _count, _sum).
+    shape = report.series_per_structure
+    assert shape["ent_logins_by_hour"] == 31 and shape["ent_user_logins_30d"] == 10, shape
+    # The synthetic data has Edifice's five profiles and "unknown" (11 series more than 143): 154 at most.
+    assert 0 < report.per_structure <= bench.TARGETS["series_per_structure"] + 11
+    default, full = report.prometheus_default, report.prometheus_full
+    assert default and full and default.peak_rss_mb > 0
+    # Prometheus stores what the exporter publishes: fewer series with the budget than with every breakdown.
+    assert 0 < default.exporter_series < full.exporter_series
+    assert default.head_series < full.head_series
 
 
 def test_pre_rendered_scrapes_beat_rendering_at_every_scrape(report):

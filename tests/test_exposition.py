@@ -8,7 +8,7 @@ from random import Random
 
 from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
-from tests.support import require_binary, RawData, insert, make_accounts, make_events, parse, run_cli, write_config
+from tests.support import FULL_BREAKDOWNS, require_binary, RawData, insert, make_accounts, make_events, parse, run_cli, write_config
 
 START = datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -48,7 +48,7 @@ def test_the_cardinality_guard_folds_rare_values_into_other_and_keeps_the_sum(so
                          " VALUES ('user-1', 'Teacher', %s, %s)", (f"rare-app-{number}", START))
     cap = 30
     config = parse_config({"source": {"dsn": source_dsn, "settle_seconds": 0},
-                           "limits": {"max_series_per_family": cap}}, "test")
+                           "limits": {"max_series_per_family": cap}, "breakdowns": FULL_BREAKDOWNS}, "test")
     with make_source(config) as source:
         runtime = make_runtime(config, source, persistent=False)
         for _ in range(2):

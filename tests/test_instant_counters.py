@@ -10,7 +10,7 @@ from exporter.config import parse_config
 from exporter.app import make_runtime, make_source
 from tests.support import (
     UTC, RawData, as_samples, expected_activations, expected_connector_samples, expected_event_counts, insert,
-    make_accounts, make_events, parse, run_cli, write_config,
+    make_accounts, make_events, parse, run_cli, write_config, FULL_BREAKDOWNS,
 )
 
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
@@ -20,7 +20,7 @@ USERS = 60
 def runtime_for(dsn: str, chunk_size: int = 500_000, tmp_path=None):
     config = parse_config(
         {"source": {"dsn": dsn, "settle_seconds": 0, "chunk_size": chunk_size},
-         "state_dir": str(tmp_path or "/nonexistent")},
+         "state_dir": str(tmp_path or "/nonexistent"), "breakdowns": FULL_BREAKDOWNS},
         "test",
     )
     source = make_source(config)
@@ -113,7 +113,7 @@ def test_once_prints_the_same_counters(source_dsn, tmp_path):
     events = make_events(rng, 500, USERS, START, timedelta(hours=5))
     raw.logins, raw.app_accesses, raw.connector_calls = events.logins, events.app_accesses, events.connector_calls
     insert(source_dsn, raw)
-    config = write_config(tmp_path / "config.yml", source_dsn)
+    config = write_config(tmp_path / "config.yml", source_dsn, breakdowns=FULL_BREAKDOWNS)
     now = START + timedelta(days=1)
     result = run_cli("once", "--config", str(config), "--now", now.isoformat())
     assert result.returncode == 0, result.stderr

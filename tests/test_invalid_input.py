@@ -10,14 +10,14 @@ import pytest
 from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
 from exporter.state import StateStore
-from tests.support import parse
+from tests.support import FULL_BREAKDOWNS, parse
 
 UTC = timezone.utc
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 
 
 def run(dsn: str, *names: str, now: datetime = START + timedelta(hours=1)) -> dict:
-    config = parse_config({"source": {"dsn": dsn, "settle_seconds": 0}}, "test")
+    config = parse_config({"source": {"dsn": dsn, "settle_seconds": 0}, "breakdowns": FULL_BREAKDOWNS}, "test")
     with make_source(config) as source:
         runtime = make_runtime(config, source, persistent=False)
         for name in names:

@@ -16,6 +16,7 @@ from exporter.config import parse_config
 from exporter.source import SourceUnavailable
 from tests.support import (
     RawData, as_samples, expected_connector_samples, expected_event_counts, insert, make_accounts, make_events, parse,
+    FULL_BREAKDOWNS,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -43,7 +44,7 @@ class Cycles:
     def __init__(self, dsn: str, state_dir, settle_seconds: float = 0) -> None:
         self.config = parse_config(
             {"source": {"dsn": dsn, "settle_seconds": settle_seconds}, "timezone": "Europe/Paris",
-             "state_dir": str(state_dir)}, "test")
+             "state_dir": str(state_dir), "breakdowns": FULL_BREAKDOWNS}, "test")
         self.statements: list = []
 
     def run(self, now: datetime, fail_after: int | None = None) -> dict:

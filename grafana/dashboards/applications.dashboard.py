@@ -5,7 +5,10 @@ from grafana.dashboards.panels import (
 )
 
 S = f'structure="$structure", profile=~"$profile", {INSTANCE}'
-SA = f'{S}, app=~"$app"'
+# ent_app_accesses_total per structure is profile="all" (the sum over profiles) unless
+# breakdowns.app_accesses_by_profile_per_structure publishes every profile: the profile filter keeps it.
+APP = S.replace('profile=~"$profile"', 'profile=~"$profile|all"')
+SA = f'{APP}, app=~"$app"'
 IN_PERIOD = f"increase(ent_app_accesses_total{{{SA}}}[$__range])"
 
 
@@ -24,7 +27,7 @@ panels = [
     (stat("Openings per connection",
           "Application openings divided by logins during the period (all applications, selected profiles): "
           "how many applications a connection opens on average.",
-          instant(f"sum(increase(ent_app_accesses_total{{{S}}}[$__range]))"
+          instant(f"sum(increase(ent_app_accesses_total{{{APP}}}[$__range]))"
                   f" / clamp_min(sum(increase(ent_logins_total{{{S}}}[$__range])), 1)"), "short", decimals=2,
           links=link("overview", "ENT overview")), 6, 4),
     (stat("Most used application",

@@ -9,6 +9,14 @@ S = f'structure="$structure", profile=~"$profile", {INSTANCE}'
 SP = f'{S}, profile!="all"'  # people per profile: never summed over profiles
 EVERYONE = f'structure="$structure", profile="all", {INSTANCE}'  # each person once over every profile
 HOURLY = f'structure="$structure", {INSTANCE}'
+# ent_app_accesses_total per structure is profile="all" (the sum over profiles) unless
+# breakdowns.app_accesses_by_profile_per_structure publishes every profile: the profile filter keeps it.
+APP = S.replace('profile=~"$profile"', 'profile=~"$profile|all"')
+# The weekday x hour grid where published whole (structure="all"; every structure with
+# breakdowns.logins_by_hour_per_structure); otherwise a structure has its marginals (weekday="all", hour="all").
+GRID = f'{HOURLY}, weekday!="all", hour!="all"'
+BY_HOUR = (f'sum by (hour) (ent_logins_by_hour{{{GRID}}}) or sum by (hour) '
+           f'(ent_logins_by_hour{{{HOURLY}, weekday="all", hour!="all"}})')
 APP_ROW_LINK = drill_down("applications", "Applications: ${__data.fields.Application}", "app",
                           "${__data.fields.Application}")
 WEEKDAYS = {"1": "Monday", "2": "Tuesday", "3": "Wednesday", "4": "Thursday", "5": "Friday", "6": "Saturday",
@@ -81,7 +89,7 @@ panels = [
               "Logins of the last 28 days (platform timezone) per hour of the day, all weekdays together "
               "(ent_logins_by_hour, recomputed weekly): one instant query, the daily profile of the structure. The "
               "profile filter does not apply: the metric has no profile label.",
-              instant(f"sum by (hour) (ent_logins_by_hour{{{HOURLY}}})", fmt="table"), "short", x_field="hour",
+              instant(BY_HOUR, fmt="table"), "short", x_field="hour",
               transformations=[
                   {"id": "convertFieldType", "options": {"conversions": [
                       {"targetField": "hour", "destinationType": "number"}], "fields": {}}},
@@ -92,8 +100,11 @@ panels = [
            "The hour × weekday heatmap: logins of the last 28 days (platform timezone) per ISO weekday and hour "
            "of day, coloured on a continuous scale from the quietest cell (green) to the busiest (red) "
            "(ent_logins_by_hour, recomputed weekly). The profile filter does not apply: the metric has no "
-           "profile label.",
-           instant(f"sum by (weekday, hour) (ent_logins_by_hour{{{HOURLY}}})", fmt="table"),
+           "profile label. Per structure the grid is opt-in (series budget: breakdowns."
+           "logins_by_hour_per_structure): without it this panel shows the platform's grid (structure \"all\"), "
+           "and the structure's own hour-of-day profile is the bar chart beside.",
+           instant(f'sum by (weekday, hour) (ent_logins_by_hour{{{GRID}}}) or sum by (weekday, hour) '
+                   f'(ent_logins_by_hour{{structure="all", weekday!="all", hour!="all", {INSTANCE}}})', fmt="table"),
            "short", [(None, "green")], cell="color-background", color_mode="continuous-GrYlRd",
            transformations=[
                {"id": "groupingToMatrix", "options": {"columnField": "hour", "rowField": "weekday",
@@ -152,7 +163,7 @@ panels = [
     (table("Application usage by profile",
            "Application openings during the period of the time picker, one row per application and one column "
            "per profile, sorted by total.",
-           instant(f"sum by (app, profile) (increase(ent_app_accesses_total{{{S}}}[$__range]))", fmt="table"),
+           instant(f"sum by (app, profile) (increase(ent_app_accesses_total{{{APP}}}[$__range]))", fmt="table"),
            "short", [(None, "text")],
            transformations=[
                {"id": "groupingToMatrix", "options": {"columnField": "profile", "rowField": "app",

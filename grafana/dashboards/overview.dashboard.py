@@ -16,7 +16,10 @@ APP_ROW_LINK = drill_down("applications", "Applications: ${__data.fields.app}", 
 WEEKDAYS = {"1": "Monday", "2": "Tuesday", "3": "Wednesday", "4": "Thursday", "5": "Friday", "6": "Saturday",
             "7": "Sunday"}
 LOGINS_IN_PERIOD = f"increase(ent_logins_total{{{S}}}[$__range])"
-APPS_IN_PERIOD = f"increase(ent_app_accesses_total{{{S}}}[$__range])"
+# ent_app_accesses_total per structure is profile="all" (the sum over profiles) unless
+# breakdowns.app_accesses_by_profile_per_structure publishes every profile: the profile filter keeps it.
+APP = S.replace('profile=~"$profile"', 'profile=~"$profile|all"')
+APPS_IN_PERIOD = f"increase(ent_app_accesses_total{{{APP}}}[$__range])"
 
 
 def visitors(period: str, who: str = SP) -> str:
@@ -37,6 +40,13 @@ def instant(expr: str, legend: str = "", fmt: str = "time_series", ref: str = "A
     return target(expr, legend, ref=ref, instant=True, fmt=fmt)
 
 
+# ent_logins_by_hour: the weekday x hour grid where it is published whole (structure="all", or every structure
+# with breakdowns.logins_by_hour_per_structure), else the structure's marginals (weekday="all" / hour="all").
+_GRID = f'structure="$structure", weekday!="all", hour!="all", {INSTANCE}'
+BY_HOUR = (f'(sum by (hour) (ent_logins_by_hour{{{_GRID}}}) or sum by (hour) '
+           f'(ent_logins_by_hour{{structure="$structure", weekday="all", hour!="all", {INSTANCE}}}))')
+BY_WEEKDAY = (f'(sum by (weekday) (ent_logins_by_hour{{{_GRID}}}) or sum by (weekday) '
+              f'(ent_logins_by_hour{{structure="$structure", hour="all", weekday!="all", {INSTANCE}}}))')
 PEAK_NOTE = (" ent_logins_by_hour has no profile label, so this indicator follows the structure only"
              " (the profile filter does not apply).")
 
@@ -71,12 +81,12 @@ panels = [
     (stat("Daily peak hour",
           "The hour of the day (platform timezone) with the most logins over the last 28 days (recomputed "
           "weekly). The value is the number of logins in that hour over the 28 days." + PEAK_NOTE,
-          instant(f'topk(1, sum by (hour) (ent_logins_by_hour{{structure="$structure", {INSTANCE}}}))', "{{hour}}:00"),
+          instant(f'topk(1, {BY_HOUR})', "{{hour}}:00"),
           "short",
           text_mode="name", links=link("establishment", "Hour × weekday heatmap")), 3, 5),
     (stat("Weekly peak day",
           "The day of the week with the most logins over the last 28 days (recomputed weekly)." + PEAK_NOTE,
-          instant(f'topk(1, sum by (weekday) (ent_logins_by_hour{{structure="$structure", {INSTANCE}}}))',
+          instant(f'topk(1, {BY_WEEKDAY})',
                   "{{weekday}}"),
           "short", text_mode="name", overrides=rename(WEEKDAYS)), 3, 5),
     (stat("Activated accounts",
@@ -195,7 +205,7 @@ panels = [
                 axis_label="activations per day"), 12, 8),
     (timeseries("Application openings per day by profile",
                 "Application openings per day (the 24 hours ending at each bar), stacked by profile.",
-                target(f"sum by (profile) (increase(ent_app_accesses_total{{{S}}}[1d]))", "{{profile}}"),
+                target(f"sum by (profile) (increase(ent_app_accesses_total{{{APP}}}[1d]))", "{{profile}}"),
                 "short", bars=True, stack=True, interval="1d", max_points=400, axis_label="openings per day",
                 links=link("applications", "Applications")), 12, 8),
 ]

@@ -1,0 +1,309 @@
+"""Per-day login aggregates kept in a collector's state: window collectors combine days instead of
+re-reading their window of events.
+
+A ``DayLog`` holds, for each local calendar day of a window, the logins of that day grouped per
+dense user number (and, as a collector asks, per profile and/or local hour of day), as compact
+arrays. Each run brings it up to ``now`` with the machinery of the instant counters' time
+watermark (collectors.incremental, ``occurred_at`` mode): the events of [watermark, now] are read
+as one aggregate statement per local day (an index range scan on ``occurred_at``), added to the
+open days; once a day is closed (its end is the late-commit limit behind now) it is recounted
+once, whole, and that exact count replaces what was counted live, so late commits within the
+limit are counted. A day never seen (the first run, a lost or unreadable state, a window that
+reaches further back) is counted whole: the fallback full recount. A ``now`` behind the
+watermark (a clock set back) starts over the same way.
+
+Only the days a window needs are kept. The state is persisted atomically with the collector's
+result (exporter.state): users as a list of ids (their dense numbers are the positions), each
+day's arrays as base64 of zlib-compressed little-endian bytes.
+
+Windows that do not start at a local midnight (the last 28/30/90 days) take their first,
+partial day from the database, as one aggregate statement over (start, end of that day): at
+most one local day of logins, whatever the window's length.
+"""
+from __future__ import annotations
+
+import base64
+import zlib
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from psycopg import sql
+
+from .base import Context
+from .incremental import _day_start, _local_day, _snapshot
+
+JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: (t, ...) == [t + 1 µs, ...)
+PROFILE = "profile"
+HOUR = "hour"
+_COLUMNS = {
+    PROFILE: sql.SQL("coalesce(nullif(profile, ''), 'unknown')"),
+    HOUR: sql.SQL("extract(hour FROM occurred_at AT TIME ZONE %(zone)s)::int"),
+}
+
+# One local day's logins of [since, until), per user (and the columns a log keeps).
+DAY_LOGINS = sql.SQL("""
+    SELECT user_id, {columns}count(*)
+    FROM {login_events}
+    WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
+    GROUP BY {groups}
+""")
+
+
+def _encode(array: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(array).tobytes(), 1)).decode("ascii")
+
+
+def _decode(text: str, dtype: Any) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=dtype).copy()
+
+
+class Day:
+    """One local day's logins: ``user`` numbers, the kept columns and ``count``, aligned arrays.
+    ``closed``: recounted whole after the late-commit limit, final. ``folded``: its arrays were
+    dropped (the collector kept what it needs of them elsewhere). An open day keeps apart, in
+    ``tail``, its events of the last late-commit limit before the watermark: they are read again
+    at the next run (so events committed late within the limit are counted)."""
+
+    __slots__ = ("user", "columns", "count", "closed", "folded", "tail")
+
+    def __init__(self, user: np.ndarray, columns: dict[str, np.ndarray], count: np.ndarray,
+                 closed: bool = False, folded: bool = False, tail: "Day | None" = None) -> None:
+        self.user, self.columns, self.count, self.closed, self.folded = user, columns, count, closed, folded
+        self.tail = tail
+
+    def add(self, other: "Day") -> None:
+        self.user = np.concatenate([self.user, other.user])
+        self.columns = {name: np.concatenate([self.columns[name], other.columns[name]]) for name in self.columns}
+        self.count = np.concatenate([self.count, other.count])
+
+    def whole(self) -> "Day":
+        """Settled part and tail together."""
+        if self.tail is None or not len(self.tail.user):
+            return self
+        day = Day(self.user, dict(self.columns), self.count)
+        day.add(self.tail)
+        return day
+
+    def state(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"closed": self.closed, "folded": self.folded}
+        if not self.folded:
+            entry.update(_arrays(self))
+            if self.tail is not None:
+                entry["tail"] = _arrays(self.tail)
+        return entry
+
+    @classmethod
+    def load(cls, entry: dict[str, Any], names: Sequence[str]) -> "Day":
+        if entry.get("folded"):
+            return cls(*_empty(names), closed=bool(entry.get("closed")), folded=True)
+        tail = entry.get("tail")
+        return cls(*_from_arrays(entry, names), closed=bool(entry.get("closed")),
+                   tail=None if tail is None else cls(*_from_arrays(tail, names)))
+
+
+def _arrays(day: Day) -> dict[str, Any]:
+    return {"user": _encode(day.user.astype("<i4")), "count": _encode(day.count.astype("<i4")),
+            "columns": {name: _encode(values.astype("<i2")) for name, values in day.columns.items()}}
+
+
+def _from_arrays(entry: dict[str, Any], names: Sequence[str]) -> tuple:
+    return (_decode(entry["user"], "<i4"), {name: _decode(entry["columns"][name], "<i2") for name in names},
+            _decode(entry["count"], "<i4"))
+
+
+def _empty(names: Sequence[str]) -> tuple:
+    return np.zeros(0, np.int32), {name: np.zeros(0, np.int16) for name in names}, np.zeros(0, np.int32)
+
+
+class DayLog:
+    """Per-day login aggregates of one collector (see the module docstring)."""
+
+    def __init__(self, state: dict[str, Any], columns: Sequence[str] = ()) -> None:
+        self.names = tuple(columns)
+        valid = state.get("columns") == list(self.names) and state.get("watermark") is not None
+        self.users: list[str | None] = list(state.get("users", [])) if valid else []
+        self.numbers = {user: number for number, user in enumerate(self.users)}
+        self.profiles: list[str] = list(state.get("profiles", [])) if valid else []
+        self.profile_numbers = {profile: number for number, profile in enumerate(self.profiles)}
+        self.watermark = datetime.fromisoformat(state["watermark"]) if valid else None
+        # Events of [tail_since, watermark) are in the open days' tails, read again next run.
+        self.tail_since = datetime.fromisoformat(state["tail_since"]) if valid and state.get("tail_since") else None
+        self.days: dict[date, Day] = {
+            date.fromisoformat(day): Day.load(entry, self.names) for day, entry in state.get("days", {}).items()
+        } if valid else {}
+        self.recounted: list[str] = []  # days counted whole in this run (for tests and logs)
+
+    # -- numbering ---------------------------------------------------------------------
+    def number(self, user: str | None) -> int:
+        number = self.numbers.get(user)
+        if number is None:
+            number = self.numbers[user] = len(self.users)
+            self.users.append(user)
+        return number
+
+    def profile_number(self, profile: str) -> int:
+        number = self.profile_numbers.get(profile)
+        if number is None:
+            number = self.profile_numbers[profile] = len(self.profiles)
+            self.profiles.append(profile)
+        return number
+
+    # -- bringing it up to now -----------------------------------------------------------
+    def update(self, ctx: Context, first: date, until: datetime,
+               fold: Callable[[date, Day], None] | None = None, keep_from: date | None = None) -> None:
+        """Brings the days ``first``..local day of ``until`` up to ``until`` (exclusive, UTC).
+
+        Days before ``first`` are dropped. ``fold`` is called with each day counted whole or
+        brought up to date; closed days before ``keep_from`` then lose their arrays."""
+        zone = ctx.timezone
+        now = ctx.now.astimezone(timezone.utc)
+        if self.watermark is not None and self.watermark > until:  # the clock went back: start over
+            self.days, self.watermark, self.tail_since = {}, None, None
+        if self.watermark is None:
+            self.days = {}
+        self.days = {day: entry for day, entry in self.days.items() if day >= first}
+        tail_since = until - ctx.late_commit_limit
+        if self.tail_since is not None:
+            tail_since = max(self.tail_since, tail_since)
+        old_tail = self.tail_since if self.tail_since is not None else tail_since
+        day = first
+        while _day_start(day, zone) < until:
+            start, end = _day_start(day, zone), _day_start(day + timedelta(days=1), zone)
+            closed = end + ctx.late_commit_limit <= now and until >= end
+            entry = self.days.get(day)
+            if entry is None or (closed and not entry.closed):
+                if closed:  # the whole day at once, final
+                    entry = self.read(ctx, start, end)
+                    entry.closed = True
+                else:
+                    entry = self.read(ctx, start, min(end, max(start, tail_since)))
+                    entry.tail = self.read(ctx, max(start, tail_since), min(end, until))
+                self.days[day] = entry
+                self.recounted.append(day.isoformat())
+                if fold:
+                    fold(day, entry.whole())
+            elif not entry.closed:
+                # What settled since the last run joins the day; the tail is read again, up to now.
+                settle_from, settle_to = max(start, old_tail), min(end, tail_since)
+                if settle_from < settle_to:
+                    entry.add(self.read(ctx, settle_from, settle_to))
+                tail_from, tail_to = max(start, tail_since), min(end, until)
+                entry.tail = self.read(ctx, tail_from, tail_to) if tail_from < tail_to else None
+                if fold:
+                    fold(day, entry.whole())
+            if keep_from is not None and day < keep_from and entry.closed and not entry.folded:
+                entry.user, entry.columns, entry.count = _empty(self.names)
+                entry.folded = True
+            day += timedelta(days=1)
+        self.watermark = until
+        self.tail_since = tail_since
+
+    def read(self, ctx: Context, since: datetime, until: datetime, source: Any = None) -> Day:
+        """The logins of [since, until) as a Day (one statement, an index range scan)."""
+        columns = sql.SQL("").join(sql.SQL("{}, ").format(_COLUMNS[name]) for name in self.names)
+        groups = sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(self.names) + 1))
+        rows = (source or ctx.source).fetch(
+            DAY_LOGINS, {"since": since, "until": until, "zone": _zone(ctx)}, columns=columns, groups=groups)
+        number = self.number
+        user = np.fromiter((number(row[0]) for row in rows), np.int32, len(rows))
+        values: dict[str, np.ndarray] = {}
+        for position, name in enumerate(self.names, start=1):
+            if name == PROFILE:
+                values[name] = np.fromiter((self.profile_number(row[position]) for row in rows), np.int16, len(rows))
+            else:
+                values[name] = np.fromiter((row[position] for row in rows), np.int16, len(rows))
+        count = np.fromiter((row[-1] for row in rows), np.int32, len(rows))
+        return Day(user, values, count)
+
+    def window(self, days: Iterable[date]) -> Day:
+        """The days' arrays, concatenated (days absent or folded contribute nothing)."""
+        parts = [self.days[day].whole() for day in days if day in self.days and not self.days[day].folded]
+        if not parts:
+            return Day(*_empty(self.names))
+        return Day(np.concatenate([p.user for p in parts]),
+                   {name: np.concatenate([p.columns[name] for p in parts]) for name in self.names},
+                   np.concatenate([p.count for p in parts]))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.names),
+            "watermark": None if self.watermark is None else self.watermark.astimezone(timezone.utc).isoformat(),
+            "tail_since": None if self.tail_since is None else self.tail_since.astimezone(timezone.utc).isoformat(),
+            "users": self.users,
+            "profiles": self.profiles,
+            "days": {day.isoformat(): entry.state() for day, entry in sorted(self.days.items())},
+        }
+
+
+def _zone(ctx: Context) -> str:
+    from .periods import zone_name
+    return zone_name(ctx.timezone)
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# -- attribution: each user's structures, from accounts ----------------------------------------
+
+# Each user's structures (label rule applied), for the users the log has numbered.
+USER_STRUCTURES = sql.SQL("""
+    SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') FROM {accounts}
+""")
+
+
+class Attachments:
+    """user number -> structure numbers. Most users have one structure: ``first`` holds it, by user
+    number (a gather, no search); the few further attachments are sorted parallel arrays."""
+
+    def __init__(self, ctx: Context, log: DayLog) -> None:
+        self.structures: list[str] = []
+        numbers: dict[str, int] = {}
+        users, structures = [], []
+        lookup = log.numbers.get
+        for user, structure in ctx.source.fetch(USER_STRUCTURES):
+            number = lookup(user)
+            if number is None:
+                continue
+            index = numbers.get(structure)
+            if index is None:
+                index = numbers[structure] = len(self.structures)
+                self.structures.append(structure)
+            users.append(number)
+            structures.append(index)
+        self.unknown = numbers.get("unknown")
+        if self.unknown is None:
+            self.unknown = len(self.structures)
+            self.structures.append("unknown")
+        user = np.asarray(users, np.int64)
+        structure = np.asarray(structures, np.int64)
+        order = np.argsort(user, kind="stable")
+        user, structure = user[order], structure[order]
+        # The first attachment of each user by number; the others apart.
+        is_first = np.ones(len(user), bool)
+        is_first[1:] = user[1:] != user[:-1]
+        self.first = np.full(len(log.users) + 1, self.unknown, np.int64)
+        self.first[user[is_first]] = structure[is_first]
+        self.extra_user = user[~is_first]
+        self.extra_structure = structure[~is_first]
+        self.has_extra = np.zeros(len(log.users) + 1, bool)
+        self.has_extra[self.extra_user] = True
+
+    def expand(self, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each row (by its user number): one row per structure of the user, ``unknown`` for
+        a user without any account. Returns (row index, structure number) arrays."""
+        user = np.asarray(user, np.int64)
+        rows = np.arange(len(user))
+        structure = self.first[np.minimum(user, len(self.first) - 1)] if len(user) else np.zeros(0, np.int64)
+        if not len(self.extra_user) or not len(user):
+            return rows, structure
+        more = np.flatnonzero(self.has_extra[np.minimum(user, len(self.has_extra) - 1)])
+        if not len(more):
+            return rows, structure
+        left = np.searchsorted(self.extra_user, user[more], side="left")
+        counts = np.searchsorted(self.extra_user, user[more], side="right") - left
+        extra_rows = np.repeat(more, counts)
+        offsets = np.arange(len(extra_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        extra_structure = self.extra_structure[np.repeat(left, counts) + offsets]
+        return np.concatenate([rows, extra_rows]), np.concatenate([structure, extra_structure])

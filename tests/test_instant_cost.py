@@ -1,0 +1,89 @@
+"""The instant cycle's attribution: the app-access delta looks each distinct user up once in
+accounts (EXPLAIN ANALYZE loops), however many (profile, app) groups the user has."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg import sql
+
+from collectors.app_accesses import AppAccessesCollector
+from collectors.incremental import dimension_fragments
+from exporter.app import make_source
+from exporter.config import parse_config
+
+START = datetime(2026, 1, 5, tzinfo=timezone.utc)
+USERS = 300
+APPS = 12
+
+
+def test_app_access_delta_looks_each_user_up_once(source_dsn):
+    with psycopg.connect(source_dsn) as conn:
+        conn.execute("INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 7), 'Student', %s, %s"
+                     " FROM generate_series(1, %s) i", (START, START, USERS))
+        # Every user opens every app under two profiles: 24 groups per user.
+        conn.execute(
+            "INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at)"
+            " SELECT 'u' || u, (ARRAY['Student', 'Teacher'])[1 + (a + r) %% 2], 'app' || a, %s"
+            " FROM generate_series(1, %s) u, generate_series(1, %s) a, generate_series(1, 2) r",
+            (START, USERS, APPS))
+        conn.execute("INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at)"
+                     " VALUES (NULL, 'Guest', 'app1', %s)", (START,))
+        conn.execute("ANALYZE ent.accounts")
+        conn.execute("ANALYZE ent.app_access_events")
+        config = parse_config({"source": {"dsn": source_dsn}}, "test")
+        source = make_source(config)
+        statement = source.compose(AppAccessesCollector.delta_query, events="app_access_events",
+                                   **dimension_fragments(AppAccessesCollector.dimensions))
+        plan = conn.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(statement),
+                            {"after": 0, "upto": 10 ** 9}).fetchone()[0][0]["Plan"]
+        rows = conn.execute(statement, {"after": 0, "upto": 10 ** 9}).fetchall()
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    accounts = [n for n in nodes(plan) if n.get("Relation Name") == "accounts"]
+    assert accounts, plan
+    # One probe per distinct user (USERS), not one per (user, profile, app) group (USERS * APPS * 2).
+    assert sum(n["Actual Loops"] for n in accounts) == USERS, [(n["Node Type"], n["Actual Loops"]) for n in accounts]
+    counts = {tuple(r[:-1]): r[-1] for r in rows}
+    assert counts[("all", "Guest", "app1")] == 1 and counts[("unknown", "Guest", "app1")] == 1
+    assert sum(v for k, v in counts.items() if k[0] == "all") == USERS * APPS * 2 + 1
+    assert sum(v for k, v in counts.items() if k[0] != "all") == USERS * APPS * 2 + 1
+
+
+def test_a_republish_formats_only_the_series_that_changed():
+    """The exposition keeps each series' rendered lines: a publish that moved one counter of 5,000
+    formats that one line again (the others are the very same cached objects), and the body is
+    still byte for byte prometheus-client's."""
+    from collectors.base import Family, HistogramValue, Kind
+    from exporter.exposition import Exposition, render_family_reference
+
+    counter = Family("ent_x_total", Kind.COUNTER, "x", ("structure", "app"))
+    histogram = Family("ent_h", Kind.GAUGE_HISTOGRAM, "h", ("structure",), (1, 5))
+    series = {(f"S{i}", f"app{i % 13}"): float(i) for i in range(5000)}
+    hist = {(f"S{i}",): HistogramValue([float(i), float(i + 1)], float(i + 2), float(i * 3)) for i in range(300)}
+    exposition = Exposition([counter, histogram])
+    exposition.publish({"c": {counter.name: series, histogram.name: hist}})
+    before = {name: dict(cache) for name, cache in exposition._lines.items()}
+    series = {**series, ("S7", "app7"): 8.0}
+    hist = {**hist, ("S3",): HistogramValue([3.0, 5.0], 6.0, 9.0)}
+    exposition.publish({"c": {counter.name: series, histogram.name: hist}})
+    for name in (counter.name, histogram.name):
+        after = exposition._lines[name]
+        assert after.keys() == before[name].keys()
+        assert [key for key in after if after[key] is not before[name][key]] == \
+            ([("S7", "app7")] if name == counter.name else [("S3",)])
+    assert exposition.body() == render_family_reference(histogram, hist) + render_family_reference(counter, series)
+
+
+def test_the_saved_result_shares_the_collectors_label_tuples(tmp_path):
+    """What the runtime encodes and keeps of a result reuses the samples' key tuples: no copy per series."""
+    from collectors.base import Family, Kind, encode_samples
+
+    family = Family("ent_y_total", Kind.COUNTER, "y", ("structure",))
+    samples = {family.name: {(f"S{i}",): float(i) for i in range(100)}}
+    encoded = encode_samples(samples)
+    assert all(labels is key for (labels, _), key in zip(encoded[family.name], samples[family.name]))

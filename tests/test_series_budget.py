@@ -1,0 +1,79 @@
+"""The series budget: with the default configuration a structure publishes at most 150 active series
+(histograms counted as Prometheus stores them), the heavy breakdowns (weekday x hour, application x
+profile) as their marginals per structure, exactly the sums of the full breakdown, structure="all"
+whole; ``breakdowns`` in the configuration publishes them whole for every structure."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from random import Random
+
+import pytest
+
+from exporter.app import make_runtime, make_source
+from exporter.config import parse_config
+from tests.support import FULL_BREAKDOWNS, RawData, insert, make_accounts, make_events, parse
+
+START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+NOW = START + timedelta(days=20, hours=15)
+BUDGET = 150
+
+
+@pytest.fixture
+def seeded(source_dsn):
+    rng = Random(17)
+    raw = RawData(accounts=make_accounts(rng, 400, structures=6, start=START))
+    events = make_events(rng, 6000, 400, START, timedelta(days=20))
+    raw.logins, raw.app_accesses, raw.connector_calls = events.logins, events.app_accesses, events.connector_calls
+    insert(source_dsn, raw)
+    return source_dsn
+
+
+def exposition(dsn: str, breakdowns: dict | None = None) -> dict:
+    config = parse_config({"source": {"dsn": dsn, "settle_seconds": 0}, "timezone": "Europe/Paris",
+                           **({"breakdowns": breakdowns} if breakdowns else {})}, "test")
+    with make_source(config) as source:
+        runtime = make_runtime(config, source, persistent=False)
+        assert runtime.run_all(NOW)
+        return parse(runtime.exposition.body().decode())
+
+
+def test_marginals_are_the_sums_of_the_full_breakdown_and_all_stays_whole(seeded):
+    budget, full = exposition(seeded), exposition(seeded, FULL_BREAKDOWNS)
+    for family, marginal_labels in (("ent_logins_by_hour", ("weekday", "hour")), ("ent_app_accesses_total", ("profile",))):
+        whole = {k: v for k, v in full[family].items() if dict(k)["structure"] == "all"}
+        assert {k: v for k, v in budget[family].items() if dict(k)["structure"] == "all"} == whole
+        expected: dict = defaultdict(float)
+        for key, value in full[family].items():
+            labels = dict(key)
+            if labels["structure"] == "all":
+                continue
+            for name in marginal_labels:
+                expected[tuple(sorted({**labels, name: "all"}.items()))] += value
+        assert {k: v for k, v in budget[family].items() if dict(k)["structure"] != "all"} == dict(expected), family
+    # People are never summed: a structure keeps its profile="all" distribution, the others go.
+    for suffix in ("_bucket", "_count", "_sum"):
+        name = "ent_user_logins_30d" + suffix
+        assert budget[name] == {k: v for k, v in full[name].items()
+                                if dict(k)["structure"] == "all" or dict(k)["profile"] == "all"}, name
+    # Everything else is the same.
+    for family in set(full) - {"ent_logins_by_hour", "ent_app_accesses_total", "ent_exporter_series",
+                               "ent_user_logins_30d_bucket", "ent_user_logins_30d_count", "ent_user_logins_30d_sum",
+                               "ent_exporter_collector_duration_seconds",
+                               "ent_exporter_collector_last_success_timestamp_seconds"}:
+        assert budget[family] == full[family], family
+
+
+def test_at_most_150_active_series_per_structure_by_default(seeded):
+    samples = exposition(seeded)
+    per_structure: dict = defaultdict(int)
+    for family, series in samples.items():
+        for key in series:
+            structure = dict(key).get("structure")
+            if structure not in (None, "all"):
+                per_structure[structure] += 1
+    assert per_structure and max(per_structure.values()) <= BUDGET, dict(per_structure)
+    full = exposition(seeded, FULL_BREAKDOWNS)
+    assert max(sum(1 for s in full.values() for k in s if dict(k).get("structure") == structure)
+               for structure in per_structure) > BUDGET  # the budget is what keeps it under
+

@@ -1,0 +1,239 @@
+"""The window collectors (hourly visitors, daily activity, weekly heatmap) keep per-day aggregates in
+their state: a run reads the new events (and, for windows that start mid-day, that one partial
+day), never the window again; the aggregates survive kill -9 and a restart, and late events are
+counted when their day is recounted; every figure equals a full recount from an empty state."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from exporter.app import make_runtime, make_source
+from exporter.config import parse_config
+from tests.test_incremental_cost import table_reads, wait_for_stats
+
+REPO = Path(__file__).resolve().parent.parent
+WINDOWED = ("visitors", "activity", "login_heatmap")
+USERS = 3_000
+HISTORY = 120_000
+START = datetime(2026, 8, 20, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 18, 14, 7, 30, tzinfo=timezone.utc)  # a Wednesday afternoon in Paris
+
+
+def config(dsn: str, state_dir: Path):
+    return parse_config({"source": {"dsn": dsn, "settle_seconds": 0}, "state_dir": str(state_dir),
+                         "timezone": "Europe/Paris"}, "test")
+
+
+def fill(dsn: str) -> None:
+    """Three months of logins (one every ~65 s), 3,000 users in 40 structures, some with two."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 40), (ARRAY['Student','Teacher','Relative'])[1 + i %% 3],"
+            " %s, CASE WHEN i %% 7 = 0 THEN NULL ELSE %s END FROM generate_series(1, %s) i", (START, START, USERS))
+        conn.execute(
+            "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || ((i + 1) %% 40), 'Teacher', %s, %s"
+            " FROM generate_series(1, %s, 50) i", (START, START, USERS))
+        conn.execute(
+            "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
+            " SELECT CASE WHEN i %% 997 = 0 THEN NULL ELSE 'u' || (i * 7919 %% %s) END,"
+            "        (ARRAY['Student','Teacher','Relative', ''])[1 + i %% 4],"
+            "        %s + (i * (%s::float8 / %s)) * interval '1 second' FROM generate_series(1, %s) i",
+            (USERS + 200, START, (NOW - START).total_seconds(), HISTORY, HISTORY))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE ent.login_events")
+        conn.execute("ANALYZE ent.accounts")
+
+
+def add_logins(dsn: str, count: int, at: datetime, profile: str = "Teacher") -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at)"
+                     " SELECT 'u' || (i * 31 %% %s), %s, %s FROM generate_series(1, %s) i",
+                     (USERS, profile, at, count))
+
+
+def run(dsn: str, state_dir: Path | None, name: str, now: datetime) -> dict:
+    """One run of a collector as of ``now``: from the state in ``state_dir``, or (None) from nothing."""
+    persistent = state_dir is not None
+    cfg = config(dsn, state_dir or Path("/nonexistent-unused"))
+    source = make_source(cfg)
+    source.open()
+    try:
+        runtime = make_runtime(cfg, source, persistent=persistent)
+        if persistent:
+            runtime.restore()
+        assert runtime.run(name, now)
+        return runtime._last_samples[name]
+    finally:
+        source.close()
+
+
+def comparable(samples: dict) -> dict:
+    return {family: {key: (vars(value) if hasattr(value, "buckets") else value) for key, value in series.items()}
+            for family, series in samples.items()}
+
+
+def full_recount(dsn: str, name: str, now: datetime) -> dict:
+    return comparable(run(dsn, None, name, now))
+
+
+@pytest.fixture
+def month(source_dsn):
+    fill(source_dsn)
+    return source_dsn
+
+
+def test_incremental_runs_equal_a_full_recount_through_days_closing_and_late_events(month, tmp_path):
+    """Hour after hour across midnights and closed days: every run equals a run from an empty state.
+    Events committed late (occurred_at behind the watermark, in a day still open) are counted when
+    their day is recounted, the late-commit limit after its end, as the instant counters do."""
+    dsn = month
+    limit = timedelta(hours=1)  # the default late-commit limit
+    moments = [NOW - timedelta(days=2, hours=5), NOW - timedelta(days=1, hours=13), NOW - timedelta(hours=11),
+               NOW - timedelta(hours=9, minutes=30), NOW, NOW + timedelta(days=1)]
+    for step, moment in enumerate(moments):
+        add_logins(dsn, 50, moment - timedelta(minutes=5), profile="Student")
+        if step == 3:
+            # Late, within the limit: stamped 30 minutes before the previous run, committed after it.
+            add_logins(dsn, 7, moments[2] - timedelta(minutes=30))
+        if step == 4:
+            # Late beyond the limit: stamped 2 hours before the previous run; counted once today closes.
+            add_logins(dsn, 5, moments[3] - 2 * limit, profile="Relative")
+        for name in WINDOWED:
+            incremental = comparable(run(dsn, tmp_path, name, moment))
+            if step == 4:  # today's events beyond the limit wait for the day's recount
+                assert incremental != full_recount(dsn, name, moment), name
+            else:
+                assert incremental == full_recount(dsn, name, moment), (name, moment)
+
+
+RUNNER = """
+import sys, time
+from datetime import datetime, timedelta
+from pathlib import Path
+from exporter.app import make_runtime, make_source
+from tests.test_window_aggregates import config
+dsn, state_dir, now = sys.argv[1], Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
+cfg = config(dsn, state_dir)
+source = make_source(cfg)
+source.open()
+runtime = make_runtime(cfg, source, persistent=True)
+runtime.restore()
+step = 0
+while True:
+    for name in ("visitors", "activity", "login_heatmap"):
+        assert runtime.run(name, now + timedelta(minutes=step))
+    print(step, flush=True)
+    step += 1
+"""
+
+
+def test_aggregates_survive_kill_9_and_a_restart(month, tmp_path):
+    dsn = month
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-c", RUNNER, dsn, str(tmp_path), (NOW - timedelta(hours=3)).isoformat()],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        # Killed in the middle of its runs: after the first pass, while later ones write their state.
+        assert process.stdout.readline().strip() == "0"
+        add_logins(dsn, 300, NOW - timedelta(hours=2, minutes=50))
+        assert process.stdout.readline().strip() == "1"
+        time.sleep(0.05)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    saved = json.loads((tmp_path / "collectors" / "visitors.json").read_text())["state"]
+    assert saved["days"] and saved["watermark"], "the per-day aggregates are in the persisted state"
+    add_logins(dsn, 200, NOW - timedelta(minutes=30))
+    for name in WINDOWED:
+        assert comparable(run(dsn, tmp_path, name, NOW)) == full_recount(dsn, name, NOW), name
+
+
+def test_a_lost_state_is_a_full_recount(month, tmp_path):
+    dsn = month
+    for name in WINDOWED:
+        run(dsn, tmp_path, name, NOW - timedelta(hours=1))
+    (tmp_path / "collectors" / "visitors.json").write_text("{not json")
+    (tmp_path / "collectors" / "activity.json").unlink()
+    for name in WINDOWED:
+        assert comparable(run(dsn, tmp_path, name, NOW)) == full_recount(dsn, name, NOW), name
+
+
+def logins_between(dsn: str, since: datetime, until: datetime) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM ent.login_events WHERE occurred_at > %s AND occurred_at < %s",
+                            (since, until)).fetchone()[0]
+
+
+def local_midnight_after(moment: datetime) -> datetime:
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo("Europe/Paris")
+    day = moment.astimezone(zone).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(timezone.utc)
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_a_run_reads_the_new_events_not_the_window(month, tmp_path, name):
+    """Rows of login_events read by a run (pg_stat_user_tables): the new events, plus for windows that
+    start mid-day the events of that partial first day; never a sequential scan."""
+    dsn = month
+    run(dsn, tmp_path, name, NOW)  # the first run counts the window once
+    new = 1_000
+    later = NOW + timedelta(minutes=20)
+    add_logins(dsn, new, later - timedelta(minutes=1))
+    edges = {
+        "visitors": 0,  # day, week and month start at a local midnight: nothing but the new events
+        "activity": sum(logins_between(dsn, later - timedelta(days=days), local_midnight_after(later - timedelta(days=days)))
+                        for days in (30, 90)),
+        "login_heatmap": logins_between(dsn, later - timedelta(days=28), local_midnight_after(later - timedelta(days=28))),
+    }[name]
+    before = table_reads(dsn, "login_events")
+    run(dsn, tmp_path, name, later)
+    after = wait_for_stats(dsn, "login_events", before)
+    assert after["seq_tup_read"] == before["seq_tup_read"], "login_events was scanned"
+    read = after["idx_tup_fetch"] - before["idx_tup_fetch"]
+    window = {"visitors": HISTORY * 18 // 90, "activity": HISTORY, "login_heatmap": HISTORY * 28 // 90}[name]
+    # ...and the events of the last late-commit limit before the previous run, read again.
+    again = logins_between(dsn, NOW - timedelta(hours=1) - timedelta(microseconds=1), NOW)
+    assert new <= read <= new + again + edges + 10, (read, new, again, edges)
+    assert read < window / 5  # far from re-reading the window
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_every_statement_on_login_events_is_an_occurred_at_range(month, tmp_path, name):
+    """The plans: each statement a run sends that reads login_events is an index range on occurred_at."""
+    from psycopg import sql
+
+    from collectors import discover
+    from collectors.base import Context
+    from exporter.source import PostgresSource
+    from tests.test_collectors_plans import RecordingSource, index_conditions, scans_of
+    from zoneinfo import ZoneInfo
+
+    dsn = month
+    collector = discover()[name]()
+    with PostgresSource(dsn) as source:
+        recording = RecordingSource(source)
+        first = collector.collect(Context(source=recording, now=NOW, timezone=ZoneInfo("Europe/Paris"), state={}))
+        recording.statements.clear()
+        collector.collect(Context(source=recording, now=NOW + timedelta(minutes=20),
+                                  timezone=ZoneInfo("Europe/Paris"), state=first.state))
+    reading = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement, params in recording.statements:
+            plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + statement, params).fetchone()[0][0]["Plan"]
+            for scan in scans_of(plan, "login_events"):
+                reading += 1
+                assert scan["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan"), scan
+                assert "occurred_at >=" in index_conditions(scan) and "occurred_at <" in index_conditions(scan), scan
+    # visitors: what settled and the tail of today; activity: those and the two partial edge days;
+    # heatmap: those and one edge.
+    assert reading == {"visitors": 2, "activity": 4, "login_heatmap": 3}[name]
