@@ -68,11 +68,21 @@ def measure(target_port: int, workdir: Path, prometheus_port: int, seconds: floa
             rss = _query(prometheus_port, 'process_resident_memory_bytes{job="prometheus"}')
             if rss:
                 peak = max(peak, rss)
+        # The head series are read from Prometheus' own scrape (every 5 s): wait, bounded, until that
+        # scrape has seen the exporter's series (a loaded machine may ingest its first scrape late).
+        exporter_series, head_series = 0, 0
+        settled = time.monotonic() + 60
+        while time.monotonic() < settled:
+            exporter_series = int(_query(prometheus_port, 'scrape_samples_scraped{job="exporter"}') or 0)
+            head_series = int(_query(prometheus_port, 'prometheus_tsdb_head_series{job="prometheus"}') or 0)
+            if exporter_series and head_series > exporter_series:
+                break
+            time.sleep(1)
         last = _query(prometheus_port, 'process_resident_memory_bytes{job="prometheus"}') or 0.0
         return PrometheusCost(
             seconds=time.monotonic() - began, scrape_interval=interval,
-            head_series=int(_query(prometheus_port, 'prometheus_tsdb_head_series{job="prometheus"}') or 0),
-            exporter_series=int(_query(prometheus_port, 'scrape_samples_scraped{job="exporter"}') or 0),
+            head_series=head_series,
+            exporter_series=exporter_series,
             peak_rss_mb=max(peak, last) / 1024 / 1024, last_rss_mb=last / 1024 / 1024,
             scrape_duration_s=_query(prometheus_port, 'scrape_duration_seconds{job="exporter"}') or 0.0,
         )
