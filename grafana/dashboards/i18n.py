@@ -348,9 +348,12 @@ ESTABLISHMENT_FR = {
     "Logins by hour of day (last 28 days)": "Connexions par heure de la journée (28 derniers jours)",
     "The hour × weekday heatmap: logins of the last 28 days (platform timezone) per ISO weekday and hour of day, "
     "coloured on a continuous scale from the quietest cell (green) to the busiest (red) (ent_logins_by_hour, "
-    "recomputed weekly). The profile filter does not apply: the metric has no profile label.":
+    "recomputed weekly). The profile filter does not apply: the metric has no profile label. Per structure the "
+    "grid is opt-in (series budget: breakdowns.logins_by_hour_per_structure): without it this panel shows the "
+    "platform's grid (structure \"all\"), and the structure's own hour-of-day profile is the bar chart beside.":
         "Connexions des 28 derniers jours par jour de la semaine et par heure, du plus calme (vert) au plus "
-        "chargé (rouge).",
+        "chargé (rouge). Par établissement, la grille est en option : sans elle, ce tableau montre celle de "
+        "toute la plateforme, et le profil horaire de l'établissement est l'histogramme à côté.",
     "Day": "Jour",
     "Logins by weekday and hour (last 28 days)": "Connexions par jour et par heure (28 derniers jours)",
     "Activation and activity": "Activation et activité",
