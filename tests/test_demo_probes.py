@@ -40,3 +40,25 @@ def test_demo_probes_one_down_out_of_the_box_and_outage_files(tmp_path):
     finally:
         server.stop()
         targets.close()
+
+
+def test_demo_targets_never_take_the_port_the_demo_will_listen_on(tmp_path):
+    # The demo checks its port free, loads its data, then binds: meanwhile its probe targets bind ephemeral
+    # ports, and the kernel may hand out that very port (a CI run failed so). Released ephemeral ports are
+    # the likeliest next ones; none of them may be taken.
+    import socket
+
+    from exporter.demo.probes import loopback_socket
+
+    avoid = set()
+    for _ in range(64):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            avoid.add(probe.getsockname()[1])
+    with loopback_socket(avoid) as sock:
+        assert sock.getsockname()[1] not in avoid
+    targets = DemoTargets(tmp_path, avoid=avoid)
+    try:
+        assert targets.server.server_address[1] not in avoid and targets.dead.getsockname()[1] not in avoid
+    finally:
+        targets.close()

@@ -95,7 +95,7 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
         if summary.seeded and exporter_state.exists():
             # Fresh data: counters restart from zero rather than from watermarks of other data.
             shutil.rmtree(exporter_state)
-        targets = DemoTargets(state_dir)  # what the demo's probes check: one up, one down, on loopback
+        targets = DemoTargets(state_dir, avoid={port, port + EXAMPLE_PORT_OFFSET})  # what the demo's probes check: one up, one down, on loopback
         config = parse_config(
             {
                 "source": {"dsn": dsn, "schema": SCHEMA, "settle_seconds": 1},

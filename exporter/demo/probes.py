@@ -55,10 +55,30 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class DemoTargets:
-    """Starts the stand-in service and holds the dead port; ``probes`` is the demo's probes: section."""
+def loopback_socket(avoid: set[int] = frozenset()) -> socket.socket:
+    """A TCP socket bound to an ephemeral loopback port that is not in ``avoid``.
 
-    def __init__(self, state_dir: Path) -> None:
+    The demo's listening port is checked free before the database starts but bound only once the data
+    is loaded; meanwhile the kernel may hand that very port to one of these ephemeral binds."""
+    held = []
+    try:
+        while True:
+            candidate = socket.socket()
+            candidate.bind(("127.0.0.1", 0))
+            if candidate.getsockname()[1] not in avoid:
+                return candidate
+            held.append(candidate)  # kept bound until a good one is found, so it is not handed out again
+    finally:
+        for sock in held:
+            sock.close()
+
+
+class DemoTargets:
+    """Starts the stand-in service and holds the dead port; ``probes`` is the demo's probes: section.
+
+    ``avoid``: ports the targets must not take (the exporter's own, bound later)."""
+
+    def __init__(self, state_dir: Path, avoid: set[int] = frozenset()) -> None:
         control_dir = Path(state_dir)
         self.certificate, key = self_signed(control_dir / "stand-in")
 
@@ -83,13 +103,16 @@ class DemoTargets:
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.certificate, key)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = loopback_socket(avoid)
+        self.server.server_address = self.server.socket.getsockname()
+        self.server.server_activate()
         self.server.daemon_threads = True
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self._thread = threading.Thread(target=self.server.serve_forever, name="demo-stand-in", daemon=True)
         self._thread.start()
-        self.dead = socket.socket()
-        self.dead.bind(("127.0.0.1", 0))  # bound, never listening: refused, and no one else can take it
+        self.dead = loopback_socket(avoid)  # bound, never listening: refused, and no one else can take it
 
     def probes(self, exporter_address: str, exporter_port: int) -> list[dict]:
         host = "127.0.0.1" if exporter_address in ("0.0.0.0", "::", "") else exporter_address
