@@ -79,6 +79,12 @@ def _track_changes(
     return tracked
 
 
+def _released(stored: StoredResult) -> StoredResult:
+    """What the runtime keeps of a result whose state is on disk only: its time of success (state None:
+    read the state directory at the next run)."""
+    return StoredResult(samples={}, state=None, last_success=stored.last_success, complete=stored.complete)
+
+
 SELF_FAMILIES = (LAST_SUCCESS, DURATION, FAILURES, CADENCE, SOURCE_UP, SERIES, FOLDED, LATE_EVENTS, LATE_GAPS, INVALID)
 
 
@@ -139,6 +145,8 @@ class Runtime:
                 self._last_success[name] = stored.last_success
             samples = decode_samples(collector.families, stored.samples)
             updates[name] = self._active(collector, samples, stored.changed_at, time.time())
+            if not self._kept_between_runs(collector):
+                self._stored[name] = _released(stored)
         if updates:
             self.exposition.publish(updates)
         self._publish_self()
@@ -178,6 +186,8 @@ class Runtime:
     def _run(self, name: str, now: datetime) -> bool:
         collector = self.collectors[name]
         previous = self._stored.get(name)
+        if previous is not None and previous.state is None:  # released between runs: read back for this one
+            previous = self.store.load(name)
         context = Context(
             source=self.source,
             now=now,
@@ -227,11 +237,33 @@ class Runtime:
         stored = StoredResult(encode_samples(samples), state, last_success, complete, changed_at)
         if self.store is not None:
             self.store.save(name, stored)
-        self._stored[name] = stored
-        self._last_samples[name] = samples
+        if self._kept_between_runs(collector):
+            self._stored[name] = stored
+            self._last_samples[name] = samples
+        else:
+            self._stored[name] = _released(stored)
         with self._self_lock:
             self._reports[name] = collector.report(state)
         self.exposition.publish({name: self._active(collector, samples, changed_at, now.timestamp())})
+
+    def last_samples(self, name: str) -> Samples | None:
+        """The samples of the collector's last saved result: held in memory, or read back from the state
+        directory for a collector whose result is not kept between runs (None: no result yet)."""
+        if name in self._last_samples:
+            return self._last_samples[name]
+        stored = self._stored.get(name)
+        if stored is not None and stored.state is None:
+            stored = self.store.load(name)
+        return None if stored is None else decode_samples(self.collectors[name].families, stored.samples)
+
+    def _kept_between_runs(self, collector: Collector) -> bool:
+        """Whether a collector's stored result (samples, state) stays in memory between its runs.
+
+        Cumulative families need their last values at every run (what moved, and when). The others
+        (the window gauges) are recomputed from their state alone, which is read back from the state
+        directory when they run: the per-day aggregates of the window collectors then take memory for
+        the length of a run, not for the life of the process (what is served is in the exposition)."""
+        return self.store is None or any(family.kind in CUMULATIVE for family in collector.families)
 
     def _active(self, collector: Collector, samples: Samples, changed_at: dict[str, list], now: float) -> Samples:
         """Cumulative series that have not moved for the retention period stop being exported

@@ -25,7 +25,7 @@ READABLE_VERSIONS = (1, 2)
 @dataclass
 class StoredResult:
     samples: dict[str, list]  # collectors.base.encode_samples format
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] | None = field(default_factory=dict)  # None: not held in memory (runtime._released)
     last_success: float | None = None  # unix time of the last complete run
     complete: bool = True  # False for a checkpoint taken in the middle of a run
     # When each cumulative series last moved: {family: [[label values], unix time]}.

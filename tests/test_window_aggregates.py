@@ -71,7 +71,7 @@ def run(dsn: str, state_dir: Path | None, name: str, now: datetime) -> dict:
         if persistent:
             runtime.restore()
         assert runtime.run(name, now)
-        return runtime._last_samples[name]
+        return runtime.last_samples(name)
     finally:
         source.close()
 
@@ -237,3 +237,24 @@ def test_every_statement_on_login_events_is_an_occurred_at_range(month, tmp_path
     # visitors: what settled and the tail of today; activity: those and the two partial edge days;
     # heatmap: those and one edge.
     assert reading == {"visitors": 2, "activity": 4, "login_heatmap": 3}[name]
+
+
+def test_window_states_are_on_disk_between_runs_and_read_back(month, tmp_path):
+    """The per-day aggregates take memory only while their collector runs: after the restore and after
+    each run the runtime holds no state of a window collector (the counters keep theirs), and the next
+    run, from the state read back, equals a full recount."""
+    dsn = month
+    cfg = config(dsn, tmp_path)
+    for name in WINDOWED:
+        run(dsn, tmp_path, name, NOW - timedelta(hours=2))
+    add_logins(dsn, 120, NOW - timedelta(minutes=20))
+    with make_source(cfg) as source:
+        runtime = make_runtime(cfg, source, persistent=True)
+        runtime.restore()
+        assert all(runtime._stored[name].state is None for name in WINDOWED)
+        for name in WINDOWED:
+            assert runtime.run(name, NOW)
+            assert runtime._stored[name].state is None and name not in runtime._last_samples
+            assert comparable(runtime.last_samples(name)) == full_recount(dsn, name, NOW), name
+        assert runtime.run("logins", NOW)
+        assert runtime._stored["logins"].state["watermark"] >= HISTORY, "counters keep their state in memory"
