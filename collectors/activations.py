@@ -80,11 +80,13 @@ class _ActivationCounts(Collector):
             since_day = first_open_day
             add_counts(frozen[ACTIVATIONS.name],
                        ctx.source.fetch(ACTIVATIONS_BEFORE, {"before": _midnight(first_open_day)}))
+        rows_by_day: dict[date, list] = {}
+        for day, *row in ctx.source.fetch(ACTIVATIONS_BY_DAY, {"since": _midnight(since_day), "upto": upto}):
+            rows_by_day.setdefault(day, []).append(row)
         recounted: dict[date, Samples] = {}
-        for day, *labels, count in ctx.source.fetch(
-            ACTIVATIONS_BY_DAY, {"since": _midnight(since_day), "upto": upto}
-        ):
-            add_counts(recounted.setdefault(day, decode_samples(self.families, {}))[ACTIVATIONS.name], [(*labels, count)])
+        for day, rows in rows_by_day.items():
+            recounted[day] = decode_samples(self.families, {})
+            add_counts(recounted[day][ACTIVATIONS.name], rows)
         for day, samples in recounted.items():
             open_days[day] = _at_least(samples, open_days.get(day))
         for day in sorted(d for d in open_days if d < first_open_day):

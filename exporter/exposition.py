@@ -60,6 +60,31 @@ def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> 
     return shaped
 
 
+def updated_marginals(family: Family, shaped: dict[LabelValues, Value], before: Mapping[LabelValues, Value],
+                      after: Mapping[LabelValues, Value]) -> dict[LabelValues, Value] | None:
+    """structure_marginals(family, after), from its value for ``before``: the changes added to the
+    marginals they fall in (a counter's minute moves a few thousand of its series, not the 80,000).
+    None where that does not apply (histograms, people counts, ratios, series gone): recompute."""
+    if family.counts_people or not family.additive or before.keys() - after.keys():
+        return None
+    get = before.get
+    changed = [(key, value) for key, value in after.items() if get(key) != value]
+    if any(type(value) is not float or type(get(key, 0.0)) is not float for key, value in changed):
+        return None
+    structure = family.labels.index("structure")
+    positions = [family.labels.index(name) for name in family.structure_marginals]
+    result = dict(shaped)
+    for key, value in changed:
+        if key[structure] == "all":
+            result[key] = value
+            continue
+        delta = value - get(key, 0.0)
+        for position in positions:
+            marginal = key[:position] + ("all",) + key[position + 1:]
+            result[marginal] = result.get(marginal, 0.0) + delta
+    return result
+
+
 class _OneFamily:
     """The registry shape generate_latest wants, for a single metric family."""
 
@@ -186,9 +211,13 @@ def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
     """A copy that a publisher's later changes cannot reach (histogram values are mutable), with
     every label value under the one rule (collectors.base.label: NULL or empty -> "unknown"; the
     series that this makes equal are added up)."""
-    copy = {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
-            else value for key, value in series.items()}
-    if not any("" in key or None in key for key in copy):
+    if series and isinstance(next(iter(series.values())), HistogramValue):
+        copy = {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
+                else value for key, value in series.items()}
+    else:
+        copy = dict(series)  # floats: immutable, a C-level copy
+    values = set().union(*copy)  # every label value once (C loops)
+    if "" not in values and None not in values:
         return copy
     labelled: dict[LabelValues, Value] = {}
     for key, value in copy.items():
@@ -294,6 +323,7 @@ class Exposition:
         self._last_folded: dict[str, int] = {}  # family -> series folded by its last render
         self._lines: dict[str, dict] = {}  # family -> {label values: (value, lines)} of its last render
         self._series_counts: dict[str, int] = {}
+        self._shaped: dict[str, dict] = {}  # family -> its series budget's shape at the last render
         self._folded_totals: dict[str, float] = {}
         self._lock = threading.Lock()
         self._plain: tuple[tuple[bytes, ...], int] = ((), 0)
@@ -326,6 +356,7 @@ class Exposition:
         events republishes every counter as it was)."""
         with self._lock:
             changed = set()
+            previous: dict[str, Mapping[LabelValues, Value] | None] = {}  # a family's series before this update
             for publisher, samples in updates.items():
                 for name, series in samples.items():
                     if name not in self._families:
@@ -336,15 +367,17 @@ class Exposition:
                         if self._last_folded.get(name):
                             self._folded_totals[name] += self._last_folded[name]
                         continue
+                    previous[name] = published.get(publisher)
                     published[publisher] = _snapshot(series)
                     changed.add(name)
             if not changed:
                 return
-            texts = {name: self._render(name) for name in sorted(changed)}
+            texts = {name: self._render(name, previous.get(name)) for name in sorted(changed)}
             self._rebuild(texts)
 
-    def _render(self, name: str) -> bytes:
-        """Renders one family: returns its text, keeps its gzip member."""
+    def _render(self, name: str, before: Mapping[LabelValues, Value] | None = None) -> bytes:
+        """Renders one family: returns its text, keeps its gzip member. ``before``: the series its
+        one publisher had before this update (the budget's marginals are then updated, not recomputed)."""
         family = self._families[name]
         publishers = list(self._samples.get(name, {}).values())
         if len(publishers) == 1:
@@ -355,7 +388,11 @@ class Exposition:
                 merged.update(series)
         if (family.structure_marginals and self.policy.breakdowns is not None
                 and family.breakdown_option not in self.policy.breakdowns):
-            merged = structure_marginals(family, merged)
+            shaped = self._shaped.get(name)
+            updated = updated_marginals(family, shaped, before, merged) \
+                if shaped is not None and before is not None and len(publishers) == 1 else None
+            merged = updated if updated is not None else structure_marginals(family, merged)
+            self._shaped[name] = merged
         merged = apply_privacy(family, merged, self.policy.privacy_min_count)
         self._last_folded[name] = 0
         if len(merged) > self.policy.max_series_per_family:

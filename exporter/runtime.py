@@ -71,11 +71,14 @@ def _track_changes(
             continue
         series = after.get(family.name, {})
         previous_values = (before or {}).get(family.name, {})
-        moved = {tuple(labels): when for labels, when in changed_at.get(family.name, [])}
-        for key, value in series.items():
-            if key not in moved or (before is not None and previous_values.get(key) != value):
-                moved[key] = now
-        tracked[family.name] = [(key, moved[key]) for key in series]
+        known = changed_at.get(family.name, [])
+        # The runtime's own entries are (label tuple, time) pairs: dict() takes them as they are.
+        moved = dict(known) if not known or type(known[0][0]) is tuple else {tuple(k): w for k, w in known}
+        get = previous_values.get
+        fresh = [key for key, value in series.items() if get(key) != value] if before is not None else []
+        moved.update(dict.fromkeys(fresh, now))
+        moved.update(dict.fromkeys(series.keys() - moved.keys(), now))  # new series (or no history)
+        tracked[family.name] = list(zip(series, map(moved.__getitem__, series)))
     return tracked
 
 
@@ -274,7 +277,8 @@ class Runtime:
             series = samples.get(family.name, {})
             if family.kind in CUMULATIVE:
                 idle = {tuple(labels) for labels, moved in changed_at.get(family.name, []) if moved < horizon}
-                series = {key: value for key, value in series.items() if key not in idle}
+                if idle:
+                    series = {key: value for key, value in series.items() if key not in idle}
             active[family.name] = series
         return active
 

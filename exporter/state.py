@@ -11,9 +11,12 @@ import json
 import logging
 import os
 import tempfile
+from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,9 @@ class StateStore:
     def load(self, collector: str) -> StoredResult | None:
         path = self._path(collector)
         try:
-            data = json.loads(path.read_text())
+            # json, not orjson, to read: orjson holds a second copy of the file while it parses (+100 MB
+            # for the weekly heatmap's state at the month scale), and a load is once per start or run.
+            data = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
@@ -117,19 +122,24 @@ class StateStore:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    # orjson: compact JSON like json.dumps', an order of magnitude faster on the large columns of the
+    # counters' states written every minute. It writes NaN and infinities as null, so any null sends
+    # the value to json.dumps (which writes null as null, NaN as NaN, Infinity as Infinity): a custom
+    # gauge can give NaN, and it must read back as NaN.
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    return json.dumps(value, separators=(",", ":")) if b"null" in text else text.decode()
 
 
 def _write_columns(write: Any, families: dict[str, list]) -> None:
     """Writes _to_columns(families) as JSON, one column at a time."""
     write("{")
     for number, (family, series) in enumerate(families.items()):
-        keys = [labels for labels, _ in series]
+        # Transposed with itemgetter (C loops): the label columns, then the values.
+        keys = list(map(itemgetter(0), series))
         width = len(keys[0]) if keys else 0
-        write(f'{"," if number else ""}{_dumps(family)}:{{"labels":[')
-        for position in range(width):
-            write(("," if position else "") + _dumps([key[position] for key in keys]))
-        write(f'],"values":{_dumps([value for _, value in series])}}}')
+        columns = [list(map(itemgetter(position), keys)) for position in range(width)]
+        write(f'{"," if number else ""}{_dumps(family)}:{{"labels":{_dumps(columns)}'
+              f',"values":{_dumps(list(map(itemgetter(1), series)))}}}')
     write("}")
 
 

@@ -87,3 +87,42 @@ def test_the_saved_result_shares_the_collectors_label_tuples(tmp_path):
     samples = {family.name: {(f"S{i}",): float(i) for i in range(100)}}
     encoded = encode_samples(samples)
     assert all(labels is key for (labels, _), key in zip(encoded[family.name], samples[family.name]))
+
+
+def test_the_budgets_marginals_are_updated_with_the_changes_and_equal_a_recount():
+    """A counter under the series budget (app accesses: per structure, profile="all" only) moves a few
+    series a minute: its marginals are updated with those changes, not summed again over every series,
+    and every body equals what an exposition publishing the same series from scratch renders."""
+    import random
+
+    from exporter import exposition as module
+    from exporter.exposition import Exposition, Policy
+
+    APP_ACCESSES = AppAccessesCollector.families[0]
+    rng = random.Random(17)
+    structures, profiles, apps = [f"S{i}" for i in range(40)] + ["all"], ["Student", "Teacher", "Relative"], ["a", "b"]
+    series = {(s, p, a): float(rng.randrange(50)) for s in structures for p in profiles for a in apps}
+    incremental = Exposition([APP_ACCESSES], Policy(breakdowns=frozenset()))
+    incremental.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+    recounts = []
+    original = module.structure_marginals
+    module.structure_marginals = lambda *args: recounts.append(1) or original(*args)
+    try:
+        for cycle in range(30):
+            for _ in range(rng.randrange(1, 25)):  # some series move, some are new (a new app, a new structure)
+                key = (rng.choice(structures + ["S-new"]), rng.choice(profiles), rng.choice(apps + ["c"]))
+                series[key] = series.get(key, 0.0) + rng.randrange(1, 9)
+            incremental.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+            fresh = Exposition([APP_ACCESSES], Policy(breakdowns=frozenset()))
+            fresh.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+            assert incremental.body() == fresh.body(), cycle
+        assert len(recounts) == 30, "each fresh exposition recounts; the updated one never does"
+        del series[("S1", "Student", "a")]  # a series gone (idle, withdrawn): recounted
+        incremental.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+        assert len(recounts) == 31
+    finally:
+        module.structure_marginals = original
+    fresh = Exposition([APP_ACCESSES], Policy(breakdowns=frozenset()))
+    fresh.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+    assert incremental.body() == fresh.body()
+    assert b'structure="S1",profile="all"' in fresh.body() or b'profile="all",structure="S1"' in fresh.body()

@@ -140,6 +140,31 @@ def test_start_up_removes_temporary_files_left_by_a_crash(tmp_path):
     assert StateStore(tmp_path).load("logins").state == {"watermark": 3}
 
 
+def test_state_files_keep_non_finite_values_and_read_files_of_earlier_versions(tmp_path):
+    """A custom gauge can give NaN or an infinity (PostgreSQL's 'NaN'::float8): written by orjson
+    (NaN as null) they read back as they were; a file written by json.dumps (NaN, Infinity literals,
+    earlier versions) is read too, not recounted."""
+    import json
+    import math
+
+    from exporter.state import StoredResult
+
+    store = StateStore(tmp_path)
+    samples = {"ent_custom": [(("S1",), math.nan), (("S2",), math.inf), (("S3",), 2.5)]}
+    store.save("custom_x", StoredResult(samples=dict(samples), state={"watermark": 7}, last_success=1.0))
+    loaded = store.load("custom_x")
+    values = dict(loaded.samples["ent_custom"])
+    assert math.isnan(values[("S1",)]) and values[("S2",)] == math.inf and values[("S3",)] == 2.5
+    assert loaded.state == {"watermark": 7} and loaded.last_success == 1.0
+    earlier = {"version": 2, "collector": "custom_y", "totals_are_samples": False, "last_success": 2.0,
+               "complete": True, "state": {"watermark": 9}, "changed_at": {},
+               "samples": {"ent_custom": {"labels": [["S1", "S2"]], "values": [math.nan, -math.inf]}}}
+    (store.directory / "custom_y.json").write_text(json.dumps(earlier))
+    loaded = store.load("custom_y")
+    values = dict(loaded.samples["ent_custom"])
+    assert math.isnan(values[("S1",)]) and values[("S2",)] == -math.inf and loaded.state == {"watermark": 9}
+
+
 def test_privacy_min_count_protects_counters_and_histograms_of_people():
     from collectors.activations import ACTIVATIONS
     from collectors.activity import USER_LOGINS_30D
