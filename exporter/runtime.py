@@ -139,11 +139,14 @@ class Runtime:
         """Publishes every persisted result at once, so a restart serves the last values immediately."""
         updates: dict[str, Samples] = {}
         for name, collector in self.collectors.items():
-            stored = self.store.load(name) if self.store else None
+            # A collector whose state stays on disk between runs, and that reports nothing from its state,
+            # is restored without parsing its state (the window collectors' per-day aggregates).
+            light = not self._kept_between_runs(collector) and type(collector).report is Collector.report
+            stored = self.store.load(name, with_state=not light) if self.store else None
             if stored is None:
                 continue
             self._stored[name] = stored
-            self._reports[name] = collector.report(stored.state)
+            self._reports[name] = collector.report({} if light else stored.state)
             if stored.last_success is not None:
                 self._last_success[name] = stored.last_success
             samples = decode_samples(collector.families, stored.samples)

@@ -58,12 +58,17 @@ class StateStore:
     def _path(self, collector: str) -> Path:
         return self.directory / f"{collector}.json"
 
-    def load(self, collector: str) -> StoredResult | None:
+    def load(self, collector: str, *, with_state: bool = True) -> StoredResult | None:
+        """The collector's stored result; ``with_state=False``: without its state (None), which is then
+        not parsed at all when it is the file's last key (files written since the state went last)."""
         path = self._path(collector)
         try:
+            text = path.read_bytes()
+            head = None if with_state else _before_state(text)
             # json, not orjson, to read: orjson holds a second copy of the file while it parses (+100 MB
             # for the weekly heatmap's state at the month scale), and a load is once per start or run.
-            data = json.loads(path.read_bytes())
+            data = json.loads(text if head is None else head)
+            del text
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
@@ -78,8 +83,8 @@ class StateStore:
         labels: dict[tuple, tuple] = {}
         series = _from_columns if data["version"] >= 2 else _compact_series
         samples = series(data.pop("samples"), strings, labels)
-        state = _intern(data.pop("state"), strings)
-        if data.get("totals_are_samples"):
+        state = _intern(data.pop("state"), strings) if with_state else None
+        if state is not None and data.get("totals_are_samples"):
             state["totals"] = samples
         return StoredResult(
             samples=samples, state=state, last_success=data["last_success"], complete=data["complete"],
@@ -100,13 +105,15 @@ class StateStore:
             with os.fdopen(descriptor, "w") as handle:
                 # Written piece by piece (a column at a time), not as one string of the whole file.
                 write = handle.write
-                write(f'{{"version":{FORMAT_VERSION},"collector":{_dumps(collector)},"samples":')
-                _write_columns(write, result.samples)
-                write(f',"state":{_dumps(state)},"totals_are_samples":{_dumps(totals_are_samples)}'
+                write(f'{{"version":{FORMAT_VERSION},"collector":{_dumps(collector)}'
+                      f',"totals_are_samples":{_dumps(totals_are_samples)}'
                       f',"last_success":{_dumps(result.last_success)},"complete":{_dumps(result.complete)}'
                       ',"changed_at":')
                 _write_columns(write, result.changed_at)
-                write("}")
+                write(',"samples":')
+                _write_columns(write, result.samples)
+                # The state last: a load without it (the restore of a window collector) stops before it.
+                write(f'{STATE_KEY}{_dumps(state)}}}')
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
@@ -119,6 +126,20 @@ class StateStore:
         finally:
             os.close(directory)
         _compact_in_place(result, totals_are_samples)
+
+
+STATE_KEY = ',"state":'
+
+
+def _before_state(text: bytes) -> bytes | None:
+    """The file's JSON without its state, when the state is its last key; else None (parse it all).
+
+    Outside JSON strings only: inside one, a double quote is always escaped, so the bytes ,"state":
+    found here are the top-level key (no other object of the file has a key named state)."""
+    at = text.find(STATE_KEY.encode())
+    if at < 0 or text.find(b'"samples":', 0, at) < 0 or text.find(b'"changed_at":', 0, at) < 0:
+        return None
+    return text[:at] + b"}"
 
 
 def _dumps(value: Any) -> str:

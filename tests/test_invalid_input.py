@@ -165,6 +165,33 @@ def test_state_files_keep_non_finite_values_and_read_files_of_earlier_versions(t
     assert math.isnan(values[("S1",)]) and values[("S2",)] == -math.inf and loaded.state == {"watermark": 9}
 
 
+def test_a_restore_reads_a_window_state_file_without_parsing_its_state(tmp_path):
+    """The state is the file's last key: loaded without it, the rest is parsed up to it only. A label
+    value that looks like the key (quotes are escaped inside JSON strings) does not cut the file; a
+    file of the earlier layout (state before changed_at) is parsed whole."""
+    import json
+
+    from exporter.state import StoredResult
+
+    store = StateStore(tmp_path)
+    tricky = 'x,"state":{"a":1}'
+    samples = {"ent_unique_visitors": [((tricky, "Student", "day"), 4.0), (("S2", "all", "day"), 9.0)]}
+    store.save("visitors", StoredResult(samples=dict(samples), state={"days": {"2026-11-02": "AAAA"}},
+                                        last_success=5.0))
+    text = (store.directory / "visitors.json").read_text()
+    assert text.rstrip("}").endswith('"state":{"days":{"2026-11-02":"AAAA"')
+    light = store.load("visitors", with_state=False)
+    assert light.state is None and light.last_success == 5.0
+    assert dict(light.samples["ent_unique_visitors"]) == dict(samples["ent_unique_visitors"])
+    assert store.load("visitors").state == {"days": {"2026-11-02": "AAAA"}}
+    earlier = {"version": 2, "collector": "visitors", "samples": {"ent_unique_visitors": {
+        "labels": [["S1"], ["Student"], ["day"]], "values": [3.0]}}, "state": {"days": {}},
+        "totals_are_samples": False, "last_success": 6.0, "complete": True, "changed_at": {}}
+    (store.directory / "visitors.json").write_text(json.dumps(earlier))
+    light = store.load("visitors", with_state=False)
+    assert light.state is None and dict(light.samples["ent_unique_visitors"]) == {("S1", "Student", "day"): 3.0}
+
+
 def test_privacy_min_count_protects_counters_and_histograms_of_people():
     from collectors.activations import ACTIVATIONS
     from collectors.activity import USER_LOGINS_30D
