@@ -95,6 +95,10 @@ class Family:
     # The ``breakdowns`` key that publishes the full breakdown for every structure.
     breakdown_option: str | None = None
 
+    def whole_in(self, breakdowns: "frozenset[str] | None") -> bool:
+        """Whether this family is published whole with these enabled breakdowns (None: all whole)."""
+        return not self.structure_marginals or breakdowns is None or self.breakdown_option in breakdowns
+
     def __post_init__(self) -> None:
         if self.kind is Kind.COUNTER and not self.name.endswith("_total"):
             raise ValueError(f"counter {self.name} must end with _total")
@@ -156,6 +160,9 @@ class Context:
     # Persists partial progress (samples + state) atomically, so a long first run
     # survives a restart without reading anything twice.
     checkpoint: Callable[[Samples, dict[str, Any]], None] = lambda samples, state: None
+    # The heavy breakdowns the configuration publishes whole (Family.breakdown_option names; None:
+    # every one): a counter under the series budget may count its published shape only.
+    breakdowns: frozenset[str] | None = None
 
 
 @dataclass

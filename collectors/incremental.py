@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 from psycopg import sql
 
 from .base import (
-    INVALID_MEASUREMENTS, Cadence, Collector, Context, Family, HistogramValue, Report, Result, Samples, Value,
+    ALL_STRUCTURES, INVALID_MEASUREMENTS, Cadence, Collector, Context, Family, HistogramValue, Report, Result, Samples, Value,
     decode_samples, encode_samples,
 )
 
@@ -217,8 +217,54 @@ class EventCounter(Collector):
     def _decode(self, stored: Mapping[str, list]) -> Samples:
         return decode_samples((*self.families, *self.bookkeeping), stored)
 
+    # The series budget's shape of the counted family, for this run: (structure position, positions of
+    # the labels summed per structure), or None (counted whole). Set by collect().
+    _shape: tuple[int, tuple[int, ...]] | None = None
+
+    def _shape_for(self, ctx: Context) -> tuple[int, tuple[int, ...]] | None:
+        """A counter whose per-structure breakdown is not published (series budget) counts what is:
+        per structure, the marginal of each label in Family.structure_marginals (that label "all", the
+        sum of its values: events add up); structure="all" whole. Its totals, state and change tracking
+        then hold the published series only, not the full breakdown."""
+        family = self.families[0]
+        if family.whole_in(ctx.breakdowns) or family.counts_people or not family.additive:
+            return None
+        return family.labels.index("structure"), tuple(family.labels.index(n) for n in family.structure_marginals)
+
     def collect(self, ctx: Context) -> Result:
+        self._shape = self._shape_for(ctx)
+        shape = "whole" if self._shape is None else "budget"
         state = dict(ctx.state)
+        if state and state.get("shape", "whole") != shape:
+            # The configuration's breakdowns changed. Whole -> budget: the totals are folded into their
+            # marginals (exact). Budget -> whole: the full breakdown was never counted, so count again
+            # from the first event (one full read; the new series carry the whole history).
+            state = self._folded(state) if shape == "budget" else {}
+        result = self._collect(ctx, state)
+        result.state = {**result.state, "shape": shape}
+        return result
+
+    def _folded(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A state's totals (and, by time, its closed and open days) folded into the budget's shape."""
+        fold = lambda stored: encode_samples(self._fold(self._decode(stored)))  # noqa: E731
+        folded = dict(state)
+        if "totals" in folded:
+            folded["totals"] = fold(folded["totals"])
+        if "closed" in folded:
+            folded["closed"] = fold(folded["closed"])
+        if "open" in folded:
+            folded["open"] = {day: fold(samples) for day, samples in folded["open"].items()}
+        return folded
+
+    def _fold(self, samples: Samples) -> Samples:
+        name = self.families[0].name
+        folded = dict(samples)
+        folded[name] = {}
+        add_counts(folded[name], _shaped_rows(((*key, value) for key, value in samples.get(name, {}).items()),
+                                              *self._shape))
+        return folded
+
+    def _collect(self, ctx: Context, state: dict[str, Any]) -> Result:
         # States written before there were two modes hold an event_id watermark.
         mode = state.get("mode") or (BY_EVENT_ID if "watermark" in state else None) or self.watermark
         if mode is None:
@@ -429,6 +475,8 @@ class EventCounter(Collector):
         return rows[0][0] if rows else None
 
     def accumulate(self, totals: Samples, rows: Iterable[tuple]) -> None:
+        if self._shape is not None:
+            rows = _shaped_rows(rows, *self._shape)
         add_counts(totals.setdefault(self.families[0].name, {}), rows)
 
     def events_in(self, rows: list[tuple]) -> int | None:
@@ -598,6 +646,17 @@ def _published(closed: Samples, live: dict[date, Samples]) -> Samples:
     for samples in live.values():
         _add(total, samples)
     return total
+
+
+def _shaped_rows(rows: Iterable[tuple], structure: int, positions: tuple[int, ...]) -> Iterable[tuple]:
+    """Rows of (label values..., count) in the series budget's shape: structure "all" as they are;
+    any other structure once per marginal label, that label "all" (add_counts sums them up)."""
+    for row in rows:
+        if row[structure] == ALL_STRUCTURES:
+            yield row
+            continue
+        for position in positions:
+            yield (*row[:position], "all", *row[position + 1:])
 
 
 def add_counts(series: dict, rows: Iterable[tuple]) -> None:

@@ -203,6 +203,7 @@ class Runtime:
             chunk_size=self.chunk_size,
             late_commit_limit=self.late_commit_limit,
             checkpoint=lambda samples, state: self._save(name, samples, state, now, complete=False),
+            breakdowns=self.exposition.policy.breakdowns,
         )
         started = time.monotonic()
         try:

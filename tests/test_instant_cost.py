@@ -126,3 +126,51 @@ def test_the_budgets_marginals_are_updated_with_the_changes_and_equal_a_recount(
     fresh.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
     assert incremental.body() == fresh.body()
     assert b'structure="S1",profile="all"' in fresh.body() or b'profile="all",structure="S1"' in fresh.body()
+
+
+def test_a_counter_under_the_budget_counts_its_published_shape_and_follows_the_configuration(source_dsn, tmp_path):
+    """ent_app_accesses_total under the series budget counts, per structure, profile="all" (events add
+    up) and structure="all" whole: its totals, state and tracking hold those series, not the full
+    application x profile x structure breakdown. Each figure equals the raw rows' count. Enabling the
+    breakdown counts the whole history again (it was never counted); disabling it folds the totals."""
+    from collections import Counter
+    from datetime import timedelta
+    from random import Random
+
+    from exporter.app import make_runtime
+    from tests.support import FULL_BREAKDOWNS, RawData, expected_event_counts, insert, make_accounts, make_events
+
+    rng = Random(23)
+    accounts = make_accounts(rng, 300, structures=5, start=START)
+    first = make_events(rng, 2000, 300, START, timedelta(days=3))
+    insert(source_dsn, RawData(accounts=accounts, app_accesses=first.app_accesses))
+    name = AppAccessesCollector.families[0].name
+
+    def budget_truth(events) -> dict:
+        truth: Counter = Counter()
+        for (structure, profile, app), count in expected_event_counts(accounts, events, with_app=True).items():
+            truth[(structure, profile if structure == "all" else "all", app)] += count
+        return dict(truth)
+
+    def run(now, breakdowns=None) -> dict:
+        config = parse_config({"source": {"dsn": source_dsn, "settle_seconds": 0}, "state_dir": str(tmp_path),
+                               **({"breakdowns": breakdowns} if breakdowns else {})}, "test")
+        with make_source(config) as source:
+            runtime = make_runtime(config, source, persistent=True)
+            runtime.restore()
+            assert runtime.run("app_accesses", now)
+            return runtime
+
+    runtime = run(START + timedelta(days=4))
+    totals = runtime._last_samples["app_accesses"][name]
+    assert totals == budget_truth(first.app_accesses)
+    assert all(key[0] == "all" or key[1] == "all" for key, _ in runtime._stored["app_accesses"].state["totals"][name])
+
+    later = make_events(rng, 500, 300, START + timedelta(days=4, hours=1), timedelta(hours=5))
+    insert(source_dsn, RawData(app_accesses=later.app_accesses))
+    everything = first.app_accesses + later.app_accesses
+    assert run(START + timedelta(days=5))._last_samples["app_accesses"][name] == budget_truth(everything)
+
+    whole = run(START + timedelta(days=5, minutes=1), FULL_BREAKDOWNS)._last_samples["app_accesses"][name]
+    assert whole == dict(expected_event_counts(accounts, everything, with_app=True))
+    assert run(START + timedelta(days=5, minutes=2))._last_samples["app_accesses"][name] == budget_truth(everything)
