@@ -196,15 +196,6 @@ def markdown(r: "Report") -> str:
         add(f"- **{what}.** " + _cause(r, what))
     if missed:
         add("")
-    add(f"- **Instant cycle, wall time** (not a target; the target is on database time): ent-exporter's"
-        f" cycle took {_ms(r.instant_ent.seconds)} for {_ms(r.instant_ent.db_ms / 1000)} in the database. The rest"
-        " is Python in the runtime (`exporter/runtime.py`, `collectors/base.py`): per cycle, the app-access"
-        f" counter ({r.series_by_family.get('ent_app_accesses_total', 0):,} series) is decoded, its change times"
-        " tracked and its totals encoded for the state file, and the garbage collector walks what the process"
-        " holds. The exposition's part of it (rendering the changed family, gzip) is a few tens of ms since"
-        " the renderer replaced prometheus-client. Next step: keep the totals and change times in a compact"
-        " form between cycles in the runtime instead of re-encoding them, and `gc.freeze()` after the restore.")
-    add("")
     add(NOTES.strip())
     add("")
     return "\n".join(out)
@@ -219,17 +210,18 @@ def _cause(r: "Report", what: str) -> str:
                 " pre-rendered bytes, no query, no render): the 20 scrapers are processes on the same 2 cores as"
                 " the exporter, so with 20 requests always outstanding the mean latency is 20 / throughput"
                 f" ≈ {20 / max(st.per_second, 1e-9) * 1000:.1f} ms (Little's law) and the tail is the scheduler's"
-                " time slices among ~40 runnable threads. Each scrape moves the 1.4 MB body through the loopback"
-                " twice (server copy, client copy). With Prometheus servers on other machines, as in"
+                f" time slices among ~40 runnable threads. Each scrape moves the {_bytes(st.bytes)} body through the"
+                " loopback twice (server copy, client copy). With Prometheus servers on other machines, as in"
                 " production, the exporter's side is the p50 or less.")
     if what.startswith("scrape p99 vs"):
         return f"measured {r.scrape_p99_ratio:.1f}×."
     if "serving" in what:
-        return (f"measured {_mb(r.serve_peak_rss_kb)}. Of that, about 50 MB is the interpreter and its libraries,"
-                f" {_bytes(r.body_bytes)} the rendered text, and the rest the {r.series:,} series held three"
-                " ways (the exposition's copy, the runtime's last samples, its state for the next cycle); an"
-                " instant cycle adds the transient encodings of the counter it saves. It grows with the series"
-                " count (the 168,000 heatmap cells of 1,000 structures are half of it), not with events.")
+        return (f"measured {_mb(r.serve_peak_rss_kb)}. About 60 MB of it is the interpreter and its libraries"
+                f" (numpy, psycopg, prometheus-client), {_bytes(r.body_bytes)} the rendered text beside its gzipped"
+                f" copy; the rest is the {r.series:,} published series kept for the exposition (their values and"
+                " their formatted lines, so that a change re-formats only what moved) and the counters' states"
+                " (totals in the series budget's shape). The window collectors' per-day aggregates are not in it:"
+                " they are read from the state directory when those collectors run.")
     if "first start" in what:
         steps = list(r.first_start_rss_after.items())
         jumps = [(name, kb - (steps[i - 1][1] if i else 0)) for i, (name, kb) in enumerate(steps) if i]
@@ -249,10 +241,15 @@ def _cause(r: "Report", what: str) -> str:
                 " previous-month visitors and the daily accounts (every account); see a plan with"
                 " EXPLAIN (ANALYZE, BUFFERS).")
     if what.startswith("instant cycle: wall time"):
-        return (f"measured {r.instant_wall_over_db:.1f}×: the rest is Python in the runtime, per collector "
+        return (f"measured {r.instant_wall_over_db:.1f}× (wall {_ms(r.instant_ent.seconds)}): per collector "
                 + ", ".join(f"{n} {_ms(t)}" for n, t in sorted(r.instant_ent_collectors.items()))
-                + ". Each saved state is still written whole (with fsync) and the changed family gzipped whole;"
-                " the lines of unchanged series are no longer formatted again.")
+                + ". The database part is proportional to the new events; the rest is Python proportional to each"
+                " counter's series, not to what moved: a cycle decodes the counter's totals from its state,"
+                " compares them with the last values to track which series moved, writes the state file whole"
+                " (with fsync) and gzips the changed family whole, a few passes over each counter's series"
+                f" (app accesses: {r.series_by_family.get('ent_app_accesses_total', 0):,}, counted in the series"
+                " budget's shape). Next step: a journal of the moved series per cycle instead of whole state"
+                " files, and the totals kept decoded between cycles.")
     if what.startswith("active series"):
         return f"measured {r.per_structure:.0f} per structure."
     if what.startswith("Prometheus"):
