@@ -91,8 +91,8 @@ class _ActivationCounts(Collector):
             open_days[day] = _at_least(samples, open_days.get(day))
         for day in sorted(d for d in open_days if d < first_open_day):
             _add(frozen, open_days.pop(day))
-        totals = decode_samples(self.families, {})
-        for samples in (frozen, *open_days.values()):
+        totals = {name: dict(series) for name, series in frozen.items()}  # the frozen part, copied at C speed
+        for samples in open_days.values():
             _add(totals, samples)
         return Result(totals, {
             "open_since": first_open_day.isoformat(),
