@@ -90,7 +90,8 @@ class Family:
     # A heavy breakdown (series budget, see README "Series budget"): unless the configuration's
     # ``breakdowns`` enables it, each structure but "all" publishes, instead of its full breakdown,
     # one marginal per label named here: that label "all", summed over its values (families that
-    # count people: their own "all" series, people are never summed). structure="all" stays whole.
+    # count people or are not additive, such as ratios: their own "all" series, people and ratios
+    # are never summed). structure="all" stays whole.
     structure_marginals: tuple[str, ...] = ()
     # The ``breakdowns`` key that publishes the full breakdown for every structure.
     breakdown_option: str | None = None

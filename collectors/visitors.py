@@ -36,6 +36,9 @@ VISITS_PER_VISITOR = Family(
     "ent_visits_per_visitor", Kind.GAUGE,
     "Logins in the calendar period divided by its unique visitors (0 when none).",
     LABELS, additive=False,
+    # Series budget: per structure, profile="all" (the collector's own ratio over every profile) unless
+    # breakdowns.visits_per_visitor_by_profile_per_structure publishes every profile; structure="all" whole.
+    structure_marginals=("profile",), breakdown_option="visits_per_visitor_by_profile_per_structure",
 )
 
 # Per period, per structure of the user and per profile: distinct users and their logins.

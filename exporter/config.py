@@ -95,6 +95,9 @@ class BreakdownsConfig(_Section):
     user_logins_30d_by_profile_per_structure: bool = Field(
         False, description="ent_user_logins_30d: the distribution of every profile for every structure"
                            " (default: structure=\"all\" per profile, other structures profile=\"all\")")
+    visits_per_visitor_by_profile_per_structure: bool = Field(
+        False, description="ent_visits_per_visitor: the ratio of every profile for every structure"
+                           " (default: structure=\"all\" per profile, other structures profile=\"all\")")
 
     def enabled(self) -> frozenset[str]:
         return frozenset(name for name, on in self.model_dump().items() if on)

@@ -40,7 +40,7 @@ class Policy:
 def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
     """The series budget's shape of a heavy breakdown (Family.structure_marginals): structure="all"
     whole; every other structure as one marginal per listed label (that label "all", summed; for
-    people counts, the collector's own "all" series)."""
+    people counts and non-additive families such as ratios, the collector's own "all" series)."""
     structure = family.labels.index("structure")
     positions = [family.labels.index(name) for name in family.structure_marginals]
     shaped: dict[LabelValues, Value] = {}
@@ -48,9 +48,10 @@ def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> 
         if key[structure] == "all":
             shaped[key] = value
             continue
-        if family.counts_people:
-            # People are never summed: their marginal is the series the collector counted with that
-            # label "all" (each person once), kept; the others are left out.
+        if family.counts_people or not family.additive:
+            # People are never summed, nor are ratios: their marginal is the series the collector
+            # computed with that label "all" (each person once; the ratio over everyone), kept; the
+            # others are left out.
             if all(key[position] == "all" for position in positions):
                 shaped[key] = value
             continue

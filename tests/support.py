@@ -56,9 +56,11 @@ def free_port() -> int:
 
 
 # Every heavy per-structure breakdown published whole (the series budget's opt-ins): for tests whose
-# truth is the full breakdown of ent_logins_by_hour or ent_app_accesses_total per structure.
+# truth is the full breakdown per structure of ent_logins_by_hour, ent_app_accesses_total,
+# ent_user_logins_30d or ent_visits_per_visitor.
 FULL_BREAKDOWNS = {"logins_by_hour_per_structure": True, "app_accesses_by_profile_per_structure": True,
-                   "user_logins_30d_by_profile_per_structure": True}
+                   "user_logins_30d_by_profile_per_structure": True,
+                   "visits_per_visitor_by_profile_per_structure": True}
 
 
 def write_config(path: Path, dsn: str, **overrides) -> Path:

@@ -511,6 +511,25 @@ def test_people_panels_never_sum_profiles():
     assert not wrong, "\n".join(wrong)
 
 
+def test_visits_per_visitor_by_profile_is_read_only_where_published_and_the_panel_says_it_is_opt_in():
+    """Per structure, ent_visits_per_visitor by profile is an opt-in breakdown (series budget): by default an
+    establishment publishes only its profile="all" ratio. A panel reading it by profile reads profile!="all"
+    with no fallback (no other series, which would be a wrong number in a profile's row, nor a sum of
+    ratios) and its description, in both languages, names the option that publishes it."""
+    readers = 0
+    for name, dashboard in all_dashboards().items():
+        for panel in iter_panels(dashboard):
+            exprs = [t["expr"] for t in panel.get("targets", []) if "ent_visits_per_visitor" in t.get("expr", "")]
+            for expr in exprs:
+                matchers = re.search(r"ent_visits_per_visitor\{([^}]*)\}", expr).group(1)
+                if 'profile="all"' in matchers:
+                    continue
+                readers += 1
+                assert 'profile!="all"' in matchers and not re.search(r"\b(?:or|sum|avg)\b", expr), (name, expr)
+                assert "breakdowns.visits_per_visitor_by_profile_per_structure" in panel["description"], (name, panel["title"])
+    assert readers == 2  # the overview's "Visitors by profile", in French and English
+
+
 # -- languages ------------------------------------------------------------------------------------
 
 def french_table() -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,13 @@ SCRAPE_INTERVAL = "1s"
 # Concrete values for Grafana's variables, as a user picking them would produce.
 BUILTINS = {"__rate_interval": "1m", "__range": "10m", "__interval": "15s", "__range_s": "600",
             "__interval_ms": "15000", "instance": ".*"}
+
+
+# A per-structure breakdown that is opt-in (series budget, `breakdowns`) and that the demo leaves off, as the
+# default configuration does: visits per visitor by profile exist for structure "all" only. A panel reading them
+# must be empty for an establishment (no wrong number; its description says how to enable them) and have data
+# for "All".
+OPT_IN_PER_STRUCTURE = re.compile(r'ent_visits_per_visitor\{[^}]*profile!="all"')
 
 
 def api(port: int, path: str, **params) -> dict:
@@ -162,13 +170,18 @@ def test_every_panel_query_returns_data(request, fixture):
     queries = panel_queries()
     assert len(queries) >= 20, "the dashboards should have been generated (grafana/dashboards/<lang>/*.json)"
     values = variable_values(stack["prometheus"])
-    empty, failed = [], []
+    empty, failed, opt_in, opt_in_checked = [], [], [], []
     asked = set()
     for dashboard, panel, expr in queries:
         concrete = substitute(expr, values)
         if concrete in asked:  # the same query in the other language
             continue
         asked.add(concrete)
+        if OPT_IN_PER_STRUCTURE.search(expr):
+            if api(stack["prometheus"], "/api/v1/query", query=concrete)["data"]["result"]:
+                opt_in.append(f"{dashboard} / {panel}: {concrete}")
+            opt_in_checked.append(concrete)
+            concrete = substitute(expr, {**values, "structure": "all"})
         if " offset " in expr:
             # A comparison with the previous period or a year earlier: the demo's history is minutes
             # long, so it may rightly be empty; tests/test_panels_history.py checks these on a backfilled
@@ -183,6 +196,7 @@ def test_every_panel_query_returns_data(request, fixture):
         if not answer["data"]["result"]:
             empty.append(f"{dashboard} / {panel}: {concrete}")
     assert not failed, "queries Prometheus rejected:\n" + "\n".join(failed)
+    assert opt_in_checked and not opt_in, "opt-in per-structure series published by default:\n" + "\n".join(opt_in)
     # Panels that hide intervals without enough calls (as the alerts do) say "no calls" instead of a
     # 0/0 ratio: empty is right for them when the connector has too few calls at this hour.
     quiet = api(stack["prometheus"], "/api/v1/query",

@@ -248,8 +248,15 @@ OVERVIEW_FR = {
         "Nombre de connexions réussies pendant la période, par profil.",
     "Connections by profile": "Connexions par profil",
     "Per profile: unique visitors of the current month (to date) and of the previous closed month, and visits per "
-    "visitor this month.":
-        "Par profil, les visiteurs du mois en cours et du mois précédent et le nombre de visites par visiteur.",
+    "visitor this month. Per establishment, visits per visitor by profile are opt-in (series budget: "
+    "breakdowns.visits_per_visitor_by_profile_per_structure): without it that column is empty for an "
+    "establishment (\"All\" always has it), and its visits per visitor over every profile are the \"Visits per "
+    "visitor\" figure above.":
+        "Par profil, les visiteurs du mois en cours et du mois précédent et le nombre de visites par visiteur. "
+        "Par établissement, les visites par visiteur de chaque profil sont en option (option de l'exportateur "
+        "breakdowns.visits_per_visitor_by_profile_per_structure) : sans elle, cette colonne est vide pour un "
+        "établissement (« All » l'a toujours), et ses visites par visiteur, tous profils confondus, sont le "
+        "chiffre « Visites par visiteur » ci-dessus.",
     "Visitors by profile": "Visiteurs par profil",
     "For each profile, the application opened most often during the period and its openings.":
         "Pour chaque profil, l'application la plus ouverte pendant la période et son nombre d'ouvertures.",

@@ -124,9 +124,14 @@ panels = [
               instant(f"sum by (profile) ({LOGINS_IN_PERIOD})", "{{profile}}"), "short", decimals=0), 8, 8),
     (table("Visitors by profile",
            "Per profile: unique visitors of the current month (to date) and of the previous closed month, and "
-           "visits per visitor this month.",
+           "visits per visitor this month. Per establishment, visits per visitor by profile are opt-in (series "
+           "budget: breakdowns.visits_per_visitor_by_profile_per_structure): without it that column is empty for "
+           "an establishment (\"All\" always has it), and its visits per visitor over every profile are the "
+           "\"Visits per visitor\" figure above.",
            [instant(f"sum by (profile) ({visitors('month')})", fmt="table", ref="A"),
             instant(f"sum by (profile) ({visitors('previous_month')})", fmt="table", ref="B"),
+            # Per profile only where published (structure="all", or every structure with the breakdown):
+            # never the structure's profile="all" ratio in a profile's row, nor a sum of ratios.
             instant(f'max by (profile) (ent_visits_per_visitor{{{SP}, period="month"}})', fmt="table", ref="C")],
            "short",
            transformations=[
