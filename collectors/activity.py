@@ -116,8 +116,9 @@ class ActivityCollector(Collector):
         logins += np.bincount(edge_30.user, weights=edge_30.count.astype(np.float64), minlength=size)
         for day in days_between(b30 + timedelta(days=1), now.astimezone(zone).date()):  # a day at a time
             if day in log.days and not log.days[day].folded:
-                logins += np.bincount(log.days[day].whole().user, weights=log.days[day].whole().count.astype(np.float64),
-                                      minlength=size)
+                whole = log.days[day].whole()
+                logins += np.bincount(whole.user, weights=whole.count.astype(np.float64), minlength=size)
+                del whole
         seen_90 = last_day > b90.toordinal()
         seen_90[edge_90.user[edge_90.count > 0]] = True
         seen_90[logins > 0] = True

@@ -36,17 +36,34 @@ from .incremental import _day_start, _local_day, _snapshot
 JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: (t, ...) == [t + 1 µs, ...)
 PROFILE = "profile"
 HOUR = "hour"
+# Each kept column: its expression, and whether it is a label (text, numbered by the log) or a
+# small integer.
 _COLUMNS = {
-    PROFILE: sql.SQL("coalesce(nullif(profile, ''), 'unknown')"),
-    HOUR: sql.SQL("extract(hour FROM occurred_at AT TIME ZONE %(zone)s)::int"),
+    PROFILE: sql.SQL("coalesce(nullif(profile, ''), 'unknown') COLLATE \"C\""),
+    HOUR: sql.SQL("extract(hour FROM occurred_at AT TIME ZONE %(zone)s)::int2"),
 }
+_LABELS = (PROFILE,)
 
-# One local day's logins of [since, until), per user (and the columns a log keeps).
+# One local day's logins of [since, until), per user (and the columns a log keeps), as one row of
+# arrays rather than a row per group, so that no Python object is made per group: the day's
+# distinct users once (text[]) with their positions, then per group its user's position, the kept
+# columns and the count, each as one bytea of big-endian integers read straight into numpy.
+# Label columns (the profile) come the same way as the users: their distinct values once, and a
+# position per group. Positions are explicit (dense_rank), whatever order the aggregates see.
 DAY_LOGINS = sql.SQL("""
-    SELECT user_id, {columns}count(*)
-    FROM {login_events}
-    WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
-    GROUP BY {groups}
+    WITH per_user AS (
+        SELECT user_id COLLATE "C" AS user_id, {columns}count(*)::int4 AS logins
+        FROM {login_events}
+        WHERE occurred_at >= %(since)s AND occurred_at < %(until)s
+        GROUP BY {groups}
+    ), ranked AS (
+        SELECT *, (dense_rank() OVER w - 1)::int4 AS position,
+               row_number() OVER w = 1 OR lag(user_id) OVER w IS DISTINCT FROM user_id AS first{ranks}
+        FROM per_user WINDOW w AS (ORDER BY user_id)
+    )
+    SELECT array_agg(user_id) FILTER (WHERE first), string_agg(int4send(position), ''::bytea) FILTER (WHERE first)
+           {labels}, string_agg(int4send(position), ''::bytea){values}, string_agg(int4send(logins), ''::bytea)
+    FROM ranked
 """)
 
 
@@ -63,32 +80,54 @@ class Day:
     ``closed``: recounted whole after the late-commit limit, final. ``folded``: its arrays were
     dropped (the collector kept what it needs of them elsewhere). An open day keeps apart, in
     ``tail``, its events of the last late-commit limit before the watermark: they are read again
-    at the next run (so events committed late within the limit are counted)."""
+    at the next run (so events committed late within the limit are counted).
 
-    __slots__ = ("user", "columns", "count", "closed", "folded", "tail")
+    A closed day is final: it is kept ``packed`` only (its encoded, compressed arrays, as in the
+    state), encoded once when it closes and decoded only for the moment a collector combines it
+    (``whole``), so a window of days costs its compressed size, not its arrays."""
 
-    def __init__(self, user: np.ndarray, columns: dict[str, np.ndarray], count: np.ndarray,
-                 closed: bool = False, folded: bool = False, tail: "Day | None" = None) -> None:
+    __slots__ = ("user", "columns", "count", "closed", "folded", "tail", "packed")
+
+    def __init__(self, user: np.ndarray | None, columns: dict[str, np.ndarray] | None, count: np.ndarray | None,
+                 closed: bool = False, folded: bool = False, tail: "Day | None" = None,
+                 packed: dict[str, Any] | None = None) -> None:
         self.user, self.columns, self.count, self.closed, self.folded = user, columns, count, closed, folded
         self.tail = tail
+        self.packed = packed
 
     def add(self, other: "Day") -> None:
+        self.unpack()
         self.user = np.concatenate([self.user, other.user])
         self.columns = {name: np.concatenate([self.columns[name], other.columns[name]]) for name in self.columns}
         self.count = np.concatenate([self.count, other.count])
 
+    def pack(self) -> None:
+        """Keeps the day as its encoded arrays only (a closed day: it changes no more)."""
+        if self.packed is None and not self.folded:
+            self.packed = _arrays(self)
+        self.user = self.columns = self.count = None
+
+    def unpack(self) -> None:
+        if self.user is None and self.packed is not None:
+            self.user, self.columns, self.count = _from_arrays(self.packed, list(self.packed["columns"]))
+            self.packed = None
+
     def whole(self) -> "Day":
-        """Settled part and tail together."""
+        """Settled part and tail together, as arrays (a packed day decoded for the moment, not kept)."""
+        if self.user is None and self.packed is not None:
+            day = Day(*_from_arrays(self.packed, list(self.packed["columns"])))
+        else:
+            day = self
         if self.tail is None or not len(self.tail.user):
-            return self
-        day = Day(self.user, dict(self.columns), self.count)
+            return day
+        day = Day(day.user, dict(day.columns), day.count)
         day.add(self.tail)
         return day
 
     def state(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"closed": self.closed, "folded": self.folded}
         if not self.folded:
-            entry.update(_arrays(self))
+            entry.update(self.packed if self.packed is not None else _arrays(self))
             if self.tail is not None:
                 entry["tail"] = _arrays(self.tail)
         return entry
@@ -98,6 +137,10 @@ class Day:
         if entry.get("folded"):
             return cls(*_empty(names), closed=bool(entry.get("closed")), folded=True)
         tail = entry.get("tail")
+        if entry.get("closed") and tail is None:  # final: kept encoded, as stored (decoded when combined)
+            packed = {"user": entry["user"], "count": entry["count"],
+                      "columns": {name: entry["columns"][name] for name in names}}
+            return cls(None, None, None, closed=True, packed=packed)
         return cls(*_from_arrays(entry, names), closed=bool(entry.get("closed")),
                    tail=None if tail is None else cls(*_from_arrays(tail, names)))
 
@@ -114,6 +157,11 @@ def _from_arrays(entry: dict[str, Any], names: Sequence[str]) -> tuple:
 
 def _empty(names: Sequence[str]) -> tuple:
     return np.zeros(0, np.int32), {name: np.zeros(0, np.int16) for name in names}, np.zeros(0, np.int32)
+
+
+def _integers(data: bytes | None, dtype: str) -> np.ndarray:
+    """Big-endian integers sent as one bytea (string_agg of int4send/int2send), in native order."""
+    return np.frombuffer(data or b"", dtype).astype(dtype.replace(">", "="))
 
 
 class DayLog:
@@ -155,7 +203,8 @@ class DayLog:
         """Brings the days ``first``..local day of ``until`` up to ``until`` (exclusive, UTC).
 
         Days before ``first`` are dropped. ``fold`` is called with each day counted whole or
-        brought up to date; closed days before ``keep_from`` then lose their arrays."""
+        brought up to date; closed days before ``keep_from`` then lose their arrays. Closed
+        days are kept packed (encoded once, when they close)."""
         zone = ctx.timezone
         now = ctx.now.astimezone(timezone.utc)
         if self.watermark is not None and self.watermark > until:  # the clock went back: start over
@@ -173,6 +222,7 @@ class DayLog:
             closed = end + ctx.late_commit_limit <= now and until >= end
             entry = self.days.get(day)
             if entry is None or (closed and not entry.closed):
+                self.days.pop(day, None)  # a live count goes before its day's recount arrives
                 if closed:  # the whole day at once, final
                     entry = self.read(ctx, start, end)
                     entry.closed = True
@@ -194,27 +244,54 @@ class DayLog:
                     fold(day, entry.whole())
             if keep_from is not None and day < keep_from and entry.closed and not entry.folded:
                 entry.user, entry.columns, entry.count = _empty(self.names)
+                entry.packed = None
                 entry.folded = True
+            if entry.closed:
+                entry.pack()
             day += timedelta(days=1)
         self.watermark = until
         self.tail_since = tail_since
 
     def read(self, ctx: Context, since: datetime, until: datetime, source: Any = None) -> Day:
-        """The logins of [since, until) as a Day (one statement, an index range scan)."""
-        columns = sql.SQL("").join(sql.SQL("{}, ").format(_COLUMNS[name]) for name in self.names)
+        """The logins of [since, until) as a Day (one statement, an index range scan), fetched as
+        arrays (see DAY_LOGINS): each of the day's users is numbered once, whatever its groups."""
+        per_user = sql.SQL("").join(sql.SQL("{} AS {}, ").format(_COLUMNS[name], sql.Identifier(name))
+                                    for name in self.names)
         groups = sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(self.names) + 1))
-        rows = (source or ctx.source).fetch(
-            DAY_LOGINS, {"since": since, "until": until, "zone": _zone(ctx)}, columns=columns, groups=groups)
-        number = self.number
-        user = np.fromiter((number(row[0]) for row in rows), np.int32, len(rows))
-        values: dict[str, np.ndarray] = {}
-        for position, name in enumerate(self.names, start=1):
-            if name == PROFILE:
-                values[name] = np.fromiter((self.profile_number(row[position]) for row in rows), np.int16, len(rows))
-            else:
-                values[name] = np.fromiter((row[position] for row in rows), np.int16, len(rows))
-        count = np.fromiter((row[-1] for row in rows), np.int32, len(rows))
-        return Day(user, values, count)
+        labels = [name for name in self.names if name in _LABELS]
+        ranks = sql.SQL("").join(
+            sql.SQL(", (dense_rank() OVER (ORDER BY {0}) - 1)::int2 AS {1}, row_number() OVER (PARTITION BY {0}) = 1"
+                    " AS {2}").format(sql.Identifier(name), sql.Identifier(f"{name}_rank"),
+                                      sql.Identifier(f"{name}_first")) for name in labels)
+        label_lists = sql.SQL("").join(
+            sql.SQL(", array_agg({0}) FILTER (WHERE {2}), string_agg(int2send({1}), ''::bytea) FILTER (WHERE {2})").format(
+                sql.Identifier(name), sql.Identifier(f"{name}_rank"), sql.Identifier(f"{name}_first"))
+            for name in labels)
+        values = sql.SQL("").join(
+            sql.SQL(", string_agg(int2send({}), ''::bytea)").format(
+                sql.Identifier(f"{name}_rank" if name in _LABELS else name)) for name in self.names)
+        row = (source or ctx.source).fetch(
+            DAY_LOGINS, {"since": since, "until": until, "zone": _zone(ctx)},
+            columns=per_user, groups=groups, ranks=ranks, labels=label_lists, values=values)[0]
+        numbers = self._numbers(row[0], row[1], self.number, np.int32)
+        label_numbers = {name: self._numbers(row[2 + 2 * i], row[3 + 2 * i], self.profile_number, np.int16)
+                         for i, name in enumerate(labels)}
+        positions, *columns, counts = row[2 + 2 * len(labels):]
+        user = numbers[_integers(positions, ">i4")]
+        found: dict[str, np.ndarray] = {}
+        for name, data in zip(self.names, columns):
+            value = _integers(data, ">i2")
+            found[name] = label_numbers[name][value] if name in label_numbers else value
+        return Day(user, found, _integers(counts, ">i4"))
+
+    @staticmethod
+    def _numbers(values: list | None, positions: bytes | None, number: Callable[[Any], int], dtype: Any) -> np.ndarray:
+        """The log's numbers of a day's distinct values, by their position in the day (dense_rank)."""
+        values = values or []
+        numbers = np.zeros(len(values), dtype)
+        numbers[_integers(positions, ">i4" if dtype is np.int32 else ">i2")] = np.fromiter(
+            map(number, values), dtype, len(values))
+        return numbers
 
     def window(self, days: Iterable[date]) -> Day:
         """The days' arrays, concatenated (days absent or folded contribute nothing)."""

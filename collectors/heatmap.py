@@ -8,6 +8,7 @@ structure nobody logged in to is 0, not absent.
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import chain
 
 import numpy as np
 from psycopg import sql
@@ -73,7 +74,7 @@ class LoginHeatmapCollector(Collector):
         per_structure = np.zeros(len(attachments.structures) * 168)
         everyone = np.zeros(168)
         # Day by day (a day's arrays at a time, never the window's at once).
-        for day, logins in [*((day, log.days[day].whole()) for day in days if day in log.days), (boundary, edge)]:
+        for day, logins in chain(((day, log.days[day].whole()) for day in days if day in log.days), [(boundary, edge)]):
             cell = (day.isoweekday() - 1) * 24 + logins.columns[HOUR].astype(np.int64)
             count = logins.count.astype(np.float64)
             rows, structure = attachments.expand(logins.user)

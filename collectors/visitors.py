@@ -116,8 +116,9 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
         end = max(end for _, _, end in periods)
         log.update(ctx, first, end)
         today = ctx.now.astimezone(zone).date()
-        windows = [(name, [log.days[day].whole() for day in days_between(start.astimezone(zone).date(), today)
-                           if day in log.days]) for name, start, _ in periods]
+        # Each period's days, decoded one at a time as combine_days reaches them (never the month's at once).
+        windows = [(name, (log.days[day].whole() for day in days_between(start.astimezone(zone).date(), today)
+                           if day in log.days)) for name, start, _ in periods]
         none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
         samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
         attachments = Attachments(ctx, log)
