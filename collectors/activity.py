@@ -17,7 +17,7 @@ from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
 from .known import people_pairs, zeros
-from .daily import JUST_AFTER, DayLog, _decode, _encode, days_between
+from .daily import JUST_AFTER, DayLog, _decode, _encode, _integers, days_between
 from .periods import local_midnight, utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -70,10 +70,34 @@ ACTIVITY = sql.SQL("""
 """)
 
 
-# The activated attachments, distinct (user, structure, profile), label rule applied.
+# The activated attachments, distinct (user, structure, profile), label rule applied, as arrays (as
+# collectors.daily's statements): each one's user by its number in the log (the log's users go in as
+# one array, their positions are their numbers), the activated users the log has not numbered (no
+# login in its days) numbered after them (gaps are harmless); structures and profiles by position
+# in their lists.
 ACTIVATED = sql.SQL("""
-    SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown'), coalesce(nullif(profile, ''), 'unknown')
-    FROM {accounts} WHERE activated_at <= %(now)s
+    WITH numbered AS (
+        SELECT user_id COLLATE "C" AS user_id, (number - 1)::int4 AS number
+        FROM unnest(%(users)s::text[]) WITH ORDINALITY AS numbered(user_id, number)
+        WHERE user_id IS NOT NULL
+    ), activated AS (
+        SELECT *, (dense_rank() OVER (ORDER BY user_id) - 1)::int4 AS rank FROM (
+            SELECT DISTINCT user_id COLLATE "C" AS user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure,
+                   coalesce(nullif(profile, ''), 'unknown') AS profile
+            FROM {accounts} WHERE activated_at <= %(now)s AND user_id IS NOT NULL  -- NOT NULL in the contract
+        ) AS attachment
+    ), structures AS (
+        SELECT structure, (row_number() OVER () - 1)::int4 AS position FROM (SELECT DISTINCT structure FROM activated) s
+    ), profiles AS (
+        SELECT profile, (row_number() OVER () - 1)::int4 AS position FROM (SELECT DISTINCT profile FROM activated) p
+    )
+    SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
+           (SELECT array_agg(profile ORDER BY position) FROM profiles),
+           -- a user the log has not numbered: past the log's numbers, by rank among the activated users
+           string_agg(int4send(coalesce(numbered.number, %(size)s + activated.rank)), ''::bytea),
+           string_agg(int4send(structures.position), ''::bytea), string_agg(int4send(profiles.position), ''::bytea)
+    FROM activated
+    JOIN structures USING (structure) JOIN profiles USING (profile) LEFT JOIN numbered USING (user_id)
 """)
 
 
@@ -126,22 +150,14 @@ class ActivityCollector(Collector):
         return Result(samples, state={"log": log.state(), "last_day": _encode(last_day.astype("<i4"))})
 
     def _combine(self, ctx: Context, log: DayLog, logins: np.ndarray, seen_90: np.ndarray) -> Samples:
-        rows = ctx.source.fetch(ACTIVATED, {"now": utc(ctx.now)})
-        numbers = log.numbers
-        strangers: dict[str, int] = {}  # activated users without a login in the log: numbered past it
-        structures: dict[str, int] = {}
-        profiles: dict[str, int] = {}
-        user = np.empty(len(rows), np.int64)
-        structure = np.empty(len(rows), np.int64)
-        profile = np.empty(len(rows), np.int64)
-        for i, (u, s, p) in enumerate(rows):
-            number = numbers.get(u)
-            if number is None:
-                number = strangers.setdefault(u, len(log.users) + len(strangers))
-            user[i] = number
-            structure[i] = structures.setdefault(s, len(structures))
-            profile[i] = profiles.setdefault(p, len(profiles))
-        size = len(log.users) + len(strangers)
+        structure_list, profile_list, user, structure, profile = ctx.source.fetch(
+            ACTIVATED, {"now": utc(ctx.now), "users": log.users, "size": len(log.users)})[0]
+        user = _integers(user, ">i4").astype(np.int64)
+        structure = _integers(structure, ">i4").astype(np.int64)
+        profile = _integers(profile, ">i4").astype(np.int64)
+        structures = {name: position for position, name in enumerate(structure_list or [])}
+        profiles = {name: position for position, name in enumerate(profile_list or [])}
+        size = max(len(log.users), int(user.max()) + 1 if len(user) else 0)
         user_logins = np.concatenate([logins, np.zeros(size - len(logins))]).astype(np.int64)
         user_seen_90 = np.concatenate([seen_90, np.zeros(size - len(seen_90), bool)])
         structure_names = [*structures, "all"]

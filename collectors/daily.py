@@ -324,9 +324,23 @@ def days_between(first: date, last: date) -> list[date]:
 
 # -- attribution: each user's structures, from accounts ----------------------------------------
 
-# Each user's structures (label rule applied), for the users the log has numbered.
+# Each user's structures (label rule applied), for the users the log has numbered: the log's users
+# go in as one array (their positions are their numbers), and (number, structure) pairs come back as
+# arrays, the structures' names once each, as DAY_LOGINS does. No Python object per account.
 USER_STRUCTURES = sql.SQL("""
-    SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') FROM {accounts}
+    WITH numbered AS (
+        SELECT user_id, (number - 1)::int4 AS number
+        FROM unnest(%(users)s::text[]) WITH ORDINALITY AS numbered(user_id, number)
+        WHERE user_id IS NOT NULL
+    ), attached AS (
+        SELECT DISTINCT numbered.number, coalesce(nullif(a.structure_id, ''), 'unknown') AS structure
+        FROM numbered JOIN {accounts} AS a ON a.user_id = numbered.user_id
+    ), structures AS (
+        SELECT structure, (row_number() OVER () - 1)::int4 AS position FROM (SELECT DISTINCT structure FROM attached) s
+    )
+    SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
+           string_agg(int4send(number), ''::bytea), string_agg(int4send(position), ''::bytea)
+    FROM attached JOIN structures USING (structure)
 """)
 
 
@@ -335,26 +349,16 @@ class Attachments:
     number (a gather, no search); the few further attachments are sorted parallel arrays."""
 
     def __init__(self, ctx: Context, log: DayLog) -> None:
-        self.structures: list[str] = []
-        numbers: dict[str, int] = {}
-        users, structures = [], []
-        lookup = log.numbers.get
-        for user, structure in ctx.source.fetch(USER_STRUCTURES):
-            number = lookup(user)
-            if number is None:
-                continue
-            index = numbers.get(structure)
-            if index is None:
-                index = numbers[structure] = len(self.structures)
-                self.structures.append(structure)
-            users.append(number)
-            structures.append(index)
+        names, users, structures = ctx.source.fetch(USER_STRUCTURES, {"users": log.users})[0]
+        self.structures: list[str] = list(names or [])
+        numbers = {structure: position for position, structure in enumerate(self.structures)}
+        users, structures = _integers(users, ">i4"), _integers(structures, ">i4")
         self.unknown = numbers.get("unknown")
         if self.unknown is None:
             self.unknown = len(self.structures)
             self.structures.append("unknown")
-        user = np.asarray(users, np.int64)
-        structure = np.asarray(structures, np.int64)
+        user = users.astype(np.int64)
+        structure = structures.astype(np.int64)
         order = np.argsort(user, kind="stable")
         user, structure = user[order], structure[order]
         # The first attachment of each user by number; the others apart.
