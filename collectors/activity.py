@@ -72,14 +72,15 @@ ACTIVITY = sql.SQL("""
 
 # The activated attachments, distinct (user, structure, profile), label rule applied, as arrays (as
 # collectors.daily's statements): each one's user by its number in the log (the log's users go in as
-# one array, their positions are their numbers), the activated users the log has not numbered (no
+# one bytea, their positions are their numbers), the activated users the log has not numbered (no
 # login in its days) numbered after them (gaps are harmless); structures and profiles by position
 # in their lists.
 ACTIVATED = sql.SQL("""
-    WITH numbered AS (
-        SELECT user_id COLLATE "C" AS user_id, (number - 1)::int4 AS number
-        FROM unnest(%(users)s::text[]) WITH ORDINALITY AS numbered(user_id, number)
-        WHERE user_id IS NOT NULL
+    WITH numbered AS (  -- the log's users (Users.ids_bytes), their positions are their numbers
+        SELECT convert_from(btrim(substring(%(ids)s::bytea FROM n * %(width)s + 1 FOR %(width)s), '\\x00'::bytea),
+                            'UTF8') COLLATE "C" AS user_id, n::int4 AS number
+        FROM generate_series(0, %(count)s - 1) AS n
+        WHERE n IS DISTINCT FROM %(null)s::int
     ), activated AS (
         SELECT *, (dense_rank() OVER (ORDER BY user_id) - 1)::int4 AS rank FROM (
             SELECT DISTINCT user_id COLLATE "C" AS user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure,
@@ -151,7 +152,7 @@ class ActivityCollector(Collector):
 
     def _combine(self, ctx: Context, log: DayLog, logins: np.ndarray, seen_90: np.ndarray) -> Samples:
         structure_list, profile_list, user, structure, profile = ctx.source.fetch(
-            ACTIVATED, {"now": utc(ctx.now), "users": log.users, "size": len(log.users)})[0]
+            ACTIVATED, {"now": utc(ctx.now), "size": len(log.users), **log.users.parameters()})[0]
         user = _integers(user, ">i4").astype(np.int64)
         structure = _integers(structure, ">i4").astype(np.int64)
         profile = _integers(profile, ">i4").astype(np.int64)

@@ -13,8 +13,11 @@ reaches further back) is counted whole: the fallback full recount. A ``now`` beh
 watermark (a clock set back) starts over the same way.
 
 Only the days a window needs are kept. The state is persisted atomically with the collector's
-result (exporter.state): users as a list of ids (their dense numbers are the positions), each
-day's arrays as base64 of zlib-compressed little-endian bytes.
+result (exporter.state): users as their ids' UTF-8 bytes, NUL-padded to a common width, in number
+order (their dense numbers are the positions), and each day's arrays, rows sorted by user and
+users as differences, each as base64 of zlib-compressed little-endian bytes (state format 2;
+format 1 kept the users as a JSON list of ids and days in any row order, and is still read). In memory too the users are that one numpy array, with a sort order to look
+numbers up (Users): no Python string or dictionary entry per user.
 
 Windows that do not start at a local midnight (the last 28/30/90 days) take their first,
 partial day from the database, as one aggregate statement over (start, end of that day): at
@@ -46,7 +49,8 @@ _LABELS = (PROFILE,)
 
 # One local day's logins of [since, until), per user (and the columns a log keeps), as one row of
 # arrays rather than a row per group, so that no Python object is made per group: the day's
-# distinct users once (text[]) with their positions, then per group its user's position, the kept
+# distinct users once (their ids' bytes, NUL-separated: text holds no NUL) with their positions
+# (the NULL user's apart), then per group its user's position, the kept
 # columns and the count, each as one bytea of big-endian integers read straight into numpy.
 # Label columns (the profile) come the same way as the users: their distinct values once, and a
 # position per group. Positions are explicit (dense_rank), whatever order the aggregates see.
@@ -61,7 +65,9 @@ DAY_LOGINS = sql.SQL("""
                row_number() OVER w = 1 OR lag(user_id) OVER w IS DISTINCT FROM user_id AS first{ranks}
         FROM per_user WINDOW w AS (ORDER BY user_id)
     )
-    SELECT array_agg(user_id) FILTER (WHERE first), string_agg(int4send(position), ''::bytea) FILTER (WHERE first)
+    SELECT string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea) FILTER (WHERE first),
+           string_agg(int4send(position), ''::bytea) FILTER (WHERE first AND user_id IS NOT NULL),
+           min(position) FILTER (WHERE user_id IS NULL)
            {labels}, string_agg(int4send(position), ''::bytea){values}, string_agg(int4send(logins), ''::bytea)
     FROM ranked
 """)
@@ -138,7 +144,7 @@ class Day:
             return cls(*_empty(names), closed=bool(entry.get("closed")), folded=True)
         tail = entry.get("tail")
         if entry.get("closed") and tail is None:  # final: kept encoded, as stored (decoded when combined)
-            packed = {"user": entry["user"], "count": entry["count"],
+            packed = {"delta": bool(entry.get("delta")), "user": entry["user"], "count": entry["count"],
                       "columns": {name: entry["columns"][name] for name in names}}
             return cls(None, None, None, closed=True, packed=packed)
         return cls(*_from_arrays(entry, names), closed=bool(entry.get("closed")),
@@ -146,13 +152,20 @@ class Day:
 
 
 def _arrays(day: Day) -> dict[str, Any]:
-    return {"user": _encode(day.user.astype("<i4")), "count": _encode(day.count.astype("<i4")),
-            "columns": {name: _encode(values.astype("<i2")) for name, values in day.columns.items()}}
+    """A day's arrays encoded (format 2): rows sorted by user number, users as the differences
+    from the row before ("delta"), which compress to about half."""
+    order = np.argsort(day.user, kind="stable")
+    user = day.user[order].astype(np.int64)
+    return {"delta": True, "user": _encode(np.diff(user, prepend=0).astype("<i4")),
+            "count": _encode(day.count[order].astype("<i4")),
+            "columns": {name: _encode(values[order].astype("<i2")) for name, values in day.columns.items()}}
 
 
 def _from_arrays(entry: dict[str, Any], names: Sequence[str]) -> tuple:
-    return (_decode(entry["user"], "<i4"), {name: _decode(entry["columns"][name], "<i2") for name in names},
-            _decode(entry["count"], "<i4"))
+    user = _decode(entry["user"], "<i4")
+    if entry.get("delta"):
+        user = np.cumsum(user, dtype=np.int32)
+    return user, {name: _decode(entry["columns"][name], "<i2") for name in names}, _decode(entry["count"], "<i4")
 
 
 def _empty(names: Sequence[str]) -> tuple:
@@ -164,14 +177,92 @@ def _integers(data: bytes | None, dtype: str) -> np.ndarray:
     return np.frombuffer(data or b"", dtype).astype(dtype.replace(">", "="))
 
 
+FORMAT = 2  # of a DayLog's state (see the module docstring)
+
+
+class Users:
+    """Dense user numbers: the ids' UTF-8 bytes in one fixed-width numpy array (``ids``, position =
+    number), looked up through ``order`` (the numbers sorted by id). A login without a user (NULL)
+    has a number of its own, ``null``, whose slot holds no id. About 40 bytes a user, where a list
+    of strings and a dictionary took about 160."""
+
+    def __init__(self, ids: np.ndarray | None = None, null: int | None = None) -> None:
+        self.ids = np.zeros(0, "S1") if ids is None else ids
+        self.null = None
+        numbers = np.arange(len(self.ids))
+        if null is not None:
+            numbers = numbers[numbers != null]
+        self.order = numbers[np.argsort(self.ids[numbers], kind="stable")].astype(np.int64)
+        if null is not None:
+            self._place_null(null)
+
+    def _place_null(self, null: int) -> None:
+        """The NULL user's slot (no id: b"") goes into the order after any real id b"" (the smallest)."""
+        self.null = null
+        empty = int(np.count_nonzero(self.ids == b"")) - 1  # real ids b"", the NULL user's slot aside
+        self.order = np.insert(self.order, empty, null)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def null_number(self) -> int:
+        if self.null is None:
+            self.ids = np.concatenate([self.ids, np.zeros(1, self.ids.dtype)])
+            self._place_null(len(self.ids) - 1)
+        return self.null
+
+    def numbers(self, ids: list[bytes]) -> np.ndarray:
+        """The numbers of distinct ids (bytes), numbering those not seen yet."""
+        if not ids:
+            return np.zeros(0, np.int32)
+        wanted = np.array(ids, dtype="S")
+        width = max(wanted.dtype.itemsize, self.ids.dtype.itemsize)
+        if self.ids.dtype.itemsize < width:
+            self.ids = self.ids.astype(f"S{width}")
+        wanted = wanted.astype(self.ids.dtype)
+        place = np.searchsorted(self.ids, wanted, sorter=self.order)
+        found = place < len(self.order)
+        found[found] = (self.ids[self.order[place[found]]] == wanted[found]) & (self.order[place[found]] != self.null)
+        numbers = np.empty(len(wanted), np.int64)
+        numbers[found] = self.order[place[found]]
+        new = np.flatnonzero(~found)
+        if len(new):
+            new = new[np.argsort(wanted[new], kind="stable")]  # in id order, to merge into ``order``
+            numbers[new] = len(self.ids) + np.arange(len(new))
+            self.ids = np.concatenate([self.ids, wanted[new]])
+            self.order = np.insert(self.order, place[new], numbers[new])
+        return numbers.astype(np.int32)
+
+    def parameters(self) -> dict[str, Any]:
+        """The users for a statement (``numbered`` in USER_STRUCTURES): the ids as one bytea (fixed
+        width, NUL-padded), that width, their count and the NULL user's number."""
+        return {"ids": self.ids.tobytes(), "width": self.ids.dtype.itemsize, "count": len(self.ids), "null": self.null}
+
+    def state(self) -> dict[str, Any]:
+        return {"width": self.ids.dtype.itemsize, "ids": _encode(self.ids), "null": self.null}
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> "Users":
+        users = state.get("users", [])
+        if isinstance(users, dict):  # format 2
+            width = int(users["width"])
+            return cls(_decode(users["ids"], f"S{width}"), users.get("null"))
+        # Format 1: a JSON list of ids, None for the logins without a user.
+        null = next((number for number, user in enumerate(users) if user is None), None)
+        ids = np.array([b"" if user is None else user.encode() for user in users], dtype="S") if users else None
+        return cls(ids, null)
+
+
 class DayLog:
     """Per-day login aggregates of one collector (see the module docstring)."""
 
     def __init__(self, state: dict[str, Any], columns: Sequence[str] = ()) -> None:
         self.names = tuple(columns)
-        valid = state.get("columns") == list(self.names) and state.get("watermark") is not None
-        self.users: list[str | None] = list(state.get("users", [])) if valid else []
-        self.numbers = {user: number for number, user in enumerate(self.users)}
+        # Format 2 keeps its columns under "by": an exporter that knew only format 1 ("columns") finds
+        # none and counts its window again, rather than misreading the users.
+        columns = state.get("by") if state.get("format") == FORMAT else state.get("columns")
+        valid = columns == list(self.names) and state.get("watermark") is not None
+        self.users = Users.load(state) if valid else Users()
         self.profiles: list[str] = list(state.get("profiles", [])) if valid else []
         self.profile_numbers = {profile: number for number, profile in enumerate(self.profiles)}
         self.watermark = datetime.fromisoformat(state["watermark"]) if valid else None
@@ -183,13 +274,6 @@ class DayLog:
         self.recounted: list[str] = []  # days counted whole in this run (for tests and logs)
 
     # -- numbering ---------------------------------------------------------------------
-    def number(self, user: str | None) -> int:
-        number = self.numbers.get(user)
-        if number is None:
-            number = self.numbers[user] = len(self.users)
-            self.users.append(user)
-        return number
-
     def profile_number(self, profile: str) -> int:
         number = self.profile_numbers.get(profile)
         if number is None:
@@ -273,10 +357,16 @@ class DayLog:
         row = (source or ctx.source).fetch(
             DAY_LOGINS, {"since": since, "until": until, "zone": _zone(ctx)},
             columns=per_user, groups=groups, ranks=ranks, labels=label_lists, values=values)[0]
-        numbers = self._numbers(row[0], row[1], self.number, np.int32)
-        label_numbers = {name: self._numbers(row[2 + 2 * i], row[3 + 2 * i], self.profile_number, np.int16)
+        ids, id_positions, null_position = row[:3]
+        numbers = np.zeros(len(id_positions or b"") // 4 + (null_position is not None), np.int32)
+        if ids is not None:
+            numbers[_integers(id_positions, ">i4")] = self.users.numbers(ids.split(b"\0"))
+        del ids
+        if null_position is not None:
+            numbers[null_position] = self.users.null_number()
+        label_numbers = {name: self._numbers(row[3 + 2 * i], row[4 + 2 * i], self.profile_number, np.int16)
                          for i, name in enumerate(labels)}
-        positions, *columns, counts = row[2 + 2 * len(labels):]
+        positions, *columns, counts = row[3 + 2 * len(labels):]
         user = numbers[_integers(positions, ">i4")]
         found: dict[str, np.ndarray] = {}
         for name, data in zip(self.names, columns):
@@ -289,7 +379,7 @@ class DayLog:
         """The log's numbers of a day's distinct values, by their position in the day (dense_rank)."""
         values = values or []
         numbers = np.zeros(len(values), dtype)
-        numbers[_integers(positions, ">i4" if dtype is np.int32 else ">i2")] = np.fromiter(
+        numbers[_integers(positions, ">i2")] = np.fromiter(
             map(number, values), dtype, len(values))
         return numbers
 
@@ -304,10 +394,11 @@ class DayLog:
 
     def state(self) -> dict[str, Any]:
         return {
-            "columns": list(self.names),
+            "format": FORMAT,
+            "by": list(self.names),
             "watermark": None if self.watermark is None else self.watermark.astimezone(timezone.utc).isoformat(),
             "tail_since": None if self.tail_since is None else self.tail_since.astimezone(timezone.utc).isoformat(),
-            "users": self.users,
+            "users": self.users.state(),
             "profiles": self.profiles,
             "days": {day.isoformat(): entry.state() for day, entry in sorted(self.days.items())},
         }
@@ -325,13 +416,14 @@ def days_between(first: date, last: date) -> list[date]:
 # -- attribution: each user's structures, from accounts ----------------------------------------
 
 # Each user's structures (label rule applied), for the users the log has numbered: the log's users
-# go in as one array (their positions are their numbers), and (number, structure) pairs come back as
-# arrays, the structures' names once each, as DAY_LOGINS does. No Python object per account.
+# go in as one bytea (Users.parameters; their positions are their numbers), and (number, structure)
+# pairs come back as arrays, the structures' names once each, as DAY_LOGINS does. No Python object per account.
 USER_STRUCTURES = sql.SQL("""
-    WITH numbered AS (
-        SELECT user_id, (number - 1)::int4 AS number
-        FROM unnest(%(users)s::text[]) WITH ORDINALITY AS numbered(user_id, number)
-        WHERE user_id IS NOT NULL
+    WITH numbered AS (  -- the log's users (Users.ids_bytes), their positions are their numbers
+        SELECT convert_from(btrim(substring(%(ids)s::bytea FROM n * %(width)s + 1 FOR %(width)s), '\\x00'::bytea),
+                            'UTF8') AS user_id, n::int4 AS number
+        FROM generate_series(0, %(count)s - 1) AS n
+        WHERE n IS DISTINCT FROM %(null)s::int
     ), attached AS (
         SELECT DISTINCT numbered.number, coalesce(nullif(a.structure_id, ''), 'unknown') AS structure
         FROM numbered JOIN {accounts} AS a ON a.user_id = numbered.user_id
@@ -349,7 +441,7 @@ class Attachments:
     number (a gather, no search); the few further attachments are sorted parallel arrays."""
 
     def __init__(self, ctx: Context, log: DayLog) -> None:
-        names, users, structures = ctx.source.fetch(USER_STRUCTURES, {"users": log.users})[0]
+        names, users, structures = ctx.source.fetch(USER_STRUCTURES, log.users.parameters())[0]
         self.structures: list[str] = list(names or [])
         numbers = {structure: position for position, structure in enumerate(self.structures)}
         users, structures = _integers(users, ">i4"), _integers(structures, ">i4")

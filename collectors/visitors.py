@@ -155,7 +155,7 @@ def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str,
     profile="all" (each user once) and structure="all" (each user once per series)."""
     every = len(log.profiles)  # profile="all"
     width = every + 1
-    nobody = log.numbers.get(None, -1)  # a login without a user is nobody's visit
+    nobody = -1 if log.users.null is None else log.users.null  # a login without a user is nobody's visit
     # User numbers are dense: logins per (user, profile) and per user are bincounts, day by day.
     per_pair = np.zeros(len(log.users) * width)
     per_person = np.zeros(len(log.users))
