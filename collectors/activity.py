@@ -76,7 +76,7 @@ ACTIVITY = sql.SQL("""
 # login in its days) numbered after them (gaps are harmless); structures and profiles by position
 # in their lists.
 ACTIVATED = sql.SQL("""
-    WITH numbered AS (  -- the log's users (Users.ids_bytes), their positions are their numbers
+    WITH numbered AS (  -- the log's users (Users.parameters), their positions are their numbers
         SELECT convert_from(btrim(substring(%(ids)s::bytea FROM n * %(width)s + 1 FOR %(width)s), '\\x00'::bytea),
                             'UTF8') COLLATE "C" AS user_id, n::int4 AS number
         FROM generate_series(0, %(count)s - 1) AS n

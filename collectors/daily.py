@@ -16,8 +16,12 @@ Only the days a window needs are kept. The state is persisted atomically with th
 result (exporter.state): users as their ids' UTF-8 bytes, NUL-padded to a common width, in number
 order (their dense numbers are the positions), and each day's arrays, rows sorted by user and
 users as differences, each as base64 of zlib-compressed little-endian bytes (state format 2;
-format 1 kept the users as a JSON list of ids and days in any row order, and is still read). In memory too the users are that one numpy array, with a sort order to look
-numbers up (Users): no Python string or dictionary entry per user.
+format 1 kept the users as a JSON list of ids and days in any row order, and is still read). In
+memory too the users are that one numpy array, with a sort order to look numbers up (Users): no
+Python string or dictionary entry per user. Closed days stay encoded until a collector combines
+them, one at a time (Day.whole). Statements return arrays (bytea of integers), not a row per
+group: a first run, which counts its whole window day by day, holds no Python object per login
+group nor per account.
 
 Windows that do not start at a local midnight (the last 28/30/90 days) take their first,
 partial day from the database, as one aggregate statement over (start, end of that day): at
@@ -39,8 +43,7 @@ from .incremental import _day_start, _local_day, _snapshot
 JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: (t, ...) == [t + 1 µs, ...)
 PROFILE = "profile"
 HOUR = "hour"
-# Each kept column: its expression, and whether it is a label (text, numbered by the log) or a
-# small integer.
+# Each kept column's expression; labels (text) are numbered by the log, the others are small integers.
 _COLUMNS = {
     PROFILE: sql.SQL("coalesce(nullif(profile, ''), 'unknown') COLLATE \"C\""),
     HOUR: sql.SQL("extract(hour FROM occurred_at AT TIME ZONE %(zone)s)::int2"),
@@ -50,8 +53,8 @@ _LABELS = (PROFILE,)
 # One local day's logins of [since, until), per user (and the columns a log keeps), as one row of
 # arrays rather than a row per group, so that no Python object is made per group: the day's
 # distinct users once (their ids' bytes, NUL-separated: text holds no NUL) with their positions
-# (the NULL user's apart), then per group its user's position, the kept
-# columns and the count, each as one bytea of big-endian integers read straight into numpy.
+# (the NULL user's apart), then per group its user's position, the kept columns and the count,
+# each as one bytea of big-endian integers read straight into numpy.
 # Label columns (the profile) come the same way as the users: their distinct values once, and a
 # position per group. Positions are explicit (dense_rank), whatever order the aggregates see.
 DAY_LOGINS = sql.SQL("""
@@ -417,9 +420,10 @@ def days_between(first: date, last: date) -> list[date]:
 
 # Each user's structures (label rule applied), for the users the log has numbered: the log's users
 # go in as one bytea (Users.parameters; their positions are their numbers), and (number, structure)
-# pairs come back as arrays, the structures' names once each, as DAY_LOGINS does. No Python object per account.
+# pairs come back as arrays, the structures' names once each, as DAY_LOGINS does: no Python
+# object per account.
 USER_STRUCTURES = sql.SQL("""
-    WITH numbered AS (  -- the log's users (Users.ids_bytes), their positions are their numbers
+    WITH numbered AS (  -- the log's users (Users.parameters), their positions are their numbers
         SELECT convert_from(btrim(substring(%(ids)s::bytea FROM n * %(width)s + 1 FOR %(width)s), '\\x00'::bytea),
                             'UTF8') AS user_id, n::int4 AS number
         FROM generate_series(0, %(count)s - 1) AS n
