@@ -180,6 +180,20 @@ def _integers(data: bytes | None, dtype: str) -> np.ndarray:
     return np.frombuffer(data or b"", dtype).astype(dtype.replace(">", "="))
 
 
+def _split(joined: bytes) -> np.ndarray:
+    """NUL-separated byte strings as one fixed-width numpy bytes array (no Python object each)."""
+    data = np.frombuffer(joined, np.uint8)
+    ends = np.append(np.flatnonzero(data == 0), len(data))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts
+    width = max(1, int(lengths.max()))
+    table = np.zeros((len(starts), width), np.uint8)
+    for column in range(width):  # a column of bytes at a time: the ids are short, their count large
+        long_enough = np.flatnonzero(lengths > column)
+        table[long_enough, column] = data[starts[long_enough] + column]
+    return table.view(f"S{width}").ravel()
+
+
 FORMAT = 2  # of a DayLog's state (see the module docstring)
 
 
@@ -214,11 +228,11 @@ class Users:
             self._place_null(len(self.ids) - 1)
         return self.null
 
-    def numbers(self, ids: list[bytes]) -> np.ndarray:
-        """The numbers of distinct ids (bytes), numbering those not seen yet."""
-        if not ids:
+    def numbers(self, ids: np.ndarray) -> np.ndarray:
+        """The numbers of distinct ids (a numpy bytes array), numbering those not seen yet."""
+        if not len(ids):
             return np.zeros(0, np.int32)
-        wanted = np.array(ids, dtype="S")
+        wanted = ids
         width = max(wanted.dtype.itemsize, self.ids.dtype.itemsize)
         if self.ids.dtype.itemsize < width:
             self.ids = self.ids.astype(f"S{width}")
@@ -363,7 +377,7 @@ class DayLog:
         ids, id_positions, null_position = row[:3]
         numbers = np.zeros(len(id_positions or b"") // 4 + (null_position is not None), np.int32)
         if ids is not None:
-            numbers[_integers(id_positions, ">i4")] = self.users.numbers(ids.split(b"\0"))
+            numbers[_integers(id_positions, ">i4")] = self.users.numbers(_split(ids))
         del ids
         if null_position is not None:
             numbers[null_position] = self.users.null_number()

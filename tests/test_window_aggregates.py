@@ -300,7 +300,7 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
 
     import numpy as np
 
-    from collectors.daily import Users
+    from collectors.daily import Users, _split
 
     rng = random.Random(3)
     for _trial in range(200):
@@ -309,7 +309,7 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
             batch = list({rng.choice(["", "a", "ab", "b", "zz", "é", "x" * rng.randrange(1, 9), None,
                                       str(rng.randrange(50))]) for _ in range(rng.randrange(0, 12))})
             ids = [user for user in batch if user is not None]
-            numbers = users.numbers([user.encode() for user in ids]) if ids else np.zeros(0)
+            numbers = users.numbers(_split(b"\0".join(user.encode() for user in ids))) if ids else np.zeros(0)
             if None in batch:
                 ids, numbers = ids + [None], list(numbers) + [users.null_number()]
             for user, number in zip(ids, numbers):
