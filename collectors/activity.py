@@ -17,7 +17,7 @@ from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
 from .known import people_pairs, zeros
-from .daily import JUST_AFTER, DayLog, _decode, _encode, _integers, days_between
+from .daily import JUST_AFTER, DayLog, _decode, _encode, _integers, _split, days_between
 from .periods import local_midnight, utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -71,34 +71,25 @@ ACTIVITY = sql.SQL("""
 
 
 # The activated attachments, distinct (user, structure, profile), label rule applied, as arrays (as
-# collectors.daily's statements): each one's user by its number in the log (the log's users go in as
-# one bytea, their positions are their numbers), the activated users the log has not numbered (no
-# login in its days) numbered after them (gaps are harmless); structures and profiles by position
-# in their lists.
+# collectors.daily's statements): each one's user id (NUL-separated bytes, looked up in the log's
+# Users) and its structure's and profile's positions in the lists of names, which come once.
 ACTIVATED = sql.SQL("""
-    WITH numbered AS (  -- the log's users (Users.parameters), their positions are their numbers
-        SELECT convert_from(btrim(substring(%(ids)s::bytea FROM n * %(width)s + 1 FOR %(width)s), '\\x00'::bytea),
-                            'UTF8') COLLATE "C" AS user_id, n::int4 AS number
-        FROM generate_series(0, %(count)s - 1) AS n
-        WHERE n IS DISTINCT FROM %(null)s::int
-    ), activated AS (
-        SELECT *, (dense_rank() OVER (ORDER BY user_id) - 1)::int4 AS rank FROM (
-            SELECT DISTINCT user_id COLLATE "C" AS user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure,
-                   coalesce(nullif(profile, ''), 'unknown') AS profile
-            FROM {accounts} WHERE activated_at <= %(now)s AND user_id IS NOT NULL  -- NOT NULL in the contract
-        ) AS attachment
-    ), structures AS (
-        SELECT structure, (row_number() OVER () - 1)::int4 AS position FROM (SELECT DISTINCT structure FROM activated) s
+    WITH structures AS (
+        SELECT structure, (row_number() OVER () - 1)::int4 AS position
+        FROM (SELECT DISTINCT coalesce(nullif(structure_id, ''), 'unknown') AS structure FROM {accounts}) AS s
     ), profiles AS (
-        SELECT profile, (row_number() OVER () - 1)::int4 AS position FROM (SELECT DISTINCT profile FROM activated) p
+        SELECT profile, (row_number() OVER () - 1)::int4 AS position
+        FROM (SELECT DISTINCT coalesce(nullif(profile, ''), 'unknown') AS profile FROM {accounts}) AS p
+    ), activated AS (
+        SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure,
+               coalesce(nullif(profile, ''), 'unknown') AS profile
+        FROM {accounts} WHERE activated_at <= %(now)s AND user_id IS NOT NULL  -- NOT NULL in the contract
     )
     SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
            (SELECT array_agg(profile ORDER BY position) FROM profiles),
-           -- a user the log has not numbered: past the log's numbers, by rank among the activated users
-           string_agg(int4send(coalesce(numbered.number, %(size)s + activated.rank)), ''::bytea),
+           string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea),
            string_agg(int4send(structures.position), ''::bytea), string_agg(int4send(profiles.position), ''::bytea)
-    FROM activated
-    JOIN structures USING (structure) JOIN profiles USING (profile) LEFT JOIN numbered USING (user_id)
+    FROM activated JOIN structures USING (structure) JOIN profiles USING (profile)
 """)
 
 
@@ -151,9 +142,14 @@ class ActivityCollector(Collector):
         return Result(samples, state={"log": log.state(), "last_day": _encode(last_day.astype("<i4"))})
 
     def _combine(self, ctx: Context, log: DayLog, logins: np.ndarray, seen_90: np.ndarray) -> Samples:
-        structure_list, profile_list, user, structure, profile = ctx.source.fetch(
-            ACTIVATED, {"now": utc(ctx.now), "size": len(log.users), **log.users.parameters()})[0]
-        user = _integers(user, ">i4").astype(np.int64)
+        structure_list, profile_list, ids, structure, profile = ctx.source.fetch(ACTIVATED, {"now": utc(ctx.now)})[0]
+        ids = _split(ids) if ids is not None else np.zeros(0, "S1")
+        user = log.users.lookup(ids)
+        # Activated users without a login in the log: numbered after the log's users, once each.
+        strangers = np.flatnonzero(user < 0)
+        _, stranger = np.unique(ids[strangers], return_inverse=True)
+        user[strangers] = len(log.users) + stranger.ravel()
+        del ids
         structure = _integers(structure, ">i4").astype(np.int64)
         profile = _integers(profile, ">i4").astype(np.int64)
         structures = {name: position for position, name in enumerate(structure_list or [])}

@@ -228,20 +228,30 @@ class Users:
             self._place_null(len(self.ids) - 1)
         return self.null
 
+    def _find(self, ids: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ids at the common width, their places in the sort order, found, numbers: -1 if not found)."""
+        wanted = ids.astype(known.dtype)
+        place = np.searchsorted(known, wanted, sorter=self.order)
+        found = place < len(self.order)
+        found[found] = (known[self.order[place[found]]] == wanted[found]) & (self.order[place[found]] != self.null)
+        numbers = np.full(len(wanted), -1, np.int64)
+        numbers[found] = self.order[place[found]]
+        return wanted, place, found, numbers
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The numbers of ids (a numpy bytes array, repeats allowed), -1 for those not numbered."""
+        known = self.ids
+        if known.dtype.itemsize < ids.dtype.itemsize:
+            known = known.astype(ids.dtype)
+        return self._find(ids, known)[3]
+
     def numbers(self, ids: np.ndarray) -> np.ndarray:
         """The numbers of distinct ids (a numpy bytes array), numbering those not seen yet."""
         if not len(ids):
             return np.zeros(0, np.int32)
-        wanted = ids
-        width = max(wanted.dtype.itemsize, self.ids.dtype.itemsize)
-        if self.ids.dtype.itemsize < width:
-            self.ids = self.ids.astype(f"S{width}")
-        wanted = wanted.astype(self.ids.dtype)
-        place = np.searchsorted(self.ids, wanted, sorter=self.order)
-        found = place < len(self.order)
-        found[found] = (self.ids[self.order[place[found]]] == wanted[found]) & (self.order[place[found]] != self.null)
-        numbers = np.empty(len(wanted), np.int64)
-        numbers[found] = self.order[place[found]]
+        if self.ids.dtype.itemsize < ids.dtype.itemsize:
+            self.ids = self.ids.astype(ids.dtype)
+        wanted, place, found, numbers = self._find(ids, self.ids)
         new = np.flatnonzero(~found)
         if len(new):
             new = new[np.argsort(wanted[new], kind="stable")]  # in id order, to merge into ``order``
@@ -432,24 +442,19 @@ def days_between(first: date, last: date) -> list[date]:
 
 # -- attribution: each user's structures, from accounts ----------------------------------------
 
-# Each user's structures (label rule applied), for the users the log has numbered: the log's users
-# go in as one bytea (Users.parameters; their positions are their numbers), and (number, structure)
-# pairs come back as arrays, the structures' names once each, as DAY_LOGINS does: no Python
-# object per account.
+# Each user's structures (label rule applied), as arrays, as DAY_LOGINS does: every attachment's
+# user id (NUL-separated bytes, looked up in the log's Users) and its structure's position in the
+# list of names, which comes once. No Python object per account.
 USER_STRUCTURES = sql.SQL("""
-    WITH numbered AS (  -- the log's users (Users.parameters), their positions are their numbers
-        SELECT convert_from(btrim(substring(%(ids)s::bytea FROM n * %(width)s + 1 FOR %(width)s), '\\x00'::bytea),
-                            'UTF8') AS user_id, n::int4 AS number
-        FROM generate_series(0, %(count)s - 1) AS n
-        WHERE n IS DISTINCT FROM %(null)s::int
+    WITH structures AS (  -- every structure's name once, numbered (a few thousand at most)
+        SELECT structure, (row_number() OVER () - 1)::int4 AS position
+        FROM (SELECT DISTINCT coalesce(nullif(structure_id, ''), 'unknown') AS structure FROM {accounts}) AS s
     ), attached AS (
-        SELECT DISTINCT numbered.number, coalesce(nullif(a.structure_id, ''), 'unknown') AS structure
-        FROM numbered JOIN {accounts} AS a ON a.user_id = numbered.user_id
-    ), structures AS (
-        SELECT structure, (row_number() OVER () - 1)::int4 AS position FROM (SELECT DISTINCT structure FROM attached) s
+        SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure
+        FROM {accounts} WHERE user_id IS NOT NULL  -- NOT NULL in the contract
     )
     SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
-           string_agg(int4send(number), ''::bytea), string_agg(int4send(position), ''::bytea)
+           string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea), string_agg(int4send(position), ''::bytea)
     FROM attached JOIN structures USING (structure)
 """)
 
@@ -459,10 +464,13 @@ class Attachments:
     number (a gather, no search); the few further attachments are sorted parallel arrays."""
 
     def __init__(self, ctx: Context, log: DayLog) -> None:
-        names, users, structures = ctx.source.fetch(USER_STRUCTURES, log.users.parameters())[0]
+        names, ids, structures = ctx.source.fetch(USER_STRUCTURES)[0]
         self.structures: list[str] = list(names or [])
         numbers = {structure: position for position, structure in enumerate(self.structures)}
-        users, structures = _integers(users, ">i4"), _integers(structures, ">i4")
+        users = log.users.lookup(_split(ids)) if ids is not None else np.zeros(0, np.int64)
+        structures = _integers(structures, ">i4")
+        numbered = users >= 0  # attachments of users the log has not numbered play no part
+        users, structures = users[numbered], structures[numbered]
         self.unknown = numbers.get("unknown")
         if self.unknown is None:
             self.unknown = len(self.structures)
