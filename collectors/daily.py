@@ -230,7 +230,7 @@ class Users:
 
     def _find(self, ids: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(ids at the common width, their places in the sort order, found, numbers: -1 if not found)."""
-        wanted = ids.astype(known.dtype)
+        wanted = ids.astype(known.dtype, copy=False)
         place = np.searchsorted(known, wanted, sorter=self.order)
         found = place < len(self.order)
         found[found] = (known[self.order[place[found]]] == wanted[found]) & (self.order[place[found]] != self.null)
@@ -238,12 +238,16 @@ class Users:
         numbers[found] = self.order[place[found]]
         return wanted, place, found, numbers
 
-    def lookup(self, ids: np.ndarray) -> np.ndarray:
-        """The numbers of ids (a numpy bytes array, repeats allowed), -1 for those not numbered."""
+    def lookup(self, ids: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        """The numbers of ids (a numpy bytes array, repeats allowed), -1 for those not numbered.
+        A chunk of ids at a time: the search's temporaries stay small whatever their count."""
         known = self.ids
         if known.dtype.itemsize < ids.dtype.itemsize:
             known = known.astype(ids.dtype)
-        return self._find(ids, known)[3]
+        numbers = np.empty(len(ids), np.int64)
+        for start in range(0, len(ids), chunk):
+            numbers[start:start + chunk] = self._find(ids[start:start + chunk], known)[3]
+        return numbers
 
     def numbers(self, ids: np.ndarray) -> np.ndarray:
         """The numbers of distinct ids (a numpy bytes array), numbering those not seen yet."""

@@ -315,6 +315,11 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
             for user, number in zip(ids, numbers):
                 assert seen.setdefault(user, int(number)) == number, (user, number, seen)
             assert sorted(seen.values()) == list(range(len(users)))
+            # Looked up (in chunks, repeats and strangers included), never numbered.
+            asked = [rng.choice(["", "a", "zz", "é", "never", "x" * 12, str(rng.randrange(60))]) for _ in range(9)]
+            found = users.lookup(_split(b"\0".join(user.encode() for user in asked)), chunk=4)
+            assert list(found) == [seen.get(user, -1) for user in asked]
+            assert len(users) == len(seen)
             if rng.random() < 0.4:
                 users = Users.load({"users": users.state()})
             elif rng.random() < 0.2:
