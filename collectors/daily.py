@@ -180,17 +180,20 @@ def _integers(data: bytes | None, dtype: str) -> np.ndarray:
     return np.frombuffer(data or b"", dtype).astype(dtype.replace(">", "="))
 
 
-def _split(joined: bytes) -> np.ndarray:
-    """NUL-separated byte strings as one fixed-width numpy bytes array (no Python object each)."""
+def _split(joined: bytes, chunk: int = 65536) -> np.ndarray:
+    """NUL-separated byte strings as one fixed-width numpy bytes array (no Python object each),
+    filled a chunk of strings and a column of bytes at a time (small temporaries)."""
     data = np.frombuffer(joined, np.uint8)
     ends = np.append(np.flatnonzero(data == 0), len(data))
     starts = np.concatenate([[0], ends[:-1] + 1])
     lengths = ends - starts
     width = max(1, int(lengths.max()))
     table = np.zeros((len(starts), width), np.uint8)
-    for column in range(width):  # a column of bytes at a time: the ids are short, their count large
-        long_enough = np.flatnonzero(lengths > column)
-        table[long_enough, column] = data[starts[long_enough] + column]
+    for first in range(0, len(starts), chunk):
+        rows, start, length = table[first:first + chunk], starts[first:first + chunk], lengths[first:first + chunk]
+        for column in range(width):
+            long_enough = np.flatnonzero(length > column)
+            rows[long_enough, column] = data[start[long_enough] + column]
     return table.view(f"S{width}").ravel()
 
 
