@@ -17,7 +17,7 @@ from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
 from .known import people_pairs, zeros
-from .daily import JUST_AFTER, DayLog, _decode, _encode, days_between
+from .daily import JUST_AFTER, DayLog, _decode, _encode, _integers, _split, days_between
 from .periods import local_midnight, utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -70,10 +70,26 @@ ACTIVITY = sql.SQL("""
 """)
 
 
-# The activated attachments, distinct (user, structure, profile), label rule applied.
+# The activated attachments, distinct (user, structure, profile), label rule applied, as arrays (as
+# collectors.daily's statements): each one's user id (NUL-separated bytes, looked up in the log's
+# Users) and its structure's and profile's positions in the lists of names, which come once.
 ACTIVATED = sql.SQL("""
-    SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown'), coalesce(nullif(profile, ''), 'unknown')
-    FROM {accounts} WHERE activated_at <= %(now)s
+    WITH structures AS (
+        SELECT structure, (row_number() OVER () - 1)::int4 AS position
+        FROM (SELECT DISTINCT coalesce(nullif(structure_id, ''), 'unknown') AS structure FROM {accounts}) AS s
+    ), profiles AS (
+        SELECT profile, (row_number() OVER () - 1)::int4 AS position
+        FROM (SELECT DISTINCT coalesce(nullif(profile, ''), 'unknown') AS profile FROM {accounts}) AS p
+    ), activated AS (
+        SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure,
+               coalesce(nullif(profile, ''), 'unknown') AS profile
+        FROM {accounts} WHERE activated_at <= %(now)s AND user_id IS NOT NULL  -- NOT NULL in the contract
+    )
+    SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
+           (SELECT array_agg(profile ORDER BY position) FROM profiles),
+           string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea),
+           string_agg(int4send(structures.position), ''::bytea), string_agg(int4send(profiles.position), ''::bytea)
+    FROM activated JOIN structures USING (structure) JOIN profiles USING (profile)
 """)
 
 
@@ -116,8 +132,9 @@ class ActivityCollector(Collector):
         logins += np.bincount(edge_30.user, weights=edge_30.count.astype(np.float64), minlength=size)
         for day in days_between(b30 + timedelta(days=1), now.astimezone(zone).date()):  # a day at a time
             if day in log.days and not log.days[day].folded:
-                logins += np.bincount(log.days[day].whole().user, weights=log.days[day].whole().count.astype(np.float64),
-                                      minlength=size)
+                whole = log.days[day].whole()
+                logins += np.bincount(whole.user, weights=whole.count.astype(np.float64), minlength=size)
+                del whole
         seen_90 = last_day > b90.toordinal()
         seen_90[edge_90.user[edge_90.count > 0]] = True
         seen_90[logins > 0] = True
@@ -125,22 +142,19 @@ class ActivityCollector(Collector):
         return Result(samples, state={"log": log.state(), "last_day": _encode(last_day.astype("<i4"))})
 
     def _combine(self, ctx: Context, log: DayLog, logins: np.ndarray, seen_90: np.ndarray) -> Samples:
-        rows = ctx.source.fetch(ACTIVATED, {"now": utc(ctx.now)})
-        numbers = log.numbers
-        strangers: dict[str, int] = {}  # activated users without a login in the log: numbered past it
-        structures: dict[str, int] = {}
-        profiles: dict[str, int] = {}
-        user = np.empty(len(rows), np.int64)
-        structure = np.empty(len(rows), np.int64)
-        profile = np.empty(len(rows), np.int64)
-        for i, (u, s, p) in enumerate(rows):
-            number = numbers.get(u)
-            if number is None:
-                number = strangers.setdefault(u, len(log.users) + len(strangers))
-            user[i] = number
-            structure[i] = structures.setdefault(s, len(structures))
-            profile[i] = profiles.setdefault(p, len(profiles))
-        size = len(log.users) + len(strangers)
+        structure_list, profile_list, ids, structure, profile = ctx.source.fetch(ACTIVATED, {"now": utc(ctx.now)})[0]
+        ids = _split(ids) if ids is not None else np.zeros(0, "S1")
+        user = log.users.lookup(ids)
+        # Activated users without a login in the log: numbered after the log's users, once each.
+        strangers = np.flatnonzero(user < 0)
+        _, stranger = np.unique(ids[strangers], return_inverse=True)
+        user[strangers] = len(log.users) + stranger.ravel()
+        del ids
+        structure = _integers(structure, ">i4").astype(np.int64)
+        profile = _integers(profile, ">i4").astype(np.int64)
+        structures = {name: position for position, name in enumerate(structure_list or [])}
+        profiles = {name: position for position, name in enumerate(profile_list or [])}
+        size = max(len(log.users), int(user.max()) + 1 if len(user) else 0)
         user_logins = np.concatenate([logins, np.zeros(size - len(logins))]).astype(np.int64)
         user_seen_90 = np.concatenate([seen_90, np.zeros(size - len(seen_90), bool)])
         structure_names = [*structures, "all"]

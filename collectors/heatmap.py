@@ -8,6 +8,7 @@ structure nobody logged in to is 0, not absent.
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import chain
 
 import numpy as np
 from psycopg import sql
@@ -18,6 +19,7 @@ from .daily import HOUR, JUST_AFTER, Attachments, DayLog, days_between
 from .periods import local_midnight, utc, zone_name
 
 WINDOW = timedelta(days=28)
+CELLS = [(str(weekday), str(hour)) for weekday in range(1, 8) for hour in range(24)]  # (weekday - 1) * 24 + hour
 LOGINS_BY_HOUR = Family(
     "ent_logins_by_hour", Kind.GAUGE,
     "Logins of the last 28 days by local ISO weekday (1 = Monday) and hour of day.",
@@ -73,7 +75,8 @@ class LoginHeatmapCollector(Collector):
         per_structure = np.zeros(len(attachments.structures) * 168)
         everyone = np.zeros(168)
         # Day by day (a day's arrays at a time, never the window's at once).
-        for day, logins in [*((day, log.days[day].whole()) for day in days if day in log.days), (boundary, edge)]:
+        for day, logins in chain(((day, log.days[day].whole()) for day in days if day in log.days),
+                                 [(boundary, edge)]):
             cell = (day.isoweekday() - 1) * 24 + logins.columns[HOUR].astype(np.int64)
             count = logins.count.astype(np.float64)
             rows, structure = attachments.expand(logins.user)
@@ -82,14 +85,12 @@ class LoginHeatmapCollector(Collector):
             everyone += np.bincount(cell, weights=count, minlength=168)
         structures = {structure for structure, _ in known_pairs(ctx)} | ({"all"} if everyone.any() else set())
         structures |= {attachments.structures[i] for i in np.nonzero(per_structure.reshape(-1, 168).sum(axis=1))[0]}
-        cells = {
-            (structure, str(weekday), str(hour)): 0.0
-            for structure in structures for weekday in range(1, 8) for hour in range(24)
-        }
+        # The 168 (weekday, hour) label pairs shared by every structure's cells.
+        cells = {(structure, *CELLS[cell]): 0.0 for structure in structures for cell in range(168)}
         for key in np.nonzero(per_structure)[0]:
-            cells[(attachments.structures[key // 168], str(key % 168 // 24 + 1), str(key % 24))] = float(per_structure[key])
+            cells[(attachments.structures[key // 168], *CELLS[key % 168])] = float(per_structure[key])
         for key in np.nonzero(everyone)[0]:
-            cells[("all", str(key // 24 + 1), str(key % 24))] = float(everyone[key])
+            cells[("all", *CELLS[key])] = float(everyone[key])
         return Result({LOGINS_BY_HOUR.name: cells}, state=log.state())
 
     def recount(self, ctx: Context) -> Result:

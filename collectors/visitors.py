@@ -119,8 +119,9 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
         end = max(end for _, _, end in periods)
         log.update(ctx, first, end)
         today = ctx.now.astimezone(zone).date()
-        windows = [(name, [log.days[day].whole() for day in days_between(start.astimezone(zone).date(), today)
-                           if day in log.days]) for name, start, _ in periods]
+        # Each period's days, decoded one at a time as combine_days reaches them (never the month's at once).
+        windows = [(name, (log.days[day].whole() for day in days_between(start.astimezone(zone).date(), today)
+                           if day in log.days)) for name, start, _ in periods]
         none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
         samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
         attachments = Attachments(ctx, log)
@@ -157,7 +158,7 @@ def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str,
     profile="all" (each user once) and structure="all" (each user once per series)."""
     every = len(log.profiles)  # profile="all"
     width = every + 1
-    nobody = log.numbers.get(None, -1)  # a login without a user is nobody's visit
+    nobody = -1 if log.users.null is None else log.users.null  # a login without a user is nobody's visit
     # User numbers are dense: logins per (user, profile) and per user are bincounts, day by day.
     per_pair = np.zeros(len(log.users) * width)
     per_person = np.zeros(len(log.users))

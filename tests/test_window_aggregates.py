@@ -258,3 +258,93 @@ def test_window_states_are_on_disk_between_runs_and_read_back(month, tmp_path):
             assert comparable(runtime.last_samples(name)) == full_recount(dsn, name, NOW), name
         assert runtime.run("logins", NOW)
         assert runtime._stored["logins"].state["watermark"] >= HISTORY, "counters keep their state in memory"
+
+
+def as_format_1(log: dict, rng) -> dict:
+    """A DayLog state (format 2) written as format 1 wrote it: users as a JSON list of ids (None for
+    logins without a user), columns under "columns", each day's rows in any order, users as numbers."""
+    import numpy as np
+
+    from collectors.daily import _decode, _encode
+
+    users = log["users"]
+    ids = _decode(users["ids"], f"S{users['width']}")
+    days = {}
+    for day, entry in log["days"].items():
+        entry = dict(entry)
+        for part in (entry, entry.get("tail")):
+            if part and not entry.get("folded") and part.pop("delta", False):
+                order = np.array(rng.sample(range(len(_decode(part["count"], "<i4"))),
+                                            len(_decode(part["count"], "<i4"))), dtype=np.int64)
+                part["user"] = _encode(np.cumsum(_decode(part["user"], "<i4"))[order].astype("<i4"))
+                part["count"] = _encode(_decode(part["count"], "<i4")[order])
+                part["columns"] = {name: _encode(_decode(values, "<i2")[order]) for name, values in part["columns"].items()}
+        days[day] = entry
+    return {"columns": log["by"], "watermark": log["watermark"], "tail_since": log["tail_since"],
+            "users": [None if number == users["null"] else ids[number].decode() for number in range(len(ids))],
+            "profiles": log["profiles"], "days": days}
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_a_format_1_state_is_read_without_a_recount(month, tmp_path, name):
+    """An exporter upgraded over a state written before format 2 (users as a JSON list) carries on
+    from it: the same numbers as a full recount, and only the new events read."""
+    import random
+
+    dsn = month
+    run(dsn, tmp_path, name, NOW)
+    path = tmp_path / "collectors" / f"{name}.json"
+    stored = json.loads(path.read_text())
+    state = stored["state"]
+    assert state.get("format", state.get("log", {}).get("format")) == 2
+    rng = random.Random(5)
+    if name == "activity":
+        state["log"] = as_format_1(state["log"], rng)
+    else:
+        stored["state"] = as_format_1(state, rng)
+    assert None in (stored["state"].get("users") or stored["state"]["log"]["users"])  # logins without a user
+    path.write_text(json.dumps(stored))
+    later = NOW + timedelta(minutes=20)
+    add_logins(dsn, 500, later - timedelta(minutes=1))
+    before = table_reads(dsn, "login_events")
+    carried_on = comparable(run(dsn, tmp_path, name, later))
+    after = wait_for_stats(dsn, "login_events", before)
+    assert carried_on == full_recount(dsn, name, later)
+    window = {"visitors": HISTORY * 18 // 90, "activity": HISTORY, "login_heatmap": HISTORY * 28 // 90}[name]
+    assert after["idx_tup_fetch"] - before["idx_tup_fetch"] < window / 5  # no recount of the window
+
+
+def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state():
+    """collectors.daily.Users: each id (the empty one included) and the NULL user keep one number,
+    whatever the order they come in, through the state and from a format 1 list."""
+    import random
+
+    import numpy as np
+
+    from collectors.daily import Users, _split
+
+    rng = random.Random(3)
+    for _trial in range(200):
+        users, seen = Users(), {}
+        for _step in range(6):
+            batch = list({rng.choice(["", "a", "ab", "b", "zz", "é", "x" * rng.randrange(1, 9), None,
+                                      str(rng.randrange(50))]) for _ in range(rng.randrange(0, 12))})
+            ids = [user for user in batch if user is not None]
+            numbers = users.numbers(_split(b"\0".join(user.encode() for user in ids))) if ids else np.zeros(0)
+            if None in batch:
+                ids, numbers = ids + [None], list(numbers) + [users.null_number()]
+            for user, number in zip(ids, numbers):
+                assert seen.setdefault(user, int(number)) == number, (user, number, seen)
+            assert sorted(seen.values()) == list(range(len(users)))
+            # Looked up (in chunks, repeats and strangers included), never numbered.
+            asked = [rng.choice(["", "a", "zz", "é", "never", "x" * 12, str(rng.randrange(60))]) for _ in range(9)]
+            found = users.lookup(_split(b"\0".join(user.encode() for user in asked)), chunk=4)
+            assert list(found) == [seen.get(user, -1) for user in asked]
+            assert len(users) == len(seen)
+            if rng.random() < 0.4:
+                users = Users.load({"users": users.state()})
+            elif rng.random() < 0.2:
+                listed = [None] * len(users)
+                for user, number in seen.items():
+                    listed[number] = user
+                users = Users.load({"users": listed})
