@@ -102,18 +102,20 @@ class StateStore:
         path = self._path(collector)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{collector}.", suffix=".tmp", dir=self.directory)
         try:
-            with os.fdopen(descriptor, "w") as handle:
-                # Written piece by piece (a column at a time), not as one string of the whole file.
+            with os.fdopen(descriptor, "wb") as handle:
+                # Written piece by piece (a column, a state entry at a time), never as one string of the
+                # whole file: a window collector's state is tens of MB of encoded days.
                 write = handle.write
-                write(f'{{"version":{FORMAT_VERSION},"collector":{_dumps(collector)}'
-                      f',"totals_are_samples":{_dumps(totals_are_samples)}'
-                      f',"last_success":{_dumps(result.last_success)},"complete":{_dumps(result.complete)}'
-                      ',"changed_at":')
+                write(b'{"version":%d,"collector":%s,"totals_are_samples":%s,"last_success":%s,"complete":%s'
+                      b',"changed_at":' % (FORMAT_VERSION, _dumps(collector), _dumps(totals_are_samples),
+                                           _dumps(result.last_success), _dumps(result.complete)))
                 _write_columns(write, result.changed_at)
-                write(',"samples":')
+                write(b',"samples":')
                 _write_columns(write, result.samples)
                 # The state last: a load without it (the restore of a window collector) stops before it.
-                write(f'{STATE_KEY}{_dumps(state)}}}')
+                write(STATE_KEY.encode())
+                _write_value(write, state, depth=2)
+                write(b"}")
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
@@ -142,26 +144,39 @@ def _before_state(text: bytes) -> bytes | None:
     return text[:at] + b"}"
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Any) -> bytes:
     # orjson: compact JSON like json.dumps', an order of magnitude faster on the large columns of the
     # counters' states written every minute. It writes NaN and infinities as null, so any null sends
     # the value to json.dumps (which writes null as null, NaN as NaN, Infinity as Infinity): a custom
     # gauge can give NaN, and it must read back as NaN.
     text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    return json.dumps(value, separators=(",", ":")) if b"null" in text else text.decode()
+    return json.dumps(value, separators=(",", ":")).encode() if b"null" in text else text
+
+
+def _write_value(write: Any, value: Any, depth: int) -> None:
+    """Writes ``value`` as JSON; dictionaries down to ``depth`` levels an entry at a time (a window
+    collector's days: one encoded day in memory as JSON at once, not the whole state)."""
+    if not isinstance(value, dict) or depth <= 0 or not all(isinstance(key, str) for key in value):
+        write(_dumps(value))  # (keys other than strings: as JSON converts them, the whole value at once)
+        return
+    write(b"{")
+    for number, (key, item) in enumerate(value.items()):
+        write(b"%s%s:" % (b"," if number else b"", _dumps(key)))
+        _write_value(write, item, depth - 1)
+    write(b"}")
 
 
 def _write_columns(write: Any, families: dict[str, list]) -> None:
     """Writes _to_columns(families) as JSON, one column at a time."""
-    write("{")
+    write(b"{")
     for number, (family, series) in enumerate(families.items()):
         # Transposed with itemgetter (C loops): the label columns, then the values.
         keys = list(map(itemgetter(0), series))
         width = len(keys[0]) if keys else 0
         columns = [list(map(itemgetter(position), keys)) for position in range(width)]
-        write(f'{"," if number else ""}{_dumps(family)}:{{"labels":{_dumps(columns)}'
-              f',"values":{_dumps(list(map(itemgetter(1), series)))}}}')
-    write("}")
+        write(b'%s%s:{"labels":%s,"values":%s}' % (b"," if number else b"", _dumps(family), _dumps(columns),
+                                                   _dumps(list(map(itemgetter(1), series)))))
+    write(b"}")
 
 
 def _compact_in_place(result: StoredResult, totals_are_samples: bool) -> None:
