@@ -44,6 +44,9 @@ STRUCTURES = ("S1", "S2", "S3")
 KINDS = {"S1": "college", "S2": "lycee", "S3": "college"}
 NAMES = {"S1": "Collège Jean Moulin", "S2": "Lycée Victor Hugo", "S3": "Collège Marie Curie"}
 YEAR = timedelta(days=365)  # PromQL's 1y
+# Structures whose application openings are in the series budget's shape (profile="all", the sum over
+# profiles: the exporter's default); the others' are whole (breakdowns.app_accesses_by_profile_per_structure).
+BUDGET_SHAPED = ("S3",)
 PROFILES = ("Teacher", "Student", "Personnel")
 APPS = ("pronote", "moodle")
 CONNECTORS = ("pronote", "cas")
@@ -123,7 +126,8 @@ def counter_series(data: dict) -> dict[tuple, list[float]]:
             events[("ent_logins_total", ("structure", structure), ("profile", profile))].append(t)
     for user, profile, app, t in data["accesses"]:
         for structure in structures_of(data, user):
-            events[("ent_app_accesses_total", ("structure", structure), ("profile", profile), ("app", app))].append(t)
+            shown = "all" if structure in BUDGET_SHAPED else profile
+            events[("ent_app_accesses_total", ("structure", structure), ("profile", shown), ("app", app))].append(t)
     for user, profile, t in data["activations"]:
         for structure in structures_of(data, user):
             events[("ent_account_activations_total", ("structure", structure), ("profile", profile))].append(t)
@@ -143,8 +147,8 @@ def counter_series(data: dict) -> dict[tuple, list[float]]:
             for name in ("ent_logins_total", "ent_account_activations_total"):
                 events.setdefault((name, ("structure", structure), ("profile", profile)), [])
             for app in data["apps"]:
-                events.setdefault(("ent_app_accesses_total", ("structure", structure), ("profile", profile),
-                                   ("app", app)), [])
+                events.setdefault(("ent_app_accesses_total", ("structure", structure),
+                                   ("profile", "all" if structure in BUDGET_SHAPED else profile), ("app", app)), [])
     for connector in CONNECTORS:
         for outcome in ("success", "failure"):
             events.setdefault(("ent_connector_requests_total", ("connector", connector), ("outcome", outcome)), [])
@@ -714,3 +718,23 @@ def test_applications_ranked_with_unused_ones_from_the_catalogue(history, window
     ((_target, top),) = evaluate(port, panels()[("ENT regional", "Most used applications")], seconds)
     assert [(r["metric"]["app"], float(r["value"][1])) for r in top] == sorted(
         ((app, float(n)) for app, n in opened.items()), key=lambda item: -item[1])
+
+
+@pytest.mark.parametrize("structure,profile", [("all", "Teacher"), ("S1", "Teacher"), ("S3", "Teacher"),
+                                               ("S3", ".*"), ("S1", ".*")])
+@pytest.mark.parametrize("window", ["24h", "7d"])
+def test_openings_per_connection_divide_the_same_peoples_events(history, window, structure, profile):
+    """Openings ÷ logins of the same profiles: the profile picked where openings are published per profile
+    (structure "all", or a structure with the breakdown: S1), every profile where they are published summed
+    over profiles (the default budget: S3), whatever profile is picked. Each is the raw counts' ratio."""
+    end, seconds = NOW.timestamp(), RANGES[window]
+    data = history["data"]
+    per_profile = structure not in BUDGET_SHAPED
+    picked = (lambda p: True) if profile == ".*" or not per_profile else (lambda p: p == profile)
+    inside = (lambda u: True) if structure == "all" else (lambda u: structure in structures_of(data, u))
+    opened = sum(1 for u, p, _a, t in data["accesses"] if end - seconds < t <= end and inside(u) and picked(p))
+    logged = sum(1 for u, p, t in data["logins"] if end - seconds < t <= end and inside(u) and picked(p))
+    ((_target, result),) = evaluate(history["port"], panels()[("ENT applications", "Openings per connection")],
+                                    seconds, structure, profile=profile)
+    assert logged > 0 and opened > 0
+    assert float(result[0]["value"][1]) == pytest.approx(opened / logged, rel=1e-9)

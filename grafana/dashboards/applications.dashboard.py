@@ -10,6 +10,13 @@ S = f'structure="$structure", profile=~"$profile", {INSTANCE}'
 APP = S.replace('profile=~"$profile"', 'profile=~"$profile|all"')
 SA = f'{APP}, app=~"$app"'
 IN_PERIOD = f"increase(ent_app_accesses_total{{{SA}}}[$__range])"
+# Openings ÷ logins of the same profiles: the openings' profile values (each profile picked, or "all"
+# where a structure's openings are published summed over profiles) pick the logins they are divided
+# by ("all": every profile's logins, under profile="all" by label_replace).
+_OPENINGS = f"sum by (profile) (increase(ent_app_accesses_total{{{APP}}}[$__range]))"
+_LOGINS = (f"(sum by (profile) (increase(ent_logins_total{{{S}}}[$__range])) or label_replace(sum(increase("
+           f'ent_logins_total{{structure="$structure", {INSTANCE}}}[$__range])), "profile", "all", "", ""))')
+OPENINGS_PER_CONNECTION = f"sum({_OPENINGS}) / clamp_min(sum({_LOGINS} and on (profile) {_OPENINGS}), 1)"
 
 
 def instant(expr: str, legend: str = "", fmt: str = "time_series", ref: str = "A"):
@@ -25,10 +32,12 @@ panels = [
           "Number of distinct applications opened at least once during the period.",
           instant(f"count(sum by (app) ({IN_PERIOD}) > 0) or vector(0)"), "short"), 6, 4),
     (stat("Openings per connection",
-          "Application openings divided by logins during the period (all applications, selected profiles): "
-          "how many applications a connection opens on average.",
-          instant(f"sum(increase(ent_app_accesses_total{{{APP}}}[$__range]))"
-                  f" / clamp_min(sum(increase(ent_logins_total{{{S}}}[$__range])), 1)"), "short", decimals=2,
+          "Application openings divided by logins during the period (all applications): how many applications "
+          "a connection opens on average, for the selected profiles where openings are published per profile. "
+          "For an establishment whose openings are published over every profile (the default series budget; "
+          "breakdowns.app_accesses_by_profile_per_structure publishes them per profile), the ratio is over "
+          "every profile: openings and logins always cover the same people.",
+          instant(OPENINGS_PER_CONNECTION), "short", decimals=2,
           links=link("overview", "ENT overview")), 6, 4),
     (stat("Most used application",
           "The application opened most often during the period, with its openings.",

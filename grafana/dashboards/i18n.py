@@ -419,9 +419,16 @@ APPLICATIONS_FR = {
     "Number of distinct applications opened at least once during the period.":
         "Nombre d'applications différentes ouvertes au moins une fois pendant la période.",
     "Applications used": "Applications utilisées",
-    "Application openings divided by logins during the period (all applications, selected profiles): how many "
-    "applications a connection opens on average.":
-        "Nombre moyen d'applications ouvertes par connexion pendant la période.",
+    "Application openings divided by logins during the period (all applications): how many applications "
+    "a connection opens on average, for the selected profiles where openings are published per profile. "
+    "For an establishment whose openings are published over every profile (the default series budget; "
+    "breakdowns.app_accesses_by_profile_per_structure publishes them per profile), the ratio is over "
+    "every profile: openings and logins always cover the same people.":
+        "Ouvertures d'applications divisées par les connexions de la période (toutes applications) : nombre moyen "
+        "d'applications ouvertes par connexion, pour les profils choisis là où les ouvertures sont publiées par "
+        "profil. Pour un établissement dont les ouvertures sont publiées tous profils confondus (budget de séries "
+        "par défaut ; breakdowns.app_accesses_by_profile_per_structure les publie par profil), le rapport porte sur "
+        "tous les profils : ouvertures et connexions couvrent toujours les mêmes personnes.",
     "Openings per connection": "Ouvertures par connexion",
     "The application opened most often during the period, with its openings.":
         "L'application la plus ouverte pendant la période, avec son nombre d'ouvertures.",
