@@ -20,7 +20,7 @@ In one run, on one embedded PostgreSQL holding a synthetic regional ENT (seeded 
    (bench/floor.py), our p99 as a ratio to it;
 7. a real Prometheus scraping ``ent-exporter serve`` for ``--prometheus-seconds``: its head series
    and resident memory, with the default configuration (series budget) and with every heavy
-   breakdown enabled (the series the per-scrape baseline and earlier versions publish).
+   breakdown enabled (the series of earlier versions; the per-scrape baseline serves the default shape).
 
 It writes a Markdown report (``--output``) and prints one summary line with the ratios.
 """
