@@ -142,18 +142,17 @@ class Runtime:
         for name, collector in self.collectors.items():
             # A collector whose state stays on disk between runs, and that reports nothing from its state,
             # is restored without parsing its state (the window collectors' per-day aggregates).
-            light = not self._kept_between_runs(collector) and type(collector).report is Collector.report
+            kept = self._kept_between_runs(collector)
+            light = not kept and type(collector).report is Collector.report
             stored = self.store.load(name, with_state=not light) if self.store else None
             if stored is None:
                 continue
-            self._stored[name] = stored
+            self._stored[name] = stored if kept else _released(stored)
             self._reports[name] = collector.report({} if light else stored.state)
             if stored.last_success is not None:
                 self._last_success[name] = stored.last_success
             samples = decode_samples(collector.families, stored.samples)
             updates[name] = self._active(collector, samples, stored.changed_at, time.time())
-            if not self._kept_between_runs(collector):
-                self._stored[name] = _released(stored)
         if updates:
             self.exposition.publish(updates)
         self._publish_self()
@@ -197,9 +196,7 @@ class Runtime:
 
     def _run(self, name: str, now: datetime) -> bool:
         collector = self.collectors[name]
-        previous = self._stored.get(name)
-        if previous is not None and previous.state is None:  # released between runs: read back for this one
-            previous = self.store.load(name)
+        previous = self._stored_result(name)
         context = Context(
             source=self.source,
             now=now,
@@ -250,11 +247,10 @@ class Runtime:
         stored = StoredResult(encode_samples(samples), state, last_success, complete, changed_at)
         if self.store is not None:
             self.store.save(name, stored)
-        if self._kept_between_runs(collector):
-            self._stored[name] = stored
+        kept = self._kept_between_runs(collector)
+        self._stored[name] = stored if kept else _released(stored)
+        if kept:
             self._last_samples[name] = samples
-        else:
-            self._stored[name] = _released(stored)
         with self._self_lock:
             self._reports[name] = collector.report(state)
         self.exposition.publish({name: self._active(collector, samples, changed_at, now.timestamp())})
@@ -264,10 +260,13 @@ class Runtime:
         directory for a collector whose result is not kept between runs (None: no result yet)."""
         if name in self._last_samples:
             return self._last_samples[name]
-        stored = self._stored.get(name)
-        if stored is not None and stored.state is None:
-            stored = self.store.load(name)
+        stored = self._stored_result(name)
         return None if stored is None else decode_samples(self.collectors[name].families, stored.samples)
+
+    def _stored_result(self, name: str) -> StoredResult | None:
+        """The collector's last stored result, read back from the state directory if it was released."""
+        stored = self._stored.get(name)
+        return self.store.load(name) if stored is not None and stored.state is None else stored
 
     def _kept_between_runs(self, collector: Collector) -> bool:
         """Whether a collector's stored result (samples, state) stays in memory between its runs.

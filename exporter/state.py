@@ -11,8 +11,8 @@ import json
 import logging
 import os
 import tempfile
-from operator import itemgetter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ class StateStore:
                 write(b',"samples":')
                 _write_columns(write, result.samples)
                 # The state last: a load without it (the restore of a window collector) stops before it.
-                write(STATE_KEY.encode())
+                write(STATE_KEY)
                 _write_value(write, state, depth=2)
                 write(b"}")
                 handle.flush()
@@ -130,7 +130,7 @@ class StateStore:
         _compact_in_place(result, totals_are_samples)
 
 
-STATE_KEY = ',"state":'
+STATE_KEY = b',"state":'
 
 
 def _before_state(text: bytes) -> bytes | None:
@@ -138,7 +138,7 @@ def _before_state(text: bytes) -> bytes | None:
 
     Outside JSON strings only: inside one, a double quote is always escaped, so the bytes ,"state":
     found here are the top-level key (no other object of the file has a key named state)."""
-    at = text.find(STATE_KEY.encode())
+    at = text.find(STATE_KEY)
     if at < 0 or text.find(b'"samples":', 0, at) < 0 or text.find(b'"changed_at":', 0, at) < 0:
         return None
     return text[:at] + b"}"
@@ -167,7 +167,8 @@ def _write_value(write: Any, value: Any, depth: int) -> None:
 
 
 def _write_columns(write: Any, families: dict[str, list]) -> None:
-    """Writes _to_columns(families) as JSON, one column at a time."""
+    """Writes {family: [(label values, value)]} in the columns format, as JSON, one column at a time:
+    {family: {"labels": [[values of label 1], ...], "values": [...]}}."""
     write(b"{")
     for number, (family, series) in enumerate(families.items()):
         # Transposed with itemgetter (C loops): the label columns, then the values.
@@ -200,21 +201,8 @@ def _compact_in_place(result: StoredResult, totals_are_samples: bool) -> None:
 # and a fraction of the transient memory.
 
 
-def _to_columns(families: dict[str, list]) -> dict[str, dict]:
-    """{family: [[label values], value]} -> {family: {"labels": [[...] per label], "values": [...]}}."""
-    columns: dict[str, dict] = {}
-    for family, series in families.items():
-        keys = [labels for labels, _ in series]
-        width = len(keys[0]) if keys else 0
-        columns[family] = {
-            "labels": [[key[i] for key in keys] for i in range(width)],
-            "values": [value for _, value in series],
-        }
-    return columns
-
-
 def _from_columns(families: dict[str, dict], strings: dict[str, str], labels: dict[tuple, tuple]) -> dict[str, list]:
-    """The inverse of _to_columns, as (label values, value) pairs with strings and label tuples shared."""
+    """The inverse of _write_columns, as (label values, value) pairs with strings and label tuples shared."""
     compact: dict[str, list] = {}
     for family, table in families.items():
         values = table["values"]
