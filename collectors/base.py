@@ -96,6 +96,10 @@ class Family:
     # The ``breakdowns`` key that publishes the full breakdown for every structure.
     breakdown_option: str | None = None
 
+    def marginal_positions(self) -> tuple[int, tuple[int, ...]]:
+        """(position of structure, positions of structure_marginals) in the family's label values."""
+        return self.labels.index("structure"), tuple(self.labels.index(name) for name in self.structure_marginals)
+
     def whole_in(self, breakdowns: "frozenset[str] | None") -> bool:
         """Whether this family is published whole with these enabled breakdowns (None: all whole)."""
         return not self.structure_marginals or breakdowns is None or self.breakdown_option in breakdowns
@@ -268,6 +272,12 @@ def registered() -> dict[str, type[Collector]]:
 UNKNOWN = "unknown"
 ALL_STRUCTURES = "all"
 ALL_PROFILES = "all"  # people counts: each person once over every profile
+
+
+def marginal_keys(key: tuple, positions: Iterable[int]) -> Iterable[tuple]:
+    """The series budget's marginals a series falls in (key: its label values, or a row of them and a
+    count): one per position, that label "all"."""
+    return (key[:position] + ("all",) + key[position + 1:] for position in positions)
 
 
 def label(value: Any) -> str:

@@ -44,7 +44,7 @@ from psycopg import sql
 
 from .base import (
     ALL_STRUCTURES, INVALID_MEASUREMENTS, Cadence, Collector, Context, Family, HistogramValue, Report, Result, Samples, Value,
-    decode_samples, encode_samples,
+    decode_samples, encode_samples, marginal_keys,
 )
 
 # The two watermarks a relation can be counted by.
@@ -229,7 +229,7 @@ class EventCounter(Collector):
         family = self.families[0]
         if family.whole_in(ctx.breakdowns) or family.counts_people or not family.additive:
             return None
-        return family.labels.index("structure"), tuple(family.labels.index(n) for n in family.structure_marginals)
+        return family.marginal_positions()
 
     def collect(self, ctx: Context) -> Result:
         self._shape = self._shape_for(ctx)
@@ -654,9 +654,8 @@ def _shaped_rows(rows: Iterable[tuple], structure: int, positions: tuple[int, ..
     for row in rows:
         if row[structure] == ALL_STRUCTURES:
             yield row
-            continue
-        for position in positions:
-            yield (*row[:position], "all", *row[position + 1:])
+        else:
+            yield from marginal_keys(tuple(row), positions)
 
 
 def add_counts(series: dict, rows: Iterable[tuple]) -> None:

@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from collectors.base import Family, HistogramValue, Kind, LabelValues, Samples, Value, label
+from collectors.base import Family, HistogramValue, Kind, LabelValues, Samples, Value, label, marginal_keys
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,7 @@ def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> 
     """The series budget's shape of a heavy breakdown (Family.structure_marginals): structure="all"
     whole; every other structure as one marginal per listed label (that label "all", summed; for
     people counts and non-additive families such as ratios, the collector's own "all" series)."""
-    structure = family.labels.index("structure")
-    positions = [family.labels.index(name) for name in family.structure_marginals]
+    structure, positions = family.marginal_positions()
     shaped: dict[LabelValues, Value] = {}
     for key, value in series.items():
         if key[structure] == "all":
@@ -55,8 +54,7 @@ def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> 
             if all(key[position] == "all" for position in positions):
                 shaped[key] = value
             continue
-        for position in positions:
-            marginal = key[:position] + ("all",) + key[position + 1:]
+        for marginal in marginal_keys(key, positions):
             shaped[marginal] = _merge(shaped[marginal], value) if marginal in shaped else value
     return shaped
 
@@ -72,16 +70,14 @@ def updated_marginals(family: Family, shaped: dict[LabelValues, Value], before: 
     changed = [(key, value) for key, value in after.items() if get(key) != value]
     if any(type(value) is not float or type(get(key, 0.0)) is not float for key, value in changed):
         return None
-    structure = family.labels.index("structure")
-    positions = [family.labels.index(name) for name in family.structure_marginals]
+    structure, positions = family.marginal_positions()
     result = dict(shaped)
     for key, value in changed:
         if key[structure] == "all":
             result[key] = value
             continue
         delta = value - get(key, 0.0)
-        for position in positions:
-            marginal = key[:position] + ("all",) + key[position + 1:]
+        for marginal in marginal_keys(key, positions):
             result[marginal] = result.get(marginal, 0.0) + delta
     return result
 
