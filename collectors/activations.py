@@ -83,12 +83,10 @@ class _ActivationCounts(Collector):
         rows_by_day: dict[date, list] = {}
         for day, *row in ctx.source.fetch(ACTIVATIONS_BY_DAY, {"since": _midnight(since_day), "upto": upto}):
             rows_by_day.setdefault(day, []).append(row)
-        recounted: dict[date, Samples] = {}
         for day, rows in rows_by_day.items():
-            recounted[day] = decode_samples(self.families, {})
-            add_counts(recounted[day][ACTIVATIONS.name], rows)
-        for day, samples in recounted.items():
-            open_days[day] = _at_least(samples, open_days.get(day))
+            recount = decode_samples(self.families, {})
+            add_counts(recount[ACTIVATIONS.name], rows)
+            open_days[day] = _at_least(recount, open_days.get(day))
         for day in sorted(d for d in open_days if d < first_open_day):
             _add(frozen, open_days.pop(day))
         totals = {name: dict(series) for name, series in frozen.items()}  # the frozen part, copied at C speed
