@@ -36,6 +36,18 @@ TOTAL = "*"  # the profile of a "distinct people over every profile" row (never 
 JUST_BEFORE = timedelta(microseconds=1)  # timestamptz resolution: "as of the month's last instant"
 INACTIVE_DAYS = (30, 90)
 
+
+def _attribution(visits: str) -> str:
+    """The CTE ``attribution``: each user of the CTE ``visits`` with each structure of their accounts
+    ('unknown' without an account), the user's accounts looked up once."""
+    return f"""attribution AS (
+        SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
+        FROM (SELECT DISTINCT user_id FROM {visits} WHERE user_id IS NOT NULL) AS visitor
+        LEFT JOIN LATERAL (
+            SELECT DISTINCT structure_id FROM {{accounts}} WHERE {{accounts}}.user_id = visitor.user_id
+        ) AS attached ON true"""
+
+
 # Logins of the month per user, profile, local day and hour (one pass over the month's rows), each
 # user's structures looked up once; then the sums per day and per weekday x hour, and per profile and
 # per person (people counted by rows of per-user aggregates: no count(DISTINCT), which would sort
@@ -51,12 +63,7 @@ MONTH_LOGINS = sql.SQL("""
         FROM {login_events}
         WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
         GROUP BY 1, 2, 3, 4, 5
-    ), attribution AS (
-        SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
-        FROM (SELECT DISTINCT user_id FROM per_hour WHERE user_id IS NOT NULL) AS visitor
-        LEFT JOIN LATERAL (
-            SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
-        ) AS attached ON true
+    ), """ + _attribution("per_hour") + """
     ), per_profile AS (
         SELECT user_id, profile, sum(logins) AS logins FROM per_hour GROUP BY 1, 2
     ), per_person AS (
@@ -97,12 +104,7 @@ MONTH_APPS = sql.SQL("""
         FROM {app_access_events}
         WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
         GROUP BY 1, 2
-    ), attribution AS (
-        SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
-        FROM (SELECT DISTINCT user_id FROM per_user WHERE user_id IS NOT NULL) AS visitor
-        LEFT JOIN LATERAL (
-            SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
-        ) AS attached ON true
+    ), """ + _attribution("per_user") + """
     ), attributed AS (
         SELECT coalesce(attribution.structure, 'unknown') AS structure, per_user.*
         FROM per_user LEFT JOIN attribution USING (user_id)
