@@ -36,6 +36,10 @@ def visits_per_visitor(period: str) -> str:
     return f'max(ent_visits_per_visitor{{{EVERYONE}, period="{period}"}})'
 
 
+# The month-to-date comparisons: the previous month is whole (no change against it), a year earlier at the same date.
+MONTH_COMPARED = ("Month to date", "Previous month (whole)", "", "Same date a year earlier", "Change in a year")
+
+
 def instant(expr: str, legend: str = "", fmt: str = "time_series", ref: str = "A"):
     return target(expr, legend, ref=ref, instant=True, fmt=fmt)
 
@@ -104,14 +108,12 @@ panels = [
                 "Visitors of the month to date beside the whole previous month and the month to date a year "
                 "earlier (same date), with the change over the year; each person once.",
                 everyone("month"), "short", decimals=0, previous=everyone("previous_month"),
-                labels=("Month to date", "Previous month (whole)", "", "Same date a year earlier",
-                        "Change in a year")), 6, 6),
+                labels=MONTH_COMPARED), 6, 6),
     (comparison("Visits per visitor compared",
                 "Logins per visitor in the month to date beside the whole previous month and the month to date a "
                 "year earlier (same date), with the change over the year.",
                 visits_per_visitor("month"), "short", decimals=2, previous=visits_per_visitor("previous_month"),
-                labels=("Month to date", "Previous month (whole)", "", "Same date a year earlier",
-                        "Change in a year")), 6, 6),
+                labels=MONTH_COMPARED), 6, 6),
     (comparison("Activated accounts compared",
                 "Activated people now beside their number at the start of the period and a year ago, with the "
                 "change in percent; each person once.",
