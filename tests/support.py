@@ -15,6 +15,7 @@ from typing import Iterable
 
 import psycopg
 import yaml
+from psycopg import sql
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +48,19 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
             pass
         time.sleep(interval)
     raise AssertionError(f"{message} not met within {timeout} s (last: {last!r})")
+
+
+def canonical_database(server, name: str) -> str:
+    """A database named ``name`` on the embedded ``server``, made anew, with the canonical tables; its DSN."""
+    from exporter.canonical import create_canonical_tables
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = server.get_uri(name)
+    with psycopg.connect(dsn) as conn:
+        create_canonical_tables(conn)
+    return dsn
 
 
 def free_port() -> int:

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from exporter.canonical import create_canonical_tables
 from exporter.demo.data import APPS, CONNECTORS, FLAKY_CONNECTOR, PROFILES, ensure_seeded, read_marker, seed
 from exporter.demo.live import LiveGenerator, Population
+from tests.support import canonical_database
 
 UTC = timezone.utc
 END = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday morning
@@ -24,13 +24,7 @@ _extra_databases = itertools.count()
 def second_source_dsn(pg_server):
     """Another database with the canonical tables, for comparing two seeds."""
     name = f"demo_copy_{next(_extra_databases)}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = pg_server.get_uri(name)
-    with psycopg.connect(dsn) as conn:
-        create_canonical_tables(conn)
-    yield dsn
+    yield canonical_database(pg_server, name)
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 

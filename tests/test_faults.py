@@ -22,12 +22,11 @@ import pytest
 from psycopg import sql
 
 from exporter.app import make_runtime, make_source
-from exporter.canonical import create_canonical_tables
 from exporter.config import parse_config
 from exporter.server import MetricsServer
 from exporter.source import CLIENT_MARGIN_SECONDS
 from tests.support import (
-    REPO, as_samples, expected_connector_samples, expected_event_counts, parse, scrape, wait_until,
+    REPO, as_samples, canonical_database, expected_connector_samples, expected_event_counts, parse, scrape, wait_until,
 )
 
 UTC = timezone.utc
@@ -78,12 +77,8 @@ def freeze(server) -> list[psutil.Process]:
 
 
 def new_database(server, name: str, with_ids: bool = True) -> str:
-    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = server.get_uri(name)
+    dsn = canonical_database(server, name)
     with psycopg.connect(dsn) as conn:
-        create_canonical_tables(conn)
         conn.cursor().executemany("INSERT INTO ent.accounts VALUES (%s, %s, %s, %s, %s)", ACCOUNTS)
         if not with_ids:
             for table in ("login_events", "connector_events"):

@@ -23,7 +23,7 @@ from reports import labels
 from reports.figures import TOTAL, Month, build_reports, month_figures
 from reports.job import ReportJob
 from reports.settings import ReportsConfig
-from tests.support import run_cli, write_config
+from tests.support import canonical_database, run_cli, write_config
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
@@ -224,15 +224,7 @@ def truth_shape(entry) -> dict:
 
 @pytest.fixture(scope="module")
 def data(pg_server):
-    name = "reports_test"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    dsn = pg_server.get_uri(name)
-    from exporter.canonical import create_canonical_tables
-
-    with psycopg.connect(dsn) as conn:
-        create_canonical_tables(conn)
+    dsn = canonical_database(pg_server, "reports_test")
     rows = generate()
     insert(dsn, rows)
     return dsn, rows

@@ -12,7 +12,9 @@ import pytest
 
 from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
-from tests.support import RawData, attachments, insert, make_accounts, make_events, parse, run_cli, write_config
+from tests.support import (
+    RawData, attachments, canonical_database, insert, make_accounts, make_events, parse, run_cli, write_config,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 USERS = 70
@@ -49,15 +51,8 @@ def _label(value) -> str:
 @pytest.fixture(scope="module")
 def data(pg_server):
     """One database for the module: 10 months of logins around the dates under test."""
-    name = "window_collectors"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    dsn = pg_server.get_uri(name)
-    from exporter.canonical import create_canonical_tables
-
+    dsn = canonical_database(pg_server, "window_collectors")
     with psycopg.connect(dsn) as conn:
-        create_canonical_tables(conn)
         conn.cursor().executemany("INSERT INTO ent.structures VALUES (%s, %s, %s)", STRUCTURES)
     rng = Random(2026)
     start = paris(2026, 1, 10).astimezone(timezone.utc)
