@@ -288,7 +288,6 @@ def machine() -> dict:
 
 
 def versions(admin_dsn: str, qe_executable: Path) -> dict:
-    import prometheus_client  # noqa: F401  (its version below)
     from importlib.metadata import version
 
     from exporter import __version__
@@ -403,7 +402,6 @@ def run(options: Options) -> Report:
         new_at = end + timedelta(seconds=30)
         cycle_now = end + timedelta(minutes=1)
         new_counts = db.add_new_events(admin_dsn, options.new_events, new_at, seeding)
-        body_file = options.workdir / "ent-exporter.metrics"
         cost, cycle = meter.measure(db.ENT_ROLE, lambda: run_worker(config, cycle_now, instant))
         instant_ent = Phase.of(cost, sum(cycle["seconds"].values()))
         say(f"instant cycle (ent-exporter): {instant_ent.seconds * 1000:.0f} ms, database {instant_ent.db_ms:.1f} ms,"

@@ -38,7 +38,7 @@ import numpy as np
 from psycopg import sql
 
 from .base import Context
-from .incremental import _day_start, _local_day, _snapshot
+from .incremental import _day_start
 
 JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: (t, ...) == [t + 1 µs, ...)
 PROFILE = "profile"

@@ -4,14 +4,12 @@ fixture (no CAS server is installable from the package registries), an SMTP serv
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

@@ -3,7 +3,6 @@ recount of the raw rows; privacy.min_count applies to them; the cardinality guar
 source without user_classes, or a configuration that does not opt in, publishes nothing."""
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 from random import Random
 from zoneinfo import ZoneInfo

@@ -25,7 +25,7 @@ from collectors.base import Family, Kind
 from exporter.exposition import Exposition
 from exporter.server import MetricsServer, accepts_gzip
 from exporter.webconfig import load_web_config
-from tests.support import REPO, free_port, parse, require_binary, run_cli, wait_until, write_config
+from tests.support import REPO, free_port, require_binary, run_cli, wait_until, write_config
 
 FAMILY = Family("x_total", Kind.COUNTER, "x", ("structure",))
 

@@ -4,7 +4,6 @@ is read back from the exporter's exposition, as Prometheus would scrape it."""
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
 from typing import Literal
 

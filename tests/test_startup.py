@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import yaml
 from psycopg import sql
 
 from tests.support import REPO, free_port, run_cli, write_config

@@ -28,7 +28,7 @@ panels = [
     row("Now"),
     (stat("Classes",
           "Classes of the establishment with members (ent_class_accounts).",
-          instant(f'count(count by (class) (ent_class_accounts{{structure="$structure"}}))'), "short",
+          instant('count(count by (class) (ent_class_accounts{structure="$structure"}))'), "short",
           decimals=0), 6, 4),
     (stat("Members who logged in today",
           "Members of the selected classes with a login today (ent_class_unique_visitors, period=\"day\"); a "

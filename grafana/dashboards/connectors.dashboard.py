@@ -8,7 +8,7 @@ from grafana.dashboards.panels import (
     heatmap, profile_variable, row, stat, state_timeline, structure_variable, target, timeseries, value_map,
 )
 from grafana.dashboards.rules import (
-    CONNECTOR_ALERTS, CONNECTOR_FAILURE_RATIO, CONNECTOR_LATENCY_QUANTILE, CONNECTOR_OUTCOME_RATE, CONNECTOR_RATE,
+    CONNECTOR_ALERTS, CONNECTOR_LATENCY_QUANTILE, CONNECTOR_RATE,
     CONNECTOR_SUCCESS_RATIO, PROBE_ALERTS, num,
 )
 

@@ -396,7 +396,7 @@ def dashboard_links() -> list[g.DashboardLink]:
 
 
 ALERT_ANNOTATION = (
-    f'ALERTS{{alertname=~"ENT.+", alertname!="ENTWatchdog", alertstate="firing"}}'
+    'ALERTS{alertname=~"ENT.+", alertname!="ENTWatchdog", alertstate="firing"}'
 )
 FAILURE_ANNOTATION = (
     f"sum by (instance, collector) (changes(ent_exporter_collector_failures_total{{{CONFIG.exporter_selector}, "
