@@ -446,14 +446,18 @@ def run(options: Options) -> Report:
         # something and re-renders the counters, as every minute in production.
         db.add_new_events(admin_dsn, options.new_events, datetime.now(timezone.utc) - timedelta(seconds=1), seeding,
                           seed=2)
-        counted = state_dir / "collectors" / "app_accesses.json"
-        before = counted.stat().st_mtime
+        counted = [state_dir / "collectors" / f"app_accesses.{suffix}" for suffix in ("json", "journal")]
+
+        def written() -> float:  # the state file's or its journal's last write
+            return max(path.stat().st_mtime for path in counted if path.exists())
+
+        before = written()
         serve = subprocess.Popen([sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "serve",
                                   "--config", str(config)], cwd=REPO, stderr=subprocess.DEVNULL)
         try:
             scrape.wait_ready(serve_port)
             wait_fresh(serve_port)
-            wait_until(lambda: counted.stat().st_mtime > before, timeout=90)  # the daemon's cycle is over
+            wait_until(lambda: written() > before, timeout=90)  # the daemon's cycle is over
             say(f"scraping ent-exporter serve: {options.scrapers} scrapers x {options.scrapes_each} scrapes")
             scrape.measure(serve_port, options.scrapers, 2)  # connections and caches warm
             gzipped = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Sequence
 
@@ -207,11 +208,23 @@ def decode_samples(families: Iterable[Family], stored: Mapping[str, list]) -> Sa
     samples: Samples = {}
     for family in families:
         histogram = family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)
+        pairs = stored.get(family.name, [])
+        if not histogram and _tuples_and_floats(pairs):
+            # What encode_samples gave in this process, or a restore's tuples: a C-level dict().
+            samples[family.name] = dict(pairs)
+            continue
         samples[family.name] = {
             tuple(labels): HistogramValue(**value) if histogram else float(value)
-            for labels, value in stored.get(family.name, [])
+            for labels, value in pairs
         }
     return samples
+
+
+def _tuples_and_floats(pairs: list) -> bool:
+    """Whether every pair is a (tuple, float) tuple (checked with C loops)."""
+    return bool(pairs) and set(map(type, pairs)) == {tuple} \
+        and set(map(type, map(itemgetter(0), pairs))) == {tuple} \
+        and set(map(type, map(itemgetter(1), pairs))) == {float}
 
 
 _REGISTRY: dict[str, type["Collector"]] = {}

@@ -660,6 +660,7 @@ def _shaped_rows(rows: Iterable[tuple], structure: int, positions: tuple[int, ..
 
 def add_counts(series: dict, rows: Iterable[tuple]) -> None:
     """Adds rows of (label values..., count) to a counter's running totals."""
-    for *labels, count in rows:
-        key = tuple(labels)
-        series[key] = series.get(key, 0.0) + float(count)
+    get = series.get
+    for row in rows:
+        key = row[:-1] if type(row) is tuple else tuple(row[:-1])
+        series[key] = get(key, 0.0) + float(row[-1])

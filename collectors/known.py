@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .base import ALL_PROFILES, ALL_STRUCTURES, Context, LabelValues
+from .base import ALL_PROFILES, ALL_STRUCTURES, Context, LabelValues, encode_samples
 
 # One pass over accounts (a hash aggregate); the window collectors that use it run at most hourly.
 KNOWN_PAIRS = sql.SQL("""
@@ -49,7 +49,8 @@ class KnownPairsCounter:
     A counter born at 0 lets ``rate()`` and ``increase()`` see its first increments (a series
     that appears at 5 loses those 5), and a structure nobody logged in to reads 0, not "No data".
     The pairs are kept in the collector's state and read from accounts at most once an hour.
-    The zeros are published only: the counted totals and the watermark are untouched.
+    The zeros add nothing to any count: the watermark is untouched, and a counter that keeps running
+    totals holds them there too (its state then has the totals once, equal to the samples).
     """
 
     def collect(self, ctx: Context):  # type: ignore[no-untyped-def]
@@ -59,9 +60,16 @@ class KnownPairsCounter:
         if known_at is None or not 0 <= now - known_at < COUNTER_REFRESH_SECONDS:
             pairs, known_at = sorted(known_pairs(ctx)), now
         else:
-            pairs = [tuple(pair) for pair in ctx.state.get("known", [])]
+            known = ctx.state.get("known", [])
+            # Tuples once read back (the state keeps them so: the minutes between refreshes copy nothing).
+            pairs = known if known and type(known[0]) is tuple else [tuple(pair) for pair in known]
         series = result.samples.setdefault(self.families[0].name, {})  # type: ignore[attr-defined]
-        for pair in pairs:
-            series.setdefault(tuple(pair), 0.0)
-        result.state = {**result.state, "known": [list(pair) for pair in pairs], "known_at": known_at}
+        missing = set(pairs) - series.keys()
+        result.state = {**result.state, "known": pairs, "known_at": known_at}
+        if missing:
+            series.update(dict.fromkeys(missing, 0.0))
+            if "totals" in result.state:
+                # The zeros join the running totals (adding 0 changes no count): the totals stay equal
+                # to the samples, so the state file holds them once and the next run decodes them at C speed.
+                result.state["totals"] = encode_samples(result.samples)
         return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 OTHER = "other"
 CHUNK = 64 * 1024  # families smaller than this are written to the socket together
+# A counter family changes every minute and is gzipped again whole: level 1 takes a third of level 6's
+# time for about 12 % more bytes (750 kB -> 850 kB for a regional body), which a scrape does not feel.
+GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,13 @@ def _escape_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
 
-def _needs_escaping(keys) -> bool:
-    return any("\\" in v or "\n" in v or '"' in v for key in keys for v in key)
+_ESCAPED = re.compile(r'[\\\n"]')
+
+
+def _needs_escaping(keys: Iterable[LabelValues]) -> bool:
+    """Whether any label value holds a character the text format escapes (one C-level search per key)."""
+    search = _ESCAPED.search
+    return any(search("".join(key)) for key in keys)
 
 
 def _line_template(name: str, labels: tuple[str, ...], extra: str | None = None) -> str:
@@ -135,73 +144,100 @@ def _line_template(name: str, labels: tuple[str, ...], extra: str | None = None)
     return f"{name}{braces} {{{len(all_names)}}}\n"
 
 
+class RenderedLines:
+    """A family's last render, kept between renders: its series in output order with each one's
+    value and sample lines. A re-render over the same series formats only those whose value
+    changed and joins the lines again; new or gone series render the family whole."""
+
+    __slots__ = ("keys", "position", "values", "lines")
+
+    def __init__(self) -> None:
+        self.keys: list[LabelValues] = []  # sorted: the output order
+        self.position: dict[LabelValues, int] = {}
+        self.values: dict[LabelValues, Value] = {}
+        self.lines: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _Formatter:
+    """Formats the sample lines of one family (templates built once, each distinct value once)."""
+
+    def __init__(self, family: Family) -> None:
+        name = family.name
+        self.histogram = family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)
+        self.line = _line_template(name, family.labels).format
+        if self.histogram:
+            self.bounds = [floatToGoString(bound) for bound in family.buckets] + ["+Inf"]
+            self.bucket = _line_template(f"{name}_bucket", family.labels, "le").format
+            self.count = _line_template(f"{name}_count", family.labels).format
+            self.total = _line_template(f"{name}_sum", family.labels).format
+        self.formatted: dict[float, str] = {}
+
+    def number(self, value: float) -> str:
+        text = self.formatted.get(value)
+        if text is None:
+            text = self.formatted[value] = floatToGoString(value)
+        return text
+
+    def __call__(self, key: LabelValues, value: Value, escaping: bool) -> tuple[Value, str]:
+        """The value to keep (a copy for histograms, which are mutable) and the series' lines."""
+        label_values = tuple(_escape_value(v) for v in key) if escaping else key
+        number = self.number
+        if not self.histogram:
+            return value, self.line(*label_values, number(value))  # type: ignore[arg-type]
+        buckets, count, total = value.buckets, value.count, value.sum  # type: ignore[union-attr]
+        text = "".join([
+            *(self.bucket(*label_values, bound, number(observed))
+              for bound, observed in zip(self.bounds, [*buckets, count])),
+            self.count(*label_values, number(count)),
+            self.total(*label_values, number(total)),
+        ])
+        return HistogramValue(list(buckets), count, total), text
+
+
+def _header(family: Family) -> str:
+    help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
+    kind = "histogram" if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM) else family.kind.value
+    return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {kind}\n"
+
+
+def _joined(header: str, lines: list[str]) -> bytes:
+    # Encoded every few thousand lines: no whole-family str beside the bytes.
+    parts = [header.encode()]
+    for start in range(0, len(lines), 4096):
+        parts.append("".join(lines[start:start + 4096]).encode())
+    return b"".join(parts)
+
+
 def render_family(family: Family, series: Mapping[LabelValues, Value],
-                  lines_cache: dict | None = None) -> bytes:
+                  rendered: RenderedLines | None = None) -> bytes:
     """The text exposition (format 0.0.4) of one family, byte for byte what prometheus-client's
     generate_latest writes for it (see render_family_reference), several times faster: each
     sample line is one str.format of a template built once per family, each distinct value
     formatted once.
 
-    ``lines_cache`` ({label values: (value, its lines)}, kept by the caller between renders) makes
-    a re-render format only the series whose value changed: the others' lines are reused. It is
-    updated in place to hold exactly the series rendered."""
-    name = family.name
-    help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
-    histogram = family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)
-    kind = "histogram" if histogram else family.kind.value
-    lines = [f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"]
-    append = lines.append
-    formatted: dict[float, str] = {}
-
-    def number(value: float) -> str:
-        text = formatted.get(value)
-        if text is None:
-            text = formatted[value] = floatToGoString(value)
-        return text
-
-    escaping = _needs_escaping(series)
-    parts: list[bytes] = []  # encoded every few thousand lines: no whole-family str beside the bytes
-
-    def flush() -> None:
-        parts.append("".join(lines).encode())
-        lines.clear()
-
-    line = _line_template(name, family.labels).format
-    if histogram:
-        bounds = [floatToGoString(bound) for bound in family.buckets] + ["+Inf"]
-        bucket = _line_template(f"{name}_bucket", family.labels, "le").format
-        count = _line_template(f"{name}_count", family.labels).format
-        total = _line_template(f"{name}_sum", family.labels).format
-    cache = lines_cache if lines_cache is not None else {}
-    fresh: dict = {}
-    for number_of_lines, key in enumerate(sorted(series)):
-        value = series[key]
-        hit = cache.get(key)
-        if hit is not None and hit[0] == value:
-            append(hit[1])
-            fresh[key] = hit
-        else:
-            label_values = tuple(_escape_value(v) for v in key) if escaping else key
-            if not histogram:
-                text = line(*label_values, number(value))  # type: ignore[arg-type]
-                stored = value
-            else:
-                text = "".join([
-                    *(bucket(*label_values, bound, number(observed))
-                      for bound, observed in zip(bounds, [*value.buckets, value.count])),  # type: ignore[union-attr]
-                    count(*label_values, number(value.count)),  # type: ignore[union-attr]
-                    total(*label_values, number(value.sum)),  # type: ignore[union-attr]
-                ])
-                stored = HistogramValue(list(value.buckets), value.count, value.sum)  # type: ignore[union-attr]
-            append(text)
-            fresh[key] = (stored, text)
-        if number_of_lines % 4096 == 4095:
-            flush()
-    flush()
-    if lines_cache is not None:
-        lines_cache.clear()
-        lines_cache.update(fresh)
-    return b"".join(parts)
+    ``rendered`` (kept by the caller between renders) makes a re-render over the same series
+    format only the series whose value changed, in place, then join the lines: no sort, no pass
+    of Python per unchanged series beyond comparing its value. It is updated to hold exactly the
+    series rendered."""
+    format_series = _Formatter(family)
+    if rendered is not None and rendered.keys and series.keys() == rendered.values.keys():
+        values, position, lines = rendered.values, rendered.position, rendered.lines
+        for key in [key for key, value in series.items() if values[key] != value]:
+            values[key], lines[position[key]] = format_series(key, series[key], _needs_escaping((key,)))
+        return _joined(_header(family), lines)
+    keys = sorted(series)
+    escaping = _needs_escaping(keys)
+    values_and_lines = [format_series(key, series[key], escaping) for key in keys]
+    lines = [text for _, text in values_and_lines]
+    if rendered is not None:
+        rendered.keys = keys
+        rendered.position = {key: number for number, key in enumerate(keys)}
+        rendered.values = {key: value for key, (value, _) in zip(keys, values_and_lines)}
+        rendered.lines = lines
+    return _joined(_header(family), lines)
 
 
 def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
@@ -318,7 +354,7 @@ class Exposition:
         self._texts: dict[str, bytes] = {}  # family -> its rendered text
         self._gzip_members: dict[str, bytes] = {}  # family -> its text, gzipped
         self._last_folded: dict[str, int] = {}  # family -> series folded by its last render
-        self._lines: dict[str, dict] = {}  # family -> {label values: (value, lines)} of its last render
+        self._lines: dict[str, RenderedLines] = {}  # family -> its last render's series and lines
         self._series_counts: dict[str, int] = {}
         self._shaped: dict[str, dict] = {}  # family -> its series budget's shape at the last render
         self._folded_totals: dict[str, float] = {}
@@ -402,8 +438,8 @@ class Exposition:
             self._folded_totals[name] = self._folded_totals.get(name, 0.0) + folded
             self._last_folded[name] = folded
         self._series_counts[name] = len(merged)
-        text = render_family(family, merged, self._lines.setdefault(name, {})) if merged else b""
-        self._gzip_members[name] = gzip.compress(text, compresslevel=6) if text else b""
+        text = render_family(family, merged, self._lines.setdefault(name, RenderedLines())) if merged else b""
+        self._gzip_members[name] = gzip.compress(text, compresslevel=GZIP_LEVEL) if text else b""
         return text
 
     def _rebuild(self, texts: Mapping[str, bytes]) -> None:

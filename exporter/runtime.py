@@ -6,12 +6,14 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import psycopg
 
-from collectors.base import INVALID_MEASUREMENTS, Collector, Context, Family, Kind, Report, Samples, decode_samples, encode_samples
+from collectors.base import (INVALID_MEASUREMENTS, Collector, Context, Family, HistogramValue, Kind, Report, Samples,
+                             decode_samples, encode_samples)
 
+from . import journal as journals
 from .exposition import Exposition
 from .source import SourceUnavailable
 from .state import StateStore, StoredResult
@@ -57,30 +59,56 @@ LATE_GAPS = Family(
 )
 INVALID = INVALID_MEASUREMENTS
 CUMULATIVE = (Kind.COUNTER, Kind.HISTOGRAM)
+# What a run moved (samples, times of change), for the state's journal; None: unknown (no earlier result).
+Moved = Optional[tuple[journals.Delta, journals.Delta]]
 
 
 def _track_changes(
-    collector: Collector, before: Samples | None, after: Samples, changed_at: dict[str, list], now: float
-) -> dict[str, list]:
-    """When each cumulative series last moved: {family: [(label values, unix time)]}.
+    collector: Collector, before: Samples | None, after: Samples, changed_at: dict[str, Any], now: float
+) -> tuple[dict[str, dict], Moved]:
+    """When each cumulative series last moved: {family: {label values: unix time}}; and what moved in
+    this run, for the state's journal: per cumulative family, the series whose value or time changed and
+    those gone (as journal deltas of the samples and of the times).
 
-    Dictionary look-ups only, and the label tuples of ``after`` are kept as they are (no copy
-    per series): the cost of a cycle that moved a few series is a pass of C-level dict work."""
-    tracked: dict[str, list] = {}
+    One comparison per series, the rest C-level dict and set work on the label tuples of ``after``
+    as they are (no copy per series); the earlier times are copied, never changed in place."""
+    tracked: dict[str, dict] = {}
+    moved_samples, moved_times = journals.Delta(), journals.Delta()
     for family in collector.families:
         if family.kind not in CUMULATIVE:
             continue
         series = after.get(family.name, {})
         previous_values = (before or {}).get(family.name, {})
-        known = changed_at.get(family.name, [])
-        # The runtime's own entries are (label tuple, time) pairs: dict() takes them as they are.
-        moved = dict(known) if not known or type(known[0][0]) is tuple else {tuple(k): w for k, w in known}
+        known = changed_at.get(family.name, {})
+        # The runtime's own entries are dicts, or (label tuple, time) pairs once restored: dict() takes them.
+        times = dict(known) if isinstance(known, dict) or not known or type(known[0][0]) is tuple \
+            else {tuple(k): w for k, w in known}
         get = previous_values.get
         fresh = [key for key, value in series.items() if get(key) != value] if before is not None else []
-        moved.update(dict.fromkeys(fresh, now))
-        moved.update(dict.fromkeys(series.keys() - moved.keys(), now))  # new series (or no history)
-        tracked[family.name] = list(zip(series, map(moved.__getitem__, series)))
-    return tracked
+        stale = times.keys() - series.keys()  # the times of series gone
+        for key in stale:
+            del times[key]
+        now_moved = (series.keys() - times.keys()).union(fresh)  # new series (or no history), and moved
+        times.update(dict.fromkeys(now_moved, now))
+        tracked[family.name] = times
+        if before is not None:
+            keys = now_moved.union(series.keys() - previous_values.keys())
+            moved_samples.changed[family.name] = [(key, _encoded(series[key])) for key in keys]
+            moved_times.changed[family.name] = [(key, times[key]) for key in keys]
+            moved_samples.gone[family.name] = list(previous_values.keys() - series.keys())
+            moved_times.gone[family.name] = list(stale)
+    return tracked, (moved_samples, moved_times) if before is not None else None
+
+
+def _copy(samples: Samples) -> Samples:
+    """Samples no later change to the given ones can reach (float values: C-level dict copies)."""
+    return {name: {key: HistogramValue(list(value.buckets), value.count, value.sum) for key, value in series.items()}
+            if series and isinstance(next(iter(series.values())), HistogramValue) else dict(series)
+            for name, series in samples.items()}
+
+
+def _encoded(value: Any) -> Any:
+    return vars(value) if isinstance(value, HistogramValue) else value  # as encode_samples writes it
 
 
 def _released(stored: StoredResult) -> StoredResult:
@@ -144,7 +172,7 @@ class Runtime:
             # is restored without parsing its state (the window collectors' per-day aggregates).
             kept = self._kept_between_runs(collector)
             light = not kept and type(collector).report is Collector.report
-            stored = self.store.load(name, with_state=not light) if self.store else None
+            stored = self.store.load(name, with_state=not light, journal=kept) if self.store else None
             if stored is None:
                 continue
             self._stored[name] = stored if kept else _released(stored)
@@ -240,17 +268,20 @@ class Runtime:
         before = self._last_samples.get(name)
         if before is None and previous is not None:  # first run since a restart
             before = decode_samples(collector.families, previous.samples)
-        changed_at = _track_changes(
+        changed_at, moved = _track_changes(
             collector, before, samples, previous.changed_at if previous else {}, now.timestamp()
         )
         last_success = time.time() if complete else self._last_success.get(name)
         stored = StoredResult(encode_samples(samples), state, last_success, complete, changed_at)
-        if self.store is not None:
-            self.store.save(name, stored)
         kept = self._kept_between_runs(collector)
+        if self.store is not None:
+            # A result kept in memory runs every minute or so: what moved goes to the state's journal.
+            self.store.save(name, stored, journal=kept, moved=moved, since=previous)
         self._stored[name] = stored if kept else _released(stored)
         if kept:
-            self._last_samples[name] = samples
+            # A copy: a collector may go on adding to the dicts it gave at a checkpoint, and what moved
+            # next time is found against the values saved now.
+            self._last_samples[name] = _copy(samples)
         with self._self_lock:
             self._reports[name] = collector.report(state)
         self.exposition.publish({name: self._active(collector, samples, changed_at, now.timestamp())})
@@ -277,7 +308,7 @@ class Runtime:
         the length of a run, not for the life of the process (what is served is in the exposition)."""
         return self.store is None or any(family.kind in CUMULATIVE for family in collector.families)
 
-    def _active(self, collector: Collector, samples: Samples, changed_at: dict[str, list], now: float) -> Samples:
+    def _active(self, collector: Collector, samples: Samples, changed_at: dict[str, Any], now: float) -> Samples:
         """Cumulative series that have not moved for the retention period stop being exported
         (a structure that closed, an application withdrawn); they come back if they move again."""
         horizon = now - self.idle_series_retention.total_seconds()
@@ -285,7 +316,11 @@ class Runtime:
         for family in collector.families:
             series = samples.get(family.name, {})
             if family.kind in CUMULATIVE:
-                idle = {tuple(labels) for labels, moved in changed_at.get(family.name, []) if moved < horizon}
+                times = changed_at.get(family.name) or {}
+                times = times if isinstance(times, dict) else {tuple(labels): moved for labels, moved in times}
+                # (most minutes nothing is idle: one C-level min() says so)
+                idle = {key for key, moved in times.items() if moved < horizon} \
+                    if times and min(times.values()) < horizon else set()
                 if idle:
                     series = {key: value for key, value in series.items() if key not in idle}
             active[family.name] = series

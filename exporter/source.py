@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import socket
 import threading
+import time
 from typing import Any, Iterator, Mapping, Sequence
 
 import psycopg
@@ -33,6 +36,56 @@ CLIENT_MARGIN_SECONDS = 5.0
 RECONNECT_TIMEOUT_SECONDS = 10.0
 
 
+class _Watchdog:
+    """One thread that fires the deadlines of every statement (a thread started per statement costs a
+    thread's start-up and a wait for it to be scheduled, on every query of every cycle)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[list] = []  # [deadline, number, callback or None once disarmed]
+        self._armed: dict[int, list] = {}
+        self._numbers = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, callback: Any) -> int:
+        with self._condition:
+            entry = [time.monotonic() + seconds, next(self._numbers), callback]
+            heapq.heappush(self._heap, entry)
+            self._armed[entry[1]] = entry
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="ent-exporter-deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+            return entry[1]
+
+    def disarm(self, number: int) -> None:
+        with self._condition:
+            entry = self._armed.pop(number, None)
+            if entry is not None:
+                entry[2] = None  # (its connection is not held until the deadline)
+
+    def _watch(self) -> None:
+        while True:
+            with self._condition:
+                while self._heap and self._heap[0][2] is None:
+                    heapq.heappop(self._heap)
+                now = time.monotonic()
+                due = []
+                while self._heap and self._heap[0][0] <= now:
+                    entry = heapq.heappop(self._heap)
+                    if entry[2] is not None:
+                        self._armed.pop(entry[1], None)
+                        due.append(entry[2])
+                if not due:
+                    self._condition.wait(self._heap[0][0] - now if self._heap else None)
+                    continue
+            for callback in due:
+                callback()
+
+
+_WATCHDOG = _Watchdog()
+
+
 @contextlib.contextmanager
 def _deadline(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
     """Bounds every wait on ``conn`` inside the block: when ``seconds`` pass, the connection's
@@ -49,9 +102,7 @@ def _deadline(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
         except Exception:  # already closed: nothing is waiting any more
             pass
 
-    timer = threading.Timer(seconds, cut)
-    timer.daemon = True
-    timer.start()
+    armed = _WATCHDOG.arm(seconds, cut)
     try:
         yield
     except psycopg.OperationalError as error:
@@ -59,7 +110,7 @@ def _deadline(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
             raise SourceUnavailable(f"no answer from the database within {seconds:g} s") from error
         raise
     finally:
-        timer.cancel()
+        _WATCHDOG.disarm(armed)
 
 
 class PostgresSource:

@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from . import journal as journals
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
@@ -31,15 +33,20 @@ class StoredResult:
     state: dict[str, Any] | None = field(default_factory=dict)  # None: not held in memory (runtime._released)
     last_success: float | None = None  # unix time of the last complete run
     complete: bool = True  # False for a checkpoint taken in the middle of a run
-    # When each cumulative series last moved: {family: [[label values], unix time]}.
-    changed_at: dict[str, list] = field(default_factory=dict)
+    # When each cumulative series last moved: {family: [(label values, unix time)]}, or {family: {label
+    # values: unix time}} (the runtime's, never changed in place once saved).
+    changed_at: dict[str, Any] = field(default_factory=dict)
 
 
 class StateStore:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, clean: bool = True) -> None:
+        """``clean=False``: a reader beside a running exporter (leaves its temporary files alone)."""
         self.directory = Path(directory) / "collectors"
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.remove_stale_temporaries()
+        # Collectors saved with journal=True: what their file and journal hold (see exporter.journal).
+        self._views: dict[str, journals.View] = {}
+        if clean:
+            self.remove_stale_temporaries()
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Removes the temporary files that writes interrupted by a crash left behind (at start-up:
@@ -58,12 +65,20 @@ class StateStore:
     def _path(self, collector: str) -> Path:
         return self.directory / f"{collector}.json"
 
-    def load(self, collector: str, *, with_state: bool = True) -> StoredResult | None:
-        """The collector's stored result; ``with_state=False``: without its state (None), which is then
-        not parsed at all when it is the file's last key (files written since the state went last)."""
+    def _journal_path(self, collector: str) -> Path:
+        return self.directory / f"{collector}.journal"
+
+    def load(self, collector: str, *, with_state: bool = True, journal: bool = False) -> StoredResult | None:
+        """The collector's stored result: its file, then the lines of its journal that follow it.
+
+        ``with_state=False``: without its state (None), which is then not parsed at all when it is
+        the file's last key (files written since the state went last). ``journal=True`` (with the
+        state): the next save may append to the journal (see save)."""
         path = self._path(collector)
+        self._views.pop(collector, None)
         try:
             text = path.read_bytes()
+            file_bytes = len(text)
             head = None if with_state else _before_state(text)
             # json, not orjson, to read: orjson holds a second copy of the file while it parses (+100 MB
             # for the weekly heatmap's state at the month scale), and a load is once per start or run.
@@ -84,21 +99,102 @@ class StateStore:
         series = _from_columns if data["version"] >= 2 else _compact_series
         samples = series(data.pop("samples"), strings, labels)
         state = _intern(data.pop("state"), strings) if with_state else None
-        if state is not None and data.get("totals_are_samples"):
-            state["totals"] = samples
-        return StoredResult(
+        result = StoredResult(
             samples=samples, state=state, last_success=data["last_success"], complete=data["complete"],
             changed_at=series(data.pop("changed_at", {}), strings, labels),
         )
+        seq, totals_are_samples = data.get("seq", 0), bool(data.get("totals_are_samples"))
+        if state is not None and totals_are_samples:
+            state.pop("totals", None)
+        lines, journal_bytes, broken = self._journal_lines(collector, seq)
+        for line in lines:
+            seq, totals_are_samples = line["seq"], line["totals_are_samples"]
+            _replay(result, line, strings, labels)
+        if state is not None and totals_are_samples:
+            state["totals"] = result.samples
+        if journal and state is not None:
+            self._views[collector] = journal_view(seq, file_bytes, journal_bytes, result, totals_are_samples, broken)
+        return result
 
-    def save(self, collector: str, result: StoredResult) -> None:
-        """Writes ``result`` atomically, then compacts it in memory (same values: see _compact_in_place)."""
+    def _journal_lines(self, collector: str, seq: int) -> tuple[list[dict], int, bool]:
+        try:
+            text = self._journal_path(collector).read_bytes()
+        except FileNotFoundError:
+            return [], 0, False
+        lines, used, broken = journals.read_lines(text, seq)
+        if broken:
+            log.warning("state journal %s ends with a line that cannot be replayed (a crash while it was"
+                        " appended): the saves before it are restored, the file is written whole next",
+                        self._journal_path(collector))
+        return lines, used, broken
+
+    def save(self, collector: str, result: StoredResult, *, journal: bool = False,
+             moved: tuple[journals.Delta, journals.Delta] | None = None, since: StoredResult | None = None) -> None:
+        """Writes ``result`` atomically, then compacts it in memory (same values: see _compact_in_place).
+
+        ``journal=True`` (a collector saved every minute, whose result stays in memory): when this
+        store wrote or loaded the collector's last result, what moved since is appended to the
+        journal (exporter.journal) instead of the whole file, until the journal outgrows the file.
+        ``moved``: what moved since ``since`` (samples, times of change) for some families, when the
+        caller tracks it; used if ``since`` is the result this store last wrote or loaded."""
         state = result.state
         # Incremental counters keep their running totals in their state, and publish them as
         # their samples: written once (and loaded once) instead of twice.
         totals_are_samples = isinstance(state, dict) and "totals" in state and state["totals"] == result.samples
         if totals_are_samples:
             state = {key: value for key, value in state.items() if key != "totals"}
+        view = self._views.pop(collector, None)
+        if journal and isinstance(state, dict):
+            entries = {key: _value_bytes(value) for key, value in state.items()}
+            if moved is not None and (view is None or since is None or since.samples is not view.samples
+                                      or since.changed_at is not view.changed_at):
+                moved = None  # not relative to what the file and journal hold
+            if view is not None and self._append(collector, view, result, entries, totals_are_samples, moved):
+                _compact_in_place(result, totals_are_samples)
+                view.samples, view.changed_at, view.state = result.samples, result.changed_at, entries
+                self._views[collector] = view
+                return
+        seq = view.seq + 1 if view is not None else 1
+        file_bytes = self._write_file(collector, result, state, totals_are_samples, seq)
+        _compact_in_place(result, totals_are_samples)
+        if journal and isinstance(state, dict):
+            self._views[collector] = journals.View(seq, file_bytes, 0, result.samples, result.changed_at, entries)
+
+    def _append(self, collector: str, view: journals.View, result: StoredResult, entries: dict[str, bytes],
+                totals_are_samples: bool, moved: tuple[journals.Delta, journals.Delta] | None) -> bool:
+        """Appends what moved since ``view`` to the journal; False (nothing written) when it has no room."""
+        line = journals.encode_line(
+            view.seq + 1,
+            {"last_success": result.last_success, "complete": result.complete,
+             "totals_are_samples": totals_are_samples},
+            journals.delta(view.samples, result.samples, moved[0] if moved else None),
+            journals.delta(view.changed_at, result.changed_at, moved[1] if moved else None),
+            {key: value for key, value in entries.items() if view.state.get(key) != value},
+            [key for key in view.state if key not in entries], _dumps, _write_columns)
+        if not view.room_for(len(line)):
+            return False
+        path = self._journal_path(collector)
+        created = not path.exists()
+        with open(path, "ab") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if created:
+            self._sync_directory()
+        view.seq += 1
+        view.journal_bytes += len(line)
+        return True
+
+    def _sync_directory(self) -> None:
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # renames and removals survive a power loss
+        finally:
+            os.close(directory)
+
+    def _write_file(self, collector: str, result: StoredResult, state: Any, totals_are_samples: bool,
+                    seq: int) -> int:
+        """Writes the collector's whole file (write-then-rename) and drops its journal; returns its size."""
         path = self._path(collector)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{collector}.", suffix=".tmp", dir=self.directory)
         try:
@@ -106,9 +202,10 @@ class StateStore:
                 # Written piece by piece (a column, a state entry at a time), never as one string of the
                 # whole file: a window collector's state is tens of MB of encoded days.
                 write = handle.write
-                write(b'{"version":%d,"collector":%s,"totals_are_samples":%s,"last_success":%s,"complete":%s'
-                      b',"changed_at":' % (FORMAT_VERSION, _dumps(collector), _dumps(totals_are_samples),
-                                           _dumps(result.last_success), _dumps(result.complete)))
+                write(b'{"version":%d,"collector":%s,"seq":%d,"totals_are_samples":%s,"last_success":%s'
+                      b',"complete":%s,"changed_at":' % (FORMAT_VERSION, _dumps(collector), seq,
+                                                          _dumps(totals_are_samples), _dumps(result.last_success),
+                                                          _dumps(result.complete)))
                 _write_columns(write, result.changed_at)
                 write(b',"samples":')
                 _write_columns(write, result.samples)
@@ -117,17 +214,21 @@ class StateStore:
                 _write_value(write, state, depth=2)
                 write(b"}")
                 handle.flush()
+                size = handle.tell()
                 os.fsync(handle.fileno())
+            journal_path = self._journal_path(collector)
+            if journal_path.exists():
+                # Dropped before the new file takes the old one's place: a crash in between leaves the
+                # old file alone, an earlier save whole (its events are read again), never the journal
+                # of one file replayed over another.
+                journal_path.unlink()
+                self._sync_directory()
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a power loss
-        finally:
-            os.close(directory)
-        _compact_in_place(result, totals_are_samples)
+        self._sync_directory()
+        return size
 
 
 STATE_KEY = b',"state":'
@@ -171,6 +272,8 @@ def _write_columns(write: Any, families: dict[str, list]) -> None:
     {family: {"labels": [[values of label 1], ...], "values": [...]}}."""
     write(b"{")
     for number, (family, series) in enumerate(families.items()):
+        if isinstance(series, dict):
+            series = list(series.items())
         # Transposed with itemgetter (C loops): the label columns, then the values.
         keys = list(map(itemgetter(0), series))
         width = len(keys[0]) if keys else 0
@@ -236,7 +339,7 @@ def _compact_series(families: dict[str, list], strings: dict[str, str], labels: 
     """{family: [[label values], value]} -> {family: [(label values, value)]}, strings and label tuples shared."""
     compact: dict[str, list] = {}
     for family, series in families.items():
-        if series and type(series[0]) is tuple and type(series[0][0]) is tuple:
+        if isinstance(series, dict) or series and type(series[0]) is tuple and type(series[0][0]) is tuple:
             compact[strings.setdefault(family, family)] = series
             continue
         pairs = []
@@ -245,3 +348,35 @@ def _compact_series(families: dict[str, list], strings: dict[str, str], labels: 
             pairs.append((labels.setdefault(key, key), _intern(value, strings)))
         compact[strings.setdefault(family, family)] = pairs
     return compact
+
+
+def _value_bytes(value: Any) -> bytes:
+    """A state entry as the file writes it (JSON bytes)."""
+    parts: list[bytes] = []
+    _write_value(parts.append, value, depth=1)
+    return b"".join(parts)
+
+
+def journal_view(seq: int, file_bytes: int, journal_bytes: int, result: StoredResult, totals_are_samples: bool,
+                 broken: bool) -> journals.View:
+    """The view of a loaded result: what its file and journal hold."""
+    state = {key: value for key, value in (result.state or {}).items() if not (totals_are_samples and key == "totals")}
+    return journals.View(seq, file_bytes, journal_bytes, result.samples, result.changed_at,
+                        {key: _value_bytes(value) for key, value in state.items()}, broken)
+
+
+def _replay(result: StoredResult, line: dict, strings: dict[str, str], labels: dict[tuple, tuple]) -> None:
+    """Applies one journal line to a loaded result."""
+    def gone(families: dict[str, list]) -> dict[str, list]:
+        return {strings.setdefault(f, f): [labels.setdefault(tuple(k), tuple(k)) for k in keys]
+                for f, keys in families.items()}
+
+    result.samples = journals.apply(result.samples, _from_columns(line["samples"], strings, labels),
+                                   gone(line["samples_gone"]))
+    result.changed_at = journals.apply(result.changed_at, _from_columns(line["changed_at"], strings, labels),
+                                      gone(line["changed_at_gone"]))
+    result.last_success, result.complete = line["last_success"], line["complete"]
+    if result.state is not None:
+        for key in line["state_gone"]:
+            result.state.pop(key, None)
+        result.state.update(_intern(line["state"], strings))
