@@ -72,7 +72,7 @@ def markdown(r: "Report") -> str:
         f" ({', '.join(sorted(r.instant_ent_collectors))}): each reads only the ids above its watermark."
         " query-exporter runs the queries that give the same counters (same attribution to structures, same"
         " `unknown` folding: `bench/query_exporter.py`), recounting the whole tables, as a generic exporter must."
-        " Database time is pg_stat_statements' execution time of each exporter's role; rows read are the"
+        " Database time is pg_stat_statements' planning and execution time of each exporter's role; rows read are the"
         " sequential-scan rows plus index entries read on the contract's tables (cumulative statistics, read"
         " after the exporter's connections closed).")
     add("")
@@ -277,8 +277,8 @@ NOTES = """
 ## How it is measured, and what limits it
 
 - **One database, two roles.** ent-exporter connects as `bench_ent`, query-exporter as `bench_qe`;
-  pg_stat_statements (preloaded in the embedded server) is reset before each measured phase and
-  read per role afterwards. Table statistics are read once every backend of the phase has exited,
+  pg_stat_statements (preloaded in the embedded server, with `track_planning` on: database time is
+  planning plus execution) is reset before each measured phase and read per role afterwards. Table statistics are read once every backend of the phase has exited,
   so they are complete.
 - **Instant cycle.** ent-exporter's cost is proportional to the new events: an index range scan on
   `event_id` above the watermark, grouped per user, and one index look-up in `accounts` per user

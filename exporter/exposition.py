@@ -64,26 +64,33 @@ def structure_marginals(family: Family, series: Mapping[LabelValues, Value]) -> 
 
 
 def updated_marginals(family: Family, shaped: dict[LabelValues, Value], before: Mapping[LabelValues, Value],
-                      after: Mapping[LabelValues, Value]) -> dict[LabelValues, Value] | None:
+                      after: Mapping[LabelValues, Value], moved: Iterable[LabelValues] | None = None
+                      ) -> tuple[dict[LabelValues, Value], set[LabelValues]] | None:
     """structure_marginals(family, after), from its value for ``before``: the changes added to the
-    marginals they fall in (a counter's minute moves a few thousand of its series, not the 80,000).
-    None where that does not apply (histograms, people counts, ratios, series gone): recompute."""
-    if family.counts_people or not family.additive or before.keys() - after.keys():
+    marginals they fall in (a counter's minute moves a few thousand of its series, not the 80,000);
+    and the marginals that changed. ``moved``: the series of ``after`` that are new or changed, when
+    the caller knows them (no series gone); else they are found by comparison. None where that does
+    not apply (histograms, people counts, ratios, series gone): recompute."""
+    if family.counts_people or not family.additive or (moved is None and before.keys() - after.keys()):
         return None
     get = before.get
-    changed = [(key, value) for key, value in after.items() if get(key) != value]
+    changed = [(key, value) for key, value in after.items() if get(key) != value] if moved is None \
+        else [(key, after[key]) for key in moved]
     if any(type(value) is not float or type(get(key, 0.0)) is not float for key, value in changed):
         return None
     structure, positions = family.marginal_positions()
     result = dict(shaped)
+    touched: set[LabelValues] = set()
     for key, value in changed:
         if key[structure] == "all":
             result[key] = value
+            touched.add(key)
             continue
         delta = value - get(key, 0.0)
         for marginal in marginal_keys(key, positions):
             result[marginal] = result.get(marginal, 0.0) + delta
-    return result
+            touched.add(marginal)
+    return result, touched
 
 
 class _OneFamily:
@@ -212,7 +219,7 @@ def _joined(header: str, lines: list[str]) -> bytes:
 
 
 def render_family(family: Family, series: Mapping[LabelValues, Value],
-                  rendered: RenderedLines | None = None) -> bytes:
+                  rendered: RenderedLines | None = None, moved: Iterable[LabelValues] | None = None) -> bytes:
     """The text exposition (format 0.0.4) of one family, byte for byte what prometheus-client's
     generate_latest writes for it (see render_family_reference), several times faster: each
     sample line is one str.format of a template built once per family, each distinct value
@@ -221,13 +228,22 @@ def render_family(family: Family, series: Mapping[LabelValues, Value],
     ``rendered`` (kept by the caller between renders) makes a re-render over the same series
     format only the series whose value changed, in place, then join the lines: no sort, no pass
     of Python per unchanged series beyond comparing its value. It is updated to hold exactly the
-    series rendered."""
+    series rendered. ``moved``: the series that may have changed, when the caller knows them (no
+    series gone): not even a comparison for the others."""
     format_series = _Formatter(family)
-    if rendered is not None and rendered.keys and series.keys() == rendered.values.keys():
+    if rendered is not None and rendered.keys:
         values, position, lines = rendered.values, rendered.position, rendered.lines
-        for key in [key for key, value in series.items() if values[key] != value]:
-            values[key], lines[position[key]] = format_series(key, series[key], _needs_escaping((key,)))
-        return _joined(_header(family), lines)
+        if moved is not None:
+            moved = list(moved)
+            same = len(series) == len(position) and all(key in position for key in moved)
+            changed = [key for key in moved if values[key] != series[key]] if same else []
+        else:
+            same = series.keys() == values.keys()
+            changed = [key for key, value in series.items() if values[key] != value] if same else []
+        if same:
+            for key in changed:
+                values[key], lines[position[key]] = format_series(key, series[key], _needs_escaping((key,)))
+            return _joined(_header(family), lines)
     keys = sorted(series)
     escaping = _needs_escaping(keys)
     values_and_lines = [format_series(key, series[key], escaping) for key in keys]
@@ -240,10 +256,10 @@ def render_family(family: Family, series: Mapping[LabelValues, Value],
     return _joined(_header(family), lines)
 
 
-def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
+def _snapshot(series: Mapping[LabelValues, Value]) -> tuple[dict[LabelValues, Value], bool]:
     """A copy that a publisher's later changes cannot reach (histogram values are mutable), with
     every label value under the one rule (collectors.base.label: NULL or empty -> "unknown"; the
-    series that this makes equal are added up)."""
+    series that this makes equal are added up); and whether any label value was so replaced."""
     if series and isinstance(next(iter(series.values())), HistogramValue):
         copy = {key: HistogramValue(list(value.buckets), value.count, value.sum) if isinstance(value, HistogramValue)
                 else value for key, value in series.items()}
@@ -251,12 +267,12 @@ def _snapshot(series: Mapping[LabelValues, Value]) -> dict[LabelValues, Value]:
         copy = dict(series)  # floats: immutable, a C-level copy
     values = set().union(*copy)  # every label value once (C loops)
     if "" not in values and None not in values:
-        return copy
+        return copy, False
     labelled: dict[LabelValues, Value] = {}
     for key, value in copy.items():
         key = tuple(label(v) for v in key)
         labelled[key] = _merge(labelled[key], value) if key in labelled else value
-    return labelled
+    return labelled, True
 
 
 def _weight(value: Value) -> float:
@@ -382,35 +398,47 @@ class Exposition:
                 if self._families.setdefault(family.name, published) != published:
                     raise ValueError(f"family {family.name} is declared twice, differently")
 
-    def publish(self, updates: Mapping[str, Samples]) -> None:
+    def publish(self, updates: Mapping[str, Samples],
+                moved: Mapping[str, Mapping[str, Iterable[LabelValues]]] | None = None) -> None:
         """For each publisher, replaces its series of the families it gives; re-renders those families once.
 
         A family whose series are all unchanged is not rendered again (a minute without new
-        events republishes every counter as it was)."""
+        events republishes every counter as it was). ``moved`` ({publisher: {family: label values}}):
+        for some families, the series new or changed since the publisher's last update, none gone,
+        when the publisher knows them; the others are found by comparison."""
         with self._lock:
             changed = set()
             previous: dict[str, Mapping[LabelValues, Value] | None] = {}  # a family's series before this update
+            hints: dict[str, list[LabelValues]] = {}
             for publisher, samples in updates.items():
+                known = (moved or {}).get(publisher, {})
                 for name, series in samples.items():
                     if name not in self._families:
                         raise KeyError(f"{publisher} published undeclared family {name}")
                     published = self._samples.setdefault(name, {})
-                    if name in self._texts and published.get(publisher) == series:
+                    hint = known.get(name)
+                    hint = list(hint) if hint is not None and name in self._texts and publisher in published \
+                        else None
+                    if name in self._texts and (not hint if hint is not None else published.get(publisher) == series):
                         # Unchanged: what the guard folded is folded again, as a render would count it.
                         if self._last_folded.get(name):
                             self._folded_totals[name] += self._last_folded[name]
                         continue
                     previous[name] = published.get(publisher)
-                    published[publisher] = _snapshot(series)
+                    published[publisher], relabelled = _snapshot(series)
+                    if hint is not None and not relabelled:
+                        hints[name] = hint
                     changed.add(name)
             if not changed:
                 return
-            texts = {name: self._render(name, previous.get(name)) for name in sorted(changed)}
+            texts = {name: self._render(name, previous.get(name), hints.get(name)) for name in sorted(changed)}
             self._rebuild(texts)
 
-    def _render(self, name: str, before: Mapping[LabelValues, Value] | None = None) -> bytes:
+    def _render(self, name: str, before: Mapping[LabelValues, Value] | None = None,
+                moved: list[LabelValues] | None = None) -> bytes:
         """Renders one family: returns its text, keeps its gzip member. ``before``: the series its
-        one publisher had before this update (the budget's marginals are then updated, not recomputed)."""
+        one publisher had before this update (the budget's marginals are then updated, not recomputed);
+        ``moved``: its series new or changed since then, none gone (see publish)."""
         family = self._families[name]
         publishers = list(self._samples.get(name, {}).values())
         if len(publishers) == 1:
@@ -419,12 +447,13 @@ class Exposition:
             merged = {}
             for series in publishers:
                 merged.update(series)
+            moved = None
         if (family.structure_marginals and self.policy.breakdowns is not None
                 and family.breakdown_option not in self.policy.breakdowns):
             shaped = self._shaped.get(name)
-            updated = updated_marginals(family, shaped, before, merged) \
+            updated = updated_marginals(family, shaped, before, merged, moved) \
                 if shaped is not None and before is not None and len(publishers) == 1 else None
-            merged = updated if updated is not None else structure_marginals(family, merged)
+            merged, moved = updated if updated is not None else (structure_marginals(family, merged), None)
             self._shaped[name] = merged
         merged = apply_privacy(family, merged, self.policy.privacy_min_count)
         self._last_folded[name] = 0
@@ -437,8 +466,9 @@ class Exposition:
                 )
             self._folded_totals[name] = self._folded_totals.get(name, 0.0) + folded
             self._last_folded[name] = folded
+            moved = None
         self._series_counts[name] = len(merged)
-        text = render_family(family, merged, self._lines.setdefault(name, RenderedLines())) if merged else b""
+        text = render_family(family, merged, self._lines.setdefault(name, RenderedLines()), moved) if merged else b""
         self._gzip_members[name] = gzip.compress(text, compresslevel=GZIP_LEVEL) if text else b""
         return text
 

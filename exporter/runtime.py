@@ -107,6 +107,16 @@ def _copy(samples: Samples) -> Samples:
             for name, series in samples.items()}
 
 
+def _published_moves(moved: Moved, samples: Samples, active: Samples) -> dict[str, list]:
+    """The series new or changed of each family published as the collector gave it, with none gone:
+    what the exposition re-renders without comparing every series (see Exposition.publish)."""
+    if moved is None:
+        return {}
+    changed, gone = moved[0].changed, moved[0].gone
+    return {name: [key for key, _ in pairs] for name, pairs in changed.items()
+            if not gone.get(name) and active.get(name) is samples.get(name)}
+
+
 def _encoded(value: Any) -> Any:
     return vars(value) if isinstance(value, HistogramValue) else value  # as encode_samples writes it
 
@@ -284,7 +294,8 @@ class Runtime:
             self._last_samples[name] = _copy(samples)
         with self._self_lock:
             self._reports[name] = collector.report(state)
-        self.exposition.publish({name: self._active(collector, samples, changed_at, now.timestamp())})
+        active = self._active(collector, samples, changed_at, now.timestamp())
+        self.exposition.publish({name: active}, {name: _published_moves(moved, samples, active)})
 
     def last_samples(self, name: str) -> Samples | None:
         """The samples of the collector's last saved result: held in memory, or read back from the state
