@@ -5,31 +5,26 @@ import, an Edifice activation event written after the fact), with an ``activated
 behind what was already counted. So the counter keeps the last ``RECOUNT_DAYS`` days
 (UTC) open: each cycle recounts the activations of those days in one index range scan
 on ``activated_at`` and they replace the previous count of their day (never lowering a
-series); a day whose rows are the very ones of the last cycle (a checksum of them, kept in
-the state) keeps its counts without a pass over them. Older days are frozen into the total. An activation that lands more than
+series); a day whose counts have the checksum of the last cycle's (md5, computed by the
+database, kept in the state) keeps its counts without reading them again. Older days are frozen into the total. An activation that lands more than
 ``RECOUNT_DAYS`` late is not counted; ``ent_accounts`` still shows the account as activated.
 Every structure and profile of ``accounts`` has a series from the start, 0 until an activation.
 """
 from __future__ import annotations
 
-import zlib
 from datetime import date, datetime, time, timedelta, timezone
-from itertools import groupby
-from operator import itemgetter
-
-import orjson
 
 from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, Kind, Result, Samples, decode_samples, encode_samples
-from .incremental import add_counts
+from .incremental import add_counts, one_snapshot
 from .known import KnownPairsCounter
 
 RECOUNT_DAYS = 7
 
 # Activations of [since, upto] per UTC day, per structure of the account and profile, and
 # per profile over distinct users (structure "all").
-ACTIVATIONS_BY_DAY = sql.SQL("""
+_COUNTS = """
     WITH activated AS (
         SELECT user_id,
                (activated_at AT TIME ZONE 'UTC')::date AS day,
@@ -37,11 +32,17 @@ ACTIVATIONS_BY_DAY = sql.SQL("""
                coalesce(nullif(profile, ''), 'unknown') AS profile
         FROM {accounts}
         WHERE activated_at >= %(since)s AND activated_at <= %(upto)s
+    ), counts AS (
+        SELECT day, structure, profile, count(*) AS n FROM activated GROUP BY 1, 2, 3
+        UNION ALL
+        SELECT day, 'all', profile, count(DISTINCT user_id) FROM activated GROUP BY 1, 3
     )
-    SELECT day, structure, profile, count(*) FROM activated GROUP BY 1, 2, 3
-    UNION ALL
-    SELECT day, 'all', profile, count(DISTINCT user_id) FROM activated GROUP BY 1, 3
-    ORDER BY 1, 2, 3
+"""
+ACTIVATIONS_BY_DAY = sql.SQL(_COUNTS + "SELECT day, structure, profile, n FROM counts")
+# The same counts, one checksum per day: a day whose checksum is the last cycle's is not read again.
+DAY_CHECKSUMS = sql.SQL(_COUNTS + """
+    SELECT day, md5(string_agg(concat_ws(E'\\x1f', structure, profile, n), E'\\x1e' ORDER BY structure, profile))
+    FROM counts GROUP BY day
 """)
 
 # At the first run, the history before the recount window: one row per series, not per day.
@@ -90,17 +91,22 @@ class _ActivationCounts(Collector):
             add_counts(frozen[ACTIVATIONS.name],
                        ctx.source.fetch(ACTIVATIONS_BEFORE, {"before": _midnight(first_open_day)}))
         moved = False
-        rows = ctx.source.fetch(ACTIVATIONS_BY_DAY, {"since": _midnight(since_day), "upto": upto})
-        for day, group in groupby(rows, itemgetter(0)):
-            day_rows = list(group)
-            # The day's rows, in order, as a checksum: the same rows as last time leave its counts as they
-            # were (most minutes, most days), without a pass of Python over them.
-            fingerprint = zlib.crc32(orjson.dumps(day_rows))
-            if prints.get(day.isoformat()) == fingerprint and day in open_days:
-                continue
-            prints[day.isoformat()] = fingerprint
+        window = {"since": _midnight(since_day), "upto": upto}
+        with one_snapshot(ctx.source) as snapshot:
+            # Each day's counts as a checksum first: a day whose checksum is the last cycle's keeps its counts
+            # (most minutes, most days), and only the others are read, in one statement.
+            checksums = dict(snapshot.fetch(DAY_CHECKSUMS, window))
+            stale = sorted(day for day, checksum in checksums.items()
+                           if prints.get(day.isoformat()) != checksum or day not in open_days)
+            rows = snapshot.fetch(ACTIVATIONS_BY_DAY, {"since": _midnight(stale[0]), "upto": min(
+                upto, _midnight(stale[-1] + timedelta(days=1)) - timedelta(microseconds=1))}) if stale else []
+        rows_by_day: dict[date, list] = {}
+        for row in rows:
+            rows_by_day.setdefault(row[0], []).append(row[1:])
+        for day in stale:
+            prints[day.isoformat()] = checksums[day]
             recount = decode_samples(self.families, {})
-            add_counts(recount[ACTIVATIONS.name], (row[1:] for row in day_rows))
+            add_counts(recount[ACTIVATIONS.name], rows_by_day.get(day, []))
             open_days[day] = _at_least(recount, open_days.get(day))
             moved = True
         closing = sorted(d for d in open_days if d < first_open_day)

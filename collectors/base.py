@@ -290,6 +290,8 @@ ALL_PROFILES = "all"  # people counts: each person once over every profile
 def marginal_keys(key: tuple, positions: Iterable[int]) -> Iterable[tuple]:
     """The series budget's marginals a series falls in (key: its label values, or a row of them and a
     count): one per position, that label "all"."""
+    if len(positions) == 1:  # (the budget's usual shape, on the instant cycle's path: no generator)
+        return (key[:positions[0]] + ("all",) + key[positions[0] + 1:],)
     return (key[:position] + ("all",) + key[position + 1:] for position in positions)
 
 

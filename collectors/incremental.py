@@ -162,7 +162,7 @@ ATTRIBUTED_EVENT_COUNTS = sql.SQL("""
             SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
         ) AS attached ON true
     )
-    SELECT coalesce(nullif(attachment.structure_id, ''), 'unknown') AS structure, per_user.profile, {dimension_names}
+    SELECT coalesce(nullif(attachment.structure_id, ''), 'unknown') AS structure, {structure_columns},
            sum(per_user.events)
     FROM per_user
     LEFT JOIN attachment ON attachment.user_id = per_user.user_id
@@ -174,12 +174,19 @@ ATTRIBUTED_EVENT_COUNTS = sql.SQL("""
 """)
 
 
-def dimension_fragments(dimensions: tuple[str, ...]) -> dict[str, sql.Composable]:
-    """The ATTRIBUTED_EVENT_COUNTS placeholders for extra label columns (NULL or '' -> unknown)."""
+def dimension_fragments(dimensions: tuple[str, ...], summed: int | None = None) -> dict[str, sql.Composable]:
+    """The ATTRIBUTED_EVENT_COUNTS placeholders for extra label columns (NULL or '' -> unknown).
+    ``summed``: the position of the label (1: profile, 2...: the dimensions) whose per-structure rows are
+    summed over its values, written "all" (the series budget's shape of a single marginal label)."""
     def positions(first: int) -> sql.Composable:
         return sql.SQL("").join(sql.SQL(", {}").format(sql.Literal(first + i)) for i in range(len(dimensions)))
 
+    columns: list[sql.Composable] = [sql.SQL("per_user.{}").format(sql.Identifier(name))
+                                     for name in ("profile", *dimensions)]
+    if summed is not None:
+        columns[summed - 1] = sql.Literal(ALL_STRUCTURES)  # ("all": the same word for every label)
     return {
+        "structure_columns": sql.SQL(", ").join(columns),
         "dimensions": sql.SQL("").join(
             sql.SQL("coalesce(nullif({column}, ''), 'unknown') AS {column}, ").format(column=sql.Identifier(d))
             for d in dimensions
@@ -212,7 +219,14 @@ class EventCounter(Collector):
     bookkeeping: ClassVar[tuple[Family, ...]] = ()
 
     def placeholders(self) -> dict[str, sql.Composable]:
-        return dimension_fragments(self.dimensions)
+        return dimension_fragments(self.dimensions, self._summed_in_sql())
+
+    def _summed_in_sql(self) -> int | None:
+        """The label the delta query sums per structure for the series budget, when it is one label of
+        ATTRIBUTED_EVENT_COUNTS (the rows then come in the budget's shape: fewer, and no Python pass)."""
+        if self._shape is None or len(self._shape[1]) != 1 or self.delta_query is not ATTRIBUTED_EVENT_COUNTS:
+            return None
+        return self._shape[1][0]
 
     def _decode(self, stored: Mapping[str, list]) -> Samples:
         return decode_samples((*self.families, *self.bookkeeping), stored)
@@ -311,7 +325,7 @@ class EventCounter(Collector):
             gaps.add([(LOWEST_ID, after)], now)
         while target is not None and after < target:
             upto = min(after + ctx.chunk_size, target)
-            with _snapshot(ctx.source) as snapshot:
+            with one_snapshot(ctx.source) as snapshot:
                 rows = snapshot.fetch(self.delta_query, {"after": after, "upto": upto},
                                       events=self.events, **self.placeholders())
                 # A range with as many events as ids has no gap: its ids are not read a second time.
@@ -333,7 +347,7 @@ class EventCounter(Collector):
         """Counts the events that have appeared in the watched gaps, and narrows the gaps."""
         ranges = gaps.ranges()
         relations = getattr(ctx.source, "relations", None) or {}
-        with _snapshot(ctx.source) as snapshot:
+        with one_snapshot(ctx.source) as snapshot:
             found = sorted(row[0] for row in snapshot.fetch(
                 IDS_IN_GAPS, {"lo": [r[0] for r in ranges], "hi": [r[1] for r in ranges]}, events=self.events))
             counted = [event_id for event_id in found if gaps.is_tracked(event_id)]
@@ -422,7 +436,7 @@ class EventCounter(Collector):
                     "since": _day_start(earlier, zone), "until": _day_start(earlier + timedelta(days=1), zone)})
                 if (now_there or 0) > audit[1]:
                     late["missed"] = late.get("missed", 0) + (now_there or 0) - audit[1]
-            with _snapshot(ctx.source) as snapshot:
+            with one_snapshot(ctx.source) as snapshot:
                 exact, events = self._count(ctx, since, until, snapshot, with_events=True)
                 if events is None:
                     events = self._first(ctx, EVENTS_BETWEEN, {"since": since, "until": until}, snapshot) or 0
@@ -475,7 +489,7 @@ class EventCounter(Collector):
         return rows[0][0] if rows else None
 
     def accumulate(self, totals: Samples, rows: Iterable[tuple]) -> None:
-        if self._shape is not None:
+        if self._shape is not None and self._summed_in_sql() is None:
             rows = _shaped_rows(rows, *self._shape)
         add_counts(totals.setdefault(self.families[0].name, {}), rows)
 
@@ -487,7 +501,7 @@ class EventCounter(Collector):
         return int(sum(row[-1] for row in rows if row[0] == "all"))
 
 
-def _snapshot(source: Any) -> Any:
+def one_snapshot(source: Any) -> Any:
     """The source's one-snapshot context (exporter.source.PostgresSource.snapshot), if it has one."""
     opener = getattr(source, "snapshot", None)
     return opener() if opener is not None else contextlib.nullcontext(source)

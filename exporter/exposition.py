@@ -241,8 +241,15 @@ def render_family(family: Family, series: Mapping[LabelValues, Value],
             same = series.keys() == values.keys()
             changed = [key for key, value in series.items() if values[key] != value] if same else []
         if same:
-            for key in changed:
-                values[key], lines[position[key]] = format_series(key, series[key], _needs_escaping((key,)))
+            escaping = _needs_escaping(changed)
+            if format_series.histogram or escaping:
+                for key in changed:
+                    values[key], lines[position[key]] = format_series(key, series[key], escaping)
+            else:  # (the common case, inline: a minute re-formats thousands of counters)
+                line, number = format_series.line, format_series.number
+                for key in changed:
+                    value = values[key] = series[key]
+                    lines[position[key]] = line(*key, number(value))
             return _joined(_header(family), lines)
     keys = sorted(series)
     escaping = _needs_escaping(keys)

@@ -85,18 +85,27 @@ def _track_changes(
             else {tuple(k): w for k, w in known}
         get = previous_values.get
         fresh = [key for key, value in series.items() if get(key) != value] if before is not None else []
-        stale = times.keys() - series.keys()  # the times of series gone
+        if before is not None and times.keys() == previous_values.keys():
+            # As every minute: the times are those of the last values' series, so the series new since are
+            # among those that moved, and none is gone unless the counts say so (no whole-set operations).
+            gone = [] if len(series) == len(previous_values) + sum(key not in times for key in fresh) \
+                else list(previous_values.keys() - series.keys())
+            stale, now_moved, keys = gone, fresh, fresh
+        else:
+            stale = list(times.keys() - series.keys())  # the times of series gone
+            now_moved = list((series.keys() - times.keys()).union(fresh))  # new series (or no history), and moved
+            keys = list(set(now_moved).union(series.keys() - previous_values.keys()))
+            gone = list(previous_values.keys() - series.keys())
         for key in stale:
             del times[key]
-        now_moved = (series.keys() - times.keys()).union(fresh)  # new series (or no history), and moved
         times.update(dict.fromkeys(now_moved, now))
         tracked[family.name] = times
         if before is not None:
-            keys = now_moved.union(series.keys() - previous_values.keys())
             moved_samples.changed[family.name] = [(key, _encoded(series[key])) for key in keys]
-            moved_times.changed[family.name] = [(key, times[key]) for key in keys]
-            moved_samples.gone[family.name] = list(previous_values.keys() - series.keys())
-            moved_times.gone[family.name] = list(stale)
+            moved_times.changed[family.name] = [(key, now) for key in keys] if keys is now_moved \
+                else [(key, times[key]) for key in keys]
+            moved_samples.gone[family.name] = gone
+            moved_times.gone[family.name] = stale
     return tracked, (moved_samples, moved_times) if before is not None else None
 
 
@@ -190,6 +199,8 @@ class Runtime:
             if stored.last_success is not None:
                 self._last_success[name] = stored.last_success
             samples = decode_samples(collector.families, stored.samples)
+            if kept:  # what the first run's changes are found against (not decoded a second time then)
+                self._last_samples[name] = samples
             updates[name] = self._active(collector, samples, stored.changed_at, time.time())
         if updates:
             self.exposition.publish(updates)
