@@ -118,7 +118,9 @@ def markdown(r: "Report") -> str:
     if r.scrape_floor:
         fl = r.scrape_floor
         add(f"**The floor.** The same {fl.scrapers} scrapers against ent-exporter's own server holding one sample"
-            f" (`bench/floor.py`): p50 {fl.p50_ms:.1f} ms, p99 {fl.p99_ms:.1f} ms, {fl.per_second:,.0f} scrapes/s."
+            f" (`bench/floor.py`), scraped in turn with ent-exporter (round after round, latencies pooled, so that"
+            f" other work on the machine weighs on both alike): p50 {fl.p50_ms:.1f} ms, p99 {fl.p99_ms:.1f} ms,"
+            f" {fl.per_second:,.0f} scrapes/s."
             f" That is what this machine's scheduling, Python and loopback cost with nothing to serve; ent-exporter's"
             f" gzip p99 is **{r.scrape_floor_ratio:.2f}×** it.")
         add("")

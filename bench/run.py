@@ -17,7 +17,7 @@ In one run, on one embedded PostgreSQL holding a synthetic regional ENT (seeded 
    prometheus-client at every scrape (bench/per_scrape.py), over the same persisted samples;
 5. peak RSS of the exporter's processes, seeding throughput;
 6. the scrape floor: the same scrapers against ent-exporter's server holding one sample
-   (bench/floor.py), our p99 as a ratio to it;
+   (bench/floor.py), in turn with ent-exporter over the same minutes, our p99 as a ratio to it;
 7. a real Prometheus scraping ``ent-exporter serve`` for ``--prometheus-seconds``: its head series
    and resident memory, with the default configuration (series budget) and with every heavy
    breakdown enabled (the series of earlier versions; the per-scrape baseline serves the default shape).
@@ -47,6 +47,8 @@ from . import prom, scrape
 from .worker import peak_rss_kb
 
 REPO = Path(__file__).resolve().parent.parent
+# ent-exporter and the one-sample floor are scraped in turn, this many times (see scrape.interleaved).
+SCRAPE_ROUNDS = 5
 DEFAULT_WORKDIR = Path(__file__).resolve().parent / ".work"
 
 REGIONAL = {"structures": 1000, "accounts": 500_000, "events": 10_000_000}
@@ -458,9 +460,23 @@ def run(options: Options) -> Report:
             scrape.wait_ready(serve_port)
             wait_fresh(serve_port)
             wait_until(lambda: written() > before, timeout=90)  # the daemon's cycle is over
-            say(f"scraping ent-exporter serve: {options.scrapers} scrapers x {options.scrapes_each} scrapes")
-            scrape.measure(serve_port, options.scrapers, 2)  # connections and caches warm
-            gzipped = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=True)
+            say(f"scraping ent-exporter serve and the floor in turn: {options.scrapers} scrapers x"
+                f" {options.scrapes_each} scrapes each, in {SCRAPE_ROUNDS} rounds")
+            floor_port = free_port()
+            floor_server = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port)],
+                                            cwd=REPO)
+            try:
+                scrape.wait_ready(floor_port)
+                for port in (serve_port, floor_port):
+                    scrape.measure(port, options.scrapers, 2)  # connections and caches warm
+                # The floor (a one-sample server) in the same minutes as ent-exporter, round after round.
+                both = scrape.interleaved({"ent": serve_port, "floor": floor_port}, options.scrapers,
+                                          options.scrapes_each, SCRAPE_ROUNDS, gzip=True)
+            finally:
+                floor_server.terminate()
+                floor_server.wait(timeout=30)
+            gzipped, floor = both["ent"], both["floor"]
+            say(f"scrape floor (one sample): p99 {floor.p99_ms:.1f} ms")
             plain = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=False)
             series_per_structure = per_structure(serve_port, seeding.counts["structures"])
             prometheus_default = prom.measure(serve_port, options.workdir, free_port(), options.prometheus_seconds) \
@@ -472,17 +488,6 @@ def run(options: Options) -> Report:
         if prometheus_default:
             say(f"Prometheus scraping ent-exporter (default): {prometheus_default.head_series:,} head series,"
                 f" {prometheus_default.peak_rss_mb:,.0f} MB")
-
-        floor_port = free_port()
-        floor_server = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port)], cwd=REPO)
-        try:
-            scrape.wait_ready(floor_port)
-            scrape.measure(floor_port, options.scrapers, 2)
-            floor = scrape.measure(floor_port, options.scrapers, options.scrapes_each, gzip=True)
-        finally:
-            floor_server.terminate()
-            floor_server.wait(timeout=30)
-        say(f"scrape floor (one sample): p99 {floor.p99_ms:.1f} ms")
 
         prometheus_full = None
         if options.prometheus_seconds > 0:

@@ -71,6 +71,26 @@ def measure(port: int, scrapers: int = 20, scrapes_each: int = 25, gzip: bool = 
     are: no scraper waits for another's interpreter lock) on its own keep-alive connection, sending
     its scrapes back to back. They ask for gzip as Prometheus does (``gzip=False``: the plain text).
     Latency is until the last byte of the body is received; decompressing it is the scraper's business."""
+    return _stats(scrapers, *_round(port, scrapers, scrapes_each, gzip, timeout))
+
+
+def interleaved(ports: dict[str, int], scrapers: int = 20, scrapes_each: int = 50, rounds: int = 5,
+                gzip: bool = True, timeout: float = 600) -> dict[str, ScrapeStats]:
+    """The same scrapers against several servers in turn, ``rounds`` times (``scrapes_each`` split over the
+    rounds): each server's latencies are pooled over rounds spread across the same minutes, so a burst of
+    other work on the machine weighs on every server alike (what a ratio between them needs)."""
+    pooled: dict[str, tuple[list[float], float, int]] = {name: ([], 0.0, 0) for name in ports}
+    each = max(1, scrapes_each // rounds)
+    for _ in range(rounds):
+        for name, port in ports.items():
+            latencies, elapsed, size = _round(port, scrapers, each, gzip, timeout)
+            before = pooled[name]
+            pooled[name] = (before[0] + latencies, before[1] + elapsed, max(before[2], size))
+    return {name: _stats(scrapers, *pooled[name]) for name in ports}
+
+
+def _round(port: int, scrapers: int, scrapes_each: int, gzip: bool, timeout: float) -> tuple[list[float], float, int]:
+    """One round of ``scrapers`` concurrent scrapers: every latency, the elapsed time and the body size."""
     headers = {"Accept-Encoding": "gzip"} if gzip else {}
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(scrapers + 1)
@@ -88,12 +108,15 @@ def measure(port: int, scrapers: int = 20, scrapes_each: int = 25, gzip: bool = 
     errors = [error for _, _, error in outcomes if error]
     if errors:
         raise RuntimeError(f"{len(errors)} scraper(s) failed: {errors[0]}")
-    latencies = [latency for mine, _, _ in outcomes for latency in mine]
+    return [latency for mine, _, _ in outcomes for latency in mine], elapsed, max(size for _, size, _ in outcomes)
+
+
+def _stats(scrapers: int, latencies: list[float], elapsed: float, size: int) -> ScrapeStats:
     return ScrapeStats(
         scrapers=scrapers,
         scrapes=len(latencies),
         p50_ms=statistics.median(latencies) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         per_second=len(latencies) / elapsed,
-        bytes=max(size for _, size, _ in outcomes),
+        bytes=size,
     )
