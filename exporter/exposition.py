@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 
 OTHER = "other"
 CHUNK = 64 * 1024  # families smaller than this are written to the socket together
-# A counter family changes every minute and is gzipped again whole: level 1 takes a third of level 6's
-# time for about 12 % more bytes (750 kB -> 850 kB for a regional body), which a scrape does not feel.
-GZIP_LEVEL = 1
+# gzip levels: 6 (zlib's default) for what changes at most hourly; 1 for the families of publishers that
+# publish every minute (the counters), gzipped again whole each time: a third of level 6's time, for
+# 10-20 % more bytes of those families (about 25 kB of a regional body's 750 kB).
+GZIP_LEVEL, GZIP_LEVEL_FREQUENT = 6, 1
 
 
 @dataclass(frozen=True)
@@ -406,13 +407,15 @@ class Exposition:
                     raise ValueError(f"family {family.name} is declared twice, differently")
 
     def publish(self, updates: Mapping[str, Samples],
-                moved: Mapping[str, Mapping[str, Iterable[LabelValues]]] | None = None) -> None:
+                moved: Mapping[str, Mapping[str, Iterable[LabelValues]]] | None = None, *,
+                frequent: bool = False) -> None:
         """For each publisher, replaces its series of the families it gives; re-renders those families once.
 
         A family whose series are all unchanged is not rendered again (a minute without new
         events republishes every counter as it was). ``moved`` ({publisher: {family: label values}}):
         for some families, the series new or changed since the publisher's last update, none gone,
-        when the publisher knows them; the others are found by comparison."""
+        when the publisher knows them; the others are found by comparison. ``frequent``: the publishers
+        publish every minute or so (their families are gzipped faster, a little larger)."""
         with self._lock:
             changed = set()
             previous: dict[str, Mapping[LabelValues, Value] | None] = {}  # a family's series before this update
@@ -438,11 +441,12 @@ class Exposition:
                     changed.add(name)
             if not changed:
                 return
-            texts = {name: self._render(name, previous.get(name), hints.get(name)) for name in sorted(changed)}
+            level = GZIP_LEVEL_FREQUENT if frequent else GZIP_LEVEL
+            texts = {name: self._render(name, previous.get(name), hints.get(name), level) for name in sorted(changed)}
             self._rebuild(texts)
 
     def _render(self, name: str, before: Mapping[LabelValues, Value] | None = None,
-                moved: list[LabelValues] | None = None) -> bytes:
+                moved: list[LabelValues] | None = None, level: int = GZIP_LEVEL) -> bytes:
         """Renders one family: returns its text, keeps its gzip member. ``before``: the series its
         one publisher had before this update (the budget's marginals are then updated, not recomputed);
         ``moved``: its series new or changed since then, none gone (see publish)."""
@@ -476,7 +480,7 @@ class Exposition:
             moved = None
         self._series_counts[name] = len(merged)
         text = render_family(family, merged, self._lines.setdefault(name, RenderedLines()), moved) if merged else b""
-        self._gzip_members[name] = gzip.compress(text, compresslevel=GZIP_LEVEL) if text else b""
+        self._gzip_members[name] = gzip.compress(text, compresslevel=level) if text else b""
         return text
 
     def _rebuild(self, texts: Mapping[str, bytes]) -> None:

@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterable, Optional
 
 import psycopg
 
-from collectors.base import (INVALID_MEASUREMENTS, Collector, Context, Family, HistogramValue, Kind, Report, Samples,
-                             decode_samples, encode_samples)
+from collectors.base import (INVALID_MEASUREMENTS, Cadence, Collector, Context, Family, HistogramValue, Kind, Report,
+                             Samples, decode_samples, encode_samples)
 
 from . import journal as journals
 from .exposition import Exposition
@@ -306,7 +306,8 @@ class Runtime:
         with self._self_lock:
             self._reports[name] = collector.report(state)
         active = self._active(collector, samples, changed_at, now.timestamp())
-        self.exposition.publish({name: active}, {name: _published_moves(moved, samples, active)})
+        self.exposition.publish({name: active}, {name: _published_moves(moved, samples, active)},
+                                frequent=collector.cadence is Cadence.INSTANT)
 
     def last_samples(self, name: str) -> Samples | None:
         """The samples of the collector's last saved result: held in memory, or read back from the state
