@@ -30,6 +30,7 @@ most one local day of logins, whatever the window's length.
 from __future__ import annotations
 
 import base64
+import contextlib
 import zlib
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Sequence
@@ -451,19 +452,39 @@ def days_between(first: date, last: date) -> list[date]:
 
 # Each user's structures (label rule applied), as arrays, as DAY_LOGINS does: every attachment's
 # user id (NUL-separated bytes, looked up in the log's Users) and its structure's position in the
-# list of names, which comes once. No Python object per account.
+# list of names (STRUCTURE_NAMES, read first and handed back, so every part numbers alike). No
+# Python object per account. The accounts come in PARTS statements, each a disjoint part of the
+# users (hashtext of the id): a part's bytes are all that is in memory at once (the whole of
+# 500k accounts' ids is ~18 MB of bytea, twice that as the hex text the driver receives).
+PARTS = 8
+STRUCTURE_NAMES = sql.SQL("""
+    SELECT array_agg(DISTINCT coalesce(nullif(structure_id, ''), 'unknown')) FROM {accounts}
+""")
 USER_STRUCTURES = sql.SQL("""
-    WITH structures AS (  -- every structure's name once, numbered (a few thousand at most)
-        SELECT structure, (row_number() OVER () - 1)::int4 AS position
-        FROM (SELECT DISTINCT coalesce(nullif(structure_id, ''), 'unknown') AS structure FROM {accounts}) AS s
+    WITH structures AS (
+        SELECT structure, (position - 1)::int4 AS position
+        FROM unnest(%(structures)s::text[]) WITH ORDINALITY AS s(structure, position)
     ), attached AS (
         SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure
-        FROM {accounts} WHERE user_id IS NOT NULL  -- NOT NULL in the contract
+        FROM {accounts}
+        WHERE user_id IS NOT NULL  -- NOT NULL in the contract
+          AND (hashtext(user_id) & %(mask)s::int4) = %(part)s::int4
     )
-    SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
-           string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea), string_agg(int4send(position), ''::bytea)
+    SELECT string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea), string_agg(int4send(position), ''::bytea)
     FROM attached JOIN structures USING (structure)
 """)
+
+
+def user_parts() -> list[dict[str, int]]:
+    """The parameters of each part of the users (PARTS, a power of two)."""
+    return [{"mask": PARTS - 1, "part": part} for part in range(PARTS)]
+
+
+def one_snapshot(source: Any) -> Any:
+    """The source's one-snapshot context (exporter.source.PostgresSource.snapshot), if it has one:
+    the parts of a read see the same accounts."""
+    opener = getattr(source, "snapshot", None)
+    return opener() if opener is not None else contextlib.nullcontext(source)
 
 
 class Attachments:
@@ -471,13 +492,23 @@ class Attachments:
     number (a gather, no search); the few further attachments are sorted parallel arrays."""
 
     def __init__(self, ctx: Context, log: DayLog) -> None:
-        names, ids, structures = ctx.source.fetch(USER_STRUCTURES)[0]
-        self.structures: list[str] = list(names or [])
+        users_parts: list[np.ndarray] = []
+        structures_parts: list[np.ndarray] = []
+        with one_snapshot(ctx.source) as source:
+            names = source.fetch(STRUCTURE_NAMES)[0][0]
+            self.structures: list[str] = list(names or [])
+            for part in user_parts():
+                ids, structures = source.fetch(USER_STRUCTURES, {"structures": self.structures, **part})[0]
+                if ids is None:
+                    continue
+                users = log.users.lookup(_split(ids))
+                del ids
+                numbered = users >= 0  # attachments of users the log has not numbered play no part
+                users_parts.append(users[numbered])
+                structures_parts.append(_integers(structures, ">i4")[numbered])
         numbers = {structure: position for position, structure in enumerate(self.structures)}
-        users = log.users.lookup(_split(ids)) if ids is not None else np.zeros(0, np.int64)
-        structures = _integers(structures, ">i4")
-        numbered = users >= 0  # attachments of users the log has not numbered play no part
-        users, structures = users[numbered], structures[numbered]
+        users = np.concatenate(users_parts) if users_parts else np.zeros(0, np.int64)
+        structures = np.concatenate(structures_parts) if structures_parts else np.zeros(0, np.int32)
         self.unknown = numbers.get("unknown")
         if self.unknown is None:
             self.unknown = len(self.structures)
