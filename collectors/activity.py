@@ -17,7 +17,7 @@ from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
 from .known import people_pairs, zeros
-from .daily import JUST_AFTER, DayLog, _decode, _encode, _integers, _split, days_between, one_snapshot, user_parts
+from .daily import JUST_AFTER, DayLog, _decode, _encode, _ids, _integers, days_between, one_snapshot, user_parts
 from .periods import local_midnight, utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -71,7 +71,7 @@ ACTIVITY = sql.SQL("""
 
 
 # The activated attachments, distinct (user, structure, profile), label rule applied, as arrays (as
-# collectors.daily's statements): each one's user id (NUL-separated bytes, looked up in the log's
+# collectors.daily's statements): each one's user id (joined in one text, looked up in the log's
 # Users) and its structure's and profile's positions in the lists of names (NAMES, read first and
 # handed back). In parts of the users, as collectors.daily.USER_STRUCTURES: one part's bytes at a time.
 NAMES = sql.SQL("""
@@ -93,7 +93,7 @@ ACTIVATED = sql.SQL("""
         WHERE activated_at <= %(now)s AND user_id IS NOT NULL  -- NOT NULL in the contract
           AND (hashtext(user_id) & %(mask)s::int4) = %(part)s::int4
     )
-    SELECT string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea),
+    SELECT string_agg(user_id, ''), string_agg(int4send(octet_length(convert_to(user_id, 'UTF8'))), ''::bytea),
            string_agg(int4send(structures.position), ''::bytea), string_agg(int4send(profiles.position), ''::bytea)
     FROM activated JOIN structures USING (structure) JOIN profiles USING (profile)
 """)
@@ -154,11 +154,12 @@ class ActivityCollector(Collector):
             structure_list, profile_list = source.fetch(NAMES)[0]
             structure_list, profile_list = list(structure_list or []), list(profile_list or [])
             for part in user_parts():
-                ids, structure, profile = source.fetch(ACTIVATED, {
+                text, lengths, structure, profile = source.fetch(ACTIVATED, {
                     "now": utc(ctx.now), "structures": structure_list, "profiles": profile_list, **part})[0]
-                if ids is None:
+                if text is None:
                     continue
-                ids = _split(ids)
+                ids = _ids(text, lengths)
+                del text
                 user = log.users.lookup(ids)
                 # Activated users without a login in the log: numbered after the log's users, once each
                 # (the parts' users are disjoint).

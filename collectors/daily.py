@@ -53,8 +53,9 @@ _LABELS = (PROFILE,)
 
 # One local day's logins of [since, until), per user (and the columns a log keeps), as one row of
 # arrays rather than a row per group, so that no Python object is made per group: the day's
-# distinct users once (their ids' bytes, NUL-separated: text holds no NUL) with their positions
-# (the NULL user's apart), then per group its user's position, the kept columns and the count,
+# distinct users once (their ids joined in one text, with each one's UTF-8 length: text comes as
+# it is, where a bytea comes as hex text, twice its size, decoded into a third copy) with their
+# positions (the NULL user's apart), then per group its user's position, the kept columns and the count,
 # each as one bytea of big-endian integers read straight into numpy.
 # Label columns (the profile) come the same way as the users: their distinct values once, and a
 # position per group. Positions are explicit (dense_rank), whatever order the aggregates see.
@@ -69,7 +70,9 @@ DAY_LOGINS = sql.SQL("""
                row_number() OVER w = 1 OR lag(user_id) OVER w IS DISTINCT FROM user_id AS first{ranks}
         FROM per_user WINDOW w AS (ORDER BY user_id)
     )
-    SELECT string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea) FILTER (WHERE first),
+    SELECT string_agg(user_id, '') FILTER (WHERE first AND user_id IS NOT NULL),
+           string_agg(int4send(octet_length(convert_to(user_id, 'UTF8'))), ''::bytea)
+               FILTER (WHERE first AND user_id IS NOT NULL),
            string_agg(int4send(position), ''::bytea) FILTER (WHERE first AND user_id IS NOT NULL),
            min(position) FILTER (WHERE user_id IS NULL)
            {labels}, string_agg(int4send(position), ''::bytea){values}, string_agg(int4send(logins), ''::bytea)
@@ -183,14 +186,19 @@ def _integers(data: bytes | None, dtype: str) -> np.ndarray:
     return np.frombuffer(data or b"", dtype).astype(dtype.replace(">", "="))
 
 
-def _split(joined: bytes, chunk: int = 65536) -> np.ndarray:
-    """NUL-separated byte strings as one fixed-width numpy bytes array (no Python object each),
-    filled a chunk of strings and a column of bytes at a time (small temporaries)."""
+def _split(joined: bytes, chunk: int = 65536, lengths: np.ndarray | None = None) -> np.ndarray:
+    """NUL-separated byte strings (or, given their ``lengths``, byte strings joined) as one
+    fixed-width numpy bytes array (no Python object each), filled a chunk of strings and a column
+    of bytes at a time (small temporaries)."""
     data = np.frombuffer(joined, np.uint8)
-    ends = np.append(np.flatnonzero(data == 0), len(data))
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    lengths = ends - starts
-    width = max(1, int(lengths.max()))
+    if lengths is None:
+        ends = np.append(np.flatnonzero(data == 0), len(data))
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        lengths = ends - starts
+    else:
+        lengths = lengths.astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
+    width = max(1, int(lengths.max()) if len(lengths) else 1)
     table = np.zeros((len(starts), width), np.uint8)
     for first in range(0, len(starts), chunk):
         rows, start, length = table[first:first + chunk], starts[first:first + chunk], lengths[first:first + chunk]
@@ -198,6 +206,14 @@ def _split(joined: bytes, chunk: int = 65536) -> np.ndarray:
             long_enough = np.flatnonzero(length > column)
             rows[long_enough, column] = data[start[long_enough] + column]
     return table.view(f"S{width}").ravel()
+
+
+def _ids(text: str | None, lengths: bytes | None) -> np.ndarray:
+    """Ids sent as one text (string_agg(user_id, '')) and their UTF-8 lengths (a bytea of int4send),
+    as a fixed-width numpy bytes array."""
+    if text is None:
+        return np.zeros(0, "S1")
+    return _split(text.encode(), lengths=_integers(lengths, ">i4"))
 
 
 FORMAT = 2  # of a DayLog's state (see the module docstring)
@@ -394,16 +410,18 @@ class DayLog:
         row = (source or ctx.source).fetch(
             DAY_LOGINS, {"since": since, "until": until, "zone": _zone(ctx)},
             columns=per_user, groups=groups, ranks=ranks, labels=label_lists, values=values)[0]
-        ids, id_positions, null_position = row[:3]
+        row = list(row)
+        ids, row[0] = _ids(row[0], row[1]), None  # the text dropped as soon as it is split
+        id_positions, null_position = row[2:4]
         numbers = np.zeros(len(id_positions or b"") // 4 + (null_position is not None), np.int32)
-        if ids is not None:
-            numbers[_integers(id_positions, ">i4")] = self.users.numbers(_split(ids))
+        if len(ids):
+            numbers[_integers(id_positions, ">i4")] = self.users.numbers(ids)
         del ids
         if null_position is not None:
             numbers[null_position] = self.users.null_number()
-        label_numbers = {name: self._numbers(row[3 + 2 * i], row[4 + 2 * i], self.profile_number, np.int16)
+        label_numbers = {name: self._numbers(row[4 + 2 * i], row[5 + 2 * i], self.profile_number, np.int16)
                          for i, name in enumerate(labels)}
-        positions, *columns, counts = row[3 + 2 * len(labels):]
+        positions, *columns, counts = row[4 + 2 * len(labels):]
         user = numbers[_integers(positions, ">i4")]
         found: dict[str, np.ndarray] = {}
         for name, data in zip(self.names, columns):
@@ -453,7 +471,7 @@ def days_between(first: date, last: date) -> list[date]:
 # -- attribution: each user's structures, from accounts ----------------------------------------
 
 # Each user's structures (label rule applied), as arrays, as DAY_LOGINS does: every attachment's
-# user id (NUL-separated bytes, looked up in the log's Users) and its structure's position in the
+# user id (joined in one text with their lengths, looked up in the log's Users) and its structure's position in the
 # list of names (STRUCTURE_NAMES, read first and handed back, so every part numbers alike). No
 # Python object per account. The accounts come in PARTS statements, each a disjoint part of the
 # users (hashtext of the id): a part's bytes are all that is in memory at once (the whole of
@@ -472,7 +490,8 @@ USER_STRUCTURES = sql.SQL("""
         WHERE user_id IS NOT NULL  -- NOT NULL in the contract
           AND (hashtext(user_id) & %(mask)s::int4) = %(part)s::int4
     )
-    SELECT string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea), string_agg(int4send(position), ''::bytea)
+    SELECT string_agg(user_id, ''), string_agg(int4send(octet_length(convert_to(user_id, 'UTF8'))), ''::bytea),
+           string_agg(int4send(position), ''::bytea)
     FROM attached JOIN structures USING (structure)
 """)
 
@@ -500,11 +519,11 @@ class Attachments:
             names = source.fetch(STRUCTURE_NAMES)[0][0]
             self.structures: list[str] = list(names or [])
             for part in user_parts():
-                ids, structures = source.fetch(USER_STRUCTURES, {"structures": self.structures, **part})[0]
-                if ids is None:
+                text, lengths, structures = source.fetch(USER_STRUCTURES, {"structures": self.structures, **part})[0]
+                if text is None:
                     continue
-                users = log.users.lookup(_split(ids))
-                del ids
+                users = log.users.lookup(_ids(text, lengths))
+                del text
                 numbered = users >= 0  # attachments of users the log has not numbered play no part
                 users_parts.append(users[numbered])
                 structures_parts.append(_integers(structures, ">i4")[numbered])
