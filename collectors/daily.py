@@ -33,7 +33,7 @@ import base64
 import contextlib
 import zlib
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from psycopg import sql
@@ -548,20 +548,22 @@ class Attachments:
         self.has_extra = np.zeros(len(log.users) + 1, bool)
         self.has_extra[self.extra_user] = True
 
-    def expand(self, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each row (by its user number): one row per structure of the user, ``unknown`` for
-        a user without any account. Returns (row index, structure number) arrays."""
-        user = np.asarray(user, np.int64)
-        rows = np.arange(len(user))
-        structure = self.first[np.minimum(user, len(self.first) - 1)] if len(user) else np.zeros(0, np.int64)
-        if not len(self.extra_user) or not len(user):
-            return rows, structure
+    def each(self, user: np.ndarray) -> Iterator[tuple[Any, np.ndarray]]:
+        """The rows (by their user numbers) once per structure of their user, ``unknown`` for a user
+        without any account, in at most two parts of (rows, structure numbers): every row with its
+        user's first structure (rows: a slice, so that the caller's arrays are views, not copies),
+        then the rows of users with more structures (row indices), once per further structure."""
+        user = np.asarray(user)
+        if not len(user):
+            return
+        yield slice(None), self.first[np.minimum(user, len(self.first) - 1)]
+        if not len(self.extra_user):
+            return
         more = np.flatnonzero(self.has_extra[np.minimum(user, len(self.has_extra) - 1)])
         if not len(more):
-            return rows, structure
+            return
         left = np.searchsorted(self.extra_user, user[more], side="left")
         counts = np.searchsorted(self.extra_user, user[more], side="right") - left
         extra_rows = np.repeat(more, counts)
         offsets = np.arange(len(extra_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-        extra_structure = self.extra_structure[np.repeat(left, counts) + offsets]
-        return np.concatenate([rows, extra_rows]), np.concatenate([structure, extra_structure])
+        yield extra_rows, self.extra_structure[np.repeat(left, counts) + offsets]

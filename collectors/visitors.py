@@ -182,12 +182,12 @@ def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str,
                                  (people, np.full(len(people), every), per_person[people].astype(np.float64))):
         visitors_all += np.bincount(profile, minlength=width)
         logins_all += np.bincount(profile, weights=count, minlength=width)
-        rows, structure = attachments.expand(user)
-        keys = structure * width + profile[rows]
-        del structure
-        visitors += np.bincount(keys, minlength=size)
-        logins += np.bincount(keys, weights=count[rows], minlength=size)
-        del rows, keys
+        for rows, structure in attachments.each(user):
+            keys = structure * width + profile[rows]
+            del structure
+            visitors += np.bincount(keys, minlength=size)
+            logins += np.bincount(keys, weights=count[rows], minlength=size)
+            del keys
     del per_pair, per_person, pairs, people
     for p in np.nonzero(visitors_all)[0]:
         result[("all", names[p])] = (int(visitors_all[p]), float(logins_all[p]))
