@@ -81,7 +81,7 @@ def main() -> None:
         "gzip_bytes": runtime.exposition.chunks(gzipped=True)[1],
         "peak_rss_kb": peak,
         "peak_rss_kb_after": peaks,  # the peak so far, after the restore and after each collector
-        "rss_kb_after": resident,  # what is resident after the restore and after each collector (what the next starts from)
+        "rss_kb_after": resident,  # resident after the restore and after each collector: what the next starts from
         "cadences": {name: collector.cadence.value for name, collector in runtime.collectors.items()},
     }))
 
