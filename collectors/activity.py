@@ -188,20 +188,26 @@ class ActivityCollector(Collector):
         histograms: dict[tuple, HistogramValue] = {
             pair: HistogramValue([0.0] * len(LOGIN_COUNT_BUCKETS), 0.0, 0.0) for pair in known}
         width = (every_p + 1)
-        for s_key, p_key in ((structure, profile), (np.full_like(structure, every_s), profile),
-                             (structure, np.full_like(profile, every_p)),
-                             (np.full_like(structure, every_s), np.full_like(profile, every_p))):
-            # Each user once per series.
-            group = s_key * width + p_key
-            pairs = np.unique(group * size + user)
-            group, member = pairs // size, pairs % size
+        # Each series' users: the distinct (series, user) pairs, sorted, so that each series is a run
+        # of them, summed with reduceat (no inverse index, no bincount per series). structure="all" and
+        # profile="all" are scalars, not arrays as long as the attachments.
+        for s_key, p_key in ((structure, profile), (every_s, profile), (structure, every_p), (every_s, every_p)):
+            pairs = np.unique((s_key * width + p_key) * size + user)
+            if not len(pairs):
+                continue
+            member = pairs % size
+            group = pairs // size
+            del pairs
+            starts = np.flatnonzero(np.diff(group, prepend=-1))
+            groups = group[starts]
+            del group
             n = user_logins[member]
-            groups, inverse = np.unique(group, return_inverse=True)
-            users = np.bincount(inverse, minlength=len(groups))
-            total = np.bincount(inverse, weights=n, minlength=len(groups))
-            idle_30 = np.bincount(inverse, weights=(n == 0), minlength=len(groups))
-            idle_90 = np.bincount(inverse, weights=~user_seen_90[member], minlength=len(groups))
-            below = [np.bincount(inverse, weights=(n <= bound), minlength=len(groups)) for bound in LOGIN_COUNT_BUCKETS]
+            users = np.diff(np.append(starts, len(member)))
+            total = np.add.reduceat(n, starts)
+            idle_30 = np.add.reduceat(n == 0, starts, dtype=np.int64)
+            idle_90 = np.add.reduceat(~user_seen_90[member], starts, dtype=np.int64)
+            below = [np.add.reduceat(n <= bound, starts, dtype=np.int64) for bound in LOGIN_COUNT_BUCKETS]
+            del member, n
             for i, g in enumerate(groups):
                 key = (structure_names[g // width], profile_names[g % width])
                 inactive[(*key, "30")] = float(idle_30[i])
