@@ -19,9 +19,10 @@ users as differences, each as base64 of zlib-compressed little-endian bytes (sta
 format 1 kept the users as a JSON list of ids and days in any row order, and is still read). In
 memory too the users are that one numpy array, with a sort order to look numbers up (Users): no
 Python string or dictionary entry per user. Closed days stay encoded until a collector combines
-them, one at a time (Day.whole). Statements return arrays (bytea of integers), not a row per
-group: a first run, which counts its whole window day by day, holds no Python object per login
-group nor per account.
+them, one at a time (Day.whole). Statements return arrays (bytea of integers, ids as one text
+with their lengths), not a row per group: a first run, which counts its whole window day by day,
+holds no Python object per login group nor per account, and one day's rows at a time. Accounts
+are read in PARTS disjoint parts of the users (Attachments): one part's ids in memory at a time.
 
 Windows that do not start at a local midnight (the last 28/30/90 days) take their first,
 partial day from the database, as one aggregate statement over (start, end of that day): at
