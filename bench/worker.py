@@ -4,8 +4,9 @@
 exactly as the daemon does (exporter.app.make_runtime over the persistent state directory,
 restored first), runs the named collectors one after the other as of ``--now``, closes its
 connections and prints one JSON line: wall seconds per collector, whether it succeeded, the
-series exported per family and the process's peak RSS (VmHWM). A process per measurement
-keeps the peak RSS the exporter's own and makes PostgreSQL publish the backends' statistics.
+series exported per family, the process's peak RSS (VmHWM) and what stays resident (VmRSS) after
+each run. A process per measurement keeps the peak RSS the exporter's own and makes PostgreSQL
+publish the backends' statistics.
 """
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ def peak_rss_kb(pid: int | str = "self") -> int:
     return 0
 
 
+def rss_kb(pid: int | str = "self") -> int:
+    """VmRSS of a process, in kB (0 when it cannot be read): what it holds now, not its peak."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True, type=Path)
@@ -48,6 +60,7 @@ def main() -> None:
     seconds: dict[str, float] = {}
     succeeded: dict[str, bool] = {}
     peaks: dict[str, int] = {"restore": peak_rss_kb()}
+    resident: dict[str, int] = {"restore": rss_kb()}
     try:
         source.wait_ready()
         for name in names:
@@ -55,6 +68,7 @@ def main() -> None:
             succeeded[name] = runtime.run(name, now)
             seconds[name] = time.perf_counter() - began
             peaks[name] = peak_rss_kb()
+            resident[name] = rss_kb()
     finally:
         source.close()
     peak = peak_rss_kb()  # before anything below allocates for the report
@@ -67,6 +81,7 @@ def main() -> None:
         "gzip_bytes": runtime.exposition.chunks(gzipped=True)[1],
         "peak_rss_kb": peak,
         "peak_rss_kb_after": peaks,  # the peak so far, after the restore and after each collector
+        "rss_kb_after": resident,  # resident after the restore and after each collector: what the next starts from
         "cadences": {name: collector.cadence.value for name, collector in runtime.collectors.items()},
     }))
 

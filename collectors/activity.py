@@ -17,7 +17,7 @@ from psycopg import sql
 
 from .base import Cadence, Collector, Context, Family, HistogramValue, Kind, Result, Samples
 from .known import people_pairs, zeros
-from .daily import JUST_AFTER, DayLog, _decode, _encode, _integers, _split, days_between
+from .daily import JUST_AFTER, DayLog, _decode, _encode, _ids, _integers, days_between, one_snapshot, user_parts
 from .periods import local_midnight, utc
 
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -71,23 +71,29 @@ ACTIVITY = sql.SQL("""
 
 
 # The activated attachments, distinct (user, structure, profile), label rule applied, as arrays (as
-# collectors.daily's statements): each one's user id (NUL-separated bytes, looked up in the log's
-# Users) and its structure's and profile's positions in the lists of names, which come once.
+# collectors.daily's statements): each one's user id (joined in one text, looked up in the log's
+# Users) and its structure's and profile's positions in the lists of names (NAMES, read first and
+# handed back). In parts of the users, as collectors.daily.USER_STRUCTURES: one part's bytes at a time.
+NAMES = sql.SQL("""
+    SELECT array_agg(DISTINCT coalesce(nullif(structure_id, ''), 'unknown')),
+           array_agg(DISTINCT coalesce(nullif(profile, ''), 'unknown'))
+    FROM {accounts}
+""")
 ACTIVATED = sql.SQL("""
     WITH structures AS (
-        SELECT structure, (row_number() OVER () - 1)::int4 AS position
-        FROM (SELECT DISTINCT coalesce(nullif(structure_id, ''), 'unknown') AS structure FROM {accounts}) AS s
+        SELECT structure, (position - 1)::int4 AS position
+        FROM unnest(%(structures)s::text[]) WITH ORDINALITY AS s(structure, position)
     ), profiles AS (
-        SELECT profile, (row_number() OVER () - 1)::int4 AS position
-        FROM (SELECT DISTINCT coalesce(nullif(profile, ''), 'unknown') AS profile FROM {accounts}) AS p
+        SELECT profile, (position - 1)::int4 AS position
+        FROM unnest(%(profiles)s::text[]) WITH ORDINALITY AS p(profile, position)
     ), activated AS (
         SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure,
                coalesce(nullif(profile, ''), 'unknown') AS profile
-        FROM {accounts} WHERE activated_at <= %(now)s AND user_id IS NOT NULL  -- NOT NULL in the contract
+        FROM {accounts}
+        WHERE activated_at <= %(now)s AND user_id IS NOT NULL  -- NOT NULL in the contract
+          AND (hashtext(user_id) & %(mask)s::int4) = %(part)s::int4
     )
-    SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
-           (SELECT array_agg(profile ORDER BY position) FROM profiles),
-           string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea),
+    SELECT string_agg(user_id, ''), string_agg(int4send(octet_length(convert_to(user_id, 'UTF8'))), ''::bytea),
            string_agg(int4send(structures.position), ''::bytea), string_agg(int4send(profiles.position), ''::bytea)
     FROM activated JOIN structures USING (structure) JOIN profiles USING (profile)
 """)
@@ -142,16 +148,33 @@ class ActivityCollector(Collector):
         return Result(samples, state={"log": log.state(), "last_day": _encode(last_day.astype("<i4"))})
 
     def _combine(self, ctx: Context, log: DayLog, logins: np.ndarray, seen_90: np.ndarray) -> Samples:
-        structure_list, profile_list, ids, structure, profile = ctx.source.fetch(ACTIVATED, {"now": utc(ctx.now)})[0]
-        ids = _split(ids) if ids is not None else np.zeros(0, "S1")
-        user = log.users.lookup(ids)
-        # Activated users without a login in the log: numbered after the log's users, once each.
-        strangers = np.flatnonzero(user < 0)
-        _, stranger = np.unique(ids[strangers], return_inverse=True)
-        user[strangers] = len(log.users) + stranger.ravel()
-        del ids
-        structure = _integers(structure, ">i4").astype(np.int64)
-        profile = _integers(profile, ">i4").astype(np.int64)
+        users, structures_parts, profiles_parts = [], [], []
+        strangers = 0
+        with one_snapshot(ctx.source) as source:
+            structure_list, profile_list = source.fetch(NAMES)[0]
+            structure_list, profile_list = list(structure_list or []), list(profile_list or [])
+            for part in user_parts():
+                text, lengths, structure, profile = source.fetch(ACTIVATED, {
+                    "now": utc(ctx.now), "structures": structure_list, "profiles": profile_list, **part})[0]
+                if text is None:
+                    continue
+                ids = _ids(text, lengths)
+                del text
+                user = log.users.lookup(ids)
+                # Activated users without a login in the log: numbered after the log's users, once each
+                # (the parts' users are disjoint).
+                unknown = np.flatnonzero(user < 0)
+                distinct, stranger = np.unique(ids[unknown], return_inverse=True)
+                user[unknown] = len(log.users) + strangers + stranger.ravel()
+                strangers += len(distinct)
+                del ids, distinct, stranger
+                users.append(user)
+                structures_parts.append(_integers(structure, ">i4").astype(np.int64))
+                profiles_parts.append(_integers(profile, ">i4").astype(np.int64))
+        user = np.concatenate(users) if users else np.zeros(0, np.int64)
+        structure = np.concatenate(structures_parts) if structures_parts else np.zeros(0, np.int64)
+        profile = np.concatenate(profiles_parts) if profiles_parts else np.zeros(0, np.int64)
+        del users, structures_parts, profiles_parts
         structures = {name: position for position, name in enumerate(structure_list or [])}
         profiles = {name: position for position, name in enumerate(profile_list or [])}
         size = max(len(log.users), int(user.max()) + 1 if len(user) else 0)
@@ -165,20 +188,26 @@ class ActivityCollector(Collector):
         histograms: dict[tuple, HistogramValue] = {
             pair: HistogramValue([0.0] * len(LOGIN_COUNT_BUCKETS), 0.0, 0.0) for pair in known}
         width = (every_p + 1)
-        for s_key, p_key in ((structure, profile), (np.full_like(structure, every_s), profile),
-                             (structure, np.full_like(profile, every_p)),
-                             (np.full_like(structure, every_s), np.full_like(profile, every_p))):
-            # Each user once per series.
-            group = s_key * width + p_key
-            pairs = np.unique(group * size + user)
-            group, member = pairs // size, pairs % size
+        # Each series' users: the distinct (series, user) pairs, sorted, so that each series is a run
+        # of them, summed with reduceat (no inverse index, no bincount per series). structure="all" and
+        # profile="all" are scalars, not arrays as long as the attachments.
+        for s_key, p_key in ((structure, profile), (every_s, profile), (structure, every_p), (every_s, every_p)):
+            pairs = np.unique((s_key * width + p_key) * size + user)
+            if not len(pairs):
+                continue
+            member = pairs % size
+            group = pairs // size
+            del pairs
+            starts = np.flatnonzero(np.diff(group, prepend=-1))
+            groups = group[starts]
+            del group
             n = user_logins[member]
-            groups, inverse = np.unique(group, return_inverse=True)
-            users = np.bincount(inverse, minlength=len(groups))
-            total = np.bincount(inverse, weights=n, minlength=len(groups))
-            idle_30 = np.bincount(inverse, weights=(n == 0), minlength=len(groups))
-            idle_90 = np.bincount(inverse, weights=~user_seen_90[member], minlength=len(groups))
-            below = [np.bincount(inverse, weights=(n <= bound), minlength=len(groups)) for bound in LOGIN_COUNT_BUCKETS]
+            users = np.diff(np.append(starts, len(member)))
+            total = np.add.reduceat(n, starts)
+            idle_30 = np.add.reduceat(n == 0, starts, dtype=np.int64)
+            idle_90 = np.add.reduceat(~user_seen_90[member], starts, dtype=np.int64)
+            below = [np.add.reduceat(n <= bound, starts, dtype=np.int64) for bound in LOGIN_COUNT_BUCKETS]
+            del member, n
             for i, g in enumerate(groups):
                 key = (structure_names[g // width], profile_names[g % width])
                 inactive[(*key, "30")] = float(idle_30[i])

@@ -19,9 +19,10 @@ users as differences, each as base64 of zlib-compressed little-endian bytes (sta
 format 1 kept the users as a JSON list of ids and days in any row order, and is still read). In
 memory too the users are that one numpy array, with a sort order to look numbers up (Users): no
 Python string or dictionary entry per user. Closed days stay encoded until a collector combines
-them, one at a time (Day.whole). Statements return arrays (bytea of integers), not a row per
-group: a first run, which counts its whole window day by day, holds no Python object per login
-group nor per account.
+them, one at a time (Day.whole). Statements return arrays (bytea of integers, ids as one text
+with their lengths), not a row per group: a first run, which counts its whole window day by day,
+holds no Python object per login group nor per account, and one day's rows at a time. Accounts
+are read in PARTS disjoint parts of the users (Attachments): one part's ids in memory at a time.
 
 Windows that do not start at a local midnight (the last 28/30/90 days) take their first,
 partial day from the database, as one aggregate statement over (start, end of that day): at
@@ -30,9 +31,10 @@ most one local day of logins, whatever the window's length.
 from __future__ import annotations
 
 import base64
+import contextlib
 import zlib
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from psycopg import sql
@@ -52,8 +54,9 @@ _LABELS = (PROFILE,)
 
 # One local day's logins of [since, until), per user (and the columns a log keeps), as one row of
 # arrays rather than a row per group, so that no Python object is made per group: the day's
-# distinct users once (their ids' bytes, NUL-separated: text holds no NUL) with their positions
-# (the NULL user's apart), then per group its user's position, the kept columns and the count,
+# distinct users once (their ids joined in one text, with each one's UTF-8 length: text comes as
+# it is, where a bytea comes as hex text, twice its size, decoded into a third copy) with their
+# positions (the NULL user's apart), then per group its user's position, the kept columns and the count,
 # each as one bytea of big-endian integers read straight into numpy.
 # Label columns (the profile) come the same way as the users: their distinct values once, and a
 # position per group. Positions are explicit (dense_rank), whatever order the aggregates see.
@@ -68,7 +71,9 @@ DAY_LOGINS = sql.SQL("""
                row_number() OVER w = 1 OR lag(user_id) OVER w IS DISTINCT FROM user_id AS first{ranks}
         FROM per_user WINDOW w AS (ORDER BY user_id)
     )
-    SELECT string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea) FILTER (WHERE first),
+    SELECT string_agg(user_id, '') FILTER (WHERE first AND user_id IS NOT NULL),
+           string_agg(int4send(octet_length(convert_to(user_id, 'UTF8'))), ''::bytea)
+               FILTER (WHERE first AND user_id IS NOT NULL),
            string_agg(int4send(position), ''::bytea) FILTER (WHERE first AND user_id IS NOT NULL),
            min(position) FILTER (WHERE user_id IS NULL)
            {labels}, string_agg(int4send(position), ''::bytea){values}, string_agg(int4send(logins), ''::bytea)
@@ -77,7 +82,9 @@ DAY_LOGINS = sql.SQL("""
 
 
 def _encode(array: np.ndarray) -> str:
-    return base64.b64encode(zlib.compress(np.ascontiguousarray(array).tobytes(), 1)).decode("ascii")
+    # Compressed straight from the array's buffer (a byte view, no copy of the array: the users'
+    # ids are ~18 MB at the month scale).
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(array).reshape(-1).view(np.uint8), 1)).decode("ascii")
 
 
 def _decode(text: str, dtype: Any) -> np.ndarray:
@@ -180,14 +187,19 @@ def _integers(data: bytes | None, dtype: str) -> np.ndarray:
     return np.frombuffer(data or b"", dtype).astype(dtype.replace(">", "="))
 
 
-def _split(joined: bytes, chunk: int = 65536) -> np.ndarray:
-    """NUL-separated byte strings as one fixed-width numpy bytes array (no Python object each),
-    filled a chunk of strings and a column of bytes at a time (small temporaries)."""
+def _split(joined: bytes, chunk: int = 65536, lengths: np.ndarray | None = None) -> np.ndarray:
+    """NUL-separated byte strings (or, given their ``lengths``, byte strings joined) as one
+    fixed-width numpy bytes array (no Python object each), filled a chunk of strings and a column
+    of bytes at a time (small temporaries)."""
     data = np.frombuffer(joined, np.uint8)
-    ends = np.append(np.flatnonzero(data == 0), len(data))
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    lengths = ends - starts
-    width = max(1, int(lengths.max()))
+    if lengths is None:
+        ends = np.append(np.flatnonzero(data == 0), len(data))
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        lengths = ends - starts
+    else:
+        lengths = lengths.astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
+    width = max(1, int(lengths.max()) if len(lengths) else 1)
     table = np.zeros((len(starts), width), np.uint8)
     for first in range(0, len(starts), chunk):
         rows, start, length = table[first:first + chunk], starts[first:first + chunk], lengths[first:first + chunk]
@@ -195,6 +207,14 @@ def _split(joined: bytes, chunk: int = 65536) -> np.ndarray:
             long_enough = np.flatnonzero(length > column)
             rows[long_enough, column] = data[start[long_enough] + column]
     return table.view(f"S{width}").ravel()
+
+
+def _ids(text: str | None, lengths: bytes | None) -> np.ndarray:
+    """Ids sent as one text (string_agg(user_id, '')) and their UTF-8 lengths (a bytea of int4send),
+    as a fixed-width numpy bytes array."""
+    if text is None:
+        return np.zeros(0, "S1")
+    return _split(text.encode(), lengths=_integers(lengths, ">i4"))
 
 
 FORMAT = 2  # of a DayLog's state (see the module docstring)
@@ -391,16 +411,18 @@ class DayLog:
         row = (source or ctx.source).fetch(
             DAY_LOGINS, {"since": since, "until": until, "zone": _zone(ctx)},
             columns=per_user, groups=groups, ranks=ranks, labels=label_lists, values=values)[0]
-        ids, id_positions, null_position = row[:3]
+        row = list(row)
+        ids, row[0] = _ids(row[0], row[1]), None  # the text dropped as soon as it is split
+        id_positions, null_position = row[2:4]
         numbers = np.zeros(len(id_positions or b"") // 4 + (null_position is not None), np.int32)
-        if ids is not None:
-            numbers[_integers(id_positions, ">i4")] = self.users.numbers(_split(ids))
+        if len(ids):
+            numbers[_integers(id_positions, ">i4")] = self.users.numbers(ids)
         del ids
         if null_position is not None:
             numbers[null_position] = self.users.null_number()
-        label_numbers = {name: self._numbers(row[3 + 2 * i], row[4 + 2 * i], self.profile_number, np.int16)
+        label_numbers = {name: self._numbers(row[4 + 2 * i], row[5 + 2 * i], self.profile_number, np.int16)
                          for i, name in enumerate(labels)}
-        positions, *columns, counts = row[3 + 2 * len(labels):]
+        positions, *columns, counts = row[4 + 2 * len(labels):]
         user = numbers[_integers(positions, ">i4")]
         found: dict[str, np.ndarray] = {}
         for name, data in zip(self.names, columns):
@@ -450,20 +472,41 @@ def days_between(first: date, last: date) -> list[date]:
 # -- attribution: each user's structures, from accounts ----------------------------------------
 
 # Each user's structures (label rule applied), as arrays, as DAY_LOGINS does: every attachment's
-# user id (NUL-separated bytes, looked up in the log's Users) and its structure's position in the
-# list of names, which comes once. No Python object per account.
+# user id (joined in one text with their lengths, looked up in the log's Users) and its structure's position in the
+# list of names (STRUCTURE_NAMES, read first and handed back, so every part numbers alike). No
+# Python object per account. The accounts come in PARTS statements, each a disjoint part of the
+# users (hashtext of the id): a part's bytes are all that is in memory at once (the whole of
+# 500k accounts' ids is ~18 MB of bytea, twice that as the hex text the driver receives).
+PARTS = 8
+STRUCTURE_NAMES = sql.SQL("""
+    SELECT array_agg(DISTINCT coalesce(nullif(structure_id, ''), 'unknown')) FROM {accounts}
+""")
 USER_STRUCTURES = sql.SQL("""
-    WITH structures AS (  -- every structure's name once, numbered (a few thousand at most)
-        SELECT structure, (row_number() OVER () - 1)::int4 AS position
-        FROM (SELECT DISTINCT coalesce(nullif(structure_id, ''), 'unknown') AS structure FROM {accounts}) AS s
+    WITH structures AS (
+        SELECT structure, (position - 1)::int4 AS position
+        FROM unnest(%(structures)s::text[]) WITH ORDINALITY AS s(structure, position)
     ), attached AS (
         SELECT DISTINCT user_id, coalesce(nullif(structure_id, ''), 'unknown') AS structure
-        FROM {accounts} WHERE user_id IS NOT NULL  -- NOT NULL in the contract
+        FROM {accounts}
+        WHERE user_id IS NOT NULL  -- NOT NULL in the contract
+          AND (hashtext(user_id) & %(mask)s::int4) = %(part)s::int4
     )
-    SELECT (SELECT array_agg(structure ORDER BY position) FROM structures),
-           string_agg(convert_to(user_id, 'UTF8'), '\\x00'::bytea), string_agg(int4send(position), ''::bytea)
+    SELECT string_agg(user_id, ''), string_agg(int4send(octet_length(convert_to(user_id, 'UTF8'))), ''::bytea),
+           string_agg(int4send(position), ''::bytea)
     FROM attached JOIN structures USING (structure)
 """)
+
+
+def user_parts() -> list[dict[str, int]]:
+    """The parameters of each part of the users (PARTS, a power of two)."""
+    return [{"mask": PARTS - 1, "part": part} for part in range(PARTS)]
+
+
+def one_snapshot(source: Any) -> Any:
+    """The source's one-snapshot context (exporter.source.PostgresSource.snapshot), if it has one:
+    the parts of a read see the same accounts."""
+    opener = getattr(source, "snapshot", None)
+    return opener() if opener is not None else contextlib.nullcontext(source)
 
 
 class Attachments:
@@ -471,13 +514,23 @@ class Attachments:
     number (a gather, no search); the few further attachments are sorted parallel arrays."""
 
     def __init__(self, ctx: Context, log: DayLog) -> None:
-        names, ids, structures = ctx.source.fetch(USER_STRUCTURES)[0]
-        self.structures: list[str] = list(names or [])
+        users_parts: list[np.ndarray] = []
+        structures_parts: list[np.ndarray] = []
+        with one_snapshot(ctx.source) as source:
+            names = source.fetch(STRUCTURE_NAMES)[0][0]
+            self.structures: list[str] = list(names or [])
+            for part in user_parts():
+                text, lengths, structures = source.fetch(USER_STRUCTURES, {"structures": self.structures, **part})[0]
+                if text is None:
+                    continue
+                users = log.users.lookup(_ids(text, lengths))
+                del text
+                numbered = users >= 0  # attachments of users the log has not numbered play no part
+                users_parts.append(users[numbered])
+                structures_parts.append(_integers(structures, ">i4")[numbered])
         numbers = {structure: position for position, structure in enumerate(self.structures)}
-        users = log.users.lookup(_split(ids)) if ids is not None else np.zeros(0, np.int64)
-        structures = _integers(structures, ">i4")
-        numbered = users >= 0  # attachments of users the log has not numbered play no part
-        users, structures = users[numbered], structures[numbered]
+        users = np.concatenate(users_parts) if users_parts else np.zeros(0, np.int64)
+        structures = np.concatenate(structures_parts) if structures_parts else np.zeros(0, np.int32)
         self.unknown = numbers.get("unknown")
         if self.unknown is None:
             self.unknown = len(self.structures)
@@ -496,20 +549,22 @@ class Attachments:
         self.has_extra = np.zeros(len(log.users) + 1, bool)
         self.has_extra[self.extra_user] = True
 
-    def expand(self, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each row (by its user number): one row per structure of the user, ``unknown`` for
-        a user without any account. Returns (row index, structure number) arrays."""
-        user = np.asarray(user, np.int64)
-        rows = np.arange(len(user))
-        structure = self.first[np.minimum(user, len(self.first) - 1)] if len(user) else np.zeros(0, np.int64)
-        if not len(self.extra_user) or not len(user):
-            return rows, structure
+    def each(self, user: np.ndarray) -> Iterator[tuple[Any, np.ndarray]]:
+        """The rows (by their user numbers) once per structure of their user, ``unknown`` for a user
+        without any account, in at most two parts of (rows, structure numbers): every row with its
+        user's first structure (rows: a slice, so that the caller's arrays are views, not copies),
+        then the rows of users with more structures (row indices), once per further structure."""
+        user = np.asarray(user)
+        if not len(user):
+            return
+        yield slice(None), self.first[np.minimum(user, len(self.first) - 1)]
+        if not len(self.extra_user):
+            return
         more = np.flatnonzero(self.has_extra[np.minimum(user, len(self.has_extra) - 1)])
         if not len(more):
-            return rows, structure
+            return
         left = np.searchsorted(self.extra_user, user[more], side="left")
         counts = np.searchsorted(self.extra_user, user[more], side="right") - left
         extra_rows = np.repeat(more, counts)
         offsets = np.arange(len(extra_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-        extra_structure = self.extra_structure[np.repeat(left, counts) + offsets]
-        return np.concatenate([rows, extra_rows]), np.concatenate([structure, extra_structure])
+        yield extra_rows, self.extra_structure[np.repeat(left, counts) + offsets]

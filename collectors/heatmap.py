@@ -79,10 +79,12 @@ class LoginHeatmapCollector(Collector):
                                  [(boundary, edge)]):
             cell = (day.isoweekday() - 1) * 24 + logins.columns[HOUR].astype(np.int64)
             count = logins.count.astype(np.float64)
-            rows, structure = attachments.expand(logins.user)
-            per_structure += np.bincount(structure * 168 + cell[rows], weights=count[rows],
-                                         minlength=len(attachments.structures) * 168)
+            for rows, structure in attachments.each(logins.user):
+                per_structure += np.bincount(structure * 168 + cell[rows], weights=count[rows],
+                                             minlength=len(attachments.structures) * 168)
+                del structure
             everyone += np.bincount(cell, weights=count, minlength=168)
+            del cell, count, logins
         structures = {structure for structure, _ in known_pairs(ctx)} | ({"all"} if everyone.any() else set())
         structures |= {attachments.structures[i] for i in np.nonzero(per_structure.reshape(-1, 168).sum(axis=1))[0]}
         # The 168 (weekday, hour) label pairs shared by every structure's cells.

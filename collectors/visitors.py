@@ -159,35 +159,38 @@ def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str,
     every = len(log.profiles)  # profile="all"
     width = every + 1
     nobody = -1 if log.users.null is None else log.users.null  # a login without a user is nobody's visit
-    # User numbers are dense: logins per (user, profile) and per user are bincounts, day by day.
-    per_pair = np.zeros(len(log.users) * width)
-    per_person = np.zeros(len(log.users))
+    # User numbers are dense: logins per (user, profile), added day by day in place (int32: a user's
+    # logins over a window stay far below 2**31), one slot per profile; a user's logins over every
+    # profile are their row's sum.
+    per_pair = np.zeros(len(log.users) * every, np.int32)
     for day in days:
-        valid = day.user != nobody
-        user = day.user[valid].astype(np.int64)
-        count = day.count[valid].astype(np.float64)
-        per_pair += np.bincount(user * width + day.columns[PROFILE][valid].astype(np.int64), weights=count,
-                                minlength=len(per_pair))
-        per_person += np.bincount(user, weights=count, minlength=len(per_person))
-    pairs = np.flatnonzero(per_pair)
-    pair_logins = per_pair[pairs]
-    people = np.flatnonzero(per_person)
-    people_logins = per_person[people]
-    rows_user = np.concatenate([pairs // width, people])
-    rows_profile = np.concatenate([pairs % width, np.full(len(people), every)])
-    rows_logins = np.concatenate([pair_logins, people_logins])
+        valid = np.flatnonzero(day.user != nobody)
+        np.add.at(per_pair, day.user[valid].astype(np.int64) * every + day.columns[PROFILE][valid], day.count[valid])
+        del valid
     result: dict[tuple[str, str], tuple[int, float]] = {}
     names = [*log.profiles, "all"]
-    # structure="all": each (user, profile) row once.
-    visitors = np.bincount(rows_profile, minlength=width)
-    logins = np.bincount(rows_profile, weights=rows_logins, minlength=width)
-    for p in np.nonzero(visitors)[0]:
-        result[("all", names[p])] = (int(visitors[p]), float(logins[p]))
-    # Per structure of the user: one row per structure (unknown without an account).
-    rows, structure = attachments.expand(rows_user)
-    keys = structure * width + rows_profile[rows]
-    visitors = np.bincount(keys, minlength=len(attachments.structures) * width)
-    logins = np.bincount(keys, weights=rows_logins[rows], minlength=len(attachments.structures) * width)
+    visitors_all, logins_all = np.zeros(width, np.int64), np.zeros(width)
+    size = len(attachments.structures) * width
+    visitors, logins = np.zeros(size, np.int64), np.zeros(size)
+    # Per (user, profile), then per user (profile="all"): structure="all" counts each row once, and
+    # each structure of the row's user (unknown without an account) once.
+    pairs = np.flatnonzero(per_pair)
+    per_person = per_pair.reshape(-1, every).sum(axis=1) if every else np.zeros(0, np.int64)
+    people = np.flatnonzero(per_person)
+    for user, profile, count in ((pairs // every if every else pairs, pairs % every if every else pairs,
+                                  per_pair[pairs].astype(np.float64)),
+                                 (people, np.full(len(people), every), per_person[people].astype(np.float64))):
+        visitors_all += np.bincount(profile, minlength=width)
+        logins_all += np.bincount(profile, weights=count, minlength=width)
+        for rows, structure in attachments.each(user):
+            keys = structure * width + profile[rows]
+            del structure
+            visitors += np.bincount(keys, minlength=size)
+            logins += np.bincount(keys, weights=count[rows], minlength=size)
+            del keys
+    del per_pair, per_person, pairs, people
+    for p in np.nonzero(visitors_all)[0]:
+        result[("all", names[p])] = (int(visitors_all[p]), float(logins_all[p]))
     for key in np.nonzero(visitors)[0]:
         result[(attachments.structures[key // width], names[key % width])] = (int(visitors[key]), float(logins[key]))
     return result

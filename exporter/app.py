@@ -14,6 +14,7 @@ from typing import Callable
 import collectors
 from collectors.base import Cadence, Collector
 
+from . import memory
 from .config import Config, ConfigError
 from .exposition import Policy
 from .probing import ProbeRunner
@@ -83,6 +84,7 @@ def make_source(config: Config) -> PostgresSource:
 
 def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, origin: str = "configuration",
                  clock: Callable[[], datetime] = real_time) -> Runtime:
+    memory.tune()  # glibc: a fixed mmap threshold, large blocks go back to the system when freed
     return Runtime(
         enabled_collectors(config, origin),
         source,

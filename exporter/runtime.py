@@ -14,6 +14,7 @@ from collectors.base import (INVALID_MEASUREMENTS, Cadence, Collector, Context, 
                              Samples, decode_samples, encode_samples)
 
 from . import journal as journals
+from . import memory
 from .exposition import Exposition
 from .source import SourceUnavailable
 from .state import StateStore, StoredResult
@@ -241,6 +242,7 @@ class Runtime:
             # In UTC: arithmetic on aware datetimes of a DST zone is wall-clock arithmetic.
             return self._run(name, (now or self.clock()).astimezone(timezone.utc))
         finally:
+            memory.trim()  # what the run freed goes back to the system (glibc; a no-op elsewhere)
             lock.release()
 
     def _run(self, name: str, now: datetime) -> bool:

@@ -18,6 +18,7 @@ from psycopg import sql
 from collectors.accounts import AccountsCollector
 from collectors.activity import ActivityCollector
 from collectors.base import Context
+from collectors.daily import PARTS
 from collectors.heatmap import LoginHeatmapCollector
 from collectors.known import KNOWN_PAIRS
 from collectors.structures import StructureInfoCollector
@@ -124,7 +125,8 @@ def test_login_events_are_read_through_the_occurred_at_index(recorded, collector
 
 def test_attribution_reads_each_users_structures_once_per_run(recorded):
     """Visitors and heatmap combine per-day aggregates of user numbers: each user's structures come
-    from one read of accounts per run, not from a look-up per user and day."""
+    from one read of accounts per run (the structures' names, then the attachments in PARTS disjoint
+    parts of the users, one part's bytes in memory at a time), not from a look-up per user and day."""
     statements, _known_reads, conn = recorded
     for collector in (CurrentPeriodVisitorsCollector, LoginHeatmapCollector):
         reading_accounts = []
@@ -133,4 +135,4 @@ def test_attribution_reads_each_users_structures_once_per_run(recorded):
             if scans_of(plan, "accounts"):
                 reading_accounts.append(statement)
                 assert not scans_of(plan, "login_events"), plan
-        assert len(reading_accounts) == 1, reading_accounts
+        assert len(reading_accounts) == 1 + PARTS, reading_accounts

@@ -348,3 +348,35 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
                 for user, number in seen.items():
                     listed[number] = user
                 users = Users.load({"users": listed})
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_accounts_read_in_parts_give_the_figures_of_one_read(month, monkeypatch, name):
+    """The window collectors read accounts in PARTS parts of the users (collectors.daily.user_parts):
+    the figures are those of one part holding every user, users with two structures and activated
+    users who never logged in included."""
+    import collectors.daily as daily
+
+    with psycopg.connect(month) as conn:  # activated users who never logged in, spread over the parts
+        conn.execute("INSERT INTO ent.accounts SELECT 'never-' || i, 'S1', 'Student', %s, %s"
+                     " FROM generate_series(1, 40) i", (START, START))
+    parted = full_recount(month, name, NOW)
+    if name == "activity":  # each of them counted: 40 more inactive Students in S1 than before
+        assert parted["ent_inactive_accounts"][("S1", "Student", "90")] >= 40
+    monkeypatch.setattr(daily, "PARTS", 1)
+    assert full_recount(month, name, NOW) == parted
+
+
+def test_ids_joined_with_their_lengths_split_as_nul_separated_ones():
+    """collectors.daily._ids (ids as one text and their UTF-8 lengths) gives the array _split gives
+    from the NUL-separated bytes: empty ids, non-ASCII ones and different widths included."""
+    import numpy as np
+
+    from collectors.daily import _ids, _split
+
+    for ids in (["a"], [""], ["", "é", "abc", "x" * 40, "ü1", ""], [f"user-{i}" for i in range(70_000)]):
+        lengths = np.array([len(user.encode()) for user in ids], ">i4").tobytes()
+        expected = _split(b"\0".join(user.encode() for user in ids))
+        found = _ids("".join(ids), lengths)
+        assert found.dtype == expected.dtype and found.tolist() == expected.tolist()
+    assert len(_ids(None, None)) == 0
