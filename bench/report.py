@@ -230,14 +230,11 @@ def _cause(r: "Report", what: str) -> str:
         name, jump = max(jumps, key=lambda item: item[1]) if jumps else ("-", 0)
         return (f"measured {_mb(r.first_start_peak_rss_kb)}; the largest step is the first run of `{name}`"
                 f" (+{_mb(jump)}). A window collector's first run recounts each day of its window (one statement a"
-                " day, its rows fetched as arrays) and encodes it; every first run leaves some tens of MB freed"
-                " but not returned to the system (the C library's heap and Python's allocator keep them), so the"
-                " later first runs start higher (measured apart, with malloc_trim between runs: 79 MB resident"
-                " after accounts, 131 after activity, 179 after app_accesses, 195 after the heatmap), and the"
-                " last window run peaks above 300 MB. A fixed mmap threshold (MALLOC_MMAP_THRESHOLD_=131072)"
-                " took a first start of the same code from 330 to 310 MB. A one-off at a first start or after a"
-                " state loss: the serving process stays at the serving figure, a window collector's state in"
-                " memory only while it runs.")
+                " day, its rows fetched as arrays, accounts read in 8 parts) and encodes it; the runtime trims the"
+                " C library's heap after each run (exporter/memory.py), yet each first run leaves its aggregates'"
+                " encoded days and Python's own free lists behind it, so the later first runs start higher."
+                " A one-off at a first start or after a state loss: the serving process stays at the serving"
+                " figure, a window collector's state in memory only while it runs.")
     if what.startswith("instant cycle: database time vs"):
         return (f"measured {r.instant_db_ratio:.0f}×: query-exporter's cost grows with the history, ent-exporter's"
                 " with the new events, so the ratio grows with --events and shrinks with --new-events.")
@@ -252,13 +249,14 @@ def _cause(r: "Report", what: str) -> str:
     if what.startswith("instant cycle: wall time"):
         return (f"measured {r.instant_wall_over_db:.1f}× (wall {_ms(r.instant_ent.seconds)}): per collector "
                 + ", ".join(f"{n} {_ms(t)}" for n, t in sorted(r.instant_ent_collectors.items()))
-                + ". The database part is proportional to the new events; the rest is Python proportional to each"
-                " counter's series, not to what moved: a cycle decodes the counter's totals from its state,"
-                " compares them with the last values to track which series moved, writes the state file whole"
-                " (with fsync) and gzips the changed family whole, a few passes over each counter's series"
-                f" (app accesses: {r.series_by_family.get('ent_app_accesses_total', 0):,}, counted in the series"
-                " budget's shape). Next step: a journal of the moved series per cycle instead of whole state"
-                " files, and the totals kept decoded between cycles.")
+                + ". The database part is proportional to the new events, and so is most of the Python: the"
+                " series that moved are formatted, added to the budget's marginals and appended to the state's"
+                " journal (with fsync). What is still proportional to each counter's series is C-level work (dict"
+                " copies, one comparison per series to find what moved, the family's lines joined and gzipped"
+                f" again: app accesses {r.series_by_family.get('ent_app_accesses_total', 0):,} series), and each"
+                " statement's round trip (a pool check, a snapshot's BEGIN and ROLLBACK). This is the first cycle"
+                " of a freshly started process, as the bench measures it; a daemon's later cycles also have"
+                " their statements prepared (psycopg prepares a statement run five times on a connection).")
     if what.startswith("active series"):
         return f"measured {r.per_structure:.0f} per structure."
     if what.startswith("Prometheus"):
