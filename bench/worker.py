@@ -21,26 +21,25 @@ from exporter.app import make_runtime, make_source
 from exporter.config import load_config
 
 
-def peak_rss_kb(pid: int | str = "self") -> int:
-    """VmHWM of a process, in kB (0 when it cannot be read)."""
+def _status_kb(pid: int | str, field: str) -> int:
+    """A memory figure of /proc/PID/status, in kB (0 when it cannot be read)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def peak_rss_kb(pid: int | str = "self") -> int:
+    """VmHWM of a process, in kB (0 when it cannot be read)."""
+    return _status_kb(pid, "VmHWM")
 
 
 def rss_kb(pid: int | str = "self") -> int:
     """VmRSS of a process, in kB (0 when it cannot be read): what it holds now, not its peak."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _status_kb(pid, "VmRSS")
 
 
 def main() -> None:

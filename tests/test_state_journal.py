@@ -110,15 +110,20 @@ def test_the_file_is_written_whole_once_the_journal_outgrows_it(tmp_path):
     assert plain(StateStore(tmp_path, clean=False).load("c")) == expected(samples, state, changed_at, 399.0)
 
 
-def test_a_torn_last_line_is_ignored_and_the_next_save_writes_the_file_whole(tmp_path):
-    rng = Random(3)
+def two_saves(tmp_path, seed: int):
+    """A file (save 1) and a journal of one line (save 2); the random source, samples and times after them."""
+    rng = Random(seed)
     samples, changed_at = start()
     store = StateStore(tmp_path)
     store.save("c", stored(samples, {"watermark": 0}, changed_at, 1.0), journal=True)
     moves(rng, samples, changed_at, 2.0)
     store.save("c", stored(samples, {"watermark": 1}, changed_at, 2.0), journal=True)
+    return rng, store, samples, changed_at, tmp_path / "collectors" / "c.journal"
+
+
+def test_a_torn_last_line_is_ignored_and_the_next_save_writes_the_file_whole(tmp_path):
+    rng, store, samples, changed_at, journal = two_saves(tmp_path, 3)
     saved = expected(samples, {"watermark": 1}, changed_at, 2.0)
-    journal = tmp_path / "collectors" / "c.journal"
     whole = journal.read_bytes()
     # A crash in the middle of the next append (kill -9, power loss): part of a line, no newline.
     moves(rng, samples, changed_at, 3.0)
@@ -136,13 +141,7 @@ def test_a_torn_last_line_is_ignored_and_the_next_save_writes_the_file_whole(tmp
 def test_lines_that_do_not_follow_their_file_are_not_replayed(tmp_path):
     """A journal left from before the file was last written whole, or a line out of sequence: the file
     (and the lines that follow it in sequence) is what is loaded."""
-    rng = Random(9)
-    samples, changed_at = start()
-    store = StateStore(tmp_path)
-    store.save("c", stored(samples, {"watermark": 0}, changed_at, 1.0), journal=True)
-    moves(rng, samples, changed_at, 2.0)
-    store.save("c", stored(samples, {"watermark": 1}, changed_at, 2.0), journal=True)
-    journal = tmp_path / "collectors" / "c.journal"
+    rng, store, samples, changed_at, journal = two_saves(tmp_path, 9)
     older = journal.read_bytes()  # the line of save 2, which follows file 1
     moves(rng, samples, changed_at, 3.0)
     store.save("c", stored(samples, {"watermark": 2}, changed_at, 3.0), journal=False)  # file 3, whole
