@@ -153,7 +153,7 @@ class ActivityCollector(Collector):
         with one_snapshot(ctx.source) as source:
             structure_list, profile_list = source.fetch(NAMES)[0]
             structure_list, profile_list = list(structure_list or []), list(profile_list or [])
-            for part in user_parts():
+            for part in user_parts(log.counted_whole):
                 text, lengths, structure, profile = source.fetch(ACTIVATED, {
                     "now": utc(ctx.now), "structures": structure_list, "profiles": profile_list, **part})[0]
                 if text is None:

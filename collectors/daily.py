@@ -21,8 +21,9 @@ memory too the users are that one numpy array, with a sort order to look numbers
 Python string or dictionary entry per user. Closed days stay encoded until a collector combines
 them, one at a time (Day.whole). Statements return arrays (bytea of integers, ids as one text
 with their lengths), not a row per group: a first run, which counts its whole window day by day,
-holds no Python object per login group nor per account, and one day's rows at a time. Accounts
-are read in PARTS disjoint parts of the users (Attachments): one part's ids in memory at a time.
+holds no Python object per login group nor per account, and one day's rows at a time. There,
+accounts are read in PARTS disjoint parts of the users (Attachments): one part's ids in memory at
+a time; the regular runs read them in one statement (each part is a scan of accounts).
 
 Windows that do not start at a local midnight (the last 28/30/90 days) take their first,
 partial day from the database, as one aggregate statement over (start, end of that day): at
@@ -326,6 +327,8 @@ class DayLog:
             date.fromisoformat(day): Day.load(entry, self.names) for day, entry in state.get("days", {}).items()
         } if valid else {}
         self.recounted: list[str] = []  # days counted whole in this run (for tests and logs)
+        # No usable state: the whole window is counted in this run (the memory peak of a first start).
+        self.counted_whole = self.watermark is None
 
     # -- numbering ---------------------------------------------------------------------
     def profile_number(self, profile: str) -> int:
@@ -474,9 +477,9 @@ def days_between(first: date, last: date) -> list[date]:
 # Each user's structures (label rule applied), as arrays, as DAY_LOGINS does: every attachment's
 # user id (joined in one text with their lengths, looked up in the log's Users) and its structure's position in the
 # list of names (STRUCTURE_NAMES, read first and handed back, so every part numbers alike). No
-# Python object per account. The accounts come in PARTS statements, each a disjoint part of the
-# users (hashtext of the id): a part's bytes are all that is in memory at once (the whole of
-# 500k accounts' ids is ~18 MB of bytea, twice that as the hex text the driver receives).
+# Python object per account. In a run that counts its window whole, the accounts come in PARTS
+# statements, each a disjoint part of the users (hashtext of the id): a part's bytes are all that is
+# in memory at once (500k accounts' ids are ~16 MB of text); a regular run reads them at once.
 PARTS = 8
 STRUCTURE_NAMES = sql.SQL("""
     SELECT array_agg(DISTINCT coalesce(nullif(structure_id, ''), 'unknown')) FROM {accounts}
@@ -497,9 +500,12 @@ USER_STRUCTURES = sql.SQL("""
 """)
 
 
-def user_parts() -> list[dict[str, int]]:
-    """The parameters of each part of the users (PARTS, a power of two)."""
-    return [{"mask": PARTS - 1, "part": part} for part in range(PARTS)]
+def user_parts(apart: bool = True) -> list[dict[str, int]]:
+    """The parameters of each part of the users (PARTS, a power of two; ``apart=False``: one part, all of
+    them). Each part is a scan of accounts: a run that counts its window whole (the first, or after a
+    state loss), whose days' arrays are all being built, reads in parts; the regular runs read once."""
+    parts = PARTS if apart else 1
+    return [{"mask": parts - 1, "part": part} for part in range(parts)]
 
 
 def one_snapshot(source: Any) -> Any:
@@ -519,7 +525,7 @@ class Attachments:
         with one_snapshot(ctx.source) as source:
             names = source.fetch(STRUCTURE_NAMES)[0][0]
             self.structures: list[str] = list(names or [])
-            for part in user_parts():
+            for part in user_parts(log.counted_whole):
                 text, lengths, structures = source.fetch(USER_STRUCTURES, {"structures": self.structures, **part})[0]
                 if text is None:
                     continue

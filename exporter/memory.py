@@ -9,8 +9,9 @@ resident size then keeps, after each first run, tens of MB that nothing uses, an
 run starts from there.
 
 ``tune()`` (once, at start-up) fixes the mmap threshold, which also turns off that dynamic
-adjustment: every block of 128 kB or more is a mapping of its own, returned to the system as soon
-as it is freed. ``trim()`` (after a collector's run) returns what the heap holds free
+adjustment: every block of 1 MB or more is a mapping of its own, returned to the system as soon
+as it is freed. (Not lower: a counter's minute allocates and frees blocks of a few hundred kB, the
+dict copies of its series, and a mapping each would cost it page faults every minute.) ``trim()`` (after a collector's run) returns what the heap holds free
 (malloc_trim(0)). Both are one C call; they change where memory comes from, never what a
 collector computes.
 """
@@ -21,7 +22,7 @@ import ctypes.util
 import sys
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-MMAP_THRESHOLD = 128 * 1024  # glibc's default, fixed (not raised as blocks are freed)
+MMAP_THRESHOLD = 1 << 20  # fixed (glibc's default is 128 kB, raised as mapped blocks are freed, to 32 MB)
 
 _libc: ctypes.CDLL | None = None
 _loaded = False

@@ -242,7 +242,8 @@ class Runtime:
             # In UTC: arithmetic on aware datetimes of a DST zone is wall-clock arithmetic.
             return self._run(name, (now or self.clock()).astimezone(timezone.utc))
         finally:
-            memory.trim()  # what the run freed goes back to the system (glibc; a no-op elsewhere)
+            if self.collectors[name].cadence is not Cadence.INSTANT:  # (an instant cycle frees little)
+                memory.trim()  # what the run freed goes back to the system (glibc; a no-op elsewhere)
             lock.release()
 
     def _run(self, name: str, now: datetime) -> bool:
