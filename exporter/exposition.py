@@ -157,16 +157,12 @@ class RenderedLines:
     value and sample lines. A re-render over the same series formats only those whose value
     changed and joins the lines again; new or gone series render the family whole."""
 
-    __slots__ = ("keys", "position", "values", "lines")
+    __slots__ = ("position", "values", "lines")
 
     def __init__(self) -> None:
-        self.keys: list[LabelValues] = []  # sorted: the output order
-        self.position: dict[LabelValues, int] = {}
+        self.position: dict[LabelValues, int] = {}  # each series' line, in output (sorted) order
         self.values: dict[LabelValues, Value] = {}
         self.lines: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.keys)
 
 
 class _Formatter:
@@ -232,7 +228,7 @@ def render_family(family: Family, series: Mapping[LabelValues, Value],
     series rendered. ``moved``: the series that may have changed, when the caller knows them (no
     series gone): not even a comparison for the others."""
     format_series = _Formatter(family)
-    if rendered is not None and rendered.keys:
+    if rendered is not None and rendered.position:
         values, position, lines = rendered.values, rendered.position, rendered.lines
         if moved is not None:
             moved = list(moved)
@@ -257,7 +253,6 @@ def render_family(family: Family, series: Mapping[LabelValues, Value],
     values_and_lines = [format_series(key, series[key], escaping) for key in keys]
     lines = [text for _, text in values_and_lines]
     if rendered is not None:
-        rendered.keys = keys
         rendered.position = {key: number for number, key in enumerate(keys)}
         rendered.values = {key: value for key, (value, _) in zip(keys, values_and_lines)}
         rendered.lines = lines

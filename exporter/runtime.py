@@ -80,10 +80,7 @@ def _track_changes(
             continue
         series = after.get(family.name, {})
         previous_values = (before or {}).get(family.name, {})
-        known = changed_at.get(family.name, {})
-        # The runtime's own entries are dicts, or (label tuple, time) pairs once restored: dict() takes them.
-        times = dict(known) if isinstance(known, dict) or not known or type(known[0][0]) is tuple \
-            else {tuple(k): w for k, w in known}
+        times = _times(changed_at.get(family.name), copy=True)  # (the earlier times are not changed in place)
         get = previous_values.get
         fresh = [key for key, value in series.items() if get(key) != value] if before is not None else []
         if before is not None and times.keys() == previous_values.keys():
@@ -108,6 +105,16 @@ def _track_changes(
             moved_samples.gone[family.name] = gone
             moved_times.gone[family.name] = stale
     return tracked, (moved_samples, moved_times) if before is not None else None
+
+
+def _times(entries: Any, *, copy: bool = False) -> dict:
+    """A family's times of change as {label values: unix time}: the runtime's own dict (``copy``: a new
+    one), or the (label values, time) pairs of a restored result (tuples: dict() takes them as they are)."""
+    if not entries:
+        return {}
+    if isinstance(entries, dict):
+        return dict(entries) if copy else entries
+    return dict(entries) if type(entries[0][0]) is tuple else {tuple(labels): moved for labels, moved in entries}
 
 
 def _copy(samples: Samples) -> Samples:
@@ -342,8 +349,7 @@ class Runtime:
         for family in collector.families:
             series = samples.get(family.name, {})
             if family.kind in CUMULATIVE:
-                times = changed_at.get(family.name) or {}
-                times = times if isinstance(times, dict) else {tuple(labels): moved for labels, moved in times}
+                times = _times(changed_at.get(family.name))
                 # (most minutes nothing is idle: one C-level min() says so)
                 idle = {key for key, moved in times.items() if moved < horizon} \
                     if times and min(times.values()) < horizon else set()

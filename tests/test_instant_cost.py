@@ -67,14 +67,14 @@ def test_a_republish_formats_only_the_series_that_changed():
     hist = {(f"S{i}",): HistogramValue([float(i), float(i + 1)], float(i + 2), float(i * 3)) for i in range(300)}
     exposition = Exposition([counter, histogram])
     exposition.publish({"c": {counter.name: series, histogram.name: hist}})
-    before = {name: (list(rendered.keys), list(rendered.lines)) for name, rendered in exposition._lines.items()}
+    before = {name: (list(rendered.position), list(rendered.lines)) for name, rendered in exposition._lines.items()}
     series = {**series, ("S7", "app7"): 8.0}
     hist = {**hist, ("S3",): HistogramValue([3.0, 5.0], 6.0, 9.0)}
     exposition.publish({"c": {counter.name: series, histogram.name: hist}})
     for name in (counter.name, histogram.name):
         keys, lines = before[name]
         after = exposition._lines[name]
-        assert after.keys == keys
+        assert list(after.position) == keys
         assert [key for key, old, new in zip(keys, lines, after.lines) if new is not old] == \
             ([("S7", "app7")] if name == counter.name else [("S3",)])
     assert exposition.body() == render_family_reference(histogram, hist) + render_family_reference(counter, series)
