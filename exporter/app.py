@@ -7,13 +7,13 @@ import signal
 import socket
 import tempfile
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 import collectors
 from collectors.base import Cadence, Collector
 
+from . import clock as clocks
 from . import memory
 from .config import Config, ConfigError
 from .exposition import Policy
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 
 class StartupError(Exception):
     """The exporter cannot start (port in use, unusable state directory): one line for the user, exit 2."""
-
-
-def real_time() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def enabled_collectors(config: Config, origin: str = "configuration") -> list[Collector]:
@@ -83,7 +79,7 @@ def make_source(config: Config) -> PostgresSource:
 
 
 def make_runtime(config: Config, source: PostgresSource, *, persistent: bool, origin: str = "configuration",
-                 clock: Callable[[], datetime] = real_time) -> Runtime:
+                 clock: clocks.Clock | None = None) -> Runtime:
     memory.tune()  # glibc: a fixed mmap threshold, large blocks go back to the system when freed
     return Runtime(
         enabled_collectors(config, origin),
@@ -153,11 +149,11 @@ class Exporter:
     """The daemon: restored state served at once, collectors on their cadences, HTTP on top."""
 
     def __init__(self, config: Config, origin: str = "configuration", web: WebConfig | None = None, *,
-                 clock: Callable[[], datetime] = real_time) -> None:
+                 clock: clocks.Clock | None = None) -> None:
         self.config = config
         self.origin = origin
         self.web = web
-        self.clock = clock
+        self.clock = clock or clocks.default()
         self.source = make_source(config)
         self.runtime: Runtime | None = None
         self.scheduler: CollectorScheduler | None = None

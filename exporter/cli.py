@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 
 from . import __version__
+from . import clock as clocks
 from .config import Config, ConfigError, dsn_problem, load_config
 from .source import SourceUnavailable
 
@@ -72,7 +73,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     from .preflight import connection_problem
 
     config = load_config(args.config)
-    now = _parse_now(args.now, config) if args.now else datetime.now(timezone.utc)
+    now = _parse_now(args.now, config) if args.now else clocks.default().now()
     source = make_source(config)
     runtime = make_runtime(config, source, persistent=False, origin=str(args.config))
     problem = connection_problem(config)  # a wrong password or a dead host is said at once, not retried

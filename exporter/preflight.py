@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import psycopg
 from psycopg import sql
 
+from . import clock as clocks
 from .config import Config
 from .source import RELATIONS
 
@@ -187,7 +187,7 @@ def check_custom(config: Config, conn_factory) -> list[Finding]:
             query = collector.delta_query if entry.type == "counter" else collector.query
             statement = sql.SQL("EXPLAIN ") + query.format(
                 **relations, events=relations[entry.events] if entry.events else sql.SQL(""),
-                now=sql.Literal(datetime.now(timezone.utc)), timezone=sql.Literal(config.timezone))
+                now=sql.Literal(clocks.default().now()), timezone=sql.Literal(config.timezone))
             try:
                 with conn.transaction():
                     conn.execute("SET TRANSACTION READ ONLY")

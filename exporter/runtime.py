@@ -6,13 +6,14 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import psycopg
 
 from collectors.base import (INVALID_MEASUREMENTS, Cadence, Collector, Context, Family, HistogramValue, Kind, Report,
                              Samples, decode_samples, encode_samples)
 
+from . import clock as clocks
 from . import journal as journals
 from . import memory
 from .exposition import Exposition
@@ -141,7 +142,8 @@ def _encoded(value: Any) -> Any:
 def _released(stored: StoredResult) -> StoredResult:
     """What the runtime keeps of a result whose state is on disk only: its time of success (state None:
     read the state directory at the next run)."""
-    return StoredResult(samples={}, state=None, last_success=stored.last_success, complete=stored.complete)
+    return StoredResult(samples={}, state=None, last_success=stored.last_success, complete=stored.complete,
+                        ran_at=stored.ran_at)
 
 
 SELF_FAMILIES = (LAST_SUCCESS, DURATION, FAILURES, CADENCE, SOURCE_UP, SERIES, FOLDED, LATE_EVENTS, LATE_GAPS, INVALID)
@@ -161,13 +163,14 @@ class Runtime:
         settle: timedelta = timedelta(0),
         chunk_size: int = 500_000,
         idle_series_retention: timedelta = timedelta(days=90),
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: clocks.Clock | None = None,
         late_commit_limit: timedelta = timedelta(hours=1),
     ) -> None:
         self.late_commit_limit = late_commit_limit
         self.collectors = {collector.name: collector for collector in collectors}
-        # The instant collectors compute "as of": the real time, or the demo's pinned clock.
-        self.clock = clock
+        # "Now" for a run given no instant, for the time of a success and for staleness: the machine's
+        # time in production, a pinned or shifted one in tests and the demo (exporter.clock).
+        self.clock = clock or clocks.default()
         self.source = source
         self.store = store
         self.zone = zone
@@ -182,6 +185,7 @@ class Runtime:
         self._locks = {name: threading.Lock() for name in self.collectors}
         self._self_lock = threading.Lock()
         self._last_success: dict[str, float] = {}
+        self._saved_success: dict[str, float] = {}  # the time of success the last complete save wrote
         self._durations: dict[str, float] = {}
         self._failures: dict[str, float] = {name: 0.0 for name in self.collectors}
         self.consecutive_failures: dict[str, int] = {name: 0 for name in self.collectors}
@@ -209,7 +213,10 @@ class Runtime:
             samples = decode_samples(collector.families, stored.samples)
             if kept:  # what the first run's changes are found against (not decoded a second time then)
                 self._last_samples[name] = samples
-            updates[name] = self._active(collector, samples, stored.changed_at, time.time())
+            # Idle series are filtered as of the restored run's own instant, not the clock: a restart
+            # serves exactly what that run published (its next run filters as of its own instant).
+            as_of = stored.ran_at if stored.ran_at is not None else self.clock.time()
+            updates[name] = self._active(collector, samples, stored.changed_at, as_of)
         if updates:
             self.exposition.publish(updates)
         self._publish_self()
@@ -222,14 +229,14 @@ class Runtime:
     def is_stale(self, name: str, now: float | None = None) -> bool:
         """True when the last success is older than the collector's cadence (or there is none)."""
         last = self._last_success.get(name)
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         return last is None or now - last >= self.collectors[name].cadence.period.total_seconds()
 
     def is_overdue(self, name: str, now: float | None = None) -> bool:
         """Stale beyond what a healthy schedule explains: the cadence, plus a margin for the jitter,
         the run itself and a retry (a tenth of the cadence, between 1 minute and 1 hour)."""
         last = self._last_success.get(name)
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         period = self.collectors[name].cadence.period.total_seconds()
         return last is None or now - last > period + min(max(60.0, period / 10), 3600.0)
 
@@ -247,7 +254,7 @@ class Runtime:
             return True
         try:
             # In UTC: arithmetic on aware datetimes of a DST zone is wall-clock arithmetic.
-            return self._run(name, (now or self.clock()).astimezone(timezone.utc))
+            return self._run(name, (now or self.clock.now()).astimezone(timezone.utc))
         finally:
             if self.collectors[name].cadence is not Cadence.INSTANT:  # (an instant cycle frees little)
                 memory.trim()  # what the run freed goes back to the system (glibc; a no-op elsewhere)
@@ -285,7 +292,7 @@ class Runtime:
         self._save(name, result.samples, result.state, now, complete=True)
         with self._self_lock:
             self._durations[name] = time.monotonic() - started
-            self._last_success[name] = time.time()
+            self._last_success[name] = self._saved_success[name]
             self._source_up = 1.0
             self.consecutive_failures[name] = 0
         self._publish_self()
@@ -302,8 +309,11 @@ class Runtime:
         changed_at, moved = _track_changes(
             collector, before, samples, previous.changed_at if previous else {}, now.timestamp()
         )
-        last_success = time.time() if complete else self._last_success.get(name)
-        stored = StoredResult(encode_samples(samples), state, last_success, complete, changed_at)
+        last_success = self.clock.time() if complete else self._last_success.get(name)
+        if complete:
+            self._saved_success[name] = last_success
+        stored = StoredResult(encode_samples(samples), state, last_success, complete, changed_at,
+                              ran_at=now.timestamp())
         kept = self._kept_between_runs(collector)
         if self.store is not None:
             # A result kept in memory runs every minute or so: what moved goes to the state's journal.

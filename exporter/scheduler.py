@@ -10,6 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from collectors.base import Cadence
 
+from . import clock as clocks
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class CollectorScheduler:
             trigger = CronTrigger.from_crontab(expression, timezone=zone)
             trigger.jitter = jitter or None
             # A collector whose persisted result is older than its cadence runs at start-up.
-            first = datetime.now(zone) if runtime.is_stale(name) else None
+            # (APScheduler fires on the machine's time: the dates handed to it are in that time.)
+            first = clocks.SYSTEM.local(zone) if runtime.is_stale(name) else None
             self.scheduler.add_job(
                 self.run, trigger, args=[name], id=name, name=name,
                 **({"next_run_time": first} if first else {}),
@@ -79,7 +81,7 @@ class CollectorScheduler:
         )
         log.info("%s: retrying in %.0f s", name, delay)
         self.scheduler.add_job(
-            self.run, "date", run_date=datetime.now(self.zone) + timedelta(seconds=delay),
+            self.run, "date", run_date=clocks.SYSTEM.local(self.zone) + timedelta(seconds=delay),
             args=[name], id=f"{name}:retry", name=f"{name} (retry)", replace_existing=True,
         )
         return False

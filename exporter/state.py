@@ -36,6 +36,8 @@ class StoredResult:
     # When each cumulative series last moved: {family: [(label values, unix time)]}, or {family: {label
     # values: unix time}} (the runtime's, never changed in place once saved).
     changed_at: dict[str, Any] = field(default_factory=dict)
+    # The instant the run computed its result as of (unix time): what a restore filters idle series by.
+    ran_at: float | None = None
 
 
 class StateStore:
@@ -101,7 +103,7 @@ class StateStore:
         state = _intern(data.pop("state"), strings) if with_state else None
         result = StoredResult(
             samples=samples, state=state, last_success=data["last_success"], complete=data["complete"],
-            changed_at=series(data.pop("changed_at", {}), strings, labels),
+            changed_at=series(data.pop("changed_at", {}), strings, labels), ran_at=data.get("ran_at"),
         )
         seq, totals_are_samples = data.get("seq", 0), bool(data.get("totals_are_samples"))
         if state is not None and totals_are_samples:
@@ -166,7 +168,7 @@ class StateStore:
         line = journals.encode_line(
             view.seq + 1,
             {"last_success": result.last_success, "complete": result.complete,
-             "totals_are_samples": totals_are_samples},
+             "totals_are_samples": totals_are_samples, "ran_at": result.ran_at},
             journals.delta(view.samples, result.samples, moved[0] if moved else None),
             journals.delta(view.changed_at, result.changed_at, moved[1] if moved else None),
             {key: value for key, value in entries.items() if view.state.get(key) != value},
@@ -203,9 +205,9 @@ class StateStore:
                 # whole file: a window collector's state is tens of MB of encoded days.
                 write = handle.write
                 write(b'{"version":%d,"collector":%s,"seq":%d,"totals_are_samples":%s,"last_success":%s'
-                      b',"complete":%s,"changed_at":' % (FORMAT_VERSION, _dumps(collector), seq,
-                                                          _dumps(totals_are_samples), _dumps(result.last_success),
-                                                          _dumps(result.complete)))
+                      b',"complete":%s,"ran_at":%s,"changed_at":' % (
+                          FORMAT_VERSION, _dumps(collector), seq, _dumps(totals_are_samples),
+                          _dumps(result.last_success), _dumps(result.complete), _dumps(result.ran_at)))
                 _write_columns(write, result.changed_at)
                 write(b',"samples":')
                 _write_columns(write, result.samples)
@@ -376,6 +378,7 @@ def _replay(result: StoredResult, line: dict, strings: dict[str, str], labels: d
     result.changed_at = journals.apply(result.changed_at, _from_columns(line["changed_at"], strings, labels),
                                       gone(line["changed_at_gone"]))
     result.last_success, result.complete = line["last_success"], line["complete"]
+    result.ran_at = line.get("ran_at", result.ran_at)
     if result.state is not None:
         for key in line["state_gone"]:
             result.state.pop(key, None)

@@ -11,9 +11,11 @@ is written.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from exporter import clock as clocks
 
 if TYPE_CHECKING:
     from collectors.base import Source
@@ -51,7 +53,7 @@ def write_reports(source: "Source", month: "Month", out: Path, *, structures: li
         if unknown:
             raise ReportError(f"--structure: unknown structure {', '.join(unknown)} "
                               f"(not in the structures or accounts of the source)")
-    produced = produced or datetime.now(timezone.utc)
+    produced = produced or clocks.default().now()
     written: list[Path] = []
     for report in build_reports(source, month, structures, min_count):
         doc = document.build(report, language, produced, min_count)

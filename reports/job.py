@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Callable
+
+from exporter import clock as clocks
 
 from .settings import ReportsConfig
 
@@ -25,18 +26,18 @@ class ReportJob:
     (the daemon's: a pool of its own with the reports' statement timeout, see reports.report_source)."""
 
     def __init__(self, settings: ReportsConfig, source, zone: tzinfo,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), min_count: int = 0) -> None:
+                 clock: clocks.Clock | None = None, min_count: int = 0) -> None:
         self.settings = settings
         self.min_count = min_count
         self.source = source
         self.zone = zone
-        self.clock = clock
+        self.clock = clock or clocks.default()
         self._lock = threading.Lock()
 
     def closed_month(self, now: datetime | None = None):
         from .figures import Month
 
-        local = (now or self.clock()).astimezone(self.zone)
+        local = (now or self.clock.now()).astimezone(self.zone)
         return Month(local.year, local.month, self.zone).shift(-1)
 
     def done(self, month) -> bool:
@@ -63,7 +64,7 @@ class ReportJob:
             month = self.closed_month(now)
             written = write_reports(source, month, Path(self.settings.directory),
                                     formats=tuple(self.settings.formats), language=self.settings.language,
-                                    produced=self.clock(), min_count=self.min_count)
+                                    produced=self.clock.now(), min_count=self.min_count)
             log.info("monthly reports of %s: %d files in %s", month, len(written), self.settings.directory)
             return written
         except ReportError as error:
@@ -85,5 +86,6 @@ class ReportJob:
         trigger = CronTrigger.from_crontab(expression, timezone=self.zone)
         trigger.jitter = jitter or None
         due_now = not self.done(self.closed_month())
+        # (APScheduler fires on the machine's time: the date handed to it is in that time.)
         scheduler.add_job(self.run, trigger, id=JOB_ID, name=JOB_ID, max_instances=1, coalesce=True,
-                          **({"next_run_time": datetime.now(self.zone)} if due_now else {}))
+                          **({"next_run_time": clocks.SYSTEM.local(self.zone)} if due_now else {}))

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support import RawData, insert, make_accounts, make_events, parse, run_cli, write_config
 
+pytestmark = pytest.mark.time_sensitive
+
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=PARIS)  # a Wednesday: day, week and month differ

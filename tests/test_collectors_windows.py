@@ -23,6 +23,8 @@ from tests.ent_rows import (
     generate, insert, paris, periods_to_date, previous_month,
 )
 
+pytestmark = pytest.mark.time_sensitive
+
 NOWS = {  # UTC instants
     "mid-week": paris(2026, 11, 18, 15, 0),  # a Wednesday afternoon
     "month boundary": paris(2026, 3, 1, 0, 30),  # half an hour into March (a Sunday)

@@ -13,6 +13,8 @@ from tests.support import (
     make_accounts, make_events, parse, run_cli, write_config, FULL_BREAKDOWNS,
 )
 
+pytestmark = pytest.mark.time_sensitive
+
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 USERS = 60
 

@@ -12,6 +12,8 @@ from exporter.config import parse_config
 from exporter.state import StateStore
 from tests.support import FULL_BREAKDOWNS, parse
 
+pytestmark = pytest.mark.time_sensitive
+
 UTC = timezone.utc
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 

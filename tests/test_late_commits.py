@@ -15,6 +15,8 @@ from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
 from tests.support import as_samples, expected_event_counts, parse
 
+pytestmark = pytest.mark.time_sensitive
+
 UTC = timezone.utc
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 ACCOUNTS = [("u1", "S1", "Teacher", START, START), ("u2", "S2", "Student", START, START),

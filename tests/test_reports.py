@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from exporter import clock as clocks
 from exporter.app import make_source
 from exporter.config import parse_config
 from reports import labels
@@ -24,6 +25,8 @@ from reports.figures import TOTAL, Month, build_reports, month_figures
 from reports.job import ReportJob
 from reports.settings import ReportsConfig
 from tests.support import canonical_database, run_cli, write_config
+
+pytestmark = pytest.mark.time_sensitive
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
@@ -500,7 +503,7 @@ def test_the_monthly_job_writes_the_closed_month_once(data, source, tmp_path):
 
     settings = ReportsConfig(directory=tmp_path / "monthly", formats=["csv"], language="fr")
     now = paris(2026, 11, 1, 4, 15)  # the 1st, at the monthly cadence's default time
-    job = ReportJob(settings, source, PARIS, clock=lambda: now)
+    job = ReportJob(settings, source, PARIS, clock=clocks.FixedClock(now))
     assert str(job.closed_month()) == "2026-10" and not job.done(job.closed_month())
     scheduler = BackgroundScheduler(timezone=PARIS)
     job.attach(scheduler, ("15 4 1 * *", 0))
@@ -553,7 +556,7 @@ def test_the_daemon_writes_the_closed_month_at_start_when_it_is_missing(data, tm
                                reports={"directory": "monthly", "formats": ["csv", "pdf"]},
                                collectors={"disabled": ["app_accesses", "connectors", "login_heatmap"]})
     now = paris(2026, 11, 3, 10, 0)
-    exporter = Exporter(load_config(config_path), str(config_path), clock=lambda: now)
+    exporter = Exporter(load_config(config_path), str(config_path), clock=clocks.FixedClock(now))
     exporter.start()
     try:
         platform = tmp_path / "monthly" / "all"

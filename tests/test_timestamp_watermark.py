@@ -19,6 +19,8 @@ from tests.support import (
     FULL_BREAKDOWNS,
 )
 
+pytestmark = pytest.mark.time_sensitive
+
 PARIS = ZoneInfo("Europe/Paris")
 # The last Sunday of October 2026 lasts 25 hours in Paris. Instants in UTC, so that adding
 # hours adds elapsed time (on datetimes of one zone, Python adds wall-clock time).

@@ -20,6 +20,8 @@ from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
 from tests.test_incremental_cost import table_reads, wait_for_stats
 
+pytestmark = pytest.mark.time_sensitive
+
 REPO = Path(__file__).resolve().parent.parent
 WINDOWED = ("visitors", "activity", "login_heatmap")
 USERS = 3_000

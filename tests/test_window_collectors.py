@@ -16,6 +16,8 @@ from tests.support import (
     RawData, attachments, canonical_database, insert, make_accounts, make_events, parse, run_cli, write_config,
 )
 
+pytestmark = pytest.mark.time_sensitive
+
 PARIS = ZoneInfo("Europe/Paris")
 USERS = 70
 

@@ -12,6 +12,8 @@ from exporter.app import make_runtime, make_source
 from exporter.config import parse_config
 from tests.support import RawData, insert
 
+pytestmark = pytest.mark.time_sensitive
+
 PARIS = ZoneInfo("Europe/Paris")
 # Early morning, the minutes after Monday 00:00 (new day, week and month), and a plain afternoon.
 NOWS = {

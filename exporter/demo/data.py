@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
+from .. import clock as clocks
+
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
 
@@ -253,7 +255,7 @@ def ensure_seeded(
     history); other differences truncate and reseed.
     """
     stored = read_marker(conn, schema)
-    wanted = _parameters(scale, days, end or datetime.now(UTC), random_seed, structures, accounts, events).stored()
+    wanted = _parameters(scale, days, end or clocks.SYSTEM.now(), random_seed, structures, accounts, events).stored()
     compared = [key for key in wanted if end is not None or key not in ("start", "end")]
     if stored and all(stored.get(key) == wanted[key] for key in compared):
         if not conn.autocommit:
@@ -317,7 +319,7 @@ def _parameters(scale: float, days: int, end: datetime | None, random_seed: int,
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days!r}")
     if end is None:
-        end = datetime.now(UTC)
+        end = clocks.SYSTEM.now()
     elif end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
     end = end.astimezone(UTC).replace(second=0, microsecond=0)
@@ -873,5 +875,5 @@ def _write_marker(cursor: psycopg.Cursor, schema: str, summary: SeedSummary) -> 
     cursor.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value text)").format(table))
     cursor.execute(sql.SQL("DELETE FROM {}").format(table))
     values = {**summary.parameters, **{f"rows.{t}": str(n) for t, n in summary.counts.items()},
-              "seeded_at": datetime.now(UTC).isoformat(), "seed_seconds": f"{summary.elapsed_seconds:.2f}"}
+              "seeded_at": clocks.SYSTEM.now().isoformat(), "seed_seconds": f"{summary.elapsed_seconds:.2f}"}
     cursor.executemany(sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s)").format(table), list(values.items()))

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from random import Random
-from typing import Callable
 
 import psycopg
 from psycopg import sql
 
+from .. import clock as clocks
 from .data import (
     APP_CONNECTOR, APP_POPULARITY, APPS, APPS_PER_LOGIN, AUTH_CONNECTORS, AUTH_WEIGHTS, CONNECTORS, DAILY_LOGINS,
     PROFILES, TIMEOUT_MS, call_outcome, hourly_share, login_rate, stochastic_round,
@@ -53,7 +53,7 @@ class Population:
     def load(cls, conn: psycopg.Connection, schema: str, now: datetime | None = None) -> Population:
         population = cls(active={profile: [] for profile in PROFILES})
         for user, profile, structure, activated in conn.execute(
-                USERS.format(accounts=sql.Identifier(schema, "accounts")), (now or datetime.now(UTC),)):
+                USERS.format(accounts=sql.Identifier(schema, "accounts")), (now or clocks.SYSTEM.now(),)):
             if activated:
                 population.active.setdefault(profile, []).append((user, structure))
             else:
@@ -74,9 +74,9 @@ class LiveGenerator:
     """A daemon thread inserting events every ``interval`` seconds; survives database outages."""
 
     def __init__(self, dsn: str, schema: str = "ent", *, interval: float = 1.0, random_seed: int | None = None,
-                 control_dir: Path | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 control_dir: Path | None = None, clock: clocks.Clock | None = None) -> None:
         self.dsn = dsn
-        self.clock = clock or (lambda: datetime.now(UTC))  # the demo's clock may be pinned (demo --now)
+        self.clock = clock or clocks.SYSTEM  # the demo's clock may be pinned (demo --now)
         self.schema = schema
         self.interval = interval
         self.control_dir = Path(control_dir) if control_dir is not None else None

@@ -14,9 +14,11 @@ import logging
 import socket
 import ssl
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .. import clock as clocks
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ent-exporter demo stand-in")])
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = clocks.SYSTEM.now().replace(microsecond=0)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
