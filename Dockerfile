@@ -5,11 +5,8 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY exporter ./exporter
-COPY collectors ./collectors
-COPY probes ./probes
-COPY reports ./reports
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+COPY ent_exporter ./ent_exporter
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[demo,reports]'
 
 FROM python:3.11-slim
 # tzdata: the platform's timezone (default Europe/Paris) for calendar periods and hours of day.

@@ -7,22 +7,23 @@ cumulative statistics: per table, the rows of sequential scans plus the index en
 by index (and index-only) scans. Backends publish those when they exit, so each measured
 phase runs in connections (or processes) that are closed before the counters are read.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import psycopg
 from psycopg import sql
 
-from exporter.canonical import create_canonical_tables
-from exporter.demo import data as demo_data
+from ent_exporter.demo import data as demo_data
+from ent_exporter.sources.tables import create_canonical_tables
 
 SCHEMA = "ent"
 DATABASE = "ent"
@@ -88,8 +89,11 @@ def prepare_database(server) -> str:
         create_canonical_tables(conn, SCHEMA)
         for role in (ENT_ROLE, QE_ROLE):
             conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), sql.Identifier(role)))
-            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
-                sql.Identifier(SCHEMA), sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                    sql.Identifier(SCHEMA), sql.Identifier(role)
+                )
+            )
     return admin_dsn
 
 
@@ -123,35 +127,61 @@ class Seeding:
         return sum(self.counts.values())
 
 
-def seed(admin_dsn: str, *, structures: int, accounts: int, events: int, days: int, keep: bool,
-         progress: bool = True) -> Seeding:
+def seed(
+    admin_dsn: str, *, structures: int, accounts: int, events: int, days: int, keep: bool, progress: bool = True
+) -> Seeding:
     """Seeds the synthetic ENT (or reuses it with ``keep`` when it was seeded with the same sizes)."""
     with psycopg.connect(admin_dsn) as conn:
         marker = demo_data.read_marker(conn, SCHEMA)
         conn.rollback()
-        wanted = {"structures": str(structures), "accounts": str(accounts), "events": str(events), "days": str(days),
-                  "generator_version": demo_data.GENERATOR_VERSION}
+        wanted = {
+            "structures": str(structures),
+            "accounts": str(accounts),
+            "events": str(events),
+            "days": str(days),
+            "generator_version": demo_data.GENERATOR_VERSION,
+        }
         if keep and marker and all(marker.get(k) == v for k, v in wanted.items()):
             counts = {t: int(marker[f"rows.{t}"]) for t in TABLES}
             with conn.transaction():
                 for table in EVENT_TABLES:  # the new events of an earlier run go
-                    conn.execute(sql.SQL("DELETE FROM {} WHERE event_id > %s").format(sql.Identifier(SCHEMA, table)),
-                                 (counts[table],))
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE event_id > %s").format(sql.Identifier(SCHEMA, table)),
+                        (counts[table],),
+                    )
             _vacuum(admin_dsn)
-            return Seeding(structures, accounts, sum(counts[t] for t in EVENT_TABLES), counts,
-                           datetime.fromisoformat(marker["start"]), datetime.fromisoformat(marker["end"]), False)
+            return Seeding(
+                structures,
+                accounts,
+                sum(counts[t] for t in EVENT_TABLES),
+                counts,
+                datetime.fromisoformat(marker["start"]),
+                datetime.fromisoformat(marker["end"]),
+                False,
+            )
         for index in EVENT_INDEXES:
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, index)))
         conn.commit()
-        summary = demo_data.seed(conn, SCHEMA, days=days, structures=structures, accounts=accounts, events=events,
-                                 progress=progress)
+        summary = demo_data.seed(
+            conn, SCHEMA, days=days, structures=structures, accounts=accounts, events=events, progress=progress
+        )
     began = time.perf_counter()
     with psycopg.connect(admin_dsn) as conn:
         create_canonical_tables(conn, SCHEMA)  # IF NOT EXISTS: builds exactly the dropped indexes
     index_seconds = time.perf_counter() - began
     analyze_seconds = _vacuum(admin_dsn)
-    return Seeding(structures, accounts, summary.events, dict(summary.counts), summary.start, summary.end, True,
-                   summary.elapsed_seconds, index_seconds, analyze_seconds)
+    return Seeding(
+        structures,
+        accounts,
+        summary.events,
+        dict(summary.counts),
+        summary.start,
+        summary.end,
+        True,
+        summary.elapsed_seconds,
+        index_seconds,
+        analyze_seconds,
+    )
 
 
 def _vacuum(admin_dsn: str) -> float:
@@ -166,31 +196,50 @@ def add_new_events(admin_dsn: str, total: int, at: datetime, seeding: Seeding, s
     """``total`` new events at ``at``, split over the three tables as the history is, from real users."""
     rng = random.Random(seed)
     shares = {t: seeding.counts[t] / max(1, seeding.events) for t in EVENT_TABLES}
-    counts = {"login_events": round(total * shares["login_events"]),
-              "connector_events": round(total * shares["connector_events"])}
+    counts = {
+        "login_events": round(total * shares["login_events"]),
+        "connector_events": round(total * shares["connector_events"]),
+    }
     counts["app_access_events"] = total - counts["login_events"] - counts["connector_events"]
     with psycopg.connect(admin_dsn) as conn:
-        users = conn.execute(sql.SQL(
-            "SELECT user_id, profile, structure_id FROM {} TABLESAMPLE SYSTEM (5) REPEATABLE (7) LIMIT 20000"
-        ).format(sql.Identifier(SCHEMA, "accounts"))).fetchall() or [("nobody", "Student", "unknown")]
+        users = conn.execute(
+            sql.SQL(
+                "SELECT user_id, profile, structure_id FROM {} TABLESAMPLE SYSTEM (5) REPEATABLE (7) LIMIT 20000"
+            ).format(sql.Identifier(SCHEMA, "accounts"))
+        ).fetchall() or [("nobody", "Student", "unknown")]
         with conn.cursor() as cursor:
-            with cursor.copy(sql.SQL("COPY {} (user_id, profile, occurred_at) FROM STDIN").format(
-                    sql.Identifier(SCHEMA, "login_events"))) as copy:
+            with cursor.copy(
+                sql.SQL("COPY {} (user_id, profile, occurred_at) FROM STDIN").format(
+                    sql.Identifier(SCHEMA, "login_events")
+                )
+            ) as copy:
                 for _ in range(counts["login_events"]):
                     user, profile, _ = rng.choice(users)
                     copy.write_row((user, profile, at))
-            with cursor.copy(sql.SQL("COPY {} (user_id, profile, app, occurred_at) FROM STDIN").format(
-                    sql.Identifier(SCHEMA, "app_access_events"))) as copy:
+            with cursor.copy(
+                sql.SQL("COPY {} (user_id, profile, app, occurred_at) FROM STDIN").format(
+                    sql.Identifier(SCHEMA, "app_access_events")
+                )
+            ) as copy:
                 for _ in range(counts["app_access_events"]):
                     user, profile, _ = rng.choice(users)
                     copy.write_row((user, profile, rng.choice(demo_data.APPS), at))
-            with cursor.copy(sql.SQL(
-                    "COPY {} (connector, structure_id, occurred_at, success, duration_ms) FROM STDIN").format(
-                    sql.Identifier(SCHEMA, "connector_events"))) as copy:
+            with cursor.copy(
+                sql.SQL("COPY {} (connector, structure_id, occurred_at, success, duration_ms) FROM STDIN").format(
+                    sql.Identifier(SCHEMA, "connector_events")
+                )
+            ) as copy:
                 for _ in range(counts["connector_events"]):
                     _, _, structure = rng.choice(users)
-                    copy.write_row((rng.choice(list(demo_data.CONNECTORS)), structure, at, rng.random() > 0.01,
-                                    rng.lognormvariate(4.5, 0.8)))
+                    copy.write_row(
+                        (
+                            rng.choice(list(demo_data.CONNECTORS)),
+                            structure,
+                            at,
+                            rng.random() > 0.01,
+                            rng.lognormvariate(4.5, 0.8),
+                        )
+                    )
         conn.commit()
     return counts
 
@@ -238,7 +287,9 @@ class Meter:
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             conn.execute("SELECT pg_stat_clear_snapshot()")
             rows = conn.execute(TABLE_READS, (SCHEMA,)).fetchall()
-        return {name: (int(seq_read) + int(index_read), int(seq_scans)) for name, seq_read, seq_scans, index_read in rows}
+        return {
+            name: (int(seq_read) + int(index_read), int(seq_scans)) for name, seq_read, seq_scans, index_read in rows
+        }
 
     def settle(self, timeout: float = 30) -> None:
         """Waits until no backend but this one is connected to the database (their statistics are then published)."""
@@ -247,7 +298,8 @@ class Meter:
             while time.monotonic() < deadline:
                 others = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                ).fetchone()[0]
                 if not others:
                     break
                 time.sleep(0.05)
@@ -277,7 +329,7 @@ def server_version(admin_dsn: str) -> str:
 
 
 def utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def later(moment: datetime, **delta: float) -> datetime:

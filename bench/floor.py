@@ -3,15 +3,16 @@
 Run as ``python -m bench.floor --port PORT``. The same scrapers against it measure what this
 machine's scheduling, Python and loopback cost for nothing to serve: the honest reference for
 ent-exporter's scrape latency (report: p99 as a ratio to this floor)."""
+
 from __future__ import annotations
 
 import argparse
 import signal
 import threading
 
-from collectors.base import Family, Kind
-from exporter.exposition import Exposition
-from exporter.server import MetricsServer
+from ent_exporter.engine.collector import Family, Kind
+from ent_exporter.engine.exposition import Exposition
+from ent_exporter.web.server import MetricsServer
 
 ONE = Family("ent_floor", Kind.GAUGE, "One sample: the scrape floor.")
 

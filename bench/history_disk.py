@@ -21,6 +21,7 @@ Usage (see README "A year of history"; the counters' long-run rates assume the d
 
 Prints a Markdown table; ``--output`` writes it as the last section of BENCHMARKS.md. Needs promtool (Debian package prometheus) and numpy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,14 @@ SCRAPE_SECONDS = 30
 RULE_EVALUATION_SECONDS = 15
 # How often each family's values change (the collectors' cadences); counters and self-metrics: every minute.
 CHANGES_EVERY = {
-    "ent_unique_visitors": 3600, "ent_visits_per_visitor": 3600,
-    "ent_accounts": 86400, "ent_account_activation_ratio": 86400, "ent_inactive_accounts": 86400,
-    "ent_user_logins_30d": 86400, "ent_structure_info": 10**9, "ent_logins_by_hour": 7 * 86400,
+    "ent_unique_visitors": 3600,
+    "ent_visits_per_visitor": 3600,
+    "ent_accounts": 86400,
+    "ent_account_activation_ratio": 86400,
+    "ent_inactive_accounts": 86400,
+    "ent_user_logins_30d": 86400,
+    "ent_structure_info": 10**9,
+    "ent_logins_by_hour": 7 * 86400,
 }
 RATIOS = {"ent_visits_per_visitor", "ent_account_activation_ratio"}
 HISTORY_DAYS_IN_EXPOSITION = 400  # the demo's history behind the counters' totals (demo --days)
@@ -109,8 +115,9 @@ def label_text(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{key}="{value}"' for key, value in sorted(labels.items())) + "}" if labels else ""
 
 
-def write_openmetrics(path: Path, series: list[Series], hours: float, start: float, seed: int = 15,
-                      jitter_ms: int = 0) -> int:
+def write_openmetrics(
+    path: Path, series: list[Series], hours: float, start: float, seed: int = 15, jitter_ms: int = 0
+) -> int:
     """All samples, family by family and series by series in time order; returns the sample count."""
     rng = np.random.default_rng(seed)
     scrapes = int(hours * 3600 / SCRAPE_SECONDS)
@@ -146,7 +153,7 @@ def write_rule_series(path: Path, count: int, hours: float, start: float, seed: 
         out.write("# TYPE structure_profile:ent_logins:rate5m unknown\n")
         for number in range(count):
             per_minute = rng.poisson(rng.gamma(1.0, 3.0), int(minutes[-1]) + 6)
-            window = np.convolve(per_minute, np.ones(5), "full")[:len(per_minute)]  # logins of the last 5 min
+            window = np.convolve(per_minute, np.ones(5), "full")[: len(per_minute)]  # logins of the last 5 min
             rates = window[minutes + 5] / 300.0
             prefix = f'structure_profile:ent_logins:rate5m{{structure="S{number}"}} '
             out.writelines(f"{prefix}{value!r} {stamp}\n" for value, stamp in zip(rates.tolist(), timestamps))
@@ -156,8 +163,11 @@ def write_rule_series(path: Path, count: int, hours: float, start: float, seed: 
 
 def backfill(promtool: str, source: Path, blocks: Path) -> tuple[int, int, int]:
     shutil.rmtree(blocks, ignore_errors=True)
-    result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
-                             str(source), str(blocks)], capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h", str(source), str(blocks)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(f"promtool failed: {result.stdout[-2000:]} {result.stderr[-2000:]}")
     return measure(blocks)
@@ -195,13 +205,13 @@ def kept_section(path: Path) -> str:
     if not path.exists():
         return ""
     text = path.read_text()
-    return "\n" + text[text.index(SECTION):] if SECTION in text else ""
+    return "\n" + text[text.index(SECTION) :] if SECTION in text else ""
 
 
 def write_section(path: Path, body: str) -> None:
     """Replaces (or appends) this benchmark's section of BENCHMARKS.md; it is the file's last section."""
     text = path.read_text() if path.exists() else ""
-    head = text[:text.index(SECTION)].rstrip("\n") + "\n" if SECTION in text else text.rstrip("\n") + "\n"
+    head = text[: text.index(SECTION)].rstrip("\n") + "\n" if SECTION in text else text.rstrip("\n") + "\n"
     path.write_text(head + "\n" + body)
 
 
@@ -218,10 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=24, help="span backfilled (default 24)")
     parser.add_argument("--target-structures", type=int, default=1000)
     parser.add_argument("--days", type=int, default=400, help="retention to extrapolate to (default 400)")
-    parser.add_argument("--jitter-ms", type=int, default=0,
-                        help="add this many ms to every other scrape's timestamp (default 0: aligned scrapes)")
-    parser.add_argument("--output", type=Path, help="write the section \"A year of history\" of this file "
-                        "(BENCHMARKS.md); the table is printed either way")
+    parser.add_argument(
+        "--jitter-ms",
+        type=int,
+        default=0,
+        help="add this many ms to every other scrape's timestamp (default 0: aligned scrapes)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help='write the section "A year of history" of this file (BENCHMARKS.md); the table is printed either way',
+    )
     parser.add_argument("--keep", type=Path, help="keep the OpenMetrics file and the blocks here")
     args = parser.parse_args(argv)
     promtool = shutil.which("promtool")
@@ -234,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the exposition has {len(per_structure)} structures, fewer than --structures", file=sys.stderr)
         return 2
     average = sum(len(s) for s in per_structure.values()) / len(per_structure)
-    chosen = sorted(per_structure)[:args.structures]
+    chosen = sorted(per_structure)[: args.structures]
     sample = [one for structure in chosen for one in per_structure[structure]] + rest
     work = args.keep or Path(tempfile.mkdtemp(prefix="history-disk-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -260,24 +277,36 @@ def main(argv: list[str] | None = None) -> int:
     index_bytes = index_per_series_block * (target_series + sum(n for n, _ in rules.values())) * compacted_blocks
     total = raw_samples * bytes_per_sample + rule_samples * bytes_per_rule_sample + index_bytes
     lines = ["| | |", "| --- | --- |"]
-    lines.append(f"| measured on | {len(chosen)} structures + platform-wide series = {len(sample):,} series, "
-                 f"{args.hours:g} h at {SCRAPE_SECONDS} s ({samples:,} samples; OpenMetrics written in {written:.0f} s) |")
+    lines.append(
+        f"| measured on | {len(chosen)} structures + platform-wide series = {len(sample):,} series, "
+        f"{args.hours:g} h at {SCRAPE_SECONDS} s ({samples:,} samples; OpenMetrics written in {written:.0f} s) |"
+    )
     lines.append(f"| chunk bytes per sample | {bytes_per_sample:.3f} |")
-    lines.append(f"| chunk bytes per recorded sample (5-minute rates every {RULE_EVALUATION_SECONDS} s, "
-                 f"{rule_count} series) | {bytes_per_rule_sample:.3f} |")
+    lines.append(
+        f"| chunk bytes per recorded sample (5-minute rates every {RULE_EVALUATION_SECONDS} s, "
+        f"{rule_count} series) | {bytes_per_rule_sample:.3f} |"
+    )
     lines.append(f"| index bytes per series per block | {index_per_series_block:.0f} |")
     lines.append(f"| series per structure (demo exposition, {len(per_structure)} structures) | {average:.0f} |")
-    lines.append(f"| series at {args.target_structures:,} structures | {target_series:,} exported + "
-                 f"{sum(n for n, _ in rules.values()):,} recorded by rules |")
+    lines.append(
+        f"| series at {args.target_structures:,} structures | {target_series:,} exported + "
+        f"{sum(n for n, _ in rules.values()):,} recorded by rules |"
+    )
     lines.append(f"| samples over {args.days} days | {raw_samples:.3g} scraped + {rule_samples:.3g} recorded |")
-    lines.append(f"| disk over {args.days} days | {total / 1e9:.0f} GB: scraped {raw_samples * bytes_per_sample / 1e9:.0f} GB, "
-                 f"recorded {rule_samples * bytes_per_rule_sample / 1e9:.0f} GB, indexes {index_bytes / 1e9:.1f} GB "
-                 f"(plus the WAL: a few hours of samples) |")
-    lines.append(f"| per structure and year (365 days) | {total / args.target_structures / args.days * 365 / 1e6:.0f} MB |")
+    lines.append(
+        f"| disk over {args.days} days | {total / 1e9:.0f} GB: scraped {raw_samples * bytes_per_sample / 1e9:.0f} GB, "
+        f"recorded {rule_samples * bytes_per_rule_sample / 1e9:.0f} GB, indexes {index_bytes / 1e9:.1f} GB "
+        f"(plus the WAL: a few hours of samples) |"
+    )
+    lines.append(
+        f"| per structure and year (365 days) | {total / args.target_structures / args.days * 365 / 1e6:.0f} MB |"
+    )
     table = "\n".join(lines)
     print(table)
     if args.output:
-        write_section(args.output, f"""{SECTION}
+        write_section(
+            args.output,
+            f"""{SECTION}
 
 Prometheus' disk for {args.days} days of the exporter's series at {args.target_structures:,} structures, measured by
 backfilling the exporter's real series (`ent-exporter once` on the demo) with `promtool tsdb
@@ -295,7 +324,8 @@ Prometheus {promtool_version(promtool)}; scrape every {SCRAPE_SECONDS} s, rules 
 dominant term is the scraped samples: halve it by scraping the exporter every 60 s (its values change
 at most every minute). Blocks are compacted up to 31 days (10 % of the retention), so the indexes are
 counted once per such block.
-""")
+""",
+        )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

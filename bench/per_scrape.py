@@ -4,6 +4,7 @@ That is what a generic exporter does (its registry's collect() runs at each requ
 Run as ``python -m bench.per_scrape --state-dir DIR --port PORT``: it serves the samples
 persisted by ent-exporter in DIR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-import collectors
-from collectors.base import decode_samples
-from exporter.exposition import structure_marginals, to_metric
-from exporter.state import StateStore
+from ent_exporter import indicators
+from ent_exporter.engine.collector import decode_samples
+from ent_exporter.engine.exposition import structure_marginals, to_metric
+from ent_exporter.engine.state import StateStore
 
 
 class PersistedSamples:
@@ -24,7 +25,7 @@ class PersistedSamples:
         store = StateStore(state_dir)
         self.families = {}
         self.samples = {}
-        for name, cls in collectors.discover().items():
+        for name, cls in indicators.discover().items():
             stored = store.load(name)
             if stored is None:
                 continue

@@ -1,6 +1,7 @@
 """A real Prometheus (Debian's ``prometheus``) scraping an exporter for a while: what the series
 cost the server that stores them. Reports its head series (prometheus_tsdb_head_series) and its
 resident memory (process_resident_memory_bytes, peak over the run) read from its own metrics."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def _query(port: int, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def measure(target_port: int, workdir: Path, prometheus_port: int, seconds: float, interval: float = 15.0,
-            timeout: float = 14.0) -> PrometheusCost:
+def measure(
+    target_port: int, workdir: Path, prometheus_port: int, seconds: float, interval: float = 15.0, timeout: float = 14.0
+) -> PrometheusCost:
     executable = shutil.which("prometheus")
     if executable is None:
         raise RuntimeError("prometheus is not installed (Debian package prometheus)")
@@ -44,12 +46,20 @@ def measure(target_port: int, workdir: Path, prometheus_port: int, seconds: floa
         "scrape_configs:\n"
         f"  - job_name: exporter\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
         f"  - job_name: prometheus\n    scrape_interval: 5s\n    scrape_timeout: 5s\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\n")
+        f"    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\n"
+    )
     log = open(directory / "prometheus.log", "w")
     process = subprocess.Popen(
-        [executable, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={directory / 'data'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn"],
-        stdout=log, stderr=log)
+        [
+            executable,
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=log,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -58,8 +68,9 @@ def measure(target_port: int, workdir: Path, prometheus_port: int, seconds: floa
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("prometheus did not start: "
-                                       + (directory / "prometheus.log").read_text()[-2000:]) from None
+                    raise RuntimeError(
+                        "prometheus did not start: " + (directory / "prometheus.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.5)
         began = time.monotonic()
         peak = 0.0
@@ -80,10 +91,12 @@ def measure(target_port: int, workdir: Path, prometheus_port: int, seconds: floa
             time.sleep(1)
         last = _query(prometheus_port, 'process_resident_memory_bytes{job="prometheus"}') or 0.0
         return PrometheusCost(
-            seconds=time.monotonic() - began, scrape_interval=interval,
+            seconds=time.monotonic() - began,
+            scrape_interval=interval,
             head_series=head_series,
             exporter_series=exporter_series,
-            peak_rss_mb=max(peak, last) / 1024 / 1024, last_rss_mb=last / 1024 / 1024,
+            peak_rss_mb=max(peak, last) / 1024 / 1024,
+            last_rss_mb=last / 1024 / 1024,
             scrape_duration_s=_query(prometheus_port, 'scrape_duration_seconds{job="exporter"}') or 0.0,
         )
     finally:

@@ -7,6 +7,7 @@ counts the whole tables again. The queries are given no ``interval``, so query-e
 them at each scrape of its /metrics: one scrape is one cycle, and the scrape returns when
 the cycle is over.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -67,7 +68,9 @@ FROM (
     FROM ent.connector_events GROUP BY 1
 ) c CROSS JOIN LATERAL (VALUES {values}, ('+Inf', c.b_inf)) AS v(le, calls)
 """.format(
-    filters=", ".join(f"count(*) FILTER (WHERE duration_ms <= {b * 1000.0}) AS b{i}" for i, b in enumerate(BUCKETS_SECONDS)),
+    filters=", ".join(
+        f"count(*) FILTER (WHERE duration_ms <= {b * 1000.0}) AS b{i}" for i, b in enumerate(BUCKETS_SECONDS)
+    ),
     values=", ".join(f"('{float(b)}', c.b{i})" for i, b in enumerate(BUCKETS_SECONDS)),
 )
 QUERIES = (
@@ -75,8 +78,7 @@ QUERIES = (
     ("app_accesses", "ent_app_accesses_total", ["structure", "profile", "app"], APP_ACCESSES),
     ("account_activations", "ent_account_activations_total", ["structure", "profile"], ACTIVATIONS),
     ("connectors", "ent_connector_requests_total", ["connector", "outcome"], CONNECTORS),
-    ("connector_durations", "ent_connector_request_duration_seconds_bucket", ["connector", "le"],
-     CONNECTOR_DURATIONS),
+    ("connector_durations", "ent_connector_request_duration_seconds_bucket", ["connector", "le"], CONNECTOR_DURATIONS),
 )
 
 
@@ -86,8 +88,9 @@ def find_python() -> str:
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     candidates += [str(v / "bin" / "python") for v in sorted(pyenv.glob("3.1[2-9]*"), reverse=True)]
     for candidate in candidates:
-        check = subprocess.run([candidate, "-c", "import sys, venv; sys.exit(sys.version_info < (3, 12))"],
-                               capture_output=True)
+        check = subprocess.run(
+            [candidate, "-c", "import sys, venv; sys.exit(sys.version_info < (3, 12))"], capture_output=True
+        )
         if check.returncode == 0:  # a pyenv shim of a version that is not selected fails here
             return candidate
     raise SystemExit("query-exporter needs Python >= 3.12: install one (e.g. pyenv install 3.12) and rerun")
@@ -100,8 +103,11 @@ def ensure_installed(venv: Path = DEFAULT_VENV) -> Path:
     if not executable.exists():
         print(f"bench: installing {PACKAGE} into {venv}", file=sys.stderr)
         subprocess.run([find_python(), "-m", "venv", "--clear", str(venv)], check=True)
-        pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", PACKAGE,
-                              DRIVER], capture_output=True, text=True)
+        pip = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", PACKAGE, DRIVER],
+            capture_output=True,
+            text=True,
+        )
         if pip.returncode != 0:
             shutil.rmtree(venv, ignore_errors=True)
             raise RuntimeError(f"pip could not install {PACKAGE}:\n{pip.stdout[-3000:]}{pip.stderr[-3000:]}")
@@ -117,8 +123,10 @@ def write_config(path: Path, dsn: str) -> Path:
     """``dsn``: a libpq URI (postgresql://role@/database?host=/socket/dir), given to SQLAlchemy with the
     psycopg2 driver installed beside query-exporter."""
     dsn = dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
-    metrics = {metric: {"type": "gauge", "description": f"{name}, recounted at each cycle", "labels": labels}
-               for name, metric, labels, _ in QUERIES}
+    metrics = {
+        metric: {"type": "gauge", "description": f"{name}, recounted at each cycle", "labels": labels}
+        for name, metric, labels, _ in QUERIES
+    }
     queries = {name: {"databases": ["ent"], "metrics": [metric], "sql": query} for name, metric, _, query in QUERIES}
     config = {"databases": {"ent": {"dsn": dsn}}, "metrics": metrics, "queries": queries}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -128,7 +136,8 @@ def write_config(path: Path, dsn: str) -> Path:
 def start(executable: Path, config: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [str(executable), "--config", str(config), "--port", str(port), "--host", "127.0.0.1", "-L", "warning"],
-        stdout=subprocess.DEVNULL, stderr=sys.stderr,
+        stdout=subprocess.DEVNULL,
+        stderr=sys.stderr,
     )
 
 

@@ -24,6 +24,7 @@ In one run, on one embedded PostgreSQL holding a synthetic regional ENT (seeded 
 
 It writes a Markdown report (``--output``) and prints one summary line with the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +37,15 @@ import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
-from . import database as db
-from . import query_exporter as qe
-from . import prom, scrape
-from .worker import peak_rss_kb
+from bench import database as db
+from bench import prom, scrape
+from bench import query_exporter as qe
+from bench.worker import peak_rss_kb
 
 REPO = Path(__file__).resolve().parent.parent
 # ent-exporter and the one-sample floor are scraped in turn, this many times (see scrape.interleaved).
@@ -89,7 +90,9 @@ class Options:
 
     @property
     def size(self) -> str:
-        return f"{self.structures:,} structures, {self.accounts:,} accounts, {self.events:,} events over {self.days} days"
+        return (
+            f"{self.structures:,} structures, {self.accounts:,} accounts, {self.events:,} events over {self.days} days"
+        )
 
 
 @dataclass
@@ -104,9 +107,15 @@ class Phase:
     rows_read_by_table: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, cost: db.Cost, seconds: float | None = None) -> "Phase":
-        return cls(cost.wall_seconds if seconds is None else seconds, cost.db_ms, cost.statements, cost.rows_read,
-                   cost.event_seq_scans, cost.rows_read_by_table)
+    def of(cls, cost: db.Cost, seconds: float | None = None) -> Phase:
+        return cls(
+            cost.wall_seconds if seconds is None else seconds,
+            cost.db_ms,
+            cost.statements,
+            cost.rows_read,
+            cost.event_seq_scans,
+            cost.rows_read_by_table,
+        )
 
 
 @dataclass
@@ -204,38 +213,83 @@ class Report:
         visitors = self.windows.get("visitors", {}).get("phase")
         floor = self.scrape_floor
         return [
-            ("instant cycle: database time vs a full recount (query-exporter)", f"≥ {TARGETS['instant_db_ratio']:.0f}× less",
-             f"{self.instant_db_ratio:,.0f}× less", self.instant_db_ratio >= TARGETS["instant_db_ratio"]),
-            ("instant cycle: ent-exporter's database time", f"< {TARGETS['instant_ms']:.0f} ms",
-             f"{self.instant_ent.db_ms:.1f} ms", self.instant_ent.db_ms < TARGETS["instant_ms"]),
-            ("instant cycle: wall time / database time", f"≤ {TARGETS['instant_wall_over_db']:.0f}×",
-             f"{self.instant_wall_over_db:.1f}× (wall {self.instant_ent.seconds * 1000:.0f} ms)",
-             self.instant_wall_over_db <= TARGETS["instant_wall_over_db"]),
-            (f"scrape p99, {self.scrape_gzip.scrapers} concurrent scrapers (gzip), vs the one-sample floor",
-             f"≤ {TARGETS['scrape_floor_ratio']:.1f}× the floor",
-             f"{self.scrape_gzip.p99_ms:.1f} ms vs {floor.p99_ms:.1f} ms: {self.scrape_floor_ratio:.2f}×" if floor
-             else "not measured", bool(floor) and self.scrape_floor_ratio <= TARGETS["scrape_floor_ratio"]),
-            ("scrape p99 vs per-scrape rendering (plain text both)", f"≥ {TARGETS['scrape_ratio']:.0f}× faster",
-             f"{self.scrape_p99_ratio:,.0f}× faster", self.scrape_p99_ratio >= TARGETS["scrape_ratio"]),
-            ("hourly visitors collector", f"< {TARGETS['hourly_visitors_seconds']:.0f} s",
-             f"{visitors.seconds:.2f} s" if visitors else "-",
-             bool(visitors) and visitors.seconds < TARGETS["hourly_visitors_seconds"]),
-            ("every other hourly/daily/weekly/monthly collector", f"< {TARGETS['window_seconds']:.0f} s",
-             f"slowest {slowest}: {seconds:.2f} s", seconds < TARGETS["window_seconds"]),
-            ("active series per structure (default configuration)", f"≤ {TARGETS['series_per_structure']:.0f}",
-             f"{self.per_structure:.0f}", self.per_structure <= TARGETS["series_per_structure"]),
-            ("Prometheus scraping ent-exporter: head series, resident memory", "reported",
-             f"{self.prometheus_default.head_series:,} series, {self.prometheus_default.peak_rss_mb:,.0f} MB"
-             if self.prometheus_default else "not measured", bool(self.prometheus_default)),
-            ("exporter peak RSS at the full series count: serving (restored state, a cycle with new events,"
-             " the scrapes)", f"< {TARGETS['peak_rss_mb']:.0f} MB", f"{self.serve_rss_mb:.0f} MB",
-             self.serve_rss_mb < TARGETS["peak_rss_mb"]),
-            ("exporter peak RSS, first start (every collector over the whole history, per-day aggregates"
-             " included)", f"< {TARGETS['peak_rss_mb']:.0f} MB", f"{self.first_start_rss_mb:.0f} MB",
-             self.first_start_rss_mb < TARGETS["peak_rss_mb"]),
-            ("seeding throughput (generation + COPY)", f"≥ {TARGETS['seed_events_per_second']:,.0f} events/s",
-             f"{self.seeding['events_per_second']:,.0f} events/s" if self.seeding["seeded"] else "reused (--keep)",
-             (not self.seeding["seeded"]) or self.seeding["events_per_second"] >= TARGETS["seed_events_per_second"]),
+            (
+                "instant cycle: database time vs a full recount (query-exporter)",
+                f"≥ {TARGETS['instant_db_ratio']:.0f}× less",
+                f"{self.instant_db_ratio:,.0f}× less",
+                self.instant_db_ratio >= TARGETS["instant_db_ratio"],
+            ),
+            (
+                "instant cycle: ent-exporter's database time",
+                f"< {TARGETS['instant_ms']:.0f} ms",
+                f"{self.instant_ent.db_ms:.1f} ms",
+                self.instant_ent.db_ms < TARGETS["instant_ms"],
+            ),
+            (
+                "instant cycle: wall time / database time",
+                f"≤ {TARGETS['instant_wall_over_db']:.0f}×",
+                f"{self.instant_wall_over_db:.1f}× (wall {self.instant_ent.seconds * 1000:.0f} ms)",
+                self.instant_wall_over_db <= TARGETS["instant_wall_over_db"],
+            ),
+            (
+                f"scrape p99, {self.scrape_gzip.scrapers} concurrent scrapers (gzip), vs the one-sample floor",
+                f"≤ {TARGETS['scrape_floor_ratio']:.1f}× the floor",
+                f"{self.scrape_gzip.p99_ms:.1f} ms vs {floor.p99_ms:.1f} ms: {self.scrape_floor_ratio:.2f}×"
+                if floor
+                else "not measured",
+                bool(floor) and self.scrape_floor_ratio <= TARGETS["scrape_floor_ratio"],
+            ),
+            (
+                "scrape p99 vs per-scrape rendering (plain text both)",
+                f"≥ {TARGETS['scrape_ratio']:.0f}× faster",
+                f"{self.scrape_p99_ratio:,.0f}× faster",
+                self.scrape_p99_ratio >= TARGETS["scrape_ratio"],
+            ),
+            (
+                "hourly visitors collector",
+                f"< {TARGETS['hourly_visitors_seconds']:.0f} s",
+                f"{visitors.seconds:.2f} s" if visitors else "-",
+                bool(visitors) and visitors.seconds < TARGETS["hourly_visitors_seconds"],
+            ),
+            (
+                "every other hourly/daily/weekly/monthly collector",
+                f"< {TARGETS['window_seconds']:.0f} s",
+                f"slowest {slowest}: {seconds:.2f} s",
+                seconds < TARGETS["window_seconds"],
+            ),
+            (
+                "active series per structure (default configuration)",
+                f"≤ {TARGETS['series_per_structure']:.0f}",
+                f"{self.per_structure:.0f}",
+                self.per_structure <= TARGETS["series_per_structure"],
+            ),
+            (
+                "Prometheus scraping ent-exporter: head series, resident memory",
+                "reported",
+                f"{self.prometheus_default.head_series:,} series, {self.prometheus_default.peak_rss_mb:,.0f} MB"
+                if self.prometheus_default
+                else "not measured",
+                bool(self.prometheus_default),
+            ),
+            (
+                "exporter peak RSS at the full series count: serving (restored state, a cycle with new events,"
+                " the scrapes)",
+                f"< {TARGETS['peak_rss_mb']:.0f} MB",
+                f"{self.serve_rss_mb:.0f} MB",
+                self.serve_rss_mb < TARGETS["peak_rss_mb"],
+            ),
+            (
+                "exporter peak RSS, first start (every collector over the whole history, per-day aggregates included)",
+                f"< {TARGETS['peak_rss_mb']:.0f} MB",
+                f"{self.first_start_rss_mb:.0f} MB",
+                self.first_start_rss_mb < TARGETS["peak_rss_mb"],
+            ),
+            (
+                "seeding throughput (generation + COPY)",
+                f"≥ {TARGETS['seed_events_per_second']:,.0f} events/s",
+                f"{self.seeding['events_per_second']:,.0f} events/s" if self.seeding["seeded"] else "reused (--keep)",
+                (not self.seeding["seeded"]) or self.seeding["events_per_second"] >= TARGETS["seed_events_per_second"],
+            ),
         ]
 
     def summary_line(self) -> str:
@@ -284,15 +338,20 @@ def machine() -> dict:
                 memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "memory": memory,
-            "system": f"{platform.system()} {platform.release()}", "load_before": list(os.getloadavg()),
-            "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "system": f"{platform.system()} {platform.release()}",
+        "load_before": list(os.getloadavg()),
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def versions(admin_dsn: str, qe_executable: Path) -> dict:
     from importlib.metadata import version
 
-    from exporter import __version__
+    from ent_exporter import __version__
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     return {
@@ -305,15 +364,16 @@ def versions(admin_dsn: str, qe_executable: Path) -> dict:
     }
 
 
-def write_exporter_config(path: Path, source_dsn: str, state_dir: Path, port: int = 9877,
-                          full_breakdowns: bool = False) -> Path:
+def write_exporter_config(
+    path: Path, source_dsn: str, state_dir: Path, port: int = 9877, full_breakdowns: bool = False
+) -> Path:
     config = {
         "source": {"dsn": source_dsn, "settle_seconds": 0, "statement_timeout_seconds": 3600},
         "listen": {"address": "127.0.0.1", "port": port},
         "state_dir": str(state_dir),
     }
     if full_breakdowns:
-        from exporter.config import BreakdownsConfig
+        from ent_exporter.config import BreakdownsConfig
 
         config["breakdowns"] = {name: True for name in BreakdownsConfig.model_fields}
     path.write_text(yaml.safe_dump(config))
@@ -354,7 +414,7 @@ def counter_lines(text: str, names: tuple[str, ...]) -> dict[tuple, float]:
 
 
 def run(options: Options) -> Report:
-    import collectors
+    from ent_exporter import indicators
 
     options.workdir.mkdir(parents=True, exist_ok=True)
     host = machine()
@@ -368,23 +428,38 @@ def run(options: Options) -> Report:
 
         # 5. seeding ---------------------------------------------------------------------
         say("seeding (COPY, event indexes built afterwards)" if not options.keep else "seeding (or reusing, --keep)")
-        seeding = db.seed(admin_dsn, structures=options.structures, accounts=options.accounts, events=options.events,
-                          days=options.days, keep=options.keep, progress=options.progress)
-        seeding_info = {**asdict(seeding), "events_per_second": seeding.events_per_second,
-                        "events_per_second_with_indexes": seeding.events_per_second_with_indexes,
-                        "start": seeding.start.isoformat(), "end": seeding.end.isoformat()}
-        say(f"{'seeded' if seeding.seeded else 'reused'} {seeding.events:,} events, {seeding.counts['accounts']:,}"
-            f" accounts: {seeding.events_per_second:,.0f} events/s, indexes {seeding.index_seconds:.1f} s")
+        seeding = db.seed(
+            admin_dsn,
+            structures=options.structures,
+            accounts=options.accounts,
+            events=options.events,
+            days=options.days,
+            keep=options.keep,
+            progress=options.progress,
+        )
+        seeding_info = {
+            **asdict(seeding),
+            "events_per_second": seeding.events_per_second,
+            "events_per_second_with_indexes": seeding.events_per_second_with_indexes,
+            "start": seeding.start.isoformat(),
+            "end": seeding.end.isoformat(),
+        }
+        say(
+            f"{'seeded' if seeding.seeded else 'reused'} {seeding.events:,} events, {seeding.counts['accounts']:,}"
+            f" accounts: {seeding.events_per_second:,.0f} events/s, indexes {seeding.index_seconds:.1f} s"
+        )
         end = seeding.end
 
         state_dir = options.workdir / "exporter-state"
         shutil.rmtree(state_dir, ignore_errors=True)
         config = write_exporter_config(options.workdir / "ent-exporter.yml", ent_dsn, state_dir, free_port())
         # Opt-in collectors (per course, per class) run only when configured: not in this bench.
-        cadences = {name: cls.cadence.value for name, cls in collectors.discover().items() if not cls.opt_in}
+        cadences = {name: cls.cadence.value for name, cls in indicators.discover().items() if not cls.opt_in}
         instant = sorted(name for name, cadence in cadences.items() if cadence == "instant")
-        windows = sorted((name for name, cadence in cadences.items() if cadence != "instant"),
-                         key=lambda n: (["hourly", "daily", "weekly", "monthly"].index(cadences[n]), n))
+        windows = sorted(
+            (name for name, cadence in cadences.items() if cadence != "instant"),
+            key=lambda n: (["hourly", "daily", "weekly", "monthly"].index(cadences[n]), n),
+        )
 
         # 1. first start over the long history --------------------------------------------
         say(f"first start: every collector over {seeding.events:,} events")
@@ -395,10 +470,12 @@ def run(options: Options) -> Report:
         # 3. window collectors, each on its own -------------------------------------------
         window_results: dict[str, dict] = {}
         for name in windows:
-            cost, result = meter.measure(db.ENT_ROLE, lambda: run_worker(config, end, [name]))
+            cost, result = meter.measure(db.ENT_ROLE, lambda name=name: run_worker(config, end, [name]))
             window_results[name] = {"cadence": cadences[name], "phase": Phase.of(cost, result["seconds"][name])}
-            say(f"{cadences[name]} collector {name}: {result['seconds'][name]:.2f} s, {cost.rows_read:,} rows read,"
-                f" {cost.event_seq_scans} sequential scans of event tables")
+            say(
+                f"{cadences[name]} collector {name}: {result['seconds'][name]:.2f} s, {cost.rows_read:,} rows read,"
+                f" {cost.event_seq_scans} sequential scans of event tables"
+            )
 
         # 2. instant cycle after new events ---------------------------------------------
         new_at = end + timedelta(seconds=30)
@@ -406,8 +483,10 @@ def run(options: Options) -> Report:
         new_counts = db.add_new_events(admin_dsn, options.new_events, new_at, seeding)
         cost, cycle = meter.measure(db.ENT_ROLE, lambda: run_worker(config, cycle_now, instant))
         instant_ent = Phase.of(cost, sum(cycle["seconds"].values()))
-        say(f"instant cycle (ent-exporter): {instant_ent.seconds * 1000:.0f} ms, database {instant_ent.db_ms:.1f} ms,"
-            f" {instant_ent.rows_read:,} rows read")
+        say(
+            f"instant cycle (ent-exporter): {instant_ent.seconds * 1000:.0f} ms, database {instant_ent.db_ms:.1f} ms,"
+            f" {instant_ent.rows_read:,} rows read"
+        )
 
         qe_config = qe.write_config(options.workdir / "query-exporter.yml", qe_dsn)
 
@@ -423,8 +502,10 @@ def run(options: Options) -> Report:
         warmup, _ = qe_cycle()  # caches as warm as for ent-exporter, which just read the same tables
         cost, (qe_seconds, qe_body) = meter.measure(db.QE_ROLE, qe_cycle)
         instant_qe = Phase.of(cost, qe_seconds)
-        say(f"instant cycle (query-exporter): {qe_seconds:.1f} s, database {instant_qe.db_ms:,.0f} ms,"
-            f" {instant_qe.rows_read:,} rows read")
+        say(
+            f"instant cycle (query-exporter): {qe_seconds:.1f} s, database {instant_qe.db_ms:,.0f} ms,"
+            f" {instant_qe.rows_read:,} rows read"
+        )
 
         # Same queries, same numbers: the counters of both exporters agree. query-exporter has every
         # breakdown; ent-exporter's default counts the series budget's shape (app accesses per structure
@@ -433,12 +514,17 @@ def run(options: Options) -> Report:
         full_state = options.workdir / "exporter-state-full"
         shutil.rmtree(full_state, ignore_errors=True)
         shutil.copytree(state_dir, full_state)
-        full_config = write_exporter_config(options.workdir / "ent-exporter-full.yml", ent_dsn, full_state,
-                                            free_port(), full_breakdowns=True)
+        full_config = write_exporter_config(
+            options.workdir / "ent-exporter-full.yml", ent_dsn, full_state, free_port(), full_breakdowns=True
+        )
         run_worker(full_config, cycle_now, instant)
         ent_text = subprocess_body(full_config, cycle_now)
-        families = ("ent_logins_total", "ent_app_accesses_total", "ent_connector_requests_total",
-                    "ent_connector_request_duration_seconds_bucket")
+        families = (
+            "ent_logins_total",
+            "ent_app_accesses_total",
+            "ent_connector_requests_total",
+            "ent_connector_request_duration_seconds_bucket",
+        )
         counters_agree = counter_lines(ent_text, families) == counter_lines(qe_body, families)
         say(f"counters of both exporters agree: {counters_agree}")
 
@@ -446,32 +532,40 @@ def run(options: Options) -> Report:
         serve_port = yaml.safe_load(config.read_text())["listen"]["port"]
         # New events for the daemon's own instant cycle: its peak RSS includes a cycle that counts
         # something and re-renders the counters, as every minute in production.
-        db.add_new_events(admin_dsn, options.new_events, datetime.now(timezone.utc) - timedelta(seconds=1), seeding,
-                          seed=2)
+        db.add_new_events(admin_dsn, options.new_events, datetime.now(UTC) - timedelta(seconds=1), seeding, seed=2)
         counted = [state_dir / "collectors" / f"app_accesses.{suffix}" for suffix in ("json", "journal")]
 
         def written() -> float:  # the state file's or its journal's last write
             return max(path.stat().st_mtime for path in counted if path.exists())
 
         before = written()
-        serve = subprocess.Popen([sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "serve",
-                                  "--config", str(config)], cwd=REPO, stderr=subprocess.DEVNULL)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "ent_exporter.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
+            cwd=REPO,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             scrape.wait_ready(serve_port)
             wait_fresh(serve_port)
             wait_until(lambda: written() > before, timeout=90)  # the daemon's cycle is over
-            say(f"scraping ent-exporter serve and the floor in turn: {options.scrapers} scrapers x"
-                f" {options.scrapes_each} scrapes each, in {SCRAPE_ROUNDS} rounds")
+            say(
+                f"scraping ent-exporter serve and the floor in turn: {options.scrapers} scrapers x"
+                f" {options.scrapes_each} scrapes each, in {SCRAPE_ROUNDS} rounds"
+            )
             floor_port = free_port()
-            floor_server = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port)],
-                                            cwd=REPO)
+            floor_server = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port)], cwd=REPO)
             try:
                 scrape.wait_ready(floor_port)
                 for port in (serve_port, floor_port):
                     scrape.measure(port, options.scrapers, 2)  # connections and caches warm
                 # The floor (a one-sample server) in the same minutes as ent-exporter, round after round.
-                both = scrape.interleaved({"ent": serve_port, "floor": floor_port}, options.scrapers,
-                                          options.scrapes_each, SCRAPE_ROUNDS, gzip=True)
+                both = scrape.interleaved(
+                    {"ent": serve_port, "floor": floor_port},
+                    options.scrapers,
+                    options.scrapes_each,
+                    SCRAPE_ROUNDS,
+                    gzip=True,
+                )
             finally:
                 floor_server.terminate()
                 floor_server.wait(timeout=30)
@@ -479,44 +573,71 @@ def run(options: Options) -> Report:
             say(f"scrape floor (one sample): p99 {floor.p99_ms:.1f} ms")
             plain = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=False)
             series_per_structure = per_structure(serve_port, seeding.counts["structures"])
-            prometheus_default = prom.measure(serve_port, options.workdir, free_port(), options.prometheus_seconds) \
-                if options.prometheus_seconds > 0 else None
+            prometheus_default = (
+                prom.measure(serve_port, options.workdir, free_port(), options.prometheus_seconds)
+                if options.prometheus_seconds > 0
+                else None
+            )
             serve_rss = peak_rss_kb(serve.pid)
         finally:
             serve.terminate()
             serve.wait(timeout=30)
         if prometheus_default:
-            say(f"Prometheus scraping ent-exporter (default): {prometheus_default.head_series:,} head series,"
-                f" {prometheus_default.peak_rss_mb:,.0f} MB")
+            say(
+                f"Prometheus scraping ent-exporter (default): {prometheus_default.head_series:,} head series,"
+                f" {prometheus_default.peak_rss_mb:,.0f} MB"
+            )
 
         prometheus_full = None
         if options.prometheus_seconds > 0:
             # Every heavy breakdown on (the series of earlier versions): the state counted whole above.
             full_port = free_port()
-            full_serve_config = write_exporter_config(options.workdir / "ent-exporter-full-serve.yml", ent_dsn,
-                                                      full_state, full_port, full_breakdowns=True)
-            full = subprocess.Popen([sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "serve",
-                                     "--config", str(full_serve_config)], cwd=REPO, stderr=subprocess.DEVNULL)
+            full_serve_config = write_exporter_config(
+                options.workdir / "ent-exporter-full-serve.yml", ent_dsn, full_state, full_port, full_breakdowns=True
+            )
+            full = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ent_exporter.cli",
+                    "--log-level",
+                    "WARNING",
+                    "serve",
+                    "--config",
+                    str(full_serve_config),
+                ],
+                cwd=REPO,
+                stderr=subprocess.DEVNULL,
+            )
             try:
                 scrape.wait_ready(full_port)
                 prometheus_full = prom.measure(full_port, options.workdir, free_port(), options.prometheus_seconds)
             finally:
                 full.terminate()
                 full.wait(timeout=30)
-            say(f"Prometheus scraping ent-exporter (every breakdown): {prometheus_full.head_series:,} head series,"
-                f" {prometheus_full.peak_rss_mb:,.0f} MB")
-        say(f"ent-exporter: p99 {gzipped.p99_ms:.1f} ms gzip, {plain.p99_ms:.1f} ms plain;"
-            f" peak RSS {serve_rss / 1024:.0f} MB")
+            say(
+                f"Prometheus scraping ent-exporter (every breakdown): {prometheus_full.head_series:,} head series,"
+                f" {prometheus_full.peak_rss_mb:,.0f} MB"
+            )
+        say(
+            f"ent-exporter: p99 {gzipped.p99_ms:.1f} ms gzip, {plain.p99_ms:.1f} ms plain;"
+            f" peak RSS {serve_rss / 1024:.0f} MB"
+        )
 
         baseline_port = free_port()
-        baseline = subprocess.Popen([sys.executable, "-m", "bench.per_scrape", "--state-dir", str(state_dir),
-                                     "--port", str(baseline_port)], cwd=REPO)
+        baseline = subprocess.Popen(
+            [sys.executable, "-m", "bench.per_scrape", "--state-dir", str(state_dir), "--port", str(baseline_port)],
+            cwd=REPO,
+        )
         try:
             scrape.wait_ready(baseline_port, timeout=600)
-            say(f"scraping the per-scrape rendering baseline: {options.scrapers} scrapers x"
-                f" {options.baseline_scrapes_each} scrapes")
-            per_scrape = scrape.measure(baseline_port, options.scrapers, options.baseline_scrapes_each, gzip=False,
-                                        timeout=3600)
+            say(
+                f"scraping the per-scrape rendering baseline: {options.scrapers} scrapers x"
+                f" {options.baseline_scrapes_each} scrapes"
+            )
+            per_scrape = scrape.measure(
+                baseline_port, options.scrapers, options.baseline_scrapes_each, gzip=False, timeout=3600
+            )
             baseline_rss = peak_rss_kb(baseline.pid)
         finally:
             baseline.terminate()
@@ -548,7 +669,7 @@ def run(options: Options) -> Report:
             scrape_baseline=per_scrape,
             serve_peak_rss_kb=serve_rss,
             baseline_peak_rss_kb=baseline_rss,
-            finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            finished=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             load_after=list(os.getloadavg()),
             scrape_floor=floor,
             series_per_structure=series_per_structure,
@@ -558,9 +679,8 @@ def run(options: Options) -> Report:
     finally:
         server.cleanup()
     if options.output:
-        from .report import markdown
-
-        from .history_disk import kept_section
+        from bench.history_disk import kept_section
+        from bench.report import markdown
 
         # The history disk section is bench/history_disk.py's (another run): kept as it is.
         options.output.write_text(markdown(report) + kept_section(options.output))
@@ -591,9 +711,11 @@ def per_structure(port: int, structures: int) -> dict[str, float]:
 
 def subprocess_body(config: Path, now: datetime) -> str:
     """The exposition ent-exporter serves from its persisted state (restored, no query run)."""
-    code = ("import sys; from exporter.app import make_runtime, make_source; from exporter.config import load_config;"
-            f" c = load_config({str(config)!r}); r = make_runtime(c, make_source(c), persistent=True); r.restore();"
-            " sys.stdout.buffer.write(r.exposition.body())")
+    code = (
+        "import sys; from ent_exporter.app import make_runtime, make_source; from ent_exporter.config import load_config;"
+        f" c = load_config({str(config)!r}); r = make_runtime(c, make_source(c), persistent=True); r.restore();"
+        " sys.stdout.buffer.write(r.exposition.body())"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=True)
     return result.stdout.decode()
 
@@ -621,38 +743,58 @@ def wait_fresh(port: int, timeout: float = 120) -> None:
 
 def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, help=f"events in the history (default {REGIONAL['events']:,};"
-                                                   " 50000000 for a regional month of 50 million)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        help=f"events in the history (default {REGIONAL['events']:,}; 50000000 for a regional month of 50 million)",
+    )
     parser.add_argument("--structures", type=int, help=f"default {REGIONAL['structures']:,}")
     parser.add_argument("--accounts", type=int, help=f"default {REGIONAL['accounts']:,}")
     parser.add_argument("--days", type=int, default=365, help="days of history (default 365)")
-    parser.add_argument("--month", action="store_true",
-                        help=f"the design's scale: {MONTH['events']:,} events in {MONTH['days']} days,"
-                             f" {MONTH['structures']:,} structures, {MONTH['accounts']:,} accounts")
-    parser.add_argument("--prometheus-seconds", type=float, default=180.0,
-                        help="how long a real Prometheus scrapes the exporter (0: skip)")
-    parser.add_argument("--small", action="store_true",
-                        help=f"the test suite's size: {SMALL['structures']} structures, {SMALL['accounts']:,}"
-                             f" accounts, {SMALL['events']:,} events")
+    parser.add_argument(
+        "--month",
+        action="store_true",
+        help=f"the design's scale: {MONTH['events']:,} events in {MONTH['days']} days,"
+        f" {MONTH['structures']:,} structures, {MONTH['accounts']:,} accounts",
+    )
+    parser.add_argument(
+        "--prometheus-seconds",
+        type=float,
+        default=180.0,
+        help="how long a real Prometheus scrapes the exporter (0: skip)",
+    )
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help=f"the test suite's size: {SMALL['structures']} structures, {SMALL['accounts']:,}"
+        f" accounts, {SMALL['events']:,} events",
+    )
     parser.add_argument("--new-events", type=int, default=10_000, help="events added before the instant cycle")
     parser.add_argument("--scrapers", type=int, default=20)
     parser.add_argument("--scrapes", type=int, default=50, help="scrapes per scraper of ent-exporter")
     parser.add_argument("--baseline-scrapes", type=int, default=1, help="scrapes per scraper of the baseline")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                        help="database and state (default bench/.work)")
+    parser.add_argument(
+        "--workdir", type=Path, default=DEFAULT_WORKDIR, help="database and state (default bench/.work)"
+    )
     parser.add_argument("--keep", action="store_true", help="reuse the database seeded by an earlier run of this size")
     parser.add_argument("--output", type=Path, help="write the Markdown report there (e.g. BENCHMARKS.md)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     sizes = SMALL if args.small else MONTH if args.month else REGIONAL
     options = Options(
-        structures=args.structures or sizes["structures"], accounts=args.accounts or sizes["accounts"],
+        structures=args.structures or sizes["structures"],
+        accounts=args.accounts or sizes["accounts"],
         events=args.events if args.events is not None else sizes["events"],
         days=sizes["days"] if args.month and args.days == 365 else args.days,
         prometheus_seconds=args.prometheus_seconds,
-        new_events=args.new_events, scrapers=args.scrapers, scrapes_each=args.scrapes,
-        baseline_scrapes_each=args.baseline_scrapes, workdir=args.workdir.resolve(), keep=args.keep,
-        progress=not args.no_progress, output=args.output,
+        new_events=args.new_events,
+        scrapers=args.scrapers,
+        scrapes_each=args.scrapes,
+        baseline_scrapes_each=args.baseline_scrapes,
+        workdir=args.workdir.resolve(),
+        keep=args.keep,
+        progress=not args.no_progress,
+        output=args.output,
     )
     return options
 

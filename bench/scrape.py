@@ -1,4 +1,5 @@
 """Concurrent scrapers: latency percentiles and throughput of a /metrics endpoint."""
+
 from __future__ import annotations
 
 import http.client
@@ -69,8 +70,9 @@ def _scraper(port: int, scrapes: int, headers: dict, timeout: float, barrier, re
     results.put((latencies, size, error))
 
 
-def measure(port: int, scrapers: int = 20, scrapes_each: int = 25, gzip: bool = True,
-            timeout: float = 600) -> ScrapeStats:
+def measure(
+    port: int, scrapers: int = 20, scrapes_each: int = 25, gzip: bool = True, timeout: float = 600
+) -> ScrapeStats:
     """``scrapers`` concurrent scrapers, each a process of its own (as independent Prometheus servers
     are: no scraper waits for another's interpreter lock) on its own keep-alive connection, sending
     its scrapes back to back. They ask for gzip as Prometheus does (``gzip=False``: the plain text).
@@ -78,8 +80,14 @@ def measure(port: int, scrapers: int = 20, scrapes_each: int = 25, gzip: bool = 
     return _stats(scrapers, *_round(port, scrapers, scrapes_each, gzip, timeout))
 
 
-def interleaved(ports: dict[str, int], scrapers: int = 20, scrapes_each: int = 50, rounds: int = 5,
-                gzip: bool = True, timeout: float = 600) -> dict[str, ScrapeStats]:
+def interleaved(
+    ports: dict[str, int],
+    scrapers: int = 20,
+    scrapes_each: int = 50,
+    rounds: int = 5,
+    gzip: bool = True,
+    timeout: float = 600,
+) -> dict[str, ScrapeStats]:
     """The same scrapers against several servers in turn, ``rounds`` times (``scrapes_each`` split over the
     rounds): each server's latencies are pooled over rounds spread across the same minutes, so a burst of
     other work on the machine weighs on every server alike (what a ratio between them needs)."""
@@ -99,8 +107,10 @@ def _round(port: int, scrapers: int, scrapes_each: int, gzip: bool, timeout: flo
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(scrapers + 1)
     results = context.Queue()
-    processes = [context.Process(target=_scraper, args=(port, scrapes_each, headers, timeout, barrier, results),
-                                 daemon=True) for _ in range(scrapers)]
+    processes = [
+        context.Process(target=_scraper, args=(port, scrapes_each, headers, timeout, barrier, results), daemon=True)
+        for _ in range(scrapers)
+    ]
     for process in processes:
         process.start()
     barrier.wait(timeout=120)

@@ -1,13 +1,14 @@
 """Runs ent-exporter's collectors in a process of their own and reports what they took.
 
 ``python -m bench.worker --config FILE --now ISO8601 [--all | NAME ...]`` builds the runtime
-exactly as the daemon does (exporter.app.make_runtime over the persistent state directory,
+exactly as the daemon does (ent_exporter.app.make_runtime over the persistent state directory,
 restored first), runs the named collectors one after the other as of ``--now``, closes its
 connections and prints one JSON line: wall seconds per collector, whether it succeeded, the
 series exported per family, the process's peak RSS (VmHWM) and what stays resident (VmRSS) after
 each run. A process per measurement keeps the peak RSS the exporter's own and makes PostgreSQL
 publish the backends' statistics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from exporter.app import make_runtime, make_source
-from exporter.config import load_config
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import load_config
 
 
 def _status_kb(pid: int | str, field: str) -> int:
@@ -71,18 +72,22 @@ def main() -> None:
     finally:
         source.close()
     peak = peak_rss_kb()  # before anything below allocates for the report
-    print(json.dumps({
-        "seconds": seconds,
-        "succeeded": succeeded,
-        "series": runtime.exposition.series_counts(),
-        # Lengths of the chunks the server writes: joining them would add a copy of the body to the peak.
-        "body_bytes": runtime.exposition.chunks()[1],
-        "gzip_bytes": runtime.exposition.chunks(gzipped=True)[1],
-        "peak_rss_kb": peak,
-        "peak_rss_kb_after": peaks,  # the peak so far, after the restore and after each collector
-        "rss_kb_after": resident,  # resident after the restore and after each collector: what the next starts from
-        "cadences": {name: collector.cadence.value for name, collector in runtime.collectors.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "succeeded": succeeded,
+                "series": runtime.exposition.series_counts(),
+                # Lengths of the chunks the server writes: joining them would add a copy of the body to the peak.
+                "body_bytes": runtime.exposition.chunks()[1],
+                "gzip_bytes": runtime.exposition.chunks(gzipped=True)[1],
+                "peak_rss_kb": peak,
+                "peak_rss_kb_after": peaks,  # the peak so far, after the restore and after each collector
+                "rss_kb_after": resident,  # resident after the restore and after each collector: what the next starts from
+                "cadences": {name: collector.cadence.value for name, collector in runtime.collectors.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,17 +8,25 @@ truths of ``tests.ent_rows`` and the counter truths of ``tests.support``. Label 
 the design's (design.md, "Metric names"), written out here rather than read from the
 collectors, so that a collector publishing other labels fails the comparison.
 """
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping
 
-from collectors import discover
-from collectors.base import HistogramValue, Kind
+from ent_exporter.engine.collector import HistogramValue, Kind
+from ent_exporter.indicators import discover
 from tests.ent_rows import (
-    LOGIN_COUNT_BUCKETS, EntRows, expected_accounts, expected_activity, expected_heatmap, expected_structure_info,
-    expected_visitors, periods_to_date, previous_month,
+    LOGIN_COUNT_BUCKETS,
+    EntRows,
+    expected_accounts,
+    expected_activity,
+    expected_heatmap,
+    expected_structure_info,
+    expected_visitors,
+    periods_to_date,
+    previous_month,
 )
 from tests.support import as_samples, expected_activations, expected_connector_samples, expected_event_counts
 
@@ -70,23 +78,36 @@ def window_families(rows: EntRows, now: datetime) -> Samples:
     }
 
 
-def counter_families(accounts: list[tuple], logins: Iterable[tuple], accesses: Iterable[tuple],
-                     connector_calls: Iterable[tuple], upto: datetime) -> Samples:
+def counter_families(
+    accounts: list[tuple],
+    logins: Iterable[tuple],
+    accesses: Iterable[tuple],
+    connector_calls: Iterable[tuple],
+    upto: datetime,
+) -> Samples:
     """The instant counters, from canonical rows already cut at what the counters have read.
 
     ``logins``: (user, profile, ...), ``accesses``: (user, profile, app, ...),
     ``connector_calls``: (connector, structure, occurred_at, success, duration_ms).
     """
-    connectors = {"ent_connector_requests_total": {}, "ent_connector_request_duration_seconds_bucket": {},
-                  "ent_connector_request_duration_seconds_count": {}, "ent_connector_request_duration_seconds_sum": {}}
+    connectors = {
+        "ent_connector_requests_total": {},
+        "ent_connector_request_duration_seconds_bucket": {},
+        "ent_connector_request_duration_seconds_count": {},
+        "ent_connector_request_duration_seconds_sum": {},
+    }
     return {
-        "ent_logins_total": as_samples("ent_logins_total", ("structure", "profile"),
-                                       expected_event_counts(accounts, logins, False)),
-        "ent_app_accesses_total": as_samples("ent_app_accesses_total", ("structure", "profile", "app"),
-                                             expected_event_counts(accounts, accesses, True)),
-        "ent_account_activations_total": as_samples("ent_account_activations_total", ("structure", "profile"),
-                                                    expected_activations(accounts, upto)),
-        **connectors, **expected_connector_samples(connector_calls),
+        "ent_logins_total": as_samples(
+            "ent_logins_total", ("structure", "profile"), expected_event_counts(accounts, logins, False)
+        ),
+        "ent_app_accesses_total": as_samples(
+            "ent_app_accesses_total", ("structure", "profile", "app"), expected_event_counts(accounts, accesses, True)
+        ),
+        "ent_account_activations_total": as_samples(
+            "ent_account_activations_total", ("structure", "profile"), expected_activations(accounts, upto)
+        ),
+        **connectors,
+        **expected_connector_samples(connector_calls),
     }
 
 
@@ -118,8 +139,11 @@ def assert_every_family(samples: Samples, truth: Samples, only: Iterable[str] | 
     names = set(only) if only is not None else published_sample_names()
     missing = names - set(truth)
     assert not missing, f"no truth for {sorted(missing)}"
-    wrong = {name: differences(samples.get(name, {}), truth[name]) for name in sorted(names)
-             if samples.get(name, {}) != truth[name]}
+    wrong = {
+        name: differences(samples.get(name, {}), truth[name])
+        for name in sorted(names)
+        if samples.get(name, {}) != truth[name]
+    }
     assert not wrong, "\n".join(f"{name}:\n" + "\n".join(lines) for name, lines in wrong.items())
 
 
@@ -140,9 +164,14 @@ def assert_windows_populated(truth: Samples) -> None:
     """The truth is not trivially empty: platform-wide, day < week < month to date and a previous
     month with visitors; users inactive for 30 days but not 90, and for 90; activated users with no
     login in 30 days and users beyond the last finite bucket; both account states."""
-    platform = {name: {tuple(v for n, v in key if n != "structure"): value for key, value in series.items()
-                       if dict(key).get("structure") == "all" and dict(key).get("profile") != "all"}
-                for name, series in truth.items()}
+    platform = {
+        name: {
+            tuple(v for n, v in key if n != "structure"): value
+            for key, value in series.items()
+            if dict(key).get("structure") == "all" and dict(key).get("profile") != "all"
+        }
+        for name, series in truth.items()
+    }
     visitors, inactive, buckets = Counter(), Counter(), Counter()
     for (period, _profile), value in platform["ent_unique_visitors"].items():
         visitors[period] += value
@@ -162,9 +191,13 @@ def assert_windows_populated(truth: Samples) -> None:
 WINDOW_SAMPLE_NAMES = frozenset(window_families(EntRows(), datetime.fromisoformat("2026-01-01T00:00+00:00")))
 
 
-FEED_FAMILIES = ("ent_account_feed_last_run_timestamp_seconds", "ent_account_feed_last_success_timestamp_seconds",
-                 "ent_account_feed_last_run_success", "ent_account_feed_last_run_duration_seconds",
-                 "ent_account_feed_last_run_rows")
+FEED_FAMILIES = (
+    "ent_account_feed_last_run_timestamp_seconds",
+    "ent_account_feed_last_success_timestamp_seconds",
+    "ent_account_feed_last_run_success",
+    "ent_account_feed_last_run_duration_seconds",
+    "ent_account_feed_last_run_rows",
+)
 
 
 def feed_truth(runs: list[tuple], now: datetime) -> dict[str, dict[tuple, float]]:
@@ -181,21 +214,30 @@ def feed_truth(runs: list[tuple], now: datetime) -> dict[str, dict[tuple, float]
         key = (("feed", feed),)
         out.setdefault("ent_account_feed_last_run_timestamp_seconds", {})[key] = last[2].timestamp()
         out.setdefault("ent_account_feed_last_success_timestamp_seconds", {})[key] = (
-            max(successes).timestamp() if successes else 0.0)
+            max(successes).timestamp() if successes else 0.0
+        )
         out.setdefault("ent_account_feed_last_run_success", {})[key] = 1.0 if last[3] else 0.0
         out.setdefault("ent_account_feed_last_run_duration_seconds", {})[key] = (last[2] - last[1]).total_seconds()
         for outcome, count in zip(("read", "imported", "rejected", "skipped"), last[4:8]):
             if count is not None:
-                out.setdefault("ent_account_feed_last_run_rows", {})[(("feed", feed), ("outcome", outcome))] = float(count)
+                out.setdefault("ent_account_feed_last_run_rows", {})[(("feed", feed), ("outcome", outcome))] = float(
+                    count
+                )
     return out
 
 
-COURSE_FAMILIES = ("ent_course_enrolled_users", "ent_course_completed_users", "ent_course_completion_ratio",
-                   "ent_course_activity_completions", "ent_course_badges_issued")
+COURSE_FAMILIES = (
+    "ent_course_enrolled_users",
+    "ent_course_completed_users",
+    "ent_course_completion_ratio",
+    "ent_course_activity_completions",
+    "ent_course_badges_issued",
+)
 
 
-def course_truth(progress: Iterable[tuple] | None, structures: Iterable[str], upto: datetime,
-                 per_course: bool = False) -> dict[str, dict[tuple, float]]:
+def course_truth(
+    progress: Iterable[tuple] | None, structures: Iterable[str], upto: datetime, per_course: bool = False
+) -> dict[str, dict[tuple, float]]:
     """The course families as parse() returns them. ``progress``: one row per person enrolled in a course,
     (user, structure, course, completed_at or None, activities complete, passed, failed, badges); None for
     a source without course_progress (nothing published). Each structure of ``structures`` and "all" has
@@ -217,6 +259,7 @@ def course_truth(progress: Iterable[tuple] | None, structures: Iterable[str], up
         out["ent_course_completion_ratio"][labels] = len(completed) / len(rows) if rows else 0.0
         for position, state in ((4, "complete"), (5, "passed"), (6, "failed")):
             out["ent_course_activity_completions"][(*labels[:1], ("state", state), *labels[1:])] = float(
-                sum(r[position] for r in rows))
+                sum(r[position] for r in rows)
+            )
         out["ent_course_badges_issued"][labels] = float(sum(r[7] for r in rows))
     return out

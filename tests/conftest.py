@@ -2,9 +2,10 @@
 a fresh database with the canonical tables for each test that asks for one.
 
 ``--clock-shift 400d`` (or ``100d``, ``5y``, ``-3h``...) runs the session with the default clock
-(exporter.clock.default) that far from the machine's time: the date the suite would meet in a
+(ent_exporter.engine.clock.default) that far from the machine's time: the date the suite would meet in a
 later year. Tests pin their own instants; none may depend on the machine's date. The tests marked
 ``time_sensitive`` are run that way by tests/test_any_year.py."""
+
 from __future__ import annotations
 
 import itertools
@@ -19,8 +20,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from exporter import clock as clocks
-from exporter.canonical import create_canonical_tables
+from ent_exporter.engine import clock as clocks
+from ent_exporter.sources.tables import create_canonical_tables
 
 _database_numbers = itertools.count()
 _SHIFT_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -35,13 +36,20 @@ def parse_shift(text: str) -> timedelta:
 
 
 def pytest_addoption(parser):
-    parser.addoption("--clock-shift", default=None, metavar="SHIFT",
-                     help="run with the default clock this far from the machine's time (100d, 400d, 5y)")
+    parser.addoption(
+        "--clock-shift",
+        default=None,
+        metavar="SHIFT",
+        help="run with the default clock this far from the machine's time (100d, 400d, 5y)",
+    )
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "time_sensitive: compares times of its data with now (run again with "
-                                       "the clock moved by tests/test_any_year.py)")
+    config.addinivalue_line(
+        "markers",
+        "time_sensitive: compares times of its data with now (run again with "
+        "the clock moved by tests/test_any_year.py)",
+    )
     shift = config.getoption("--clock-shift")
     if shift:
         clocks.use(clocks.OffsetClock(parse_shift(shift)))

@@ -10,21 +10,22 @@ Every ``expected_*`` function reads only these rows: no SQL, so a test compares 
 collectors' statements with an independent computation. All instants are UTC datetimes
 (comparing aware datetimes of one DST zone in Python ignores ``fold``).
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from random import Random
-from typing import Iterable
 from zoneinfo import ZoneInfo
 
 import psycopg
 
-from collectors.base import HistogramValue
+from ent_exporter.engine.collector import HistogramValue
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = timezone.utc
+UTC = UTC
 MICROSECOND = timedelta(microseconds=1)
 ACCOUNT_PROFILES = ["Teacher", "Student", "Student", "Relative", "Personnel", None, ""]
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
@@ -43,6 +44,7 @@ class EntRows:
 
 
 # -- calendar, in plain Python ---------------------------------------------------------------
+
 
 def local_midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
@@ -67,13 +69,18 @@ def previous_month(now: datetime) -> dict[str, tuple[datetime, datetime]]:
 
 # -- the rows --------------------------------------------------------------------------------
 
+
 def generate(seed: int, instants: Iterable[datetime]) -> EntRows:
     """Rows spanning a year, dense around the given instants and on each of their window edges."""
     rng = Random(seed)
-    rows = EntRows(structures=[
-        ("S1", "Collège Jean Moulin", "college"), ("S2", "Lycée Victor Hugo", "lycee"),
-        ("S3", "École du Centre", None), ("S4", "", "ecole"),
-    ])  # S9 appears in accounts only: discovered from the data, with no structure_info
+    rows = EntRows(
+        structures=[
+            ("S1", "Collège Jean Moulin", "college"),
+            ("S2", "Lycée Victor Hugo", "lycee"),
+            ("S3", "École du Centre", None),
+            ("S4", "", "ecole"),
+        ]
+    )  # S9 appears in accounts only: discovered from the data, with no structure_info
     structure_ids = ["S1", "S2", "S3", "S4", "S9"]
     first_day, last_day = paris(2025, 11, 1), paris(2026, 11, 25)
 
@@ -102,12 +109,14 @@ def generate(seed: int, instants: Iterable[datetime]) -> EntRows:
     # Spelled out: a teacher in S1 who is also staff, not yet activated, in S2; a heavy user;
     # an account activated after every instant under test.
     # A teacher who is also staff in the same structure (two profiles, one person in profile="all").
-    rows.accounts += [("u-two", "S1", "Teacher", paris(2025, 9, 1), paris(2025, 9, 2)),
-                      ("u-both", "S2", "Teacher", paris(2025, 9, 1), None),
-                      ("u-both", "S2", "Personnel", paris(2025, 9, 1), paris(2025, 9, 3)),
-                      ("u-two", "S2", "Personnel", paris(2025, 9, 1), None),
-                      ("u-heavy", "S3", "Student", paris(2025, 9, 1), paris(2025, 9, 1)),
-                      ("u-late", "S1", "Relative", paris(2025, 9, 1), paris(2026, 12, 15))]
+    rows.accounts += [
+        ("u-two", "S1", "Teacher", paris(2025, 9, 1), paris(2025, 9, 2)),
+        ("u-both", "S2", "Teacher", paris(2025, 9, 1), None),
+        ("u-both", "S2", "Personnel", paris(2025, 9, 1), paris(2025, 9, 3)),
+        ("u-two", "S2", "Personnel", paris(2025, 9, 1), None),
+        ("u-heavy", "S3", "Student", paris(2025, 9, 1), paris(2025, 9, 1)),
+        ("u-late", "S1", "Relative", paris(2025, 9, 1), paris(2026, 12, 15)),
+    ]
     profiles_of["u-two"] += ["Teacher", "Personnel"]
     profiles_of["u-heavy"].append("Student")
     profiles_of["u-both"] += ["Teacher", "Personnel"]
@@ -142,9 +151,15 @@ def generate(seed: int, instants: Iterable[datetime]) -> EntRows:
         for moment in edges:
             for _ in range(2):
                 login(moment)
-    for moment in (paris(2026, 3, 29, 1, 59, 59), paris(2026, 3, 29, 3, 0), paris(2026, 3, 28, 23, 30),
-                   paris(2026, 10, 25, 1, 59), paris(2026, 10, 25, 2, 30), paris(2026, 10, 25, 2, 30, fold=1),
-                   paris(2026, 10, 25, 3, 0)):
+    for moment in (
+        paris(2026, 3, 29, 1, 59, 59),
+        paris(2026, 3, 29, 3, 0),
+        paris(2026, 3, 28, 23, 30),
+        paris(2026, 10, 25, 1, 59),
+        paris(2026, 10, 25, 2, 30),
+        paris(2026, 10, 25, 2, 30, fold=1),
+        paris(2026, 10, 25, 3, 0),
+    ):
         for _ in range(3):
             login(moment)
     mid_week = paris(2026, 11, 18, 15, 0)
@@ -171,6 +186,7 @@ def insert(dsn: str, rows: EntRows, schema: str = "ent") -> None:
 
 
 # -- the truth -------------------------------------------------------------------------------
+
 
 def fold(value) -> str:
     return value if value else "unknown"
@@ -203,16 +219,20 @@ def expected_visitors(rows: EntRows, periods: dict[str, tuple[datetime, datetime
     visitors: Counter = Counter({(*pair, period): 0 for pair in people_pairs(rows) for period in periods})
     visits: Counter = Counter()
     for period, (start, end) in periods.items():
-        logins = Counter((user, fold(profile)) for user, profile, moment in rows.logins
-                         if user is not None and start <= moment <= end)
-        everyone = Counter(user for user, profile, moment in rows.logins
-                           if user is not None and start <= moment <= end)
+        logins = Counter(
+            (user, fold(profile))
+            for user, profile, moment in rows.logins
+            if user is not None and start <= moment <= end
+        )
+        everyone = Counter(user for user, profile, moment in rows.logins if user is not None and start <= moment <= end)
         for (user, profile), count in [*logins.items(), *(((user, "all"), n) for user, n in everyone.items())]:
             for structure in attached.get(user, {"unknown"}) | {"all"}:
                 visitors[(structure, profile, period)] += 1
                 visits[(structure, profile, period)] += count
-    return ({key: float(n) for key, n in visitors.items()},
-            {key: visits[key] / n if n else 0.0 for key, n in visitors.items()})
+    return (
+        {key: float(n) for key, n in visitors.items()},
+        {key: visits[key] / n if n else 0.0 for key, n in visitors.items()},
+    )
 
 
 def is_activated(activated_at: datetime | None, now: datetime) -> bool:
@@ -243,6 +263,7 @@ def expected_accounts(rows: EntRows, now: datetime):
 
 def expected_activity(rows: EntRows, now: datetime):
     """(ent_inactive_accounts, ent_user_logins_30d) over activated accounts."""
+
     def logins_in_last(user: str, days: int) -> int:
         since = now - timedelta(days=days)
         return sum(1 for who, _profile, moment in rows.logins if who == user and since < moment <= now)
@@ -250,8 +271,12 @@ def expected_activity(rows: EntRows, now: datetime):
     members: dict[tuple, set] = {pair: set() for pair in people_pairs(rows)}  # (structure, profile) -> users
     for user, structure, profile, _created, activated_at in rows.accounts:
         if is_activated(activated_at, now):
-            for key in ((fold(structure), fold(profile)), ("all", fold(profile)), (fold(structure), "all"),
-                        ("all", "all")):
+            for key in (
+                (fold(structure), fold(profile)),
+                ("all", fold(profile)),
+                (fold(structure), "all"),
+                ("all", "all"),
+            ):
                 members[key].add(user)
     inactive, histograms = {}, {}
     for key, users in members.items():
@@ -261,7 +286,9 @@ def expected_activity(rows: EntRows, now: datetime):
         inactive[(*key, "90")] = float(sum(1 for n in last_90 if n == 0))
         histograms[key] = HistogramValue(
             buckets=[float(sum(1 for n in last_30 if n <= bound)) for bound in LOGIN_COUNT_BUCKETS],
-            count=float(len(last_30)), sum=float(sum(last_30)))
+            count=float(len(last_30)),
+            sum=float(sum(last_30)),
+        )
     return inactive, histograms
 
 
@@ -276,8 +303,12 @@ def expected_heatmap(rows: EntRows, now: datetime) -> dict[tuple, float]:
             for structure in attached.get(user, {"unknown"}) | {"all"}:
                 cells[(structure, str(local.isoweekday()), str(local.hour))] += 1
     present = {structure for structure, _, _ in cells} | {structure for structure, _ in known_pairs(rows)}
-    return {(structure, str(weekday), str(hour)): float(cells[(structure, str(weekday), str(hour))])
-            for structure in present for weekday in range(1, 8) for hour in range(24)}
+    return {
+        (structure, str(weekday), str(hour)): float(cells[(structure, str(weekday), str(hour))])
+        for structure in present
+        for weekday in range(1, 8)
+        for hour in range(24)
+    }
 
 
 def expected_structure_info(rows: EntRows) -> dict[tuple, float]:

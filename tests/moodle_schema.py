@@ -8,6 +8,7 @@ get DEFAULT ''; the primary key is a PRIMARY KEY; unique keys and indexes are un
 foreign keys are plain indexes (Moodle creates no constraint); index hints (varchar_pattern_ops)
 are kept.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -58,7 +59,11 @@ def column(field: ET.Element) -> sql.Composable:
         if not_null:
             parts.append(sql.SQL("NOT NULL"))
         if default is not None:
-            value = default if field.get("TYPE") in ("char", "text") else (float(default) if "." in default else int(default))
+            value = (
+                default
+                if field.get("TYPE") in ("char", "text")
+                else (float(default) if "." in default else int(default))
+            )
             parts.append(sql.SQL("DEFAULT {}").format(sql.Literal(value)))
     return sql.SQL(" ").join(parts)
 
@@ -75,14 +80,20 @@ def table_ddl(name: str, table: ET.Element, schema: str, prefix: str) -> list[sq
         else:
             indexes.append((key.get("TYPE") == "unique", fields, None))
     for index in table.iter("INDEX"):
-        indexes.append((index.get("UNIQUE") == "true", [f.strip() for f in index.get("FIELDS").split(",")],
-                        index.get("HINTS")))
+        indexes.append(
+            (index.get("UNIQUE") == "true", [f.strip() for f in index.get("FIELDS").split(",")], index.get("HINTS"))
+        )
     out.append(sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(columns)))
     for number, (unique, fields, hints) in enumerate(indexes):
         opclass = sql.SQL(" varchar_pattern_ops" if hints == "varchar_pattern_ops" else "")
-        out.append(sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
-            sql.SQL("UNIQUE " if unique else ""), sql.Identifier(f"{prefix}{name[:20]}_{number}_ix"), target,
-            sql.SQL(", ").join(sql.SQL("{}{}").format(sql.Identifier(f), opclass) for f in fields)))
+        out.append(
+            sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
+                sql.SQL("UNIQUE " if unique else ""),
+                sql.Identifier(f"{prefix}{name[:20]}_{number}_ix"),
+                target,
+                sql.SQL(", ").join(sql.SQL("{}{}").format(sql.Identifier(f), opclass) for f in fields),
+            )
+        )
     return out
 
 

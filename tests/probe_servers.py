@@ -1,6 +1,7 @@
 """Real servers on loopback for the probe tests, started by the tests: OpenLDAP's slapd (its own
 config and directory, written here), HTTPS servers with certificates made here, a CAS protocol
 fixture (no CAS server is installable from the package registries), an SMTP server (aiosmtpd)."""
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,14 @@ import subprocess
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support import free_port, wait_until
 
-UTC = timezone.utc
+UTC = UTC
 # Fixed dates, never the wall clock: valid from 2020 to a second of 2099; the expired one ended in 2021.
 VALID_FROM = datetime(2020, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2099, 6, 30, 12, 34, 56, tzinfo=UTC)
@@ -27,6 +28,7 @@ EXPIRED_AFTER = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 
 # -- certificates ---------------------------------------------------------------------------
+
 
 @dataclass
 class Certificates:
@@ -52,31 +54,55 @@ def make_certificates(directory: Path, not_after: datetime = NOT_AFTER, name: st
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"ent-exporter test CA {name}")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(VALID_FROM)
-          .not_valid_after(datetime(2100, 1, 1, tzinfo=UTC))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(VALID_FROM)
+        .not_valid_after(datetime(2100, 1, 1, tzinfo=UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(VALID_FROM).not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(VALID_FROM)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = Certificates(directory / f"{name}-ca.pem", directory / f"{name}.pem", directory / f"{name}.key", not_after)
     paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
+    paths.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     paths.key.chmod(0o600)
     return paths
 
@@ -118,8 +144,9 @@ def binary(name: str) -> str:
     for candidate in (shutil.which(name), f"/usr/sbin/{name}"):
         if candidate and os.path.exists(candidate):
             return candidate
-    pytest.fail(f"{name} is not installed: install the Debian packages slapd and ldap-utils "
-                "(the README's test command does it)")
+    pytest.fail(
+        f"{name} is not installed: install the Debian packages slapd and ldap-utils (the README's test command does it)"
+    )
 
 
 class Slapd:
@@ -151,17 +178,27 @@ access to * by users read by * none
 """)
         ldif = work / "directory.ldif"
         ldif.write_text(DIRECTORY_LDIF)
-        result = subprocess.run([binary("slapadd"), "-f", str(self.conf), "-l", str(ldif)],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [binary("slapadd"), "-f", str(self.conf), "-l", str(ldif)], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Slapd":
+    def start(self) -> Slapd:
         log = (self.work / "slapd.log").open("a")
         self.process = subprocess.Popen(
-            [binary("slapd"), "-d", "0", "-f", str(self.conf),
-             "-h", f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.tls_port}/"],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                binary("slapd"),
+                "-d",
+                "0",
+                "-f",
+                str(self.conf),
+                "-h",
+                f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.tls_port}/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(lambda: _accepts(self.port) and _accepts(self.tls_port), 30, message="slapd listening")
         return self
 
@@ -193,6 +230,7 @@ def _accepts(port: int) -> bool:
 
 # -- HTTP(S) servers and the CAS fixture -------------------------------------------------------
 
+
 @dataclass
 class Recorder:
     """What a test server was asked: (method, path) in order."""
@@ -203,8 +241,12 @@ class Recorder:
 class WebServer:
     """A ThreadingHTTPServer on 127.0.0.x in a thread, TLS when given a context; routes by path."""
 
-    def __init__(self, handler_class: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None = None,
-                 address: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        handler_class: type[BaseHTTPRequestHandler],
+        context: ssl.SSLContext | None = None,
+        address: str = "127.0.0.1",
+    ) -> None:
         self.recorder = Recorder()
         recorder = self.recorder
 
@@ -287,23 +329,30 @@ def cas_handler(state: CASState) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             if parts.path == "/cas/login":
-                body = (b'<html><body><form id="fm1" method="post" action="/cas/login">'
-                        b'<input name="username"/><input type="password" name="password"/>'
-                        b'<input type="hidden" name="execution" value="e1s1"/></form></body></html>'
-                        if state.login_form else b"<html><body>Service unavailable</body></html>")
+                body = (
+                    b'<html><body><form id="fm1" method="post" action="/cas/login">'
+                    b'<input name="username"/><input type="password" name="password"/>'
+                    b'<input type="hidden" name="execution" value="e1s1"/></form></body></html>'
+                    if state.login_form
+                    else b"<html><body>Service unavailable</body></html>"
+                )
                 self._reply(200, body)
             elif parts.path == "/cas/serviceValidate":
                 ticket, service = query.get("ticket", ""), query.get("service", "")
                 owner = state.service_tickets.pop(ticket, None)  # a service ticket is valid once
                 if owner is not None and owner[1] == service and not state.reject_validation:
                     state.validated.append(ticket)
-                    body = ("<cas:serviceResponse xmlns:cas='http://www.yale.edu/tp/cas'>\n"
-                            f"  <cas:authenticationSuccess>\n    <cas:user>{owner[0]}</cas:user>\n"
-                            "  </cas:authenticationSuccess>\n</cas:serviceResponse>\n")
+                    body = (
+                        "<cas:serviceResponse xmlns:cas='http://www.yale.edu/tp/cas'>\n"
+                        f"  <cas:authenticationSuccess>\n    <cas:user>{owner[0]}</cas:user>\n"
+                        "  </cas:authenticationSuccess>\n</cas:serviceResponse>\n"
+                    )
                 else:
-                    body = ("<cas:serviceResponse xmlns:cas='http://www.yale.edu/tp/cas'>\n"
-                            "  <cas:authenticationFailure code=\"INVALID_TICKET\">Ticket not recognized"
-                            "</cas:authenticationFailure>\n</cas:serviceResponse>\n")
+                    body = (
+                        "<cas:serviceResponse xmlns:cas='http://www.yale.edu/tp/cas'>\n"
+                        '  <cas:authenticationFailure code="INVALID_TICKET">Ticket not recognized'
+                        "</cas:authenticationFailure>\n</cas:serviceResponse>\n"
+                    )
                 self._reply(200, body.encode(), {"Content-Type": "application/xml"})
             else:
                 self._reply(404, b"not found")

@@ -1,4 +1,5 @@
 """Helpers shared by the tests: raw rows in, parsed exposition out, and the truth in plain Python."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,16 +8,16 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
-from typing import Iterable
 
 import psycopg
 import yaml
-from psycopg import sql
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,8 +29,10 @@ def require_binary(name: str) -> str:
 
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed: install the Debian package `prometheus` "
-                    "(apt-get install prometheus; the README's test command does it)")
+        pytest.fail(
+            f"{name} is not installed: install the Debian package `prometheus` "
+            "(apt-get install prometheus; the README's test command does it)"
+        )
     return path
 
 
@@ -52,7 +55,7 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
 
 def canonical_database(server, name: str) -> str:
     """A database named ``name`` on the embedded ``server``, made anew, with the canonical tables; its DSN."""
-    from exporter.canonical import create_canonical_tables
+    from ent_exporter.sources.tables import create_canonical_tables
 
     with psycopg.connect(server.get_uri(), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -72,9 +75,12 @@ def free_port() -> int:
 # Every heavy per-structure breakdown published whole (the series budget's opt-ins): for tests whose
 # truth is the full breakdown per structure of ent_logins_by_hour, ent_app_accesses_total,
 # ent_user_logins_30d or ent_visits_per_visitor.
-FULL_BREAKDOWNS = {"logins_by_hour_per_structure": True, "app_accesses_by_profile_per_structure": True,
-                   "user_logins_30d_by_profile_per_structure": True,
-                   "visits_per_visitor_by_profile_per_structure": True}
+FULL_BREAKDOWNS = {
+    "logins_by_hour_per_structure": True,
+    "app_accesses_by_profile_per_structure": True,
+    "user_logins_30d_by_profile_per_structure": True,
+    "visits_per_visitor_by_profile_per_structure": True,
+}
 
 
 def write_config(path: Path, dsn: str, **overrides) -> Path:
@@ -91,7 +97,11 @@ def write_config(path: Path, dsn: str, **overrides) -> Path:
 
 def run_cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "exporter.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        [sys.executable, "-m", "ent_exporter.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
         **kwargs,
     )
 
@@ -112,8 +122,11 @@ def scrape(port: int, path: str = "/metrics") -> str:
 
 def series(samples: dict, name: str, **fixed: str) -> dict[tuple, float]:
     """The series of one sample name as {label values in name order...}: a compact view for asserts."""
-    return {labels: value for labels, value in samples.get(name, {}).items()
-            if all(dict(labels).get(k) == v for k, v in fixed.items())}
+    return {
+        labels: value
+        for labels, value in samples.get(name, {}).items()
+        if all(dict(labels).get(k) == v for k, v in fixed.items())
+    }
 
 
 # -- raw rows -----------------------------------------------------------------------------
@@ -132,7 +145,9 @@ class RawData:
     accounts: list[tuple] = field(default_factory=list)  # user_id, structure_id, profile, created_at, activated_at
     logins: list[tuple] = field(default_factory=list)  # user_id, profile, occurred_at
     app_accesses: list[tuple] = field(default_factory=list)  # user_id, profile, app, occurred_at
-    connector_calls: list[tuple] = field(default_factory=list)  # connector, structure_id, occurred_at, success, duration_ms
+    connector_calls: list[tuple] = field(
+        default_factory=list
+    )  # connector, structure_id, occurred_at, success, duration_ms
 
 
 def make_accounts(rng: Random, users: int, structures: int, start: datetime) -> list[tuple]:
@@ -170,21 +185,28 @@ def insert(dsn: str, data: RawData) -> None:
         if data.accounts:
             cursor.executemany(
                 "INSERT INTO ent.accounts (user_id, structure_id, profile, created_at, activated_at)"
-                " VALUES (%s, %s, %s, %s, %s)", data.accounts)
+                " VALUES (%s, %s, %s, %s, %s)",
+                data.accounts,
+            )
         if data.logins:
-            cursor.executemany("INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, %s)",
-                               data.logins)
+            cursor.executemany(
+                "INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, %s)", data.logins
+            )
         if data.app_accesses:
             cursor.executemany(
                 "INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at) VALUES (%s, %s, %s, %s)",
-                data.app_accesses)
+                data.app_accesses,
+            )
         if data.connector_calls:
             cursor.executemany(
                 "INSERT INTO ent.connector_events (connector, structure_id, occurred_at, success, duration_ms)"
-                " VALUES (%s, %s, %s, %s, %s)", data.connector_calls)
+                " VALUES (%s, %s, %s, %s, %s)",
+                data.connector_calls,
+            )
 
 
 # -- the truth, from the raw rows ---------------------------------------------------------
+
 
 def _label(value) -> str:
     return value if value else "unknown"
@@ -259,4 +281,4 @@ def as_samples(name: str, labels: tuple[str, ...], counts: Counter) -> dict[tupl
     return {tuple(sorted(zip(labels, key))): float(value) for key, value in counts.items()}
 
 
-UTC = timezone.utc
+UTC = UTC

@@ -2,12 +2,13 @@
 not) where the exporter reads it (the Edifice adapter's account_feeds view); the exporter's gauges equal
 the recorded runs; a failed import makes ENTAccountFeedFailed fire on a real Prometheus; a source
 without the relation publishes nothing and fails no run."""
+
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -18,28 +19,36 @@ from tests.support import free_port, parse, require_binary, run_cli, wait_until,
 from tests.test_adapters_edifice import _env, create_event_store, init_source, readonly_dsn
 from tests.test_end_to_end import api, prometheus_config, shortened_rules
 
-UTC = timezone.utc
+UTC = UTC
 HEADER = "user_id, structure_id, structure_name, structure_kind, profile, created_at, activated"
 # 6 data lines and a blank one: 4 attachments, 1 line without a structure (rejected), 1 repeated.
-GOOD = "\n".join([
-    HEADER,
-    '"u1", "0750001A", "Collège A", "COLLEGE", "Student", "2026-01-05T10:00:00Z", TRUE',
-    '"u2", "0750001A", "Collège A", "COLLEGE", "Teacher", NULL, FALSE',
-    '"u3", NULL, NULL, NULL, "Student", NULL, FALSE',
-    "",
-    '"u2", "0750002B", "Lycée B", "LYCEE", "Teacher", NULL, TRUE',
-    '"u4", "0750002B", "Lycée B", "LYCEE", "Relative", NULL, TRUE',
-    '"u4", "0750002B", "Lycée B", "LYCEE", "Relative", NULL, TRUE',
-]) + "\n"
+GOOD = (
+    "\n".join(
+        [
+            HEADER,
+            '"u1", "0750001A", "Collège A", "COLLEGE", "Student", "2026-01-05T10:00:00Z", TRUE',
+            '"u2", "0750001A", "Collège A", "COLLEGE", "Teacher", NULL, FALSE',
+            '"u3", NULL, NULL, NULL, "Student", NULL, FALSE',
+            "",
+            '"u2", "0750002B", "Lycée B", "LYCEE", "Teacher", NULL, TRUE',
+            '"u4", "0750002B", "Lycée B", "LYCEE", "Relative", NULL, TRUE',
+            '"u4", "0750002B", "Lycée B", "LYCEE", "Relative", NULL, TRUE',
+        ]
+    )
+    + "\n"
+)
 # Every line invalid: nothing to import, the previous directory is kept, the run is a failure.
-BAD = "\n".join([HEADER, '"u9", NULL, NULL, NULL, "Student", NULL, FALSE', '"", "0750001A", "x", NULL, NULL, NULL, NULL'])
+BAD = "\n".join(
+    [HEADER, '"u9", NULL, NULL, NULL, "Student", NULL, FALSE', '"", "0750001A", "x", NULL, NULL, NULL, NULL']
+)
 
 
 def recorded_runs(dsn: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             "SELECT feed, started_at, finished_at, success, rows_read, rows_imported, rows_rejected, rows_skipped,"
-            " message FROM ent_directory.feed_runs ORDER BY run_id").fetchall()
+            " message FROM ent_directory.feed_runs ORDER BY run_id"
+        ).fetchall()
 
 
 def once(config: Path, now: datetime) -> dict:
@@ -66,7 +75,8 @@ def test_import_directory_records_its_runs_and_the_exporter_publishes_them(empty
     assert {name: samples.get(name, {}) for name in FEED_FAMILIES} == truth
     assert truth["ent_account_feed_last_run_rows"] == {
         (("feed", "directory"), ("outcome", outcome)): value
-        for outcome, value in (("read", 6.0), ("imported", 4.0), ("rejected", 1.0), ("skipped", 1.0))}
+        for outcome, value in (("read", 6.0), ("imported", 4.0), ("rejected", 1.0), ("skipped", 1.0))
+    }
 
     # A failed run: recorded on its own, with what it read; the directory is unchanged.
     failed = run_cli("import-directory", str(bad), env=_env(empty_database))
@@ -99,8 +109,10 @@ def test_a_source_without_account_feeds_publishes_nothing_and_fails_no_run(sourc
     assert samples["ent_exporter_collector_last_success_timestamp_seconds"][(("collector", "account_feeds"),)] > 0
     checked = run_cli("check-config", "--connect", "--config", str(config))
     assert checked.returncode == 0, checked.stderr
-    assert (f"{config}: note: source.schema: ent.account_feeds: absent (optional): collector(s) account_feeds "
-            "publish nothing") in checked.stderr
+    assert (
+        f"{config}: note: source.schema: ent.account_feeds: absent (optional): collector(s) account_feeds "
+        "publish nothing"
+    ) in checked.stderr
     # Present but incomplete: a problem, since its collector would fail every run.
     with psycopg.connect(source_dsn, autocommit=True) as conn:
         conn.execute("CREATE VIEW ent.account_feeds AS SELECT 'x'::text AS feed, now() AS finished_at")
@@ -118,21 +130,35 @@ def test_a_failed_import_fires_the_feed_alert_on_a_real_prometheus(empty_databas
     assert run_cli("import-directory", str(tmp_path / "bad.csv"), env=_env(empty_database)).returncode == 2
 
     exporter_port, prometheus_port = free_port(), free_port()
-    config = write_config(tmp_path / "exporter.yml", readonly_dsn(empty_database),
-                          listen={"address": "127.0.0.1", "port": exporter_port})
-    exporter = subprocess.Popen([sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "serve", "--config",
-                                 str(config)], cwd=Path(__file__).resolve().parent.parent,
-                                stdout=(tmp_path / "exporter.log").open("w"), stderr=subprocess.STDOUT)
+    config = write_config(
+        tmp_path / "exporter.yml", readonly_dsn(empty_database), listen={"address": "127.0.0.1", "port": exporter_port}
+    )
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "ent_exporter.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=(tmp_path / "exporter.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     rules = tmp_path / "rules"
     rules.mkdir()
     repo = Path(__file__).resolve().parent.parent
-    prometheus_yml = prometheus_config(f"127.0.0.1:{exporter_port}", shortened_rules(repo / "prometheus" / "rules", rules))
+    prometheus_yml = prometheus_config(
+        f"127.0.0.1:{exporter_port}", shortened_rules(repo / "prometheus" / "rules", rules)
+    )
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prometheus_yml, sort_keys=False))
     prometheus = subprocess.Popen(
-        [require_binary("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prometheus_port}",
-         "--log.level=warn"], stdout=(tmp_path / "prometheus.log").open("w"), stderr=subprocess.STDOUT)
+        [
+            require_binary("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ],
+        stdout=(tmp_path / "prometheus.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def firing() -> list[dict]:
             alerts = api(prometheus_port, "/api/v1/alerts")["data"]["alerts"]
             return [a for a in alerts if a["labels"]["alertname"] == "ENTAccountFeedFailed" and a["state"] == "firing"]

@@ -3,12 +3,13 @@ ISO week as its partition manager (edificeio/pg-events, PgEventsManager) creates
 metric family the exporter publishes equals the truth computed here from the raw rows (LOGIN,
 ACCESS, ACTIVATION and the CAS server's CONNECTOR events), late events included, read through
 the views by the read-only role."""
+
 from __future__ import annotations
 
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 from zoneinfo import ZoneInfo
@@ -18,16 +19,23 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
 from tests.adapter_truth import (
-    course_truth, feed_truth, WINDOW_SAMPLE_NAMES, assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
+    WINDOW_SAMPLE_NAMES,
+    assert_every_family,
+    assert_windows_populated,
+    counter_families,
+    course_truth,
+    feed_truth,
+    window_edges,
+    window_families,
 )
 from tests.ent_rows import EntRows
 from tests.support import FULL_BREAKDOWNS, parse, run_cli
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = timezone.utc
+UTC = UTC
 PLATFORM = "4f3c2a1e-0000-4000-8000-000000000001"
 OTHER_PLATFORM = "4f3c2a1e-0000-4000-8000-000000000002"
 PROFILES = ["Teacher", "Student", "Relative", "Personnel", "Guest"]
@@ -104,9 +112,11 @@ def create_event_store(dsn: str, interval: str = "month") -> list[str]:
         for table, columns in EVENT_TABLES.items():
             conn.execute(f"CREATE TABLE events.{table} ({columns}) PARTITION BY RANGE (date)")
             for suffix, first, following in made:
-                conn.execute(f"CREATE TABLE events.{table}{suffix} PARTITION OF events.{table}"
-                             f" FOR VALUES FROM ('{first.isoformat(timespec='minutes')}')"
-                             f" TO ('{following.isoformat(timespec='minutes')}')")
+                conn.execute(
+                    f"CREATE TABLE events.{table}{suffix} PARTITION OF events.{table}"
+                    f" FOR VALUES FROM ('{first.isoformat(timespec='minutes')}')"
+                    f" TO ('{following.isoformat(timespec='minutes')}')"
+                )
                 conn.execute(f"CREATE INDEX ON events.{table}{suffix} USING brin (date)")
     return [suffix for suffix, _first, _following in made]
 
@@ -121,7 +131,9 @@ class Edifice:
     logins: list[tuple] = field(default_factory=list)  # id, date (naive local), user_id, profile, platform_id
     accesses: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, module, platform_id
     activations: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, platform_id
-    connectors: list[tuple] = field(default_factory=list)  # id, date, user_id, profile, module, service, cas-type, platform_id
+    connectors: list[tuple] = field(
+        default_factory=list
+    )  # id, date, user_id, profile, module, service, cas-type, platform_id
     weights: dict[str, float] = field(default_factory=dict)  # how often each user logs in (heavy and light users)
     quiet: set[str] = field(default_factory=set)  # users who log in only where a test puts their logins
     feed_runs: list[tuple] = field(default_factory=list)  # import-directory's runs, as it recorded them
@@ -138,8 +150,11 @@ def make_directory(rng: Random, users: int, structures: int) -> Edifice:
         name = 'Lycée "Jean Moulin" d\'Angers, site 2' if number == 0 else f"Collège {number}"
         # A structure without a type (kind NULL), and the last one without a UAI: its directory id.
         kind = None if number == 1 else rng.choice(["COLLEGE", "LYCEE", "ECOLE"])
-        code = (str(uuid.UUID(int=rng.getrandbits(128))) if number == structures - 1 and structures > 2
-                else f"07500{number:02d}{'ABCDEFGH'[number % 8]}")
+        code = (
+            str(uuid.UUID(int=rng.getrandbits(128)))
+            if number == structures - 1 and structures > 2
+            else f"07500{number:02d}{'ABCDEFGH'[number % 8]}"
+        )
         data.structures[code] = (name, kind)
     uais = list(data.structures)
     for number in range(users):
@@ -157,7 +172,7 @@ def make_directory(rng: Random, users: int, structures: int) -> Edifice:
 
 
 def make_activations(rng: Random, data: Edifice) -> None:
-    for user, (profile, created, activated) in data.users.items():
+    for user, (profile, _created, activated) in data.users.items():
         # Most activated accounts have their ACTIVATION event; some were activated before the
         # event store existed (no event); a few activated after the last directory export.
         if (activated and rng.random() < 0.7) or (not activated and rng.random() < 0.1):
@@ -166,16 +181,18 @@ def make_activations(rng: Random, data: Edifice) -> None:
             if rng.random() < 0.2:  # activated again later: the first one counts
                 data.activations.append((event_id(rng), local(moment + timedelta(days=3)), user, profile, PLATFORM))
     # Another platform sharing the event store.
-    data.activations.append((event_id(rng), local(START - timedelta(days=1)), next(iter(data.users)), "Teacher",
-                             OTHER_PLATFORM))
+    data.activations.append(
+        (event_id(rng), local(START - timedelta(days=1)), next(iter(data.users)), "Teacher", OTHER_PLATFORM)
+    )
 
 
 def event_id(rng: Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def login_at(rng: Random, data: Edifice, batch: Edifice, moment: datetime, user: str | None = None,
-             platform: str = PLATFORM) -> None:
+def login_at(
+    rng: Random, data: Edifice, batch: Edifice, moment: datetime, user: str | None = None, platform: str = PLATFORM
+) -> None:
     """A LOGIN event, and the ACCESS that follows it, stamped ``moment`` (an instant)."""
     if user is None:
         users = [u for u in data.users if u not in data.quiet]
@@ -189,15 +206,17 @@ def login_at(rng: Random, data: Edifice, batch: Edifice, moment: datetime, user:
     batch.accesses.append((event_id(rng), local(moment), user, profile, module, platform))
     if rng.random() < 0.4:  # the CAS server validates a ticket for a registered service
         service, cas_type = rng.choice(CAS_SERVICES)
-        batch.connectors.append((event_id(rng), local(moment), user, profile, service, cas_type[0],
-                                 cas_type[1], platform))
+        batch.connectors.append(
+            (event_id(rng), local(moment), user, profile, service, cas_type[0], cas_type[1], platform)
+        )
 
 
 def make_events(rng: Random, data: Edifice, count: int, start: datetime, span: timedelta) -> Edifice:
     batch = Edifice()
     for number in range(count):
-        login_at(rng, data, batch, start + span * (number / count),
-                 platform=OTHER_PLATFORM if number % 17 == 0 else PLATFORM)
+        login_at(
+            rng, data, batch, start + span * (number / count), platform=OTHER_PLATFORM if number % 17 == 0 else PLATFORM
+        )
     return batch
 
 
@@ -228,17 +247,24 @@ def insert(dsn: str, data: Edifice) -> None:
     with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO events.login_events (id, date, event_type, module, user_id, profile, platform_id, ua, ip)"
-            " VALUES (%s, %s, 'LOGIN', 'Auth', %s, %s, %s, 'Mozilla/5.0', '192.0.2.1')", data.logins)
+            " VALUES (%s, %s, 'LOGIN', 'Auth', %s, %s, %s, 'Mozilla/5.0', '192.0.2.1')",
+            data.logins,
+        )
         cursor.executemany(
             "INSERT INTO events.access_events (id, date, event_type, user_id, profile, module, platform_id)"
-            " VALUES (%s, %s, 'ACCESS', %s, %s, %s, %s)", data.accesses)
+            " VALUES (%s, %s, 'ACCESS', %s, %s, %s, %s)",
+            data.accesses,
+        )
         cursor.executemany(
             "INSERT INTO events.activation_events (id, date, event_type, module, user_id, profile, platform_id)"
-            " VALUES (%s, %s, 'ACTIVATION', 'Auth', %s, %s, %s)", data.activations)
+            " VALUES (%s, %s, 'ACTIVATION', 'Auth', %s, %s, %s)",
+            data.activations,
+        )
         cursor.executemany(
             'INSERT INTO events.connector_events (id, date, user_id, profile, module, service, "cas-type", platform_id,'
-            ' event_type, "connector-type") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, \'CONNECTOR\', \'Cas\')',
-            data.connectors)
+            " event_type, \"connector-type\") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'CONNECTOR', 'Cas')",
+            data.connectors,
+        )
 
 
 def add(data: Edifice, batch: Edifice) -> None:
@@ -250,6 +276,7 @@ def add(data: Edifice, batch: Edifice) -> None:
 
 def directory_export(data: Edifice) -> str:
     """The directory as `cypher-shell --format plain` prints the README's export query."""
+
     def text(value) -> str:
         if value is None:
             return "NULL"
@@ -270,6 +297,7 @@ def directory_export(data: Edifice) -> str:
 # timezone; only the configured platform's events count; the directory export gives the
 # structures (those it attaches someone to) and the accounts; activated_at is the user's
 # first ACTIVATION event, else the creation date of an account the directory says is activated.
+
 
 def occurred_at(date: datetime) -> datetime:
     return date.replace(tzinfo=PARIS).astimezone(UTC)
@@ -308,17 +336,27 @@ def expected(data: Edifice, upto: datetime) -> dict:
     """Every family as of ``upto``; the counters as counted once every day up to it is closed."""
     rows = canonical(data)
     logins = [login for login in rows.logins if login[2] < upto]
-    accesses = [(u, p, m, occurred_at(d)) for _i, d, u, p, m, platform in data.accesses
-                if platform == PLATFORM and occurred_at(d) < upto]
+    accesses = [
+        (u, p, m, occurred_at(d))
+        for _i, d, u, p, m, platform in data.accesses
+        if platform == PLATFORM and occurred_at(d) < upto
+    ]
     # CONNECTOR events: a use of the service's connector, no outcome, no duration.
-    calls = [(re.sub("Regist(e)?redService$", "", module), None, occurred_at(d), True, None)
-             for _i, d, _u, _p, module, _s, _t, platform in data.connectors
-             if platform == PLATFORM and occurred_at(d) < upto]
-    return (counter_families(rows.accounts, logins, accesses, calls, upto) | window_families(rows, upto)
-            | feed_truth(data.feed_runs, upto) | course_truth(None, (), upto))
+    calls = [
+        (re.sub("Regist(e)?redService$", "", module), None, occurred_at(d), True, None)
+        for _i, d, _u, _p, module, _s, _t, platform in data.connectors
+        if platform == PLATFORM and occurred_at(d) < upto
+    ]
+    return (
+        counter_families(rows.accounts, logins, accesses, calls, upto)
+        | window_families(rows, upto)
+        | feed_truth(data.feed_runs, upto)
+        | course_truth(None, (), upto)
+    )
 
 
 # -- the exporter, as deployed --------------------------------------------------------------
+
 
 def readonly_dsn(dsn: str, role: str = "ent_exporter") -> str:
     return make_conninfo(dsn, user=role)
@@ -329,9 +367,16 @@ class Exporter:
     a cycle returns the exposition it publishes, parsed."""
 
     def __init__(self, dsn: str, state_dir: Path, **extra) -> None:
-        self.config = parse_config({"source": {"dsn": readonly_dsn(dsn), "settle_seconds": 0},
-                                    "timezone": "Europe/Paris", "state_dir": str(state_dir),
-                                    "breakdowns": FULL_BREAKDOWNS, **extra}, "test")
+        self.config = parse_config(
+            {
+                "source": {"dsn": readonly_dsn(dsn), "settle_seconds": 0},
+                "timezone": "Europe/Paris",
+                "state_dir": str(state_dir),
+                "breakdowns": FULL_BREAKDOWNS,
+                **extra,
+            },
+            "test",
+        )
 
     def cycle(self, now: datetime) -> dict:
         source = make_source(self.config)
@@ -347,8 +392,17 @@ class Exporter:
 
 
 def init_source(dsn: str, *extra: str):
-    result = run_cli("init-source", "--platform", "edifice", "--platform-id", PLATFORM, "--password-env",
-                     "ENT_TEST_PASSWORD", *extra, env=_env(dsn))
+    result = run_cli(
+        "init-source",
+        "--platform",
+        "edifice",
+        "--platform-id",
+        PLATFORM,
+        "--password-env",
+        "ENT_TEST_PASSWORD",
+        *extra,
+        env=_env(dsn),
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -387,7 +441,8 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     with psycopg.connect(event_store) as conn:  # the run, as import-directory recorded it (wall-clock times)
         data.feed_runs = conn.execute(
             "SELECT feed, started_at, finished_at, success, rows_read, rows_imported, rows_rejected, rows_skipped"
-            " FROM ent_directory.feed_runs").fetchall()
+            " FROM ent_directory.feed_runs"
+        ).fetchall()
     assert [run[3:] for run in data.feed_runs] == [(True, len(data.attachments), len(data.attachments), 0, 0)]
     assert f"imported {len(data.structures)} structures" in imported.stdout
     with psycopg.connect(readonly_dsn(event_store)) as conn:
@@ -403,11 +458,16 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
         batch = make_events(rng, data, 40, now, timedelta(minutes=50))
         late = make_events(rng, data, 10, now - timedelta(hours=1), timedelta(minutes=30))
         # An account activated now, and one activated again (only the first activation counts).
-        pending = next(u for u, (_p, _c, activated) in data.users.items()
-                       if not activated and not any(a[2] == u for a in data.activations))
+        pending = next(
+            u
+            for u, (_p, _c, activated) in data.users.items()
+            if not activated and not any(a[2] == u for a in data.activations)
+        )
         again = next(a[2] for a in data.activations if a[4] == PLATFORM)
-        batch.activations = [(event_id(rng), local(now + timedelta(minutes=m)), u, data.users[u][0], PLATFORM)
-                             for m, u in ((10, pending), (20, again))]
+        batch.activations = [
+            (event_id(rng), local(now + timedelta(minutes=m)), u, data.users[u][0], PLATFORM)
+            for m, u in ((10, pending), (20, again))
+        ]
         for part in (batch, late):
             insert(event_store, part)
             add(data, part)
@@ -439,8 +499,9 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     # two structures, no structure, another platform; every period and window populated.
     assert any(dict(k)["structure"] == "unknown" for k in logins)
     activations = expected(data, closed)["ent_account_activations_total"]
-    assert sum(v for k, v in activations.items() if dict(k)["structure"] != "all") > \
-        sum(v for k, v in activations.items() if dict(k)["structure"] == "all")
+    assert sum(v for k, v in activations.items() if dict(k)["structure"] != "all") > sum(
+        v for k, v in activations.items() if dict(k)["structure"] == "all"
+    )
     assert any(platform == OTHER_PLATFORM for *_, platform in data.logins)
     assert_windows_populated(truth)
     assert {dict(k)["profile"] for k in truth["ent_accounts"]} >= {*PROFILES, "unknown"}
@@ -466,8 +527,9 @@ def test_a_late_activation_event_is_counted_once_its_day_is_closed(event_store, 
 
     # A pending user activated half an hour before the cycle; the event store writes it after.
     pending = next(u for u, _uai in data.attachments if not data.users[u][2])
-    late = Edifice(activations=[(event_id(rng), local(START - timedelta(minutes=30)), pending,
-                                 data.users[pending][0], PLATFORM)])
+    late = Edifice(
+        activations=[(event_id(rng), local(START - timedelta(minutes=30)), pending, data.users[pending][0], PLATFORM)]
+    )
     insert(event_store, late)
     add(data, late)
     closed = datetime(2026, 9, 15, 1, 5, tzinfo=PARIS).astimezone(UTC)
@@ -475,8 +537,9 @@ def test_a_late_activation_event_is_counted_once_its_day_is_closed(event_store, 
     samples = exporter.cycle(closed)
     # The view, and so ent_accounts, has the account activated since then; the counter should count it.
     with psycopg.connect(readonly_dsn(event_store)) as conn:
-        assert conn.execute("SELECT DISTINCT activated_at FROM ent.accounts WHERE user_id = %s",
-                            (pending,)).fetchall() == [(START - timedelta(minutes=30),)]
+        assert conn.execute(
+            "SELECT DISTINCT activated_at FROM ent.accounts WHERE user_id = %s", (pending,)
+        ).fetchall() == [(START - timedelta(minutes=30),)]
     assert_every_family(samples, expected(data, closed), only={"ent_account_activations_total"})
 
 
@@ -518,13 +581,14 @@ def test_indexes_are_built_on_every_partition_and_used(event_store):
         invalid = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0]
         per_partition = conn.execute(
             "SELECT count(*) FROM pg_indexes WHERE schemaname = 'events' AND indexname LIKE %s",
-            ("login_events2026%_ent_occurred_at",)).fetchone()[0]
+            ("login_events2026%_ent_occurred_at",),
+        ).fetchone()[0]
         conn.execute("ANALYZE")
         conn.execute("SET enable_seqscan = off")  # small tables: ask whether the index matches the view
         plan = conn.execute(
-            "EXPLAIN (FORMAT JSON) SELECT count(*) FROM ent.login_events"
-            " WHERE occurred_at >= %s AND occurred_at < %s",
-            (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 2, tzinfo=UTC))).fetchone()[0]
+            "EXPLAIN (FORMAT JSON) SELECT count(*) FROM ent.login_events WHERE occurred_at >= %s AND occurred_at < %s",
+            (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 2, tzinfo=UTC)),
+        ).fetchone()[0]
     assert invalid == 0
     assert per_partition == len(suffixes)
     text = str(plan)
@@ -533,8 +597,13 @@ def test_indexes_are_built_on_every_partition_and_used(event_store):
     printed = run_cli("init-source", "--platform", "edifice", "--print", env=_env(event_store)).stdout
     for suffix in suffixes:
         assert f'"login_events{suffix}_ent_occurred_at"' in printed
-    offline = run_cli("init-source", "--platform", "edifice", "--print", env={
-        k: v for k, v in _env(event_store).items() if k != "ENT_EXPORTER_ADMIN_DSN"}).stdout
+    offline = run_cli(
+        "init-source",
+        "--platform",
+        "edifice",
+        "--print",
+        env={k: v for k, v in _env(event_store).items() if k != "ENT_EXPORTER_ADMIN_DSN"},
+    ).stdout
     assert "for each partition P" in offline and "CREATE OR REPLACE VIEW" in offline
 
 
@@ -568,17 +637,30 @@ def test_a_one_day_window_reads_one_partition(empty_database, interval):
     # A day of the event timezone, bound as the collectors bind their windows (query parameters).
     day = (datetime(2026, 9, 15, tzinfo=PARIS), datetime(2026, 9, 16, tzinfo=PARIS))
     holding = "202609" if interval == "month" else "202638"  # the month, or the ISO week (14-20 September)
-    relations = {"login_events": events.logins, "app_access_events": events.accesses,
-                 "connector_events": events.connectors}
-    source = {"login_events": "login_events", "app_access_events": "access_events",
-              "connector_events": "connector_events"}
+    relations = {
+        "login_events": events.logins,
+        "app_access_events": events.accesses,
+        "connector_events": events.connectors,
+    }
+    source = {
+        "login_events": "login_events",
+        "app_access_events": "access_events",
+        "connector_events": "connector_events",
+    }
 
     def read(conn, relation: str) -> tuple[list[str], int]:
-        plan = conn.execute(sql.SQL(
-            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s"
-        ).format(sql.Identifier("ent", relation)), day).fetchone()[0]
-        count = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
-            sql.Identifier("ent", relation)), day).fetchone()[0]
+        plan = conn.execute(
+            sql.SQL(
+                "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s"
+            ).format(sql.Identifier("ent", relation)),
+            day,
+        ).fetchone()[0]
+        count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
+                sql.Identifier("ent", relation)
+            ),
+            day,
+        ).fetchone()[0]
         return sorted(plan_relations(plan)), count
 
     def truth(rows) -> int:
@@ -600,14 +682,17 @@ def test_a_one_day_window_reads_one_partition(empty_database, interval):
     with psycopg.connect(empty_database) as conn:
         checks = conn.execute(
             "SELECT count(*) FILTER (WHERE convalidated), count(*) FROM pg_constraint WHERE conname LIKE %s",
-            ("%_ent_local_time",)).fetchone()
+            ("%_ent_local_time",),
+        ).fetchone()
         assert checks == (3 * len(suffixes), 3 * len(suffixes))
         # The constraints only restate each partition's range: the event store still writes its
         # first and last instant, DST changes included (25 October 2026).
-        for suffix, first, following in partitions(interval):
+        for _suffix, first, following in partitions(interval):
             for date in (first, following - MICROSECOND):
-                conn.execute("INSERT INTO events.login_events (id, date, user_id, platform_id) VALUES (%s, %s, 'u', %s)",
-                             (uuid.uuid4(), date, PLATFORM))
+                conn.execute(
+                    "INSERT INTO events.login_events (id, date, user_id, platform_id) VALUES (%s, %s, 'u', %s)",
+                    (uuid.uuid4(), date, PLATFORM),
+                )
     init_source(empty_database)  # again: nothing to add, nothing fails
 
 
@@ -622,12 +707,17 @@ def test_an_event_store_without_connector_events_gives_an_empty_relation(event_s
     create = EVENT_TABLES["connector_events"]
     with psycopg.connect(event_store) as conn:
         conn.execute(f"CREATE TABLE events.connector_events ({create}) PARTITION BY RANGE (date)")
-        conn.execute("CREATE TABLE events.connector_events202609 PARTITION OF events.connector_events"
-                     " FOR VALUES FROM ('2026-09-01T00:00') TO ('2026-10-01T00:00')")
-        conn.execute("INSERT INTO events.connector_events (id, date, module, platform_id, event_type)"
-                     " VALUES (%s, '2026-09-15 10:00', 'PronoteRegisteredService', %s, 'CONNECTOR')",
-                     (uuid.uuid4(), PLATFORM))
+        conn.execute(
+            "CREATE TABLE events.connector_events202609 PARTITION OF events.connector_events"
+            " FOR VALUES FROM ('2026-09-01T00:00') TO ('2026-10-01T00:00')"
+        )
+        conn.execute(
+            "INSERT INTO events.connector_events (id, date, module, platform_id, event_type)"
+            " VALUES (%s, '2026-09-15 10:00', 'PronoteRegisteredService', %s, 'CONNECTOR')",
+            (uuid.uuid4(), PLATFORM),
+        )
     init_source(event_store)
     with psycopg.connect(readonly_dsn(event_store)) as conn:
-        assert conn.execute("SELECT connector, occurred_at, success, duration_ms FROM ent.connector_events").fetchall() \
-            == [("Pronote", datetime(2026, 9, 15, 8, 0, tzinfo=UTC), True, None)]
+        assert conn.execute(
+            "SELECT connector, occurred_at, success, duration_ms FROM ent.connector_events"
+        ).fetchall() == [("Pronote", datetime(2026, 9, 15, 8, 0, tzinfo=UTC), True, None)]

@@ -3,6 +3,7 @@ tests/moodle_schema.py): the log, the task log and the other tables written the 
 writes them (the site guest, visitors not logged in, the front page, "log in as", every reason
 of a failed login, JSON and PHP-serialized "other", synchronisation tasks); every metric family
 equals the truth computed here from those rows, read through the views by the read-only role."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from random import Random
 
@@ -19,14 +20,20 @@ import pytest
 from psycopg import sql
 
 from tests.adapter_truth import (
-    course_truth, feed_truth, assert_every_family, assert_windows_populated, counter_families, window_edges, window_families,
+    assert_every_family,
+    assert_windows_populated,
+    counter_families,
+    course_truth,
+    feed_truth,
+    window_edges,
+    window_families,
 )
 from tests.ent_rows import EntRows
 from tests.moodle_schema import create_moodle_tables
 from tests.support import run_cli
 from tests.test_adapters_edifice import Exporter
 
-UTC = timezone.utc
+UTC = UTC
 START = datetime(2026, 9, 16, 13, 0, tzinfo=UTC)  # a Wednesday, 15:00 in Paris: day, week and month differ
 HISTORY = timedelta(days=100)  # the log before START: beyond every window (90 days at most)
 CYCLES = 3  # hourly cycles after START; every family is compared at each of them
@@ -37,35 +44,67 @@ COURSE_VIEWED = "\\core\\event\\course_viewed"
 GUEST, SITE_COURSE, NOBODY, STRANGER = 1, 1, 0, 9999  # the guest user, the front page, not logged in, no user row
 
 ROLES = [  # id, shortname, archetype (Moodle's standard roles, then a custom one without archetype)
-    (1, "manager", "manager"), (2, "coursecreator", "coursecreator"), (3, "editingteacher", "editingteacher"),
-    (4, "teacher", "teacher"), (5, "student", "student"), (6, "guest", "guest"), (7, "user", "user"),
-    (8, "frontpage", "frontpage"), (9, "parent", ""),
+    (1, "manager", "manager"),
+    (2, "coursecreator", "coursecreator"),
+    (3, "editingteacher", "editingteacher"),
+    (4, "teacher", "teacher"),
+    (5, "student", "student"),
+    (6, "guest", "guest"),
+    (7, "user", "user"),
+    (8, "frontpage", "frontpage"),
+    (9, "parent", ""),
 ]
-PROFILE_OF = {"manager": "Personnel", "coursecreator": "Personnel", "editingteacher": "Teacher", "teacher": "Teacher",
-              "student": "Student", "guest": "Guest"}
+PROFILE_OF = {
+    "manager": "Personnel",
+    "coursecreator": "Personnel",
+    "editingteacher": "Teacher",
+    "teacher": "Teacher",
+    "student": "Student",
+    "guest": "Guest",
+}
 RANK = {"Personnel": 1, "Teacher": 2, "Student": 3, "Guest": 4}
 AUTHS = ["manual", "ldap", "cas", "oauth2", "saml2", "shibboleth"]
 COMPONENTS = ["mod_forum", "mod_quiz", "mod_assign", "mod_resource", "mod_page", "mod_feedback"]
 SYSTEM, USER, COURSECAT, COURSE, MODULE = 10, 30, 40, 50, 70
 # The task log: synchronisation tasks (connectors) and others, by class name as Moodle stores it.
-SYNC_TASKS = [("auth_ldap", "auth_ldap\\task\\sync_task"), ("auth_ldap", "auth_ldap\\task\\sync_roles"),
-              ("auth_cas", "auth_cas\\task\\sync_task"), ("auth_db", "auth_db\\task\\sync_users"),
-              ("enrol_ldap", "enrol_ldap\\task\\sync_enrolments"),
-              ("enrol_database", "enrol_database\\task\\sync_enrolments")]
-OTHER_TASKS = [("core", "core\\task\\session_cleanup_task"), ("mod_forum", "mod_forum\\task\\cron_task"),
-               ("enrol_cohort", "enrol_cohort\\task\\enrol_cohort_sync"), ("tool_task", "core\\task\\send_failed_login_notifications_task")]
+SYNC_TASKS = [
+    ("auth_ldap", "auth_ldap\\task\\sync_task"),
+    ("auth_ldap", "auth_ldap\\task\\sync_roles"),
+    ("auth_cas", "auth_cas\\task\\sync_task"),
+    ("auth_db", "auth_db\\task\\sync_users"),
+    ("enrol_ldap", "enrol_ldap\\task\\sync_enrolments"),
+    ("enrol_database", "enrol_database\\task\\sync_enrolments"),
+]
+OTHER_TASKS = [
+    ("core", "core\\task\\session_cleanup_task"),
+    ("mod_forum", "mod_forum\\task\\cron_task"),
+    ("enrol_cohort", "enrol_cohort\\task\\enrol_cohort_sync"),
+    ("tool_task", "core\\task\\send_failed_login_notifications_task"),
+]
 SYNC_CLASS = re.compile(r"^\\?(auth|enrol)_[a-z0-9]+\\task\\sync_")
 
 
-def log_row(eventname: str, component: str, action: str, target: str, user: int, moment: int, *, context: int = 1,
-            course: int | None = None, realuser: int | None = None, anonymous: int = 0, other: str | None = None) -> tuple:
+def log_row(
+    eventname: str,
+    component: str,
+    action: str,
+    target: str,
+    user: int,
+    moment: int,
+    *,
+    context: int = 1,
+    course: int | None = None,
+    realuser: int | None = None,
+    anonymous: int = 0,
+    other: str | None = None,
+) -> tuple:
     """A logstore_standard_log row: (eventname, component, action, target, contextid, userid, courseid,
     realuserid, anonymous, other, timecreated)."""
     return (eventname, component, action, target, context, user, course, realuser, anonymous, other, moment)
 
 
 def encode_other(values: dict, php: bool) -> str:
-    """"other" as the log store writes it: JSON (jsonformat on, the default of new sites) or PHP serialize()."""
+    """ "other" as the log store writes it: JSON (jsonformat on, the default of new sites) or PHP serialize()."""
     if not php:
         return json.dumps(values, separators=(",", ":"))
     parts = []
@@ -131,8 +170,16 @@ def make_moodle(rng: Random, users: int) -> Moodle:
         parent_ctx, parent_path = category_contexts[parent]
         ctx = m.context(COURSECAT, number, parent_path)
         category_paths[number] = f"{category_paths[parent]}/{number}"  # as Moodle writes it: the whole chain
-        m.categories.append((number, f"Level {number}", f"SUB{number}", parent, category_paths[number].count("/"),
-                             category_paths[number]))
+        m.categories.append(
+            (
+                number,
+                f"Level {number}",
+                f"SUB{number}",
+                parent,
+                category_paths[number].count("/"),
+                category_paths[number],
+            )
+        )
         category_contexts[number] = (ctx, f"{parent_path}/{ctx}")
     course_contexts, module_contexts, course_of_context = [], [], {}
     for number in range(2, 14):
@@ -155,8 +202,14 @@ def make_moodle(rng: Random, users: int) -> Moodle:
         suspended = 1 if number % 17 == 0 else 0
         first_access = 0 if number % 5 == 0 else int((START - timedelta(days=rng.randint(1, 300))).timestamp())
         if number % 7 == 3:  # first access during the cycles under test, or after the last one
-            first_access = int((START + rng.choice([timedelta(minutes=30), timedelta(minutes=90),
-                                                    timedelta(minutes=150), timedelta(days=1)])).timestamp())
+            first_access = int(
+                (
+                    START
+                    + rng.choice(
+                        [timedelta(minutes=30), timedelta(minutes=90), timedelta(minutes=150), timedelta(days=1)]
+                    )
+                ).timestamp()
+            )
         created = 0 if number % 19 == 0 else int((START - timedelta(days=rng.randint(300, 600))).timestamp())
         m.users.append((number, rng.choice(AUTHS), deleted, suspended, f"user{number}", first_access, created))
         user_contexts.append(m.context(USER, number, "/1"))
@@ -196,8 +249,15 @@ def make_progress(rng: Random, m: Moodle) -> None:
     enrols = {e[0]: e for e in m.enrols}
     candidates = sorted({(enrols[e][1], user) for e, user, _status in m.enrolments})
     candidates += [(rng.choice(courses), user) for user in (GUEST, rng.choice([u[0] for u in m.users]))]
-    moments = [START - timedelta(days=40), START - timedelta(hours=1), START + timedelta(minutes=30) + SECOND,
-               START + timedelta(hours=2), FINAL, FINAL + timedelta(seconds=1), START + timedelta(days=3)]
+    moments = [
+        START - timedelta(days=40),
+        START - timedelta(hours=1),
+        START + timedelta(minutes=30) + SECOND,
+        START + timedelta(hours=2),
+        FINAL,
+        FINAL + timedelta(seconds=1),
+        START + timedelta(days=3),
+    ]
     for course, user in candidates:
         roll = rng.random()
         if roll < 0.45:
@@ -208,8 +268,9 @@ def make_progress(rng: Random, m: Moodle) -> None:
             m.course_completions.append((user, course, 0))
         for module, module_course, _deleting in m.modules:
             if module_course == course and rng.random() < 0.7:
-                m.module_completions.append((module, user, rng.randint(0, 3),
-                                             int((START - timedelta(days=rng.randint(1, 90))).timestamp())))
+                m.module_completions.append(
+                    (module, user, rng.randint(0, 3), int((START - timedelta(days=rng.randint(1, 90))).timestamp()))
+                )
     for course in courses[::2]:
         m.badges.append((len(m.badges) + 1, 2, course))
     m.badges.append((len(m.badges) + 1, 1, None))  # a site badge: not a course's
@@ -242,33 +303,79 @@ def make_log(rng: Random, m: Moodle, count: int, start: datetime, span: timedelt
         course = rng.choice(courses)
         kind = rng.random()
         if kind < 0.22:
-            row = log_row(LOGGEDIN, "core", "loggedin", "user", user, moment,
-                          other=encode_other({"username": f"user{user}"}, rng.random() < 0.3))
+            row = log_row(
+                LOGGEDIN,
+                "core",
+                "loggedin",
+                "user",
+                user,
+                moment,
+                other=encode_other({"username": f"user{user}"}, rng.random() < 0.3),
+            )
         elif kind < 0.32:  # a failed login, each reason as Moodle logs it (unknown username: userid 0)
             reason = rng.randint(1, 6)
             who = NOBODY if reason == 1 else rng.choice(people)
-            row = log_row(FAILED, "core", "failed", "user_login", who, moment,
-                          other=encode_other({"username": f"user{who}" if who else "nobody", "reason": reason},
-                                             rng.random() < 0.4))
+            row = log_row(
+                FAILED,
+                "core",
+                "failed",
+                "user_login",
+                who,
+                moment,
+                other=encode_other(
+                    {"username": f"user{who}" if who else "nobody", "reason": reason}, rng.random() < 0.4
+                ),
+            )
         elif kind < 0.47:
             if course == SITE_COURSE and rng.random() < 0.4:  # the front page, not logged in
                 user = NOBODY
             row = log_row(COURSE_VIEWED, "core", "viewed", "course", user, moment, course=course)
         elif kind < 0.77:
             component = rng.choice(COMPONENTS)
-            row = log_row(f"\\{component}\\event\\course_module_viewed", component, "viewed", "course_module",
-                          user, moment, course=course, anonymous=int(component == "mod_feedback" and rng.random() < 0.5))
+            row = log_row(
+                f"\\{component}\\event\\course_module_viewed",
+                component,
+                "viewed",
+                "course_module",
+                user,
+                moment,
+                course=course,
+                anonymous=int(component == "mod_feedback" and rng.random() < 0.5),
+            )
         else:  # what the views must leave out
-            row = rng.choice([
-                log_row("\\core\\event\\dashboard_viewed", "core", "viewed", "dashboard", user, moment),
-                log_row("\\mod_forum\\event\\discussion_viewed", "mod_forum", "viewed", "discussion", user, moment,
-                        course=course),
-                log_row("\\core\\event\\course_module_instance_list_viewed", "mod_quiz", "viewed",
-                        "course_module_instance_list", user, moment, course=course),
-                log_row("\\core\\event\\user_loggedout", "core", "loggedout", "user", user, moment),
-                log_row("\\core\\event\\user_loggedinas", "core", "loggedinas", "user", rng.choice(people), moment,
-                        realuser=rng.choice(m.admins)),
-            ])
+            row = rng.choice(
+                [
+                    log_row("\\core\\event\\dashboard_viewed", "core", "viewed", "dashboard", user, moment),
+                    log_row(
+                        "\\mod_forum\\event\\discussion_viewed",
+                        "mod_forum",
+                        "viewed",
+                        "discussion",
+                        user,
+                        moment,
+                        course=course,
+                    ),
+                    log_row(
+                        "\\core\\event\\course_module_instance_list_viewed",
+                        "mod_quiz",
+                        "viewed",
+                        "course_module_instance_list",
+                        user,
+                        moment,
+                        course=course,
+                    ),
+                    log_row("\\core\\event\\user_loggedout", "core", "loggedout", "user", user, moment),
+                    log_row(
+                        "\\core\\event\\user_loggedinas",
+                        "core",
+                        "loggedinas",
+                        "user",
+                        rng.choice(people),
+                        moment,
+                        realuser=rng.choice(m.admins),
+                    ),
+                ]
+            )
         # An administrator logged in as this user: what they do is the administrator's, not the user's.
         if row[0] in (COURSE_VIEWED, LOGGEDIN) or row[3] == "course_module":
             if row[5] not in (NOBODY, GUEST) and rng.random() < 0.06:
@@ -308,15 +415,29 @@ def add_window_cases(rng: Random, m: Moodle, now: datetime) -> tuple[list[tuple]
     for days in (30, 90):
         for offset in (timedelta(0), SECOND):
             user = max(u[0] for u in m.users) + 1
-            m.users.append((user, "manual", 0, 0, f"user{user}", int((START - timedelta(days=200)).timestamp()),
-                            int((START - timedelta(days=400)).timestamp())))
+            m.users.append(
+                (
+                    user,
+                    "manual",
+                    0,
+                    0,
+                    f"user{user}",
+                    int((START - timedelta(days=200)).timestamp()),
+                    int((START - timedelta(days=400)).timestamp()),
+                )
+            )
             m.assignments.append((3, m.course_contexts[0], user))  # a manual enrolment, active
             m.enrolments.append((next(e[0] for e in m.enrols if e[1] == 2 and e[2] == 0), user, 0))
             m.quiet.add(user)
             before.append(login(user, now - timedelta(days=days) + offset))
-    heavy = next(u for u, _auth, deleted, suspended, _n, first_access, _c in m.users
-                 if not deleted and not suspended and 0 < first_access < START.timestamp()
-                 and any(a[2] == u and a[0] == 5 for a in m.assignments))
+    heavy = next(
+        u
+        for u, _auth, deleted, suspended, _n, first_access, _c in m.users
+        if not deleted
+        and not suspended
+        and 0 < first_access < START.timestamp()
+        and any(a[2] == u and a[0] == 5 for a in m.assignments)
+    )
     for number in range(58):
         before.append(login(heavy, START - timedelta(days=27) + timedelta(hours=11 * number)))
     return sorted(before, key=lambda row: row[-1]), sorted(after, key=lambda row: row[-1])
@@ -328,65 +449,141 @@ def insert(dsn: str, schema: str, prefix: str, m: Moodle, log: list[tuple], task
 
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         if m.contexts:
-            cur.execute(sql.SQL("INSERT INTO {} (name, value) VALUES ('siteguest', %s), ('siteadmins', '2')")
-                        .format(table("config")), (str(GUEST),))
-            cur.executemany(sql.SQL("INSERT INTO {} (id, contextlevel, instanceid, path, depth) VALUES (%s, %s, %s, %s, %s)")
-                            .format(table("context")), m.contexts)
-            cur.executemany(sql.SQL("INSERT INTO {} (id, name, idnumber, parent, depth, path) VALUES (%s, %s, %s, %s, %s, %s)")
-                            .format(table("course_categories")), m.categories)
-            cur.executemany(sql.SQL("INSERT INTO {} (id, category, fullname, shortname, idnumber, lang, calendartype, theme)"
-                                    " VALUES (%s, %s, 'c', 'c' || %s, '', '', '', '')")
-                            .format(table("course")), [(ident, category, ident) for ident, category in m.courses])
-            cur.executemany(sql.SQL("INSERT INTO {} (id, enrol, courseid, status) VALUES (%s, 'manual', %s, %s)")
-                            .format(table("enrol")), m.enrols)
-            cur.executemany(sql.SQL("INSERT INTO {} (enrolid, userid, status) VALUES (%s, %s, %s)")
-                            .format(table("user_enrolments")), m.enrolments)
-            cur.executemany(sql.SQL("INSERT INTO {} (id, shortname, archetype, description, sortorder) VALUES (%s, %s, %s, '', %s)")
-                            .format(table("role")), [(*role, role[0]) for role in ROLES])
-            cur.execute(sql.SQL("INSERT INTO {} (id, auth, username, mnethostid, confirmed) VALUES (%s, 'manual', 'guest', 1, 1)")
-                        .format(table("user")), (GUEST,))
-            cur.executemany(sql.SQL(
-                "INSERT INTO {} (id, auth, deleted, suspended, username, firstaccess, timecreated, confirmed, mnethostid)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 1, 1)").format(table("user")), m.users)
-            cur.executemany(sql.SQL("INSERT INTO {} (roleid, contextid, userid) VALUES (%s, %s, %s)")
-                            .format(table("role_assignments")), m.assignments)
+            cur.execute(
+                sql.SQL("INSERT INTO {} (name, value) VALUES ('siteguest', %s), ('siteadmins', '2')").format(
+                    table("config")
+                ),
+                (str(GUEST),),
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, contextlevel, instanceid, path, depth) VALUES (%s, %s, %s, %s, %s)"
+                ).format(table("context")),
+                m.contexts,
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, name, idnumber, parent, depth, path) VALUES (%s, %s, %s, %s, %s, %s)"
+                ).format(table("course_categories")),
+                m.categories,
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, category, fullname, shortname, idnumber, lang, calendartype, theme)"
+                    " VALUES (%s, %s, 'c', 'c' || %s, '', '', '', '')"
+                ).format(table("course")),
+                [(ident, category, ident) for ident, category in m.courses],
+            )
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (id, enrol, courseid, status) VALUES (%s, 'manual', %s, %s)").format(
+                    table("enrol")
+                ),
+                m.enrols,
+            )
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (enrolid, userid, status) VALUES (%s, %s, %s)").format(
+                    table("user_enrolments")
+                ),
+                m.enrolments,
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, shortname, archetype, description, sortorder) VALUES (%s, %s, %s, '', %s)"
+                ).format(table("role")),
+                [(*role, role[0]) for role in ROLES],
+            )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} (id, auth, username, mnethostid, confirmed) VALUES (%s, 'manual', 'guest', 1, 1)"
+                ).format(table("user")),
+                (GUEST,),
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, auth, deleted, suspended, username, firstaccess, timecreated, confirmed, mnethostid)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, 1, 1)"
+                ).format(table("user")),
+                m.users,
+            )
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (roleid, contextid, userid) VALUES (%s, %s, %s)").format(
+                    table("role_assignments")
+                ),
+                m.assignments,
+            )
         if m.modules:
-            cur.executemany(sql.SQL("INSERT INTO {} (id, course, module, instance, section, deletioninprogress)"
-                                    " VALUES (%s, %s, 1, %s, 1, %s)").format(table("course_modules")),
-                            [(ident, course, ident, deleting) for ident, course, deleting in m.modules])
-            cur.executemany(sql.SQL("INSERT INTO {} (coursemoduleid, userid, completionstate, timemodified)"
-                                    " VALUES (%s, %s, %s, %s)").format(table("course_modules_completion")),
-                            m.module_completions)
-            cur.executemany(sql.SQL("INSERT INTO {} (userid, course, timeenrolled, timestarted, timecompleted)"
-                                    " VALUES (%s, %s, 0, 0, %s)").format(table("course_completions")),
-                            m.course_completions)
-            cur.executemany(sql.SQL(
-                "INSERT INTO {} (id, name, usercreated, usermodified, issuername, issuerurl, type, courseid, message,"
-                " messagesubject, status) VALUES (%s, 'b' || %s, 2, 2, 'ENT', 'https://ent.example', %s, %s, '', '', 1)")
-                .format(table("badge")), [(ident, ident, kind, course) for ident, kind, course in m.badges])
-            cur.executemany(sql.SQL("INSERT INTO {} (id, contextid, name, descriptionformat, component, timecreated,"
-                                    " timemodified) VALUES (%s, %s, %s, 1, '', 1, 1)").format(table("cohort")), m.cohorts)
-            cur.executemany(sql.SQL("INSERT INTO {} (cohortid, userid) VALUES (%s, %s)").format(table("cohort_members")),
-                            m.cohort_members)
-            cur.executemany(sql.SQL("INSERT INTO {} (badgeid, userid, uniquehash, dateissued) VALUES (%s, %s, md5(%s), 1)")
-                            .format(table("badge_issued")),
-                            [(badge, user, f"{badge}-{user}") for badge, user in m.badges_issued])
-        cur.executemany(sql.SQL(
-            "INSERT INTO {} (eventname, component, action, target, contextid, userid, courseid, realuserid, anonymous,"
-            " other, timecreated, crud, edulevel, contextlevel, contextinstanceid, origin)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'r', 0, 50, 1, 'web')").format(
-                table("logstore_standard_log")), log)
-        cur.executemany(sql.SQL(
-            "INSERT INTO {} (type, component, classname, userid, timestart, timeend, dbreads, dbwrites, result, output,"
-            " hostname, pid) VALUES (0, %s, %s, 0, %s, %s, 12, 3, %s, '', 'moodle-cron', 4242)").format(table("task_log")),
-            tasks)
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, course, module, instance, section, deletioninprogress)"
+                    " VALUES (%s, %s, 1, %s, 1, %s)"
+                ).format(table("course_modules")),
+                [(ident, course, ident, deleting) for ident, course, deleting in m.modules],
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (coursemoduleid, userid, completionstate, timemodified) VALUES (%s, %s, %s, %s)"
+                ).format(table("course_modules_completion")),
+                m.module_completions,
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (userid, course, timeenrolled, timestarted, timecompleted)"
+                    " VALUES (%s, %s, 0, 0, %s)"
+                ).format(table("course_completions")),
+                m.course_completions,
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, name, usercreated, usermodified, issuername, issuerurl, type, courseid, message,"
+                    " messagesubject, status) VALUES (%s, 'b' || %s, 2, 2, 'ENT', 'https://ent.example', %s, %s, '', '', 1)"
+                ).format(table("badge")),
+                [(ident, ident, kind, course) for ident, kind, course in m.badges],
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, contextid, name, descriptionformat, component, timecreated,"
+                    " timemodified) VALUES (%s, %s, %s, 1, '', 1, 1)"
+                ).format(table("cohort")),
+                m.cohorts,
+            )
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (cohortid, userid) VALUES (%s, %s)").format(table("cohort_members")),
+                m.cohort_members,
+            )
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (badgeid, userid, uniquehash, dateissued) VALUES (%s, %s, md5(%s), 1)").format(
+                    table("badge_issued")
+                ),
+                [(badge, user, f"{badge}-{user}") for badge, user in m.badges_issued],
+            )
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {} (eventname, component, action, target, contextid, userid, courseid, realuserid, anonymous,"
+                " other, timecreated, crud, edulevel, contextlevel, contextinstanceid, origin)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'r', 0, 50, 1, 'web')"
+            ).format(table("logstore_standard_log")),
+            log,
+        )
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {} (type, component, classname, userid, timestart, timeend, dbreads, dbwrites, result, output,"
+                " hostname, pid) VALUES (0, %s, %s, 0, %s, %s, 12, 3, %s, '', 'moodle-cron', 4242)"
+            ).format(table("task_log")),
+            tasks,
+        )
         # What autovacuum does after a bulk load: without statistics the planner takes the freshly
         # filled tables for empty ones (nested loops over the views, ten times slower here).
-        cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(
-            table(name) for name in ("logstore_standard_log", "task_log", "user", "role_assignments", "context"))))
+        cur.execute(
+            sql.SQL("ANALYZE {}").format(
+                sql.SQL(", ").join(
+                    table(name) for name in ("logstore_standard_log", "task_log", "user", "role_assignments", "context")
+                )
+            )
+        )
 
 
 # -- the truth, from the raw rows -----------------------------------------------------------
+
 
 def structure_of(category: tuple) -> str:
     ident, _name, idnumber = category[:3]
@@ -403,8 +600,9 @@ class Options:
         return ["--skip-anonymous"] * self.skip_anonymous + ["--active-enrolments-only"] * self.active_enrolments_only
 
 
-def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, options: Options = Options()) -> dict:
+def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, options: Options | None = None) -> dict:
     """Every family as of ``upto``, from Moodle's rows by the README's mapping."""
+    options = options or Options()
     archetype = {ident: kind for ident, _short, kind in ROLES}
     profiles: dict[int, str] = {}
     for role, _context, user in m.assignments:
@@ -428,9 +626,15 @@ def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, optio
         courses = [contexts[int(c)][2] for c in parts[1:] if contexts[int(c)][1] == COURSE]
         if options.active_enrolments_only and courses and (courses[0], user) not in active:
             continue
-        accounts.add((str(user), structure_of(categories[top[2]]), profiles.get(user),
-                      datetime.fromtimestamp(created, UTC) if created else None,
-                      datetime.fromtimestamp(first_access, UTC) if first_access else None))
+        accounts.add(
+            (
+                str(user),
+                structure_of(categories[top[2]]),
+                profiles.get(user),
+                datetime.fromtimestamp(created, UTC) if created else None,
+                datetime.fromtimestamp(first_access, UTC) if first_access else None,
+            )
+        )
     accounts = sorted(accounts, key=str)
     site_course = min(c[0] for c in m.courses if c[1] == 0)
 
@@ -454,18 +658,36 @@ def truth(m: Moodle, log: list[tuple], tasks: list[tuple], upto: datetime, optio
             calls.append((auth(user), None, when, False, None))
     for component, classname, timestart, timeend, result in tasks:
         if SYNC_CLASS.match(classname):
-            calls.append((component, None, datetime.fromtimestamp(float(timeend), UTC), result == 0,
-                          float((timeend - timestart) * 1000)))
-    rows = EntRows(structures=[(structure_of(c), c[1], "course_category") for c in m.categories if c[3] == 0],
-                   accounts=accounts, logins=logins)
+            calls.append(
+                (
+                    component,
+                    None,
+                    datetime.fromtimestamp(float(timeend), UTC),
+                    result == 0,
+                    float((timeend - timestart) * 1000),
+                )
+            )
+    rows = EntRows(
+        structures=[(structure_of(c), c[1], "course_category") for c in m.categories if c[3] == 0],
+        accounts=accounts,
+        logins=logins,
+    )
     progress = course_progress(m, active)
     # The id counters have read every row at least settle (0) old (the rows are written in time
     # order, so an id watermark reads just those); connector_events has no event_id (two tables
     # feed it), so its counter reads [watermark, now); the windows cut by themselves.
-    return (counter_families(accounts, [e for e in logins if e[2] <= upto], [e for e in accesses if e[3] <= upto],
-                             [c for c in calls if c[2] < upto], upto) | window_families(rows, upto)
-            | course_truth(progress, [s for s, _n, _k in rows.structures], upto, options.per_course)
-            | feed_truth(feed_runs(tasks), upto))
+    return (
+        counter_families(
+            accounts,
+            [e for e in logins if e[2] <= upto],
+            [e for e in accesses if e[3] <= upto],
+            [c for c in calls if c[2] < upto],
+            upto,
+        )
+        | window_families(rows, upto)
+        | course_truth(progress, [s for s, _n, _k in rows.structures], upto, options.per_course)
+        | feed_truth(feed_runs(tasks), upto)
+    )
 
 
 def user_classes(m: Moodle) -> set[tuple[str, str, str]]:
@@ -490,9 +712,20 @@ def user_classes(m: Moodle) -> set[tuple[str, str, str]]:
 def feed_runs(tasks: list[tuple]) -> list[tuple]:
     """The README's account_feeds rows from the task log: each run of a synchronisation task, feed = its
     class without "\\task\\", no row counts."""
-    return [(classname.lstrip("\\").replace("\\task\\", "/"), datetime.fromtimestamp(float(timestart), UTC),
-             datetime.fromtimestamp(float(timeend), UTC), result == 0, None, None, None, None)
-            for _component, classname, timestart, timeend, result in tasks if SYNC_CLASS.match(classname)]
+    return [
+        (
+            classname.lstrip("\\").replace("\\task\\", "/"),
+            datetime.fromtimestamp(float(timestart), UTC),
+            datetime.fromtimestamp(float(timeend), UTC),
+            result == 0,
+            None,
+            None,
+            None,
+            None,
+        )
+        for _component, classname, timestart, timeend, result in tasks
+        if SYNC_CLASS.match(classname)
+    ]
 
 
 def course_progress(m: Moodle, active: set[tuple[int, int]]) -> list[tuple]:
@@ -511,12 +744,22 @@ def course_progress(m: Moodle, active: set[tuple[int, int]]) -> list[tuple]:
         while top[3] != 0:
             top = categories[top[3]]
         completed = [t for u, c, t in m.course_completions if (u, c) == (user, course) and t]
-        states = Counter(state for module, u, state, _t in m.module_completions
-                         if u == user and modules[module] == (course, 0))
+        states = Counter(
+            state for module, u, state, _t in m.module_completions if u == user and modules[module] == (course, 0)
+        )
         held = sum(1 for badge, u in m.badges_issued if u == user and badges[badge] == (2, course))
-        rows.append((str(user), structure_of(top), f"course-{course}",
-                     datetime.fromtimestamp(completed[0], UTC) if completed else None,
-                     states[1], states[2], states[3], held))
+        rows.append(
+            (
+                str(user),
+                structure_of(top),
+                f"course-{course}",
+                datetime.fromtimestamp(completed[0], UTC) if completed else None,
+                states[1],
+                states[2],
+                states[3],
+                held,
+            )
+        )
     return rows
 
 
@@ -525,16 +768,30 @@ def _env(dsn: str) -> dict:
 
 
 def init_source(dsn: str, schema: str = "public", prefix: str = "mdl_", *extra: str):
-    result = run_cli("init-source", "--platform", "moodle", "--moodle-schema", schema, "--prefix", prefix,
-                     "--password-env", "ENT_TEST_PASSWORD", *extra, env=_env(dsn))
+    result = run_cli(
+        "init-source",
+        "--platform",
+        "moodle",
+        "--moodle-schema",
+        schema,
+        "--prefix",
+        prefix,
+        "--password-env",
+        "ENT_TEST_PASSWORD",
+        *extra,
+        env=_env(dsn),
+    )
     assert result.returncode == 0, result.stderr
     return result
 
 
-@pytest.mark.parametrize("schema, prefix, options", [
-    ("public", "mdl_", Options()),
-    ("moodle", "m2_", Options(skip_anonymous=True, active_enrolments_only=True, per_course=True)),
-])
+@pytest.mark.parametrize(
+    "schema, prefix, options",
+    [
+        ("public", "mdl_", Options()),
+        ("moodle", "m2_", Options(skip_anonymous=True, active_enrolments_only=True, per_course=True)),
+    ],
+)
 def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_path, schema, prefix, options):
     rng = Random(17)
     m = make_moodle(rng, users=90)
@@ -548,8 +805,11 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     init_source(empty_database, schema, prefix, *options.arguments())
     init_source(empty_database, schema, prefix, *options.arguments())  # idempotent
 
-    exporter = Exporter(empty_database, tmp_path / "state",
-                        collectors={"enabled": ["course_progress_by_course"] if options.per_course else []})
+    exporter = Exporter(
+        empty_database,
+        tmp_path / "state",
+        collectors={"enabled": ["course_progress_by_course"] if options.per_course else []},
+    )
     now = START
     result = exporter.cycle(now)
     first = truth(m, log, tasks, now, options)
@@ -603,18 +863,28 @@ def test_every_family_equals_the_truth_from_the_raw_rows(empty_database, tmp_pat
     completed = [t["ent_course_completed_users"][(("course", "all"), ("structure", "all"))] for t in (first, expected)]
     assert 0 < completed[0] < completed[1], completed
     assert result["ent_course_completed_users"] == expected["ent_course_completed_users"]
-    platform = {dict(k)["state"]: v for k, v in result["ent_course_activity_completions"].items()
-                if dict(k)["structure"] == "all" and dict(k)["course"] == "all"}
+    platform = {
+        dict(k)["state"]: v
+        for k, v in result["ent_course_activity_completions"].items()
+        if dict(k)["structure"] == "all" and dict(k)["course"] == "all"
+    }
     assert set(platform) == {"complete", "passed", "failed"} and all(platform.values()), platform
     assert result["ent_course_badges_issued"][(("course", "all"), ("structure", "all"))] > 0
     assert 0 < result["ent_course_completion_ratio"][(("course", "all"), ("structure", "all"))] < 1
     assert {dict(k)["structure"] for k in result["ent_course_enrolled_users"]} >= {"0750001A", "category-3", "all"}
     assert any(badge[2] is None for badge in m.badges) and any(t == 0 for _u, _c, t in m.course_completions)
-    assert any(deleting for *_x, deleting in m.modules) and any(u == GUEST for _c, u in
-                                                                 [(c, u) for u, c, _t in m.course_completions])
+    assert any(deleting for *_x, deleting in m.modules) and any(
+        u == GUEST for _c, u in [(c, u) for u, c, _t in m.course_completions]
+    )
     feeds = {dict(k)["feed"]: v for k, v in result["ent_account_feed_last_run_success"].items()}
-    assert set(feeds) == {"auth_ldap/sync_task", "auth_ldap/sync_roles", "auth_cas/sync_task", "auth_db/sync_users",
-                          "enrol_ldap/sync_enrolments", "enrol_database/sync_enrolments"}, feeds
+    assert set(feeds) == {
+        "auth_ldap/sync_task",
+        "auth_ldap/sync_roles",
+        "auth_cas/sync_task",
+        "auth_db/sync_users",
+        "enrol_ldap/sync_enrolments",
+        "enrol_database/sync_enrolments",
+    }, feeds
     assert "ent_account_feed_last_run_rows" not in result  # Moodle does not record rows
     per_course = {dict(k)["course"] for k in result["ent_course_enrolled_users"]}
     assert (len(per_course) > 5) == options.per_course, per_course
@@ -629,27 +899,45 @@ def test_the_indexes_match_the_views(empty_database):
     rng = Random(4)
     m = make_moodle(rng, users=40)
     create_moodle_tables(empty_database, "public", "mdl_")
-    insert(empty_database, "public", "mdl_", m, make_log(rng, m, 3000, START - timedelta(days=60), timedelta(days=60)),
-           make_tasks(rng, 500, START - timedelta(days=60), timedelta(days=60)))
+    insert(
+        empty_database,
+        "public",
+        "mdl_",
+        m,
+        make_log(rng, m, 3000, START - timedelta(days=60), timedelta(days=60)),
+        make_tasks(rng, 500, START - timedelta(days=60), timedelta(days=60)),
+    )
     init_source(empty_database)
     day = (START - timedelta(days=3), START - timedelta(days=2))
     with psycopg.connect(empty_database) as conn:
         conn.execute("ANALYZE")
         conn.execute("SET enable_seqscan = off")
-        for relation, indexes in (("login_events", ["mdl_logstore_standard_log_ent_logins"]),
-                                  ("app_access_events", ["mdl_logstore_standard_log_ent_app_accesses"]),
-                                  ("connector_events", ["mdl_logstore_standard_log_ent_login_outcomes",
-                                                        "mdl_task_log_ent_sync_tasks"])):
-            plan = str(conn.execute(sql.SQL(
-                "EXPLAIN SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
-                    sql.Identifier("ent", relation)), day).fetchall())
+        for relation, indexes in (
+            ("login_events", ["mdl_logstore_standard_log_ent_logins"]),
+            ("app_access_events", ["mdl_logstore_standard_log_ent_app_accesses"]),
+            ("connector_events", ["mdl_logstore_standard_log_ent_login_outcomes", "mdl_task_log_ent_sync_tasks"]),
+        ):
+            plan = str(
+                conn.execute(
+                    sql.SQL("EXPLAIN SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
+                        sql.Identifier("ent", relation)
+                    ),
+                    day,
+                ).fetchall()
+            )
             for index in indexes:
                 assert index in plan, plan
-        plan = str(conn.execute(
-            "EXPLAIN SELECT * FROM ent.accounts WHERE activated_at > %s AND activated_at <= %s", day).fetchall())
+        plan = str(
+            conn.execute(
+                "EXPLAIN SELECT * FROM ent.accounts WHERE activated_at > %s AND activated_at <= %s", day
+            ).fetchall()
+        )
         assert "mdl_user_ent_activated_at" in plan, plan
-        plan = str(conn.execute(
-            "EXPLAIN SELECT DISTINCT structure_id FROM ent.accounts WHERE user_id = %s", ("42",)).fetchall())
+        plan = str(
+            conn.execute(
+                "EXPLAIN SELECT DISTINCT structure_id FROM ent.accounts WHERE user_id = %s", ("42",)
+            ).fetchall()
+        )
         assert "mdl_user_ent_id_text" in plan, plan
 
 
@@ -681,7 +969,16 @@ def test_a_connector_counter_counted_by_id_carries_on_by_time_after_the_upgrade(
     later = START + timedelta(hours=1)
     samples = exporter.cycle(later)
     expected = truth(m, log, tasks, later)
-    assert_every_family(samples, expected, only={
-        "ent_connector_requests_total", "ent_connector_request_duration_seconds_bucket",
-        "ent_connector_request_duration_seconds_count", "ent_connector_request_duration_seconds_sum"})
-    assert sum(v for k, v in samples["ent_connector_requests_total"].items() if dict(k)["outcome"] == "failure") < failures
+    assert_every_family(
+        samples,
+        expected,
+        only={
+            "ent_connector_requests_total",
+            "ent_connector_request_duration_seconds_bucket",
+            "ent_connector_request_duration_seconds_count",
+            "ent_connector_request_duration_seconds_sum",
+        },
+    )
+    assert (
+        sum(v for k, v in samples["ent_connector_requests_total"].items() if dict(k)["outcome"] == "failure") < failures
+    )

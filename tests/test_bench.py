@@ -6,14 +6,15 @@ It installs query-exporter from the package index into bench/.venv-query-exporte
 instant cycle of both exporters, scrapes of ``ent-exporter serve`` and of the per-scrape
 rendering baseline.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-import collectors
 from bench import run as bench
+from ent_exporter import indicators
 
 NEW_EVENTS = 2_000
 
@@ -22,8 +23,16 @@ NEW_EVENTS = 2_000
 def report(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("bench")
     options = bench.Options(
-        **bench.SMALL, days=365, new_events=NEW_EVENTS, scrapers=20, scrapes_each=10, baseline_scrapes_each=1,
-        workdir=workdir, progress=False, output=workdir / "BENCHMARKS.md", prometheus_seconds=20,
+        **bench.SMALL,
+        days=365,
+        new_events=NEW_EVENTS,
+        scrapers=20,
+        scrapes_each=10,
+        baseline_scrapes_each=1,
+        workdir=workdir,
+        progress=False,
+        output=workdir / "BENCHMARKS.md",
+        prometheus_seconds=20,
     )
     return bench.run(options)
 
@@ -64,8 +73,9 @@ def test_the_instant_cycle_reads_the_new_events_and_query_exporter_the_whole_tab
 
 
 def test_every_window_collector_is_measured_and_uses_indexes(report):
-    expected = {name for name, cls in collectors.discover().items()
-                if cls.cadence.value != "instant" and not cls.opt_in}  # opt-in ones are not configured
+    expected = {
+        name for name, cls in indicators.discover().items() if cls.cadence.value != "instant" and not cls.opt_in
+    }  # opt-in ones are not configured
     assert set(report.windows) == expected
     for name, window in report.windows.items():
         assert window["phase"].event_seq_scans == 0, f"{name} scans an event table sequentially"
@@ -112,8 +122,14 @@ def test_pre_rendered_scrapes_beat_rendering_at_every_scrape(report):
 
 def test_the_report_and_the_summary_line(report):
     text = Path(report.options["output"]).read_text()
-    for heading in ("## Targets", "## 1. Instant cycle", "## 2. Scrapes", "## 3. Hourly, daily, weekly and monthly",
-                    "## 4. Memory", "## 5. First start and seeding"):
+    for heading in (
+        "## Targets",
+        "## 1. Instant cycle",
+        "## 2. Scrapes",
+        "## 3. Hourly, daily, weekly and monthly",
+        "## 4. Memory",
+        "## 5. First start and seeding",
+    ):
         assert heading in text
     assert "query-exporter 5.2.2" in text
     line = report.summary_line()
@@ -126,27 +142,29 @@ def test_the_report_and_the_summary_line(report):
 def test_the_fast_renderer_writes_what_prometheus_client_writes():
     import random
 
-    from collectors.base import Family, HistogramValue, Kind
-    from exporter.exposition import render_family, render_family_reference
-    from exporter.runtime import SELF_FAMILIES
+    from ent_exporter.engine.collector import Family, HistogramValue, Kind
+    from ent_exporter.engine.exposition import render_family, render_family_reference
+    from ent_exporter.engine.runtime import SELF_FAMILIES
 
     rng = random.Random(5)
-    families = [f for cls in collectors.discover().values() for f in cls.families] + list(SELF_FAMILIES)
+    families = [f for cls in indicators.discover().values() for f in cls.families] + list(SELF_FAMILIES)
     families.append(Family("odd_total", Kind.COUNTER, 'help with \\ and\nnewline "quoted"', ("a", "b")))
     values = ["0750001A", "Student", "", 'quo"te', "back\\slash", "new\nline", "é", "{0}", "a}b{"]
     for family in families:
-        def value():
+
+        def value(family=family):
             if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
                 buckets = sorted(rng.choice([0.0, 1.0, 3.0, 1e7]) for _ in family.buckets)
                 return HistogramValue(buckets, buckets[-1] + 1, rng.random() * 1e6)
             return rng.choice([0.0, 1.0, 0.25, 1e-9, 123456789.0, 1e22, float("inf"), -2.0, rng.random()])
+
         series = {tuple(rng.choice(values) for _ in family.labels): value() for _ in range(100)}
         assert render_family(family, series) == render_family_reference(family, series), family.name
 
 
 def test_an_unchanged_family_is_not_rendered_again_but_a_changed_histogram_is():
-    from collectors.base import Family, HistogramValue, Kind
-    from exporter.exposition import Exposition
+    from ent_exporter.engine.collector import Family, HistogramValue, Kind
+    from ent_exporter.engine.exposition import Exposition
 
     counter = Family("c_total", Kind.COUNTER, "c", ("x",))
     histogram = Family("h_seconds", Kind.HISTOGRAM, "h", ("x",), (1.0,))
@@ -168,15 +186,23 @@ def test_an_unchanged_family_is_not_rendered_again_but_a_changed_histogram_is():
 def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
     import json
 
-    from exporter.state import StateStore, StoredResult
+    from ent_exporter.engine.state import StateStore, StoredResult
 
     store = StateStore(tmp_path)
-    samples = {"a_total": [[["S1", "Student"], 3.0], [["S2", ""], 1.0]],
-               "h_seconds": [[["ldap"], {"buckets": [1.0, 2.0], "count": 2.0, "sum": 0.5}]],
-               "g": [[[], 7.0]], "empty": []}
+    samples = {
+        "a_total": [[["S1", "Student"], 3.0], [["S2", ""], 1.0]],
+        "h_seconds": [[["ldap"], {"buckets": [1.0, 2.0], "count": 2.0, "sum": 0.5}]],
+        "g": [[[], 7.0]],
+        "empty": [],
+    }
     changed_at = {"a_total": [[["S1", "Student"], 100.0]]}
-    result = StoredResult(samples, {"mode": "event_id", "watermark": 5, "totals": samples}, 12.5, True,
-                          {"a_total": [[["S1", "Student"], 100.0]]})
+    result = StoredResult(
+        samples,
+        {"mode": "event_id", "watermark": 5, "totals": samples},
+        12.5,
+        True,
+        {"a_total": [[["S1", "Student"], 100.0]]},
+    )
     store.save("c", result)
     # What the runtime keeps after a save is compacted: the same values, as tuples, totals shared.
     assert result.samples["a_total"] == [(("S1", "Student"), 3.0), (("S2", ""), 1.0)]
@@ -191,8 +217,15 @@ def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
     loaded = store.load("c")
     assert plain(loaded.samples) == samples and plain(loaded.state["totals"]) == samples
     assert loaded.state["watermark"] == 5 and plain(loaded.changed_at) == changed_at
-    version_1 = {"version": 1, "collector": "old", "samples": samples, "state": {"totals": samples, "seen": ["a"]},
-                 "last_success": 1.0, "complete": False, "changed_at": {}}
+    version_1 = {
+        "version": 1,
+        "collector": "old",
+        "samples": samples,
+        "state": {"totals": samples, "seen": ["a"]},
+        "last_success": 1.0,
+        "complete": False,
+        "changed_at": {},
+    }
     (tmp_path / "collectors" / "old.json").write_text(json.dumps(version_1))
     old = store.load("old")
     assert plain(old.samples) == samples and old.state["seen"] == ["a"] and old.complete is False

@@ -1,9 +1,10 @@
 """Classes (opt-in): per-class unique visitors, accounts and inactive accounts equal an independent
 recount of the raw rows; privacy.min_count applies to them; the cardinality guard folds classes; a
 source without user_classes, or a configuration that does not opt in, publishes nothing."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,7 @@ from tests.support import RawData, insert, make_accounts, make_events, parse, ru
 pytestmark = pytest.mark.time_sensitive
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=PARIS)  # a Wednesday: day, week and month differ
 CLASSES = ["6A", "6B", "5A", "3C", "", None]
 OPT_IN = {"enabled": ["class_visitors", "class_accounts"]}
@@ -43,8 +44,15 @@ def data(source_dsn):
     for number, edge in enumerate(edges):
         for offset, suffix in ((timedelta(0), "on"), (-micro if edge != NOW else micro, "off")):
             user = f"edge-{number}-{suffix}"
-            raw.accounts.append((user, "S0", "Student", NOW.astimezone(UTC) - timedelta(days=400),
-                                 NOW.astimezone(UTC) - timedelta(days=300)))
+            raw.accounts.append(
+                (
+                    user,
+                    "S0",
+                    "Student",
+                    NOW.astimezone(UTC) - timedelta(days=400),
+                    NOW.astimezone(UTC) - timedelta(days=300),
+                )
+            )
             raw.logins.append((user, "Student", (edge + offset).astimezone(UTC)))
             memberships.append((user, "S0", "EDGE"))
     insert(source_dsn, raw)
@@ -66,7 +74,10 @@ def truth(raw: RawData, memberships, now: datetime, min_count: int = 0) -> dict[
     local = now.astimezone(PARIS)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     starts = {"day": day, "week": day - timedelta(days=local.weekday()), "month": day.replace(day=1)}
-    hide = (lambda n: 0.0 if 0 < n < min_count else float(n))
+
+    def hide(n: int) -> float:
+        return 0.0 if 0 < n < min_count else float(n)
+
     visitors, accounts, inactive = {}, {}, {}
     for (structure, class_name), people in members(memberships).items():
         for period, start in starts.items():
@@ -74,14 +85,20 @@ def truth(raw: RawData, memberships, now: datetime, min_count: int = 0) -> dict[
             visitors[(("class", class_name), ("period", period), ("structure", structure))] = hide(len(seen))
         activated = {u for u, s, _p, _c, a in raw.accounts if u in people and s == structure and a and a <= now_utc}
         accounts[(("class", class_name), ("state", "activated"), ("structure", structure))] = hide(len(activated))
-        accounts[(("class", class_name), ("state", "pending"), ("structure", structure))] = hide(len(people - activated))
+        accounts[(("class", class_name), ("state", "pending"), ("structure", structure))] = hide(
+            len(people - activated)
+        )
         for days in (30, 90):
             since = now_utc - timedelta(days=days)
             active = {u for u, _p, t in raw.logins if since < t <= now_utc}
             inactive[(("class", class_name), ("days", str(days)), ("structure", structure))] = hide(
-                len(activated - active))
-    return {"ent_class_unique_visitors": visitors, "ent_class_accounts": accounts,
-            "ent_class_inactive_accounts": inactive}
+                len(activated - active)
+            )
+    return {
+        "ent_class_unique_visitors": visitors,
+        "ent_class_accounts": accounts,
+        "ent_class_inactive_accounts": inactive,
+    }
 
 
 def once(path, now: datetime) -> dict:
@@ -123,8 +140,9 @@ def test_nothing_without_the_relation_or_without_opting_in(data, source_dsn, tmp
     assert not any(name.startswith("ent_class_") for name in not_opted)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE ent.user_classes")
-    result = run_cli("once", "--config", str(write_config(tmp_path / "b.yml", dsn, collectors=OPT_IN)),
-                     "--now", NOW.isoformat())
+    result = run_cli(
+        "once", "--config", str(write_config(tmp_path / "b.yml", dsn, collectors=OPT_IN)), "--now", NOW.isoformat()
+    )
     assert result.returncode == 0, result.stderr
     samples = parse(result.stdout)
     assert not any(name.startswith("ent_class_") for name in samples)
@@ -146,19 +164,26 @@ def test_edifice_directory_import_brings_the_classes(empty_database, tmp_path):
     create_event_store(empty_database)
     init_source(empty_database)
     header = "user_id, structure_id, structure_name, structure_kind, profile, created_at, activated, classes"
-    lines = [header,
-             '"u1", "0750001A", "A", "COLLEGE", "Student", "2025-09-01T08:00:00Z", TRUE, "6A"',
-             '"u2", "0750001A", "A", "COLLEGE", "Student", "2025-09-01T08:00:00Z", FALSE, "6A"',
-             '"u3", "0750001A", "A", "COLLEGE", "Teacher", "2025-09-01T08:00:00Z", TRUE, "6A;6B"',
-             '"u3", "0750002B", "B", "LYCEE", "Teacher", "2025-09-01T08:00:00Z", TRUE, "2NDE1"',
-             '"u4", "0750002B", "B", "LYCEE", "Relative", NULL, TRUE, NULL']
+    lines = [
+        header,
+        '"u1", "0750001A", "A", "COLLEGE", "Student", "2025-09-01T08:00:00Z", TRUE, "6A"',
+        '"u2", "0750001A", "A", "COLLEGE", "Student", "2025-09-01T08:00:00Z", FALSE, "6A"',
+        '"u3", "0750001A", "A", "COLLEGE", "Teacher", "2025-09-01T08:00:00Z", TRUE, "6A;6B"',
+        '"u3", "0750002B", "B", "LYCEE", "Teacher", "2025-09-01T08:00:00Z", TRUE, "2NDE1"',
+        '"u4", "0750002B", "B", "LYCEE", "Relative", NULL, TRUE, NULL',
+    ]
     export = tmp_path / "directory.csv"
     export.write_text("\n".join(lines) + "\n")
     assert run_cli("import-directory", str(export), env=_env(empty_database)).returncode == 0
     with psycopg.connect(readonly_dsn(empty_database)) as conn:
         rows = set(conn.execute("SELECT user_id, structure_id, class_name FROM ent.user_classes").fetchall())
-    assert rows == {("u1", "0750001A", "6A"), ("u2", "0750001A", "6A"), ("u3", "0750001A", "6A"),
-                    ("u3", "0750001A", "6B"), ("u3", "0750002B", "2NDE1")}
+    assert rows == {
+        ("u1", "0750001A", "6A"),
+        ("u2", "0750001A", "6A"),
+        ("u3", "0750001A", "6A"),
+        ("u3", "0750001A", "6B"),
+        ("u3", "0750002B", "2NDE1"),
+    }
     # A new export: u2 leaves 6A for 6B; the view follows.
     export.write_text("\n".join(lines).replace('FALSE, "6A"', 'FALSE, "6B"') + "\n")
     assert run_cli("import-directory", str(export), env=_env(empty_database)).returncode == 0

@@ -2,9 +2,10 @@
 people, one read of the structures and profiles known from accounts), and the statements that
 read login_events reach only their time window through the occurred_at index (EXPLAIN, a few
 thousand rows over three years). The collectors that keep per-day aggregates (hourly visitors,
-activity, heatmap: collectors.daily) count a window from an empty state one local day per
+activity, heatmap: ent_exporter.aggregation.days) count a window from an empty state one local day per
 statement; tests/test_window_aggregates.py shows that later runs read only the new events.
 Light checks: the performance work lives elsewhere."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,22 +16,27 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from collectors.accounts import AccountsCollector
-from collectors.activity import ActivityCollector
-from collectors.base import Context
-from collectors.daily import PARTS
-from collectors.heatmap import LoginHeatmapCollector
-from collectors.known import KNOWN_PAIRS
-from collectors.structures import StructureInfoCollector
-from collectors.visitors import CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector
-from exporter.source import PostgresSource
+from ent_exporter.aggregation.days import PARTS
+from ent_exporter.aggregation.known import KNOWN_PAIRS
+from ent_exporter.engine.collector import Context
+from ent_exporter.indicators.accounts import AccountsCollector
+from ent_exporter.indicators.activity import ActivityCollector
+from ent_exporter.indicators.heatmap import LoginHeatmapCollector
+from ent_exporter.indicators.structures import StructureInfoCollector
+from ent_exporter.indicators.visitors import CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector
+from ent_exporter.sources.postgres import PostgresSource
 from tests.ent_rows import PARIS, EntRows, insert, paris
 
 NOW = paris(2026, 11, 18, 15, 0)
-ALL = (CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector, AccountsCollector, ActivityCollector,
-       LoginHeatmapCollector, StructureInfoCollector)
-READ_LOGINS = (CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector, ActivityCollector,
-               LoginHeatmapCollector)
+ALL = (
+    CurrentPeriodVisitorsCollector,
+    PreviousMonthVisitorsCollector,
+    AccountsCollector,
+    ActivityCollector,
+    LoginHeatmapCollector,
+    StructureInfoCollector,
+)
+READ_LOGINS = (CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector, ActivityCollector, LoginHeatmapCollector)
 # Those publish 0 for every structure and profile of accounts: one more statement, the same for all.
 ZERO_FILLED = READ_LOGINS
 # Those keep per-day aggregates: from an empty state, one statement per local day of the window
@@ -100,10 +106,12 @@ def index_conditions(node: dict) -> str:
 def test_one_statement_per_run(recorded):
     statements, known_reads, _conn = recorded
     assert {collector.name: len(ran) for collector, ran in statements.items() if collector not in DAY_AGGREGATED} == {
-        collector.name: 1 for collector in ALL if collector not in DAY_AGGREGATED}
+        collector.name: 1 for collector in ALL if collector not in DAY_AGGREGATED
+    }
     # The families that count people read the known structures and profiles once more per run.
     assert {collector.name: reads for collector, reads in known_reads.items()} == {
-        collector.name: 1 if collector in ZERO_FILLED else 0 for collector in ALL}
+        collector.name: 1 if collector in ZERO_FILLED else 0 for collector in ALL
+    }
 
 
 @pytest.mark.parametrize("collector", READ_LOGINS, ids=lambda c: c.name)
@@ -145,8 +153,10 @@ def test_attribution_reads_each_users_structures_once_per_run(recorded, source_d
         with PostgresSource(source_dsn) as source:
             first = collector().collect(Context(source=source, now=NOW, timezone=PARIS, state={}))
             recording = RecordingSource(source)
-            collector().collect(Context(source=recording, now=NOW + timedelta(hours=1), timezone=PARIS,
-                                        state=first.state))
-        regular = [(s, p) for s, p in recording.statements if s.as_string(None) != source.compose(
-            KNOWN_PAIRS).as_string(None)]
+            collector().collect(
+                Context(source=recording, now=NOW + timedelta(hours=1), timezone=PARIS, state=first.state)
+            )
+        regular = [
+            (s, p) for s, p in recording.statements if s.as_string(None) != source.compose(KNOWN_PAIRS).as_string(None)
+        ]
         assert len(reads_of_accounts(regular, conn)) == 1 + 1, collector.name

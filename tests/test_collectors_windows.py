@@ -3,6 +3,7 @@ values computed in plain Python from the same raw rows (tests/ent_rows.py): ever
 every label combination, at instants mid-week, on period boundaries and across both
 Europe/Paris DST changes. The instants reach the collectors as Europe/Paris datetimes: the
 collectors must not depend on the runtime handing them UTC."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,17 +11,26 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from collectors import discover
-from collectors.accounts import AccountsCollector
-from collectors.activity import ActivityCollector
-from collectors.base import Cadence, Context
-from collectors.heatmap import LoginHeatmapCollector
-from collectors.structures import StructureInfoCollector
-from collectors.visitors import CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector
-from exporter.source import PostgresSource
+from ent_exporter.engine.collector import Cadence, Context
+from ent_exporter.indicators import discover
+from ent_exporter.indicators.accounts import AccountsCollector
+from ent_exporter.indicators.activity import ActivityCollector
+from ent_exporter.indicators.heatmap import LoginHeatmapCollector
+from ent_exporter.indicators.structures import StructureInfoCollector
+from ent_exporter.indicators.visitors import CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector
+from ent_exporter.sources.postgres import PostgresSource
 from tests.ent_rows import (
-    PARIS, expected_accounts, expected_activity, expected_heatmap, expected_structure_info, expected_visitors,
-    generate, insert, paris, periods_to_date, previous_month,
+    PARIS,
+    expected_accounts,
+    expected_activity,
+    expected_heatmap,
+    expected_structure_info,
+    expected_visitors,
+    generate,
+    insert,
+    paris,
+    periods_to_date,
+    previous_month,
 )
 
 pytestmark = pytest.mark.time_sensitive
@@ -53,10 +63,16 @@ def run(collector, source, now):
 
 def test_collectors_are_registered_with_their_cadence():
     collectors = discover()
-    assert {name: collectors[name].cadence for name in (
-        "visitors", "visitors_previous_month", "accounts", "activity", "login_heatmap", "structure_info")} == {
-        "visitors": Cadence.HOURLY, "visitors_previous_month": Cadence.MONTHLY, "accounts": Cadence.DAILY,
-        "activity": Cadence.DAILY, "login_heatmap": Cadence.WEEKLY, "structure_info": Cadence.DAILY,
+    assert {
+        name: collectors[name].cadence
+        for name in ("visitors", "visitors_previous_month", "accounts", "activity", "login_heatmap", "structure_info")
+    } == {
+        "visitors": Cadence.HOURLY,
+        "visitors_previous_month": Cadence.MONTHLY,
+        "accounts": Cadence.DAILY,
+        "activity": Cadence.DAILY,
+        "login_heatmap": Cadence.WEEKLY,
+        "structure_info": Cadence.DAILY,
     }
     # Both visitors collectors publish the same families: the very same declarations.
     assert CurrentPeriodVisitorsCollector.families == PreviousMonthVisitorsCollector.families
@@ -83,7 +99,9 @@ def test_visitors_of_the_periods_to_date(source, moment):
     visitors, visits = expected_visitors(ROWS, periods_to_date(now))
     assert {period for _s, _p, period in visitors} == {"day", "week", "month"}
     assert run(CurrentPeriodVisitorsCollector, source, now) == {
-        "ent_unique_visitors": visitors, "ent_visits_per_visitor": visits}
+        "ent_unique_visitors": visitors,
+        "ent_visits_per_visitor": visits,
+    }
 
 
 @pytest.mark.parametrize("moment", list(NOWS))
@@ -92,7 +110,9 @@ def test_visitors_of_the_previous_month(source, moment):
     visitors, visits = expected_visitors(ROWS, previous_month(now))
     assert visitors
     assert run(PreviousMonthVisitorsCollector, source, now) == {
-        "ent_unique_visitors": visitors, "ent_visits_per_visitor": visits}
+        "ent_unique_visitors": visitors,
+        "ent_visits_per_visitor": visits,
+    }
 
 
 @pytest.mark.parametrize("moment", list(NOWS))
@@ -140,13 +160,21 @@ def test_dst_logins_land_in_their_local_hour(source):
 
 
 def test_structure_info(source):
-    assert run(StructureInfoCollector, source, NOWS["mid-week"]) == {"ent_structure_info": expected_structure_info(ROWS)}
+    assert run(StructureInfoCollector, source, NOWS["mid-week"]) == {
+        "ent_structure_info": expected_structure_info(ROWS)
+    }
 
 
 def test_no_user_id_in_any_label(source):
     users = {u for u, *_ in ROWS.accounts} | {u for u, *_ in ROWS.logins if u}
-    for collector in (CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector, AccountsCollector,
-                      ActivityCollector, LoginHeatmapCollector, StructureInfoCollector):
+    for collector in (
+        CurrentPeriodVisitorsCollector,
+        PreviousMonthVisitorsCollector,
+        AccountsCollector,
+        ActivityCollector,
+        LoginHeatmapCollector,
+        StructureInfoCollector,
+    ):
         for series in run(collector, source, NOWS["mid-week"]).values():
             assert not {value for labels in series for value in labels} & users
 
@@ -158,8 +186,12 @@ def test_a_structure_that_disappears_stops_being_published(source, source_dsn):
     with psycopg.connect(source_dsn) as conn:
         conn.execute("DELETE FROM ent.accounts WHERE structure_id = 'S2'")
         conn.execute("DELETE FROM ent.structures WHERE structure_id = 'S2'")
-    for collector in (CurrentPeriodVisitorsCollector, AccountsCollector, ActivityCollector,
-                      LoginHeatmapCollector, StructureInfoCollector):
+    for collector in (
+        CurrentPeriodVisitorsCollector,
+        AccountsCollector,
+        ActivityCollector,
+        LoginHeatmapCollector,
+        StructureInfoCollector,
+    ):
         for series in run(collector, source, now).values():
             assert not any(labels[0] == "S2" for labels in series), collector.name
-

@@ -1,6 +1,7 @@
 """docker-compose.yml, checked statically (no Docker engine needed): every mounted file
 exists, and the service names and ports agree with prometheus.yml, the Grafana
 provisioning and the Dockerfile."""
+
 from __future__ import annotations
 
 import re
@@ -65,8 +66,12 @@ def test_the_whole_stack_is_there(compose):
 
 
 def test_every_bind_mounted_path_exists(compose):
-    missing = [f"{name}: {source}" for name, service in compose["services"].items()
-               for source, _ in bind_mounts(service) if not (REPO / source).exists()]
+    missing = [
+        f"{name}: {source}"
+        for name, service in compose["services"].items()
+        for source, _ in bind_mounts(service)
+        if not (REPO / source).exists()
+    ]
     assert not missing, missing
     # Named volumes are declared.
     for name, service in compose["services"].items():
@@ -102,7 +107,7 @@ def test_exporter_is_built_from_the_dockerfile(compose):
     assert (command.split() if isinstance(command, str) else command)[0] in ("demo", "serve")
     # Everything `pip install .` needs is in the build context (.dockerignore is an allow-list).
     ignore = (REPO / context / ".dockerignore").read_text().split()
-    for needed in ("pyproject.toml", "README.md", "exporter/", "collectors/", "probes/", "reports/"):
+    for needed in ("pyproject.toml", "README.md", "ent_exporter/"):
         assert f"!{needed}" in ignore, needed
         assert (REPO / context / needed).exists()
     for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
@@ -123,8 +128,9 @@ def test_prometheus_service_mounts_its_config_and_rules(compose, prometheus_conf
 
 
 def test_prometheus_sends_alerts_to_the_alertmanager_service(compose, prometheus_config):
-    targets = [t for a in prometheus_config["alerting"]["alertmanagers"] for c in a["static_configs"]
-               for t in c["targets"]]
+    targets = [
+        t for a in prometheus_config["alerting"]["alertmanagers"] for c in a["static_configs"] for t in c["targets"]
+    ]
     assert targets
     for target in targets:
         host, port = host_port(target)
@@ -173,7 +179,7 @@ def test_grafana_loads_the_dashboards_into_the_ent_folder(compose):
         assert home.startswith(dashboards_dir + "/")
         for lang in ("fr", "en"):
             resolved = home.replace("${ENT_DASHBOARDS_LANGUAGE:-fr}", lang)
-            assert (REPO / "grafana/dashboards" / resolved[len(dashboards_dir) + 1:]).exists(), resolved
+            assert (REPO / "grafana/dashboards" / resolved[len(dashboards_dir) + 1 :]).exists(), resolved
     for lang in ("fr", "en"):
         assert list((REPO / "grafana/dashboards" / lang).glob("*.json")), f"no generated {lang} dashboard to load"
 
@@ -198,7 +204,7 @@ def test_the_demo_listens_beyond_its_container_loopback(compose):
 
 def test_health_checks_liveness_in_the_image_and_readiness_in_compose(compose):
     dockerfile = (REPO / "Dockerfile").read_text()
-    check = dockerfile[dockerfile.index("\nHEALTHCHECK"):].split("\nENTRYPOINT")[0]
+    check = dockerfile[dockerfile.index("\nHEALTHCHECK") :].split("\nENTRYPOINT")[0]
     assert "/healthz" in check and "/readyz" not in check
     test = " ".join(compose["services"]["exporter"]["healthcheck"]["test"])
     assert "/readyz" in test and ":9877/" in test

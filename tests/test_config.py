@@ -1,4 +1,5 @@
 """Bad configuration gets a clear message naming the file and the key, a non-zero exit and no traceback."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,10 @@ import pytest
 from tests.support import run_cli
 
 CASES = {
-    "unknown top-level key": ("source: {dsn: x}\nlisten: {port: 9877}\nstate_dri: /tmp\n", ["state_dri", "unknown key"]),
+    "unknown top-level key": (
+        "source: {dsn: x}\nlisten: {port: 9877}\nstate_dri: /tmp\n",
+        ["state_dri", "unknown key"],
+    ),
     "port out of range": ("source: {dsn: x}\nlisten: {port: 99999}\n", ["listen.port", "less than or equal to 65535"]),
     "missing dsn": ("listen: {port: 9877}\n", ["source.dsn is required", "ENT_EXPORTER_DSN"]),
     "bad cron": ("source: {dsn: x}\nschedules: {hourly: {cron: '61 * * * *'}}\n", ["schedules.hourly.cron", "crontab"]),
@@ -53,7 +57,7 @@ def test_valid_config_and_dsn_from_the_environment(tmp_path):
 
 
 def test_environment_overrides_the_file():
-    from exporter.config import parse_config
+    from ent_exporter.config import parse_config
 
     config = parse_config({"source": {"dsn": "dbname=file"}}, "x.yml", environ={"ENT_EXPORTER_DSN": "dbname=env"})
     assert config.source.dsn == "dbname=env"

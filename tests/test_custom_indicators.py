@@ -1,22 +1,23 @@
 """Indicators declared in ``custom:``: exact values from a real PostgreSQL against a recount of the raw
 rows, incremental counters that never count an event twice (across runs and a restart), the privacy
 rule, and a clear error naming the file and key for each bad definition."""
+
 from __future__ import annotations
 
 import os
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 
 import psycopg
 import pytest
 import yaml
 
-from exporter.app import make_runtime, make_source
-from exporter.config import load_config
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import load_config
 from tests.support import RawData, insert, make_accounts, make_events, parse, run_cli, write_config
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)
 
 PENDING = {
@@ -99,8 +100,12 @@ def test_custom_gauge_and_counters_in_once_output_equal_the_raw_rows(data, tmp_p
     assert samples["ent_custom_logins_by_weekday_total"] == expected_weekdays(raw.logins, ZoneInfo("Europe/Paris"))
     assert samples["ent_custom_app_uses_total"] == expected_apps(raw.app_accesses)
     # Run by the same runtime: its own self-metrics, like any collector.
-    assert samples["ent_exporter_collector_last_success_timestamp_seconds"][
-        (("collector", "custom:ent_custom_pending_accounts"),)] > 0
+    assert (
+        samples["ent_exporter_collector_last_success_timestamp_seconds"][
+            (("collector", "custom:ent_custom_pending_accounts"),)
+        ]
+        > 0
+    )
     assert "# TYPE ent_custom_logins_by_weekday_total counter" in result.stdout
     assert "# HELP ent_custom_pending_accounts Accounts not activated yet" in result.stdout
 
@@ -117,10 +122,25 @@ def test_privacy_min_count_applies_to_a_custom_people_count(data, tmp_path):
 
 def test_custom_counter_counts_each_event_once_across_runs_and_a_restart(data, tmp_path):
     dsn, raw = data
-    path = write_config(tmp_path / "custom.yml", dsn, custom=[LOGINS_BY_WEEKDAY, APP_USES],
-                        collectors={"disabled": ["accounts", "account_activations", "activity", "app_accesses",
-                                                 "connectors", "login_heatmap", "logins", "structure_info",
-                                                 "visitors", "visitors_previous_month"]})
+    path = write_config(
+        tmp_path / "custom.yml",
+        dsn,
+        custom=[LOGINS_BY_WEEKDAY, APP_USES],
+        collectors={
+            "disabled": [
+                "accounts",
+                "account_activations",
+                "activity",
+                "app_accesses",
+                "connectors",
+                "login_heatmap",
+                "logins",
+                "structure_info",
+                "visitors",
+                "visitors_previous_month",
+            ]
+        },
+    )
     config = load_config(path)
     zone = config.zone
 
@@ -171,13 +191,30 @@ def test_a_statement_that_would_write_fails_in_the_read_only_session(data, tmp_p
     dsn, _raw = data
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE ent.scratch (n int)")
-        conn.execute("CREATE FUNCTION ent.sneaky() RETURNS int LANGUAGE sql AS $$ INSERT INTO ent.scratch VALUES (1)"
-                     " RETURNING n $$")
+        conn.execute(
+            "CREATE FUNCTION ent.sneaky() RETURNS int LANGUAGE sql AS $$ INSERT INTO ent.scratch VALUES (1)"
+            " RETURNING n $$"
+        )
     sneaky = {**PENDING, "labels": [], "counts_people": False, "sql": "SELECT ent.sneaky() AS value"}
-    path = write_config(tmp_path / "custom.yml", dsn, custom=[sneaky],
-                        collectors={"disabled": ["accounts", "account_activations", "activity", "app_accesses",
-                                                 "connectors", "login_heatmap", "logins", "structure_info",
-                                                 "visitors", "visitors_previous_month"]})
+    path = write_config(
+        tmp_path / "custom.yml",
+        dsn,
+        custom=[sneaky],
+        collectors={
+            "disabled": [
+                "accounts",
+                "account_activations",
+                "activity",
+                "app_accesses",
+                "connectors",
+                "login_heatmap",
+                "logins",
+                "structure_info",
+                "visitors",
+                "visitors_previous_month",
+            ]
+        },
+    )
     result = run_cli("once", "--config", str(path), "--now", NOW.isoformat())
     assert result.returncode == 1
     assert "read-only transaction" in result.stderr
@@ -193,30 +230,49 @@ def _entry(**changes):
 BAD = {
     "metric name": (_entry(metric="ent-pending"), "custom.0.metric", "not a Prometheus metric name"),
     "self-metric prefix": (_entry(metric="ent_exporter_mine"), "custom.0.metric", "exporter's own metrics"),
-    "counter without _total": (_entry(type="counter", events="login_events", watermark="event_id"),
-                               "custom.0.metric", "ends with _total"),
+    "counter without _total": (
+        _entry(type="counter", events="login_events", watermark="event_id"),
+        "custom.0.metric",
+        "ends with _total",
+    ),
     "gauge with _total": (_entry(metric="ent_pending_total"), "custom.0.metric", "_total is for counters"),
     "counter without events": (_entry(metric="ent_x_total", type="counter"), "custom.0.events", "incremental"),
-    "counter not reading {events}": (_entry(metric="ent_x_total", type="counter", events="login_events",
-                                            watermark="event_id"), "custom.0.sql", "{events}"),
+    "counter not reading {events}": (
+        _entry(metric="ent_x_total", type="counter", events="login_events", watermark="event_id"),
+        "custom.0.sql",
+        "{events}",
+    ),
     "unknown type": (_entry(type="summary"), "custom.0.type", "'gauge' or 'counter'"),
     "missing help": (_entry(help=None), "custom.0.help", "Field required"),
-    "label column missing": (_entry(labels=["structure", "profile", "app"]), "custom.0.sql",
-                             "missing column(s) app"),
+    "label column missing": (_entry(labels=["structure", "profile", "app"]), "custom.0.sql", "missing column(s) app"),
     "column not a label": (_entry(labels=["structure"]), "custom.0.sql", "column(s) profile are not labels"),
     "select star": (_entry(sql="SELECT * FROM {accounts}"), "custom.0.sql", "name every column"),
-    "writes": (_entry(sql="WITH gone AS (DELETE FROM {accounts} RETURNING structure_id AS structure, profile) "
-                          "SELECT structure, profile, count(*) AS value FROM gone GROUP BY 1, 2"),
-               "custom.0.sql", "read-only statements only: found DELETE"),
+    "writes": (
+        _entry(
+            sql="WITH gone AS (DELETE FROM {accounts} RETURNING structure_id AS structure, profile) "
+            "SELECT structure, profile, count(*) AS value FROM gone GROUP BY 1, 2"
+        ),
+        "custom.0.sql",
+        "read-only statements only: found DELETE",
+    ),
     "not a select": (_entry(sql="TRUNCATE {accounts}"), "custom.0.sql", "a SELECT"),
-    "two statements": (_entry(sql="SELECT 'a' AS structure, 'b' AS profile, 1 AS value; SELECT 2"),
-                       "custom.0.sql", "one statement expected, found 2"),
+    "two statements": (
+        _entry(sql="SELECT 'a' AS structure, 'b' AS profile, 1 AS value; SELECT 2"),
+        "custom.0.sql",
+        "one statement expected, found 2",
+    ),
     "syntax": (_entry(sql="SELEC structure, profile, 1 AS value"), "custom.0.sql", "not valid PostgreSQL"),
-    "unknown relation": (_entry(sql="SELECT structure, profile, 1 AS value FROM {acounts}"), "custom.0.sql",
-                         "unknown placeholder(s) {acounts}"),
+    "unknown relation": (
+        _entry(sql="SELECT structure, profile, 1 AS value FROM {acounts}"),
+        "custom.0.sql",
+        "unknown placeholder(s) {acounts}",
+    ),
     "identifying label": (_entry(labels=["user_id"]), "custom.0.labels", "would identify a person"),
-    "identifying column": (_entry(sql="SELECT user_id AS structure, profile, count(*) AS value FROM {accounts} "
-                                      "GROUP BY 1, 2"), "custom.0.sql", "identifies a person"),
+    "identifying column": (
+        _entry(sql="SELECT user_id AS structure, profile, count(*) AS value FROM {accounts} GROUP BY 1, 2"),
+        "custom.0.sql",
+        "identifies a person",
+    ),
     "reserved label": (_entry(labels=["le"]), "custom.0.labels", "reserved"),
     "bad cadence": (_entry(cadence="yearly"), "custom.0.cadence", "'instant'"),
     "unknown key": (_entry(colour="red"), "custom.0.colour", "unknown key"),

@@ -7,6 +7,7 @@ meant to be reused: by the end-to-end test, which evaluates every panel query th
 real Prometheus, and by anything that compares the exporter's live /metrics with the
 metric names the dashboards rely on.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -15,8 +16,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -26,81 +27,109 @@ from tests.support import require_binary
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARDS = REPO / "grafana" / "dashboards"
 RULES = REPO / "prometheus" / "rules"
-GENERATE = "python -m grafana.dashboards.generate"
+GENERATE = "python -m ent_exporter.mixin.generate"
 DATASOURCE_UID = "ent-prometheus"
 
 # -- what the exporter exports (design.md's metric table and the exporter's self-metrics) ---
 # The one list of metric families the dashboards and rules may use. Histograms (and gauge
 # histograms) are listed by family name; their series are <name>_bucket/_count/_sum.
-EXPORTED_METRICS: frozenset[str] = frozenset({
-    "ent_logins_total",
-    "ent_app_accesses_total",
-    "ent_account_activations_total",
-    "ent_connector_requests_total",
-    "ent_connector_request_duration_seconds",
-    "ent_unique_visitors",
-    "ent_visits_per_visitor",
-    "ent_accounts",
-    "ent_account_activation_ratio",
-    "ent_inactive_accounts",
-    "ent_user_logins_30d",
-    "ent_logins_by_hour",
-    "ent_structure_info",
-    "ent_exporter_collector_last_success_timestamp_seconds",
-    "ent_exporter_collector_duration_seconds",
-    "ent_exporter_collector_failures_total",
-    "ent_exporter_collector_cadence_seconds",
-    "ent_exporter_source_up",
-    "ent_exporter_series",
-    "ent_exporter_folded_series_total",
-    # The exporter's own active probes of the connectors (probes: in its configuration).
-    "ent_connector_probes_total",
-    "ent_connector_probe_failures_total",
-    "ent_connector_probe_duration_seconds",
-    "ent_connector_probe_success",
-    "ent_connector_certificate_expiry_timestamp_seconds",
-    # prometheus-client's process collector, published by exporter/process_metrics.py.
-    "process_cpu_seconds_total",
-    "process_resident_memory_bytes",
-    "process_virtual_memory_bytes",
-    "process_open_fds",
-    "process_max_fds",
-    "process_start_time_seconds",
-    # Account feeds (issue 16).
-    "ent_account_feed_last_run_timestamp_seconds",
-    "ent_account_feed_last_success_timestamp_seconds",
-    "ent_account_feed_last_run_success",
-    "ent_account_feed_last_run_duration_seconds",
-    "ent_account_feed_last_run_rows",
-    # Learning progress (issue 16; Moodle's course_progress).
-    "ent_course_enrolled_users",
-    "ent_course_completed_users",
-    "ent_course_completion_ratio",
-    "ent_course_activity_completions",
-    "ent_course_badges_issued",
-    # Classes (issue 16; opt-in collectors).
-    "ent_class_unique_visitors",
-    "ent_class_accounts",
-    "ent_class_inactive_accounts",
-})
+EXPORTED_METRICS: frozenset[str] = frozenset(
+    {
+        "ent_logins_total",
+        "ent_app_accesses_total",
+        "ent_account_activations_total",
+        "ent_connector_requests_total",
+        "ent_connector_request_duration_seconds",
+        "ent_unique_visitors",
+        "ent_visits_per_visitor",
+        "ent_accounts",
+        "ent_account_activation_ratio",
+        "ent_inactive_accounts",
+        "ent_user_logins_30d",
+        "ent_logins_by_hour",
+        "ent_structure_info",
+        "ent_exporter_collector_last_success_timestamp_seconds",
+        "ent_exporter_collector_duration_seconds",
+        "ent_exporter_collector_failures_total",
+        "ent_exporter_collector_cadence_seconds",
+        "ent_exporter_source_up",
+        "ent_exporter_series",
+        "ent_exporter_folded_series_total",
+        # The exporter's own active probes of the connectors (probes: in its configuration).
+        "ent_connector_probes_total",
+        "ent_connector_probe_failures_total",
+        "ent_connector_probe_duration_seconds",
+        "ent_connector_probe_success",
+        "ent_connector_certificate_expiry_timestamp_seconds",
+        # prometheus-client's process collector, published by ent_exporter/engine/process_metrics.py.
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+        # Account feeds (issue 16).
+        "ent_account_feed_last_run_timestamp_seconds",
+        "ent_account_feed_last_success_timestamp_seconds",
+        "ent_account_feed_last_run_success",
+        "ent_account_feed_last_run_duration_seconds",
+        "ent_account_feed_last_run_rows",
+        # Learning progress (issue 16; Moodle's course_progress).
+        "ent_course_enrolled_users",
+        "ent_course_completed_users",
+        "ent_course_completion_ratio",
+        "ent_course_activity_completions",
+        "ent_course_badges_issued",
+        # Classes (issue 16; opt-in collectors).
+        "ent_class_unique_visitors",
+        "ent_class_accounts",
+        "ent_class_inactive_accounts",
+    }
+)
 # Exported, but no panel needs them.
 UNDRAWN_METRICS: frozenset[str] = frozenset({"process_virtual_memory_bytes"})
-HISTOGRAMS: frozenset[str] = frozenset({"ent_connector_request_duration_seconds", "ent_user_logins_30d",
-                                        "ent_connector_probe_duration_seconds"})
+HISTOGRAMS: frozenset[str] = frozenset(
+    {"ent_connector_request_duration_seconds", "ent_user_logins_30d", "ent_connector_probe_duration_seconds"}
+)
 # Series Prometheus itself makes: scrape health and alert state.
-PROMETHEUS_SERIES: frozenset[str] = frozenset({
-    "up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE",
-})
+PROMETHEUS_SERIES: frozenset[str] = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "ALERTS",
+        "ALERTS_FOR_STATE",
+    }
+)
 # Grafana variables the dashboards' queries may use, with a value of each for static checks
 # (the end-to-end test picks real ones from the data).
 EXAMPLE_VALUES: dict[str, str] = {
-    "structure": "0750001A", "profile": "Student", "connector": "pronote", "app": "pronote", "class": "6A",
-    "instance": "exporter:9877", "platform": "occitanie", "kind": "college",
-    "__rate_interval": "2m", "__range": "7d", "__interval": "1h", "__range_s": "604800", "__interval_ms": "3600000",
+    "structure": "0750001A",
+    "profile": "Student",
+    "connector": "pronote",
+    "app": "pronote",
+    "class": "6A",
+    "instance": "exporter:9877",
+    "platform": "occitanie",
+    "kind": "college",
+    "__rate_interval": "2m",
+    "__range": "7d",
+    "__interval": "1h",
+    "__range_s": "604800",
+    "__interval_ms": "3600000",
 }
 # What Grafana substitutes when "All" is selected (the custom all values of the variables).
-ALL_VALUES: dict[str, str] = {**EXAMPLE_VALUES, "structure": "all", "profile": ".*", "connector": ".*", "app": ".*",
-                               "instance": ".*", "platform": ".*", "kind": ".*", "class": ".*"}
+ALL_VALUES: dict[str, str] = {
+    **EXAMPLE_VALUES,
+    "structure": "all",
+    "profile": ".*",
+    "connector": ".*",
+    "app": ".*",
+    "instance": ".*",
+    "platform": ".*",
+    "kind": ".*",
+    "class": ".*",
+}
 
 
 def exported_series_names() -> set[str]:
@@ -123,8 +152,22 @@ def allowed_series_names() -> set[str]:
     return exported_series_names() | recording_rule_names() | set(PROMETHEUS_SERIES)
 
 
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool", "and", "or",
-             "unless", "inf", "nan", "atan2"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+    "atan2",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -197,6 +240,7 @@ def variables_used(expr: str) -> set[str]:
 def substitute(expr: str, values: dict[str, str]) -> str:
     """Replaces $var, ${var} and ${var:format} the way Grafana does for single values.
     Raises KeyError for a variable without a value."""
+
     def replace(match: re.Match) -> str:
         name = match.group(1) or match.group(2)
         if name not in values:
@@ -212,11 +256,13 @@ def promtool() -> str:
 
 # -- tests -----------------------------------------------------------------------------------
 
+
 def test_generated_files_match_their_sources():
     """The committed JSON (and prometheus/rules/*.yml) are what the generator writes now."""
     sys.path.insert(0, str(REPO))
     try:
-        from grafana.dashboards.generate import outputs
+        from ent_exporter.mixin.generate import outputs
+
         expected = outputs()
     finally:
         sys.path.remove(str(REPO))
@@ -225,27 +271,36 @@ def test_generated_files_match_their_sources():
     for path, text in expected.items():
         current = path.read_text() if path.exists() else ""
         if current != text:
-            diff = "".join(list(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                                     str(path.relative_to(REPO)), "generated"))[:40])
+            diff = "".join(
+                list(
+                    difflib.unified_diff(
+                        current.splitlines(True), text.splitlines(True), str(path.relative_to(REPO)), "generated"
+                    )
+                )[:40]
+            )
             drifted.append(diff or f"{path.relative_to(REPO)} is missing")
-    assert not drifted, (f"generated files are out of date: run `{GENERATE}` and commit the result\n"
-                         + "\n".join(drifted))
+    assert not drifted, f"generated files are out of date: run `{GENERATE}` and commit the result\n" + "\n".join(
+        drifted
+    )
     stray = {p for p in dashboard_files()} - set(expected)
-    assert not stray, f"JSON without a *.dashboard.py source: {sorted(map(str, stray))}"
+    assert not stray, f"JSON without a dashboards/*.py source: {sorted(map(str, stray))}"
 
 
 def test_generator_writes_into_a_fresh_tree(tmp_path):
     """Running the generator as documented, in a copy of the sources, reproduces the committed files."""
     copy = tmp_path / "repo"
-    shutil.copytree(REPO / "grafana", copy / "grafana", ignore=shutil.ignore_patterns("*.json", "__pycache__"))
+    shutil.copytree(REPO / "ent_exporter", copy / "ent_exporter", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "grafana", copy / "grafana", ignore=shutil.ignore_patterns("*.json", "node_modules"))
     (copy / "prometheus" / "rules").mkdir(parents=True)
-    result = subprocess.run([sys.executable, "-m", "grafana.dashboards.generate"], cwd=copy, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ent_exporter.mixin.generate"], cwd=copy, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     for path in dashboard_files():
         relative = path.relative_to(DASHBOARDS)
         assert (copy / "grafana" / "dashboards" / relative).read_text() == path.read_text(), (
-            f"{relative} differs when regenerated: run `{GENERATE}`")
+            f"{relative} differs when regenerated: run `{GENERATE}`"
+        )
     for path in sorted(RULES.glob("*.yml")):
         assert (copy / "prometheus" / "rules" / path.name).read_text() == path.read_text()
 
@@ -318,35 +373,45 @@ def test_panel_queries_use_only_exported_metrics_and_recording_rules():
     allowed = allowed_series_names()
     queries = panel_queries()
     assert len(queries) >= 40
-    unknown = [f"{d} / {p}: {sorted(metric_names(e) - allowed)} in {e}" for d, p, e in queries
-               if metric_names(e) - allowed]
+    unknown = [
+        f"{d} / {p}: {sorted(metric_names(e) - allowed)} in {e}" for d, p, e in queries if metric_names(e) - allowed
+    ]
     assert not unknown, "queries on metrics the exporter does not export:\n" + "\n".join(unknown)
     # And they do use them: every exported family appears in some panel.
     used = set().union(*(metric_names(e) for _, _, e in queries))
-    families = {re.sub(r"_(bucket|count|sum)$", "", n) if re.sub(r"_(bucket|count|sum)$", "", n) in HISTOGRAMS else n
-                for n in used}
+    families = {
+        re.sub(r"_(bucket|count|sum)$", "", n) if re.sub(r"_(bucket|count|sum)$", "", n) in HISTOGRAMS else n
+        for n in used
+    }
     drawn = EXPORTED_METRICS - UNDRAWN_METRICS
     assert drawn <= families, f"exported but on no panel: {sorted(drawn - families)}"
 
 
 def test_metric_names_extraction():
-    expr = ('sum by (le) (rate(ent_connector_request_duration_seconds_bucket{connector=~"$connector"}'
-            '[$__rate_interval])) / on (job) group_left (cadence) up{job="x"} or on() label_replace(vector(1), '
-            '"name", "a b", "", "") * 3600 offset 1w and topk(1, foo:bar:rate5m)')
+    expr = (
+        'sum by (le) (rate(ent_connector_request_duration_seconds_bucket{connector=~"$connector"}'
+        '[$__rate_interval])) / on (job) group_left (cadence) up{job="x"} or on() label_replace(vector(1), '
+        '"name", "a b", "", "") * 3600 offset 1w and topk(1, foo:bar:rate5m)'
+    )
     assert metric_names(expr) == {"ent_connector_request_duration_seconds_bucket", "up", "foo:bar:rate5m"}
 
 
 def test_queries_use_only_known_variables():
-    unknown = [f"{d} / {p}: {sorted(variables_used(e) - set(EXAMPLE_VALUES))}" for d, p, e in panel_queries()
-               if variables_used(e) - set(EXAMPLE_VALUES)]
+    unknown = [
+        f"{d} / {p}: {sorted(variables_used(e) - set(EXAMPLE_VALUES))}"
+        for d, p, e in panel_queries()
+        if variables_used(e) - set(EXAMPLE_VALUES)
+    ]
     assert not unknown, "\n".join(unknown)
 
 
 @pytest.mark.parametrize("values", [EXAMPLE_VALUES, ALL_VALUES], ids=["one-structure", "all"])
 def test_panel_queries_are_valid_promql(values, tmp_path):
     """promtool parses every query, variables substituted, as the expression of a recording rule."""
-    rules = [{"record": f"dashboard:query_{index}:check", "expr": substitute(expr, values)}
-             for index, (_, _, expr) in enumerate(panel_queries())]
+    rules = [
+        {"record": f"dashboard:query_{index}:check", "expr": substitute(expr, values)}
+        for index, (_, _, expr) in enumerate(panel_queries())
+    ]
     path = tmp_path / "queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, sort_keys=False))
     result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
@@ -400,8 +465,10 @@ def test_structure_variable_and_links_carry_the_chosen_structure():
         assert "(?<text>" in structure["regex"] and "(?<value>" in structure["regex"], name
         assert variables["profile"]["multi"], name
         links = dashboard["links"]
-        assert any(link["type"] == "dashboards" and "ent" in link["tags"] and link["includeVars"]
-                   and link["keepTime"] for link in links), f"{name}: no link to the other dashboards keeping variables"
+        assert any(
+            link["type"] == "dashboards" and "ent" in link["tags"] and link["includeVars"] and link["keepTime"]
+            for link in links
+        ), f"{name}: no link to the other dashboards keeping variables"
 
 
 def test_structure_variable_regex_reads_names_from_series():
@@ -416,8 +483,11 @@ def test_structure_variable_regex_reads_names_from_series():
 
 def test_connector_alert_thresholds_are_drawn_on_the_connectors_dashboard():
     """The mixin's single config: a threshold line on a panel is the alert's threshold."""
-    alerts = {rule["alert"]: rule for group in yaml.safe_load((RULES / "ent-exporter.alerts.yml").read_text())["groups"]
-              for rule in group["rules"]}
+    alerts = {
+        rule["alert"]: rule
+        for group in yaml.safe_load((RULES / "ent-exporter.alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
     dashboard = load_dashboards()["connectors"]
     panels = {p["title"]: p for p in iter_panels(dashboard)}
 
@@ -441,17 +511,21 @@ def test_every_dashboard_type_checks_against_grafana_schema():
     tsc = SCHEMA_CHECK / "node_modules" / "typescript" / "bin" / "tsc"
     schema = SCHEMA_CHECK / "node_modules" / "@grafana" / "schema" / "package.json"
     if node is None or not tsc.exists() or not schema.exists():
-        pytest.fail("node or grafana/schema-check's npm packages are missing: the README's test command installs "
-                    "them (apt-get install nodejs npm; npm ci --prefix grafana/schema-check)")
+        pytest.fail(
+            "node or grafana/schema-check's npm packages are missing: the README's test command installs "
+            "them (apt-get install nodejs npm; npm ci --prefix grafana/schema-check)"
+        )
     lock = json.loads((SCHEMA_CHECK / "package-lock.json").read_text())
     pinned = lock["packages"]["node_modules/@grafana/schema"]["version"]
     assert json.loads(schema.read_text())["version"] == pinned, "run npm ci --prefix grafana/schema-check"
-    generated = subprocess.run([node, "generate-check.mjs"], cwd=SCHEMA_CHECK, capture_output=True, text=True,
-                               timeout=120)
+    generated = subprocess.run(
+        [node, "generate-check.mjs"], cwd=SCHEMA_CHECK, capture_output=True, text=True, timeout=120
+    )
     assert generated.returncode == 0, generated.stdout + generated.stderr
     assert f"checking {len(dashboard_files())} dashboards" in generated.stdout
-    result = subprocess.run([node, str(tsc), "--noEmit", "-p", "."], cwd=SCHEMA_CHECK, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [node, str(tsc), "--noEmit", "-p", "."], cwd=SCHEMA_CHECK, capture_output=True, text=True, timeout=600
+    )
     errors = [line for line in result.stdout.splitlines() if "error TS" in line]
     assert result.returncode == 0 and not errors, f"{len(errors)} schema errors:\n" + "\n".join(errors[:30])
 
@@ -479,15 +553,28 @@ def test_annotations_drill_down_links_and_collapsed_rows(lang):
         exprs = [a["target"]["expr"] for a in dashboard["annotations"]["list"] if "target" in a]
         assert any("ALERTS{" in e and 'alertstate="firing"' in e for e in exprs), name
         assert any("ent_exporter_collector_failures_total" in e for e in exprs), name
-    links = {name: [link["url"] for p in iter_panels(d) for link in p.get("fieldConfig", {}).get("defaults", {})
-                    .get("links", [])] for name, d in dashboards.items()}
+    links = {
+        name: [
+            link["url"]
+            for p in iter_panels(d)
+            for link in p.get("fieldConfig", {}).get("defaults", {}).get("links", [])
+        ]
+        for name, d in dashboards.items()
+    }
     assert any(f"/d/ent-applications{suffix}?var-app=" in url for url in links["overview"])
     assert any(f"/d/ent-applications{suffix}?var-app=" in url for url in links["establishment"])
-    assert any(f"/d/ent-establishment{suffix}?var-structure=${{__data.fields.structure}}" in url
-               for url in links["overview"])
+    assert any(
+        f"/d/ent-establishment{suffix}?var-structure=${{__data.fields.structure}}" in url for url in links["overview"]
+    )
     assert any(f"/d/ent-establishment{suffix}?var-structure=" in url for url in links["regional"])
-    every = [url for d in dashboards.values() for p in iter_panels(d) for url in
-             [link["url"] for link in p.get("links", []) + p.get("fieldConfig", {}).get("defaults", {}).get("links", [])]]
+    every = [
+        url
+        for d in dashboards.values()
+        for p in iter_panels(d)
+        for url in [
+            link["url"] for link in p.get("links", []) + p.get("fieldConfig", {}).get("defaults", {}).get("links", [])
+        ]
+    ]
     uids = {d["uid"] for d in dashboards.values()}
     for url in every:
         if url.startswith("/d/"):
@@ -500,8 +587,14 @@ def test_people_panels_never_sum_profiles():
     """A people family summed (sum, count...) over a profile matcher that includes "all" or several
     profiles would count a two-profile user twice: headline panels read profile="all", per-profile
     panels exclude it."""
-    people = ("ent_unique_visitors", "ent_visits_per_visitor", "ent_accounts", "ent_account_activation_ratio",
-              "ent_inactive_accounts", "ent_user_logins_30d")
+    people = (
+        "ent_unique_visitors",
+        "ent_visits_per_visitor",
+        "ent_accounts",
+        "ent_account_activation_ratio",
+        "ent_inactive_accounts",
+        "ent_user_logins_30d",
+    )
     wrong = []
     for dashboard, panel, expr in panel_queries():
         for selector in re.findall(r"(\w+)\{([^}]*)\}", expr):
@@ -526,16 +619,21 @@ def test_visits_per_visitor_by_profile_is_read_only_where_published_and_the_pane
                     continue
                 readers += 1
                 assert 'profile!="all"' in matchers and not re.search(r"\b(?:or|sum|avg)\b", expr), (name, expr)
-                assert "breakdowns.visits_per_visitor_by_profile_per_structure" in panel["description"], (name, panel["title"])
+                assert "breakdowns.visits_per_visitor_by_profile_per_structure" in panel["description"], (
+                    name,
+                    panel["title"],
+                )
     assert readers == 2  # the overview's "Visitors by profile", in French and English
 
 
 # -- languages ------------------------------------------------------------------------------------
 
+
 def french_table() -> dict[str, str]:
     sys.path.insert(0, str(REPO))
     try:
-        from grafana.dashboards import i18n
+        from ent_exporter.mixin import i18n
+
         return dict(i18n.FR)
     finally:
         sys.path.remove(str(REPO))
@@ -581,9 +679,11 @@ def test_french_and_english_dashboards_are_the_same_but_for_their_words(stem):
             if en != fr + "-en":
                 problems.append(f"{path}: uid {fr} / {en}")
         elif key == "url":
-            expected = re.sub(r"\$\{__data\.fields\.([^}]+)\}",
-                              lambda m: "${__data.fields.%s}" % table.get(m.group(1), m.group(1)),
-                              re.sub(r"/d/([\w-]+)-en\?", r"/d/\1?", en))
+            expected = re.sub(
+                r"\$\{__data\.fields\.([^}]+)\}",
+                lambda m: f"${{__data.fields.{table.get(m.group(1), m.group(1))}}}",
+                re.sub(r"/d/([\w-]+)-en\?", r"/d/\1?", en),
+            )
             if fr != expected:
                 problems.append(f"{path}: links differ ({fr} / {en})")
         elif key == "unit":
@@ -599,8 +699,9 @@ def test_the_language_table_has_no_stale_entry():
     """Every French text is used by some dashboard (the generator fails on a missing one)."""
     sys.path.insert(0, str(REPO))
     try:
-        from grafana.dashboards import i18n
-        from grafana.dashboards.generate import outputs
+        from ent_exporter.mixin import i18n
+        from ent_exporter.mixin.generate import outputs
+
         i18n.USED.clear()
         outputs()
         stale = set(i18n.FR) - i18n.USED["fr"]
@@ -625,8 +726,15 @@ def test_titles_name_no_metric_and_french_says_what_a_number_means():
 
 
 def test_french_weekday_names_on_the_grid_and_the_peak_day():
-    weekdays = {"1": "lundi", "2": "mardi", "3": "mercredi", "4": "jeudi", "5": "vendredi", "6": "samedi",
-                "7": "dimanche"}
+    weekdays = {
+        "1": "lundi",
+        "2": "mardi",
+        "3": "mercredi",
+        "4": "jeudi",
+        "5": "vendredi",
+        "6": "samedi",
+        "7": "dimanche",
+    }
     french = load_dashboards("fr")
     grid = next(p for p in iter_panels(french["establishment"]) if p["title"].startswith("Connexions par jour et"))
     (first,) = [o for o in grid["fieldConfig"]["overrides"] if o["matcher"]["options"] == "weekday\\hour"]
@@ -646,7 +754,8 @@ def test_provisioning_installs_french_by_default_and_english_on_a_switch():
     environment = compose["services"]["grafana"]["environment"]
     assert environment["ENT_DASHBOARDS_LANGUAGE"] == "${ENT_DASHBOARDS_LANGUAGE:-fr}"
     assert environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].endswith(
-        "/${ENT_DASHBOARDS_LANGUAGE:-fr}/overview.json")
+        "/${ENT_DASHBOARDS_LANGUAGE:-fr}/overview.json"
+    )
     for lang in LANGUAGES:
         assert (DASHBOARDS / lang / "overview.json").exists()
 
@@ -654,13 +763,22 @@ def test_provisioning_installs_french_by_default_and_english_on_a_switch():
 def test_headline_comparisons_use_the_previous_period_and_a_year_earlier():
     """Each comparison: the figure, the same query offset by the period (or the closed previous month for a
     month to date) and by a year, and the changes in percent with nothing when the earlier figure is 0."""
-    comparisons = [(name, p) for name, d in load_dashboards("en").items() for p in iter_panels(d)
-                   if p["title"].endswith(" compared")]
+    comparisons = [
+        (name, p)
+        for name, d in load_dashboards("en").items()
+        for p in iter_panels(d)
+        if p["title"].endswith(" compared")
+    ]
     assert {p["title"] for _n, p in comparisons} >= {
-        "Connections compared", "Unique visitors compared", "Visits per visitor compared",
-        "Activated accounts compared", "Application openings compared", "Activation ratio compared",
-        "Inactive accounts compared"}
-    for name, panel in comparisons:
+        "Connections compared",
+        "Unique visitors compared",
+        "Visits per visitor compared",
+        "Activated accounts compared",
+        "Application openings compared",
+        "Activation ratio compared",
+        "Inactive accounts compared",
+    }
+    for _name, panel in comparisons:
         exprs = {t["refId"]: t["expr"] for t in panel["targets"]}
         assert all(t["instant"] for t in panel["targets"]), panel["title"]
         assert "offset" not in exprs["A"]
@@ -680,12 +798,23 @@ def test_profiles_periods_and_states_have_french_names():
 
     def renames(dashboard: str, title: str) -> dict[str, str]:
         panel = next(p for p in iter_panels(french[dashboard]) if p["title"] == title)
-        return {o["matcher"]["options"]: o["properties"][0]["value"] for o in panel["fieldConfig"]["overrides"]
-                if o["properties"][0]["id"] == "displayName"}
+        return {
+            o["matcher"]["options"]: o["properties"][0]["value"]
+            for o in panel["fieldConfig"]["overrides"]
+            if o["properties"][0]["id"] == "displayName"
+        }
 
     assert renames("overview", "Connexions par profil") == {
-        "Teacher": "Enseignants", "Student": "Élèves", "Relative": "Parents", "Personnel": "Personnels",
-        "Guest": "Invités", "unknown": "Profil inconnu"}
+        "Teacher": "Enseignants",
+        "Student": "Élèves",
+        "Relative": "Parents",
+        "Personnel": "Personnels",
+        "Guest": "Invités",
+        "unknown": "Profil inconnu",
+    }
     assert renames("overview", "Visiteurs uniques : jour, semaine et mois en cours") == {
-        "day": "Aujourd'hui", "week": "Cette semaine", "month": "Ce mois-ci"}
+        "day": "Aujourd'hui",
+        "week": "Cette semaine",
+        "month": "Ce mois-ci",
+    }
     assert renames("establishment", "Comptes par état") == {"activated": "Activés", "pending": "En attente"}

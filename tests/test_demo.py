@@ -1,4 +1,5 @@
 """`ent-exporter demo` serves every instant family for every demo structure and profile, and stops cleanly."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,13 @@ import yaml
 
 from tests.support import REPO, free_port, parse, run_cli, scrape
 
-INSTANT_FAMILIES = ("ent_logins_total", "ent_app_accesses_total", "ent_account_activations_total",
-                    "ent_connector_requests_total", "ent_connector_request_duration_seconds_bucket")
+INSTANT_FAMILIES = (
+    "ent_logins_total",
+    "ent_app_accesses_total",
+    "ent_account_activations_total",
+    "ent_connector_requests_total",
+    "ent_connector_request_duration_seconds_bucket",
+)
 
 
 def demo_dsn(state_dir) -> str:
@@ -24,9 +30,27 @@ def test_demo_serves_every_instant_family_for_every_structure_and_profile(tmp_pa
     port = free_port()
     state_dir = tmp_path / "demo"
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "demo", "--state-dir", str(state_dir),
-         "--port", str(port), "--scale", "0.3", "--days", "21"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "CI": "true"},
+        [
+            sys.executable,
+            "-m",
+            "ent_exporter.cli",
+            "--log-level",
+            "WARNING",
+            "demo",
+            "--state-dir",
+            str(state_dir),
+            "--port",
+            str(port),
+            "--scale",
+            "0.3",
+            "--days",
+            "21",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CI": "true"},
     )
     try:
         samples = None
@@ -73,7 +97,7 @@ def test_demo_serves_every_instant_family_for_every_structure_and_profile(tmp_pa
 
 
 def test_the_demo_keeps_its_state_outside_the_work_tree(monkeypatch, tmp_path):
-    from exporter.demo import default_state_dir
+    from ent_exporter.demo import default_state_dir
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert default_state_dir() == tmp_path / "xdg" / "ent-exporter" / "demo"

@@ -1,19 +1,20 @@
 """The demo's synthetic ENT: reproducible, shaped like a school's week, reused when seeded, and alive."""
+
 from __future__ import annotations
 
 import itertools
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from exporter.demo.data import APPS, CONNECTORS, FLAKY_CONNECTOR, PROFILES, ensure_seeded, read_marker, seed
-from exporter.demo.live import LiveGenerator, Population
+from ent_exporter.demo.data import APPS, CONNECTORS, FLAKY_CONNECTOR, PROFILES, ensure_seeded, read_marker, seed
+from ent_exporter.demo.live import LiveGenerator, Population
 from tests.support import canonical_database
 
-UTC = timezone.utc
+UTC = UTC
 END = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday morning
 SMALL = {"scale": 0.1, "days": 14, "end": END, "progress": False}
 
@@ -63,6 +64,7 @@ def checksums(dsn: str) -> dict[str, tuple[int, str]]:
 
 # -- determinism and speed ----------------------------------------------------------------
 
+
 def test_same_arguments_give_identical_rows_and_another_seed_does_not(source_dsn, second_source_dsn):
     with psycopg.connect(source_dsn) as conn:
         first = seed(conn, **SMALL)
@@ -92,22 +94,28 @@ def test_default_scale_seeds_a_regional_sized_history(source_dsn):
 
 def test_event_ids_follow_time_and_sequences_continue_them(small_ent):
     for table in ("login_events", "app_access_events", "connector_events"):
-        count, first, last, ordered = rows(small_ent, f"""
+        count, first, last, ordered = rows(
+            small_ent,
+            f"""
             SELECT count(*), min(event_id), max(event_id),
                    bool_and(occurred_at >= previous) FILTER (WHERE previous IS NOT NULL)
             FROM (SELECT event_id, occurred_at, lag(occurred_at) OVER (ORDER BY event_id) AS previous
-                  FROM ent.{table}) t""")[0]
+                  FROM ent.{table}) t""",
+        )[0]
         assert (first, last) == (1, count) and ordered, table
     for table in ("login_events", "app_access_events", "connector_events"):
         first, last = rows(small_ent, f"SELECT min(occurred_at), max(occurred_at) FROM ent.{table}")[0]
         assert END - timedelta(days=14) <= first and last <= END, table
     with psycopg.connect(small_ent) as conn:
-        new_id = conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at)"
-                              " VALUES ('x', 'Student', now()) RETURNING event_id").fetchone()[0]
+        new_id = conn.execute(
+            "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
+            " VALUES ('x', 'Student', now()) RETURNING event_id"
+        ).fetchone()[0]
     assert new_id == value(small_ent, "SELECT count(*) FROM ent.login_events")
 
 
 # -- shape --------------------------------------------------------------------------------
+
 
 def test_structures_and_accounts_look_like_french_schools(small_ent):
     structures = rows(small_ent, "SELECT structure_id, name, kind FROM ent.structures")
@@ -115,24 +123,39 @@ def test_structures_and_accounts_look_like_french_schools(small_ent):
     assert {kind for _, _, kind in structures} <= {"college", "lycee", "ecole"}
     assert all(name.split()[0] in ("Collège", "Lycée", "École") for _, name, _ in structures)
 
-    shares = dict(rows(small_ent, """
+    shares = dict(
+        rows(
+            small_ent,
+            """
         SELECT profile, count(DISTINCT user_id)::float / sum(count(DISTINCT user_id)) OVER ()
-        FROM ent.accounts GROUP BY profile"""))
+        FROM ent.accounts GROUP BY profile""",
+        )
+    )
     assert set(shares) == set(PROFILES)
     assert 0.50 <= shares["Student"] <= 0.60 and 0.25 <= shares["Relative"] <= 0.35
     assert 0.06 <= shares["Teacher"] <= 0.12 and shares["Personnel"] < shares["Teacher"]
     assert 0 < shares["Guest"] < shares["Personnel"]
 
-    pending = dict(rows(small_ent, "SELECT profile, avg((activated_at IS NULL)::int)::float FROM ent.accounts"
-                                   " GROUP BY profile"))
+    pending = dict(
+        rows(small_ent, "SELECT profile, avg((activated_at IS NULL)::int)::float FROM ent.accounts GROUP BY profile")
+    )
     assert 0 < pending["Student"] < pending["Relative"]
     assert value(small_ent, "SELECT count(*) FROM ent.accounts WHERE activated_at < created_at") == 0
-    before, during = rows(small_ent, "SELECT count(*) FILTER (WHERE activated_at < %(start)s),"
-                                     " count(*) FILTER (WHERE activated_at >= %(start)s) FROM ent.accounts",
-                          {"start": END - timedelta(days=14)})[0]
+    before, during = rows(
+        small_ent,
+        "SELECT count(*) FILTER (WHERE activated_at < %(start)s),"
+        " count(*) FILTER (WHERE activated_at >= %(start)s) FROM ent.accounts",
+        {"start": END - timedelta(days=14)},
+    )[0]
     assert before > 0 and during > 0
-    assert value(small_ent, "SELECT count(*) FROM (SELECT user_id FROM ent.accounts GROUP BY user_id"
-                            " HAVING count(DISTINCT structure_id) > 1) twice") > 0
+    assert (
+        value(
+            small_ent,
+            "SELECT count(*) FROM (SELECT user_id FROM ent.accounts GROUP BY user_id"
+            " HAVING count(DISTINCT structure_id) > 1) twice",
+        )
+        > 0
+    )
 
 
 LOCAL = "(occurred_at AT TIME ZONE 'Europe/Paris')"
@@ -140,20 +163,29 @@ LOCAL = "(occurred_at AT TIME ZONE 'Europe/Paris')"
 
 def logins_per_day(dsn: str, where: str) -> float:
     """Average logins per local day among the full days matching ``where``."""
-    return value(dsn, f"""
+    return value(
+        dsn,
+        f"""
         SELECT count(*)::float / count(DISTINCT {LOCAL}::date) FROM ent.login_events
         WHERE {where} AND {LOCAL}::date > (%(start)s AT TIME ZONE 'Europe/Paris')::date
                       AND {LOCAL}::date < (%(end)s AT TIME ZONE 'Europe/Paris')::date""",
-                 {"start": END - timedelta(days=14), "end": END})
+        {"start": END - timedelta(days=14), "end": END},
+    )
 
 
 def test_logins_follow_the_school_week_in_paris_time(small_ent):
-    by_hour = dict(rows(small_ent, f"SELECT extract(hour FROM {LOCAL})::int, count(*) FROM ent.login_events"
-                                   " GROUP BY 1"))
+    by_hour = dict(
+        rows(small_ent, f"SELECT extract(hour FROM {LOCAL})::int, count(*) FROM ent.login_events GROUP BY 1")
+    )
     assert by_hour.get(3, 0) * 10 < by_hour[10]
     assert by_hour[8] > by_hour[10] and by_hour[18] > by_hour[15]  # the morning and evening peaks
-    relatives = dict(rows(small_ent, f"SELECT extract(hour FROM {LOCAL})::int, count(*) FROM ent.login_events"
-                                     " WHERE profile = 'Relative' GROUP BY 1"))
+    relatives = dict(
+        rows(
+            small_ent,
+            f"SELECT extract(hour FROM {LOCAL})::int, count(*) FROM ent.login_events"
+            " WHERE profile = 'Relative' GROUP BY 1",
+        )
+    )
     assert relatives[19] > 2 * relatives[10]
 
     afternoon = f"extract(hour FROM {LOCAL}) BETWEEN 13 AND 17"
@@ -166,14 +198,24 @@ def test_logins_follow_the_school_week_in_paris_time(small_ent):
 
 
 def test_users_differ_in_activity(small_ent):
-    per_user = [n for (n,) in rows(small_ent, """
+    per_user = [
+        n
+        for (n,) in rows(
+            small_ent,
+            """
         SELECT count(l.user_id) FROM (SELECT DISTINCT user_id FROM ent.accounts WHERE activated_at IS NOT NULL) a
-        LEFT JOIN ent.login_events l USING (user_id) GROUP BY a.user_id""")]
+        LEFT JOIN ent.login_events l USING (user_id) GROUP BY a.user_id""",
+        )
+    ]
     assert min(per_user) == 0  # some never log in
     assert max(per_user) > 10 * (sum(per_user) / len(per_user))  # a few very active
-    lapsed = value(small_ent, """
+    lapsed = value(
+        small_ent,
+        """
         SELECT count(*) FROM (SELECT user_id FROM ent.login_events GROUP BY user_id
-                              HAVING max(occurred_at) < %s) quiet""", (END - timedelta(days=7),))
+                              HAVING max(occurred_at) < %s) quiet""",
+        (END - timedelta(days=7),),
+    )
     assert lapsed > 0
 
 
@@ -185,42 +227,63 @@ def test_applications_have_a_long_tail_led_by_pronote(small_ent):
 
 
 def test_connectors_have_realistic_latencies_and_pronote_fails_in_bursts(small_ent):
-    stats = {name: (count, failures, median, p99) for name, count, failures, median, p99 in rows(small_ent, """
+    stats = {
+        name: (count, failures, median, p99)
+        for name, count, failures, median, p99 in rows(
+            small_ent,
+            """
         SELECT connector, count(*), avg((NOT success)::int)::float,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
                percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms)
-        FROM ent.connector_events GROUP BY 1""")}
+        FROM ent.connector_events GROUP BY 1""",
+        )
+    }
     assert set(stats) == set(CONNECTORS)
     assert 10 < stats["ldap"][2] < 40 and 250 < stats["pronote"][2] < 600
     assert stats["pronote"][3] > 2500
     assert all(failures < 0.2 for _, failures, _, _ in stats.values())
     assert value(small_ent, "SELECT avg((structure_id IS NULL)::int)::float FROM ent.connector_events") < 0.2
 
-    worst = dict(rows(small_ent, """
+    worst = dict(
+        rows(
+            small_ent,
+            """
         SELECT connector, max(failures::float / calls) FILTER (WHERE calls >= 8)
         FROM (SELECT connector,
                      count(*) OVER w AS calls, count(*) FILTER (WHERE NOT success) OVER w AS failures
               FROM ent.connector_events
               WINDOW w AS (PARTITION BY connector ORDER BY occurred_at
                            RANGE BETWEEN CURRENT ROW AND '30 minutes' FOLLOWING)) windows
-        GROUP BY 1"""))
+        GROUP BY 1""",
+        )
+    )
     assert worst[FLAKY_CONNECTOR] > 0.5
     assert all(ratio is None or ratio < 0.5 for name, ratio in worst.items() if name != FLAKY_CONNECTOR)
 
 
 def test_some_events_are_attributed_to_unknown(small_ent):
-    without_account, null_profile, empty_profile = rows(small_ent, """
+    without_account, null_profile, empty_profile = rows(
+        small_ent,
+        """
         SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ent.accounts a WHERE a.user_id = l.user_id)),
                count(*) FILTER (WHERE profile IS NULL), count(*) FILTER (WHERE profile = '')
-        FROM ent.login_events l""")[0]
+        FROM ent.login_events l""",
+    )[0]
     logins = value(small_ent, "SELECT count(*) FROM ent.login_events")
     assert 0 < without_account < 0.02 * logins
     assert null_profile > 0 and empty_profile > 0
-    assert value(small_ent, """SELECT count(*) FROM ent.app_access_events e
-        WHERE NOT EXISTS (SELECT 1 FROM ent.accounts a WHERE a.user_id = e.user_id)""") > 0
+    assert (
+        value(
+            small_ent,
+            """SELECT count(*) FROM ent.app_access_events e
+        WHERE NOT EXISTS (SELECT 1 FROM ent.accounts a WHERE a.user_id = e.user_id)""",
+        )
+        > 0
+    )
 
 
 # -- reuse --------------------------------------------------------------------------------
+
 
 def add_sentinel(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
@@ -254,10 +317,14 @@ def test_ensure_seeded_reuses_matching_data_and_reseeds_otherwise(source_dsn):
 
 # -- live events --------------------------------------------------------------------------
 
+
 def max_ids(dsn: str) -> tuple[int, int, int]:
-    return rows(dsn, """SELECT (SELECT coalesce(max(event_id), 0) FROM ent.login_events),
+    return rows(
+        dsn,
+        """SELECT (SELECT coalesce(max(event_id), 0) FROM ent.login_events),
                                (SELECT coalesce(max(event_id), 0) FROM ent.app_access_events),
-                               (SELECT coalesce(max(event_id), 0) FROM ent.connector_events)""")[0]
+                               (SELECT coalesce(max(event_id), 0) FROM ent.connector_events)""",
+    )[0]
 
 
 def wait_for(condition, timeout: float = 3.0, step: float = 0.05):
@@ -271,8 +338,14 @@ def wait_for(condition, timeout: float = 3.0, step: float = 0.05):
 
 
 def calls_after(dsn: str, connector: str, event_id: int) -> list[bool]:
-    return [ok for (ok,) in rows(dsn, "SELECT success FROM ent.connector_events WHERE connector = %s"
-                                      " AND event_id > %s", (connector, event_id))]
+    return [
+        ok
+        for (ok,) in rows(
+            dsn,
+            "SELECT success FROM ent.connector_events WHERE connector = %s AND event_id > %s",
+            (connector, event_id),
+        )
+    ]
 
 
 def test_live_generator_inserts_fails_on_demand_and_stops_promptly(small_ent, tmp_path):
@@ -285,8 +358,9 @@ def test_live_generator_inserts_fails_on_demand_and_stops_promptly(small_ent, tm
         live.set_outage(FLAKY_CONNECTOR, True)
         time.sleep(0.5)  # the tick under way may still have planned working calls
         mark = max_ids(small_ent)[2]
-        failing = wait_for(lambda: len(calls_after(small_ent, "pronote", mark)) >= 3 and
-                           calls_after(small_ent, "pronote", mark))
+        failing = wait_for(
+            lambda: len(calls_after(small_ent, "pronote", mark)) >= 3 and calls_after(small_ent, "pronote", mark)
+        )
         assert failing and not any(failing)
         assert any(calls_after(small_ent, "ldap", mark))  # the others still work
 
@@ -313,8 +387,10 @@ def test_live_generator_survives_a_lost_connection(small_ent, pg_server):
     try:
         assert wait_for(lambda: live.inserted["logins"] > 0)
         with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                                   " WHERE application_name = 'ent-exporter-demo-live'").fetchone()[0]
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'ent-exporter-demo-live'"
+            ).fetchone()[0]
         assert killed == 1
         mark = max_ids(small_ent)[0]
         assert wait_for(lambda: max_ids(small_ent)[0] > mark)
@@ -328,10 +404,16 @@ def test_live_generator_activates_pending_accounts(small_ent):
     for _ in range(3):
         live.tick()
     assert live.inserted["activations"] == 3
-    assert value(small_ent, "SELECT count(DISTINCT user_id) FROM ent.accounts WHERE activated_at IS NULL") \
-        == pending - 3
-    assert value(small_ent, "SELECT count(DISTINCT user_id) FROM ent.accounts"
-                            " WHERE activated_at > now() - interval '1 minute'") == 3
+    assert (
+        value(small_ent, "SELECT count(DISTINCT user_id) FROM ent.accounts WHERE activated_at IS NULL") == pending - 3
+    )
+    assert (
+        value(
+            small_ent,
+            "SELECT count(DISTINCT user_id) FROM ent.accounts WHERE activated_at > now() - interval '1 minute'",
+        )
+        == 3
+    )
 
 
 def test_live_volume_follows_the_time_of_day_but_never_stops():

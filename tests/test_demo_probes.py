@@ -1,14 +1,15 @@
 """The demo's probes: its stand-in HTTPS service (up, with a certificate to show), its own /healthz
 (up), a dead port (down, refused), and `touch DIR/outage-<name>` failing a probe."""
+
 from __future__ import annotations
 
 from cryptography import x509
 
-from exporter.config import parse_config
-from exporter.demo.probes import DemoTargets
-from exporter.exposition import Exposition
-from exporter.probing import ProbeRunner
-from exporter.server import MetricsServer
+from ent_exporter.config import parse_config
+from ent_exporter.demo.probes import DemoTargets
+from ent_exporter.engine.exposition import Exposition
+from ent_exporter.probes.runner import ProbeRunner
+from ent_exporter.web.server import MetricsServer
 from tests.support import parse
 
 
@@ -22,14 +23,20 @@ def test_demo_probes_one_down_out_of_the_box_and_outage_files(tmp_path):
         runner = ProbeRunner(config.probes, exposition)
         outcomes = {p.settings.connector: runner.run_once(i) for i, p in enumerate(runner.probes)}
         assert {c: getattr(o, "reason", "success") for c, o in outcomes.items()} == {
-            "pronote": "success", "ent": "success", "gar": "refused"}
+            "pronote": "success",
+            "ent": "success",
+            "gar": "refused",
+        }
         samples = parse(exposition.body().decode())
         assert samples["ent_connector_probe_success"] == {
-            (("connector", "ent"), ("kind", "http")): 1.0, (("connector", "gar"), ("kind", "tcp")): 0.0,
-            (("connector", "pronote"), ("kind", "http")): 1.0}
+            (("connector", "ent"), ("kind", "http")): 1.0,
+            (("connector", "gar"), ("kind", "tcp")): 0.0,
+            (("connector", "pronote"), ("kind", "http")): 1.0,
+        }
         not_after = x509.load_pem_x509_certificate(targets.certificate.read_bytes()).not_valid_after_utc
         assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-            (("connector", "pronote"),): not_after.timestamp()}
+            (("connector", "pronote"),): not_after.timestamp()
+        }
 
         (tmp_path / "outage-pronote").touch()
         assert runner.run_once(0).reason == "status"
@@ -48,7 +55,7 @@ def test_demo_targets_never_take_the_port_the_demo_will_listen_on(tmp_path):
     # the likeliest next ones; none of them may be taken.
     import socket
 
-    from exporter.demo.probes import loopback_socket
+    from ent_exporter.demo.probes import loopback_socket
 
     avoid = set()
     for _ in range(64):

@@ -1,5 +1,6 @@
 """End to end with real servers: the demo exporter, a real Prometheus with the project's config and rules,
 every dashboard panel query evaluated through Prometheus' HTTP API, and a connector alert firing."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,15 +17,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import wait_until, REPO, free_port, require_binary
+from tests.support import REPO, free_port, require_binary, wait_until
 from tests.test_dashboards import all_dashboards, iter_panels, panel_queries, substitute
 
 PROMETHEUS = REPO / "prometheus"
 SCRAPE_INTERVAL = "1s"
 
 # Concrete values for Grafana's variables, as a user picking them would produce.
-BUILTINS = {"__rate_interval": "1m", "__range": "10m", "__interval": "15s", "__range_s": "600",
-            "__interval_ms": "15000", "instance": ".*"}
+BUILTINS = {
+    "__rate_interval": "1m",
+    "__range": "10m",
+    "__interval": "15s",
+    "__range_s": "600",
+    "__interval_ms": "15000",
+    "instance": ".*",
+}
 
 
 # A per-structure breakdown that is opt-in (series budget, `breakdowns`) and that the demo leaves off, as the
@@ -61,8 +68,11 @@ def shortened_rules(source: Path, target_dir: Path) -> list[str]:
 def prometheus_config(target: str, rule_files: list[str]) -> dict:
     """The project's prometheus.yml, pointed at the test's exporter, with short intervals and no Alertmanager."""
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    config["global"] = {**config.get("global", {}), "scrape_interval": SCRAPE_INTERVAL,
-                        "evaluation_interval": SCRAPE_INTERVAL}
+    config["global"] = {
+        **config.get("global", {}),
+        "scrape_interval": SCRAPE_INTERVAL,
+        "evaluation_interval": SCRAPE_INTERVAL,
+    }
     config["rule_files"] = rule_files
     config.pop("alerting", None)
     jobs = [job for job in config["scrape_configs"] if "ent" in job["job_name"]]
@@ -91,31 +101,64 @@ def running_stack(work: Path, now: str):
     exporter_port, prometheus_port = free_port(), free_port()
     state_dir = work / "demo"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "demo", "--state-dir", str(state_dir),
-         "--port", str(exporter_port), "--scale", "0.3", "--days", "35", "--now", now],
-        cwd=REPO, stdout=(work / "demo.log").open("w"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "ent_exporter.cli",
+            "--log-level",
+            "WARNING",
+            "demo",
+            "--state-dir",
+            str(state_dir),
+            "--port",
+            str(exporter_port),
+            "--scale",
+            "0.3",
+            "--days",
+            "35",
+            "--now",
+            now,
+        ],
+        cwd=REPO,
+        stdout=(work / "demo.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     rules = work / "rules"
     rules.mkdir()
     config = prometheus_config(f"127.0.0.1:{exporter_port}", shortened_rules(PROMETHEUS / "rules", rules))
     (work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     prometheus = subprocess.Popen(
-        [require_binary("prometheus"), f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn"],
-        stdout=(work / "prometheus.log").open("w"), stderr=subprocess.STDOUT,
+        [
+            require_binary("prometheus"),
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ],
+        stdout=(work / "prometheus.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     try:
+
         def exporter_scraped() -> bool:
             targets = api(prometheus_port, "/api/v1/targets")["data"]["activeTargets"]
             return bool(targets) and all(t["health"] == "up" for t in targets)
 
         wait_until(exporter_scraped, 120, message="Prometheus scraping the demo")
         # Every collector of the demo has run once and been scraped a few times.
-        wait_until(lambda: len(api(prometheus_port, "/api/v1/query", query="ent_logins_by_hour")["data"]["result"]),
-                   120, message="window collectors scraped")
+        wait_until(
+            lambda: len(api(prometheus_port, "/api/v1/query", query="ent_logins_by_hour")["data"]["result"]),
+            120,
+            message="window collectors scraped",
+        )
         time.sleep(8)
-        yield {"prometheus": prometheus_port, "exporter": exporter_port, "state_dir": state_dir, "work": work,
-               "now": now}
+        yield {
+            "prometheus": prometheus_port,
+            "exporter": exporter_port,
+            "state_dir": state_dir,
+            "work": work,
+            "now": now,
+        }
     finally:
         for process in (prometheus, demo):
             process.send_signal(signal.SIGINT)
@@ -142,6 +185,7 @@ def stack_monday(tmp_path_factory):
 
 def variable_values(port: int) -> dict[str, str]:
     """Picks values the way a user would: a real structure, profile, connector and app from the data."""
+
     def first(metric: str, label: str, exclude: tuple[str, ...] = ()) -> str:
         result = api(port, "/api/v1/series", **{"match[]": metric})["data"]
         values = sorted({s[label] for s in result if label in s and s[label] not in exclude})
@@ -199,10 +243,17 @@ def test_every_panel_query_returns_data(request, fixture):
     assert opt_in_checked and not opt_in, "opt-in per-structure series published by default:\n" + "\n".join(opt_in)
     # Panels that hide intervals without enough calls (as the alerts do) say "no calls" instead of a
     # 0/0 ratio: empty is right for them when the connector has too few calls at this hour.
-    quiet = api(stack["prometheus"], "/api/v1/query",
-                query='sum(rate(ent_connector_requests_total{connector="pronote"}[5m])) * 60 < 2')["data"]["result"]
-    no_calls = {(d["title"], p["title"]) for d in all_dashboards().values() for p in iter_panels(d)
-                if p.get("fieldConfig", {}).get("defaults", {}).get("noValue") in ("no calls", "aucun appel")}
+    quiet = api(
+        stack["prometheus"],
+        "/api/v1/query",
+        query='sum(rate(ent_connector_requests_total{connector="pronote"}[5m])) * 60 < 2',
+    )["data"]["result"]
+    no_calls = {
+        (d["title"], p["title"])
+        for d in all_dashboards().values()
+        for p in iter_panels(d)
+        if p.get("fieldConfig", {}).get("defaults", {}).get("noValue") in ("no calls", "aucun appel")
+    }
     if quiet:
         empty = [line for line in empty if tuple(line.split(": ", 1)[0].split(" / ", 1)) not in no_calls]
     assert not empty, "queries that returned no data:\n" + "\n".join(empty)
@@ -212,8 +263,11 @@ def test_recording_rules_produce_series(stack):
     groups = api(stack["prometheus"], "/api/v1/rules", type="record")["data"]["groups"]
     names = [rule["name"] for group in groups for rule in group["rules"]]
     assert names, "no recording rules loaded"
-    wait_until(lambda: all(api(stack["prometheus"], "/api/v1/query", query=name)["data"]["result"] for name in names),
-               60, message="every recording rule has a series")
+    wait_until(
+        lambda: all(api(stack["prometheus"], "/api/v1/query", query=name)["data"]["result"] for name in names),
+        60,
+        message="every recording rule has a series",
+    )
 
 
 def test_the_flaky_connector_failing_hard_fires_its_alert(stack):
@@ -221,8 +275,13 @@ def test_the_flaky_connector_failing_hard_fires_its_alert(stack):
 
     def firing() -> list[dict]:
         alerts = api(port, "/api/v1/alerts")["data"]["alerts"]
-        return [a for a in alerts if a["state"] == "firing" and a["labels"].get("connector") == "pronote"
-                and "Failure" in a["labels"]["alertname"]]
+        return [
+            a
+            for a in alerts
+            if a["state"] == "firing"
+            and a["labels"].get("connector") == "pronote"
+            and "Failure" in a["labels"]["alertname"]
+        ]
 
     assert not firing(), "the connector alert fires before the outage"
     (stack["state_dir"] / "outage-pronote").touch()
@@ -244,8 +303,13 @@ def test_a_probe_target_going_down_fires_the_probe_alert_which_resolves_when_it_
 
     def probe_alerts(connector: str, state: str | None = None) -> list[dict]:
         alerts = api(port, "/api/v1/alerts")["data"]["alerts"]
-        return [a for a in alerts if a["labels"]["alertname"] == "ENTConnectorProbeFailing"
-                and a["labels"].get("connector") == connector and (state is None or a["state"] == state)]
+        return [
+            a
+            for a in alerts
+            if a["labels"]["alertname"] == "ENTConnectorProbeFailing"
+            and a["labels"].get("connector") == connector
+            and (state is None or a["state"] == state)
+        ]
 
     def value(query: str) -> float | None:
         result = api(port, "/api/v1/query", query=query)["data"]["result"]
@@ -256,16 +320,21 @@ def test_a_probe_target_going_down_fires_the_probe_alert_which_resolves_when_it_
     assert gar[0]["labels"]["kind"] == "tcp"
     assert value('ent_connector_probe_failures_total{connector="gar", reason="refused"}') >= 1
     # Pronote's probe is up (an earlier test's outage, if any, is over) with its certificate's expiry.
-    wait_until(lambda: value('ent_connector_probe_success{connector="pronote"}') == 1
-               and not probe_alerts("pronote"), 120, interval=2, message="the pronote probe up, no alert")
+    wait_until(
+        lambda: value('ent_connector_probe_success{connector="pronote"}') == 1 and not probe_alerts("pronote"),
+        120,
+        interval=2,
+        message="the pronote probe up, no alert",
+    )
     assert value('ent_connector_certificate_expiry_timestamp_seconds{connector="pronote"} - time()') > 80 * 86400
     failures_before = value('ent_connector_probe_failures_total{connector="pronote", reason="status"}')
 
     outage = stack["state_dir"] / "outage-pronote"
     outage.touch()
     try:
-        alerts = wait_until(lambda: probe_alerts("pronote", "firing"), 120, interval=1,
-                            message="the pronote probe alert firing")
+        alerts = wait_until(
+            lambda: probe_alerts("pronote", "firing"), 120, interval=1, message="the pronote probe alert firing"
+        )
     finally:
         outage.unlink()
     alert = alerts[0]

@@ -1,16 +1,26 @@
 """The exposition is valid for Prometheus' own checker, and the cardinality guard folds without losing counts."""
+
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
+from tests.support import (
+    FULL_BREAKDOWNS,
+    RawData,
+    insert,
+    make_accounts,
+    make_events,
+    parse,
+    require_binary,
+    run_cli,
+    write_config,
+)
 
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
-from tests.support import FULL_BREAKDOWNS, require_binary, RawData, insert, make_accounts, make_events, parse, run_cli, write_config
-
-START = datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 
 
 def promtool() -> str:
@@ -44,11 +54,20 @@ def test_the_cardinality_guard_folds_rare_values_into_other_and_keeps_the_sum(so
     # 40 rarely used applications on top of the usual ones.
     with psycopg.connect(source_dsn) as conn:
         for number in range(40):
-            conn.execute("INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at)"
-                         " VALUES ('user-1', 'Teacher', %s, %s)", (f"rare-app-{number}", START))
+            conn.execute(
+                "INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at)"
+                " VALUES ('user-1', 'Teacher', %s, %s)",
+                (f"rare-app-{number}", START),
+            )
     cap = 30
-    config = parse_config({"source": {"dsn": source_dsn, "settle_seconds": 0},
-                           "limits": {"max_series_per_family": cap}, "breakdowns": FULL_BREAKDOWNS}, "test")
+    config = parse_config(
+        {
+            "source": {"dsn": source_dsn, "settle_seconds": 0},
+            "limits": {"max_series_per_family": cap},
+            "breakdowns": FULL_BREAKDOWNS,
+        },
+        "test",
+    )
     with make_source(config) as source:
         runtime = make_runtime(config, source, persistent=False)
         for _ in range(2):
@@ -73,8 +92,9 @@ def test_the_cardinality_guard_folds_rare_values_into_other_and_keeps_the_sum(so
 def test_counts_survive_a_change_of_published_form(source_dsn):
     """Folding is applied at publication only: the persisted totals keep every label value."""
     seed(source_dsn, Random(3))
-    config = parse_config({"source": {"dsn": source_dsn, "settle_seconds": 0},
-                           "limits": {"max_series_per_family": 5}}, "test")
+    config = parse_config(
+        {"source": {"dsn": source_dsn, "settle_seconds": 0}, "limits": {"max_series_per_family": 5}}, "test"
+    )
     with make_source(config) as source:
         runtime = make_runtime(config, source, persistent=False)
         runtime.run("logins", START + timedelta(days=1))

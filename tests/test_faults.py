@@ -1,6 +1,7 @@
 """Faults on a PostgreSQL server of this module's own (it is frozen and restarted): a frozen
 server bounds every run, a randomized run of crashes, late commits and a database restart
 ends with every counter equal to a recount from the raw rows."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 
@@ -21,17 +22,32 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
-from exporter.server import MetricsServer
-from exporter.source import CLIENT_MARGIN_SECONDS
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
+from ent_exporter.sources.postgres import CLIENT_MARGIN_SECONDS
+from ent_exporter.web.server import MetricsServer
 from tests.support import (
-    REPO, as_samples, canonical_database, expected_connector_samples, expected_event_counts, parse, scrape, wait_until,
+    REPO,
+    as_samples,
+    canonical_database,
+    expected_connector_samples,
+    expected_event_counts,
+    parse,
+    scrape,
+    wait_until,
 )
 
-UTC = timezone.utc
-ACCOUNTS = [(f"u{i}", f"S{i % 3}", ["Teacher", "Student", ""][i % 3], datetime(2026, 1, 1, tzinfo=UTC),
-             datetime(2026, 1, 1, tzinfo=UTC)) for i in range(12)]
+UTC = UTC
+ACCOUNTS = [
+    (
+        f"u{i}",
+        f"S{i % 3}",
+        ["Teacher", "Student", ""][i % 3],
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    for i in range(12)
+]
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +98,11 @@ def new_database(server, name: str, with_ids: bool = True) -> str:
         conn.cursor().executemany("INSERT INTO ent.accounts VALUES (%s, %s, %s, %s, %s)", ACCOUNTS)
         if not with_ids:
             for table in ("login_events", "connector_events"):
-                conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN event_id DROP IDENTITY,"
-                                     " ALTER COLUMN event_id DROP NOT NULL").format(sql.Identifier("ent", table)))
+                conn.execute(
+                    sql.SQL(
+                        "ALTER TABLE {} ALTER COLUMN event_id DROP IDENTITY, ALTER COLUMN event_id DROP NOT NULL"
+                    ).format(sql.Identifier("ent", table))
+                )
     return dsn
 
 
@@ -91,10 +110,14 @@ def truth(dsn: str) -> dict:
     """Every counter, recounted in Python from the committed rows."""
     with psycopg.connect(dsn) as conn:
         logins = conn.execute("SELECT user_id, profile, occurred_at FROM ent.login_events").fetchall()
-        calls = conn.execute("SELECT connector, structure_id, occurred_at, success, duration_ms"
-                             " FROM ent.connector_events").fetchall()
-    expected = {"ent_logins_total": as_samples("ent_logins_total", ("structure", "profile"),
-                                               expected_event_counts(ACCOUNTS, logins, False))}
+        calls = conn.execute(
+            "SELECT connector, structure_id, occurred_at, success, duration_ms FROM ent.connector_events"
+        ).fetchall()
+    expected = {
+        "ent_logins_total": as_samples(
+            "ent_logins_total", ("structure", "profile"), expected_event_counts(ACCOUNTS, logins, False)
+        )
+    }
     expected.update(expected_connector_samples(calls))
     return expected
 
@@ -110,14 +133,19 @@ def assert_exact(samples: dict, dsn: str) -> None:
 def insert_events(conn: psycopg.Connection, rng: Random, count: int) -> None:
     for _ in range(count):
         user = f"u{rng.randrange(14)}"  # u12, u13 have no account
-        conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, clock_timestamp())",
-                     (user, rng.choice(["Teacher", "Student", None])))
-        conn.execute("INSERT INTO ent.connector_events (connector, structure_id, occurred_at, success, duration_ms)"
-                     " VALUES (%s, 'S1', clock_timestamp(), %s, %s)",
-                     (rng.choice(["ldap", "cas"]), rng.random() > 0.3, rng.choice([None, 30.0, 700.0, 4000.0])))
+        conn.execute(
+            "INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, clock_timestamp())",
+            (user, rng.choice(["Teacher", "Student", None])),
+        )
+        conn.execute(
+            "INSERT INTO ent.connector_events (connector, structure_id, occurred_at, success, duration_ms)"
+            " VALUES (%s, 'S1', clock_timestamp(), %s, %s)",
+            (rng.choice(["ldap", "cas"]), rng.random() > 0.3, rng.choice([None, 30.0, 700.0, 4000.0])),
+        )
 
 
 # -- a frozen database ------------------------------------------------------------------
+
 
 def test_a_frozen_database_fails_each_run_within_its_bound(own_server):
     dsn = new_database(own_server, "frozen")
@@ -125,8 +153,18 @@ def test_a_frozen_database_fails_each_run_within_its_bound(own_server):
     with psycopg.connect(dsn) as conn:
         insert_events(conn, rng, 30)
     statement_timeout = 1.0
-    config = parse_config({"source": {"dsn": dsn, "settle_seconds": 0, "statement_timeout_seconds": statement_timeout,
-                                      "connect_timeout_seconds": 1, "max_connections": 2}}, "test")
+    config = parse_config(
+        {
+            "source": {
+                "dsn": dsn,
+                "settle_seconds": 0,
+                "statement_timeout_seconds": statement_timeout,
+                "connect_timeout_seconds": 1,
+                "max_connections": 2,
+            }
+        },
+        "test",
+    )
     source = make_source(config)
     source.open()
     runtime = make_runtime(config, source, persistent=False)
@@ -153,8 +191,12 @@ def test_a_frozen_database_fails_each_run_within_its_bound(own_server):
         send(frozen, signal.SIGCONT)
     with psycopg.connect(dsn) as conn:
         insert_events(conn, rng, 10)
-    wait_until(lambda: runtime.run("logins") and runtime.run("connectors"), timeout=30, interval=0.5,
-               message="runs succeed after SIGCONT")
+    wait_until(
+        lambda: runtime.run("logins") and runtime.run("connectors"),
+        timeout=30,
+        interval=0.5,
+        message="runs succeed after SIGCONT",
+    )
     samples = parse(scrape(server.port))
     server.stop()
     source.close()
@@ -163,17 +205,23 @@ def test_a_frozen_database_fails_each_run_within_its_bound(own_server):
 
 
 def test_the_scheduler_retries_a_failed_run_with_backoff(own_server):
-    from collectors.base import Cadence
-    from exporter.scheduler import CollectorScheduler
+    from ent_exporter.engine.collector import Cadence
+    from ent_exporter.engine.scheduler import CollectorScheduler
 
     dsn = new_database(own_server, "retried")
-    config = parse_config({"source": {"dsn": dsn, "statement_timeout_seconds": 1, "connect_timeout_seconds": 1},
-                           "retry": {"initial_seconds": 2, "max_seconds": 4}}, "test")
+    config = parse_config(
+        {
+            "source": {"dsn": dsn, "statement_timeout_seconds": 1, "connect_timeout_seconds": 1},
+            "retry": {"initial_seconds": 2, "max_seconds": 4},
+        },
+        "test",
+    )
     source = make_source(config)
     source.open()
     runtime = make_runtime(config, source, persistent=False)
-    scheduler = CollectorScheduler(runtime, {c: ("0 0 1 1 *", 0) for c in Cadence}, UTC,
-                                   retry_initial_seconds=2, retry_max_seconds=4)
+    scheduler = CollectorScheduler(
+        runtime, {c: ("0 0 1 1 *", 0) for c in Cadence}, UTC, retry_initial_seconds=2, retry_max_seconds=4
+    )
     source.wait_ready()
     frozen = []
     try:
@@ -193,8 +241,8 @@ def test_the_scheduler_retries_a_failed_run_with_backoff(own_server):
 DRIVER = textwrap.dedent("""
     import sys, time
     from datetime import datetime, timezone
-    from exporter.app import make_runtime, make_source
-    from exporter.config import load_config
+    from ent_exporter.app import make_runtime, make_source
+    from ent_exporter.config import load_config
 
     config = load_config(sys.argv[1])
     while True:
@@ -233,7 +281,7 @@ class Writer:
             except psycopg.OperationalError:
                 time.sleep(0.2)  # the database restarts: what was not committed is not an event
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         for thread in self.threads:
             thread.start()
         return self
@@ -251,15 +299,20 @@ def test_crashes_late_commits_and_a_restart_leave_exact_counters(own_server, tmp
     config.write_text(
         f"source: {{dsn: '{dsn}', settle_seconds: 0, chunk_size: 7, statement_timeout_seconds: 5,"
         f" connect_timeout_seconds: 2, late_commit_limit_seconds: 600}}\n"
-        f"timezone: Europe/Paris\nstate_dir: {tmp_path / 'state'}\n")
+        f"timezone: Europe/Paris\nstate_dir: {tmp_path / 'state'}\n"
+    )
     rng = Random(20261127 + with_ids)
     kills = 0
     with Writer(dsn, rng.randrange(1000)):
         driver = None
         try:
             for step in range(12):
-                driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(config)], cwd=REPO,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                driver = subprocess.Popen(
+                    [sys.executable, "-c", DRIVER, str(config)],
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 time.sleep(rng.uniform(0.3, 1.5))
                 os.kill(driver.pid, signal.SIGKILL)  # at a random point of a run
                 driver.wait()
@@ -272,9 +325,14 @@ def test_crashes_late_commits_and_a_restart_leave_exact_counters(own_server, tmp
     assert kills == 12
     # Every transaction has ended. One last run, as the daemon's next cycle; the time watermark
     # is exact once its days are closed (two days later).
-    final = parse_config({"source": {"dsn": dsn, "settle_seconds": 0, "chunk_size": 7,
-                                     "late_commit_limit_seconds": 600},
-                          "timezone": "Europe/Paris", "state_dir": str(tmp_path / "state")}, "test")
+    final = parse_config(
+        {
+            "source": {"dsn": dsn, "settle_seconds": 0, "chunk_size": 7, "late_commit_limit_seconds": 600},
+            "timezone": "Europe/Paris",
+            "state_dir": str(tmp_path / "state"),
+        },
+        "test",
+    )
     source = make_source(final)
     source.open()
     try:

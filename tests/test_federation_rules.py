@@ -1,5 +1,6 @@
 """Several platforms federated: the regional Prometheus configuration is valid, and the recording
 rules that aggregate across platforms compute what their unit test expects (promtool)."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,10 @@ RULE_TESTS = sorted((FEDERATION / "tests").glob("*.test.yml"))
 def promtool(*args: str) -> subprocess.CompletedProcess:
     executable = shutil.which("promtool")
     if executable is None:
-        pytest.fail("promtool is not installed: it comes with Prometheus (Debian: apt-get install prometheus);"
-                    " the README's test command installs it")
+        pytest.fail(
+            "promtool is not installed: it comes with Prometheus (Debian: apt-get install prometheus);"
+            " the README's test command installs it"
+        )
     return subprocess.run([executable, *args], capture_output=True, text=True, timeout=120, cwd=FEDERATION)
 
 

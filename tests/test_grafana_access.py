@@ -1,6 +1,7 @@
 """Per-establishment Grafana access generated from the structures list: valid YAML and JSON naming
 every structure, one folder and one fixed dashboard per establishment, and the teams and folder
 permissions applied through Grafana's HTTP API (a stand-in: Grafana is not a Debian package)."""
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,15 @@ import httpx
 import psycopg
 import yaml
 
-from grafana.access import SOURCE_DASHBOARD, apply, generate, main, structures_from_csv
+from ent_exporter.mixin.access import SOURCE_DASHBOARD, apply, generate, main, structures_from_csv
 from tests.support import write_config
 
-STRUCTURES = [("0750001A", "Collège Jean Moulin"), ("0750002B", "Lycée Victor Hugo"),
-              ("0750003C", "École du Centre"), ("0759999Z", "0759999Z")]
+STRUCTURES = [
+    ("0750001A", "Collège Jean Moulin"),
+    ("0750002B", "Lycée Victor Hugo"),
+    ("0750003C", "École du Centre"),
+    ("0759999Z", "0759999Z"),
+]
 
 
 def check(out, structures):
@@ -28,8 +33,14 @@ def check(out, structures):
         assert structure_id in provider["folder"] and name in provider["folder"]
         assert provider["type"] == "file" and provider["options"]["path"].endswith("/" + structure_id)
         (entry,) = [e for e in plan if e["structure"] == structure_id]
-        assert entry == {"structure": structure_id, "name": name, "folderUid": f"ent-{structure_id}",
-                         "folder": provider["folder"], "team": f"ENT {structure_id}", "permission": 1}
+        assert entry == {
+            "structure": structure_id,
+            "name": name,
+            "folderUid": f"ent-{structure_id}",
+            "folder": provider["folder"],
+            "team": f"ENT {structure_id}",
+            "permission": 1,
+        }
         dashboard = json.loads((out / "dashboards" / structure_id / "establishment.json").read_text())
         (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "structure"]
         assert variable["type"] == "constant" and variable["query"] == structure_id and variable["hide"] == 2
@@ -58,8 +69,10 @@ def test_generated_from_a_csv_list(tmp_path):
 def test_generated_from_the_source_of_a_configuration(source_dsn, tmp_path):
     with psycopg.connect(source_dsn) as conn:
         conn.cursor().executemany("INSERT INTO ent.structures VALUES (%s, %s, 'college')", STRUCTURES[:3])
-        conn.execute("INSERT INTO ent.accounts (user_id, structure_id, profile, created_at) VALUES"
-                     " ('u1', '0759999Z', 'Student', now()), ('u2', '', 'Student', now())")
+        conn.execute(
+            "INSERT INTO ent.accounts (user_id, structure_id, profile, created_at) VALUES"
+            " ('u1', '0759999Z', 'Student', now()), ('u2', '', 'Student', now())"
+        )
     config = write_config(tmp_path / "config.yml", source_dsn)
     assert main(["--config", str(config), "--out", str(tmp_path / "out")]) == 0
     check(tmp_path / "out", STRUCTURES)  # the structure known from accounts only too; "unknown" is no establishment
@@ -84,10 +97,16 @@ def test_apply_creates_teams_and_replaces_folder_permissions(tmp_path):
             return httpx.Response(200, json={"message": "Folder permissions updated"})
         return httpx.Response(404)
 
-    client = httpx.Client(base_url="http://127.0.0.1:3000", transport=httpx.MockTransport(grafana),
-                          headers={"Authorization": "Bearer secret"})
+    client = httpx.Client(
+        base_url="http://127.0.0.1:3000",
+        transport=httpx.MockTransport(grafana),
+        headers={"Authorization": "Bearer secret"},
+    )
     done = apply(plan, "http://127.0.0.1:3000", "secret", client)
-    assert done == ["ent-0750001A: team ENT 0750001A (id 7) may view", "ent-0750002B: team ENT 0750002B (id 8) may view"]
+    assert done == [
+        "ent-0750001A: team ENT 0750001A (id 7) may view",
+        "ent-0750002B: team ENT 0750002B (id 8) may view",
+    ]
     assert ("POST", "/api/teams", {"name": "ENT 0750002B"}) in calls
     assert ("POST", "/api/folders/ent-0750001A/permissions", {"items": [{"teamId": 7, "permission": 1}]}) in calls
     assert ("POST", "/api/folders/ent-0750002B/permissions", {"items": [{"teamId": 8, "permission": 1}]}) in calls

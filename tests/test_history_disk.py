@@ -1,5 +1,6 @@
 """bench/history_disk.py backfills real blocks with promtool and measures them; its BENCHMARKS.md section
 survives bench.run rewriting the rest of the file."""
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,27 @@ def test_measures_backfilled_blocks_and_extrapolates(tmp_path, capsys):
     exposition.write_text(EXPOSITION)
     output = tmp_path / "BENCHMARKS.md"
     output.write_text("# Benchmarks\n\nbench.run's part\n")
-    assert main(["--exposition", str(exposition), "--structures", "1", "--hours", "3",
-                 "--target-structures", "10", "--days", "10", "--output", str(output), "--keep", str(tmp_path / "w")]) == 0
+    assert (
+        main(
+            [
+                "--exposition",
+                str(exposition),
+                "--structures",
+                "1",
+                "--hours",
+                "3",
+                "--target-structures",
+                "10",
+                "--days",
+                "10",
+                "--output",
+                str(output),
+                "--keep",
+                str(tmp_path / "w"),
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     # 1 structure (3 series) + 3 others (the "all" ones and a self-metric): 6 series, 3 h at 30 s.
     assert "= 6 series, 3 h at 30 s (2,160 samples" in table
@@ -47,6 +67,6 @@ def test_measures_backfilled_blocks_and_extrapolates(tmp_path, capsys):
     text = output.read_text()
     assert text.startswith("# Benchmarks\n\nbench.run's part\n\n" + SECTION)
     # bench.run keeps the section when it rewrites the file; a second run replaces it.
-    assert kept_section(output).strip() == text[text.index(SECTION):].strip()
+    assert kept_section(output).strip() == text[text.index(SECTION) :].strip()
     write_section(output, SECTION + "\n\nnew\n")
     assert output.read_text() == "# Benchmarks\n\nbench.run's part\n\n" + SECTION + "\n\nnew\n"

@@ -1,6 +1,7 @@
 """The HTTP endpoint on an untrusted network: timeouts, a connection cap, HEAD, Accept-Encoding
 with q-values, quiet client aborts, no version disclosure; TLS and basic auth from an
 exporter-toolkit web configuration, scraped by a real Prometheus."""
+
 from __future__ import annotations
 
 import base64
@@ -14,17 +15,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import bcrypt
 import pytest
 import yaml
 
-from collectors.base import Family, Kind
-from exporter.exposition import Exposition
-from exporter.server import MetricsServer, accepts_gzip
-from exporter.webconfig import load_web_config
+from ent_exporter.engine.collector import Family, Kind
+from ent_exporter.engine.exposition import Exposition
+from ent_exporter.web.config import load_web_config
+from ent_exporter.web.server import MetricsServer, accepts_gzip
 from tests.support import REPO, free_port, require_binary, run_cli, wait_until, write_config
 
 FAMILY = Family("x_total", Kind.COUNTER, "x", ("structure",))
@@ -58,11 +59,23 @@ def request(port: int, method: str = "GET", path: str = "/metrics", **headers) -
     return conn.getresponse()
 
 
-@pytest.mark.parametrize("header, gzipped", [
-    ("gzip", True), ("gzip;q=0", False), ("gzip; q=0.0, deflate", False), ("deflate, gzip;q=0.5", True),
-    ("*", True), ("*;q=0", False), ("identity", False), ("gzip;q=0, *", False), ("GZIP", True), ("", False),
-    ("br;q=1.0, *;q=0.1", True), ("gzip;q=abc", False),
-])
+@pytest.mark.parametrize(
+    "header, gzipped",
+    [
+        ("gzip", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, deflate", False),
+        ("deflate, gzip;q=0.5", True),
+        ("*", True),
+        ("*;q=0", False),
+        ("identity", False),
+        ("gzip;q=0, *", False),
+        ("GZIP", True),
+        ("", False),
+        ("br;q=1.0, *;q=0.1", True),
+        ("gzip;q=abc", False),
+    ],
+)
 def test_accept_encoding_is_parsed_with_its_q_values(header, gzipped):
     assert accepts_gzip(header) is gzipped
 
@@ -133,37 +146,51 @@ def test_client_aborts_leave_no_traceback(server, capfd, caplog):
 
 # -- TLS and basic auth --------------------------------------------------------------------
 
+
 def make_certificates(directory: Path) -> dict[str, Path]:
     """A CA and a server certificate for 127.0.0.1, generated here."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def name(text: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
-          .public_key(ca_key.public_key()).serial_number(1)
-          .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("test CA"))
+        .issuer_name(name("test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(name("ent-exporter")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(2)
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("ent-exporter"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = {"ca": directory / "ca.crt", "cert": directory / "server.crt", "key": directory / "server.key"}
     paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+    paths["key"].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
@@ -173,10 +200,14 @@ PASSWORD = "s3cret-scraper"
 def web_config_file(directory: Path) -> Path:
     make_certificates(directory)
     path = directory / "web.yml"
-    path.write_text(yaml.safe_dump({
-        "tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "TLS12"},
-        "basic_auth_users": {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "TLS12"},
+                "basic_auth_users": {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()},
+            }
+        )
+    )
     return path
 
 
@@ -219,19 +250,37 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(server, tmp_path):
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [
-            {"job_name": "good", "scheme": "https", "tls_config": tls,
-             "basic_auth": {"username": "prometheus", "password": PASSWORD}, "static_configs": [{"targets": [target]}]},
-            {"job_name": "wrong_password", "scheme": "https", "tls_config": tls,
-             "basic_auth": {"username": "prometheus", "password": "nope"}, "static_configs": [{"targets": [target]}]},
+            {
+                "job_name": "good",
+                "scheme": "https",
+                "tls_config": tls,
+                "basic_auth": {"username": "prometheus", "password": PASSWORD},
+                "static_configs": [{"targets": [target]}],
+            },
+            {
+                "job_name": "wrong_password",
+                "scheme": "https",
+                "tls_config": tls,
+                "basic_auth": {"username": "prometheus", "password": "nope"},
+                "static_configs": [{"targets": [target]}],
+            },
             {"job_name": "plain", "scheme": "http", "static_configs": [{"targets": [target]}]},
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     prometheus = subprocess.Popen(
-        [require_binary("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prometheus_port}",
-         "--log.level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            require_binary("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def targets() -> dict | None:
             found = {t["labels"]["job"]: t for t in api(prometheus_port, "/api/v1/targets")["data"]["activeTargets"]}
             return found if all(t["health"] != "unknown" for t in found.values()) and len(found) == 3 else None
@@ -240,8 +289,13 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(server, tmp_path):
         assert found["good"]["health"] == "up", found["good"]
         assert found["wrong_password"]["health"] == "down" and "401" in found["wrong_password"]["lastError"]
         assert found["plain"]["health"] == "down"
-        result = wait_until(lambda: api(prometheus_port, "/api/v1/query?query=x_total%7Bstructure%3D%22S000007%22%7D")
-                            ["data"]["result"], timeout=30, message="a sample scraped over TLS")
+        result = wait_until(
+            lambda: api(prometheus_port, "/api/v1/query?query=x_total%7Bstructure%3D%22S000007%22%7D")["data"][
+                "result"
+            ],
+            timeout=30,
+            message="a sample scraped over TLS",
+        )
         assert float(result[0]["value"][1]) == 7
     finally:
         prometheus.terminate()
@@ -257,8 +311,7 @@ def test_check_config_names_what_is_wrong_in_the_web_config_and_the_dsn(tmp_path
     cases = {
         "tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n": "tls_server_config.cert_file",
         "basic_auth_users:\n  prometheus: plaintext\n": "basic_auth_users.prometheus",
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS99\n":
-            "tls_server_config.min_version",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS99\n": "tls_server_config.min_version",
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
         "  client_auth_type: RequireAndVerifyClientCert\n": "tls_server_config.client_ca_file",
         "basic_auth: {}\n": "basic_auth: unknown key",
@@ -280,9 +333,13 @@ def test_serve_takes_the_web_config_file(source_dsn, tmp_path):
     web = web_config_file(tmp_path)
     port = free_port()
     config = write_config(tmp_path / "config.yml", source_dsn, listen={"address": "127.0.0.1", "port": port})
-    serve = subprocess.Popen([sys.executable, "-m", "exporter.cli", "serve", "--config", str(config),
-                              "--web.config.file", str(web)], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "ent_exporter.cli", "serve", "--config", str(config), "--web.config.file", str(web)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
     auth = "Basic " + base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
 

@@ -1,18 +1,19 @@
 """A cycle after N new events reads O(N) rows, not the table: measured with PostgreSQL's own counters."""
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
 
 HISTORY = 200_000
 NEW = 1_000
 USERS = 20_000
-START = datetime(2026, 1, 5, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 def table_reads(dsn: str, table: str) -> dict[str, int]:
@@ -20,7 +21,9 @@ def table_reads(dsn: str, table: str) -> dict[str, int]:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute(
             "SELECT coalesce(seq_tup_read, 0), coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
-            " WHERE schemaname = 'ent' AND relname = %s", (table,)).fetchone()
+            " WHERE schemaname = 'ent' AND relname = %s",
+            (table,),
+        ).fetchone()
     return {"seq_tup_read": row[0], "idx_tup_fetch": row[1]}
 
 
@@ -50,11 +53,15 @@ def test_a_cycle_reads_the_new_events_not_the_history(source_dsn, tmp_path):
     with psycopg.connect(source_dsn) as conn:
         conn.execute(
             "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 50), 'Student', %s, %s"
-            " FROM generate_series(1, %s) i", (START, START, USERS))
+            " FROM generate_series(1, %s) i",
+            (START, START, USERS),
+        )
         conn.execute(
             "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
             " SELECT 'u' || (i * 7919 %% %s), 'Student', %s + i * interval '1 second'"
-            " FROM generate_series(1, %s) i", (USERS, START, HISTORY))
+            " FROM generate_series(1, %s) i",
+            (USERS, START, HISTORY),
+        )
     with psycopg.connect(source_dsn, autocommit=True) as conn:
         conn.execute("ANALYZE ent.login_events")
         conn.execute("ANALYZE ent.accounts")
@@ -65,7 +72,9 @@ def test_a_cycle_reads_the_new_events_not_the_history(source_dsn, tmp_path):
     with psycopg.connect(source_dsn) as conn:
         conn.execute(
             "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
-            " SELECT 'u' || (i * 31 %% %s), 'Teacher', %s FROM generate_series(1, %s) i", (USERS, now, NEW))
+            " SELECT 'u' || (i * 31 %% %s), 'Teacher', %s FROM generate_series(1, %s) i",
+            (USERS, now, NEW),
+        )
     events_before = table_reads(source_dsn, "login_events")
     accounts_before = table_reads(source_dsn, "accounts")
     one_cycle(source_dsn, now + timedelta(minutes=1), tmp_path)
@@ -83,19 +92,22 @@ def test_a_cycle_reads_the_new_events_not_the_history(source_dsn, tmp_path):
 
 def test_the_delta_query_plan_uses_the_event_id_index(source_dsn):
     """The plan, not only the counters: a range scan on event_id, whatever the table size."""
-    from collectors.logins import LoginsCollector
-    from collectors.incremental import dimension_fragments
+    from ent_exporter.aggregation.incremental import dimension_fragments
+    from ent_exporter.indicators.logins import LoginsCollector
 
     with psycopg.connect(source_dsn) as conn:
         conn.execute(
             "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
-            " SELECT 'u' || i, 'Student', %s FROM generate_series(1, 50000) i", (START,))
+            " SELECT 'u' || i, 'Student', %s FROM generate_series(1, 50000) i",
+            (START,),
+        )
         conn.execute("ANALYZE ent.login_events")
         config = parse_config({"source": {"dsn": source_dsn}}, "test")
         source = make_source(config)
         statement = source.compose(LoginsCollector.delta_query, events="login_events", **dimension_fragments(()))
-        plan = conn.execute(psycopg.sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement),
-                            {"after": 49_000, "upto": 50_000}).fetchone()[0]
+        plan = conn.execute(
+            psycopg.sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), {"after": 49_000, "upto": 50_000}
+        ).fetchone()[0]
     nodes = []
 
     def walk(node):
@@ -114,25 +126,32 @@ def test_watched_gaps_cost_index_probes_not_rows(source_dsn, tmp_path):
     with psycopg.connect(source_dsn) as conn:
         conn.execute(
             "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 50), 'Student', %s, %s"
-            " FROM generate_series(1, %s) i", (START, START, USERS))
+            " FROM generate_series(1, %s) i",
+            (START, START, USERS),
+        )
         # Every 10th id missing: 5,000 gaps among 50,000 ids.
         conn.execute(
             "INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at) OVERRIDING SYSTEM VALUE"
             " SELECT i, 'u' || (i * 7919 %% %s), 'Student', %s FROM generate_series(1, 50000) i WHERE i %% 10 <> 0",
-            (USERS, START))
+            (USERS, START),
+        )
         conn.execute("SELECT setval(pg_get_serial_sequence('ent.login_events', 'event_id'), 50000)")
     with psycopg.connect(source_dsn, autocommit=True) as conn:
         conn.execute("ANALYZE ent.login_events")
     now = START + timedelta(days=1)
     one_cycle(source_dsn, now, tmp_path)
     import json
+
     state = json.loads((tmp_path / "collectors" / "logins.json").read_text())["state"]
     assert len(state["gaps"]) == 4_999 + 1  # 10, 20, ... 49,990, and the range below the first id
 
     def cycle_reads(minute: int) -> int:
         with psycopg.connect(source_dsn) as conn:
-            conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at)"
-                         " SELECT 'u' || i, 'Teacher', %s FROM generate_series(1, %s) i", (now, NEW))
+            conn.execute(
+                "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
+                " SELECT 'u' || i, 'Teacher', %s FROM generate_series(1, %s) i",
+                (now, NEW),
+            )
         before = table_reads(source_dsn, "login_events")
         one_cycle(source_dsn, now + timedelta(minutes=minute), tmp_path)
         after = wait_for_stats(source_dsn, "login_events", before)

@@ -1,43 +1,54 @@
 """The instant cycle's attribution: the app-access delta looks each distinct user up once in
 accounts (EXPLAIN ANALYZE loops), however many (profile, app) groups the user has."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
 
-from collectors.app_accesses import AppAccessesCollector
-from collectors.incremental import dimension_fragments
-from exporter.app import make_source
-from exporter.config import parse_config
+from ent_exporter.aggregation.incremental import dimension_fragments
+from ent_exporter.app import make_source
+from ent_exporter.config import parse_config
+from ent_exporter.indicators.app_accesses import AppAccessesCollector
 
-START = datetime(2026, 1, 5, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, tzinfo=UTC)
 USERS = 300
 APPS = 12
 
 
 def test_app_access_delta_looks_each_user_up_once(source_dsn):
     with psycopg.connect(source_dsn) as conn:
-        conn.execute("INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 7), 'Student', %s, %s"
-                     " FROM generate_series(1, %s) i", (START, START, USERS))
+        conn.execute(
+            "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 7), 'Student', %s, %s"
+            " FROM generate_series(1, %s) i",
+            (START, START, USERS),
+        )
         # Every user opens every app under two profiles: 24 groups per user.
         conn.execute(
             "INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at)"
             " SELECT 'u' || u, (ARRAY['Student', 'Teacher'])[1 + (a + r) %% 2], 'app' || a, %s"
             " FROM generate_series(1, %s) u, generate_series(1, %s) a, generate_series(1, 2) r",
-            (START, USERS, APPS))
-        conn.execute("INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at)"
-                     " VALUES (NULL, 'Guest', 'app1', %s)", (START,))
+            (START, USERS, APPS),
+        )
+        conn.execute(
+            "INSERT INTO ent.app_access_events (user_id, profile, app, occurred_at) VALUES (NULL, 'Guest', 'app1', %s)",
+            (START,),
+        )
         conn.execute("ANALYZE ent.accounts")
         conn.execute("ANALYZE ent.app_access_events")
         config = parse_config({"source": {"dsn": source_dsn}}, "test")
         source = make_source(config)
-        statement = source.compose(AppAccessesCollector.delta_query, events="app_access_events",
-                                   **dimension_fragments(AppAccessesCollector.dimensions))
-        plan = conn.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(statement),
-                            {"after": 0, "upto": 10 ** 9}).fetchone()[0][0]["Plan"]
-        rows = conn.execute(statement, {"after": 0, "upto": 10 ** 9}).fetchall()
+        statement = source.compose(
+            AppAccessesCollector.delta_query,
+            events="app_access_events",
+            **dimension_fragments(AppAccessesCollector.dimensions),
+        )
+        plan = conn.execute(
+            sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(statement), {"after": 0, "upto": 10**9}
+        ).fetchone()[0][0]["Plan"]
+        rows = conn.execute(statement, {"after": 0, "upto": 10**9}).fetchall()
 
     def nodes(node):
         yield node
@@ -58,8 +69,8 @@ def test_a_republish_formats_only_the_series_that_changed():
     """The exposition keeps each series' rendered lines: a publish that moved one counter of 5,000
     formats that one line again (the others are the very same cached objects), and the body is
     still byte for byte prometheus-client's."""
-    from collectors.base import Family, HistogramValue, Kind
-    from exporter.exposition import Exposition, render_family_reference
+    from ent_exporter.engine.collector import Family, HistogramValue, Kind
+    from ent_exporter.engine.exposition import Exposition, render_family_reference
 
     counter = Family("ent_x_total", Kind.COUNTER, "x", ("structure", "app"))
     histogram = Family("ent_h", Kind.GAUGE_HISTOGRAM, "h", ("structure",), (1, 5))
@@ -75,14 +86,15 @@ def test_a_republish_formats_only_the_series_that_changed():
         keys, lines = before[name]
         after = exposition._lines[name]
         assert list(after.position) == keys
-        assert [key for key, old, new in zip(keys, lines, after.lines) if new is not old] == \
-            ([("S7", "app7")] if name == counter.name else [("S3",)])
+        assert [key for key, old, new in zip(keys, lines, after.lines) if new is not old] == (
+            [("S7", "app7")] if name == counter.name else [("S3",)]
+        )
     assert exposition.body() == render_family_reference(histogram, hist) + render_family_reference(counter, series)
 
 
 def test_the_saved_result_shares_the_collectors_label_tuples(tmp_path):
     """What the runtime encodes and keeps of a result reuses the samples' key tuples: no copy per series."""
-    from collectors.base import Family, Kind, encode_samples
+    from ent_exporter.engine.collector import Family, Kind, encode_samples
 
     family = Family("ent_y_total", Kind.COUNTER, "y", ("structure",))
     samples = {family.name: {(f"S{i}",): float(i) for i in range(100)}}
@@ -96,8 +108,8 @@ def test_the_budgets_marginals_are_updated_with_the_changes_and_equal_a_recount(
     and every body equals what an exposition publishing the same series from scratch renders."""
     import random
 
-    from exporter import exposition as module
-    from exporter.exposition import Exposition, Policy
+    from ent_exporter.engine import exposition as module
+    from ent_exporter.engine.exposition import Exposition, Policy
 
     APP_ACCESSES = AppAccessesCollector.families[0]
     rng = random.Random(17)
@@ -120,8 +132,10 @@ def test_the_budgets_marginals_are_updated_with_the_changes_and_equal_a_recount(
                 moved.add(key)
             renders = hinted.renders
             incremental.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
-            hinted.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}},
-                           {"app_accesses": {APP_ACCESSES.name: sorted(moved)}})
+            hinted.publish(
+                {"app_accesses": {APP_ACCESSES.name: dict(series)}},
+                {"app_accesses": {APP_ACCESSES.name: sorted(moved)}},
+            )
             assert hinted.renders == renders + bool(moved)  # nothing moved: nothing rendered
             fresh = Exposition([APP_ACCESSES], Policy(breakdowns=frozenset()))
             fresh.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
@@ -147,7 +161,7 @@ def test_a_counter_under_the_budget_counts_its_published_shape_and_follows_the_c
     from datetime import timedelta
     from random import Random
 
-    from exporter.app import make_runtime
+    from ent_exporter.app import make_runtime
     from tests.support import FULL_BREAKDOWNS, RawData, expected_event_counts, insert, make_accounts, make_events
 
     rng = Random(23)
@@ -163,8 +177,14 @@ def test_a_counter_under_the_budget_counts_its_published_shape_and_follows_the_c
         return dict(truth)
 
     def run(now, breakdowns=None) -> dict:
-        config = parse_config({"source": {"dsn": source_dsn, "settle_seconds": 0}, "state_dir": str(tmp_path),
-                               **({"breakdowns": breakdowns} if breakdowns else {})}, "test")
+        config = parse_config(
+            {
+                "source": {"dsn": source_dsn, "settle_seconds": 0},
+                "state_dir": str(tmp_path),
+                **({"breakdowns": breakdowns} if breakdowns else {}),
+            },
+            "test",
+        )
         with make_source(config) as source:
             runtime = make_runtime(config, source, persistent=True)
             runtime.restore()

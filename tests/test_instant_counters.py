@@ -1,4 +1,5 @@
 """The instant counters equal counts made in Python from the raw rows, however the rows arrive."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -6,11 +7,22 @@ from random import Random
 
 import pytest
 
-from exporter.config import parse_config
-from exporter.app import make_runtime, make_source
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
 from tests.support import (
-    UTC, RawData, as_samples, expected_activations, expected_connector_samples, expected_event_counts, insert,
-    make_accounts, make_events, parse, run_cli, write_config, FULL_BREAKDOWNS,
+    FULL_BREAKDOWNS,
+    UTC,
+    RawData,
+    as_samples,
+    expected_activations,
+    expected_connector_samples,
+    expected_event_counts,
+    insert,
+    make_accounts,
+    make_events,
+    parse,
+    run_cli,
+    write_config,
 )
 
 pytestmark = pytest.mark.time_sensitive
@@ -21,8 +33,11 @@ USERS = 60
 
 def runtime_for(dsn: str, chunk_size: int = 500_000, tmp_path=None):
     config = parse_config(
-        {"source": {"dsn": dsn, "settle_seconds": 0, "chunk_size": chunk_size},
-         "state_dir": str(tmp_path or "/nonexistent"), "breakdowns": FULL_BREAKDOWNS},
+        {
+            "source": {"dsn": dsn, "settle_seconds": 0, "chunk_size": chunk_size},
+            "state_dir": str(tmp_path or "/nonexistent"),
+            "breakdowns": FULL_BREAKDOWNS,
+        },
         "test",
     )
     source = make_source(config)
@@ -33,12 +48,16 @@ def runtime_for(dsn: str, chunk_size: int = 500_000, tmp_path=None):
 def assert_counters_match(text: str, raw: RawData, now: datetime) -> None:
     samples = parse(text)
     assert samples["ent_logins_total"] == as_samples(
-        "ent_logins_total", ("structure", "profile"), expected_event_counts(raw.accounts, raw.logins, False))
+        "ent_logins_total", ("structure", "profile"), expected_event_counts(raw.accounts, raw.logins, False)
+    )
     assert samples["ent_app_accesses_total"] == as_samples(
-        "ent_app_accesses_total", ("structure", "profile", "app"),
-        expected_event_counts(raw.accounts, raw.app_accesses, True))
+        "ent_app_accesses_total",
+        ("structure", "profile", "app"),
+        expected_event_counts(raw.accounts, raw.app_accesses, True),
+    )
     assert samples["ent_account_activations_total"] == as_samples(
-        "ent_account_activations_total", ("structure", "profile"), expected_activations(raw.accounts, now))
+        "ent_account_activations_total", ("structure", "profile"), expected_activations(raw.accounts, now)
+    )
     expected = expected_connector_samples(raw.connector_calls)
     for name, values in expected.items():
         if name.endswith("_sum"):
@@ -54,7 +73,7 @@ def test_counters_are_exact_across_cycles_chunks_and_unknowns(source_dsn):
     source, runtime = runtime_for(source_dsn, chunk_size=37)  # many chunks per cycle
     try:
         now = START
-        for batch in range(4):  # rows arrive between cycles
+        for _batch in range(4):  # rows arrive between cycles
             events = make_events(rng, 300, USERS, now, timedelta(hours=2))
             insert(source_dsn, events)
             for table in ("logins", "app_accesses", "connector_calls"):
@@ -93,8 +112,11 @@ def test_large_gaps_in_event_ids_are_crossed_without_empty_chunks(source_dsn):
     insert(source_dsn, raw)
     with psycopg.connect(source_dsn) as conn:
         for event_id in (5, 6, 10_000_000, 10_000_001, 9_000_000_000):
-            conn.execute("INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at)"
-                         " VALUES (%s, 'u', 'Teacher', %s)", (event_id, START))
+            conn.execute(
+                "INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at)"
+                " VALUES (%s, 'u', 'Teacher', %s)",
+                (event_id, START),
+            )
     source, runtime = runtime_for(source_dsn, chunk_size=10)
     statements = []
     original = source.fetch
@@ -124,15 +146,21 @@ def test_once_prints_the_same_counters(source_dsn, tmp_path):
 
 def test_a_structure_that_goes_quiet_stops_being_exported_after_the_retention(source_dsn):
     accounts = [("closing", "S-CLOSED", "Teacher", START, START), ("staying", "S-OPEN", "Teacher", START, START)]
-    insert(source_dsn, RawData(accounts=accounts, logins=[("closing", "Teacher", START), ("staying", "Teacher", START)]))
-    config = parse_config({"source": {"dsn": source_dsn, "settle_seconds": 0},
-                           "limits": {"idle_series_days": 30}}, "test")
+    insert(
+        source_dsn, RawData(accounts=accounts, logins=[("closing", "Teacher", START), ("staying", "Teacher", START)])
+    )
+    config = parse_config(
+        {"source": {"dsn": source_dsn, "settle_seconds": 0}, "limits": {"idle_series_days": 30}}, "test"
+    )
     with make_source(config) as source:
         runtime = make_runtime(config, source, persistent=False)
 
         def structures_at(moment):
             assert runtime.run("logins", moment)
-            return {dict(k)["structure"]: v for k, v in parse(runtime.exposition.body().decode())["ent_logins_total"].items()}
+            return {
+                dict(k)["structure"]: v
+                for k, v in parse(runtime.exposition.body().decode())["ent_logins_total"].items()
+            }
 
         assert structures_at(START + timedelta(hours=1)) == {"S-CLOSED": 1, "S-OPEN": 1, "all": 2}
         insert(source_dsn, RawData(logins=[("staying", "Teacher", START + timedelta(days=20))]))

@@ -2,25 +2,30 @@
 times) are counted once, exactly, with real concurrent transactions; beyond the late-commit
 limit they are reported, not silently lost. Counters restart from their persisted state every
 cycle, as after a crash."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from collectors.incremental import LOWEST_ID
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
+from ent_exporter.aggregation.incremental import LOWEST_ID
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
 from tests.support import as_samples, expected_event_counts, parse
 
 pytestmark = pytest.mark.time_sensitive
 
-UTC = timezone.utc
+UTC = UTC
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
-ACCOUNTS = [("u1", "S1", "Teacher", START, START), ("u2", "S2", "Student", START, START),
-            ("u3", "S1", "Student", START, START), ("u3", "S2", "Student", START, START)]
+ACCOUNTS = [
+    ("u1", "S1", "Teacher", START, START),
+    ("u2", "S2", "Student", START, START),
+    ("u3", "S1", "Student", START, START),
+    ("u3", "S2", "Student", START, START),
+]
 LIMIT = 600
 
 
@@ -28,9 +33,14 @@ class Exporter:
     """One cycle = a new runtime restored from the state directory (a restart every time)."""
 
     def __init__(self, dsn: str, state_dir, timezone_name: str = "UTC") -> None:
-        self.config = parse_config({
-            "source": {"dsn": dsn, "settle_seconds": 0, "late_commit_limit_seconds": LIMIT},
-            "timezone": timezone_name, "state_dir": str(state_dir)}, "test")
+        self.config = parse_config(
+            {
+                "source": {"dsn": dsn, "settle_seconds": 0, "late_commit_limit_seconds": LIMIT},
+                "timezone": timezone_name,
+                "state_dir": str(state_dir),
+            },
+            "test",
+        )
 
     def cycle(self, now: datetime, name: str = "logins") -> dict:
         source = make_source(self.config)
@@ -47,8 +57,9 @@ class Exporter:
 
 def insert_logins(conn: psycopg.Connection, logins: list[tuple]) -> None:
     for user, profile, moment in logins:
-        conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, %s)",
-                     (user, profile, moment))
+        conn.execute(
+            "INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, %s)", (user, profile, moment)
+        )
 
 
 def committed_logins(dsn: str) -> list[tuple]:
@@ -57,8 +68,9 @@ def committed_logins(dsn: str) -> list[tuple]:
 
 
 def truth(dsn: str) -> dict:
-    return as_samples("ent_logins_total", ("structure", "profile"),
-                      expected_event_counts(ACCOUNTS, committed_logins(dsn), False))
+    return as_samples(
+        "ent_logins_total", ("structure", "profile"), expected_event_counts(ACCOUNTS, committed_logins(dsn), False)
+    )
 
 
 def late(samples: dict, outcome: str) -> float:
@@ -77,8 +89,11 @@ def setup_accounts(dsn: str) -> None:
 def test_late_commits_below_the_id_watermark_are_counted_once(source_dsn, tmp_path):
     setup_accounts(source_dsn)
     exporter = Exporter(source_dsn, tmp_path)
-    with psycopg.connect(source_dsn) as slow, psycopg.connect(source_dsn) as slower, \
-            psycopg.connect(source_dsn, autocommit=True) as fast:
+    with (
+        psycopg.connect(source_dsn) as slow,
+        psycopg.connect(source_dsn) as slower,
+        psycopg.connect(source_dsn, autocommit=True) as fast,
+    ):
         insert_logins(slow, logins(START, 5, "u2"))  # ids 1-5, open
         insert_logins(fast, logins(START, 20))  # ids 6-25, committed
         insert_logins(slower, logins(START, 3, "u3"))  # ids 26-28, open
@@ -143,14 +158,16 @@ def test_a_transaction_open_beyond_the_limit_is_reported_not_counted(source_dsn,
 def test_gap_bookkeeping_reads_one_probe_per_gap_and_stays_bounded(source_dsn, tmp_path, monkeypatch):
     """Every other id missing (rolled back): the ids are read twice only where a range has gaps,
     each gap is probed once per cycle, and no more than MAX_GAPS ranges are ever kept."""
-    import collectors.incremental as incremental
+    import ent_exporter.aggregation.incremental as incremental
 
     monkeypatch.setattr(incremental, "MAX_GAPS", 50)
     setup_accounts(source_dsn)
     with psycopg.connect(source_dsn) as conn:
-        conn.execute("INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at)"
-                     " OVERRIDING SYSTEM VALUE SELECT 2 * i, 'u1', 'Teacher', %s FROM generate_series(1, 200) i",
-                     (START,))
+        conn.execute(
+            "INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at)"
+            " OVERRIDING SYSTEM VALUE SELECT 2 * i, 'u1', 'Teacher', %s FROM generate_series(1, 200) i",
+            (START,),
+        )
     exporter = Exporter(source_dsn, tmp_path)
     samples = exporter.cycle(START + timedelta(minutes=1))
     assert samples["ent_logins_total"] == truth(source_dsn)
@@ -159,9 +176,11 @@ def test_gap_bookkeeping_reads_one_probe_per_gap_and_stays_bounded(source_dsn, t
     # The most recent gaps are the ones tracked (the oldest ids went to the watch list).
     assert exporter.state["gaps"][-1][:2] == [399, 399]
     with psycopg.connect(source_dsn) as conn:
-        conn.execute("INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at)"
-                     " OVERRIDING SYSTEM VALUE VALUES (397, 'u2', 'Student', %s), (251, 'u2', 'Student', %s)",
-                     (START, START))
+        conn.execute(
+            "INSERT INTO ent.login_events (event_id, user_id, profile, occurred_at)"
+            " OVERRIDING SYSTEM VALUE VALUES (397, 'u2', 'Student', %s), (251, 'u2', 'Student', %s)",
+            (START, START),
+        )
     samples = exporter.cycle(START + timedelta(minutes=2))
     assert late(samples, "counted") == 1 and late(samples, "missed") == 1
     expected = truth(source_dsn)
@@ -172,11 +191,15 @@ def test_gap_bookkeeping_reads_one_probe_per_gap_and_stays_bounded(source_dsn, t
 
 # -- the occurred_at watermark (events without ids) ----------------------------------------
 
+
 @pytest.fixture
 def uuid_source(source_dsn):
     with psycopg.connect(source_dsn) as conn:
-        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN event_id DROP IDENTITY, ALTER COLUMN event_id DROP NOT NULL")
-                     .format(sql.Identifier("ent", "login_events")))
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN event_id DROP IDENTITY, ALTER COLUMN event_id DROP NOT NULL").format(
+                sql.Identifier("ent", "login_events")
+            )
+        )
     return source_dsn
 
 
@@ -206,7 +229,11 @@ def test_late_commits_behind_the_time_watermark_are_counted_once(uuid_source, tm
         samples = exporter.cycle(closed + timedelta(days=1))
     assert late(samples, "missed") == 2
     logins_all = samples["ent_logins_total"]
-    assert logins_all[(("profile", "Student"), ("structure", "all"))] == \
-        expected[(("profile", "Student"), ("structure", "all"))]
-    assert logins_all[(("profile", "Teacher"), ("structure", "all"))] == \
-        expected_next[(("profile", "Teacher"), ("structure", "all"))]
+    assert (
+        logins_all[(("profile", "Student"), ("structure", "all"))]
+        == expected[(("profile", "Student"), ("structure", "all"))]
+    )
+    assert (
+        logins_all[(("profile", "Teacher"), ("structure", "all"))]
+        == expected_next[(("profile", "Teacher"), ("structure", "all"))]
+    )

@@ -1,5 +1,6 @@
-"""exporter.memory: glibc's mmap threshold fixed at start-up, the heap trimmed after a run; no-ops
+"""ent_exporter.engine.memory: glibc's mmap threshold fixed at start-up, the heap trimmed after a run; no-ops
 where the C library is not glibc."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import memory
+from ent_exporter.engine import memory
 
 REPO = Path(__file__).resolve().parent.parent
 GLIBC = platform.libc_ver()[0] == "glibc"
@@ -20,7 +21,7 @@ GLIBC = platform.libc_ver()[0] == "glibc"
 # the heap): how much of the process's resident size they still hold, in kB.
 PROBE = """
 import json, sys
-from exporter import memory
+from ent_exporter.engine import memory
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
@@ -42,8 +43,9 @@ print(json.dumps({"during": during, "after": rss() - before}))
 def probe(mode: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("MALLOC_MMAP_THRESHOLD_", None)
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], cwd=REPO, env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 

@@ -12,6 +12,7 @@ number computed from the raw events in Python: logins in each day's bar equal th
 per-hour rates count every login at 90 days, the failure ratio hides what the alert ignores,
 and the headline visitors count a user with two profiles once.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -21,7 +22,7 @@ import subprocess
 import urllib.parse
 import urllib.request
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,7 @@ from tests.support import free_port, require_binary, wait_until
 from tests.test_dashboards import iter_panels, load_dashboards, substitute
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2025, 11, 19, 12, 0, tzinfo=UTC)  # a Wednesday; pinned: the test never reads the clock
 DAYS = 4
 START = NOW - timedelta(days=DAYS)
@@ -56,6 +57,7 @@ MIN_CALLS_PER_MINUTE = 2  # the failure alert's guard (10 calls in 5 minutes)
 
 # -- the raw events ----------------------------------------------------------------------------
 
+
 def generate(seed: int = 14, end: datetime = NOW, people: int = 40, apps: tuple[str, ...] = APPS) -> dict:
     """Users (one with two profiles in S1, one attached to two structures; one in seven has not
     activated their account) and their events over the DAYS days before ``end``, at half-seconds so
@@ -64,9 +66,11 @@ def generate(seed: int = 14, end: datetime = NOW, people: int = 40, apps: tuple[
     start = end - timedelta(days=DAYS)
     users: dict[str, dict] = {}
     for number in range(people):
-        users[f"u{number:02d}"] = {"structures": {STRUCTURES[number % len(STRUCTURES)]},
-                                   "profiles": ["Teacher"] if number % 5 == 0 else ["Student"],
-                                   "activated": number % 7 != 3}
+        users[f"u{number:02d}"] = {
+            "structures": {STRUCTURES[number % len(STRUCTURES)]},
+            "profiles": ["Teacher"] if number % 5 == 0 else ["Student"],
+            "activated": number % 7 != 3,
+        }
     users["two-hats"] = {"structures": {"S1"}, "profiles": ["Teacher", "Personnel"], "activated": True}
     users["both"] = {"structures": {"S1", "S2"}, "profiles": ["Student"], "activated": True}
     span = int((end - start).total_seconds())
@@ -75,13 +79,18 @@ def generate(seed: int = 14, end: datetime = NOW, people: int = 40, apps: tuple[
         return start.timestamp() + rng.randrange(span) + 0.5
 
     names = sorted(users)
-    logins = [(user, rng.choice(users[user]["profiles"]), moment())
-              for user in (rng.choice(names) for _ in range(1500))]
+    logins = [
+        (user, rng.choice(users[user]["profiles"]), moment()) for user in (rng.choice(names) for _ in range(1500))
+    ]
     # The two-profile user logs in under both profiles on the last day (today, this week, this month).
-    logins += [("two-hats", "Teacher", end.timestamp() - 3 * 3600 + 0.5),
-               ("two-hats", "Personnel", end.timestamp() - 2 * 3600 + 0.5)]
-    accesses = [(user, rng.choice(users[user]["profiles"]), rng.choice(apps), moment())
-                for user in (rng.choice(names) for _ in range(900))]
+    logins += [
+        ("two-hats", "Teacher", end.timestamp() - 3 * 3600 + 0.5),
+        ("two-hats", "Personnel", end.timestamp() - 2 * 3600 + 0.5),
+    ]
+    accesses = [
+        (user, rng.choice(users[user]["profiles"]), rng.choice(apps), moment())
+        for user in (rng.choice(names) for _ in range(900))
+    ]
     activations = [(user, users[user]["profiles"][0], moment()) for user in rng.sample(names, 12)]
     calls = []  # (connector, success, duration, time)
     t = start.timestamp()
@@ -98,9 +107,16 @@ def generate(seed: int = 14, end: datetime = NOW, people: int = 40, apps: tuple[
         calls.append(("cas", rng.random() > 0.33, rng.choice(BUCKETS) * 0.9, t + 0.5))
         t += rng.choice((300, 600, 900))
     failures = sorted(moment() for _ in range(25))  # failed collector runs
-    return {"end": end, "apps": apps, "users": users, "logins": sorted(logins, key=lambda e: e[-1]),
-            "accesses": sorted(accesses, key=lambda e: e[-1]), "activations": sorted(activations, key=lambda e: e[-1]),
-            "calls": sorted(calls, key=lambda e: e[-1]), "failures": failures}
+    return {
+        "end": end,
+        "apps": apps,
+        "users": users,
+        "logins": sorted(logins, key=lambda e: e[-1]),
+        "accesses": sorted(accesses, key=lambda e: e[-1]),
+        "activations": sorted(activations, key=lambda e: e[-1]),
+        "calls": sorted(calls, key=lambda e: e[-1]),
+        "failures": failures,
+    }
 
 
 def structures_of(data: dict, user: str) -> set[str]:
@@ -108,6 +124,7 @@ def structures_of(data: dict, user: str) -> set[str]:
 
 
 # -- the series, as the exporter publishes them ----------------------------------------------
+
 
 def scrape_times(every: int = SCRAPE, end: datetime = NOW) -> list[int]:
     return list(range(int((end - timedelta(days=DAYS)).timestamp()), int(end.timestamp()) + 1, every))
@@ -137,7 +154,9 @@ def counter_series(data: dict) -> dict[tuple, list[float]]:
         for bound in (*BUCKETS, math.inf):
             if duration <= bound:
                 le = "+Inf" if bound == math.inf else repr(bound)
-                events[("ent_connector_request_duration_seconds_bucket", ("connector", connector), ("le", le))].append(t)
+                events[("ent_connector_request_duration_seconds_bucket", ("connector", connector), ("le", le))].append(
+                    t
+                )
         events[("ent_connector_request_duration_seconds_count", ("connector", connector))].append(t)
     for t in data["failures"]:
         events[("ent_exporter_collector_failures_total", ("collector", "accounts"))].append(t)
@@ -147,15 +166,23 @@ def counter_series(data: dict) -> dict[tuple, list[float]]:
             for name in ("ent_logins_total", "ent_account_activations_total"):
                 events.setdefault((name, ("structure", structure), ("profile", profile)), [])
             for app in data["apps"]:
-                events.setdefault(("ent_app_accesses_total", ("structure", structure),
-                                   ("profile", "all" if structure in BUDGET_SHAPED else profile), ("app", app)), [])
+                events.setdefault(
+                    (
+                        "ent_app_accesses_total",
+                        ("structure", structure),
+                        ("profile", "all" if structure in BUDGET_SHAPED else profile),
+                        ("app", app),
+                    ),
+                    [],
+                )
     for connector in CONNECTORS:
         for outcome in ("success", "failure"):
             events.setdefault(("ent_connector_requests_total", ("connector", connector), ("outcome", outcome)), [])
         for bound in (*BUCKETS, math.inf):
             le = "+Inf" if bound == math.inf else repr(bound)
-            events.setdefault(("ent_connector_request_duration_seconds_bucket", ("connector", connector),
-                               ("le", le)), [])
+            events.setdefault(
+                ("ent_connector_request_duration_seconds_bucket", ("connector", connector), ("le", le)), []
+            )
     series = {key: [float(n) for n in cumulative(sorted(times), at)] for key, times in events.items()}
     for connector in CONNECTORS:  # the duration sum, cumulative too
         mine = [(t, d) for c, _s, d, t in data["calls"] if c == connector]
@@ -200,8 +227,11 @@ def visitors_at(data: dict, run: datetime, period: str) -> tuple[dict, dict]:
 
 
 def accounts_of(data: dict, structure: str, profile: str = "all") -> list[str]:
-    return [u for u, d in data["users"].items()
-            if (structure == "all" or structure in d["structures"]) and (profile == "all" or profile in d["profiles"])]
+    return [
+        u
+        for u, d in data["users"].items()
+        if (structure == "all" or structure in d["structures"]) and (profile == "all" or profile in d["profiles"])
+    ]
 
 
 def inactive_of(data: dict, structure: str, profile: str = "all") -> list[str]:
@@ -238,26 +268,31 @@ def gauge_series(data: dict) -> dict[tuple, list[float]]:
         series[("ent_accounts", *base, ("state", "pending"))] = [float(len(everyone) - len(people))] * len(at)
         series[("ent_account_activation_ratio", *base)] = [len(people) / len(everyone) if everyone else 0.0] * len(at)
         for days in ("30", "90"):
-            series[("ent_inactive_accounts", *base, ("days", days))] = (
-                [float(len(inactive_of(data, structure, profile)))] * len(at))
+            series[("ent_inactive_accounts", *base, ("days", days))] = [
+                float(len(inactive_of(data, structure, profile)))
+            ] * len(at)
         for le in ("0.0", "1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "+Inf"):
             series[("ent_user_logins_30d_bucket", *base, ("le", le))] = [float(len(people))] * len(at)
         series[("ent_user_logins_30d_count", *base)] = [float(len(people))] * len(at)
         series[("ent_user_logins_30d_sum", *base)] = [float(len(people)) * 20] * len(at)
     for structure in STRUCTURES:
-        series[("ent_structure_info", ("structure", structure), ("name", NAMES[structure]),
-                ("kind", KINDS[structure]))] = [1.0] * len(at)
+        series[
+            ("ent_structure_info", ("structure", structure), ("name", NAMES[structure]), ("kind", KINDS[structure]))
+        ] = [1.0] * len(at)
     for structure in (*STRUCTURES, "all"):
         for weekday in range(1, 8):
             for hour in range(24):
-                series[("ent_logins_by_hour", ("structure", structure), ("weekday", str(weekday)),
-                        ("hour", str(hour)))] = [float((weekday * hour) % 7)] * len(at)
+                series[
+                    ("ent_logins_by_hour", ("structure", structure), ("weekday", str(weekday)), ("hour", str(hour)))
+                ] = [float((weekday * hour) % 7)] * len(at)
     collectors = {"logins": ("instant", 60), "visitors": ("hourly", 3600), "accounts": ("daily", 86400)}
     for collector, (cadence, seconds) in collectors.items():
-        series[("ent_exporter_collector_cadence_seconds", ("collector", collector), ("cadence", cadence))] = (
-            [float(seconds)] * len(at))
+        series[("ent_exporter_collector_cadence_seconds", ("collector", collector), ("cadence", cadence))] = [
+            float(seconds)
+        ] * len(at)
         series[("ent_exporter_collector_last_success_timestamp_seconds", ("collector", collector))] = [
-            float(t - t % seconds) for t in at]
+            float(t - t % seconds) for t in at
+        ]
         series[("ent_exporter_collector_duration_seconds", ("collector", collector))] = [0.5] * len(at)
     for family in ("ent_logins_total", "ent_unique_visitors"):
         series[("ent_exporter_series", ("family", family))] = [40.0] * len(at)
@@ -297,24 +332,40 @@ def openmetrics(*windows: tuple[dict, dict, datetime]) -> str:
 
 # -- Prometheus ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     work = tmp_path_factory.mktemp("history")
     data = generate()
     # A year earlier (PromQL's 1y), fewer people and one more application (seen then, never opened now).
     year = generate(seed=15, end=NOW - YEAR, people=30, apps=(*APPS, "agenda"))
-    (work / "history.om").write_text(openmetrics((counter_series(year), gauge_series(year), NOW - YEAR),
-                                                 (counter_series(data), gauge_series(data), NOW)))
+    (work / "history.om").write_text(
+        openmetrics(
+            (counter_series(year), gauge_series(year), NOW - YEAR), (counter_series(data), gauge_series(data), NOW)
+        )
+    )
     tsdb = work / "tsdb"
-    created = subprocess.run([require_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics",
-                              str(work / "history.om"), str(tsdb)], capture_output=True, text=True, timeout=600)
+    created = subprocess.run(
+        [require_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(work / "history.om"), str(tsdb)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert created.returncode == 0, created.stdout + created.stderr
     port = free_port()
     (work / "prometheus.yml").write_text("global: {}\n")
     prometheus = subprocess.Popen(
-        [require_binary("prometheus"), f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={tsdb}",
-         "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=(work / "prometheus.log").open("w"), stderr=subprocess.STDOUT)
+        [
+            require_binary("prometheus"),
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tsdb}",
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=(work / "prometheus.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_until(lambda: _ready(port), 120, message="Prometheus serving the backfilled blocks")
         yield {"port": port, "data": data, "year": year}
@@ -363,15 +414,25 @@ def grafana_interval(panel: dict, seconds: int) -> int:
 
 def variables(panel: dict, seconds: int, structure: str) -> dict[str, str]:
     interval = grafana_interval(panel, seconds)
-    return {"structure": structure, "profile": ".*", "connector": ".*", "app": ".*", "instance": ".*", "class": ".*",
-            "platform": ".*", "kind": ".*",
-            "__range": f"{seconds}s", "__range_s": str(seconds), "__interval": f"{interval}s",
-            "__interval_ms": str(interval * 1000), "__rate_interval": f"{max(interval + SCRAPE, 4 * SCRAPE)}s"}
+    return {
+        "structure": structure,
+        "profile": ".*",
+        "connector": ".*",
+        "app": ".*",
+        "instance": ".*",
+        "class": ".*",
+        "platform": ".*",
+        "kind": ".*",
+        "__range": f"{seconds}s",
+        "__range_s": str(seconds),
+        "__interval": f"{interval}s",
+        "__interval_ms": str(interval * 1000),
+        "__rate_interval": f"{max(interval + SCRAPE, 4 * SCRAPE)}s",
+    }
 
 
 def panels() -> dict[tuple[str, str], dict]:
-    return {(d["title"], p["title"]): p for d in load_dashboards().values() for p in iter_panels(d)
-            if p.get("targets")}
+    return {(d["title"], p["title"]): p for d in load_dashboards().values() for p in iter_panels(d) if p.get("targets")}
 
 
 def evaluate(port: int, panel: dict, seconds: int, structure: str = "all", **chosen: str) -> list[tuple[dict, list]]:
@@ -393,6 +454,7 @@ def evaluate(port: int, panel: dict, seconds: int, structure: str = "all", **cho
 
 # -- truths -------------------------------------------------------------------------------------
 
+
 def count(events, since: float, until: float, **where) -> int:
     """Events in (since, until], filtered on fields by name."""
     return sum(1 for event in events if since < event["t"] <= until and all(event[k] == v for k, v in where.items()))
@@ -408,6 +470,7 @@ def call_rows(data: dict) -> list[dict]:
 
 # -- tests ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("window", list(RANGES))
 def test_every_panel_query_evaluates_at_every_range(history, window):
     """Prometheus accepts every query of every panel at the range, as Grafana sends it, and the panels
@@ -422,8 +485,17 @@ def test_every_panel_query_evaluates_at_every_range(history, window):
         text = json.dumps(panel["targets"])
         # Families the generated history does not hold (alerts, probes, and issue 16's optional
         # relations: classes, courses, account feeds — their panels are checked on the demo, end to end).
-        backfilled = not any(name in text for name in ("ALERTS", "ent_connector_probe", ":ent_connector",
-                                                         "ent_class_", "ent_course_", "ent_account_feed_"))
+        backfilled = not any(
+            name in text
+            for name in (
+                "ALERTS",
+                "ent_connector_probe",
+                ":ent_connector",
+                "ent_class_",
+                "ent_course_",
+                "ent_account_feed_",
+            )
+        )
         if backfilled and not any(result for _target, result in results):
             empty.append(f"{dashboard} / {title}")
     assert not failed, "\n".join(failed)
@@ -547,7 +619,8 @@ def test_headline_visitors_count_a_two_profile_user_once(history, structure):
     today = dict((t["refId"], r) for t, r in evaluate(history["port"], by_profile, RANGES["7d"], structure))["A"]
     day, _ = visitors_at(data, NOW.replace(minute=5) - timedelta(hours=1), "day")
     assert {r["metric"]["profile"]: float(r["value"][1]) for r in today} == {
-        p: day.get((structure, p), 0.0) for p in PROFILES}
+        p: day.get((structure, p), 0.0) for p in PROFILES
+    }
 
 
 # -- comparisons and rankings -----------------------------------------------------------------------
@@ -591,14 +664,22 @@ def test_connections_and_openings_beside_the_previous_period_and_a_year_earlier(
     data, year = history["data"], history["year"]
     logins = login_rows(data)
     values = shown(panels()[("ENT overview", "Connections compared")], seconds, history["port"])
-    expect_comparison(values, count(logins, end - seconds, end), count(logins, end - 2 * seconds, end - seconds),
-                      count(login_rows(year), year_end - seconds, year_end))
+    expect_comparison(
+        values,
+        count(logins, end - seconds, end),
+        count(logins, end - 2 * seconds, end - seconds),
+        count(login_rows(year), year_end - seconds, year_end),
+    )
     assert values["A"] > 0 and values["B"] > 0 and values["D"] > 0
     accesses = [{"t": t} for _u, _p, _a, t in data["accesses"]]
     earlier = [{"t": t} for _u, _p, _a, t in year["accesses"]]
     values = shown(panels()[("ENT applications", "Application openings compared")], seconds, history["port"])
-    expect_comparison(values, count(accesses, end - seconds, end), count(accesses, end - 2 * seconds, end - seconds),
-                      count(earlier, year_end - seconds, year_end))
+    expect_comparison(
+        values,
+        count(accesses, end - seconds, end),
+        count(accesses, end - 2 * seconds, end - seconds),
+        count(earlier, year_end - seconds, year_end),
+    )
 
 
 @pytest.mark.parametrize("structure", ["all", "S1"])
@@ -632,12 +713,16 @@ def test_account_gauges_compare_the_same_instant_a_period_and_a_year_before(hist
     expect_comparison(values, activated(data), activated(data), activated(year))
     assert values["C"] == 0 and values["E"] != 0
     values = shown(panels()[("ENT establishment", "Activation ratio compared")], 86400, history["port"], structure)
-    expect_comparison(values, activated(data) / len(accounts_of(data, structure)),
-                      activated(data) / len(accounts_of(data, structure)),
-                      activated(year) / len(accounts_of(year, structure)))
+    expect_comparison(
+        values,
+        activated(data) / len(accounts_of(data, structure)),
+        activated(data) / len(accounts_of(data, structure)),
+        activated(year) / len(accounts_of(year, structure)),
+    )
     values = shown(panels()[("ENT establishment", "Inactive accounts compared")], 86400, history["port"], structure)
-    expect_comparison(values, len(inactive_of(data, structure)), len(inactive_of(data, structure)),
-                      len(inactive_of(year, structure)))
+    expect_comparison(
+        values, len(inactive_of(data, structure)), len(inactive_of(data, structure)), len(inactive_of(year, structure))
+    )
 
 
 def establishment_truth(data: dict, seconds: int) -> dict[str, dict[str, float]]:
@@ -648,21 +733,29 @@ def establishment_truth(data: dict, seconds: int) -> dict[str, dict[str, float]]
     for structure in STRUCTURES:
         people = accounts_of(data, structure)
         activated = [u for u in people if data["users"][u]["activated"]]
-        logins = sum(1 for user, _p, t in data["logins"]
-                     if structure in data["users"][user]["structures"] and end - seconds < t <= end)
-        out[structure] = {"activation": len(activated) / len(people),
-                          "per_account": logins / len(activated),
-                          "inactive": len(inactive_of(data, structure)) / len(activated),
-                          "visitors": month.get((structure, "all"), 0.0)}
+        logins = sum(
+            1
+            for user, _p, t in data["logins"]
+            if structure in data["users"][user]["structures"] and end - seconds < t <= end
+        )
+        out[structure] = {
+            "activation": len(activated) / len(people),
+            "per_account": logins / len(activated),
+            "inactive": len(inactive_of(data, structure)) / len(activated),
+            "visitors": month.get((structure, "all"), 0.0),
+        }
     return out
 
 
 RANKINGS = {  # panel title: (indicator, highest first)
-    "Lowest activation ratio": ("activation", False), "Highest activation ratio": ("activation", True),
+    "Lowest activation ratio": ("activation", False),
+    "Highest activation ratio": ("activation", True),
     "Fewest connections per activated account": ("per_account", False),
     "Most connections per activated account": ("per_account", True),
-    "Highest share of inactive accounts": ("inactive", True), "Lowest share of inactive accounts": ("inactive", False),
-    "Fewest visitors this month": ("visitors", False), "Most visitors this month": ("visitors", True),
+    "Highest share of inactive accounts": ("inactive", True),
+    "Lowest share of inactive accounts": ("inactive", False),
+    "Fewest visitors this month": ("visitors", False),
+    "Most visitors this month": ("visitors", True),
 }
 
 
@@ -703,25 +796,29 @@ def test_applications_ranked_with_unused_ones_from_the_catalogue(history, window
     assert {r["metric"]["app"]: float(r["value"][1]) for r in table["A"]} == uses
     assert [float(r["value"][1]) for r in table["A"]] == sorted(uses.values())
     assert {r["metric"]["app"]: float(r["value"][1]) for r in table["B"]} == pytest.approx(
-        {app: n / max(total, 1) for app, n in uses.items()})
+        {app: n / max(total, 1) for app, n in uses.items()}
+    )
     assert uses["agenda"] == 0
 
     def single(title: str) -> float:
         ((_target, result),) = evaluate(port, panels()[("ENT regional", title)], seconds)
         return float(result[0]["value"][1])
 
-    from grafana.dashboards.config import CONFIG
+    from ent_exporter.mixin.config import CONFIG
+
     assert single("Applications never opened in the period") == sum(1 for n in uses.values() if n == 0)
     assert single("Under-used applications") == sum(1 for n in uses.values() if 0 < n / total < CONFIG.under_used_share)
     assert single("Applications in the catalogue") == len(catalogue)
     assert single("Application openings") == total
     ((_target, top),) = evaluate(port, panels()[("ENT regional", "Most used applications")], seconds)
     assert [(r["metric"]["app"], float(r["value"][1])) for r in top] == sorted(
-        ((app, float(n)) for app, n in opened.items()), key=lambda item: -item[1])
+        ((app, float(n)) for app, n in opened.items()), key=lambda item: -item[1]
+    )
 
 
-@pytest.mark.parametrize("structure,profile", [("all", "Teacher"), ("S1", "Teacher"), ("S3", "Teacher"),
-                                               ("S3", ".*"), ("S1", ".*")])
+@pytest.mark.parametrize(
+    "structure,profile", [("all", "Teacher"), ("S1", "Teacher"), ("S3", "Teacher"), ("S3", ".*"), ("S1", ".*")]
+)
 @pytest.mark.parametrize("window", ["24h", "7d"])
 def test_openings_per_connection_divide_the_same_peoples_events(history, window, structure, profile):
     """Openings ÷ logins of the same profiles: the profile picked where openings are published per profile
@@ -734,7 +831,8 @@ def test_openings_per_connection_divide_the_same_peoples_events(history, window,
     inside = (lambda u: True) if structure == "all" else (lambda u: structure in structures_of(data, u))
     opened = sum(1 for u, p, _a, t in data["accesses"] if end - seconds < t <= end and inside(u) and picked(p))
     logged = sum(1 for u, p, t in data["logins"] if end - seconds < t <= end and inside(u) and picked(p))
-    ((_target, result),) = evaluate(history["port"], panels()[("ENT applications", "Openings per connection")],
-                                    seconds, structure, profile=profile)
+    ((_target, result),) = evaluate(
+        history["port"], panels()[("ENT applications", "Openings per connection")], seconds, structure, profile=profile
+    )
     assert logged > 0 and opened > 0
     assert float(result[0]["value"][1]) == pytest.approx(opened / logged, rel=1e-9)

@@ -1,6 +1,7 @@
 """Active probes against real servers on loopback, started here: OpenLDAP's slapd, HTTPS servers
 with certificates made by the test, a CAS protocol fixture, an SMTP server (aiosmtpd). Each outcome
 is read back from the exporter's exposition, as Prometheus would scrape it."""
+
 from __future__ import annotations
 
 import threading
@@ -9,20 +10,34 @@ from typing import Literal
 
 import pytest
 
-from exporter.config import parse_config
-from exporter.exposition import Exposition
-from exporter.probing import ProbeRunner
-from exporter.server import MetricsServer
-from probes.base import REASONS, CheckResult, Probe, ProbeSettings
+from ent_exporter.config import parse_config
+from ent_exporter.engine.exposition import Exposition
+from ent_exporter.probes.base import REASONS, CheckResult, Probe, ProbeSettings
+from ent_exporter.probes.runner import ProbeRunner
+from ent_exporter.web.server import MetricsServer
 from tests.probe_servers import (
-    EXPIRED_AFTER, PROBE_DN, PROBE_PASSWORD, SUFFIX, CASState, Greeter, PagesHandler, Silent, Slapd, WebServer,
-    cas_handler, closed_port, make_certificates,
+    EXPIRED_AFTER,
+    PROBE_DN,
+    PROBE_PASSWORD,
+    SUFFIX,
+    CASState,
+    Greeter,
+    PagesHandler,
+    Silent,
+    Slapd,
+    WebServer,
+    cas_handler,
+    closed_port,
+    make_certificates,
 )
 from tests.support import parse, wait_until
 
 BUCKETS = ("0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf")
-ENVIRON = {"LDAP_PROBE_PASSWORD": PROBE_PASSWORD, "WRONG_PASSWORD": "not-the-password",
-           "CAS_PROBE_PASSWORD": "cas-secret"}
+ENVIRON = {
+    "LDAP_PROBE_PASSWORD": PROBE_PASSWORD,
+    "WRONG_PASSWORD": "not-the-password",
+    "CAS_PROBE_PASSWORD": "cas-secret",
+}
 
 
 def runner(*probes: dict, environ: dict = ENVIRON) -> ProbeRunner:
@@ -51,13 +66,17 @@ def assert_counted(samples: dict, connector: str, kind: str, successes: int, fai
     assert probes[key(connector=connector, kind=kind, outcome="success")] == successes
     assert probes[key(connector=connector, kind=kind, outcome="failure")] == total_failures
     for reason in REASONS:
-        assert samples["ent_connector_probe_failures_total"][key(connector=connector, kind=kind, reason=reason)] \
-            == failures.get(reason, 0), reason
-    assert samples["ent_connector_probe_duration_seconds_count"][key(connector=connector, kind=kind)] \
+        assert samples["ent_connector_probe_failures_total"][
+            key(connector=connector, kind=kind, reason=reason)
+        ] == failures.get(reason, 0), reason
+    assert (
+        samples["ent_connector_probe_duration_seconds_count"][key(connector=connector, kind=kind)]
         == successes + total_failures
+    )
 
 
 # -- LDAP: slapd ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
@@ -80,8 +99,15 @@ def own_slapd(tmp_path, certificates):
 
 
 def ldap_probe(url: str, **extra) -> dict:
-    return {"connector": "ldap", "kind": "ldap", "url": url, "bind_dn": PROBE_DN,
-            "password_env": "LDAP_PROBE_PASSWORD", "timeout_seconds": 2, **extra}
+    return {
+        "connector": "ldap",
+        "kind": "ldap",
+        "url": url,
+        "bind_dn": PROBE_DN,
+        "password_env": "LDAP_PROBE_PASSWORD",
+        "timeout_seconds": 2,
+        **extra,
+    }
 
 
 def test_ldap_bind_and_search_succeed(slapd):
@@ -109,16 +135,21 @@ def test_ldap_search_without_entry_is_content(slapd):
 
 
 def test_ldaps_and_starttls_report_the_certificate_expiry_to_the_second(slapd, certificates):
-    r = runner(ldap_probe(f"ldaps://127.0.0.1:{slapd.tls_port}", ca_file=str(certificates.ca)),
-               ldap_probe(f"ldap://127.0.0.1:{slapd.port}", connector="ldap-starttls", start_tls=True,
-                          ca_file=str(certificates.ca)))
+    r = runner(
+        ldap_probe(f"ldaps://127.0.0.1:{slapd.tls_port}", ca_file=str(certificates.ca)),
+        ldap_probe(
+            f"ldap://127.0.0.1:{slapd.port}", connector="ldap-starttls", start_tls=True, ca_file=str(certificates.ca)
+        ),
+    )
     assert outcome_of(r, 0)[0] == "success"
     outcome, samples = outcome_of(r, 1)
     assert outcome == "success"
     expected = certificates.not_after.timestamp()
     assert expected == 4086506096.0  # 2099-06-30 12:34:56 UTC, the certificate's notAfter
     assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-        key(connector="ldap"): expected, key(connector="ldap-starttls"): expected}
+        key(connector="ldap"): expected,
+        key(connector="ldap-starttls"): expected,
+    }
 
 
 def test_ldaps_untrusted_certificate_is_tls(slapd):
@@ -143,15 +174,17 @@ def test_ldap_frozen_times_out_within_its_bound_while_scrapes_and_other_probes_g
     """slapd SIGSTOPped: the kernel still accepts connections, nothing answers. The LDAP probe
     costs its timeout and nothing else: scrapes are served, another probe keeps its pace."""
     web = WebServer(PagesHandler)
-    r = runner(ldap_probe(f"ldap://127.0.0.1:{own_slapd.port}", timeout_seconds=1.5, interval_seconds=2),
-               {"connector": "pronote", "kind": "http", "url": web.url("/ok"), "timeout_seconds": 1,
-                "interval_seconds": 1})
+    r = runner(
+        ldap_probe(f"ldap://127.0.0.1:{own_slapd.port}", timeout_seconds=1.5, interval_seconds=2),
+        {"connector": "pronote", "kind": "http", "url": web.url("/ok"), "timeout_seconds": 1, "interval_seconds": 1},
+    )
     server = MetricsServer("127.0.0.1", 0, r.exposition, lambda: {"status": "ok"})
     server.start()
     own_slapd.freeze()
     r.start()
     scrapes = 0
     try:
+
         def timed_out_twice():
             nonlocal scrapes
             # Every scrape returns (urlopen would raise past its timeout) while the LDAP probe hangs.
@@ -159,8 +192,13 @@ def test_ldap_frozen_times_out_within_its_bound_while_scrapes_and_other_probes_g
                 assert response.status == 200
                 samples = parse(response.read().decode())
             scrapes += 1
-            return samples["ent_connector_probe_failures_total"].get(
-                key(connector="ldap", kind="ldap", reason="timeout"), 0) >= 2 and samples
+            return (
+                samples["ent_connector_probe_failures_total"].get(
+                    key(connector="ldap", kind="ldap", reason="timeout"), 0
+                )
+                >= 2
+                and samples
+            )
 
         samples = wait_until(timed_out_twice, 60, interval=0.05, message="two LDAP timeouts")
     finally:
@@ -172,8 +210,11 @@ def test_ldap_frozen_times_out_within_its_bound_while_scrapes_and_other_probes_g
     count = samples["ent_connector_probe_duration_seconds_count"][ldap]
     assert count == samples["ent_connector_probes_total"][key(connector="ldap", kind="ldap", outcome="failure")] >= 2
     # Each timed-out probe took its bound (1.5 s): none finished sooner, none later than the 2.5 s bucket.
-    buckets = {dict(k)["le"]: v for k, v in samples["ent_connector_probe_duration_seconds_bucket"].items()
-               if dict(k)["connector"] == "ldap"}
+    buckets = {
+        dict(k)["le"]: v
+        for k, v in samples["ent_connector_probe_duration_seconds_bucket"].items()
+        if dict(k)["connector"] == "ldap"
+    }
     assert buckets["1.0"] == 0 and buckets["2.5"] == count
     assert 1.5 * count - 1e-6 <= samples["ent_connector_probe_duration_seconds_sum"][ldap] <= 1.6 * count
     # Meanwhile: many scrapes, and the web probe kept going (at least one per LDAP probe).
@@ -183,6 +224,7 @@ def test_ldap_frozen_times_out_within_its_bound_while_scrapes_and_other_probes_g
 
 
 # -- the runner's hard bound, whatever the probe kind does ----------------------------------------
+
 
 class _SleepySettings(ProbeSettings):
     kind: Literal["sleepy"] = "sleepy"
@@ -246,6 +288,7 @@ def test_the_interval_is_start_to_start_and_never_shorter():
 
 # -- HTTP(S) ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def https(certificates):
     server = WebServer(PagesHandler, certificates.server_context())
@@ -262,18 +305,21 @@ def test_https_up_with_the_certificate_expiry_to_the_second(https, certificates)
     outcome, samples = outcome_of(r)
     assert outcome == "success"
     assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-        key(connector="pronote"): certificates.not_after.timestamp()}
+        key(connector="pronote"): certificates.not_after.timestamp()
+    }
     assert_counted(samples, "pronote", "http", 1, {})
     # HEAD works too.
-    assert outcome_of(runner(http_probe(https.url("/ok"), ca_file=str(certificates.ca), method="HEAD")))[0] \
-        == "success"
+    assert outcome_of(runner(http_probe(https.url("/ok"), ca_file=str(certificates.ca), method="HEAD")))[0] == "success"
 
 
-@pytest.mark.parametrize("case, extra, reason", [
-    ("503", {"path": "/down"}, "status"),
-    ("unexpected body", {"path": "/ok", "body_regex": "Welcome to Moodle"}, "status_or_content"),
-    ("untrusted certificate", {"path": "/ok", "ca_file": None}, "tls"),
-])
+@pytest.mark.parametrize(
+    "case, extra, reason",
+    [
+        ("503", {"path": "/down"}, "status"),
+        ("unexpected body", {"path": "/ok", "body_regex": "Welcome to Moodle"}, "status_or_content"),
+        ("untrusted certificate", {"path": "/ok", "ca_file": None}, "tls"),
+    ],
+)
 def test_https_failures(https, certificates, case, extra, reason):
     extra = dict(extra)
     path = extra.pop("path")
@@ -292,7 +338,8 @@ def test_https_expired_certificate_is_tls_but_its_expiry_is_still_known_without_
         outcome, samples = outcome_of(runner(http_probe(server.url("/ok"), verify_tls=False)))
         assert outcome == "success"
         assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-            key(connector="pronote"): EXPIRED_AFTER.timestamp()}
+            key(connector="pronote"): EXPIRED_AFTER.timestamp()
+        }
     finally:
         server.close()
 
@@ -306,8 +353,7 @@ def test_http_redirects_go_only_to_named_hosts():
         assert outcome_of(runner(http_probe(url, expect_status=[302])))[0] == "success"  # not followed by default
         assert outcome_of(runner(http_probe(url, follow_redirects=True)))[0] == "status"
         assert other.recorder.requests == []
-        assert outcome_of(runner(http_probe(url, follow_redirects=True, redirect_hosts=["127.0.0.2"])))[0] \
-            == "success"
+        assert outcome_of(runner(http_probe(url, follow_redirects=True, redirect_hosts=["127.0.0.2"])))[0] == "success"
         assert other.recorder.requests == [("GET", "/ok")]
     finally:
         other.close()
@@ -318,8 +364,10 @@ def test_http_hung_server_times_out_and_refused_port_is_refused():
     silent = Silent()
     holder = closed_port()
     try:
-        r = runner(http_probe(f"http://127.0.0.1:{silent.port}/", timeout_seconds=1),
-                   http_probe(f"http://127.0.0.1:{holder.getsockname()[1]}/", connector="gar"))
+        r = runner(
+            http_probe(f"http://127.0.0.1:{silent.port}/", timeout_seconds=1),
+            http_probe(f"http://127.0.0.1:{holder.getsockname()[1]}/", connector="gar"),
+        )
         outcome, samples = outcome_of(r, 0)
         assert outcome == "timeout"
         # httpx's own read timeout or the runner's bound, whichever comes first: about the bound, never more.
@@ -332,26 +380,35 @@ def test_http_hung_server_times_out_and_refused_port_is_refused():
 
 # -- TCP / TLS -------------------------------------------------------------------------------------
 
+
 def test_tcp_and_tls(https, certificates):
     holder = closed_port()
     silent = Silent()
     try:
-        r = runner({"connector": "pronote", "kind": "tcp", "address": f"127.0.0.1:{https.port}"},
-                   {"connector": "pronote", "kind": "tls", "address": f"127.0.0.1:{https.port}",
-                    "ca_file": str(certificates.ca)},
-                   {"connector": "gar", "kind": "tcp", "address": f"127.0.0.1:{holder.getsockname()[1]}"},
-                   {"connector": "gar", "kind": "tls", "address": f"127.0.0.1:{silent.port}", "timeout_seconds": 1},
-                   {"connector": "edu", "kind": "tls", "address": f"127.0.0.1:{https.port}"})
+        r = runner(
+            {"connector": "pronote", "kind": "tcp", "address": f"127.0.0.1:{https.port}"},
+            {
+                "connector": "pronote",
+                "kind": "tls",
+                "address": f"127.0.0.1:{https.port}",
+                "ca_file": str(certificates.ca),
+            },
+            {"connector": "gar", "kind": "tcp", "address": f"127.0.0.1:{holder.getsockname()[1]}"},
+            {"connector": "gar", "kind": "tls", "address": f"127.0.0.1:{silent.port}", "timeout_seconds": 1},
+            {"connector": "edu", "kind": "tls", "address": f"127.0.0.1:{https.port}"},
+        )
         assert [outcome_of(r, i)[0] for i in range(5)] == ["success", "success", "refused", "timeout", "tls"]
         samples = exposed(r)
         assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-            key(connector="pronote"): certificates.not_after.timestamp()}
+            key(connector="pronote"): certificates.not_after.timestamp()
+        }
     finally:
         holder.close()
         silent.close()
 
 
 # -- CAS -------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def cas(certificates):
@@ -362,8 +419,14 @@ def cas(certificates):
 
 
 def cas_probe(server: WebServer, certificates, **extra) -> dict:
-    return {"connector": "cas", "kind": "cas", "url": server.url("/cas"), "ca_file": str(certificates.ca),
-            "timeout_seconds": 2, **extra}
+    return {
+        "connector": "cas",
+        "kind": "cas",
+        "url": server.url("/cas"),
+        "ca_file": str(certificates.ca),
+        "timeout_seconds": 2,
+        **extra,
+    }
 
 
 ACCOUNT = {"service": "https://ent.example.test/", "username": "probe", "password_env": "CAS_PROBE_PASSWORD"}
@@ -374,21 +437,31 @@ def test_cas_login_page_and_ticket_flow(cas, certificates):
     outcome, samples = outcome_of(runner(cas_probe(server, certificates)))
     assert outcome == "success"
     assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-        key(connector="cas"): certificates.not_after.timestamp()}
+        key(connector="cas"): certificates.not_after.timestamp()
+    }
     assert state.validated == [] and server.recorder.requests == [("GET", "/cas/login")]
     outcome, samples = outcome_of(runner(cas_probe(server, certificates, **ACCOUNT)))
     assert outcome == "success"
     assert len(state.validated) == 1
     methods = [(method, path.split("?")[0].rsplit("/TGT-", 1)[0]) for method, path in server.recorder.requests[1:]]
-    assert methods == [("GET", "/cas/login"), ("POST", "/cas/v1/tickets"), ("POST", "/cas/v1/tickets"),
-                       ("GET", "/cas/serviceValidate"), ("DELETE", "/cas/v1/tickets")]
+    assert methods == [
+        ("GET", "/cas/login"),
+        ("POST", "/cas/v1/tickets"),
+        ("POST", "/cas/v1/tickets"),
+        ("GET", "/cas/serviceValidate"),
+        ("DELETE", "/cas/v1/tickets"),
+    ]
     assert state.granting == {} and len(state.logged_out) == 1  # the test account was logged out
 
 
 def test_cas_failures(cas, certificates):
     server, state = cas
-    assert outcome_of(runner(cas_probe(server, certificates, **ACCOUNT),
-                             environ={**ENVIRON, "CAS_PROBE_PASSWORD": "wrong"}))[0] == "auth"
+    assert (
+        outcome_of(
+            runner(cas_probe(server, certificates, **ACCOUNT), environ={**ENVIRON, "CAS_PROBE_PASSWORD": "wrong"})
+        )[0]
+        == "auth"
+    )
     state.reject_validation = True
     assert outcome_of(runner(cas_probe(server, certificates, **ACCOUNT)))[0] == "content"
     state.reject_validation = False
@@ -399,6 +472,7 @@ def test_cas_failures(cas, certificates):
 
 # -- SMTP ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def smtp(certificates):
     from aiosmtpd.controller import Controller
@@ -406,8 +480,7 @@ def smtp(certificates):
 
     from tests.support import free_port
 
-    controller = Controller(Sink(), hostname="127.0.0.1", port=free_port(),
-                            tls_context=certificates.server_context())
+    controller = Controller(Sink(), hostname="127.0.0.1", port=free_port(), tls_context=certificates.server_context())
     controller.start()
     yield controller
     controller.stop()
@@ -415,14 +488,23 @@ def smtp(certificates):
 
 def test_smtp_ehlo_and_starttls(smtp, certificates):
     url = f"smtp://127.0.0.1:{smtp.port}"
-    r = runner({"connector": "smtp", "kind": "smtp", "url": url, "timeout_seconds": 2},
-               {"connector": "smtp-tls", "kind": "smtp", "url": url, "starttls": True, "ca_file": str(certificates.ca),
-                "timeout_seconds": 2},
-               {"connector": "smtp-untrusted", "kind": "smtp", "url": url, "starttls": True, "timeout_seconds": 2})
+    r = runner(
+        {"connector": "smtp", "kind": "smtp", "url": url, "timeout_seconds": 2},
+        {
+            "connector": "smtp-tls",
+            "kind": "smtp",
+            "url": url,
+            "starttls": True,
+            "ca_file": str(certificates.ca),
+            "timeout_seconds": 2,
+        },
+        {"connector": "smtp-untrusted", "kind": "smtp", "url": url, "starttls": True, "timeout_seconds": 2},
+    )
     assert [outcome_of(r, i)[0] for i in range(3)] == ["success", "success", "tls"]
     samples = exposed(r)
     assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-        key(connector="smtp-tls"): certificates.not_after.timestamp()}
+        key(connector="smtp-tls"): certificates.not_after.timestamp()
+    }
     assert_counted(samples, "smtp", "smtp", 1, {})
 
 
@@ -435,12 +517,21 @@ def test_smtps_implicit_tls(certificates):
     controller = Controller(Sink(), hostname="127.0.0.1", port=free_port(), ssl_context=certificates.server_context())
     controller.start()
     try:
-        outcome, samples = outcome_of(runner({"connector": "smtp", "kind": "smtp", "url": f"smtps://127.0.0.1:"
-                                              f"{controller.port}", "ca_file": str(certificates.ca),
-                                              "timeout_seconds": 2}))
+        outcome, samples = outcome_of(
+            runner(
+                {
+                    "connector": "smtp",
+                    "kind": "smtp",
+                    "url": f"smtps://127.0.0.1:{controller.port}",
+                    "ca_file": str(certificates.ca),
+                    "timeout_seconds": 2,
+                }
+            )
+        )
         assert outcome == "success"
         assert samples["ent_connector_certificate_expiry_timestamp_seconds"] == {
-            key(connector="smtp"): certificates.not_after.timestamp()}
+            key(connector="smtp"): certificates.not_after.timestamp()
+        }
     finally:
         controller.stop()
 
@@ -450,11 +541,11 @@ def test_smtp_refusing_service_stopped_and_hung():
     silent = Silent()
     holder = closed_port()
     try:
-        r = runner({"connector": "smtp", "kind": "smtp", "url": f"smtp://127.0.0.1:{greeter.port}",
-                    "timeout_seconds": 2},
-                   {"connector": "smtp2", "kind": "smtp", "url": f"smtp://127.0.0.1:{holder.getsockname()[1]}"},
-                   {"connector": "smtp3", "kind": "smtp", "url": f"smtp://127.0.0.1:{silent.port}",
-                    "timeout_seconds": 1})
+        r = runner(
+            {"connector": "smtp", "kind": "smtp", "url": f"smtp://127.0.0.1:{greeter.port}", "timeout_seconds": 2},
+            {"connector": "smtp2", "kind": "smtp", "url": f"smtp://127.0.0.1:{holder.getsockname()[1]}"},
+            {"connector": "smtp3", "kind": "smtp", "url": f"smtp://127.0.0.1:{silent.port}", "timeout_seconds": 1},
+        )
         assert [outcome_of(r, i)[0] for i in range(3)] == ["status", "refused", "timeout"]
     finally:
         greeter.close()
@@ -464,13 +555,13 @@ def test_smtp_refusing_service_stopped_and_hung():
 
 def test_failure_detail_is_logged_once_per_change(caplog, https, certificates):
     r = runner(http_probe(https.url("/down"), ca_file=str(certificates.ca)))
-    with caplog.at_level("INFO", logger="exporter.probing"):
+    with caplog.at_level("INFO", logger="ent_exporter.probes.runner"):
         for _ in range(3):
             r.run_once(0)
         r.probes[0].settings.url = https.url("/ok")
         r.run_once(0)
         r.run_once(0)
-    messages = [record.getMessage() for record in caplog.records if record.name == "exporter.probing"]
+    messages = [record.getMessage() for record in caplog.records if record.name == "ent_exporter.probes.runner"]
     assert len(messages) == 2, messages
     assert "failed (status)" in messages[0] and "503" in messages[0]
     assert "succeeded" in messages[1]

@@ -1,5 +1,6 @@
 """The exporter publishes prometheus-client's process metrics (process_*) for the health dashboard,
 refreshed in the background: a scrape still only copies a pre-rendered body."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,8 @@ import time
 
 from prometheus_client.process_collector import ProcessCollector
 
-from exporter.exposition import Exposition
-from exporter.process_metrics import FAMILIES, ProcessPublisher, read
+from ent_exporter.engine.exposition import Exposition
+from ent_exporter.engine.process_metrics import FAMILIES, ProcessPublisher, read
 from tests.support import parse
 
 

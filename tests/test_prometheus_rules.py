@@ -1,6 +1,7 @@
 """Prometheus configuration, rules and Alertmanager: promtool accepts them, every alert is
 unit-tested firing and not firing (prometheus/tests/), and the rules follow the
 monitoring-mixin conventions."""
+
 from __future__ import annotations
 
 import re
@@ -10,9 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.test_dashboards import allowed_series_names, metric_names
-
 from tests.support import require_binary
+from tests.test_dashboards import allowed_series_names, metric_names
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS = REPO / "prometheus"
@@ -44,8 +44,9 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess:
 
 
 def rules() -> list[dict]:
-    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def alerts() -> dict[str, list[dict]]:
@@ -92,8 +93,11 @@ def test_required_alerts_exist_with_severity_and_annotations():
     defined = alerts()
     assert REQUIRED_ALERTS <= set(defined), f"missing: {sorted(REQUIRED_ALERTS - set(defined))}"
     runbook = (PROMETHEUS / "RUNBOOK.md").read_text()
-    anchors = {re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
-               for line in runbook.splitlines() if line.startswith("## ")}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in runbook.splitlines()
+        if line.startswith("## ")
+    }
     for name, variants in defined.items():
         assert re.fullmatch(r"ENT[A-Z][A-Za-z0-9]+", name), f"{name}: CamelCase with the ENT prefix"
         for rule in variants:
@@ -141,16 +145,21 @@ def test_recording_rules_follow_level_metric_operations():
     for name in records:
         assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", name), f"{name}: not level:metric:operations"
     # What the dashboards compute again and again.
-    assert {"connector:ent_connector_requests:success_ratio_rate5m",
-            "connector:ent_connector_requests:failure_ratio_rate5m",
-            "connector_quantile:ent_connector_request_duration_seconds:histogram_quantile_rate5m",
-            "structure:ent_logins:rate5m"} <= set(records)
+    assert {
+        "connector:ent_connector_requests:success_ratio_rate5m",
+        "connector:ent_connector_requests:failure_ratio_rate5m",
+        "connector_quantile:ent_connector_request_duration_seconds:histogram_quantile_rate5m",
+        "structure:ent_logins:rate5m",
+    } <= set(records)
 
 
 def test_rule_expressions_use_only_exported_metrics():
     allowed = allowed_series_names()
-    unknown = {rule.get("alert") or rule.get("record"): sorted(metric_names(rule["expr"]) - allowed)
-               for rule in rules() if metric_names(rule["expr"]) - allowed}
+    unknown = {
+        rule.get("alert") or rule.get("record"): sorted(metric_names(rule["expr"]) - allowed)
+        for rule in rules()
+        if metric_names(rule["expr"]) - allowed
+    }
     assert not unknown, unknown
 
 
@@ -172,8 +181,9 @@ def test_alertmanager_config():
     receivers = {r["name"] for r in config["receivers"]}
     routes = [config["route"], *config["route"].get("routes", [])]
     assert all(route.get("receiver", config["route"]["receiver"]) in receivers for route in routes)
-    severities = {m.split("=")[1].strip('"') for r in routes[1:] for m in r.get("matchers", [])
-                  if m.startswith("severity=")}
+    severities = {
+        m.split("=")[1].strip('"') for r in routes[1:] for m in r.get("matchers", []) if m.startswith("severity=")
+    }
     assert {"critical", "warning"} <= severities
     # The receiver is a placeholder, and says so.
     text = (PROMETHEUS / "alertmanager.yml").read_text()
@@ -187,6 +197,7 @@ def test_alertmanager_config():
             assert set(match.group(1).split("|")) <= names, matcher
     amtool = shutil.which("amtool")
     if amtool:  # the Debian package prometheus-alertmanager; not required
-        result = subprocess.run([amtool, "check-config", str(PROMETHEUS / "alertmanager.yml")],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [amtool, "check-config", str(PROMETHEUS / "alertmanager.yml")], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 months, DST months included), the PDF renders with poppler's pdftoppm, the CSVs parse, each
 structure's files hold its own figures only, bad input is one line with exit 2, and the daemon's
 job writes the closed month."""
+
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,7 @@ import io
 import shutil
 import subprocess
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from random import Random
 from zoneinfo import ZoneInfo
@@ -17,22 +18,25 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from exporter import clock as clocks
-from exporter.app import make_source
-from exporter.config import parse_config
-from reports import labels
-from reports.figures import TOTAL, Month, build_reports, month_figures
-from reports.job import ReportJob
-from reports.settings import ReportsConfig
+from ent_exporter.app import make_source
+from ent_exporter.config import parse_config
+from ent_exporter.engine import clock as clocks
+from ent_exporter.reports import labels
+from ent_exporter.reports.figures import TOTAL, Month, build_reports, month_figures
+from ent_exporter.reports.job import ReportJob
+from ent_exporter.reports.settings import ReportsConfig
 from tests.support import canonical_database, run_cli, write_config
 
 pytestmark = pytest.mark.time_sensitive
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = timezone.utc
+UTC = UTC
 MICROSECOND = timedelta(microseconds=1)
-STRUCTURES = [("0750001A", "Collège Jean Moulin", "college"), ("0750002B", "Lycée Victor Hugo", "lycee"),
-              ("0750003C", "École du Centre", None)]
+STRUCTURES = [
+    ("0750001A", "Collège Jean Moulin", "college"),
+    ("0750002B", "Lycée Victor Hugo", "lycee"),
+    ("0750003C", "École du Centre", None),
+]
 STRUCTURE_IDS = ["0750001A", "0750002B", "0750003C", "0759999Z"]  # the last one: in accounts only
 PROFILES = ["Teacher", "Student", "Student", "Relative", "Personnel", None, ""]
 APPS = ["pronote", "messagerie", "agenda", "moodle", "blog", None, ""]
@@ -87,8 +91,10 @@ def generate(seed: int = 15) -> Rows:
             rows.accounts.append((user, structure, profile, created, activated))
             profiles_of[user].append(profile)
     # A user with two profiles in the same structure: two accounts there, one person.
-    rows.accounts += [("u-both", "0750001A", "Teacher", paris(2025, 1, 1), paris(2025, 1, 2)),
-                      ("u-both", "0750001A", "Relative", paris(2025, 1, 1), None)]
+    rows.accounts += [
+        ("u-both", "0750001A", "Teacher", paris(2025, 1, 1), paris(2025, 1, 2)),
+        ("u-both", "0750001A", "Relative", paris(2025, 1, 1), None),
+    ]
     profiles_of["u-both"] += ["Teacher", "Relative"]
     # Activated exactly at the end of October 2026: not activated as of its last instant.
     rows.accounts.append(("u-edge", "0750002B", "Student", paris(2025, 1, 1), paris(2026, 11, 1)))
@@ -107,12 +113,25 @@ def generate(seed: int = 15) -> Rows:
         event(anytime(paris(2025, 2, 1), paris(2026, 11, 20)))
     for text in {m for month in MONTHS for m in (month, shift(month, -1), shift(month, -12))}:
         start, end = month_bounds(text)
-        for moment in (start, start - MICROSECOND, end - MICROSECOND, end, end - timedelta(days=30),
-                       end - timedelta(days=30) - MICROSECOND, end - timedelta(days=90)):
+        for moment in (
+            start,
+            start - MICROSECOND,
+            end - MICROSECOND,
+            end,
+            end - timedelta(days=30),
+            end - timedelta(days=30) - MICROSECOND,
+            end - timedelta(days=90),
+        ):
             for _ in range(2):
                 event(moment)
-    for moment in (paris(2026, 3, 29, 1, 59, 59), paris(2026, 3, 29, 3, 0), paris(2026, 10, 25, 2, 30),
-                   paris(2026, 10, 25, 2, 30, fold=1), paris(2026, 10, 25, 1, 59), paris(2026, 10, 25, 3, 0)):
+    for moment in (
+        paris(2026, 3, 29, 1, 59, 59),
+        paris(2026, 3, 29, 3, 0),
+        paris(2026, 10, 25, 2, 30),
+        paris(2026, 10, 25, 2, 30, fold=1),
+        paris(2026, 10, 25, 1, 59),
+        paris(2026, 10, 25, 3, 0),
+    ):
         for _ in range(3):
             event(moment)
     rows.logins.append(("u00", "Teacher", paris(2026, 10, 31, 23, 59)))  # a login on the month's last day
@@ -135,6 +154,7 @@ def insert(dsn: str, rows: Rows) -> None:
 
 # -- the truth, from the raw rows -----------------------------------------------------------------
 
+
 def fold(value) -> str:
     return value if value else "unknown"
 
@@ -149,10 +169,19 @@ def recount(rows: Rows, text: str) -> dict[str, dict]:
     def structures_of(user) -> set:
         return (attached.get(user) or {"unknown"}) | {"all"}
 
-    out: dict[str, dict] = defaultdict(lambda: {
-        "connections": 0, "per_day": Counter(), "by_hour": Counter(), "logins": Counter(),
-        "with_user": Counter(), "visitors": defaultdict(set), "apps": Counter(), "app_people": defaultdict(set),
-        "accounts": {}})
+    out: dict[str, dict] = defaultdict(
+        lambda: {
+            "connections": 0,
+            "per_day": Counter(),
+            "by_hour": Counter(),
+            "logins": Counter(),
+            "with_user": Counter(),
+            "visitors": defaultdict(set),
+            "apps": Counter(),
+            "app_people": defaultdict(set),
+            "accounts": {},
+        }
+    )
     for user, profile, moment in rows.logins:
         if not start <= moment < end:
             continue
@@ -173,6 +202,7 @@ def recount(rows: Rows, text: str) -> dict[str, dict]:
                 out[structure]["apps"][fold(app)] += 1
                 if user is not None:
                     out[structure]["app_people"][fold(app)].add(user)
+
     # Accounts as of the month's last instant; inactive: no login in [end - N days, end).
     def last_login(user) -> datetime | None:
         moments = [m for u, _p, m in rows.logins if u == user and end - timedelta(days=90) <= m < end]
@@ -194,8 +224,11 @@ def recount(rows: Rows, text: str) -> dict[str, dict]:
             pending = len(users) - activated
         inactive = {}
         for days in (30, 90):
-            inactive[days] = sum(1 for user, active in users.items() if active and (
-                last_login(user) is None or last_login(user) < end - timedelta(days=days)))
+            inactive[days] = sum(
+                1
+                for user, active in users.items()
+                if active and (last_login(user) is None or last_login(user) < end - timedelta(days=days))
+            )
         out[structure]["accounts"][profile] = (activated, pending, inactive[30], inactive[90])
     return out
 
@@ -207,7 +240,9 @@ def as_figures(entry) -> dict:
         "per_day": Counter({d: n for d, n in entry.per_day.items() if n}),
         "by_hour": Counter({k: n for k, n in entry.by_hour.items() if n}),
         "logins": Counter({p: f.connections for p, f in entry.profiles.items() if p != TOTAL}),
-        "with_user": Counter({p: f.visitor_connections for p, f in entry.profiles.items() if p != TOTAL and f.visitor_connections}),
+        "with_user": Counter(
+            {p: f.visitor_connections for p, f in entry.profiles.items() if p != TOTAL and f.visitor_connections}
+        ),
         "visitors": {p: f.visitors for p, f in entry.profiles.items() if f.visitors},
         "apps": Counter({a: n for a, (n, _) in entry.apps.items()}),
         "app_people": {a: p for a, (_, p) in entry.apps.items() if p},
@@ -217,10 +252,14 @@ def as_figures(entry) -> dict:
 
 def truth_shape(entry) -> dict:
     return {
-        "connections": entry["connections"], "per_day": entry["per_day"], "by_hour": entry["by_hour"],
-        "logins": entry["logins"], "with_user": entry["with_user"],
+        "connections": entry["connections"],
+        "per_day": entry["per_day"],
+        "by_hour": entry["by_hour"],
+        "logins": entry["logins"],
+        "with_user": entry["with_user"],
         "visitors": {p: len(users) for p, users in entry["visitors"].items()},
-        "apps": entry["apps"], "app_people": {a: len(users) for a, users in entry["app_people"].items()},
+        "apps": entry["apps"],
+        "app_people": {a: len(users) for a, users in entry["app_people"].items()},
         "accounts": entry["accounts"],
     }
 
@@ -243,6 +282,7 @@ def source(data):
 
 
 # -- figures ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("text", MONTHS + ["2025-03", "2025-10"])
 def test_month_figures_equal_a_recount_from_the_raw_rows(data, source, text):
@@ -303,30 +343,37 @@ def test_every_language_has_every_word():
         assert set(table["fr"]) == set(table["en"])
     assert labels.WEEKDAYS["fr"][0] == "lundi" and len(labels.MONTHS["fr"]) == 12
     assert labels.percent("fr", 0.125) == "12,5\u202f%" and labels.number("fr", 12345) == "12\u202f345"
-    assert labels.change("fr", 110, 100) == "+10,0\u202f%" and labels.change("fr", 0.5, 0.6, rate=True) == "−10,0\u202fpts"
+    assert (
+        labels.change("fr", 110, 100) == "+10,0\u202f%" and labels.change("fr", 0.5, 0.6, rate=True) == "−10,0\u202fpts"
+    )
     assert labels.change("en", 5, 0) == "—"
 
 
 # -- the files ---------------------------------------------------------------------------------------
 
+
 def pdftoppm() -> str:
     path = shutil.which("pdftoppm")
     if path is None:
-        pytest.fail("pdftoppm is not installed: the Debian package poppler-utils (the README's test command installs it)")
+        pytest.fail(
+            "pdftoppm is not installed: the Debian package poppler-utils (the README's test command installs it)"
+        )
     return path
 
 
 def render_pages(pdf: Path, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([pdftoppm(), "-png", "-r", "40", str(pdf), str(directory / "page")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [pdftoppm(), "-png", "-r", "40", str(pdf), str(directory / "page")], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return sorted(directory.glob("page*.png"))
 
 
 def pdf_text(pdf: Path) -> str:
-    result = subprocess.run([shutil.which("pdftotext") or "pdftotext", "-layout", str(pdf), "-"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [shutil.which("pdftotext") or "pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -341,8 +388,9 @@ def october(data, tmp_path_factory):
     dsn, rows = data
     directory = tmp_path_factory.mktemp("reports")
     config = write_config(directory / "config.yml", dsn)
-    result = run_cli("report", "--config", str(config), "--month", "2026-10", "--out", str(directory / "out"),
-                     timeout=600)
+    result = run_cli(
+        "report", "--config", str(config), "--month", "2026-10", "--out", str(directory / "out"), timeout=600
+    )
     assert result.returncode == 0, result.stderr
     return directory / "out", rows
 
@@ -353,8 +401,17 @@ def test_one_file_set_per_structure_named_by_its_code_and_one_for_the_platform(o
     for directory in out.iterdir():
         names = {p.name for p in directory.iterdir()}
         assert {"2026-10.pdf", "2026-10.html"} <= names
-        assert {f"2026-10-{key}.csv" for key in ("summary", "connections_per_day", "visitors_by_profile",
-                                                 "applications", "logins_by_hour", "accounts_by_profile")} <= names
+        assert {
+            f"2026-10-{key}.csv"
+            for key in (
+                "summary",
+                "connections_per_day",
+                "visitors_by_profile",
+                "applications",
+                "logins_by_hour",
+                "accounts_by_profile",
+            )
+        } <= names
 
 
 def test_the_pdf_renders_page_by_page(october, tmp_path):
@@ -364,8 +421,12 @@ def test_the_pdf_renders_page_by_page(october, tmp_path):
     assert 2 <= len(pages) <= 6, [p.name for p in pages]
     # Every page is the one its footer says ("k/N"), and N is the number of pages rendered.
     for number in range(1, len(pages) + 1):
-        text = subprocess.run([shutil.which("pdftotext"), "-f", str(number), "-l", str(number), str(pdf), "-"],
-                              capture_output=True, text=True, timeout=60).stdout
+        text = subprocess.run(
+            [shutil.which("pdftotext"), "-f", str(number), "-l", str(number), str(pdf), "-"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert f"{number}/{len(pages)}" in text and "Collège Jean Moulin (0750001A)" in text
     from PIL import Image
 
@@ -398,32 +459,40 @@ def test_the_csvs_parse_and_hold_the_recounted_figures(october):
         directory = out / structure
         per_day = read_csv(directory / "2026-10-connections_per_day.csv")
         assert len(per_day) == 31
-        assert {date.fromisoformat(r["date"]): int(r["connections"]) for r in per_day if int(r["connections"])} \
-            == dict(entry["per_day"])
+        assert {date.fromisoformat(r["date"]): int(r["connections"]) for r in per_day if int(r["connections"])} == dict(
+            entry["per_day"]
+        )
         grid = read_csv(directory / "2026-10-logins_by_hour.csv")
         assert len(grid) == 168
-        assert {(int(r["weekday"]), int(r["hour"])): int(r["connections"]) for r in grid if int(r["connections"])} \
-            == dict(entry["by_hour"])
+        assert {
+            (int(r["weekday"]), int(r["hour"])): int(r["connections"]) for r in grid if int(r["connections"])
+        } == dict(entry["by_hour"])
         visitors = {r["profile"]: r for r in read_csv(directory / "2026-10-visitors_by_profile.csv")}
         assert int(visitors["all"]["visitors"]) == len(entry["visitors"][TOTAL])
         for profile, users in entry["visitors"].items():
             if profile != TOTAL:
                 assert int(visitors[profile]["visitors"]) == len(users)
                 assert float(visitors[profile]["visits_per_visitor"]) == pytest.approx(
-                    entry["with_user"][profile] / len(users), abs=1e-6)
+                    entry["with_user"][profile] / len(users), abs=1e-6
+                )
         apps = {r["app"]: r for r in read_csv(directory / "2026-10-applications.csv")}
         assert {a: int(r["openings"]) for a, r in apps.items() if int(r["openings"])} == dict(entry["apps"])
         accounts = {r["profile"]: r for r in read_csv(directory / "2026-10-accounts_by_profile.csv")}
         for profile, (activated, pending, inactive_30, inactive_90) in entry["accounts"].items():
             row = accounts["all" if profile == TOTAL else profile]
-            assert (int(row["activated"]), int(row["pending"]), int(row["inactive_30d"]), int(row["inactive_90d"])) \
-                == (activated, pending, inactive_30, inactive_90), (structure, profile)
+            assert (int(row["activated"]), int(row["pending"]), int(row["inactive_30d"]), int(row["inactive_90d"])) == (
+                activated,
+                pending,
+                inactive_30,
+                inactive_90,
+            ), (structure, profile)
         summary = {r["indicator"]: r for r in read_csv(directory / "2026-10-summary.csv")}
         before = recount(rows, "2026-09")[structure]
         assert int(summary["connections"]["value"]) == entry["connections"]
         assert int(summary["connections"]["previous_month"]) == before["connections"]
         assert float(summary["connections"]["change_previous_month"]) == pytest.approx(
-            round((entry["connections"] - before["connections"]) / before["connections"] * 100, 2))
+            round((entry["connections"] - before["connections"]) / before["connections"] * 100, 2)
+        )
         year = recount(rows, "2025-10")[structure]
         assert int(summary["visitors"]["same_month_last_year"]) == len(year["visitors"][TOTAL])
 
@@ -439,8 +508,22 @@ def test_the_html_is_one_self_contained_page(october):
 def test_english_on_demand_and_a_subset_of_structures(data, tmp_path):
     dsn, _rows = data
     config = write_config(tmp_path / "config.yml", dsn)
-    result = run_cli("report", "--config", str(config), "--month", "2026-03", "--structure", "0750002B",
-                     "--format", "csv,pdf", "--lang", "en", "--out", str(tmp_path / "out"), timeout=300)
+    result = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--month",
+        "2026-03",
+        "--structure",
+        "0750002B",
+        "--format",
+        "csv,pdf",
+        "--lang",
+        "en",
+        "--out",
+        str(tmp_path / "out"),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["0750002B"]
     names = {p.name for p in (tmp_path / "out" / "0750002B").iterdir()}
@@ -452,19 +535,33 @@ def test_an_output_directory_that_cannot_be_written_is_one_line_and_exit_2(data,
     dsn, _rows = data
     config = write_config(tmp_path / "config.yml", dsn)
     (tmp_path / "file").write_text("not a directory")
-    result = run_cli("report", "--config", str(config), "--month", "2026-03", "--structure", "all",
-                     "--format", "csv", "--out", str(tmp_path / "file"))
+    result = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--month",
+        "2026-03",
+        "--structure",
+        "all",
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "file"),
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ent-exporter: report: --out: cannot write "), result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--month", "2026-13"], "--month: not a month of the form YYYY-MM: '2026-13'"),
-    (["--month", "March"], "--month: not a month of the form YYYY-MM: 'March'"),
-    (["--month", "2026-03", "--structure", "0750001A", "NOPE"], "--structure: unknown structure NOPE"),
-    (["--month", "2026-03", "--format", "pdf,docx"], "--format: unknown format docx"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--month", "2026-13"], "--month: not a month of the form YYYY-MM: '2026-13'"),
+        (["--month", "March"], "--month: not a month of the form YYYY-MM: 'March'"),
+        (["--month", "2026-03", "--structure", "0750001A", "NOPE"], "--structure: unknown structure NOPE"),
+        (["--month", "2026-03", "--format", "pdf,docx"], "--format: unknown format docx"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(data, tmp_path, args, message):
     dsn, _rows = data
     config = write_config(tmp_path / "config.yml", dsn)
@@ -478,6 +575,7 @@ def test_bad_input_is_one_line_and_exit_2(data, tmp_path, args, message):
 
 # -- the daemon's job --------------------------------------------------------------------------------
 
+
 def test_the_reports_section_is_validated(data, tmp_path):
     dsn, _rows = data
     config = write_config(tmp_path / "config.yml", dsn, reports={"directory": "monthly", "formats": ["pdf", "odt"]})
@@ -485,7 +583,7 @@ def test_the_reports_section_is_validated(data, tmp_path):
     assert result.returncode == 2
     assert "reports.formats.1" in result.stderr and str(config) in result.stderr
     config = write_config(tmp_path / "config.yml", dsn, reports={"directory": "monthly", "language": "fr"})
-    from exporter.config import load_config
+    from ent_exporter.config import load_config
 
     assert load_config(config).reports.directory == tmp_path / "monthly"
     # A directory that cannot be used is said at once, by check-config and at start-up: one line, exit 2.
@@ -538,7 +636,8 @@ def test_privacy_min_count_hides_small_people_counts_as_the_metrics_do(data, sou
     for profile, (activated, pending, inactive_30, _90) in entry["accounts"].items():
         account = hidden.current.accounts[profile]
         assert (account.activated, account.pending, account.inactive[30]) == tuple(
-            n if n >= 5 else 0 for n in (activated, pending, inactive_30))
+            n if n >= 5 else 0 for n in (activated, pending, inactive_30)
+        )
         small += sum(0 < n < 5 for n in (activated, pending, inactive_30))
         assert account.ratio == plain.current.accounts[profile].ratio
     assert small, "the data has small groups to hide"
@@ -547,14 +646,18 @@ def test_privacy_min_count_hides_small_people_counts_as_the_metrics_do(data, sou
 def test_the_daemon_writes_the_closed_month_at_start_when_it_is_missing(data, tmp_path):
     """serve with a reports: section: the monthly job is on the daemon's scheduler, due at once when the
     closed month's reports are not there (a daemon that was down on the 1st)."""
-    from exporter.app import Exporter
-    from exporter.config import load_config
+    from ent_exporter.app import Exporter
+    from ent_exporter.config import load_config
     from tests.support import free_port, wait_until
 
     dsn, rows = data
-    config_path = write_config(tmp_path / "config.yml", dsn, listen={"address": "127.0.0.1", "port": free_port()},
-                               reports={"directory": "monthly", "formats": ["csv", "pdf"]},
-                               collectors={"disabled": ["app_accesses", "connectors", "login_heatmap"]})
+    config_path = write_config(
+        tmp_path / "config.yml",
+        dsn,
+        listen={"address": "127.0.0.1", "port": free_port()},
+        reports={"directory": "monthly", "formats": ["csv", "pdf"]},
+        collectors={"disabled": ["app_accesses", "connectors", "login_heatmap"]},
+    )
     now = paris(2026, 11, 3, 10, 0)
     exporter = Exporter(load_config(config_path), str(config_path), clock=clocks.FixedClock(now))
     exporter.start()

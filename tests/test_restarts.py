@@ -1,28 +1,33 @@
 """A restart serves every family at once, and a run that moves nothing after it keeps serving them, at
 any distance between the data's date and the clock: the restore filters idle series as of the
 instant of the run it restores, never as of the machine's time."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
-from exporter import clock as clocks
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
-from exporter.state import StateStore
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
+from ent_exporter.engine import clock as clocks
+from ent_exporter.engine.state import StateStore
 from tests.support import FULL_BREAKDOWNS, RawData, insert, make_accounts, make_events, parse
 
 pytestmark = pytest.mark.time_sensitive
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)  # a Wednesday
 EARLIER = NOW - timedelta(days=120)  # an earlier run: what has not moved since is idle at NOW (90 days)
-DISTANCES = {"same day": timedelta(0), "+100 d": timedelta(days=100), "+400 d": timedelta(days=400),
-             "+5 y": timedelta(days=5 * 365 + 1)}
+DISTANCES = {
+    "same day": timedelta(0),
+    "+100 d": timedelta(days=100),
+    "+400 d": timedelta(days=400),
+    "+5 y": timedelta(days=5 * 365 + 1),
+}
 # Changes every run: its duration. Everything else the runs publish is the same after a restart.
 VARYING = {"ent_exporter_collector_duration_seconds"}
 RETIRED = (("connector", "retired-sso"),)
@@ -36,24 +41,34 @@ def history(dsn: str) -> RawData:
     before = make_events(rng, 600, 60, EARLIER - timedelta(days=60), timedelta(days=60))
     raw.logins, raw.app_accesses, raw.connector_calls = before.logins, before.app_accesses, before.connector_calls
     # A connector retired before the earlier run: its series stop moving, and are idle at NOW.
-    raw.connector_calls += [("retired-sso", "S0", EARLIER - timedelta(days=2), True, 80.0),
-                            ("ldap", "S1", EARLIER - timedelta(days=3), True, -4.0)]  # an invalid measurement
+    raw.connector_calls += [
+        ("retired-sso", "S0", EARLIER - timedelta(days=2), True, 80.0),
+        ("ldap", "S1", EARLIER - timedelta(days=3), True, -4.0),
+    ]  # an invalid measurement
     insert(dsn, raw)
     with psycopg.connect(dsn) as conn:
-        conn.cursor().executemany("INSERT INTO ent.structures VALUES (%s, %s, %s)",
-                                  [("S0", "Collège Jean Moulin", "college"), ("S1", "Lycée Victor Hugo", "lycee"),
-                                   ("S2", "École du Centre", "ecole")])
+        conn.cursor().executemany(
+            "INSERT INTO ent.structures VALUES (%s, %s, %s)",
+            [
+                ("S0", "Collège Jean Moulin", "college"),
+                ("S1", "Lycée Victor Hugo", "lycee"),
+                ("S2", "École du Centre", "ecole"),
+            ],
+        )
     return make_events(rng, 900, 60, EARLIER, NOW - EARLIER)
 
 
 def served_families(runtime) -> set[str]:
     """Every family of the enabled collectors and of the exporter itself, but those of the optional
     relations this source does not have (account feeds, courses)."""
-    from exporter.runtime import SELF_FAMILIES
+    from ent_exporter.engine.runtime import SELF_FAMILIES
 
-    return {family.name for collector in runtime.collectors.values() for family in collector.families
-            if not family.name.startswith(("ent_account_feed_", "ent_course_"))} \
-        | {family.name for family in SELF_FAMILIES}
+    return {
+        family.name
+        for collector in runtime.collectors.values()
+        for family in collector.families
+        if not family.name.startswith(("ent_account_feed_", "ent_course_"))
+    } | {family.name for family in SELF_FAMILIES}
 
 
 def families(samples: dict) -> dict[str, dict]:
@@ -69,8 +84,15 @@ class Restarting:
 
     def __init__(self, dsn: str, state_dir, clock: clocks.Clock) -> None:
         self.clock = clock
-        self.config = parse_config({"source": {"dsn": dsn, "settle_seconds": 0}, "timezone": "Europe/Paris",
-                                    "state_dir": str(state_dir), "breakdowns": FULL_BREAKDOWNS}, "test")
+        self.config = parse_config(
+            {
+                "source": {"dsn": dsn, "settle_seconds": 0},
+                "timezone": "Europe/Paris",
+                "state_dir": str(state_dir),
+                "breakdowns": FULL_BREAKDOWNS,
+            },
+            "test",
+        )
 
     def __enter__(self):
         self.source = make_source(self.config)
@@ -109,8 +131,9 @@ def test_every_family_is_served_after_a_restart_and_after_a_run_that_moves_nothi
         restored = process.served()
         # Every family, every series, every value at once; the source is not reached yet.
         assert "ent_exporter_source_up" not in restored
-        assert families(restored) == {name: series for name, series in families(ran).items()
-                                      if name != "ent_exporter_source_up"}
+        assert families(restored) == {
+            name: series for name, series in families(ran).items() if name != "ent_exporter_source_up"
+        }
         assert process.runtime.run_all(NOW)  # a run that moves nothing
         again = process.served()
     assert families(again) == families(ran)
@@ -135,7 +158,7 @@ def test_a_restore_without_the_instant_of_its_run_filters_as_of_the_clock(source
     assert stored.ran_at == NOW.timestamp()
     stored.ran_at = None  # as a state file of an earlier version holds it
     store.save("connectors", stored)
-    assert "ran_at\":null" in (tmp_path / "collectors" / "connectors.json").read_text()
+    assert 'ran_at":null' in (tmp_path / "collectors" / "connectors.json").read_text()
     clock.set(EARLIER + timedelta(days=1))  # as of the clock, the retired connector is not idle yet
     with Restarting(dsn, tmp_path, clock) as process:
         restored = process.served()["ent_connector_requests_total"]

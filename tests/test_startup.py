@@ -1,10 +1,12 @@
 """What a newcomer meets first: start-up failures said in one line (exit 2, no traceback), and
 ``check-config --connect`` naming each problem of the database before the exporter starts."""
+
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import psycopg
@@ -36,8 +38,13 @@ def busy_port():
 
 def test_serve_on_a_port_in_use(source_dsn, tmp_path, busy_port):
     config = write_config(tmp_path / "c.yml", source_dsn, listen={"address": "127.0.0.1", "port": busy_port})
-    line = one_clean_line(run_cli("serve", "--config", str(config), timeout=60),
-                          str(config), "listen", f"127.0.0.1:{busy_port}", "already in use")
+    line = one_clean_line(
+        run_cli("serve", "--config", str(config), timeout=60),
+        str(config),
+        "listen",
+        f"127.0.0.1:{busy_port}",
+        "already in use",
+    )
     assert "Errno" not in line
 
 
@@ -46,8 +53,9 @@ def test_serve_with_a_state_directory_that_cannot_be_created(source_dsn, tmp_pat
     blocker = tmp_path / "blocker"
     blocker.write_text("not a directory")
     state_dir = blocker if where == "a file" else blocker / "state"
-    config = write_config(tmp_path / "c.yml", source_dsn, state_dir=str(state_dir),
-                          listen={"address": "127.0.0.1", "port": free_port()})
+    config = write_config(
+        tmp_path / "c.yml", source_dsn, state_dir=str(state_dir), listen={"address": "127.0.0.1", "port": free_port()}
+    )
     one_clean_line(run_cli("serve", "--config", str(config), timeout=60), str(config), "state_dir", str(state_dir))
     # check-config finds it too, before any start.
     one_clean_line(run_cli("check-config", "--config", str(config)), "state_dir", str(state_dir))
@@ -63,8 +71,11 @@ def test_the_demo_on_a_port_in_use_stops_before_starting_a_database(tmp_path, bu
 def test_the_demo_with_an_unusable_state_directory(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    one_clean_line(run_cli("demo", "--state-dir", str(blocker / "demo"), "--port", str(free_port()), timeout=60),
-                   "--state-dir", str(blocker / "demo"))
+    one_clean_line(
+        run_cli("demo", "--state-dir", str(blocker / "demo"), "--port", str(free_port()), timeout=60),
+        "--state-dir",
+        str(blocker / "demo"),
+    )
 
 
 def test_check_config_notes_a_port_in_use_without_failing(source_dsn, tmp_path, busy_port):
@@ -108,8 +119,11 @@ def check_connect(tmp_path: Path, dsn: str, **overrides) -> subprocess.Completed
 
 def problems(result: subprocess.CompletedProcess) -> list[str]:
     assert "Traceback" not in result.stderr, result.stderr
-    return [line.split(": ", 1)[1] for line in result.stderr.splitlines()
-            if not line.startswith("ent-exporter:") and ": note: " not in line]
+    return [
+        line.split(": ", 1)[1]
+        for line in result.stderr.splitlines()
+        if not line.startswith("ent-exporter:") and ": note: " not in line
+    ]
 
 
 def test_connect_passes_on_a_ready_source(reader, tmp_path):
@@ -127,8 +141,9 @@ def test_connect_says_wrong_password_at_once(source_dsn, pg_server, tmp_path):
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(PASSWORD_ROLE)))
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right'").format(sql.Identifier(PASSWORD_ROLE)))
         original = hba.read_text()
-        hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\nhost all {PASSWORD_ROLE} all scram-sha-256\n"
-                       + original)
+        hba.write_text(
+            f"local all {PASSWORD_ROLE} scram-sha-256\nhost all {PASSWORD_ROLE} all scram-sha-256\n" + original
+        )
         admin.execute("SELECT pg_reload_conf()")
     try:
         wrong = psycopg.conninfo.make_conninfo(source_dsn, user=PASSWORD_ROLE, password="wrong")
@@ -164,8 +179,10 @@ def test_connect_says_the_schema_is_missing(reader, tmp_path):
     _role, dsn = reader
     result = check_connect(tmp_path, dsn(), source={"dsn": dsn(), "schema": "ent_views"})
     assert result.returncode == 1
-    assert problems(result) == ["source.schema: schema 'ent_views' does not exist in this database"
-                                " (run `ent-exporter init-source`, or set source.schema)"]
+    assert problems(result) == [
+        "source.schema: schema 'ent_views' does not exist in this database"
+        " (run `ent-exporter init-source`, or set source.schema)"
+    ]
 
 
 def test_connect_names_a_missing_view_and_a_missing_column(reader, source_dsn, tmp_path):
@@ -201,28 +218,38 @@ def test_connect_notes_a_role_that_can_write(reader, source_dsn, tmp_path):
 
 # -- quiet logs ---------------------------------------------------------------------------------
 
+
 def test_a_stop_in_the_middle_of_a_run_logs_nothing_to_act_on(source_dsn, tmp_path):
     """SIGTERM while the first count is under way: exit 0, the one start-up line, no failure logged."""
     import json
     import signal
     import time
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     from random import Random
 
     from tests.support import RawData, insert, make_accounts, make_events, wait_until
 
     rng = Random(5)
-    start = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 20, tzinfo=UTC)
     raw = RawData(accounts=make_accounts(rng, 200, structures=3, start=start))
     raw.logins = make_events(rng, 20_000, 200, start, timedelta(days=2)).logins
     insert(source_dsn, raw)
     port = free_port()
     # Tiny chunks: the first count is long, and the stop lands inside it.
-    config = write_config(tmp_path / "c.yml", source_dsn, listen={"address": "127.0.0.1", "port": port},
-                          source={"dsn": source_dsn, "settle_seconds": 0, "chunk_size": 20})
+    config = write_config(
+        tmp_path / "c.yml",
+        source_dsn,
+        listen={"address": "127.0.0.1", "port": port},
+        source={"dsn": source_dsn, "settle_seconds": 0, "chunk_size": 20},
+    )
     state_file = tmp_path / "state" / "collectors" / "logins.json"
-    process = subprocess.Popen([sys.executable, "-m", "exporter.cli", "serve", "--config", str(config)],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ent_exporter.cli", "serve", "--config", str(config)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until(lambda: state_file.exists(), timeout=60, interval=0.02, message="a first checkpoint")
         time.sleep(0.3)
@@ -243,9 +270,9 @@ def test_a_run_falling_due_while_the_previous_one_goes_is_not_a_warning(caplog):
 
     from apscheduler.triggers.cron import CronTrigger
 
-    from collectors.base import Cadence, Collector, Family, Kind, Result
-    from exporter.runtime import Runtime
-    from exporter.scheduler import CollectorScheduler
+    from ent_exporter.engine.collector import Cadence, Collector, Family, Kind, Result
+    from ent_exporter.engine.runtime import Runtime
+    from ent_exporter.engine.scheduler import CollectorScheduler
 
     release = threading.Event()
 

@@ -2,34 +2,49 @@
 
 Each test compares what a fresh store loads with the result saved last, built independently here
 (plain dicts), after saves that change, add and remove series, state entries and histogram values."""
+
 from __future__ import annotations
 
 import json
 from random import Random
 
-from exporter.state import StateStore, StoredResult
+from ent_exporter.engine.state import StateStore, StoredResult
 
 
 def stored(samples: dict, state: dict, changed_at: dict, last_success: float, complete: bool = True) -> StoredResult:
     """A result as the runtime gives it: encoded samples, the totals the samples themselves."""
     encoded = {name: list(series.items()) for name, series in samples.items()}
-    return StoredResult(encoded, {**state, "totals": encoded}, last_success, complete,
-                        {name: dict(times) for name, times in changed_at.items()})
+    return StoredResult(
+        encoded,
+        {**state, "totals": encoded},
+        last_success,
+        complete,
+        {name: dict(times) for name, times in changed_at.items()},
+    )
 
 
 def plain(result: StoredResult) -> tuple:
     """What a result holds, as plain dicts (order does not matter)."""
-    return ({name: dict(series) for name, series in result.samples.items() if series},
-            {name: dict(series) for name, series in result.changed_at.items() if series},
-            {key: value for key, value in result.state.items() if key != "totals"},
-            {name: dict(series) for name, series in result.state["totals"].items() if series},
-            result.last_success, result.complete)
+    return (
+        {name: dict(series) for name, series in result.samples.items() if series},
+        {name: dict(series) for name, series in result.changed_at.items() if series},
+        {key: value for key, value in result.state.items() if key != "totals"},
+        {name: dict(series) for name, series in result.state["totals"].items() if series},
+        result.last_success,
+        result.complete,
+    )
 
 
 def expected(samples: dict, state: dict, changed_at: dict, last_success: float, complete: bool = True) -> tuple:
     keep = {name: dict(series) for name, series in samples.items() if series}
-    return (keep, {name: dict(times) for name, times in changed_at.items() if times},
-            json.loads(json.dumps(state)), keep, last_success, complete)
+    return (
+        keep,
+        {name: dict(times) for name, times in changed_at.items() if times},
+        json.loads(json.dumps(state)),
+        keep,
+        last_success,
+        complete,
+    )
 
 
 def moves(rng: Random, samples: dict, changed_at: dict, now: float) -> None:
@@ -45,13 +60,18 @@ def moves(rng: Random, samples: dict, changed_at: dict, now: float) -> None:
     del counts[gone]
     changed_at["c_total"].pop(gone, None)
     histogram = samples["h_seconds"][("ldap",)]
-    samples["h_seconds"][("ldap",)] = {"buckets": [b + 1 for b in histogram["buckets"]],
-                                      "count": histogram["count"] + 1, "sum": histogram["sum"] + 0.25}
+    samples["h_seconds"][("ldap",)] = {
+        "buckets": [b + 1 for b in histogram["buckets"]],
+        "count": histogram["count"] + 1,
+        "sum": histogram["sum"] + 0.25,
+    }
 
 
 def start() -> tuple[dict, dict]:
-    samples = {"c_total": {(f"S{i}", profile): float(i) for i in range(40) for profile in ("Student", "Relative")},
-               "h_seconds": {("ldap",): {"buckets": [1.0, 2.0], "count": 2.0, "sum": 0.5}}}
+    samples = {
+        "c_total": {(f"S{i}", profile): float(i) for i in range(40) for profile in ("Student", "Relative")},
+        "h_seconds": {("ldap",): {"buckets": [1.0, 2.0], "count": 2.0, "sum": 0.5}},
+    }
     changed_at = {"c_total": {key: 100.0 for key in samples["c_total"]}, "h_seconds": {("ldap",): 100.0}}
     return samples, changed_at
 
@@ -128,7 +148,7 @@ def test_a_torn_last_line_is_ignored_and_the_next_save_writes_the_file_whole(tmp
     # A crash in the middle of the next append (kill -9, power loss): part of a line, no newline.
     moves(rng, samples, changed_at, 3.0)
     store.save("c", stored(samples, {"watermark": 2}, changed_at, 3.0), journal=True)
-    journal.write_bytes(whole + journal.read_bytes()[len(whole):][:40])
+    journal.write_bytes(whole + journal.read_bytes()[len(whole) :][:40])
     restarted = StateStore(tmp_path)
     loaded = restarted.load("c", journal=True)
     assert plain(loaded) == saved  # the torn save never happened: its events are read again

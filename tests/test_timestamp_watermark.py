@@ -1,9 +1,10 @@
 """Relations without event ids are counted by occurred_at: late events are caught by the
 recount of their closed day, exactly once, across restarts and crashes."""
+
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from zoneinfo import ZoneInfo
 
@@ -11,12 +12,19 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
-from exporter.source import SourceUnavailable
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
+from ent_exporter.sources.postgres import SourceUnavailable
 from tests.support import (
-    RawData, as_samples, expected_connector_samples, expected_event_counts, insert, make_accounts, make_events, parse,
     FULL_BREAKDOWNS,
+    RawData,
+    as_samples,
+    expected_connector_samples,
+    expected_event_counts,
+    insert,
+    make_accounts,
+    make_events,
+    parse,
 )
 
 pytestmark = pytest.mark.time_sensitive
@@ -24,7 +32,7 @@ pytestmark = pytest.mark.time_sensitive
 PARIS = ZoneInfo("Europe/Paris")
 # The last Sunday of October 2026 lasts 25 hours in Paris. Instants in UTC, so that adding
 # hours adds elapsed time (on datetimes of one zone, Python adds wall-clock time).
-DAY = datetime(2026, 10, 25, tzinfo=PARIS).astimezone(timezone.utc)
+DAY = datetime(2026, 10, 25, tzinfo=PARIS).astimezone(UTC)
 USERS = 40
 EVENT_TABLES = ("login_events", "app_access_events", "connector_events")
 COUNTERS = ("logins", "app_accesses", "connectors")
@@ -35,8 +43,11 @@ def uuid_source(source_dsn):
     """The canonical tables, but events carry no event_id (as with Edifice's UUIDs)."""
     with psycopg.connect(source_dsn) as conn:
         for table in EVENT_TABLES:
-            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN event_id DROP IDENTITY, ALTER COLUMN event_id DROP NOT NULL")
-                         .format(sql.Identifier("ent", table)))
+            conn.execute(
+                sql.SQL(
+                    "ALTER TABLE {} ALTER COLUMN event_id DROP IDENTITY, ALTER COLUMN event_id DROP NOT NULL"
+                ).format(sql.Identifier("ent", table))
+            )
     return source_dsn
 
 
@@ -45,8 +56,14 @@ class Cycles:
 
     def __init__(self, dsn: str, state_dir, settle_seconds: float = 0) -> None:
         self.config = parse_config(
-            {"source": {"dsn": dsn, "settle_seconds": settle_seconds}, "timezone": "Europe/Paris",
-             "state_dir": str(state_dir), "breakdowns": FULL_BREAKDOWNS}, "test")
+            {
+                "source": {"dsn": dsn, "settle_seconds": settle_seconds},
+                "timezone": "Europe/Paris",
+                "state_dir": str(state_dir),
+                "breakdowns": FULL_BREAKDOWNS,
+            },
+            "test",
+        )
         self.statements: list = []
 
     def run(self, now: datetime, fail_after: int | None = None) -> dict:
@@ -94,10 +111,14 @@ def truth(raw: RawData, upto: datetime) -> dict:
     accesses = [e for e in raw.app_accesses if e[3] < upto]
     calls = [e for e in raw.connector_calls if e[2] < upto]
     expected = {
-        "ent_logins_total": as_samples("ent_logins_total", ("structure", "profile"),
-                                       expected_event_counts(raw.accounts, logins, False)),
-        "ent_app_accesses_total": as_samples("ent_app_accesses_total", ("structure", "profile", "app"),
-                                             expected_event_counts(raw.accounts, accesses, True)),
+        "ent_logins_total": as_samples(
+            "ent_logins_total", ("structure", "profile"), expected_event_counts(raw.accounts, logins, False)
+        ),
+        "ent_app_accesses_total": as_samples(
+            "ent_app_accesses_total",
+            ("structure", "profile", "app"),
+            expected_event_counts(raw.accounts, accesses, True),
+        ),
     }
     expected.update(expected_connector_samples(calls))
     return expected
@@ -112,8 +133,9 @@ def assert_exact(samples: dict, raw: RawData, upto: datetime) -> None:
 
 
 def add(raw: RawData, events: RawData) -> RawData:
-    insert_only = RawData(logins=events.logins, app_accesses=events.app_accesses,
-                          connector_calls=events.connector_calls)
+    insert_only = RawData(
+        logins=events.logins, app_accesses=events.app_accesses, connector_calls=events.connector_calls
+    )
     for table in ("logins", "app_accesses", "connector_calls"):
         getattr(raw, table).extend(getattr(events, table))
     return insert_only
@@ -132,8 +154,12 @@ def test_late_events_are_exact_once_their_day_is_closed_and_never_counted_twice(
     assert cycles.runtime._stored["logins"].state["mode"] == "occurred_at"
 
     # Late events of the morning (behind the watermark) and new ones of the afternoon.
-    in_time = RawData(accounts=raw.accounts, logins=list(raw.logins), app_accesses=list(raw.app_accesses),
-                      connector_calls=list(raw.connector_calls))
+    in_time = RawData(
+        accounts=raw.accounts,
+        logins=list(raw.logins),
+        app_accesses=list(raw.app_accesses),
+        connector_calls=list(raw.connector_calls),
+    )
     insert(uuid_source, add(raw, make_events(rng, 60, USERS, DAY + timedelta(hours=1), timedelta(hours=10))))
     on_time = make_events(rng, 80, USERS, noon, timedelta(hours=6))
     add(in_time, on_time)
@@ -198,8 +224,18 @@ def test_one_statement_per_day_then_one_per_cycle(uuid_source, tmp_path):
 def test_the_settle_delay_holds_back_young_events(uuid_source, tmp_path):
     raw = RawData(accounts=[("u", "S1", "Teacher", DAY, DAY)])
     insert(uuid_source, raw)
-    insert(uuid_source, add(raw, RawData(logins=[("u", "Teacher", DAY + timedelta(hours=9)),
-                                                 ("u", "Teacher", DAY + timedelta(hours=9, minutes=4))])))
+    insert(
+        uuid_source,
+        add(
+            raw,
+            RawData(
+                logins=[
+                    ("u", "Teacher", DAY + timedelta(hours=9)),
+                    ("u", "Teacher", DAY + timedelta(hours=9, minutes=4)),
+                ]
+            ),
+        ),
+    )
     cycles = Cycles(uuid_source, tmp_path, settle_seconds=300)
     first = cycles.run(DAY + timedelta(hours=9, minutes=6))
     assert first["ent_logins_total"][(("profile", "Teacher"), ("structure", "all"))] == 1
@@ -216,12 +252,14 @@ def test_event_ids_keep_the_event_id_watermark(source_dsn, tmp_path):
 
 
 def test_the_time_slice_is_an_index_range_scan(uuid_source):
-    from collectors.logins import LoginsCollector
+    from ent_exporter.indicators.logins import LoginsCollector
 
     with psycopg.connect(uuid_source) as conn:
-        conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at)"
-                     " SELECT 'u' || i, 'Student', %s + i * interval '1 minute' FROM generate_series(1, 50000) i",
-                     (DAY,))
+        conn.execute(
+            "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
+            " SELECT 'u' || i, 'Student', %s + i * interval '1 minute' FROM generate_series(1, 50000) i",
+            (DAY,),
+        )
         conn.execute("ANALYZE ent.login_events")
         config = parse_config({"source": {"dsn": uuid_source}}, "test")
         source = make_source(config)
@@ -235,10 +273,12 @@ def test_the_time_slice_is_an_index_range_scan(uuid_source):
                 recorded["params"] = params
                 return []
 
-        from collectors.base import Context
+        from ent_exporter.engine.collector import Context
+
         LoginsCollector()._count(Context(Recorder(), DAY, PARIS, {}), DAY, DAY + timedelta(hours=1))
-        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(recorded["statement"]),
-                            recorded["params"]).fetchone()[0]
+        plan = conn.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) {}").format(recorded["statement"]), recorded["params"]
+        ).fetchone()[0]
     nodes = []
 
     def walk(node):

@@ -2,6 +2,7 @@
 their state: a run reads the new events (and, for windows that start mid-day, that one partial
 day), never the window again; the aggregates survive kill -9 and a restart, and late events are
 counted when their day is recounted; every figure equals a full recount from an empty state."""
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
 from tests.test_incremental_cost import table_reads, wait_for_stats
 
 pytestmark = pytest.mark.time_sensitive
@@ -26,13 +27,14 @@ REPO = Path(__file__).resolve().parent.parent
 WINDOWED = ("visitors", "activity", "login_heatmap")
 USERS = 3_000
 HISTORY = 120_000
-START = datetime(2026, 8, 20, tzinfo=timezone.utc)
-NOW = datetime(2026, 11, 18, 14, 7, 30, tzinfo=timezone.utc)  # a Wednesday afternoon in Paris
+START = datetime(2026, 8, 20, tzinfo=UTC)
+NOW = datetime(2026, 11, 18, 14, 7, 30, tzinfo=UTC)  # a Wednesday afternoon in Paris
 
 
 def config(dsn: str, state_dir: Path):
-    return parse_config({"source": {"dsn": dsn, "settle_seconds": 0}, "state_dir": str(state_dir),
-                         "timezone": "Europe/Paris"}, "test")
+    return parse_config(
+        {"source": {"dsn": dsn, "settle_seconds": 0}, "state_dir": str(state_dir), "timezone": "Europe/Paris"}, "test"
+    )
 
 
 def fill(dsn: str) -> None:
@@ -40,16 +42,21 @@ def fill(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(
             "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 40), (ARRAY['Student','Teacher','Relative'])[1 + i %% 3],"
-            " %s, CASE WHEN i %% 7 = 0 THEN NULL ELSE %s END FROM generate_series(1, %s) i", (START, START, USERS))
+            " %s, CASE WHEN i %% 7 = 0 THEN NULL ELSE %s END FROM generate_series(1, %s) i",
+            (START, START, USERS),
+        )
         conn.execute(
             "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || ((i + 1) %% 40), 'Teacher', %s, %s"
-            " FROM generate_series(1, %s, 50) i", (START, START, USERS))
+            " FROM generate_series(1, %s, 50) i",
+            (START, START, USERS),
+        )
         conn.execute(
             "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
             " SELECT CASE WHEN i %% 997 = 0 THEN NULL ELSE 'u' || (i * 7919 %% %s) END,"
             "        (ARRAY['Student','Teacher','Relative', ''])[1 + i %% 4],"
             "        %s + (i * (%s::float8 / %s)) * interval '1 second' FROM generate_series(1, %s) i",
-            (USERS + 200, START, (NOW - START).total_seconds(), HISTORY, HISTORY))
+            (USERS + 200, START, (NOW - START).total_seconds(), HISTORY, HISTORY),
+        )
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("ANALYZE ent.login_events")
         conn.execute("ANALYZE ent.accounts")
@@ -57,9 +64,11 @@ def fill(dsn: str) -> None:
 
 def add_logins(dsn: str, count: int, at: datetime, profile: str = "Teacher") -> None:
     with psycopg.connect(dsn) as conn:
-        conn.execute("INSERT INTO ent.login_events (user_id, profile, occurred_at)"
-                     " SELECT 'u' || (i * 31 %% %s), %s, %s FROM generate_series(1, %s) i",
-                     (USERS, profile, at, count))
+        conn.execute(
+            "INSERT INTO ent.login_events (user_id, profile, occurred_at)"
+            " SELECT 'u' || (i * 31 %% %s), %s, %s FROM generate_series(1, %s) i",
+            (USERS, profile, at, count),
+        )
 
 
 def run(dsn: str, state_dir: Path | None, name: str, now: datetime) -> dict:
@@ -79,8 +88,10 @@ def run(dsn: str, state_dir: Path | None, name: str, now: datetime) -> dict:
 
 
 def comparable(samples: dict) -> dict:
-    return {family: {key: (vars(value) if hasattr(value, "buckets") else value) for key, value in series.items()}
-            for family, series in samples.items()}
+    return {
+        family: {key: (vars(value) if hasattr(value, "buckets") else value) for key, value in series.items()}
+        for family, series in samples.items()
+    }
 
 
 def full_recount(dsn: str, name: str, now: datetime) -> dict:
@@ -99,8 +110,14 @@ def test_incremental_runs_equal_a_full_recount_through_days_closing_and_late_eve
     their day is recounted, the late-commit limit after its end, as the instant counters do."""
     dsn = month
     limit = timedelta(hours=1)  # the default late-commit limit
-    moments = [NOW - timedelta(days=2, hours=5), NOW - timedelta(days=1, hours=13), NOW - timedelta(hours=11),
-               NOW - timedelta(hours=9, minutes=30), NOW, NOW + timedelta(days=1)]
+    moments = [
+        NOW - timedelta(days=2, hours=5),
+        NOW - timedelta(days=1, hours=13),
+        NOW - timedelta(hours=11),
+        NOW - timedelta(hours=9, minutes=30),
+        NOW,
+        NOW + timedelta(days=1),
+    ]
     for step, moment in enumerate(moments):
         add_logins(dsn, 50, moment - timedelta(minutes=5), profile="Student")
         if step == 3:
@@ -121,7 +138,7 @@ RUNNER = """
 import sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
-from exporter.app import make_runtime, make_source
+from ent_exporter.app import make_runtime, make_source
 from tests.test_window_aggregates import config
 dsn, state_dir, now = sys.argv[1], Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
 cfg = config(dsn, state_dir)
@@ -141,8 +158,13 @@ while True:
 def test_aggregates_survive_kill_9_and_a_restart(month, tmp_path):
     dsn = month
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-c", RUNNER, dsn, str(tmp_path), (NOW - timedelta(hours=3)).isoformat()],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, dsn, str(tmp_path), (NOW - timedelta(hours=3)).isoformat()],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         # Killed in the middle of its runs: after the first pass, while later ones write their state.
         assert process.stdout.readline().strip() == "0"
@@ -171,15 +193,17 @@ def test_a_lost_state_is_a_full_recount(month, tmp_path):
 
 def logins_between(dsn: str, since: datetime, until: datetime) -> int:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT count(*) FROM ent.login_events WHERE occurred_at > %s AND occurred_at < %s",
-                            (since, until)).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM ent.login_events WHERE occurred_at > %s AND occurred_at < %s", (since, until)
+        ).fetchone()[0]
 
 
 def local_midnight_after(moment: datetime) -> datetime:
     from zoneinfo import ZoneInfo
+
     zone = ZoneInfo("Europe/Paris")
     day = moment.astimezone(zone).date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 @pytest.mark.parametrize("name", WINDOWED)
@@ -193,9 +217,13 @@ def test_a_run_reads_the_new_events_not_the_window(month, tmp_path, name):
     add_logins(dsn, new, later - timedelta(minutes=1))
     edges = {
         "visitors": 0,  # day, week and month start at a local midnight: nothing but the new events
-        "activity": sum(logins_between(dsn, later - timedelta(days=days), local_midnight_after(later - timedelta(days=days)))
-                        for days in (30, 90)),
-        "login_heatmap": logins_between(dsn, later - timedelta(days=28), local_midnight_after(later - timedelta(days=28))),
+        "activity": sum(
+            logins_between(dsn, later - timedelta(days=days), local_midnight_after(later - timedelta(days=days)))
+            for days in (30, 90)
+        ),
+        "login_heatmap": logins_between(
+            dsn, later - timedelta(days=28), local_midnight_after(later - timedelta(days=28))
+        ),
     }[name]
     before = table_reads(dsn, "login_events")
     run(dsn, tmp_path, name, later)
@@ -212,13 +240,14 @@ def test_a_run_reads_the_new_events_not_the_window(month, tmp_path, name):
 @pytest.mark.parametrize("name", WINDOWED)
 def test_every_statement_on_login_events_is_an_occurred_at_range(month, tmp_path, name):
     """The plans: each statement a run sends that reads login_events is an index range on occurred_at."""
+    from zoneinfo import ZoneInfo
+
     from psycopg import sql
 
-    from collectors import discover
-    from collectors.base import Context
-    from exporter.source import PostgresSource
+    from ent_exporter.engine.collector import Context
+    from ent_exporter.indicators import discover
+    from ent_exporter.sources.postgres import PostgresSource
     from tests.test_collectors_plans import RecordingSource, index_conditions, scans_of
-    from zoneinfo import ZoneInfo
 
     dsn = month
     collector = discover()[name]()
@@ -226,8 +255,11 @@ def test_every_statement_on_login_events_is_an_occurred_at_range(month, tmp_path
         recording = RecordingSource(source)
         first = collector.collect(Context(source=recording, now=NOW, timezone=ZoneInfo("Europe/Paris"), state={}))
         recording.statements.clear()
-        collector.collect(Context(source=recording, now=NOW + timedelta(minutes=20),
-                                  timezone=ZoneInfo("Europe/Paris"), state=first.state))
+        collector.collect(
+            Context(
+                source=recording, now=NOW + timedelta(minutes=20), timezone=ZoneInfo("Europe/Paris"), state=first.state
+            )
+        )
     reading = 0
     with psycopg.connect(dsn, autocommit=True) as conn:
         for statement, params in recording.statements:
@@ -267,7 +299,7 @@ def as_format_1(log: dict, rng) -> dict:
     logins without a user), columns under "columns", each day's rows in any order, users as numbers."""
     import numpy as np
 
-    from collectors.daily import _decode, _encode
+    from ent_exporter.aggregation.days import _decode, _encode
 
     users = log["users"]
     ids = _decode(users["ids"], f"S{users['width']}")
@@ -276,15 +308,24 @@ def as_format_1(log: dict, rng) -> dict:
         entry = dict(entry)
         for part in (entry, entry.get("tail")):
             if part and not entry.get("folded") and part.pop("delta", False):
-                order = np.array(rng.sample(range(len(_decode(part["count"], "<i4"))),
-                                            len(_decode(part["count"], "<i4"))), dtype=np.int64)
+                order = np.array(
+                    rng.sample(range(len(_decode(part["count"], "<i4"))), len(_decode(part["count"], "<i4"))),
+                    dtype=np.int64,
+                )
                 part["user"] = _encode(np.cumsum(_decode(part["user"], "<i4"))[order].astype("<i4"))
                 part["count"] = _encode(_decode(part["count"], "<i4")[order])
-                part["columns"] = {name: _encode(_decode(values, "<i2")[order]) for name, values in part["columns"].items()}
+                part["columns"] = {
+                    name: _encode(_decode(values, "<i2")[order]) for name, values in part["columns"].items()
+                }
         days[day] = entry
-    return {"columns": log["by"], "watermark": log["watermark"], "tail_since": log["tail_since"],
-            "users": [None if number == users["null"] else ids[number].decode() for number in range(len(ids))],
-            "profiles": log["profiles"], "days": days}
+    return {
+        "columns": log["by"],
+        "watermark": log["watermark"],
+        "tail_since": log["tail_since"],
+        "users": [None if number == users["null"] else ids[number].decode() for number in range(len(ids))],
+        "profiles": log["profiles"],
+        "days": days,
+    }
 
 
 @pytest.mark.parametrize("name", WINDOWED)
@@ -317,20 +358,24 @@ def test_a_format_1_state_is_read_without_a_recount(month, tmp_path, name):
 
 
 def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state():
-    """collectors.daily.Users: each id (the empty one included) and the NULL user keep one number,
+    """ent_exporter.aggregation.days.Users: each id (the empty one included) and the NULL user keep one number,
     whatever the order they come in, through the state and from a format 1 list."""
     import random
 
     import numpy as np
 
-    from collectors.daily import Users, _split
+    from ent_exporter.aggregation.days import Users, _split
 
     rng = random.Random(3)
     for _trial in range(200):
         users, seen = Users(), {}
         for _step in range(6):
-            batch = list({rng.choice(["", "a", "ab", "b", "zz", "é", "x" * rng.randrange(1, 9), None,
-                                      str(rng.randrange(50))]) for _ in range(rng.randrange(0, 12))})
+            batch = list(
+                {
+                    rng.choice(["", "a", "ab", "b", "zz", "é", "x" * rng.randrange(1, 9), None, str(rng.randrange(50))])
+                    for _ in range(rng.randrange(0, 12))
+                }
+            )
             ids = [user for user in batch if user is not None]
             numbers = users.numbers(_split(b"\0".join(user.encode() for user in ids))) if ids else np.zeros(0)
             if None in batch:
@@ -354,14 +399,16 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
 
 @pytest.mark.parametrize("name", WINDOWED)
 def test_accounts_read_in_parts_give_the_figures_of_one_read(month, monkeypatch, name):
-    """The window collectors read accounts in PARTS parts of the users (collectors.daily.user_parts):
+    """The window collectors read accounts in PARTS parts of the users (ent_exporter.aggregation.days.user_parts):
     the figures are those of one part holding every user, users with two structures and activated
     users who never logged in included."""
-    import collectors.daily as daily
+    import ent_exporter.aggregation.days as daily
 
     with psycopg.connect(month) as conn:  # activated users who never logged in, spread over the parts
-        conn.execute("INSERT INTO ent.accounts SELECT 'never-' || i, 'S1', 'Student', %s, %s"
-                     " FROM generate_series(1, 40) i", (START, START))
+        conn.execute(
+            "INSERT INTO ent.accounts SELECT 'never-' || i, 'S1', 'Student', %s, %s FROM generate_series(1, 40) i",
+            (START, START),
+        )
     parted = full_recount(month, name, NOW)
     if name == "activity":  # each of them counted: 40 more inactive Students in S1 than before
         assert parted["ent_inactive_accounts"][("S1", "Student", "90")] >= 40
@@ -370,11 +417,11 @@ def test_accounts_read_in_parts_give_the_figures_of_one_read(month, monkeypatch,
 
 
 def test_ids_joined_with_their_lengths_split_as_nul_separated_ones():
-    """collectors.daily._ids (ids as one text and their UTF-8 lengths) gives the array _split gives
+    """ent_exporter.aggregation.days._ids (ids as one text and their UTF-8 lengths) gives the array _split gives
     from the NUL-separated bytes: empty ids, non-ASCII ones and different widths included."""
     import numpy as np
 
-    from collectors.daily import _ids, _split
+    from ent_exporter.aggregation.days import _ids, _split
 
     for ids in (["a"], [""], ["", "é", "abc", "x" * 40, "ü1", ""], [f"user-{i}" for i in range(70_000)]):
         lengths = np.array([len(user.encode()) for user in ids], ">i4").tobytes()

@@ -1,19 +1,28 @@
 """Hourly, daily, weekly and monthly collectors equal values computed in Python from the raw rows,
 for every family and label combination, mid-week, on a month boundary and across DST changes."""
+
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from random import Random
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
-from exporter.app import make_runtime, make_source
-from exporter.config import parse_config
+from ent_exporter.app import make_runtime, make_source
+from ent_exporter.config import parse_config
 from tests.support import (
-    RawData, attachments, canonical_database, insert, make_accounts, make_events, parse, run_cli, write_config,
+    RawData,
+    attachments,
+    canonical_database,
+    insert,
+    make_accounts,
+    make_events,
+    parse,
+    run_cli,
+    write_config,
 )
 
 pytestmark = pytest.mark.time_sensitive
@@ -34,16 +43,29 @@ NOWS = {
 }
 # Logins placed on the edges the definitions turn on.
 EDGES = [
-    paris(2026, 2, 28, 23, 59, 59), paris(2026, 3, 1, 0, 0), paris(2026, 3, 1, 0, 30),
-    paris(2026, 3, 29, 1, 59), paris(2026, 3, 29, 3, 0), paris(2026, 3, 28, 23, 30),
-    paris(2026, 10, 25, 2, 30), paris(2026, 10, 25, 2, 30, fold=1), paris(2026, 10, 25, 1, 15),
-    paris(2026, 11, 16, 0, 0), paris(2026, 11, 15, 23, 59), paris(2026, 11, 18, 15, 0),
-    paris(2026, 11, 1, 0, 0), paris(2026, 10, 31, 23, 59),
+    paris(2026, 2, 28, 23, 59, 59),
+    paris(2026, 3, 1, 0, 0),
+    paris(2026, 3, 1, 0, 30),
+    paris(2026, 3, 29, 1, 59),
+    paris(2026, 3, 29, 3, 0),
+    paris(2026, 3, 28, 23, 30),
+    paris(2026, 10, 25, 2, 30),
+    paris(2026, 10, 25, 2, 30, fold=1),
+    paris(2026, 10, 25, 1, 15),
+    paris(2026, 11, 16, 0, 0),
+    paris(2026, 11, 15, 23, 59),
+    paris(2026, 11, 18, 15, 0),
+    paris(2026, 11, 1, 0, 0),
+    paris(2026, 10, 31, 23, 59),
     # exactly 28, 30 and 90 days before the mid-week instant: just outside each window
-    *(paris(2026, 11, 18, 15, 0).astimezone(timezone.utc) - timedelta(days=days) for days in (28, 30, 90)),
+    *(paris(2026, 11, 18, 15, 0).astimezone(UTC) - timedelta(days=days) for days in (28, 30, 90)),
 ]
-STRUCTURES = [("S0", "Collège Jean Moulin", "college"), ("S1", "Lycée Victor Hugo", "lycee"),
-              ("S2", "École du Centre", None), ("S3", "", "ecole")]
+STRUCTURES = [
+    ("S0", "Collège Jean Moulin", "college"),
+    ("S1", "Lycée Victor Hugo", "lycee"),
+    ("S2", "École du Centre", None),
+    ("S3", "", "ecole"),
+]
 
 
 def _label(value) -> str:
@@ -57,16 +79,21 @@ def data(pg_server):
     with psycopg.connect(dsn) as conn:
         conn.cursor().executemany("INSERT INTO ent.structures VALUES (%s, %s, %s)", STRUCTURES)
     rng = Random(2026)
-    start = paris(2026, 1, 10).astimezone(timezone.utc)
-    raw = RawData(accounts=make_accounts(rng, USERS, structures=4, start=paris(2026, 6, 1).astimezone(timezone.utc)))
+    start = paris(2026, 1, 10).astimezone(UTC)
+    raw = RawData(accounts=make_accounts(rng, USERS, structures=4, start=paris(2026, 6, 1).astimezone(UTC)))
     events = make_events(rng, 4000, USERS, start, timedelta(days=320))
-    raw.logins, raw.app_accesses, raw.connector_calls = events.logins, events.app_accesses[:300], events.connector_calls[:300]
+    raw.logins, raw.app_accesses, raw.connector_calls = (
+        events.logins,
+        events.app_accesses[:300],
+        events.connector_calls[:300],
+    )
     for moment in EDGES:
         for _ in range(3):
-            raw.logins.append((f"user-{rng.randrange(USERS + 5)}", rng.choice(["Student", "Teacher", None]),
-                               moment.astimezone(timezone.utc)))
+            raw.logins.append(
+                (f"user-{rng.randrange(USERS + 5)}", rng.choice(["Student", "Teacher", None]), moment.astimezone(UTC))
+            )
     # Users seen only exactly 28, 30 or 90 days before the mid-week instant: on each window's edge.
-    mid_week = NOWS["mid-week"].astimezone(timezone.utc)
+    mid_week = NOWS["mid-week"].astimezone(UTC)
     for days in (28, 30, 90):
         raw.accounts.append((f"edge-{days}", "S0", "Teacher", start, start))
         raw.logins.append((f"edge-{days}", "Teacher", mid_week - timedelta(days=days)))
@@ -74,12 +101,13 @@ def data(pg_server):
     raw.accounts += [("two-hats", "S1", "Teacher", start, start), ("two-hats", "S1", "Personnel", start, None)]
     for moment in NOWS.values():
         for hours, profile in ((1, "Teacher"), (2, "Personnel"), (3, "Student"), (30, "Personnel")):
-            raw.logins.append(("two-hats", profile, moment.astimezone(timezone.utc) - timedelta(hours=hours)))
+            raw.logins.append(("two-hats", profile, moment.astimezone(UTC) - timedelta(hours=hours)))
     insert(dsn, raw)
     return dsn, raw
 
 
 # -- the truth --------------------------------------------------------------------------------
+
 
 def known_pairs(raw: RawData) -> set[tuple[str, str]]:
     """Every (structure, profile) of the accounts, and ("all", profile): published even when 0."""
@@ -104,13 +132,15 @@ def expected_visitors(raw: RawData, periods: dict[str, tuple[datetime, datetime]
             for structure in structures_of.get(user, {"unknown"}) | {"all"}:
                 visitors[(structure, profile, period)] += 1
                 visits[(structure, profile, period)] += logins
-    return ({k: float(v) for k, v in visitors.items()},
-            {k: visits[k] / visitors[k] if visitors[k] else 0.0 for k in visitors})
+    return (
+        {k: float(v) for k, v in visitors.items()},
+        {k: visits[k] / visitors[k] if visitors[k] else 0.0 for k in visitors},
+    )
 
 
 def calendar_periods(now: datetime) -> dict[str, tuple[datetime, datetime]]:
     local = now.astimezone(PARIS)
-    end = now.astimezone(timezone.utc) + timedelta(microseconds=1)  # UTC: aware arithmetic in PARIS drops fold
+    end = now.astimezone(UTC) + timedelta(microseconds=1)  # UTC: aware arithmetic in PARIS drops fold
     day = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
     week = day - timedelta(days=local.weekday())
     month = day.replace(day=1)
@@ -166,8 +196,12 @@ def expected_activity(raw: RawData, now: datetime):
             rows.add((user, _label(structure), _label(profile)))
     inactive: Counter = Counter({(*pair, days): 0 for pair in people_pairs(raw) for days in ("30", "90")})
     histograms: dict[tuple, list] = {pair: [] for pair in people_pairs(raw)}
-    for key_of in (lambda user, s, p: (s, p), lambda user, s, p: ("all", p), lambda user, s, p: (s, "all"),
-                   lambda user, s, p: ("all", "all")):
+    for key_of in (
+        lambda user, s, p: (s, p),
+        lambda user, s, p: ("all", p),
+        lambda user, s, p: (s, "all"),
+        lambda user, s, p: ("all", "all"),
+    ):
         seen = set()
         for user, structure, profile in sorted(rows):
             key = key_of(user, structure, profile)
@@ -183,7 +217,8 @@ def expected_activity(raw: RawData, now: datetime):
     for key, counts in histograms.items():
         buckets[key] = {
             "buckets": [float(sum(1 for n in counts if n <= bound)) for bound in BUCKETS],
-            "count": float(len(counts)), "sum": float(sum(counts)),
+            "count": float(len(counts)),
+            "sum": float(sum(counts)),
         }
     return {k: float(v) for k, v in inactive.items()}, buckets
 
@@ -198,17 +233,19 @@ def expected_heatmap(raw: RawData, now: datetime):
             for structure in structures_of.get(user, {"unknown"}) | {"all"}:
                 cells[(structure, str(local.isoweekday()), str(local.hour))] += 1
                 present.add(structure)
-    return {(s, str(d), str(h)): float(cells[(s, str(d), str(h))])
-            for s in present for d in range(1, 8) for h in range(24)}
+    return {
+        (s, str(d), str(h)): float(cells[(s, str(d), str(h))]) for s in present for d in range(1, 8) for h in range(24)
+    }
 
 
 # -- running the collectors -------------------------------------------------------------------
+
 
 def collect(dsn: str, name: str, now: datetime) -> dict:
     config = parse_config({"source": {"dsn": dsn}}, "test")
     with make_source(config) as source:
         runtime = make_runtime(config, source, persistent=False)
-        assert runtime.run(name, now.astimezone(timezone.utc))
+        assert runtime.run(name, now.astimezone(UTC))
         return runtime._last_samples[name]
 
 
@@ -219,7 +256,7 @@ def histogram_dict(samples: dict) -> dict:
 @pytest.mark.parametrize("moment", sorted(NOWS))
 def test_visitors_for_the_periods_to_date(data, moment):
     dsn, raw = data
-    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    now = NOWS[moment].astimezone(UTC)  # durations (30 days, 28 days) are exact, not wall-clock
     samples = collect(dsn, "visitors", now)
     visitors, visits = expected_visitors(raw, calendar_periods(now))
     assert samples["ent_unique_visitors"] == visitors
@@ -235,7 +272,7 @@ def test_visitors_for_the_periods_to_date(data, moment):
 @pytest.mark.parametrize("moment", sorted(NOWS))
 def test_visitors_of_the_previous_month(data, moment):
     dsn, raw = data
-    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    now = NOWS[moment].astimezone(UTC)  # durations (30 days, 28 days) are exact, not wall-clock
     samples = collect(dsn, "visitors_previous_month", now)
     visitors, visits = expected_visitors(raw, previous_month_period(now))
     assert visitors and samples["ent_unique_visitors"] == visitors
@@ -245,7 +282,7 @@ def test_visitors_of_the_previous_month(data, moment):
 @pytest.mark.parametrize("moment", sorted(NOWS))
 def test_accounts_and_activation_ratio(data, moment):
     dsn, raw = data
-    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    now = NOWS[moment].astimezone(UTC)  # durations (30 days, 28 days) are exact, not wall-clock
     samples = collect(dsn, "accounts", now)
     accounts, ratio = expected_accounts(raw, now)
     assert samples["ent_accounts"] == accounts
@@ -255,7 +292,7 @@ def test_accounts_and_activation_ratio(data, moment):
 @pytest.mark.parametrize("moment", sorted(NOWS))
 def test_inactive_accounts_and_logins_per_user(data, moment):
     dsn, raw = data
-    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    now = NOWS[moment].astimezone(UTC)  # durations (30 days, 28 days) are exact, not wall-clock
     samples = collect(dsn, "activity", now)
     inactive, histograms = expected_activity(raw, now)
     assert samples["ent_inactive_accounts"] == inactive
@@ -265,7 +302,7 @@ def test_inactive_accounts_and_logins_per_user(data, moment):
 @pytest.mark.parametrize("moment", sorted(NOWS))
 def test_logins_by_local_weekday_and_hour(data, moment):
     dsn, raw = data
-    now = NOWS[moment].astimezone(timezone.utc)  # durations (30 days, 28 days) are exact, not wall-clock
+    now = NOWS[moment].astimezone(UTC)  # durations (30 days, 28 days) are exact, not wall-clock
     samples = collect(dsn, "login_heatmap", now)
     assert samples["ent_logins_by_hour"] == expected_heatmap(raw, now)
 
@@ -273,7 +310,7 @@ def test_logins_by_local_weekday_and_hour(data, moment):
 def test_dst_logins_land_in_their_local_hour(data):
     """Both 02:30s of the autumn change (an hour apart in UTC) count in hour 2 of that Sunday."""
     dsn, raw = data
-    now = paris(2026, 10, 25, 12, 0).astimezone(timezone.utc)
+    now = paris(2026, 10, 25, 12, 0).astimezone(UTC)
     autumn = collect(dsn, "login_heatmap", now)["ent_logins_by_hour"]
     local = [m.astimezone(PARIS) for _u, _p, m in raw.logins if now - timedelta(days=28) < m <= now]
     assert autumn[("all", "7", "2")] == sum(1 for m in local if m.isoweekday() == 7 and m.hour == 2)
@@ -286,8 +323,10 @@ def test_structure_info(data):
     dsn, _raw = data
     samples = collect(dsn, "structure_info", NOWS["mid-week"])
     assert samples["ent_structure_info"] == {
-        ("S0", "Collège Jean Moulin", "college"): 1.0, ("S1", "Lycée Victor Hugo", "lycee"): 1.0,
-        ("S2", "École du Centre", "unknown"): 1.0, ("S3", "S3", "ecole"): 1.0,
+        ("S0", "Collège Jean Moulin", "college"): 1.0,
+        ("S1", "Lycée Victor Hugo", "lycee"): 1.0,
+        ("S2", "École du Centre", "unknown"): 1.0,
+        ("S3", "S3", "ecole"): 1.0,
     }
 
 
@@ -297,14 +336,30 @@ def test_once_prints_every_family_of_the_design_for_every_structure_and_profile(
     result = run_cli("once", "--config", str(config), "--now", NOWS["mid-week"].isoformat())
     assert result.returncode == 0, result.stderr
     samples = parse(result.stdout)
-    design = ["ent_logins_total", "ent_app_accesses_total", "ent_account_activations_total",
-              "ent_connector_requests_total", "ent_connector_request_duration_seconds_bucket",
-              "ent_unique_visitors", "ent_visits_per_visitor", "ent_accounts", "ent_account_activation_ratio",
-              "ent_inactive_accounts", "ent_user_logins_30d_bucket", "ent_user_logins_30d_count",
-              "ent_user_logins_30d_sum", "ent_logins_by_hour", "ent_structure_info",
-              "ent_exporter_collector_last_success_timestamp_seconds", "ent_exporter_collector_duration_seconds",
-              "ent_exporter_collector_failures_total", "ent_exporter_source_up",
-              "ent_exporter_collector_cadence_seconds", "ent_exporter_series", "ent_exporter_folded_series_total"]
+    design = [
+        "ent_logins_total",
+        "ent_app_accesses_total",
+        "ent_account_activations_total",
+        "ent_connector_requests_total",
+        "ent_connector_request_duration_seconds_bucket",
+        "ent_unique_visitors",
+        "ent_visits_per_visitor",
+        "ent_accounts",
+        "ent_account_activation_ratio",
+        "ent_inactive_accounts",
+        "ent_user_logins_30d_bucket",
+        "ent_user_logins_30d_count",
+        "ent_user_logins_30d_sum",
+        "ent_logins_by_hour",
+        "ent_structure_info",
+        "ent_exporter_collector_last_success_timestamp_seconds",
+        "ent_exporter_collector_duration_seconds",
+        "ent_exporter_collector_failures_total",
+        "ent_exporter_source_up",
+        "ent_exporter_collector_cadence_seconds",
+        "ent_exporter_series",
+        "ent_exporter_folded_series_total",
+    ]
     assert [name for name in design if name not in samples] == []
     # Self-metrics documented as always there are there: nothing folded is a 0 for every family.
     folded = samples["ent_exporter_folded_series_total"]
@@ -317,8 +372,14 @@ def test_once_prints_every_family_of_the_design_for_every_structure_and_profile(
     visitors = {dict(k)["structure"] for k in samples["ent_unique_visitors"]}
     assert structures <= visitors
     # Every people count has profile="all" beside structure="all", both at once too.
-    for name in ("ent_unique_visitors", "ent_visits_per_visitor", "ent_accounts", "ent_account_activation_ratio",
-                 "ent_inactive_accounts", "ent_user_logins_30d_count"):
+    for name in (
+        "ent_unique_visitors",
+        "ent_visits_per_visitor",
+        "ent_accounts",
+        "ent_account_activation_ratio",
+        "ent_inactive_accounts",
+        "ent_user_logins_30d_count",
+    ):
         pairs = {(dict(k)["structure"], dict(k)["profile"]) for k in samples[name]}
         assert {(s, "all") for s in structures} <= pairs, name
 
@@ -328,8 +389,9 @@ def test_privacy_threshold_publishes_small_people_counts_as_zero(data, tmp_path)
     config = write_config(tmp_path / "c.yml", dsn, privacy={"min_count": 5})
     result = run_cli("once", "--config", str(config), "--now", NOWS["mid-week"].isoformat())
     assert result.returncode == 0, result.stderr
-    published = {k: v for k, v in parse(result.stdout)["ent_unique_visitors"].items()
-                 if dict(k)["period"] != "previous_month"}
+    published = {
+        k: v for k, v in parse(result.stdout)["ent_unique_visitors"].items() if dict(k)["period"] != "previous_month"
+    }
     truth, _ = expected_visitors(raw, calendar_periods(NOWS["mid-week"]))
     truth = {tuple(sorted(zip(("structure", "profile", "period"), k))): v for k, v in truth.items()}
     assert any(0 < v < 5 for v in truth.values()) and any(v >= 5 for v in truth.values())

@@ -1,0 +1,300 @@
+"""Wiring: from a validated Config to a running exporter (or a one-off run)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+import tempfile
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from ent_exporter import extras, indicators
+from ent_exporter.config import Config, ConfigError
+from ent_exporter.engine import clock as clocks
+from ent_exporter.engine import memory
+from ent_exporter.engine.collector import Cadence, Collector
+from ent_exporter.engine.exposition import Policy
+from ent_exporter.engine.process_metrics import ProcessPublisher
+from ent_exporter.engine.runtime import Runtime
+from ent_exporter.engine.scheduler import CollectorScheduler
+from ent_exporter.engine.state import StateStore
+from ent_exporter.probes.runner import ProbeRunner
+from ent_exporter.sources.postgres import PostgresSource
+from ent_exporter.web.config import WebConfig
+from ent_exporter.web.server import MetricsServer
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The exporter cannot start (port in use, unusable state directory): one line for the user, exit 2."""
+
+
+def enabled_collectors(config: Config, origin: str = "configuration") -> list[Collector]:
+    available = indicators.discover()
+    unknown = sorted(
+        set(config.collectors.disabled) - set(available) - {entry.collector_name for entry in config.custom}
+    )
+    if unknown:
+        raise ConfigError(
+            f"{origin}: invalid configuration\n  collectors.disabled: unknown collector(s) {', '.join(unknown)}"
+            f" (known: {', '.join(sorted(available))})"
+        )
+    opt_in = {name for name, cls in available.items() if cls.opt_in}
+    wrong = sorted(set(config.collectors.enabled) - opt_in)
+    if wrong:
+        raise ConfigError(
+            f"{origin}: invalid configuration\n  collectors.enabled: {', '.join(wrong)} "
+            f"{'is not an opt-in collector' if len(wrong) == 1 else 'are not opt-in collectors'}"
+            f" (opt-in: {', '.join(sorted(opt_in)) or 'none'}; the others run unless disabled)"
+        )
+    built_in = [
+        cls()
+        for name, cls in sorted(available.items())
+        if name not in config.collectors.disabled and (not cls.opt_in or name in config.collectors.enabled)
+    ]
+    return built_in + custom_collectors(config, origin, available)
+
+
+def custom_collectors(config: Config, origin: str, available: dict[str, type[Collector]]) -> list[Collector]:
+    """The indicators of ``custom:``, one collector each; a metric name a built-in family has is refused."""
+    from ent_exporter.indicators import custom
+
+    taken = {family.name: name for name, cls in available.items() for family in cls.families}
+    for index, entry in enumerate(config.custom):
+        if entry.metric in taken:
+            raise ConfigError(
+                f"{origin}: invalid configuration\n  custom.{index}.metric: {entry.metric} is a "
+                f"built-in metric (collector {taken[entry.metric]}): choose another name"
+            )
+    return [collector for collector in custom.build(config.custom) if collector.name not in config.collectors.disabled]
+
+
+def make_source(config: Config) -> PostgresSource:
+    return PostgresSource(
+        config.source.dsn or "",
+        config.source.schema_name,
+        statement_timeout_seconds=config.source.statement_timeout_seconds,
+        connect_timeout_seconds=config.source.connect_timeout_seconds,
+        max_connections=config.source.max_connections,
+    )
+
+
+def report_source(config: Config) -> PostgresSource:
+    """A pool of its own for reports (one connection), with the reports' statement timeout
+    (``reports.statement_timeout_seconds``, default 900 s) instead of the collectors'."""
+    from ent_exporter.reports.settings import REPORT_STATEMENT_TIMEOUT_SECONDS
+
+    timeout = config.reports.statement_timeout_seconds if config.reports else REPORT_STATEMENT_TIMEOUT_SECONDS
+    return PostgresSource(
+        config.source.dsn or "",
+        config.source.schema_name,
+        statement_timeout_seconds=timeout,
+        connect_timeout_seconds=config.source.connect_timeout_seconds,
+        max_connections=1,
+    )
+
+
+def make_runtime(
+    config: Config,
+    source: PostgresSource,
+    *,
+    persistent: bool,
+    origin: str = "configuration",
+    clock: clocks.Clock | None = None,
+) -> Runtime:
+    memory.tune()  # glibc: a fixed mmap threshold, large blocks go back to the system when freed
+    return Runtime(
+        enabled_collectors(config, origin),
+        source,
+        Policy(
+            max_series_per_family=config.limits.max_series_per_family,
+            privacy_min_count=config.privacy.min_count,
+            breakdowns=config.breakdowns.enabled(),
+        ),
+        store=StateStore(config.state_dir) if persistent else None,
+        zone=config.zone,
+        settle=timedelta(seconds=config.source.settle_seconds),
+        chunk_size=config.source.chunk_size,
+        idle_series_retention=timedelta(days=config.limits.idle_series_days),
+        clock=clock,
+        late_commit_limit=timedelta(seconds=config.source.late_commit_limit_seconds),
+    )
+
+
+def check_writable_dir(directory: Path, key: str, origin: str) -> None:
+    """Creates a directory the exporter writes to and proves it writable, or says in one line why it
+    cannot be used, naming the configuration key."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise StartupError(f"{origin}: {key}: {directory} cannot be used ({error.strerror or error})") from None
+
+
+def check_state_dir(directory: Path, origin: str) -> None:
+    check_writable_dir(directory, "state_dir", origin)
+
+
+def check_reports_dir(config: Config, origin: str) -> None:
+    """The reports: section (when it is there): the [reports] extra, and its directory."""
+    if config.reports is not None:
+        extras.require("reports", f"{origin}: reports")
+        check_writable_dir(config.reports.directory, "reports.directory", origin)
+
+
+def listen_in_use(address: str, port: int) -> str | None:
+    """Why ``address:port`` cannot be listened on right now, or None when it can (the socket is closed again)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((address, port))
+    except OSError as error:
+        return str(bind_error(address, port, error, "listen"))
+    return None
+
+
+def bind_error(address: str, port: int, error: OSError, key: str) -> StartupError:
+    """A listening socket that could not be had, said the way an operator acts on it."""
+    if error.errno == errno.EADDRINUSE:
+        why = "the port is already in use (another exporter, or the demo, is running?)"
+    elif error.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+    elif error.errno == errno.EADDRNOTAVAIL:
+        why = "no such address on this machine"
+    else:
+        why = error.strerror or str(error)
+    return StartupError(f"{key}: cannot listen on {address}:{port}: {why}")
+
+
+class Exporter:
+    """The daemon: restored state served at once, collectors on their cadences, HTTP on top."""
+
+    def __init__(
+        self,
+        config: Config,
+        origin: str = "configuration",
+        web: WebConfig | None = None,
+        *,
+        clock: clocks.Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.origin = origin
+        self.web = web
+        self.clock = clock or clocks.default()
+        self.source = make_source(config)
+        self.runtime: Runtime | None = None
+        self.scheduler: CollectorScheduler | None = None
+        self.server: MetricsServer | None = None
+        self.probes: ProbeRunner | None = None
+        self.process: ProcessPublisher | None = None
+        self.reports = None  # ent_exporter.reports.job.ReportJob when the config has a reports: section
+
+    def health(self) -> dict:
+        """Liveness: the process serves (whatever the database does)."""
+        runs = self.scheduler.next_runs() if self.scheduler else {}
+        return {
+            "status": "ok",
+            "collectors": {
+                name: {
+                    "cadence": collector.cadence.value,
+                    "stale": self.runtime.is_stale(name),
+                    "next_run": runs[name].isoformat() if runs.get(name) else None,
+                }
+                for name, collector in self.runtime.collectors.items()
+            },
+        }
+
+    def readiness(self) -> tuple[bool, dict]:
+        """Readiness: the database answered the last attempt and no collector is overdue."""
+        up = self.runtime.source_up
+        overdue = sorted(name for name in self.runtime.collectors if self.runtime.is_overdue(name))
+        ready = bool(up) and not overdue
+        return ready, {
+            "status": "ready" if ready else "not ready",
+            "database": {True: "up", False: "down", None: "not reached yet"}[up],
+            "stale_collectors": overdue,
+        }
+
+    def start(self) -> None:
+        """Checks what can fail at start-up first (StartupError), then serves the restored state at once."""
+        check_state_dir(self.config.state_dir, self.origin)
+        check_reports_dir(self.config, self.origin)
+        self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
+        # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
+        self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)
+        # process_* (CPU, memory, fds): read every few seconds in the background, never on a scrape.
+        self.process = ProcessPublisher(self.runtime.exposition)
+        address, port = self.config.listen.address, self.config.listen.port
+        try:
+            self.server = MetricsServer(
+                address,
+                port,
+                self.runtime.exposition,
+                self.health,
+                self.readiness,
+                web=self.web,
+                read_timeout=self.config.listen.read_timeout_seconds,
+                max_connections=self.config.listen.max_connections,
+            )
+        except OSError as error:
+            raise bind_error(address, port, error, f"{self.origin}: listen") from None
+        self.runtime.restore()
+        self.server.start()
+        self.source.open()
+        self.scheduler = CollectorScheduler(
+            self.runtime,
+            {cadence: self.config.schedule(cadence) for cadence in Cadence},
+            self.config.zone,
+            retry_initial_seconds=self.config.retry.initial_seconds,
+            retry_max_seconds=self.config.retry.max_seconds,
+        )
+        self._attach_reports()
+        self.scheduler.start()
+        self.probes.start()
+        self.process.start()
+        scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
+        log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
+
+    def _attach_reports(self) -> None:
+        """The monthly reports (reports: in the config), a job of their own on the collectors' scheduler."""
+        if self.config.reports is None:
+            return
+        from ent_exporter.reports.job import ReportJob
+
+        # Its own pool for the run, with the reports' statement timeout (a month's statements are long).
+        self.reports = ReportJob(
+            self.config.reports,
+            lambda: report_source(self.config),
+            self.config.zone,
+            self.clock,
+            self.config.privacy.min_count,
+        )
+        self.reports.attach(self.scheduler.scheduler, self.config.schedule(Cadence.MONTHLY))
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+        if self.probes:
+            self.probes.stop()
+        if self.runtime:
+            self.runtime.stopping.set()  # runs cut short by the closing pool are not failures
+        if self.scheduler:
+            self.scheduler.shutdown()
+        if self.server:
+            self.server.stop()
+        self.source.close()
+
+
+def wait_for_termination() -> None:
+    """Blocks until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass

@@ -1,0 +1,270 @@
+"""Configuration: a YAML file validated by pydantic, with errors that name the key and the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ent_exporter import probes
+from ent_exporter.engine.collector import Cadence
+from ent_exporter.indicators import custom as custom_indicators
+from ent_exporter.reports.settings import ReportsConfig
+
+DSN_ENVIRONMENT_VARIABLE = "ENT_EXPORTER_DSN"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SourceConfig(_Section):
+    dsn: str | None = Field(None, description="libpq connection string or URI; ENT_EXPORTER_DSN overrides it")
+    schema_name: str = Field("ent", alias="schema", description="schema holding the contract's views")
+    statement_timeout_seconds: float = Field(60, gt=0)
+    connect_timeout_seconds: float = Field(10, gt=0)
+    max_connections: int = Field(2, ge=1, le=32)
+    settle_seconds: float = Field(5, ge=0, description="events younger than this wait for the next cycle")
+    chunk_size: int = Field(500_000, ge=1, description="event ids read per statement by incremental counters")
+    late_commit_limit_seconds: float = Field(
+        3600, gt=0, description="events whose transaction commits later than this are not counted (reported)"
+    )
+
+
+class ListenConfig(_Section):
+    address: str = "0.0.0.0"
+    port: int = Field(9877, ge=1, le=65535)
+    read_timeout_seconds: float = Field(10, gt=0, description="idle or half-sent connections are closed after this")
+    max_connections: int = Field(64, ge=1, description="connections served at once; beyond, a 503")
+
+
+class ScheduleConfig(_Section):
+    cron: str | None = Field(None, description="crontab expression; the cadence's default when absent")
+    jitter_seconds: int | None = Field(None, ge=0)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_crontab(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as error:
+                raise ValueError(f"not a crontab expression ({error})") from None
+        return value
+
+
+class RetryConfig(_Section):
+    initial_seconds: float = Field(5, gt=0)
+    max_seconds: float = Field(300, gt=0)
+
+
+class CollectorsConfig(_Section):
+    disabled: list[str] = Field(default_factory=list, description="names of collectors not to run")
+    enabled: list[str] = Field(default_factory=list, description="opt-in collectors to run (e.g. per course)")
+
+
+class LimitsConfig(_Section):
+    max_series_per_family: int = Field(
+        200_000, ge=1, description='beyond this the rarest label values are folded into "other"'
+    )
+
+    idle_series_days: float = Field(
+        90, gt=0, description="a counter series that has not moved for this long stops being exported"
+    )
+
+
+class BreakdownsConfig(_Section):
+    """Heavy per-structure breakdowns, off by default (series budget: README, "Series budget")."""
+
+    logins_by_hour_per_structure: bool = Field(
+        False,
+        description="ent_logins_by_hour: the 168 weekday x hour cells for every structure"
+        ' (default: structure="all" whole, other structures by hour and by weekday)',
+    )
+    app_accesses_by_profile_per_structure: bool = Field(
+        False,
+        description="ent_app_accesses_total: every profile for every structure"
+        ' (default: structure="all" per profile, other structures profile="all")',
+    )
+
+    user_logins_30d_by_profile_per_structure: bool = Field(
+        False,
+        description="ent_user_logins_30d: the distribution of every profile for every structure"
+        ' (default: structure="all" per profile, other structures profile="all")',
+    )
+    visits_per_visitor_by_profile_per_structure: bool = Field(
+        False,
+        description="ent_visits_per_visitor: the ratio of every profile for every structure"
+        ' (default: structure="all" per profile, other structures profile="all")',
+    )
+
+    def enabled(self) -> frozenset[str]:
+        return frozenset(name for name, on in self.model_dump().items() if on)
+
+
+class PrivacyConfig(_Section):
+    min_count: int = Field(0, ge=0, description="people counts below this are published as 0 (0 = off)")
+
+
+# One entry of `probes:`: the kind's settings model, chosen by its `kind` key.
+ProbeConfig = Annotated[
+    Union[tuple(kind.Settings for _, kind in sorted(probes.kinds().items()))],  # type: ignore[misc]  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class Config(_Section):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    listen: ListenConfig = Field(default_factory=ListenConfig)
+    timezone: str = "Europe/Paris"
+    state_dir: Path = Path("state")
+    schedules: dict[Cadence, ScheduleConfig] = Field(default_factory=dict)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    breakdowns: BreakdownsConfig = Field(default_factory=BreakdownsConfig)
+    probes: list[ProbeConfig] = Field(default_factory=list, description="active probes of the connectors")
+    custom: list[custom_indicators.Settings] = Field(default_factory=list, description="indicators declared in SQL")
+    # Monthly reports written by the daemon (reports/): absent = none.
+    reports: ReportsConfig | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    @field_validator("probes")
+    @classmethod
+    def _probes_distinct(cls, value: list) -> list:
+        seen: dict[tuple[str, str], int] = {}
+        for index, probe in enumerate(value):
+            key = (probe.connector, probe.kind)
+            if key in seen:
+                raise ValueError(
+                    f"probes.{index} is a second {probe.kind} probe of connector {probe.connector} "
+                    f"(after probes.{seen[key]}): their series would be one; give each its own "
+                    "connector value"
+                )
+            seen[key] = index
+        return value
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_distinct(cls, value: list) -> list:
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(value):
+            if entry.metric in seen:
+                raise ValueError(
+                    f"custom.{index}.metric: {entry.metric} is already declared by custom.{seen[entry.metric]}"
+                )
+            seen[entry.metric] = index
+        return value
+
+    @model_validator(mode="after")
+    def _dsn_given(self) -> Config:
+        if not self.source.dsn:
+            raise ValueError(f"source.dsn is required (or set {DSN_ENVIRONMENT_VARIABLE})")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def schedule(self, cadence: Cadence) -> tuple[str, int]:
+        """The crontab expression and jitter of a cadence, defaults filled in."""
+        configured = self.schedules.get(cadence, ScheduleConfig())
+        return (
+            configured.cron or cadence.default_schedule,
+            cadence.default_jitter_seconds if configured.jitter_seconds is None else configured.jitter_seconds,
+        )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = list(error["loc"])
+    if len(loc) > 2 and loc[0] == "probes" and loc[2] in probes.kinds():
+        del loc[2]  # the discriminated union's tag: probes.0.ldap.url is probes.0.url
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if loc and loc[0] == "custom":
+        # A custom entry's checks that span several keys say which one: custom.0: sql: ... -> custom.0.sql: ...
+        field, _, rest = message.partition(": ")
+        if rest and field in custom_indicators.Settings.model_fields:
+            loc.append(field)
+            message = rest
+        elif field.startswith("custom.") and rest:
+            loc, message = field.split("."), rest
+        key = ".".join(str(part) for part in loc)
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "union_tag_invalid":
+        key += ".kind"
+        message = f"unknown probe kind {error['ctx']['tag']!r} (known: {', '.join(sorted(probes.kinds()))})"
+    elif error["type"] == "union_tag_not_found":
+        message = f"kind is required (one of {', '.join(sorted(probes.kinds()))})"
+    return f"{key}: {message}"
+
+
+def parse_config(data: Any, origin: str, environ: dict[str, str] | None = None) -> Config:
+    """Validates already-parsed YAML; ``origin`` names the file in error messages."""
+    environ = os.environ if environ is None else environ
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the configuration must be a mapping of keys, not {type(data).__name__}")
+    if environ.get(DSN_ENVIRONMENT_VARIABLE):
+        source = data.get("source") or {}
+        if isinstance(source, dict):
+            data = {**data, "source": {**source, "dsn": environ[DSN_ENVIRONMENT_VARIABLE]}}
+    try:
+        return Config.model_validate(data, context={"environ": environ})
+    except ValidationError as error:
+        lines = "\n".join(f"  {_describe(e)}" for e in error.errors())
+        raise ConfigError(f"{origin}: invalid configuration\n{lines}") from None
+
+
+def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the configuration ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    config = parse_config(data, str(path), environ)
+    if not config.state_dir.is_absolute():
+        # Relative state directories are relative to the config file, not the working directory.
+        config.state_dir = (path.parent / config.state_dir).resolve()
+    if config.reports is not None and not config.reports.directory.is_absolute():
+        config.reports.directory = (path.parent / config.reports.directory).resolve()
+    return config
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """What is wrong with a libpq connection string or URI (None if libpq can parse it)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as error:  # psycopg.ProgrammingError: libpq's own message
+        text = str(error).strip()
+        return text.splitlines()[0] if text else type(error).__name__
+    return None

@@ -1,0 +1,330 @@
+"""The collector contract: what a collector declares and what it returns.
+
+A collector is a small declarative class: its ``cadence``, the metric ``families``
+it publishes, and one ``collect(ctx)`` method that computes their samples from the
+source views. The runtime (``exporter/``) schedules it, persists its state and
+result atomically, and renders the exposition; a collector never talks HTTP.
+
+Defining a concrete subclass registers it: adding an indicator is adding a class.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from operator import itemgetter
+from typing import Any, ClassVar, Protocol
+
+from psycopg import sql
+
+
+class Cadence(str, enum.Enum):
+    """How often a collector's query may run, with its default cron schedule."""
+
+    INSTANT = "instant"
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+    @property
+    def default_schedule(self) -> str:
+        return _DEFAULT_SCHEDULES[self]
+
+    @property
+    def period(self) -> timedelta:
+        """Longest time between two scheduled runs: a result older than this is stale."""
+        return _PERIODS[self]
+
+    @property
+    def default_jitter_seconds(self) -> int:
+        return _JITTER_SECONDS[self]
+
+
+_DEFAULT_SCHEDULES = {
+    Cadence.INSTANT: "* * * * *",
+    Cadence.HOURLY: "5 * * * *",
+    Cadence.DAILY: "15 2 * * *",
+    Cadence.WEEKLY: "15 3 * * mon",
+    Cadence.MONTHLY: "15 4 1 * *",
+}
+_PERIODS = {
+    Cadence.INSTANT: timedelta(minutes=1),
+    Cadence.HOURLY: timedelta(hours=1),
+    Cadence.DAILY: timedelta(days=1),
+    Cadence.WEEKLY: timedelta(weeks=1),
+    Cadence.MONTHLY: timedelta(days=31),
+}
+_JITTER_SECONDS = {
+    Cadence.INSTANT: 5,
+    Cadence.HOURLY: 60,
+    Cadence.DAILY: 300,
+    Cadence.WEEKLY: 300,
+    Cadence.MONTHLY: 300,
+}
+
+
+class Kind(str, enum.Enum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+    # A distribution that can go down (e.g. logins per user over 30 days). The text
+    # format has no such type: it is exposed as a histogram with _bucket/_count/_sum.
+    GAUGE_HISTOGRAM = "gaugehistogram"
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family: its full exposed name, type, help and label names."""
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()  # upper bounds, +Inf implied; histograms only
+    # Whether series can be summed when the cardinality guard folds rare label values
+    # into "other" (counts can; ratios and averages cannot, their folded series are dropped).
+    additive: bool = True
+    # Whether values count people: privacy.min_count then publishes small counts as 0.
+    counts_people: bool = False
+    # A heavy breakdown (series budget, see README "Series budget"): unless the configuration's
+    # ``breakdowns`` enables it, each structure but "all" publishes, instead of its full breakdown,
+    # one marginal per label named here: that label "all", summed over its values (families that
+    # count people or are not additive, such as ratios: their own "all" series, people and ratios
+    # are never summed). structure="all" stays whole.
+    structure_marginals: tuple[str, ...] = ()
+    # The ``breakdowns`` key that publishes the full breakdown for every structure.
+    breakdown_option: str | None = None
+
+    def marginal_positions(self) -> tuple[int, tuple[int, ...]]:
+        """(position of structure, positions of structure_marginals) in the family's label values."""
+        return self.labels.index("structure"), tuple(self.labels.index(name) for name in self.structure_marginals)
+
+    def whole_in(self, breakdowns: frozenset[str] | None) -> bool:
+        """Whether this family is published whole with these enabled breakdowns (None: all whole)."""
+        return not self.structure_marginals or breakdowns is None or self.breakdown_option in breakdowns
+
+    def __post_init__(self) -> None:
+        if self.kind is Kind.COUNTER and not self.name.endswith("_total"):
+            raise ValueError(f"counter {self.name} must end with _total")
+        if (self.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)) != bool(self.buckets):
+            raise ValueError(f"{self.name}: buckets go with histogram kinds only")
+
+
+@dataclass
+class HistogramValue:
+    """Cumulative counts per bucket bound (same order as Family.buckets), total count and sum."""
+
+    buckets: list[float]
+    count: float
+    sum: float
+
+    def add(self, other: HistogramValue) -> None:
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets)]
+        self.count += other.count
+        self.sum += other.sum
+
+
+LabelValues = tuple[str, ...]
+Value = float | HistogramValue
+# family name -> label values (in Family.labels order) -> value
+Samples = dict[str, dict[LabelValues, Value]]
+
+
+class SourceUnavailable(Exception):
+    """The database cannot be reached (as opposed to a query that failed)."""
+
+
+class Source(Protocol):
+    """Read-only access to the canonical views (see ent_exporter.sources.postgres)."""
+
+    def fetch(
+        self,
+        query: sql.SQL,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+        **placeholders: str | sql.Composable,
+    ) -> list[tuple]:
+        """Runs one statement and returns its rows.
+
+        ``{name}`` placeholders in the query are filled with the schema-qualified contract
+        relation of that name (``{accounts}``, ``{login_events}``, ...). A keyword given as a
+        string aliases a relation (``events="login_events"`` fills ``{events}``); one given as
+        an ``sql.Composable`` is inserted as is.
+        """
+        ...
+
+
+@dataclass
+class Context:
+    """Everything one run of a collector gets from the runtime."""
+
+    source: Source
+    now: datetime  # timezone-aware; the instant "as of" which the collector computes
+    timezone: tzinfo  # the platform's calendar (periods, hours of day)
+    state: dict[str, Any]  # what this collector returned as state last time ({} at first)
+    settle: timedelta = timedelta(0)  # how old an event must be before it is counted
+    chunk_size: int = 500_000  # at most this many event ids read per statement
+    # How long a transaction may stay open and still have its events counted (see README, "Guarantees").
+    late_commit_limit: timedelta = timedelta(hours=1)
+    # Persists partial progress (samples + state) atomically, so a long first run
+    # survives a restart without reading anything twice.
+    checkpoint: Callable[[Samples, dict[str, Any]], None] = lambda samples, state: None
+    # The heavy breakdowns the configuration publishes whole (Family.breakdown_option names; None:
+    # every one): a counter under the series budget may count its published shape only.
+    breakdowns: frozenset[str] | None = None
+
+
+@dataclass
+class Result:
+    samples: Samples
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """What a collector tells about its own work, published as the exporter's self-metrics.
+
+    Totals are cumulative and kept in the collector's state, so they survive restarts with
+    the counters they go with."""
+
+    late_events: dict[str, float] = field(default_factory=dict)  # outcome (counted/missed) -> events
+    late_commit_gaps: float | None = None  # ranges of missing ids watched for late commits
+    invalid: dict[tuple[str, str], float] = field(default_factory=dict)  # (family, reason) -> measurements
+
+
+def encode_samples(samples: Samples) -> dict[str, list]:
+    """Samples as JSON-able data: per family, a list of (label values, value).
+
+    The label values are the samples' own key tuples (JSON writes them as lists): nothing is
+    copied per series, and what the runtime keeps of a saved result shares its label strings
+    with the collector's samples."""
+    return {
+        name: [(labels, vars(value)) for labels, value in series.items()]
+        if series and isinstance(next(iter(series.values())), HistogramValue)
+        else list(series.items())
+        for name, series in samples.items()
+    }
+
+
+def decode_samples(families: Iterable[Family], stored: Mapping[str, list]) -> Samples:
+    """The inverse of encode_samples, for the given families (others are ignored)."""
+    samples: Samples = {}
+    for family in families:
+        histogram = family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)
+        pairs = stored.get(family.name, [])
+        if not histogram and _tuples_and_floats(pairs):
+            # What encode_samples gave in this process, or a restore's tuples: a C-level dict().
+            samples[family.name] = dict(pairs)
+            continue
+        samples[family.name] = {
+            tuple(labels): HistogramValue(**value) if histogram else float(value) for labels, value in pairs
+        }
+    return samples
+
+
+def _tuples_and_floats(pairs: list) -> bool:
+    """Whether every pair is a (tuple, float) tuple (checked with C loops)."""
+    return (
+        bool(pairs)
+        and set(map(type, pairs)) == {tuple}
+        and set(map(type, map(itemgetter(0), pairs))) == {tuple}
+        and set(map(type, map(itemgetter(1), pairs))) == {float}
+    )
+
+
+_REGISTRY: dict[str, type[Collector]] = {}
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Collector:
+    """Base of every collector. Subclasses set ``cadence`` and ``families`` and implement ``collect``.
+
+    A subclass that sets ``abstract = True`` in its body is a building block, not registered.
+    """
+
+    abstract: ClassVar[bool] = True
+    # An opt-in collector runs only when named in the configuration's collectors.enabled
+    # (a breakdown whose cardinality an administrator chooses to pay for, e.g. per course).
+    opt_in: ClassVar[bool] = False
+    name: ClassVar[str]
+    cadence: ClassVar[Cadence]
+    families: ClassVar[tuple[Family, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        cls.abstract = False
+        if "name" not in cls.__dict__:
+            cls.name = _snake_case(cls.__name__).removesuffix("_collector")
+        for attribute in ("cadence", "families"):
+            if not hasattr(cls, attribute):
+                raise TypeError(f"collector {cls.__qualname__} must declare {attribute}")
+        previous = _REGISTRY.get(cls.name)
+        if previous is not None and previous.__qualname__ != cls.__qualname__:
+            raise TypeError(f"two collectors named {cls.name}: {previous.__qualname__} and {cls.__qualname__}")
+        _REGISTRY[cls.name] = cls
+
+    def collect(self, ctx: Context) -> Result:
+        raise NotImplementedError
+
+    def report(self, state: Mapping[str, Any]) -> Report:
+        """The self-metrics of a state this collector returned (none by default)."""
+        return Report()
+
+    def family(self, name: str) -> Family:
+        for family in self.families:
+            if family.name == name:
+                return family
+        raise KeyError(name)
+
+
+def registered() -> dict[str, type[Collector]]:
+    """Every registered collector class by name (import collectors first: see collectors.discover)."""
+    return dict(_REGISTRY)
+
+
+UNKNOWN = "unknown"
+ALL_STRUCTURES = "all"
+ALL_PROFILES = "all"  # people counts: each person once over every profile
+
+
+def marginal_keys(key: tuple, positions: Iterable[int]) -> Iterable[tuple]:
+    """The series budget's marginals a series falls in (key: its label values, or a row of them and a
+    count): one per position, that label "all"."""
+    if len(positions) == 1:  # (the budget's usual shape, on the instant cycle's path: no generator)
+        return (key[: positions[0]] + ("all",) + key[positions[0] + 1 :],)
+    return (key[:position] + ("all",) + key[position + 1 :] for position in positions)
+
+
+def label(value: Any) -> str:
+    """A label value as found, with NULL or empty folded into ``unknown`` (never dropped).
+
+    The one rule for every label value: the exposition applies it to every series it publishes
+    (ent_exporter.engine.exposition), and SQL that builds label values uses its twin, label_sql."""
+    if value is None:
+        return UNKNOWN
+    text = str(value)
+    return text if text else UNKNOWN
+
+
+def label_sql(expression: sql.Composable) -> sql.Composable:
+    """``label`` in SQL: NULL or '' -> 'unknown'."""
+    return sql.SQL("coalesce(nullif({}, ''), {})").format(expression, sql.Literal(UNKNOWN))
+
+
+# Measurements a collector leaves out because they are invalid, per family and reason: kept in
+# the collector's totals (so they persist with the counters) and published by the runtime.
+INVALID_MEASUREMENTS = Family(
+    "ent_exporter_invalid_measurements_total",
+    Kind.COUNTER,
+    "Measurements left out of a family because they are invalid (NaN, infinite, negative or absurd"
+    " durations, NULL outcomes), per family and reason.",
+    ("family", "reason"),
+)

@@ -1,0 +1,107 @@
+"""Runs each collector on its cadence with APScheduler, retrying failures with backoff."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, tzinfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from ent_exporter.engine import clock as clocks
+from ent_exporter.engine.collector import Cadence
+from ent_exporter.engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class _OverlapSkipFilter(logging.Filter):
+    """APScheduler warns when a run falls due while the previous one still goes (a long first count
+    at start-up): that is the one-run-at-a-time rule at work, not something to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" in str(record.msg):
+            log.debug("%s", record.getMessage())
+            return False
+        return True
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_OverlapSkipFilter())
+
+
+def retry_delay(failures: int, initial: float, maximum: float, cadence: Cadence) -> float:
+    """Exponential backoff, never longer than the cadence (the next regular run comes sooner anyway)."""
+    return min(initial * 2 ** max(0, failures - 1), maximum, cadence.period.total_seconds())
+
+
+class CollectorScheduler:
+    """One cron job per collector; a failed run schedules a one-shot retry."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        schedules: dict[Cadence, tuple[str, int]],
+        zone: tzinfo,
+        *,
+        retry_initial_seconds: float = 5,
+        retry_max_seconds: float = 300,
+        workers: int = 4,
+    ) -> None:
+        self.runtime = runtime
+        self.zone = zone
+        self.retry_initial_seconds = retry_initial_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)},
+            # One run at a time per collector; a run missed while busy is merged into the next.
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+            timezone=zone,
+        )
+        for name, collector in runtime.collectors.items():
+            expression, jitter = schedules[collector.cadence]
+            trigger = CronTrigger.from_crontab(expression, timezone=zone)
+            trigger.jitter = jitter or None
+            # A collector whose persisted result is older than its cadence runs at start-up.
+            # (APScheduler fires on the machine's time: the dates handed to it are in that time.)
+            first = clocks.SYSTEM.local(zone) if runtime.is_stale(name) else None
+            self.scheduler.add_job(
+                self.run,
+                trigger,
+                args=[name],
+                id=name,
+                name=name,
+                **({"next_run_time": first} if first else {}),
+            )
+
+    def run(self, name: str) -> bool:
+        """Runs a collector now; on failure, schedules a one-shot retry with backoff."""
+        if self.runtime.run(name) or self.runtime.stopping.is_set():
+            return True
+        collector = self.runtime.collectors[name]
+        delay = retry_delay(
+            self.runtime.consecutive_failures[name],
+            self.retry_initial_seconds,
+            self.retry_max_seconds,
+            collector.cadence,
+        )
+        log.info("%s: retrying in %.0f s", name, delay)
+        self.scheduler.add_job(
+            self.run,
+            "date",
+            run_date=clocks.SYSTEM.local(self.zone) + timedelta(seconds=delay),
+            args=[name],
+            id=f"{name}:retry",
+            name=f"{name} (retry)",
+            replace_existing=True,
+        )
+        return False
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=False)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}

@@ -1,0 +1,442 @@
+"""Each collector's last result and state, persisted atomically in the state directory.
+
+One JSON file per collector holds its samples, its own state (watermarks, running
+totals) and the time of its last success, written together by write-then-rename: after
+a crash (even ``kill -9`` mid-write) a file is either the old one or the new one, so
+counters and the watermark they were counted up to never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ent_exporter.engine import journal as journals
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+# Formats read: 1 has no "totals_are_samples" (the state's totals, if any, are in the state).
+READABLE_VERSIONS = (1, 2)
+
+
+@dataclass
+class StoredResult:
+    samples: dict[str, list]  # ent_exporter.engine.collector.encode_samples format
+    state: dict[str, Any] | None = field(default_factory=dict)  # None: not held in memory (runtime._released)
+    last_success: float | None = None  # unix time of the last complete run
+    complete: bool = True  # False for a checkpoint taken in the middle of a run
+    # When each cumulative series last moved: {family: [(label values, unix time)]}, or {family: {label
+    # values: unix time}} (the runtime's, never changed in place once saved).
+    changed_at: dict[str, Any] = field(default_factory=dict)
+    # The instant the run computed its result as of (unix time): what a restore filters idle series by.
+    ran_at: float | None = None
+
+
+class StateStore:
+    def __init__(self, directory: Path, *, clean: bool = True) -> None:
+        """``clean=False``: a reader beside a running exporter (leaves its temporary files alone)."""
+        self.directory = Path(directory) / "collectors"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # Collectors saved with journal=True: what their file and journal hold (see ent_exporter.engine.journal).
+        self._views: dict[str, journals.View] = {}
+        if clean:
+            self.remove_stale_temporaries()
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Removes the temporary files that writes interrupted by a crash left behind (at start-up:
+        one exporter per state directory, so none of them is being written)."""
+        removed = []
+        for path in self.directory.glob(".*.tmp"):
+            try:
+                path.unlink()
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted write in %s", len(removed), self.directory)
+        return removed
+
+    def _path(self, collector: str) -> Path:
+        return self.directory / f"{collector}.json"
+
+    def _journal_path(self, collector: str) -> Path:
+        return self.directory / f"{collector}.journal"
+
+    def load(self, collector: str, *, with_state: bool = True, journal: bool = False) -> StoredResult | None:
+        """The collector's stored result: its file, then the lines of its journal that follow it.
+
+        ``with_state=False``: without its state (None), which is then not parsed at all when it is
+        the file's last key (files written since the state went last). ``journal=True`` (with the
+        state): the next save may append to the journal (see save)."""
+        path = self._path(collector)
+        self._views.pop(collector, None)
+        try:
+            text = path.read_bytes()
+            file_bytes = len(text)
+            head = None if with_state else _before_state(text)
+            # json, not orjson, to read: orjson holds a second copy of the file while it parses (+100 MB
+            # for the weekly heatmap's state at the month scale), and a load is once per start or run.
+            data = json.loads(text if head is None else head)
+            del text
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            # Never happens with rename-based writes short of disk corruption; starting
+            # over re-counts from scratch, which is exact, so do that rather than stop.
+            log.error("ignoring unreadable state %s (%s): %s starts from scratch", path, error, collector)
+            return None
+        if data.get("version") not in READABLE_VERSIONS:
+            log.warning(
+                "state %s has format %s, expected %s: starting from scratch", path, data.get("version"), FORMAT_VERSION
+            )
+            return None
+        strings: dict[str, str] = {}
+        labels: dict[tuple, tuple] = {}
+        series = _from_columns if data["version"] >= 2 else _compact_series
+        samples = series(data.pop("samples"), strings, labels)
+        state = _intern(data.pop("state"), strings) if with_state else None
+        result = StoredResult(
+            samples=samples,
+            state=state,
+            last_success=data["last_success"],
+            complete=data["complete"],
+            changed_at=series(data.pop("changed_at", {}), strings, labels),
+            ran_at=data.get("ran_at"),
+        )
+        seq, totals_are_samples = data.get("seq", 0), bool(data.get("totals_are_samples"))
+        if state is not None and totals_are_samples:
+            state.pop("totals", None)
+        lines, journal_bytes, broken = self._journal_lines(collector, seq)
+        for line in lines:
+            seq, totals_are_samples = line["seq"], line["totals_are_samples"]
+            _replay(result, line, strings, labels)
+        if state is not None and totals_are_samples:
+            state["totals"] = result.samples
+        if journal and state is not None:
+            self._views[collector] = journal_view(seq, file_bytes, journal_bytes, result, totals_are_samples, broken)
+        return result
+
+    def _journal_lines(self, collector: str, seq: int) -> tuple[list[dict], int, bool]:
+        try:
+            text = self._journal_path(collector).read_bytes()
+        except FileNotFoundError:
+            return [], 0, False
+        lines, used, broken = journals.read_lines(text, seq)
+        if broken:
+            log.warning(
+                "state journal %s ends with a line that cannot be replayed (a crash while it was"
+                " appended): the saves before it are restored, the file is written whole next",
+                self._journal_path(collector),
+            )
+        return lines, used, broken
+
+    def save(
+        self,
+        collector: str,
+        result: StoredResult,
+        *,
+        journal: bool = False,
+        moved: tuple[journals.Delta, journals.Delta] | None = None,
+        since: StoredResult | None = None,
+    ) -> None:
+        """Writes ``result`` atomically, then compacts it in memory (same values: see _compact_in_place).
+
+        ``journal=True`` (a collector saved every minute, whose result stays in memory): when this
+        store wrote or loaded the collector's last result, what moved since is appended to the
+        journal (ent_exporter.engine.journal) instead of the whole file, until the journal outgrows the file.
+        ``moved``: what moved since ``since`` (samples, times of change) for some families, when the
+        caller tracks it; used if ``since`` is the result this store last wrote or loaded."""
+        state = result.state
+        # Incremental counters keep their running totals in their state, and publish them as
+        # their samples: written once (and loaded once) instead of twice.
+        totals_are_samples = isinstance(state, dict) and "totals" in state and state["totals"] == result.samples
+        if totals_are_samples:
+            state = {key: value for key, value in state.items() if key != "totals"}
+        view = self._views.pop(collector, None)
+        if journal and isinstance(state, dict):
+            entries = {key: _value_bytes(value) for key, value in state.items()}
+            if moved is not None and (
+                view is None
+                or since is None
+                or since.samples is not view.samples
+                or since.changed_at is not view.changed_at
+            ):
+                moved = None  # not relative to what the file and journal hold
+            if view is not None and self._append(collector, view, result, entries, totals_are_samples, moved):
+                _compact_in_place(result, totals_are_samples)
+                view.samples, view.changed_at, view.state = result.samples, result.changed_at, entries
+                self._views[collector] = view
+                return
+        seq = view.seq + 1 if view is not None else 1
+        file_bytes = self._write_file(collector, result, state, totals_are_samples, seq)
+        _compact_in_place(result, totals_are_samples)
+        if journal and isinstance(state, dict):
+            self._views[collector] = journals.View(seq, file_bytes, 0, result.samples, result.changed_at, entries)
+
+    def _append(
+        self,
+        collector: str,
+        view: journals.View,
+        result: StoredResult,
+        entries: dict[str, bytes],
+        totals_are_samples: bool,
+        moved: tuple[journals.Delta, journals.Delta] | None,
+    ) -> bool:
+        """Appends what moved since ``view`` to the journal; False (nothing written) when it has no room."""
+        line = journals.encode_line(
+            view.seq + 1,
+            {
+                "last_success": result.last_success,
+                "complete": result.complete,
+                "totals_are_samples": totals_are_samples,
+                "ran_at": result.ran_at,
+            },
+            journals.delta(view.samples, result.samples, moved[0] if moved else None),
+            journals.delta(view.changed_at, result.changed_at, moved[1] if moved else None),
+            {key: value for key, value in entries.items() if view.state.get(key) != value},
+            [key for key in view.state if key not in entries],
+            _dumps,
+            _write_columns,
+        )
+        if not view.room_for(len(line)):
+            return False
+        path = self._journal_path(collector)
+        created = not path.exists()
+        with open(path, "ab") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if created:
+            self._sync_directory()
+        view.seq += 1
+        view.journal_bytes += len(line)
+        return True
+
+    def _sync_directory(self) -> None:
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # renames and removals survive a power loss
+        finally:
+            os.close(directory)
+
+    def _write_file(self, collector: str, result: StoredResult, state: Any, totals_are_samples: bool, seq: int) -> int:
+        """Writes the collector's whole file (write-then-rename) and drops its journal; returns its size."""
+        path = self._path(collector)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{collector}.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                # Written piece by piece (a column, a state entry at a time), never as one string of the
+                # whole file: a window collector's state is tens of MB of encoded days.
+                write = handle.write
+                write(
+                    b'{"version":%d,"collector":%s,"seq":%d,"totals_are_samples":%s,"last_success":%s'
+                    b',"complete":%s,"ran_at":%s,"changed_at":'
+                    % (
+                        FORMAT_VERSION,
+                        _dumps(collector),
+                        seq,
+                        _dumps(totals_are_samples),
+                        _dumps(result.last_success),
+                        _dumps(result.complete),
+                        _dumps(result.ran_at),
+                    )
+                )
+                _write_columns(write, result.changed_at)
+                write(b',"samples":')
+                _write_columns(write, result.samples)
+                # The state last: a load without it (the restore of a window collector) stops before it.
+                write(STATE_KEY)
+                _write_value(write, state, depth=2)
+                write(b"}")
+                handle.flush()
+                size = handle.tell()
+                os.fsync(handle.fileno())
+            journal_path = self._journal_path(collector)
+            if journal_path.exists():
+                # Dropped before the new file takes the old one's place: a crash in between leaves the
+                # old file alone, an earlier save whole (its events are read again), never the journal
+                # of one file replayed over another.
+                journal_path.unlink()
+                self._sync_directory()
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self._sync_directory()
+        return size
+
+
+STATE_KEY = b',"state":'
+
+
+def _before_state(text: bytes) -> bytes | None:
+    """The file's JSON without its state, when the state is its last key; else None (parse it all).
+
+    Outside JSON strings only: inside one, a double quote is always escaped, so the bytes ,"state":
+    found here are the top-level key (no other object of the file has a key named state)."""
+    at = text.find(STATE_KEY)
+    if at < 0 or text.find(b'"samples":', 0, at) < 0 or text.find(b'"changed_at":', 0, at) < 0:
+        return None
+    return text[:at] + b"}"
+
+
+def _dumps(value: Any) -> bytes:
+    # orjson: compact JSON like json.dumps', an order of magnitude faster on the large columns of the
+    # counters' states written every minute. It writes NaN and infinities as null, so any null sends
+    # the value to json.dumps (which writes null as null, NaN as NaN, Infinity as Infinity): a custom
+    # gauge can give NaN, and it must read back as NaN.
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    return json.dumps(value, separators=(",", ":")).encode() if b"null" in text else text
+
+
+def _write_value(write: Any, value: Any, depth: int) -> None:
+    """Writes ``value`` as JSON; dictionaries down to ``depth`` levels an entry at a time (a window
+    collector's days: one encoded day in memory as JSON at once, not the whole state)."""
+    if not isinstance(value, dict) or depth <= 0 or not all(isinstance(key, str) for key in value):
+        write(_dumps(value))  # (keys other than strings: as JSON converts them, the whole value at once)
+        return
+    write(b"{")
+    for number, (key, item) in enumerate(value.items()):
+        write(b"%s%s:" % (b"," if number else b"", _dumps(key)))
+        _write_value(write, item, depth - 1)
+    write(b"}")
+
+
+def _write_columns(write: Any, families: dict[str, list]) -> None:
+    """Writes {family: [(label values, value)]} in the columns format, as JSON, one column at a time:
+    {family: {"labels": [[values of label 1], ...], "values": [...]}}."""
+    write(b"{")
+    for number, (family, series) in enumerate(families.items()):
+        if isinstance(series, dict):
+            series = list(series.items())
+        # Transposed with itemgetter (C loops): the label columns, then the values.
+        keys = list(map(itemgetter(0), series))
+        width = len(keys[0]) if keys else 0
+        columns = [list(map(itemgetter(position), keys)) for position in range(width)]
+        write(
+            b'%s%s:{"labels":%s,"values":%s}'
+            % (b"," if number else b"", _dumps(family), _dumps(columns), _dumps(list(map(itemgetter(1), series))))
+        )
+    write(b"}")
+
+
+def _compact_in_place(result: StoredResult, totals_are_samples: bool) -> None:
+    """The samples and changed_at of a saved result as (label values, value) tuples, equal strings
+    and label tuples shared, the state's totals the samples themselves when they are equal: what
+    the runtime keeps in memory between runs then costs a fraction, and the garbage collector
+    stops walking it."""
+    strings: dict[str, str] = {}
+    labels: dict[tuple, tuple] = {}
+    # Series already as (label tuple, value) pairs (the runtime's: their label tuples are the live
+    # samples' keys, shared) are kept as they are: only lists from elsewhere are compacted.
+    result.samples = _compact_series(result.samples, strings, labels)
+    result.changed_at = _compact_series(result.changed_at, strings, labels)
+    if totals_are_samples:
+        result.state["totals"] = result.samples
+
+
+# On disk (format 2), each family's series are columns: one list of values per label, one list
+# of values (or times, for changed_at). Parsing that makes a few lists and one string per label
+# value, instead of two lists per series: loading 300,000 series then takes about half the time
+# and a fraction of the transient memory.
+
+
+def _from_columns(families: dict[str, dict], strings: dict[str, str], labels: dict[tuple, tuple]) -> dict[str, list]:
+    """The inverse of _write_columns, as (label values, value) pairs with strings and label tuples shared."""
+    compact: dict[str, list] = {}
+    for family, table in families.items():
+        values = table["values"]
+        columns = [[strings.setdefault(v, v) for v in column] for column in table["labels"]]
+        keys = zip(*columns) if columns else (() for _ in values)
+        compact[strings.setdefault(family, family)] = [
+            (labels.setdefault(key, key), _intern(value, strings)) for key, value in zip(keys, values)
+        ]
+    return compact
+
+
+# A restored state holds hundreds of thousands of series (300,000 at 1,000 structures), each
+# with its label values: decoded naively, every occurrence of a structure code or profile is a
+# string of its own and every series two lists, which costs hundreds of MB and long garbage
+# collector passes. Equal strings are shared instead, and the [label values, value] pairs of
+# samples and changed_at become tuples (immutable, so the collector stops tracking them).
+
+
+def _intern(value: Any, strings: dict[str, str]) -> Any:
+    """The same JSON value with equal strings shared (lists and dicts stay what they are)."""
+    if isinstance(value, str):
+        return strings.setdefault(value, value)
+    if isinstance(value, list):
+        return [_intern(item, strings) for item in value]
+    if isinstance(value, dict):
+        return {strings.setdefault(key, key): _intern(item, strings) for key, item in value.items()}
+    return value
+
+
+def _compact_series(families: dict[str, list], strings: dict[str, str], labels: dict[tuple, tuple]) -> dict[str, list]:
+    """{family: [[label values], value]} -> {family: [(label values, value)]}, strings and label tuples shared."""
+    compact: dict[str, list] = {}
+    for family, series in families.items():
+        if isinstance(series, dict) or series and type(series[0]) is tuple and type(series[0][0]) is tuple:
+            compact[strings.setdefault(family, family)] = series
+            continue
+        pairs = []
+        for values, value in series:
+            key = tuple([strings.setdefault(v, v) for v in values])
+            pairs.append((labels.setdefault(key, key), _intern(value, strings)))
+        compact[strings.setdefault(family, family)] = pairs
+    return compact
+
+
+def _value_bytes(value: Any) -> bytes:
+    """A state entry as the file writes it (JSON bytes)."""
+    parts: list[bytes] = []
+    _write_value(parts.append, value, depth=1)
+    return b"".join(parts)
+
+
+def journal_view(
+    seq: int, file_bytes: int, journal_bytes: int, result: StoredResult, totals_are_samples: bool, broken: bool
+) -> journals.View:
+    """The view of a loaded result: what its file and journal hold."""
+    state = {key: value for key, value in (result.state or {}).items() if not (totals_are_samples and key == "totals")}
+    return journals.View(
+        seq,
+        file_bytes,
+        journal_bytes,
+        result.samples,
+        result.changed_at,
+        {key: _value_bytes(value) for key, value in state.items()},
+        broken,
+    )
+
+
+def _replay(result: StoredResult, line: dict, strings: dict[str, str], labels: dict[tuple, tuple]) -> None:
+    """Applies one journal line to a loaded result."""
+
+    def gone(families: dict[str, list]) -> dict[str, list]:
+        return {
+            strings.setdefault(f, f): [labels.setdefault(tuple(k), tuple(k)) for k in keys]
+            for f, keys in families.items()
+        }
+
+    result.samples = journals.apply(
+        result.samples, _from_columns(line["samples"], strings, labels), gone(line["samples_gone"])
+    )
+    result.changed_at = journals.apply(
+        result.changed_at, _from_columns(line["changed_at"], strings, labels), gone(line["changed_at_gone"])
+    )
+    result.last_success, result.complete = line["last_success"], line["complete"]
+    result.ran_at = line.get("ran_at", result.ran_at)
+    if result.state is not None:
+        for key in line["state_gone"]:
+            result.state.pop(key, None)
+        result.state.update(_intern(line["state"], strings))

@@ -1,0 +1,19 @@
+"""Application usage: a user opening an application (Pronote, Moodle, agenda, ...)."""
+
+from ent_exporter.aggregation.incremental import EventCounter
+from ent_exporter.engine.collector import Family, Kind
+
+
+class AppAccessesCollector(EventCounter):
+    events = "app_access_events"
+    dimensions = ("app",)
+    families = (
+        Family(
+            "ent_app_accesses_total",
+            Kind.COUNTER,
+            'Application openings, per structure of the user (structure="all": each opening once), profile and app.',
+            ("structure", "profile", "app"),
+            structure_marginals=("profile",),
+            breakdown_option="app_accesses_by_profile_per_structure",
+        ),
+    )

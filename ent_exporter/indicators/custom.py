@@ -1,0 +1,360 @@
+"""Indicators an administrator declares in the configuration (``custom:``), without Python.
+
+Each entry of ``custom:`` becomes one collector (named ``custom_<metric>``) with one metric
+family, run by the same runtime as the collector classes: read-only session, statement
+timeout, result persisted with the state and published atomically, cardinality guard and
+``privacy.min_count`` (when the entry says ``counts_people``) applied by the exposition.
+
+The statement is PostgreSQL over the contract's views, written with placeholders:
+``{accounts}``, ``{login_events}``, ... (the schema-qualified relation), ``{now}`` (the run's
+instant, a timestamptz) and ``{timezone}`` (the platform's, a text). Its result has one
+column per declared label, named like it, and a column ``value`` (a number); rows whose value
+is NULL are left out, NULL or empty label values become ``unknown``. A gauge is the result as
+it is. A counter is incremental: the entry names its event relation (``events``) and its
+watermark (``event_id`` or ``occurred_at``, as for the built-in counters), the statement reads
+``{events}``, which stands for the events not counted yet (``(SELECT ...) AS events``: do not
+alias it), and returns counts per label values; the runtime adds them up across runs.
+
+What is checked when the configuration is loaded (no database needed): the metric and label
+names, one statement that is a plain SELECT (no INSERT/UPDATE/DELETE/MERGE, not even in a
+WITH, no SELECT INTO, no FOR UPDATE), placeholders that exist, the result's columns (named
+labels + value, when the statement names them, which it must), and no label taken straight
+from a column that identifies a person (``user_id``, ...). ``check-config --connect`` also has
+the database plan the statement. Everything else (what a label holds, that counts are
+additive) is the administrator's responsibility, as the README says.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable
+from datetime import UTC
+from typing import Any, ClassVar, Literal
+
+from psycopg import sql
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ent_exporter.aggregation.incremental import EventCounter
+from ent_exporter.aggregation.periods import zone_name
+from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result, Samples, label
+
+PREFIX = "custom:"
+METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Suffixes Prometheus gives a meaning to (histograms, summaries) or that only counters carry.
+RESERVED_SUFFIXES = ("_bucket", "_count", "_sum", "_created")
+RESERVED_LABELS = {"le", "quantile", "value", "job", "instance"}
+# Columns of the contract (or of a platform) that identify a person: never a label.
+IDENTIFYING_COLUMNS = {
+    "user_id",
+    "userid",
+    "login",
+    "username",
+    "email",
+    "mail",
+    "firstname",
+    "lastname",
+    "first_name",
+    "last_name",
+    "display_name",
+    "displayname",
+    "name_of_user",
+}
+VALUE_COLUMN = "value"
+MAX_LABELS = 8
+# Relations a statement may name (the contract's core and its optional relations).
+RELATIONS = (
+    "structures",
+    "accounts",
+    "login_events",
+    "app_access_events",
+    "connector_events",
+    "course_progress",
+    "account_feeds",
+    "user_classes",
+)
+EVENTS_ALIAS = "events"
+
+
+class Settings(BaseModel):
+    """One entry of ``custom:``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(description="the exposed name, e.g. ent_custom_teachers_without_class")
+    type: Literal["gauge", "counter"]
+    help: str = Field(min_length=1)
+    labels: list[str] = Field(default_factory=list)
+    sql: str = Field(min_length=1, description="one SELECT over the contract's views ({accounts}, ...)")
+    cadence: Cadence = Cadence.DAILY
+    counts_people: bool = Field(False, description="privacy.min_count applies to its values")
+    additive: bool = Field(True, description="false for ratios and averages: the cardinality guard drops them")
+    events: Literal["login_events", "app_access_events", "connector_events"] | None = None
+    watermark: Literal["event_id", "occurred_at"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        if not METRIC_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a Prometheus metric name ([a-zA-Z_][a-zA-Z0-9_]*, no colon: "
+                "colons are for recording rules)"
+            )
+        if value.startswith("ent_exporter_"):
+            raise ValueError(f"{value!r}: the prefix ent_exporter_ is the exporter's own metrics")
+        if value.endswith(RESERVED_SUFFIXES):
+            raise ValueError(f"{value!r}: names ending in {', '.join(RESERVED_SUFFIXES)} have a meaning in Prometheus")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not LABEL_NAME.match(name) or name.startswith("__"):
+                raise ValueError(f"{name!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)")
+            if name in RESERVED_LABELS:
+                raise ValueError(f"{name!r} is reserved (by Prometheus or for the value column)")
+            if name.lower() in IDENTIFYING_COLUMNS:
+                raise ValueError(f"{name!r} would identify a person: nothing that identifies a person is exported")
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"label(s) {', '.join(duplicates)} given twice")
+        if len(value) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.type == "counter":
+            if not self.metric.endswith("_total"):
+                raise ValueError(f"metric: a counter's name ends with _total ({self.metric}_total?)")
+            if self.events is None or self.watermark is None:
+                raise ValueError(
+                    "events: a counter is incremental: give its event relation (events:) and watermark "
+                    "(watermark: event_id or occurred_at), or declare it type: gauge"
+                )
+        else:
+            if self.metric.endswith("_total"):
+                raise ValueError("metric: _total is for counters; a gauge's name does not end with it")
+            if self.events is not None or self.watermark is not None:
+                raise ValueError("events: events and watermark go with type: counter only")
+        problem = check_statement(self)
+        if problem:
+            raise ValueError(f"sql: {problem}")
+        return self
+
+    @property
+    def collector_name(self) -> str:
+        return PREFIX + self.metric
+
+    def family(self) -> Family:
+        return Family(
+            self.metric,
+            Kind.COUNTER if self.type == "counter" else Kind.GAUGE,
+            self.help,
+            tuple(self.labels),
+            additive=self.additive,
+            counts_people=self.counts_people,
+        )
+
+
+# -- the statement ----------------------------------------------------------------------
+
+
+def placeholders_of(text: str) -> list[str]:
+    """The ``{name}`` fields of the statement (``{{``/``}}`` are literal braces)."""
+    names = []
+    for _literal, field_name, format_spec, conversion in string.Formatter().parse(text):
+        if field_name is None:
+            continue
+        if format_spec or conversion or not field_name.isidentifier():
+            raise ValueError(f"{{{field_name}}} is not a placeholder (write {{{{ and }}}} for literal braces)")
+        names.append(field_name)
+    return names
+
+
+def allowed_placeholders(settings: Settings) -> set[str]:
+    return set(RELATIONS) | {"now", "timezone"} | ({"events"} if settings.type == "counter" else set())
+
+
+def check_statement(settings: Settings) -> str | None:
+    """Why the statement cannot be run as this indicator, or None: checked without a database."""
+    try:
+        names = placeholders_of(settings.sql)
+    except ValueError as error:
+        return str(error)
+    unknown = sorted(set(names) - allowed_placeholders(settings))
+    if unknown:
+        return (
+            f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)} (known: "
+            f"{', '.join('{' + n + '}' for n in sorted(allowed_placeholders(settings)))})"
+        )
+    if settings.type == "counter" and "events" not in names:
+        return "a counter's statement reads its new events from {events}"
+    # Parse the statement with PostgreSQL's own parser (pglast), placeholders filled with stand-ins.
+    import pglast
+    from pglast import ast
+    from pglast.visitors import Visitor
+
+    stand_ins = {name: f"ent.{name}" for name in RELATIONS}
+    stand_ins.update(now="now()", timezone="'UTC'", events=f"(SELECT 1) AS {EVENTS_ALIAS}")
+    try:
+        statements = pglast.parse_sql(settings.sql.format(**stand_ins))
+    except pglast.parser.ParseError as error:
+        hint = " ({events} stands for (SELECT ...) AS events: do not alias it)" if settings.type == "counter" else ""
+        return f"not valid PostgreSQL: {error}{hint}"
+    if len(statements) != 1:
+        return f"one statement expected, found {len(statements)}"
+    statement = statements[0].stmt
+    if not isinstance(statement, ast.SelectStmt):
+        return f"a SELECT (or WITH ... SELECT) is expected, not {type(statement).__name__.removesuffix('Stmt').upper()}"
+
+    writes: list[str] = []
+
+    class _Writes(Visitor):
+        def visit(self, ancestors, node):  # type: ignore[no-untyped-def]
+            if isinstance(node, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
+                writes.append(type(node).__name__.removesuffix("Stmt").upper())
+            elif isinstance(node, ast.SelectStmt) and (node.intoClause is not None or node.lockingClause):
+                writes.append("SELECT INTO" if node.intoClause is not None else "FOR UPDATE/SHARE")
+
+    _Writes()(statement)
+    if writes:
+        return f"read-only statements only: found {', '.join(sorted(set(writes)))}"
+    columns = result_columns(statement)
+    wanted = [*settings.labels, VALUE_COLUMN]
+    unnamed = [str(position) for position, (name, _) in enumerate(columns, 1) if name is None]
+    if unnamed:
+        return (
+            f"name every column of the result with AS (column(s) {', '.join(unnamed)}; no *): "
+            f"it must give {', '.join(wanted)}"
+        )
+    names = [name for name, _ in columns]
+    missing = [name for name in wanted if name not in names]
+    extra = [name for name in names if name not in wanted]
+    if missing or extra or len(names) != len(set(names)):
+        said = []
+        if missing:
+            said.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            said.append(f"column(s) {', '.join(extra)} are not labels")
+        if len(names) != len(set(names)):
+            said.append("a column name is given twice")
+        return f"the result must have the columns {', '.join(wanted)} (labels and value): {'; '.join(said)}"
+    for name, source_column in columns:
+        if name != VALUE_COLUMN and source_column and source_column.lower() in IDENTIFYING_COLUMNS:
+            return f"label {name} is the column {source_column}, which identifies a person"
+    return None
+
+
+def result_columns(statement: Any) -> list[tuple[str | None, str | None]]:
+    """(output name, column it comes straight from) of each result column, as PostgreSQL names them;
+    name None when it cannot be known without the database (*, an unnamed expression)."""
+    from pglast import ast
+
+    while statement.op is not None and statement.op.name != "SETOP_NONE":  # UNION ...: the left one names
+        statement = statement.larg
+    if statement.valuesLists:
+        return [(f"column{i}", None) for i in range(1, len(statement.valuesLists[0]) + 1)]
+    columns = []
+    for target in statement.targetList or ():
+        value = target.val
+        while isinstance(value, ast.TypeCast):
+            value = value.arg
+        source = None
+        if isinstance(value, ast.ColumnRef):
+            last = value.fields[-1]
+            source = None if isinstance(last, ast.A_Star) else last.sval
+        implicit = source
+        if implicit is None and isinstance(value, ast.FuncCall):
+            implicit = value.funcname[-1].sval
+        columns.append((target.name or implicit, source))
+    return columns
+
+
+# -- the collectors ------------------------------------------------------------------------
+
+
+def _escaped(text: str) -> str:
+    """The administrator's text with psycopg's parameter marks neutralised (LIKE 'a%' stays as written)."""
+    return text.replace("%", "%%")
+
+
+def _wrapped(settings: Settings, inner: str) -> sql.SQL:
+    """The statement as the collector runs it: its columns by name, in label order, typed (a label
+    is text, the value a double precision: a value that is not a number fails the run, loudly).
+    Label names are checked identifiers: quoting them is all they need."""
+    columns = ", ".join([f'("{name}")::text' for name in settings.labels] + [f'("{VALUE_COLUMN}")::double precision'])
+    return sql.SQL(f'SELECT {columns}\nFROM (\n{inner}\n) AS custom\nWHERE "{VALUE_COLUMN}" IS NOT NULL')
+
+
+class CustomGauge(Collector):
+    """A gauge declared in ``custom:``: its statement's result, as it is, at each run."""
+
+    abstract = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.collector_name  # type: ignore[misc]
+        self.cadence = settings.cadence  # type: ignore[misc]
+        self.families = (settings.family(),)  # type: ignore[misc]
+        self.query = _wrapped(settings, _escaped(settings.sql))
+
+    def collect(self, ctx: Context) -> Result:
+        rows = ctx.source.fetch(self.query, {}, **time_placeholders(ctx))
+        return Result({self.families[0].name: to_series(rows)})
+
+
+class CustomCounter(EventCounter):
+    """A counter declared in ``custom:``: its statement over the new events of ``{events}``, added up."""
+
+    abstract = True
+    events: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.collector_name  # type: ignore[misc]
+        self.cadence = settings.cadence  # type: ignore[misc]
+        self.families = (settings.family(),)  # type: ignore[misc]
+        self.events = settings.events  # type: ignore[misc]
+        self.watermark = settings.watermark  # type: ignore[misc]
+        # {events}: the relation (or the incremental machinery's time slice) cut to the id range
+        # (after, upto]; by time, every row of the slice has id 0 and the range is (-1, 0].
+        window = f"(SELECT * FROM {{events}} WHERE event_id > %(after)s AND event_id <= %(upto)s) AS {EVENTS_ALIAS}"
+        self.delta_query = _wrapped(settings, _escaped(settings.sql).replace("{events}", window))  # type: ignore[misc]
+        self._ctx: Context | None = None
+
+    def collect(self, ctx: Context) -> Result:
+        self._ctx = ctx
+        try:
+            return super().collect(ctx)
+        finally:
+            self._ctx = None
+
+    def placeholders(self) -> dict[str, sql.Composable]:
+        return time_placeholders(self._ctx) if self._ctx else {}
+
+    def accumulate(self, totals: Samples, rows: Iterable[tuple]) -> None:
+        series = totals.setdefault(self.families[0].name, {})
+        for key, value in to_series(rows).items():
+            series[key] = series.get(key, 0.0) + value
+
+
+def time_placeholders(ctx: Context) -> dict[str, sql.Composable]:
+    now = ctx.now.astimezone(UTC)
+    return {"now": sql.Literal(now), "timezone": sql.Literal(zone_name(ctx.timezone))}
+
+
+def to_series(rows: Iterable[tuple]) -> dict[tuple[str, ...], float]:
+    series: dict[tuple[str, ...], float] = {}
+    for *labels, value in rows:
+        key = tuple(label(v) for v in labels)
+        # Two rows with the same labels (NULL and '' both read unknown): their values add up.
+        series[key] = series.get(key, 0.0) + float(value)
+    return series
+
+
+def build(entries: Iterable[Settings]) -> list[Collector]:
+    """One collector per ``custom:`` entry."""
+    return [CustomCounter(entry) if entry.type == "counter" else CustomGauge(entry) for entry in entries]

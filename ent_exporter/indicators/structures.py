@@ -1,0 +1,38 @@
+"""Names and kinds of the structures, for dashboards to show names instead of codes.
+
+Every row of ``structures``, read afresh each run: a structure removed from the view stops
+being published. An empty name is shown as the structure's code, a NULL kind as ``unknown``.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result, label
+
+STRUCTURE_INFO = Family(
+    "ent_structure_info",
+    Kind.GAUGE,
+    "Structures of the platform (always 1), with their name and kind.",
+    ("structure", "name", "kind"),
+    additive=False,
+)
+
+STRUCTURES = sql.SQL("SELECT structure_id, name, kind FROM {structures}")
+
+
+class StructureInfoCollector(Collector):
+    name = "structure_info"
+    cadence = Cadence.DAILY
+    families = (STRUCTURE_INFO,)
+
+    def collect(self, ctx: Context) -> Result:
+        rows = ctx.source.fetch(STRUCTURES)
+        return Result(
+            {
+                STRUCTURE_INFO.name: {
+                    (label(structure), name if name else label(structure), label(kind)): 1.0
+                    for structure, name, kind in rows
+                }
+            }
+        )

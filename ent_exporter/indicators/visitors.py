@@ -1,0 +1,215 @@
+"""Unique visitors and visits per visitor over calendar periods (day, week and month to date;
+the previous closed month).
+
+A visitor is a user with at least one login in the period. The profile is the login's:
+a user who logged in under two profiles is a visitor in each, with the logins of that
+profile (so per-profile series do not add up to a platform total, as for structures);
+profile="all" counts each user once over every profile, with all their logins.
+A login without a user_id is nobody's visit: it counts neither as a visitor nor as a visit.
+Every structure and profile known from ``accounts`` has a series in every period, 0 when
+nobody of it has logged in yet (see ent_exporter.aggregation.known).
+
+Two collectors publish these families, with disjoint ``period`` values: the hourly one
+(day, week, month to date) and the monthly one (previous_month). They share the Family
+constants below, as the runtime requires of families merged by name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+from psycopg import sql
+
+from ent_exporter.aggregation.days import PROFILE, Attachments, DayLog, days_between
+from ent_exporter.aggregation.known import people_pairs, zeros
+from ent_exporter.aggregation.periods import day_start, month_start, previous_month, utc, week_start
+from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result, Samples
+
+LABELS = ("structure", "profile", "period")
+JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: [start, now] == [start, now + 1 µs)
+UNIQUE_VISITORS = Family(
+    "ent_unique_visitors",
+    Kind.GAUGE,
+    "Distinct users with at least one login in the calendar period (day, week, month to date; previous_month).",
+    LABELS,
+    counts_people=True,
+)
+VISITS_PER_VISITOR = Family(
+    "ent_visits_per_visitor",
+    Kind.GAUGE,
+    "Logins in the calendar period divided by its unique visitors (0 when none).",
+    LABELS,
+    additive=False,
+    # Series budget: per structure, profile="all" (the collector's own ratio over every profile) unless
+    # breakdowns.visits_per_visitor_by_profile_per_structure publishes every profile; structure="all" whole.
+    structure_marginals=("profile",),
+    breakdown_option="visits_per_visitor_by_profile_per_structure",
+)
+
+# Per period, per structure of the user and per profile: distinct users and their logins.
+# One statement for every period: the login window is their union, read once. Each
+# visitor's structures are looked up once (an index-only probe of accounts), not once
+# per period and profile; the "all" rows come from per_user, each user counted once.
+PERIOD_VISITORS = sql.SQL("""
+    WITH periods AS (
+        SELECT * FROM unnest(%(periods)s::text[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+            AS p(period, starts, ends)
+    ), login AS (
+        SELECT p.period, l.user_id, coalesce(nullif(l.profile, ''), 'unknown') AS profile
+        FROM {login_events} AS l
+        JOIN periods AS p ON l.occurred_at >= p.starts AND l.occurred_at < p.ends
+        WHERE l.occurred_at >= %(window_start)s AND l.occurred_at < %(window_end)s
+          AND l.user_id IS NOT NULL
+    ), per_user AS (
+        -- ROLLUP adds each user's row over every profile (profile NULL, never NULL otherwise): profile="all".
+        SELECT period, user_id, coalesce(profile, 'all') AS profile, count(*) AS logins
+        FROM login GROUP BY period, user_id, ROLLUP (profile)
+    ), attribution AS (
+        SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
+        FROM (SELECT DISTINCT user_id FROM per_user) AS visitor
+        LEFT JOIN LATERAL (
+            SELECT DISTINCT structure_id FROM {accounts} WHERE {accounts}.user_id = visitor.user_id
+        ) AS attached ON true
+    )
+    SELECT per_user.period, attribution.structure, per_user.profile, count(*), sum(per_user.logins)
+    FROM per_user JOIN attribution USING (user_id)
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT period, 'all', profile, count(*), sum(logins) FROM per_user GROUP BY 1, 3
+""")
+
+
+class _PeriodVisitors(Collector):
+    abstract = True
+    families = (UNIQUE_VISITORS, VISITS_PER_VISITOR)
+
+    def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
+        raise NotImplementedError
+
+    def collect(self, ctx: Context) -> Result:
+        periods = self.periods(ctx)
+        rows = ctx.source.fetch(
+            PERIOD_VISITORS,
+            {
+                "periods": [name for name, _, _ in periods],
+                "starts": [start for _, start, _ in periods],
+                "ends": [end for _, _, end in periods],
+                "window_start": min(start for _, start, _ in periods),
+                "window_end": max(end for _, _, end in periods),
+            },
+        )
+        # 0 for every structure and profile known from accounts, in every period: a quiet morning is 0.
+        none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
+        samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
+        for period, structure, profile, visitors, logins in rows:
+            key = (structure, profile, period)
+            samples[UNIQUE_VISITORS.name][key] = float(visitors)
+            samples[VISITS_PER_VISITOR.name][key] = float(logins) / visitors if visitors else 0.0
+        return Result(samples)
+
+
+class CurrentPeriodVisitorsCollector(_PeriodVisitors):
+    """Day, ISO week and month to date, refreshed every hour.
+
+    It does not re-read the month: the logins of each local day since the earlier of the week's
+    and the month's start are kept per (user, profile) in its state (ent_exporter.aggregation.days.DayLog),
+    brought up to now from the new events, and the periods combine those days (see combine_days).
+    """
+
+    name = "visitors"
+    cadence = Cadence.HOURLY
+
+    def collect(self, ctx: Context) -> Result:
+        periods = self.periods(ctx)
+        zone = ctx.timezone
+        first = min(start for _, start, _ in periods).astimezone(zone).date()
+        log = DayLog(ctx.state, (PROFILE,))
+        end = max(end for _, _, end in periods)
+        log.update(ctx, first, end)
+        today = ctx.now.astimezone(zone).date()
+        # Each period's days, decoded one at a time as combine_days reaches them (never the month's at once).
+        windows = [
+            (
+                name,
+                (
+                    log.days[day].whole()
+                    for day in days_between(start.astimezone(zone).date(), today)
+                    if day in log.days
+                ),
+            )
+            for name, start, _ in periods
+        ]
+        none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
+        samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
+        attachments = Attachments(ctx, log)
+        for name, window in windows:
+            for (structure, profile), (visitors, logins) in combine_days(log, window, attachments).items():
+                key = (structure, profile, name)
+                samples[UNIQUE_VISITORS.name][key] = float(visitors)
+                samples[VISITS_PER_VISITOR.name][key] = float(logins) / visitors if visitors else 0.0
+        return Result(samples, state=log.state())
+
+    def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
+        # Periods to date include the instant itself: [start, now].
+        now = utc(ctx.now)
+        end = now + JUST_AFTER
+        return [
+            ("day", day_start(now, ctx.timezone), end),
+            ("week", week_start(now, ctx.timezone), end),
+            ("month", month_start(now, ctx.timezone), end),
+        ]
+
+
+class PreviousMonthVisitorsCollector(_PeriodVisitors):
+    """The last closed month, once a month."""
+
+    name = "visitors_previous_month"
+    cadence = Cadence.MONTHLY
+
+    def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
+        return [("previous_month", *previous_month(ctx.now, ctx.timezone))]
+
+
+def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str, str], tuple[int, float]]:
+    """(structure, profile) -> (distinct users, their logins) over the days given, with
+    profile="all" (each user once) and structure="all" (each user once per series)."""
+    every = len(log.profiles)  # profile="all"
+    width = every + 1
+    nobody = -1 if log.users.null is None else log.users.null  # a login without a user is nobody's visit
+    # User numbers are dense: logins per (user, profile), added day by day in place (int32: a user's
+    # logins over a window stay far below 2**31), one slot per profile; a user's logins over every
+    # profile are their row's sum.
+    per_pair = np.zeros(len(log.users) * every, np.int32)
+    for day in days:
+        valid = np.flatnonzero(day.user != nobody)
+        np.add.at(per_pair, day.user[valid].astype(np.int64) * every + day.columns[PROFILE][valid], day.count[valid])
+        del valid
+    result: dict[tuple[str, str], tuple[int, float]] = {}
+    names = [*log.profiles, "all"]
+    visitors_all, logins_all = np.zeros(width, np.int64), np.zeros(width)
+    size = len(attachments.structures) * width
+    visitors, logins = np.zeros(size, np.int64), np.zeros(size)
+    # Per (user, profile), then per user (profile="all"): structure="all" counts each row once, and
+    # each structure of the row's user (unknown without an account) once.
+    pairs = np.flatnonzero(per_pair)
+    per_person = per_pair.reshape(-1, every).sum(axis=1) if every else np.zeros(0, np.int64)
+    people = np.flatnonzero(per_person)
+    for user, profile, count in (
+        (pairs // every if every else pairs, pairs % every if every else pairs, per_pair[pairs].astype(np.float64)),
+        (people, np.full(len(people), every), per_person[people].astype(np.float64)),
+    ):
+        visitors_all += np.bincount(profile, minlength=width)
+        logins_all += np.bincount(profile, weights=count, minlength=width)
+        for rows, structure in attachments.each(user):
+            keys = structure * width + profile[rows]
+            del structure
+            visitors += np.bincount(keys, minlength=size)
+            logins += np.bincount(keys, weights=count[rows], minlength=size)
+            del keys
+    del per_pair, per_person, pairs, people
+    for p in np.nonzero(visitors_all)[0]:
+        result[("all", names[p])] = (int(visitors_all[p]), float(logins_all[p]))
+    for key in np.nonzero(visitors)[0]:
+        result[(attachments.structures[key // width], names[key % width])] = (int(visitors[key]), float(logins[key]))
+    return result

@@ -1,0 +1,933 @@
+"""Panel, variable and layout helpers shared by the ``dashboards/*.py`` files.
+
+grafanalib 0.7.1 models Grafana 8-era panels; what it lacks (modern bar gauges,
+heatmap options, value mappings, ``range`` on targets) is filled in with ``extraJson``
+or small subclasses here, so the dashboards themselves read as a list of queries.
+Every helper requires a description and a unit, and takes thresholds as a list of
+``(value, color)`` pairs (the first value is None: the base color).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import attr
+from grafanalib import core as g
+
+from ent_exporter.mixin.config import CONFIG
+
+SCHEMA_VERSION = 41  # Grafana 12: the JSON below is written in its model, no migration needed
+# Every panel, variable and annotation reads the datasource variable ($datasource: any Prometheus,
+# by default the provisioned one), so one dashboard serves any Prometheus holding the metrics.
+DS = {"type": "prometheus", "uid": "${datasource}"}
+# Several exporters (platforms) may feed one Prometheus: every query is filtered by $instance.
+INSTANCE = 'instance=~"$instance"'
+# The failure alert's traffic guard as a rate: ratio panels hide what the alert ignores.
+MIN_CALLS_PER_SECOND = CONFIG.connector_min_requests_per_minute / 60
+
+# Threshold presets: (value, color) pairs, increasing.
+NEUTRAL = [(None, "blue")]
+FAILURE_RATIO = [
+    (None, "green"),
+    (CONFIG.connector_failure_ratio_warning, "yellow"),
+    (CONFIG.connector_failure_ratio, "red"),
+]
+SUCCESS_RATIO = [
+    (None, "red"),
+    (round(1 - CONFIG.connector_failure_ratio, 6), "yellow"),
+    (round(1 - CONFIG.connector_failure_ratio_warning, 6), "green"),
+]
+ACTIVATION_RATIO = [(None, "red"), (0.5, "yellow"), (0.8, "green")]
+UP_DOWN = [(None, "red"), (1, "green")]
+
+
+def steps(thresholds: Sequence[tuple[float | None, str]]) -> list[dict]:
+    return [{"color": color, "value": value} for value, color in thresholds]
+
+
+@attr.s
+class PromTarget(g.Target):
+    """A Prometheus query, instant or range, in Grafana 10's target model."""
+
+    def to_json_data(self):
+        data = super().to_json_data()
+        data.update({"range": not self.instant, "editorMode": "code", "datasource": DS})
+        data.pop("target", None)
+        data.pop("metric", None)
+        data.pop("step", None)
+        return data
+
+
+def target(
+    expr: str, legend: str = "", ref: str = "A", instant: bool = False, fmt: str = "time_series", interval: str = ""
+) -> PromTarget:
+    return PromTarget(
+        expr=expr.strip(),
+        legendFormat=legend,
+        refId=ref,
+        instant=instant,
+        format=fmt,
+        intervalFactor=1,
+        interval=interval,
+    )
+
+
+def _targets(queries) -> list[PromTarget]:
+    """Accepts targets, or strings (one target each, refIds A, B, ...)."""
+    out = []
+    for index, query in enumerate(queries if isinstance(queries, (list, tuple)) else [queries]):
+        if isinstance(query, str):
+            query = target(query)
+        if not query.refId:
+            query = attr.evolve(query, refId=chr(ord("A") + index))
+        out.append(query)
+    # refIds must be unique within a panel
+    seen = set()
+    for index, query in enumerate(out):
+        if query.refId in seen:
+            out[index] = attr.evolve(query, refId=chr(ord("A") + index))
+        seen.add(out[index].refId)
+    return out
+
+
+def _field_config(
+    unit: str,
+    thresholds,
+    extra_defaults: dict | None = None,
+    overrides: list | None = None,
+    mappings: list | None = None,
+) -> dict:
+    defaults = {
+        "unit": unit,
+        "thresholds": {"mode": "absolute", "steps": steps(thresholds)},
+        "mappings": mappings or [],
+    }
+    defaults.update(extra_defaults or {})
+    return {"fieldConfig": {"defaults": defaults, "overrides": overrides or []}}
+
+
+def _merge(*parts: dict) -> dict:
+    out: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = _merge(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def _common(title: str, description: str, targets, links=None, max_points: int | None = None) -> dict:
+    """What every panel has. ``max_points``: the panel's maxDataPoints (None: Grafana's default, the
+    panel's width in pixels; instant queries ignore it)."""
+    if not description:
+        raise ValueError(f"panel {title!r}: a description is required")
+    return {
+        "title": title,
+        "description": description,
+        "dataSource": DS,
+        "targets": _targets(targets),
+        "links": links or [],
+        "maxDataPoints": max_points,
+    }
+
+
+def value_map(mapping: dict, colors: dict | None = None) -> list[dict]:
+    """Value mappings {"1": "Up"} (with optional colors {"1": "green"}) in Grafana's model."""
+    colors = colors or {}
+    return [
+        {
+            "type": "value",
+            "options": {
+                str(value): {"text": text, "index": index, **({"color": colors[value]} if value in colors else {})}
+                for index, (value, text) in enumerate(mapping.items())
+            },
+        }
+    ]
+
+
+def rename(names: dict[str, str]) -> list[dict]:
+    """Field overrides giving series (matched by display name) a friendlier name."""
+    return [
+        {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "displayName", "value": shown}]}
+        for name, shown in names.items()
+    ]
+
+
+# -- panels ------------------------------------------------------------------------------
+
+
+def stat(
+    title: str,
+    description: str,
+    targets,
+    unit: str,
+    thresholds=NEUTRAL,
+    *,
+    text_mode: str = "auto",
+    color_mode: str = "value",
+    graph: bool = False,
+    reduce: str = "lastNotNull",
+    decimals: int | None = None,
+    mappings: list | None = None,
+    overrides: list | None = None,
+    orientation: str = "auto",
+    no_value: str = "No data",
+    links=None,
+    interval: str | None = None,
+    field_links: list | None = None,
+) -> g.Stat:
+    extra = _merge(
+        _field_config(
+            unit,
+            thresholds,
+            {"decimals": decimals, "noValue": no_value, "color": {"mode": "thresholds"}, "links": field_links},
+            overrides,
+            mappings,
+        ),
+        {"options": {"wideLayout": True, "showPercentChange": False}},
+    )
+    return g.Stat(
+        **_common(title, description, targets, links),
+        format=unit,
+        textMode=text_mode,
+        colorMode=color_mode,
+        graphMode="area" if graph else "none",
+        reduceCalc=reduce,
+        decimals=decimals,
+        orientation=orientation,
+        noValue=no_value,
+        mappings=mappings or [],
+        overrides=overrides or [],
+        thresholds=steps(thresholds),
+        interval=interval,
+        extraJson=extra,
+    )
+
+
+def timeseries(
+    title: str,
+    description: str,
+    targets,
+    unit: str,
+    thresholds=NEUTRAL,
+    *,
+    bars: bool = False,
+    stack: bool = False,
+    fill: int = 10,
+    threshold_style: str | None = None,
+    min_value: int | None = 0,
+    max_value: int | None = None,
+    axis_label: str = "",
+    legend_calcs: list[str] | None = None,
+    overrides: list | None = None,
+    links=None,
+    interval: str | None = None,
+    log_scale: bool = False,
+    max_points: int | None = None,
+    no_value: str | None = None,
+) -> g.TimeSeries:
+    """A time series. Thresholds other than the neutral one are drawn (a dashed line) unless
+    ``threshold_style`` says otherwise: a threshold nobody sees is noise in the JSON."""
+    if threshold_style is None:
+        threshold_style = "off" if thresholds == NEUTRAL else "dashed"
+    extra = _field_config(unit, thresholds, {"min": min_value, "max": max_value, "noValue": no_value}, overrides)
+    return g.TimeSeries(
+        **_common(title, description, targets, links, max_points),
+        unit=unit,
+        thresholds=steps(thresholds),
+        drawStyle="bars" if bars else "line",
+        fillOpacity=80 if bars else fill,
+        stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none", "group": "A"},
+        thresholdsStyleMode=threshold_style,
+        legendDisplayMode="table" if legend_calcs else "list",
+        legendPlacement="right" if legend_calcs else "bottom",
+        legendCalcs=legend_calcs or [],
+        tooltipMode="multi",
+        tooltipSort="desc",
+        axisLabel=axis_label,
+        overrides=overrides or [],
+        scaleDistributionType="log" if log_scale else "linear",
+        scaleDistributionLog=10 if log_scale else 2,
+        valueMin=min_value,
+        valueMax=max_value,
+        interval=interval,
+        showPoints="never",
+        lineWidth=1,
+        extraJson=extra,
+    )
+
+
+@attr.s
+class BarGauge(g.Panel):
+    """A bar gauge in Grafana 10's model (grafanalib's BarGauge writes the Grafana 6 one)."""
+
+    unit = attr.ib(default="short")
+    displayMode = attr.ib(default="gradient")
+    orientation = attr.ib(default="horizontal")
+    minValue = attr.ib(default=0)
+    maxValue = attr.ib(default=None)
+    reduce = attr.ib(default="lastNotNull")
+    showUnfilled = attr.ib(default=True)
+
+    def to_json_data(self):
+        return self.panel_json(
+            {
+                "type": "bargauge",
+                "fieldConfig": {
+                    "defaults": {
+                        "unit": self.unit,
+                        "min": self.minValue,
+                        "max": self.maxValue,
+                        "color": {"mode": "thresholds"},
+                    }
+                },
+                "options": {
+                    "displayMode": self.displayMode,
+                    "orientation": self.orientation,
+                    "showUnfilled": self.showUnfilled,
+                    "valueMode": "color",
+                    "namePlacement": "auto",
+                    "sizing": "auto",
+                    "minVizHeight": 16,
+                    "minVizWidth": 8,
+                    "maxVizHeight": 300,
+                    "reduceOptions": {"calcs": [self.reduce], "fields": "", "values": False},
+                },
+            }
+        )
+
+
+def bargauge(
+    title: str,
+    description: str,
+    targets,
+    unit: str,
+    thresholds=NEUTRAL,
+    *,
+    max_value=None,
+    orientation: str = "horizontal",
+    overrides: list | None = None,
+    mappings: list | None = None,
+    links=None,
+    interval: str | None = None,
+    decimals: int | None = None,
+    no_value: str | None = None,
+    field_links: list | None = None,
+) -> BarGauge:
+    return BarGauge(
+        **_common(title, description, targets, links),
+        unit=unit,
+        maxValue=max_value,
+        orientation=orientation,
+        thresholds=steps(thresholds),
+        interval=interval,
+        extraJson=_field_config(
+            unit,
+            thresholds,
+            {"min": 0, "max": max_value, "decimals": decimals, "noValue": no_value, "links": field_links},
+            overrides,
+            mappings,
+        ),
+    )
+
+
+def table(
+    title: str,
+    description: str,
+    targets,
+    unit: str,
+    thresholds=NEUTRAL,
+    *,
+    transformations=None,
+    overrides: list | None = None,
+    cell: str = "auto",
+    sort_by: list | None = None,
+    mappings=None,
+    links=None,
+    field_links: list | None = None,
+    color_mode: str | None = None,
+) -> g.Table:
+    """A table. ``color_mode`` (e.g. "continuous-GrYlRd") colours cells on a continuous scale from
+    the field's min to its max instead of by thresholds."""
+    extra = _merge(
+        _field_config(
+            unit,
+            thresholds,
+            {
+                "custom": {"align": "auto", "cellOptions": {"type": cell}, "inspect": False, "filterable": False},
+                "links": field_links,
+                "color": {"mode": color_mode} if color_mode else None,
+            },
+            overrides,
+            mappings,
+        ),
+        {
+            "options": {
+                "showHeader": True,
+                "cellHeight": "sm",
+                "footer": {"show": False, "reducer": ["sum"]},
+                "sortBy": sort_by or [],
+            }
+        },
+    )
+    return g.Table(
+        **_common(title, description, targets, links),
+        unit=unit,
+        thresholds=steps(thresholds),
+        transformations=transformations or [],
+        overrides=overrides or [],
+        extraJson=extra,
+    )
+
+
+def piechart(title: str, description: str, targets, unit: str, thresholds=NEUTRAL, links=None) -> g.PieChartv2:
+    return g.PieChartv2(
+        **_common(title, description, targets, links),
+        unit=unit,
+        thresholds=steps(thresholds),
+        pieType="donut",
+        legendDisplayMode="table",
+        legendPlacement="right",
+        legendValues=["value", "percent"],
+        reduceOptionsCalcs=["lastNotNull"],
+        tooltipMode="single",
+        extraJson=_merge(
+            _field_config(unit, thresholds), {"options": {"displayLabels": ["name"], "legend": {"showLegend": True}}}
+        ),
+    )
+
+
+def heatmap(
+    title: str,
+    description: str,
+    targets,
+    unit: str,
+    *,
+    cell_unit: str,
+    y_unit: str = "short",
+    scheme: str = "Oranges",
+    links=None,
+    interval: str | None = None,
+    thresholds=NEUTRAL,
+) -> g.Heatmap:
+    """A heatmap of pre-bucketed series (calculate: false): Prometheus histogram buckets with
+    ``format: heatmap`` (dataFormat 'tsbuckets'), or one series per row, named by its legend."""
+    options = {
+        "calculate": False,
+        "cellGap": 1,
+        "cellValues": {"unit": cell_unit},
+        "color": {
+            "mode": "scheme",
+            "scheme": scheme,
+            "fill": "dark-orange",
+            "scale": "exponential",
+            "exponent": 0.5,
+            "steps": 64,
+            "reverse": False,
+        },
+        "exemplars": {"color": "rgba(255,0,255,0.7)"},
+        "filterValues": {"le": 1e-9},
+        "legend": {"show": True},
+        "rowsFrame": {"layout": "auto"},
+        "showValue": "never",
+        "tooltip": {"mode": "single", "yHistogram": False, "showColorScale": True},
+        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": y_unit},
+    }
+    extra = _merge(
+        _field_config(
+            unit,
+            thresholds,
+            {
+                "custom": {
+                    "hideFrom": {"legend": False, "tooltip": False, "viz": False},
+                    "scaleDistribution": {"type": "linear"},
+                }
+            },
+        ),
+        {"options": options},
+    )
+    return g.Heatmap(
+        **_common(title, description, targets, links),
+        dataFormat="tsbuckets",
+        yBucketBound="upper",
+        hideZeroBuckets=False,
+        interval=interval,
+        thresholds=steps(thresholds),
+        extraJson=extra,
+    )
+
+
+def state_timeline(
+    title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, mappings=None, links=None
+) -> g.StateTimeline:
+    return g.StateTimeline(
+        **_common(title, description, targets, links),
+        mappings=mappings or [],
+        thresholds=steps(thresholds),
+        showValue="never",
+        mergeValues=True,
+        rowHeight=0.8,
+        extraJson=_field_config(unit, thresholds, {"color": {"mode": "thresholds"}}, mappings=mappings),
+    )
+
+
+def row(title: str, collapsed: bool = False) -> g.RowPanel:
+    """A row; a collapsed one holds the panels that follow it (up to the next row), shown on a click."""
+    return g.RowPanel(title=title, description=title, collapsed=collapsed)
+
+
+def barchart(
+    title: str,
+    description: str,
+    targets,
+    unit: str,
+    *,
+    x_field: str,
+    transformations=None,
+    thresholds=NEUTRAL,
+    links=None,
+) -> g.Panel:
+    """A bar chart of one instant query formatted as a table, one bar per value of ``x_field``."""
+    return BarChart(
+        **_common(title, description, targets, links),
+        xField=x_field,
+        transformations=transformations or [],
+        thresholds=steps(thresholds),
+        extraJson=_field_config(
+            unit, thresholds, {"color": {"mode": "continuous-GrYlRd"}, "custom": {"fillOpacity": 80, "lineWidth": 0}}
+        ),
+    )
+
+
+@attr.s
+class BarChart(g.Panel):
+    xField = attr.ib(default="")
+
+    def to_json_data(self):
+        return self.panel_json(
+            {
+                "type": "barchart",
+                "options": {
+                    "xField": self.xField,
+                    "orientation": "vertical",
+                    "showValue": "never",
+                    "groupWidth": 0.8,
+                    "barWidth": 0.9,
+                    "stacking": "none",
+                    "xTickLabelRotation": 0,
+                    "xTickLabelSpacing": 0,
+                    "colorByField": "Value",
+                    "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom", "calcs": []},
+                    "tooltip": {"mode": "single", "sort": "none"},
+                },
+            }
+        )
+
+
+# -- variables -----------------------------------------------------------------------------
+
+
+def _query_variable(
+    name: str,
+    label: str,
+    query: str,
+    *,
+    regex: str = "",
+    multi: bool = False,
+    include_all: bool = True,
+    all_value: str | None = ".*",
+    hide: int = g.SHOW,
+    sort: int = g.SORT_ALPHA_IGNORE_CASE_ASC,
+    description: str = "",
+) -> dict:
+    # Written out in Grafana 10's model (grafanalib's Template lacks definition/description and
+    # writes the query as a bare string).
+    return {
+        "name": name,
+        "label": label,
+        "description": description,
+        "type": "query",
+        "datasource": DS,
+        "definition": query,
+        "query": query,
+        "regex": regex,
+        "multi": multi,
+        "includeAll": include_all,
+        "allValue": all_value if include_all else None,
+        "current": {"selected": True, "text": ["All"] if multi else "All", "value": ["$__all"] if multi else "$__all"}
+        if include_all
+        else {},
+        "options": [],
+        "refresh": g.REFRESH_ON_TIME_RANGE_CHANGE,
+        "sort": sort,
+        "hide": hide,
+        "skipUrlSync": False,
+    }
+
+
+def datasource_variable() -> dict:
+    """$datasource: any Prometheus datasource, by default the provisioned one (config.datasource_uid)."""
+    return {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "description": "The Prometheus holding the ENT exporter's metrics.",
+        "current": {"selected": True, "text": CONFIG.datasource_uid, "value": CONFIG.datasource_uid},
+        "options": [],
+        "refresh": 1,
+        "regex": "",
+        "hide": g.SHOW,
+        "includeAll": False,
+        "multi": False,
+        "skipUrlSync": False,
+    }
+
+
+def instance_variable() -> dict:
+    """$instance: the exporters (one per platform) feeding this Prometheus; "All" selects every one."""
+    return _query_variable(
+        "instance",
+        "Exporter",
+        f"label_values(ent_exporter_series{{{CONFIG.exporter_selector}}}, instance)",
+        multi=True,
+        description='The ENT exporter (one per platform) whose figures are shown. "All" adds the '
+        "platforms up: they have different users.",
+    )
+
+
+def structure_variable(hide: bool = False) -> dict:
+    """Structures by name (from ent_structure_info); "All" is the platform-wide series structure="all"."""
+    return _query_variable(
+        "structure",
+        "Structure",
+        "ent_structure_info",
+        # query_result-like lines: ent_structure_info{..., kind="...", name="<name>", structure="<code>"}
+        regex='/name="(?<text>[^"]*)".*structure="(?<value>[^"]*)"/',
+        all_value=CONFIG.all_structures,
+        hide=g.HIDE_VARIABLE if hide else g.SHOW,
+        description='The establishment (UAI). "All" shows the platform-wide figures (structure="all"), '
+        "which are not the sum of the structures: a user attached to two structures counts once.",
+    )
+
+
+def profile_variable(hide: bool = False) -> dict:
+    return _query_variable(
+        "profile",
+        "Profile",
+        'label_values(ent_logins_total{structure="$structure", instance=~"$instance"}, profile)',
+        multi=True,
+        hide=g.HIDE_VARIABLE if hide else g.SHOW,
+        description="Profiles as the platform names them (Teacher, Student, Relative, Personnel, Guest, unknown).",
+    )
+
+
+def connector_variable() -> dict:
+    return _query_variable(
+        "connector",
+        "Connector",
+        'label_values({__name__=~"ent_connector_requests_total|ent_connector_probe_success"}, connector)',
+        multi=True,
+        description="Connectors: authentication (LDAP, CAS, SAML) and integrations (Pronote, the GAR...), "
+        "platform-reported or probed by the exporter.",
+    )
+
+
+def app_variable() -> dict:
+    return _query_variable(
+        "app",
+        "Application",
+        'label_values(ent_app_accesses_total{structure="$structure", instance=~"$instance"}, app)',
+        multi=True,
+        description="Applications opened from the ENT.",
+    )
+
+
+# -- dashboard ---------------------------------------------------------------------------------
+
+
+def layout(items: Iterable) -> list:
+    """Places panels left to right on Grafana's 24-column grid. Items are rows (full width)
+    or (panel, width, height) tuples; a panel that does not fit on the line starts a new one."""
+    placed, x, y, line_height = [], 0, 0, 0
+    for item in items:
+        if isinstance(item, g.RowPanel):
+            y += line_height
+            x, line_height = 0, 0
+            placed.append(attr.evolve(item, gridPos=g.GridPos(h=1, w=24, x=0, y=y)))
+            y += 1
+            continue
+        panel, width, height = item
+        if x + width > 24:
+            y += line_height
+            x, line_height = 0, 0
+        placed.append(attr.evolve(panel, gridPos=g.GridPos(h=height, w=width, x=x, y=y)))
+        x += width
+        line_height = max(line_height, height)
+    return placed
+
+
+def dashboard_links() -> list[g.DashboardLink]:
+    """Links to every ENT dashboard (by tag), carrying the time range and the variables:
+    the chosen structure and profiles follow the user from one dashboard to the next."""
+    return [
+        g.DashboardLink(
+            title="ENT dashboards", type="dashboards", tags=["ent"], asDropdown=False, includeVars=True, keepTime=True
+        )
+    ]
+
+
+ALERT_ANNOTATION = 'ALERTS{alertname=~"ENT.+", alertname!="ENTWatchdog", alertstate="firing"}'
+FAILURE_ANNOTATION = (
+    f"sum by (instance, collector) (changes(ent_exporter_collector_failures_total{{{CONFIG.exporter_selector}, "
+    f"{INSTANCE}}}[2m])) > 0"
+)
+
+
+def annotations() -> list[dict]:
+    """Grafana's own annotations, firing ENT alerts (red) and failed collector runs (orange)."""
+
+    def prometheus(name: str, color: str, expr: str, title: str, text: str) -> dict:
+        return {
+            "name": name,
+            "datasource": DS,
+            "enable": True,
+            "hide": False,
+            "iconColor": color,
+            "target": {
+                "refId": "Anno",
+                "expr": expr,
+                "step": "1m",
+                "titleFormat": title,
+                "textFormat": text,
+                "useValueForTime": False,
+                "tagKeys": "",
+            },
+        }
+
+    return [
+        {
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True,
+            "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard",
+        },
+        prometheus(
+            "ENT alerts firing",
+            "red",
+            ALERT_ANNOTATION,
+            "{{alertname}}",
+            "{{severity}} {{connector}}{{collector}}{{instance}}",
+        ),
+        prometheus(
+            "Collector failures",
+            "orange",
+            FAILURE_ANNOTATION,
+            "collector {{collector}} failed",
+            "{{instance}}: ent_exporter_collector_failures_total moved",
+        ),
+    ]
+
+
+def _collapse(panels: list) -> list:
+    """Moves the panels that follow a collapsed row into it (Grafana's model of a closed row)."""
+    out: list = []
+    holder = None
+    for panel in panels:
+        if isinstance(panel, g.RowPanel):
+            holder = panel if panel.collapsed else None
+            out.append(panel)
+        elif holder is not None:
+            holder.panels.append(panel)
+        else:
+            out.append(panel)
+    return out
+
+
+def dashboard(
+    key: str,
+    title: str,
+    description: str,
+    panels: list,
+    variables: list[dict],
+    time_from: str = CONFIG.default_time_from,
+) -> g.Dashboard:
+    variables = [datasource_variable(), instance_variable(), *variables]
+    return g.Dashboard(
+        title=title,
+        uid=CONFIG.dashboard_uids[key],
+        description=description,
+        tags=list(CONFIG.dashboard_tags),
+        timezone="browser",
+        time=g.Time(time_from, "now"),
+        refresh=CONFIG.refresh,
+        schemaVersion=SCHEMA_VERSION,
+        graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
+        editable=True,
+        links=dashboard_links(),
+        panels=_collapse(layout(panels)),
+        templating=g.Templating(list=variables),
+        annotations=g.Annotations(list=annotations()),
+        timePicker=g.TimePicker(
+            refreshIntervals=["30s", "1m", "5m", "15m", "1h"], timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]
+        ),
+    ).auto_panel_ids()
+
+
+def drill_down(key: str, title: str, variable: str, value: str) -> list[dict]:
+    """A data link (on a value) to another ENT dashboard with one variable set from the data, e.g. an
+    application to the Applications dashboard: ``value`` is ${__field.labels.app} or ${__data.fields.app}."""
+    uid = CONFIG.dashboard_uids[key]
+    return [
+        {
+            "title": title,
+            "targetBlank": False,
+            "url": f"/d/{uid}?var-{variable}={value}&var-datasource=${{datasource}}&var-instance=${{instance}}"
+            "&${__url_time_range}",
+        }
+    ]
+
+
+def link(key: str, title: str) -> list[dict]:
+    """A panel link to another ENT dashboard, keeping the time range and the variables."""
+    return [panel_link(title, f"/d/{CONFIG.dashboard_uids[key]}?${{__url_time_range}}&${{__all_variables}}")]
+
+
+def panel_link(title: str, url: str) -> dict:
+    """A panel link, with every key @grafana/schema's DashboardLink requires."""
+    return {
+        "title": title,
+        "url": url,
+        "type": "link",
+        "targetBlank": False,
+        "asDropdown": False,
+        "icon": "dashboard",
+        "includeVars": False,
+        "keepTime": False,
+        "tags": [],
+        "tooltip": title,
+    }
+
+
+# -- comparisons ------------------------------------------------------------------------------
+
+PREVIOUS_PERIOD = "$__range"  # the period just before the time picker's, of the same length
+A_YEAR = "1y"  # PromQL's year: 365 days (the same calendar date, one day off across a 29 February)
+CHANGE = [(None, "red"), (0, "green")]
+_SELECTOR = re.compile(r"(\b[a-zA-Z_:][\w:]*\{[^}]*\}(?:\[[^\]]*\])?)")
+
+
+def shifted(expr: str, offset: str) -> str:
+    """``expr`` as it was ``offset`` earlier: every selector (with its range) gets ``offset``."""
+    return _SELECTOR.sub(lambda m: f"{m.group(1)} offset {offset}", expr)
+
+
+def change(current: str, earlier: str) -> str:
+    """The change from ``earlier`` to ``current`` as a fraction (0.1 = +10 %); nothing when ``earlier`` is 0
+    or missing (no percent of nothing)."""
+    return f"(({current}) - ({earlier}))\n/\n(({earlier}) > 0)"
+
+
+def comparison(
+    title: str,
+    description: str,
+    expr: str,
+    unit: str,
+    *,
+    decimals: int | None = None,
+    previous: str | None = None,
+    labels: tuple[str, ...] = ("This period", "Previous period", "Change", "A year earlier", "Change in a year"),
+    links=None,
+) -> g.Stat:
+    """A headline figure beside the previous period and the same period a year earlier, with the change in
+    percent. ``expr`` is the figure now (an instant query over [$__range] for counters, a value for gauges):
+    the previous period is the same query ``offset $__range``, a year earlier ``offset 1y``. ``previous``
+    replaces the previous-period query where an offset would not compare like with like (a month to date
+    beside a closed month): then no change is computed for it."""
+    before = previous if previous is not None else shifted(expr, PREVIOUS_PERIOD)
+    year = shifted(expr, A_YEAR)
+    targets = [target(expr, labels[0], ref="A", instant=True), target(before, labels[1], ref="B", instant=True)]
+    if previous is None:
+        targets.append(target(change(expr, before), labels[2], ref="C", instant=True))
+    targets += [
+        target(year, labels[3], ref="D", instant=True),
+        target(change(expr, year), labels[4], ref="E", instant=True),
+    ]
+    percent = [
+        {
+            "matcher": {"id": "byFrameRefID", "options": ref},
+            "properties": [
+                {"id": "unit", "value": "percentunit"},
+                {"id": "decimals", "value": 1},
+                {"id": "thresholds", "value": {"mode": "absolute", "steps": steps(CHANGE)}},
+            ],
+        }
+        for ref in ("C", "E")
+        if any(t.refId == ref for t in targets)
+    ]
+    return stat(
+        title,
+        description,
+        targets,
+        unit,
+        decimals=decimals,
+        text_mode="value_and_name",
+        orientation="horizontal",
+        overrides=percent,
+        links=links,
+        no_value="–",
+    )
+
+
+def platform_variable() -> dict:
+    """$platform: the platforms of a federated setup (the `platform` external label each regional Prometheus
+    adds, prometheus/federation/); with one Prometheus and no such label, "All" matches every series."""
+    return _query_variable(
+        "platform",
+        "Platform",
+        "label_values(ent_structure_info, platform)",
+        multi=True,
+        description='The platform (region or academy) in a federated setup; "All" shows every one.',
+    )
+
+
+def kind_variable() -> dict:
+    """$kind: the establishment kinds of ent_structure_info (collège, lycée, école...)."""
+    return _query_variable(
+        "kind",
+        "Kind",
+        'label_values(ent_structure_info{platform=~"$platform", instance=~"$instance"}, kind)',
+        multi=True,
+        description="The kind of establishment (as the platform names it): the rankings show only these.",
+    )
+
+
+# -- profile names ------------------------------------------------------------------------------
+# Series and columns named by a profile (legend {{profile}}, a column per profile) are shown under
+# a plain name (translated like any text); the label values in queries stay the platform's.
+PROFILE_NAMES = {
+    "Teacher": "Teachers",
+    "Student": "Students",
+    "Relative": "Parents",
+    "Personnel": "Staff",
+    "Guest": "Guests",
+    "unknown": "Unknown profile",
+}
+
+
+def name_profiles(panel: dict) -> None:
+    """Adds display-name overrides for the profiles to a panel (JSON) whose queries group by profile."""
+    if not any(
+        "profile" in t.get("expr", "") and ("(profile" in t["expr"] or "profile," in t["expr"])
+        for t in panel.get("targets", [])
+    ):
+        return
+    panel.setdefault("fieldConfig", {}).setdefault("defaults", {})
+    overrides = panel["fieldConfig"].setdefault("overrides", [])
+    named = {o["matcher"].get("options") for o in overrides}
+    overrides.extend(o for o in rename(PROFILE_NAMES) if o["matcher"]["options"] not in named)

@@ -1,0 +1,252 @@
+"""The probe contract: what a probe kind declares and how it reports a failure.
+
+A probe kind is a small class: its ``kind`` name, a pydantic ``Settings`` model (the keys of
+one entry of ``probes:`` in the configuration, beside the common ones), and one
+``check()`` method that talks to the target once and either returns (success) or raises
+``ProbeFailure`` with one reason of the fixed set ``REASONS``. The runtime
+(``ent_exporter/probes/runner.py``) runs it on its interval with a hard time bound, counts the outcomes
+and publishes the metrics; a probe kind never schedules, counts or logs.
+
+Defining a concrete subclass registers it by its ``kind``.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+from urllib.parse import SplitResult, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+# Why a probe failed: a fixed set, so that the reason label stays bounded.
+TIMEOUT = "timeout"  # no answer within timeout_seconds (host down behind a firewall, server hung)
+REFUSED = "refused"  # connection refused or reset: nothing listens on the port, service stopped
+DNS = "dns"  # the host name does not resolve
+TLS = "tls"  # TLS handshake failed: certificate expired, untrusted, wrong name, protocol mismatch
+AUTH = "auth"  # the server answered but refused the probe's credentials
+STATUS = "status"  # the server answered with an unexpected status (HTTP code, SMTP reply, CAS failure)
+CONTENT = "content"  # the answer came but not with the expected content (body, search result, ticket)
+ERROR = "error"  # anything else (protocol error, unexpected exception): see the log
+REASONS: tuple[str, ...] = (TIMEOUT, REFUSED, DNS, TLS, AUTH, STATUS, CONTENT, ERROR)
+
+
+class ProbeFailure(Exception):
+    """A failed check: ``reason`` is one of REASONS (the label), ``detail`` goes to the log."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown probe failure reason {reason!r}")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class CheckResult:
+    """What a successful check learnt beside "it works": the peer certificate's expiry, if TLS was used."""
+
+    certificate_expiry: float | None = None  # Unix time of the certificate's notAfter
+
+
+def classify(error: BaseException) -> ProbeFailure:
+    """A ProbeFailure for an exception from the network stack (looks through wrapped causes)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ProbeFailure):
+            return current
+        if isinstance(current, (socket.timeout, TimeoutError)):
+            return ProbeFailure(TIMEOUT, str(error) or "timed out")
+        if isinstance(current, socket.gaierror):
+            return ProbeFailure(DNS, str(current))
+        if isinstance(current, ssl.SSLError | ssl.CertificateError):
+            return ProbeFailure(TLS, str(current))
+        if isinstance(current, (ConnectionRefusedError, ConnectionResetError)):
+            return ProbeFailure(REFUSED, str(current))
+        if isinstance(current, OSError) and current.errno in (errno.ECONNREFUSED, errno.ECONNRESET):
+            return ProbeFailure(REFUSED, str(current))
+        if isinstance(current, OSError) and current.errno in (errno.ETIMEDOUT,):
+            return ProbeFailure(TIMEOUT, str(current))
+        current = current.__cause__ or current.__context__
+    return from_message(error)
+
+
+def from_message(error: BaseException) -> ProbeFailure:
+    """For libraries that wrap the socket error into their own exception and keep only its text."""
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, (TypeError, AttributeError, KeyError, IndexError, NameError)):
+        return ProbeFailure(ERROR, text)  # a bug, not the network: its text says nothing about the target
+    lowered = text.lower()
+    if "refused" in lowered or "reset by peer" in lowered:
+        return ProbeFailure(REFUSED, text)
+    if "timed out" in lowered or "timeout" in lowered:
+        return ProbeFailure(TIMEOUT, text)
+    if any(
+        words in lowered
+        for words in (
+            "name or service not known",
+            "getaddrinfo",
+            "nodename nor servname",
+            "temporary failure in name resolution",
+            "no address associated",
+        )
+    ):
+        return ProbeFailure(DNS, text)
+    if any(words in lowered for words in ("ssl", "certificate", "tls")):
+        return ProbeFailure(TLS, text)
+    return ProbeFailure(ERROR, text)
+
+
+def certificate_expiry(der: bytes | None) -> float | None:
+    """The notAfter of a DER certificate as Unix time (to the second), None without a certificate."""
+    if not der:
+        return None
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+
+
+def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """Verification on by default, against the system's CAs or the given CA file."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def parse_url(value: str, schemes: tuple[str, ...], default_ports: dict[str, int]) -> str:
+    """Validates a probe's target URL: one of ``schemes``, a host, a valid port."""
+    parts = urlsplit(value)
+    allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+    if parts.scheme not in schemes:
+        raise ValueError(f"not an {allowed} URL: {value!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in {value!r}") from None
+    if not parts.hostname:
+        raise ValueError(f"no host in {value!r}")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"bad port in {value!r}")
+    return value
+
+
+def host_port(url: str, default_ports: dict[str, int]) -> tuple[str, int]:
+    parts: SplitResult = urlsplit(url)
+    return parts.hostname or "", parts.port or default_ports[parts.scheme]
+
+
+class ProbeSettings(BaseModel):
+    """The keys every probe has; each kind's Settings adds its own (target, credentials...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connector: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="the connector label value (ldap, cas, pronote, smtp...)",
+    )
+    kind: str
+    timeout_seconds: float = Field(5.0, gt=0, le=300, description="hard bound of one probe")
+    interval_seconds: float = Field(30.0, ge=1, le=86_400, description="time between two probes (start to start)")
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> ProbeSettings:
+        if self.timeout_seconds > self.interval_seconds:
+            raise ValueError(
+                f"timeout_seconds ({self.timeout_seconds:g}) must not exceed interval_seconds "
+                f"({self.interval_seconds:g})"
+            )
+        return self
+
+
+class TLSSettings(BaseModel):
+    """TLS options shared by the kinds that may use it."""
+
+    verify_tls: bool = Field(True, description="verify the server's certificate and name")
+    ca_file: str | None = Field(None, description="PEM file of the CAs to trust instead of the system's")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                with open(value, "rb"):
+                    pass
+            except OSError as error:
+                raise ValueError(f"cannot read {value!r} ({error.strerror})") from None
+        return value
+
+
+def _environ(info: ValidationInfo | None):
+    import os
+
+    environ = (info.context or {}).get("environ") if info is not None and info.context else None
+    return os.environ if environ is None else environ
+
+
+def require_variable(variable: str | None, info: ValidationInfo | None) -> str | None:
+    """A ``password_env`` key: the variable must be set when the configuration is loaded."""
+    if variable is not None and variable not in _environ(info):
+        raise ValueError(f"environment variable {variable} is not set (it must hold the probe's password)")
+    return variable
+
+
+class Secret(BaseModel):
+    """A password read from an environment variable named in the configuration (never in the file)."""
+
+    _password: str | None = PrivateAttr(None)
+
+    def read_secret(self, variable: str | None, info: ValidationInfo | None) -> None:
+        if variable is not None:
+            self._password = _environ(info).get(variable)
+
+    @property
+    def password(self) -> str | None:
+        return self._password
+
+
+_REGISTRY: dict[str, type[Probe]] = {}
+
+
+class Probe:
+    """Base of every probe kind. Subclasses set ``kind`` and ``Settings`` and implement ``check``."""
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[ProbeSettings]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        for attribute in ("kind", "Settings"):
+            if attribute not in cls.__dict__:
+                raise TypeError(f"probe {cls.__qualname__} must declare {attribute}")
+        field = cls.Settings.model_fields["kind"]
+        if field.annotation != Literal[cls.kind]:  # the discriminator of the configuration's union
+            raise TypeError(f"{cls.__qualname__}.Settings.kind must be Literal[{cls.kind!r}]")
+        previous = _REGISTRY.get(cls.kind)
+        if previous is not None and previous.__qualname__ != cls.__qualname__:
+            raise TypeError(f"two probe kinds named {cls.kind}")
+        _REGISTRY[cls.kind] = cls
+
+    def __init__(self, settings: ProbeSettings) -> None:
+        self.settings = settings
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.timeout_seconds
+
+    def check(self) -> CheckResult:
+        """Talks to the target once; returns on success, raises ProbeFailure otherwise."""
+        raise NotImplementedError
+
+
+def registered() -> dict[str, type[Probe]]:
+    return dict(_REGISTRY)

@@ -1,0 +1,83 @@
+"""TCP and TLS: connect to host:port; ``tls`` also completes a TLS handshake and reports the
+peer certificate's expiry."""
+
+from __future__ import annotations
+
+import socket
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ent_exporter.probes.base import (
+    CheckResult,
+    Probe,
+    ProbeSettings,
+    TLSSettings,
+    certificate_expiry,
+    classify,
+    tls_context,
+)
+
+
+def parse_address(value: str) -> str:
+    host, separator, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not host:port: {value!r}")
+    return value
+
+
+def split_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class TCPSettings(ProbeSettings):
+    kind: Literal["tcp"]
+    address: str = Field(description="host:port")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return parse_address(value)
+
+
+class TLSProbeSettings(ProbeSettings, TLSSettings):
+    kind: Literal["tls"]
+    address: str = Field(description="host:port")
+    server_name: str | None = Field(None, description="name to send (SNI) and verify; the host by default")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return parse_address(value)
+
+
+class TCPProbe(Probe):
+    kind = "tcp"
+    Settings = TCPSettings
+    settings: TCPSettings
+
+    def check(self) -> CheckResult:
+        try:
+            socket.create_connection(split_address(self.settings.address), timeout=self.timeout).close()
+        except OSError as error:
+            raise classify(error) from None
+        return CheckResult()
+
+
+class TLSProbe(Probe):
+    kind = "tls"
+    Settings = TLSProbeSettings
+    settings: TLSProbeSettings
+
+    def check(self) -> CheckResult:
+        s = self.settings
+        host, port = split_address(s.address)
+        context = tls_context(s.verify_tls, s.ca_file)
+        try:
+            with socket.create_connection((host, port), timeout=self.timeout) as raw:
+                with context.wrap_socket(raw, server_hostname=s.server_name or host) as secure:
+                    return CheckResult(certificate_expiry(secure.getpeercert(True)))
+        except OSError as error:  # ssl.SSLError is an OSError
+            raise classify(error) from None

@@ -1,0 +1,261 @@
+"""One report as sections (title, sentence, chart, table, CSV rows), whatever the output format.
+
+The PDF, the HTML page and the CSV files are written from the same sections, so they always
+say the same numbers; the CSVs carry the raw values (``.`` decimals, stable column names),
+the tables the language's formatting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ent_exporter.reports import labels
+from ent_exporter.reports.figures import INACTIVE_DAYS, TOTAL, AccountFigures, ProfileFigures, Report
+
+RATES = {"activation_ratio"}
+DECIMALS = {"visits_per_visitor": 2, "activation_ratio": 3}
+
+
+@dataclass
+class Section:
+    key: str  # labels.INDICATORS key; the CSV file is <month>-<key>.csv
+    title: str
+    description: str
+    header: list[str]  # displayed
+    rows: list[list[str]]  # displayed
+    csv_header: list[str]
+    csv_rows: list[list[object]]
+    chart: str | None = None  # plots.CHARTS key
+    compact: bool = False  # a table the PDF may leave to the CSV (168 cells of the grid)
+
+
+@dataclass
+class Document:
+    language: str
+    title: str
+    subtitle: str
+    period: str
+    sections: list[Section] = field(default_factory=list)
+    footnote: str = ""
+
+
+def _display(language: str, key: str, value: float) -> str:
+    if key in RATES:
+        return labels.percent(language, value)
+    return labels.number(language, value, 2 if key == "visits_per_visitor" else 0)
+
+
+def _csv_value(key: str, value: float) -> object:
+    if key in DECIMALS:
+        return round(value, 6)
+    return int(value)
+
+
+def build(report: Report, language: str, produced: datetime, min_count: int = 0) -> Document:
+    t = lambda key, **kw: labels.text(language, key, **kw)  # noqa: E731
+    month = report.month
+    platform = report.structure.structure_id == "all"
+    subtitle = t("platform") if platform else f"{report.structure.name} ({report.structure.structure_id})"
+    last_day = month.days[-1]
+    document = Document(
+        language=language,
+        title=f"{t('report_title')} — {labels.month_name(language, month.year, month.month)}",
+        subtitle=subtitle,
+        period=t(
+            "generated",
+            when=labels.long_date(language, produced.astimezone(month.zone).date()),
+            start=labels.long_date(language, month.first_day),
+            end=labels.long_date(language, last_day),
+            zone=getattr(month.zone, "key", str(month.zone)),
+        ),
+        footnote=t("footnote") + (" " + t("privacy", min_count=min_count) if min_count > 0 else ""),
+    )
+    current, previous, year_before = report.current, report.previous, report.year_before
+
+    # Key figures, with the previous month and the same month a year before.
+    now, before, last_year = current.headline(), previous.headline(), year_before.headline()
+    rows, csv_rows = [], []
+    for key, value in now.items():
+        rate = key in RATES
+        rows.append(
+            [
+                labels.indicator(language, key)[0],
+                _display(language, key, value),
+                _display(language, key, before[key]),
+                labels.change(language, value, before[key], rate=rate),
+                _display(language, key, last_year[key]),
+                labels.change(language, value, last_year[key], rate=rate),
+            ]
+        )
+        change_before = (value - before[key]) * 100 if rate else labels.percent_change(value, before[key])
+        change_year = (value - last_year[key]) * 100 if rate else labels.percent_change(value, last_year[key])
+        csv_rows.append(
+            [
+                key,
+                _csv_value(key, value),
+                _csv_value(key, before[key]),
+                "" if change_before is None else round(change_before, 2),
+                _csv_value(key, last_year[key]),
+                "" if change_year is None else round(change_year, 2),
+            ]
+        )
+    document.sections.append(
+        Section(
+            "summary",
+            t("summary"),
+            "",
+            [t("indicator"), t("value"), t("previous_month"), t("change"), t("year_before"), t("change")],
+            rows,
+            [
+                "indicator",
+                "value",
+                "previous_month",
+                "change_previous_month",
+                "same_month_last_year",
+                "change_same_month_last_year",
+            ],
+            csv_rows,
+        )
+    )
+
+    # Connections per day.
+    title, description = labels.indicator(language, "connections_per_day")
+    document.sections.append(
+        Section(
+            "connections_per_day",
+            title,
+            description,
+            [t("day"), t("connections")],
+            [[labels.day_text(language, day), labels.number(language, n)] for day, n in current.per_day.items()],
+            ["date", "connections"],
+            [[day.isoformat(), n] for day, n in current.per_day.items()],
+            chart="connections_per_day",
+            compact=True,
+        )
+    )
+
+    # Visitors by profile, and the distinct people over every profile.
+    title, description = labels.indicator(language, "visitors_by_profile")
+    profiles = sorted((p for p in current.profiles if p != TOTAL), key=lambda p: (-current.profiles[p].visitors, p)) + [
+        TOTAL
+    ]
+    rows, csv_rows = [], []
+    for profile in profiles:
+        figures = current.profiles.get(profile) or ProfileFigures()
+        name = t("total") if profile == TOTAL else labels.profile_name(language, profile)
+        rows.append(
+            [
+                name,
+                labels.number(language, figures.visitors),
+                labels.number(language, figures.connections),
+                labels.number(language, figures.visits_per_visitor, 2),
+            ]
+        )
+        csv_rows.append(
+            [
+                "all" if profile == TOTAL else profile,
+                figures.visitors,
+                figures.connections,
+                round(figures.visits_per_visitor, 6),
+            ]
+        )
+    document.sections.append(
+        Section(
+            "visitors_by_profile",
+            title,
+            description,
+            [t("profile"), t("visitors"), t("connections"), t("visits_per_visitor")],
+            rows,
+            ["profile", "visitors", "connections", "visits_per_visitor"],
+            csv_rows,
+            chart="visitors_by_profile",
+        )
+    )
+
+    # Applications: the catalogue of the three months, 0 when not opened this month.
+    title, description = labels.indicator(language, "applications")
+    rows = [
+        [
+            labels.app_name(language, app),
+            labels.number(language, current.apps.get(app, (0, 0))[0]),
+            labels.number(language, current.apps.get(app, (0, 0))[1]),
+            labels.number(language, previous.apps.get(app, (0, 0))[0]),
+        ]
+        for app in report.apps
+    ]
+    csv_rows = [
+        [app, *current.apps.get(app, (0, 0)), previous.apps.get(app, (0, 0))[0], year_before.apps.get(app, (0, 0))[0]]
+        for app in report.apps
+    ]
+    document.sections.append(
+        Section(
+            "applications",
+            title,
+            description,
+            [t("application"), t("openings"), t("users"), t("previous_month")],
+            rows,
+            ["app", "openings", "people", "openings_previous_month", "openings_same_month_last_year"],
+            csv_rows,
+            chart="applications",
+        )
+    )
+
+    # The weekday x hour grid.
+    title, description = labels.indicator(language, "logins_by_hour")
+    cells = sorted(current.by_hour.items())
+    document.sections.append(
+        Section(
+            "logins_by_hour",
+            title,
+            description,
+            [t("weekday"), t("hour"), t("connections")],
+            [[labels.WEEKDAYS[language][w - 1], str(h), labels.number(language, n)] for (w, h), n in cells],
+            ["weekday", "hour", "connections"],
+            [[w, h, n] for (w, h), n in cells],
+            chart="logins_by_hour",
+            compact=True,
+        )
+    )
+
+    # Accounts and activation by profile, at the month's end.
+    title, description = labels.indicator(language, "accounts_by_profile")
+    profiles = sorted(
+        (p for p in current.accounts if p != TOTAL),
+        key=lambda p: (-(current.accounts[p].activated + current.accounts[p].pending), p),
+    ) + [TOTAL]
+    rows, csv_rows = [], []
+    for profile in profiles:
+        account = current.accounts.get(profile) or AccountFigures()
+        name = t("total") if profile == TOTAL else labels.profile_name(language, profile)
+        rows.append(
+            [
+                name,
+                labels.number(language, account.activated),
+                labels.number(language, account.pending),
+                labels.percent(language, account.ratio),
+                *(labels.number(language, account.inactive[d]) for d in INACTIVE_DAYS),
+            ]
+        )
+        csv_rows.append(
+            [
+                "all" if profile == TOTAL else profile,
+                account.activated,
+                account.pending,
+                round(account.ratio, 6),
+                *(account.inactive[d] for d in INACTIVE_DAYS),
+            ]
+        )
+    document.sections.append(
+        Section(
+            "accounts_by_profile",
+            title,
+            description,
+            [t("profile"), t("activated"), t("pending"), t("activation_ratio"), t("inactive_30d"), t("inactive_90d")],
+            rows,
+            ["profile", "activated", "pending", "activation_ratio", *(f"inactive_{d}d" for d in INACTIVE_DAYS)],
+            csv_rows,
+            chart="accounts_by_profile",
+        )
+    )
+    return document

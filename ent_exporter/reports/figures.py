@@ -1,0 +1,415 @@
+"""The figures of one calendar month, for every structure and the platform at once.
+
+Same definitions as the metrics (see README, "Metric reference"), over the month
+[1st 00:00, next 1st 00:00) in the platform's timezone (DST months last 743 or 745 hours):
+
+- connections: successful logins, each attributed to every structure of its user (a login
+  without a user, or of a user without an account, to ``unknown``) and once to the platform
+  (``all``), as ``ent_logins_total``; per local day, per profile, and by local ISO weekday ×
+  hour (as ``ent_logins_by_hour``, over the month instead of 28 days);
+- visitors: distinct users with a login in the month, per profile of the login (as
+  ``ent_unique_visitors{period="previous_month"}``), plus ``TOTAL`` = distinct people over every
+  profile; visits per visitor = their logins ÷ visitors (0 when none);
+- applications: openings per app, as ``ent_app_accesses_total``, and distinct people who opened it;
+- accounts at the month's end (as of its last instant): activated (``activated_at`` before the
+  end) and pending attachments per profile, as ``ent_accounts``; ``TOTAL`` and structure ``all``
+  count distinct people (activated when any attachment is); activation ratio = activated ÷ all;
+- inactive accounts: activated accounts whose user has no login in the 30 (90) days that end
+  with the month, as ``ent_inactive_accounts`` computed at the month's last instant.
+
+One run is four statements, each one pass over the month's rows (or over accounts) for every
+structure together: no statement per structure, so a month of a regional platform costs the
+same whether one report or a thousand are written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+
+from psycopg import sql
+
+from ent_exporter.aggregation.periods import local_midnight, zone_name
+from ent_exporter.engine.collector import ALL_STRUCTURES, Source
+
+TOTAL = "*"  # the profile of a "distinct people over every profile" row (never a platform profile: it is folded)
+JUST_BEFORE = timedelta(microseconds=1)  # timestamptz resolution: "as of the month's last instant"
+INACTIVE_DAYS = (30, 90)
+
+
+def _attribution(visits: str) -> str:
+    """The CTE ``attribution``: each user of the CTE ``visits`` with each structure of their accounts
+    ('unknown' without an account), the user's accounts looked up once."""
+    return f"""attribution AS (
+        SELECT visitor.user_id, coalesce(nullif(attached.structure_id, ''), 'unknown') AS structure
+        FROM (SELECT DISTINCT user_id FROM {visits} WHERE user_id IS NOT NULL) AS visitor
+        LEFT JOIN LATERAL (
+            SELECT DISTINCT structure_id FROM {{accounts}} WHERE {{accounts}}.user_id = visitor.user_id
+        ) AS attached ON true"""
+
+
+# Logins of the month per user, profile, local day and hour (one pass over the month's rows), each
+# user's structures looked up once; then the sums per day and per weekday x hour, and per profile and
+# per person (people counted by rows of per-user aggregates: no count(DISTINCT), which would sort
+# every grouping). The first column says which aggregate a row is (the BY_* codes below).
+MONTH_LOGINS = sql.SQL(
+    """
+    WITH per_hour AS (
+        SELECT user_id,
+               coalesce(nullif(profile, ''), 'unknown') AS profile,
+               (occurred_at AT TIME ZONE %(zone)s)::date AS day,
+               extract(isodow FROM occurred_at AT TIME ZONE %(zone)s)::int AS weekday,
+               extract(hour FROM occurred_at AT TIME ZONE %(zone)s)::int AS hour,
+               count(*) AS logins
+        FROM {login_events}
+        WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
+        GROUP BY 1, 2, 3, 4, 5
+    ), """
+    + _attribution("per_hour")
+    + """
+    ), per_profile AS (
+        SELECT user_id, profile, sum(logins) AS logins FROM per_hour GROUP BY 1, 2
+    ), per_person AS (
+        SELECT user_id, sum(logins) AS logins FROM per_profile GROUP BY 1
+    )
+    SELECT 11, coalesce(a.structure, 'unknown'), NULL, p.day, NULL::int, NULL::int, sum(p.logins), 0, 0
+    FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 4
+    UNION ALL
+    SELECT 11, 'all', NULL, day, NULL, NULL, sum(logins), 0, 0 FROM per_hour GROUP BY 4
+    UNION ALL
+    SELECT 12, coalesce(a.structure, 'unknown'), NULL, NULL, p.weekday, p.hour, sum(p.logins), 0, 0
+    FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 5, 6
+    UNION ALL
+    SELECT 12, 'all', NULL, NULL, weekday, hour, sum(logins), 0, 0 FROM per_hour GROUP BY 5, 6
+    UNION ALL
+    SELECT 7, coalesce(a.structure, 'unknown'), p.profile, NULL, NULL, NULL, sum(p.logins),
+           coalesce(sum(p.logins) FILTER (WHERE p.user_id IS NOT NULL), 0), count(p.user_id)
+    FROM per_profile AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 3
+    UNION ALL
+    SELECT 7, 'all', profile, NULL, NULL, NULL, sum(logins),
+           coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(user_id)
+    FROM per_profile GROUP BY 3
+    UNION ALL
+    SELECT 15, coalesce(a.structure, 'unknown'), NULL, NULL, NULL, NULL, sum(p.logins),
+           coalesce(sum(p.logins) FILTER (WHERE p.user_id IS NOT NULL), 0), count(p.user_id)
+    FROM per_person AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2
+    UNION ALL
+    SELECT 15, 'all', NULL, NULL, NULL, NULL, sum(logins),
+           coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(user_id)
+    FROM per_person HAVING count(*) > 0
+"""
+)
+BY_PROFILE, BY_STRUCTURE, BY_DAY, BY_HOUR = 7, 15, 11, 12
+
+# Openings of the month per user and app, attributed like logins; per structure and app.
+MONTH_APPS = sql.SQL(
+    """
+    WITH per_user AS (
+        SELECT user_id, coalesce(nullif(app, ''), 'unknown') AS app, count(*) AS openings
+        FROM {app_access_events}
+        WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
+        GROUP BY 1, 2
+    ), """
+    + _attribution("per_user")
+    + """
+    ), attributed AS (
+        SELECT coalesce(attribution.structure, 'unknown') AS structure, per_user.*
+        FROM per_user LEFT JOIN attribution USING (user_id)
+        UNION ALL
+        SELECT 'all', per_user.* FROM per_user
+    )
+    SELECT structure, app, sum(openings), count(DISTINCT user_id)
+    FROM attributed GROUP BY 1, 2
+"""
+)
+
+# Accounts as of the month's last instant, with each user's last login of the 90 days before.
+# Level (GROUPING(structure, profile)): 0 per structure and profile (attachments, as ent_accounts),
+# 1 per structure (distinct people), 2 per profile platform-wide, 3 platform-wide (distinct people).
+MONTH_ACCOUNTS = sql.SQL("""
+    WITH recent AS (
+        SELECT user_id, max(occurred_at) AS last_login
+        FROM {login_events}
+        WHERE occurred_at > %(since_90)s AND occurred_at <= %(as_of)s AND user_id IS NOT NULL
+        GROUP BY user_id
+    ), attachment AS (
+        SELECT a.user_id,
+               coalesce(nullif(a.structure_id, ''), 'unknown') AS structure,
+               coalesce(nullif(a.profile, ''), 'unknown') AS profile,
+               coalesce(a.activated_at <= %(as_of)s, false) AS activated,
+               r.last_login
+        FROM {accounts} AS a LEFT JOIN recent AS r ON r.user_id = a.user_id
+    ), person AS (
+        SELECT GROUPING(structure, profile) AS level, structure, profile, user_id,
+               count(*) AS attachments, count(*) FILTER (WHERE activated) AS activated_attachments,
+               bool_or(activated) AS activated, max(last_login) AS last_login
+        FROM attachment
+        GROUP BY GROUPING SETS ((structure, profile, user_id), (structure, user_id), (profile, user_id), (user_id))
+    )
+    SELECT level, structure, profile,
+           CASE WHEN level = 0 THEN sum(activated_attachments) ELSE count(*) FILTER (WHERE activated) END,
+           CASE WHEN level = 0 THEN sum(attachments - activated_attachments)
+                ELSE count(*) FILTER (WHERE NOT activated) END,
+           count(*) FILTER (WHERE activated AND (last_login IS NULL OR last_login <= %(since_30)s)),
+           count(*) FILTER (WHERE activated AND last_login IS NULL)
+    FROM person GROUP BY 1, 2, 3
+""")
+
+STRUCTURES = sql.SQL("""
+    SELECT structure_id, name, kind FROM {structures}
+    UNION
+    SELECT DISTINCT coalesce(nullif(structure_id, ''), 'unknown'), NULL, NULL FROM {accounts}
+""")
+
+
+@dataclass(frozen=True)
+class Month:
+    """A calendar month of the platform's timezone, as UTC instants [start, end)."""
+
+    year: int
+    month: int
+    zone: tzinfo
+
+    @classmethod
+    def parse(cls, text: str, zone: tzinfo) -> Month:
+        """``YYYY-MM``; ValueError with the reason otherwise."""
+        parts = text.split("-")
+        if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"not a month of the form YYYY-MM: {text!r}")
+        year, month = int(parts[0]), int(parts[1])
+        if not 1 <= month <= 12 or year < 1900:
+            raise ValueError(f"not a month of the form YYYY-MM: {text!r}")
+        return cls(year, month, zone)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def shift(self, months: int) -> Month:
+        index = self.year * 12 + self.month - 1 + months
+        return Month(index // 12, index % 12 + 1, self.zone)
+
+    @property
+    def start(self) -> datetime:
+        return local_midnight(self.first_day, self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return self.shift(1).start
+
+    @property
+    def days(self) -> list[date]:
+        following = self.shift(1).first_day
+        return [self.first_day + timedelta(days=n) for n in range((following - self.first_day).days)]
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+@dataclass
+class ProfileFigures:
+    visitors: int = 0
+    connections: int = 0  # logins of the profile (all of them, as ent_logins_total)
+    visitor_connections: int = 0  # logins with a user: the numerator of visits per visitor
+    published_visits: float | None = None  # of the true counts, when privacy.min_count hides the visitors
+
+    @property
+    def visits_per_visitor(self) -> float:
+        if self.published_visits is not None:
+            return self.published_visits
+        return self.visitor_connections / self.visitors if self.visitors else 0.0
+
+
+@dataclass
+class AccountFigures:
+    activated: int = 0
+    pending: int = 0
+    inactive: dict[int, int] = field(default_factory=lambda: {days: 0 for days in INACTIVE_DAYS})
+    # The ratio of the true counts, kept when privacy.min_count hides small ones (as the metrics do).
+    published_ratio: float | None = None
+
+    @property
+    def ratio(self) -> float:
+        if self.published_ratio is not None:
+            return self.published_ratio
+        total = self.activated + self.pending
+        return self.activated / total if total else 0.0
+
+
+@dataclass
+class StructureMonth:
+    """One structure's (or the platform's, ``all``) figures of one month."""
+
+    structure: str
+    connections: int = 0
+    per_day: dict[date, int] = field(default_factory=dict)
+    by_hour: dict[tuple[int, int], int] = field(default_factory=dict)  # (ISO weekday, hour) -> logins
+    profiles: dict[str, ProfileFigures] = field(default_factory=dict)  # profile or TOTAL
+    apps: dict[str, tuple[int, int]] = field(default_factory=dict)  # app -> (openings, distinct people)
+    accounts: dict[str, AccountFigures] = field(default_factory=dict)  # profile or TOTAL
+
+    @property
+    def total(self) -> ProfileFigures:
+        return self.profiles.get(TOTAL, ProfileFigures())
+
+    @property
+    def account_total(self) -> AccountFigures:
+        return self.accounts.get(TOTAL, AccountFigures())
+
+    @property
+    def app_openings(self) -> int:
+        return sum(openings for openings, _ in self.apps.values())
+
+    def headline(self) -> dict[str, float]:
+        """The figures compared with other months (keys: labels.INDICATORS)."""
+        return {
+            "connections": self.connections,
+            "visitors": self.total.visitors,
+            "visits_per_visitor": self.total.visits_per_visitor,
+            "app_openings": self.app_openings,
+            "activated_accounts": self.account_total.activated,
+            "activation_ratio": self.account_total.ratio,
+            "inactive_30d": self.account_total.inactive[30],
+        }
+
+
+@dataclass
+class Structure:
+    structure_id: str
+    name: str
+    kind: str
+
+
+def structures(source: Source) -> dict[str, Structure]:
+    """Every structure of ``structures`` and of ``accounts`` (named by its code when it has no name)."""
+    found: dict[str, Structure] = {}
+    for structure_id, name, kind in source.fetch(STRUCTURES):
+        key = structure_id if structure_id else "unknown"
+        previous = found.get(key)
+        if previous is None or (name and previous.name == key):
+            found[key] = Structure(key, name or key, kind or "unknown")
+    return found
+
+
+def month_figures(source: Source, month: Month) -> dict[str, StructureMonth]:
+    """Every structure's figures of ``month`` (and ``all``): four set-based statements."""
+    figures: dict[str, StructureMonth] = defaultdict(lambda: StructureMonth(""))
+
+    def of(structure: str) -> StructureMonth:
+        entry = figures[structure]
+        entry.structure = structure
+        return entry
+
+    window = {"start": month.start, "end": month.end, "zone": zone_name(month.zone)}
+    for grouping, structure, profile, day, weekday, hour, logins, with_user, visitors in source.fetch(
+        MONTH_LOGINS, window
+    ):
+        entry = of(structure)
+        if grouping == BY_PROFILE:
+            entry.profiles[profile] = ProfileFigures(int(visitors), int(logins), int(with_user))
+        elif grouping == BY_STRUCTURE:
+            entry.profiles[TOTAL] = ProfileFigures(int(visitors), int(logins), int(with_user))
+            entry.connections = int(logins)
+        elif grouping == BY_DAY:
+            entry.per_day[day] = int(logins)
+        elif grouping == BY_HOUR:
+            entry.by_hour[(weekday, hour)] = int(logins)
+    for structure, app, openings, people in source.fetch(MONTH_APPS, window):
+        of(structure).apps[app] = (int(openings), int(people))
+    as_of = month.end - JUST_BEFORE
+    for level, structure, profile, activated, pending, inactive_30, inactive_90 in source.fetch(
+        MONTH_ACCOUNTS,
+        {
+            "as_of": as_of,
+            "since_30": as_of - timedelta(days=30),
+            "since_90": as_of - timedelta(days=90),
+        },
+    ):
+        key_structure = ALL_STRUCTURES if level in (2, 3) else structure
+        key_profile = TOTAL if level in (1, 3) else profile
+        of(key_structure).accounts[key_profile] = AccountFigures(
+            int(activated), int(pending), {30: int(inactive_30), 90: int(inactive_90)}
+        )
+    # Every day of the month and every cell of the grid, zeros included.
+    for entry in figures.values():
+        entry.per_day = {day: entry.per_day.get(day, 0) for day in month.days}
+        entry.by_hour = {(w, h): entry.by_hour.get((w, h), 0) for w in range(1, 8) for h in range(24)}
+    return dict(figures)
+
+
+def empty(structure: str, month: Month) -> StructureMonth:
+    """The figures of a structure nothing happened in (every day and cell 0)."""
+    return StructureMonth(
+        structure, per_day={day: 0 for day in month.days}, by_hour={(w, h): 0 for w in range(1, 8) for h in range(24)}
+    )
+
+
+@dataclass
+class Report:
+    """What one report shows: a structure's month, with the previous month and the same month a year before."""
+
+    structure: Structure
+    month: Month
+    current: StructureMonth
+    previous: StructureMonth
+    year_before: StructureMonth
+    apps: list[str]  # the catalogue: every app of the three months, most opened this month first
+
+
+def build_reports(source: Source, month: Month, wanted: list[str] | None = None, min_count: int = 0) -> list[Report]:
+    """The reports of ``month`` for ``wanted`` structure ids (None: every structure and the platform);
+    people counts below ``min_count`` as 0 (privacy.min_count)."""
+    known = structures(source)
+    known.pop("unknown", None)  # events nobody's account explains: in the platform's figures, not a report
+    platform = Structure(ALL_STRUCTURES, "", "platform")
+    ids = sorted(known) + [ALL_STRUCTURES] if wanted is None else wanted
+    months = [month_figures(source, m) for m in (month, month.shift(-1), month.shift(-12))]
+    reports = []
+    for structure_id in ids:
+        current, previous, year_before = (
+            figures.get(structure_id) or empty(structure_id, m)
+            for figures, m in zip(months, (month, month.shift(-1), month.shift(-12)))
+        )
+        current, previous, year_before = (apply_privacy(f, min_count) for f in (current, previous, year_before))
+        catalogue = set(current.apps) | set(previous.apps) | set(year_before.apps)
+        apps = sorted(catalogue, key=lambda app: (-current.apps.get(app, (0, 0))[0], app))
+        reports.append(
+            Report(
+                platform if structure_id == ALL_STRUCTURES else known[structure_id],
+                month,
+                current,
+                previous,
+                year_before,
+                apps,
+            )
+        )
+    return reports
+
+
+def known_structure_ids(source: Source) -> set[str]:
+    ids = set(structures(source))
+    ids.discard("unknown")
+    return ids | {ALL_STRUCTURES}
+
+
+def apply_privacy(figures: StructureMonth, min_count: int) -> StructureMonth:
+    """People counts below ``min_count`` as 0, as the metrics publish them (``privacy.min_count``):
+    visitors, accounts (activated, pending, inactive) and the people per application. Event counts
+    (connections, openings) and ratios are kept, as in the exposition."""
+    if min_count <= 0:
+        return figures
+
+    def hide(value: int) -> int:
+        return 0 if 0 < value < min_count else value
+
+    for profile in figures.profiles.values():
+        profile.published_visits = profile.visits_per_visitor
+        profile.visitors = hide(profile.visitors)
+    for account in figures.accounts.values():
+        ratio = account.ratio
+        account.activated, account.pending = hide(account.activated), hide(account.pending)
+        account.inactive = {days: hide(n) for days, n in account.inactive.items()}
+        account.published_ratio = ratio
+    figures.apps = {app: (openings, hide(people)) for app, (openings, people) in figures.apps.items()}
+    return figures

@@ -1,0 +1,216 @@
+"""Writes a report's files: PDF (fpdf2), a self-contained HTML page, and one CSV per indicator.
+
+Files of one structure go into their own directory, named by the structure's code; the
+platform's into ``all`` (as ``structure="all"`` in the metrics):
+
+    OUT/<structure id>/<YYYY-MM>.pdf
+    OUT/<structure id>/<YYYY-MM>.html
+    OUT/<structure id>/<YYYY-MM>-<indicator>.csv
+
+so a head of establishment can be given their directory (a share, a mail rule) and nothing else.
+Each file is written to a temporary name and renamed: a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import os
+import re
+from pathlib import Path
+
+from ent_exporter.reports import labels
+from ent_exporter.reports.document import Document, Section
+
+FORMATS = ("pdf", "html", "csv")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def directory_name(structure_id: str) -> str:
+    """A structure's code as a directory name (UAI codes are kept as they are)."""
+    name = _UNSAFE.sub("_", structure_id)
+    return "_" + name if name.startswith(".") or not name else name
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+
+def csv_bytes(section: Section) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(section.csv_header)
+    writer.writerows(section.csv_rows)
+    return buffer.getvalue().encode()
+
+
+# -- PDF ----------------------------------------------------------------------------------------
+
+
+def _font_files() -> tuple[str, str]:
+    """DejaVu Sans from matplotlib's own data: every accent and dash, nothing to install."""
+    import matplotlib
+
+    directory = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return str(directory / "DejaVuSans.ttf"), str(directory / "DejaVuSans-Bold.ttf")
+
+
+def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
+    import logging
+
+    from fpdf import FPDF
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting narrates every table at INFO
+    from fpdf.fonts import FontFace
+
+    regular, bold = _font_files()
+    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+    pdf.set_creator("ent-exporter")
+    pdf.set_title(document.title)
+    pdf.set_lang(document.language)
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.set_margins(15, 15, 15)
+    pdf.add_font("DejaVu", "", regular)
+    pdf.add_font("DejaVu", "B", bold)
+    footer_text = f"{document.subtitle} — {document.title}"
+
+    def footer() -> None:  # page numbers, the structure and the month on every page
+        pdf.set_y(-12)
+        pdf.set_font("DejaVu", "", 7)
+        pdf.set_text_color(110)
+        pdf.cell(0, 5, f"{footer_text} — {pdf.page_no()}/{{nb}}", align="C")
+
+    pdf.footer = footer  # type: ignore[method-assign]
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 15)
+    pdf.multi_cell(0, 7, document.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "B", 12)
+    pdf.set_text_color(31, 95, 168)
+    pdf.multi_cell(0, 7, document.subtitle, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0)
+    pdf.set_font("DejaVu", "", 8)
+    pdf.multi_cell(0, 4, document.period, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    width = pdf.epw
+    for index, section in enumerate(document.sections):
+        image = charts.get(section.chart) if section.chart else None
+        # The title, its sentence and the chart stay together (the table may run onto the next page).
+        needed = 22 + (width * _aspect(image) if image else 10)
+        if index and pdf.get_y() + min(needed, pdf.page_break_trigger - pdf.t_margin) > pdf.page_break_trigger:
+            pdf.add_page()
+        pdf.set_font("DejaVu", "B", 11)
+        pdf.cell(0, 7, section.title, new_x="LMARGIN", new_y="NEXT")
+        if section.description:
+            pdf.set_font("DejaVu", "", 8)
+            pdf.set_text_color(80)
+            pdf.multi_cell(0, 4, section.description, new_x="LMARGIN", new_y="NEXT")
+            pdf.set_text_color(0)
+        pdf.ln(1)
+        if image:
+            pdf.image(io.BytesIO(image), w=width)
+            pdf.ln(1)
+        if section.compact:
+            continue  # every value is in the chart and in the section's CSV
+        pdf.set_font("DejaVu", "", 8)
+        widths = (2.6, *[1] * (len(section.header) - 1)) if section.key == "summary" else None
+        with pdf.table(
+            col_widths=widths,
+            headings_style=FontFace(emphasis="BOLD", fill_color=(230, 236, 244)),
+            text_align=("LEFT", *["RIGHT"] * (len(section.header) - 1)),
+            line_height=4.6,
+            padding=0.8,
+            first_row_as_headings=True,
+        ) as table:
+            for row in [section.header, *section.rows]:
+                table.row(row)
+        pdf.ln(3)
+    pdf.ln(2)
+    pdf.set_font("DejaVu", "", 7)
+    pdf.set_text_color(90)
+    pdf.multi_cell(0, 3.5, document.footnote, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def _aspect(png: bytes) -> float:
+    """Height / width of a PNG (its IHDR chunk)."""
+    width = int.from_bytes(png[16:20], "big")
+    height = int.from_bytes(png[20:24], "big")
+    return height / width if width else 0.0
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+_STYLE = """
+body{font-family:"DejaVu Sans",Arial,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem}
+.sub{color:#1f5fa8;font-weight:bold;font-size:1.1rem}.note{color:#555;font-size:.85rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #c9d2dc;padding:.2rem .5rem}th{background:#e6ecf4;text-align:left}
+td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}
+details{margin:.5rem 0}
+"""
+
+
+def html_bytes(document: Document, charts: dict[str, bytes], csv_names: dict[str, str]) -> bytes:
+    e = html.escape
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="{e(document.language)}">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{e(document.title)} — {e(document.subtitle)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n",
+        f'<h1>{e(document.title)}</h1>\n<p class="sub">{e(document.subtitle)}</p>\n'
+        f'<p class="note">{e(document.period)}</p>\n',
+    ]
+    for section in document.sections:
+        parts.append(f'<section id="{e(section.key)}">\n<h2>{e(section.title)}</h2>\n')
+        if section.description:
+            parts.append(f'<p class="note">{e(section.description)}</p>\n')
+        if section.chart and section.chart in charts:
+            data = base64.b64encode(charts[section.chart]).decode()
+            parts.append(f'<img alt="{e(section.title)}" src="data:image/png;base64,{data}">\n')
+        table = ["<table>\n<tr>" + "".join(f"<th>{e(cell)}</th>" for cell in section.header) + "</tr>\n"]
+        table += ["<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n" for row in section.rows]
+        table.append("</table>\n")
+        if section.compact:
+            table = ["<details><summary>" + e(section.title) + "</summary>\n", *table, "</details>\n"]
+        parts += table
+        if section.key in csv_names:
+            parts.append(f'<p class="note"><a href="{e(csv_names[section.key])}">CSV</a></p>\n')
+        parts.append("</section>\n")
+    parts.append(f'<p class="note">{e(document.footnote)}</p>\n</body>\n</html>\n')
+    return "".join(parts).encode()
+
+
+# -- all of a report's files --------------------------------------------------------------------
+
+
+def write(
+    document: Document, charts: dict[str, bytes], out: Path, structure_id: str, month: str, formats: tuple[str, ...]
+) -> list[Path]:
+    directory = out / directory_name(structure_id)
+    written: list[Path] = []
+    csv_names = {section.key: f"{month}-{section.key}.csv" for section in document.sections} if "csv" in formats else {}
+    if "csv" in formats:
+        for section in document.sections:
+            path = directory / csv_names[section.key]
+            _atomic_write(path, csv_bytes(section))
+            written.append(path)
+    if "html" in formats:
+        path = directory / f"{month}.html"
+        _atomic_write(path, html_bytes(document, charts, csv_names))
+        written.append(path)
+    if "pdf" in formats:  # last: its presence says the report is complete (see ent_exporter.reports.job)
+        path = directory / f"{month}.pdf"
+        _atomic_write(path, pdf_bytes(document, charts))
+        written.append(path)
+    return written
+
+
+def language_or_default(language: str | None) -> str:
+    return language if language in labels.LANGUAGES else labels.DEFAULT_LANGUAGE

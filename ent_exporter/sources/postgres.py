@@ -1,0 +1,246 @@
+"""The platform database, read-only, through a small psycopg connection pool."""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+
+from ent_exporter.engine.collector import SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+# The relations of the source contract (see README, "Source contract").
+RELATIONS = ("structures", "accounts", "login_events", "app_access_events", "connector_events")
+# Relations a platform may give or not (README, "Source contract"): a collector that reads one
+# publishes nothing, without failing, on a source that lacks it (see ent_exporter.aggregation.optional).
+OPTIONAL_RELATIONS = ("course_progress", "account_feeds", "user_classes")
+
+
+# Beyond the server's statement_timeout, how long the client waits for an answer before it
+# gives up on the connection: a frozen server (SIGSTOP, a hung host) cannot fire its own timeout.
+CLIENT_MARGIN_SECONDS = 5.0
+# Longest time the pool keeps retrying one reconnection in the background (with backoff
+# 1, 2, 4... s) before it gives up; the next statement starts a new attempt. psycopg_pool's
+# default (300 s) let the backoff grow to minutes after a long outage.
+RECONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class _Watchdog:
+    """One thread that fires the deadlines of every statement (a thread started per statement costs a
+    thread's start-up and a wait for it to be scheduled, on every query of every cycle)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[list] = []  # [deadline, number, callback or None once disarmed]
+        self._armed: dict[int, list] = {}
+        self._numbers = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, callback: Any) -> int:
+        with self._condition:
+            entry = [time.monotonic() + seconds, next(self._numbers), callback]
+            heapq.heappush(self._heap, entry)
+            self._armed[entry[1]] = entry
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="ent-exporter-deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+            return entry[1]
+
+    def disarm(self, number: int) -> None:
+        with self._condition:
+            entry = self._armed.pop(number, None)
+            if entry is not None:
+                entry[2] = None  # (its connection is not held until the deadline)
+
+    def _watch(self) -> None:
+        while True:
+            with self._condition:
+                while self._heap and self._heap[0][2] is None:
+                    heapq.heappop(self._heap)
+                now = time.monotonic()
+                due = []
+                while self._heap and self._heap[0][0] <= now:
+                    entry = heapq.heappop(self._heap)
+                    if entry[2] is not None:
+                        self._armed.pop(entry[1], None)
+                        due.append(entry[2])
+                if not due:
+                    self._condition.wait(self._heap[0][0] - now if self._heap else None)
+                    continue
+            for callback in due:
+                callback()
+
+
+_WATCHDOG = _Watchdog()
+
+
+@contextlib.contextmanager
+def _deadline(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
+    """Bounds every wait on ``conn`` inside the block: when ``seconds`` pass, the connection's
+    socket is shut down, the blocked call returns with an OperationalError and the pool drops
+    the connection. Works whatever the server does (a cancel request would need it to answer)."""
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        try:
+            fd = conn.pgconn.socket
+            with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as duplicate:
+                duplicate.shutdown(socket.SHUT_RDWR)
+        except Exception:  # already closed: nothing is waiting any more
+            pass
+
+    armed = _WATCHDOG.arm(seconds, cut)
+    try:
+        yield
+    except psycopg.OperationalError as error:
+        if expired.is_set():
+            raise SourceUnavailable(f"no answer from the database within {seconds:g} s") from error
+        raise
+    finally:
+        _WATCHDOG.disarm(armed)
+
+
+class PostgresSource:
+    """Runs collectors' statements on a read-only pool with a statement timeout."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "ent",
+        *,
+        statement_timeout_seconds: float = 60,
+        connect_timeout_seconds: float = 10,
+        max_connections: int = 2,
+    ) -> None:
+        self.schema = schema
+        self.relations = {name: sql.Identifier(schema, name) for name in RELATIONS + OPTIONAL_RELATIONS}
+        self._wait_seconds = connect_timeout_seconds
+        # Every statement's answer is awaited at most this long (client side).
+        self.answer_seconds = statement_timeout_seconds + CLIENT_MARGIN_SECONDS
+        self.pool = psycopg_pool.ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            timeout=connect_timeout_seconds,
+            check=self._check,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
+            kwargs={
+                "application_name": "ent-exporter",
+                "connect_timeout": max(1, int(connect_timeout_seconds)),
+                # A peer that vanished (network cut, host down) is noticed by the kernel.
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+                "options": (
+                    f"-c default_transaction_read_only=on -c statement_timeout={int(statement_timeout_seconds * 1000)}"
+                ),
+                "autocommit": True,
+            },
+            name="ent-exporter",
+        )
+
+    def _check(self, conn: psycopg.Connection) -> None:
+        """The pool's check of a connection before lending it, bounded like a statement."""
+        try:
+            with _deadline(conn, self._wait_seconds):
+                psycopg_pool.ConnectionPool.check_connection(conn)
+        except SourceUnavailable as error:  # the pool drops the connection and takes another
+            raise psycopg.OperationalError(str(error)) from error
+
+    def open(self) -> None:
+        """Starts connecting in the background: an unreachable database does not stop the exporter."""
+        self.pool.open(wait=False)
+
+    def wait_ready(self) -> None:
+        """Opens the pool and waits for a first connection (one-off runs fail fast instead of retrying)."""
+        try:
+            self.pool.open(wait=True, timeout=self._wait_seconds)
+        except psycopg_pool.PoolTimeout as error:
+            raise SourceUnavailable(f"no connection to the database within {self._wait_seconds:g} s") from error
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> PostgresSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def compose(self, query: sql.SQL, **placeholders: str | sql.Composable) -> sql.Composable:
+        fill: dict[str, sql.Composable] = dict(self.relations)
+        for name, value in placeholders.items():
+            fill[name] = self.relations[value] if isinstance(value, str) else value
+        return query.format(**fill)
+
+    def fetch(
+        self,
+        query: sql.SQL,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+        **placeholders: str | sql.Composable,
+    ) -> list[tuple]:
+        statement = self.compose(query, **placeholders)
+        with self._connection() as conn, _deadline(conn, self.answer_seconds):
+            return conn.execute(statement, params).fetchall()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """Statements that all see one snapshot of the database (a REPEATABLE READ, read-only
+        transaction): what one of them finds missing, another does not find present."""
+        with self._connection() as conn:
+            with _deadline(conn, self.answer_seconds):
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield Snapshot(self, conn)
+            finally:
+                if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception), _deadline(conn, self._wait_seconds):
+                        conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; unreachable, frozen or lost databases become SourceUnavailable."""
+        try:
+            with self.pool.connection(timeout=self._wait_seconds) as conn:
+                yield conn
+        except psycopg_pool.PoolTimeout as error:
+            raise SourceUnavailable(f"no connection to the database within {self._wait_seconds:g} s") from error
+        except psycopg.errors.QueryCanceled:
+            raise  # statement_timeout: the query is too slow, the database is up
+        except psycopg.OperationalError as error:
+            raise SourceUnavailable(str(error).strip()) from error
+
+
+class Snapshot:
+    """The ``fetch`` of a source, inside one transaction snapshot (see PostgresSource.snapshot)."""
+
+    def __init__(self, source: PostgresSource, conn: psycopg.Connection) -> None:
+        self.source = source
+        self.relations = source.relations
+        self._conn = conn
+
+    def fetch(
+        self,
+        query: sql.SQL,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+        **placeholders: str | sql.Composable,
+    ) -> list[tuple]:
+        statement = self.source.compose(query, **placeholders)
+        with _deadline(self._conn, self.source.answer_seconds):
+            return self._conn.execute(statement, params).fetchall()
