@@ -122,6 +122,7 @@ def make_runtime(
         idle_series_retention=timedelta(days=config.limits.idle_series_days),
         clock=clock,
         late_commit_limit=timedelta(seconds=config.source.late_commit_limit_seconds),
+        schedules={cadence: config.schedule(cadence) for cadence in Cadence},
     )
 
 
@@ -249,8 +250,6 @@ class Exporter:
         self.source.open()
         self.scheduler = CollectorScheduler(
             self.runtime,
-            {cadence: self.config.schedule(cadence) for cadence in Cadence},
-            self.config.zone,
             retry_initial_seconds=self.config.retry.initial_seconds,
             retry_max_seconds=self.config.retry.max_seconds,
         )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ent_exporter import probes
 from ent_exporter.engine.collector import Cadence
+from ent_exporter.engine.schedule import Schedule
 from ent_exporter.indicators import custom as custom_indicators
 from ent_exporter.reports.settings import ReportsConfig
 
@@ -184,12 +185,14 @@ class Config(_Section):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def schedule(self, cadence: Cadence) -> tuple[str, int]:
-        """The crontab expression and jitter of a cadence, defaults filled in."""
+    def schedule(self, cadence: Cadence) -> Schedule:
+        """The cadence's schedule in force: its crontab expression and jitter, defaults filled in."""
         configured = self.schedules.get(cadence, ScheduleConfig())
-        return (
+        return Schedule(
+            cadence,
             configured.cron or cadence.default_schedule,
             cadence.default_jitter_seconds if configured.jitter_seconds is None else configured.jitter_seconds,
+            self.zone,
         )
 
 

@@ -25,7 +25,6 @@ import psycopg
 from ent_exporter.engine.collector import HistogramValue
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = UTC
 MICROSECOND = timedelta(microseconds=1)
 ACCOUNT_PROFILES = ["Teacher", "Student", "Student", "Relative", "Personnel", None, ""]
 LOGIN_COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50)

@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.support import free_port, wait_until
 
-UTC = UTC
 # Fixed dates, never the wall clock: valid from 2020 to a second of 2099; the expired one ended in 2021.
 VALID_FROM = datetime(2020, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2099, 6, 30, 12, 34, 56, tzinfo=UTC)

@@ -10,7 +10,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from random import Random
 
@@ -279,6 +279,3 @@ def expected_connector_samples(calls: Iterable[tuple]) -> dict[str, dict[tuple, 
 
 def as_samples(name: str, labels: tuple[str, ...], counts: Counter) -> dict[tuple, float]:
     return {tuple(sorted(zip(labels, key))): float(value) for key, value in counts.items()}
-
-
-UTC = UTC

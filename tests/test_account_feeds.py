@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -19,7 +19,6 @@ from tests.support import free_port, parse, require_binary, run_cli, wait_until,
 from tests.test_adapters_edifice import _env, create_event_store, init_source, readonly_dsn
 from tests.test_end_to_end import api, prometheus_config, shortened_rules
 
-UTC = UTC
 HEADER = "user_id, structure_id, structure_name, structure_kind, profile, created_at, activated"
 # 6 data lines and a blank one: 4 attachments, 1 line without a structure (rejected), 1 repeated.
 GOOD = (

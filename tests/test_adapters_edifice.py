@@ -35,7 +35,6 @@ from tests.ent_rows import EntRows
 from tests.support import FULL_BREAKDOWNS, parse, run_cli
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = UTC
 PLATFORM = "4f3c2a1e-0000-4000-8000-000000000001"
 OTHER_PLATFORM = "4f3c2a1e-0000-4000-8000-000000000002"
 PROFILES = ["Teacher", "Student", "Relative", "Personnel", "Guest"]

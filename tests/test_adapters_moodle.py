@@ -33,7 +33,6 @@ from tests.moodle_schema import create_moodle_tables
 from tests.support import run_cli
 from tests.test_adapters_edifice import Exporter
 
-UTC = UTC
 START = datetime(2026, 9, 16, 13, 0, tzinfo=UTC)  # a Wednesday, 15:00 in Paris: day, week and month differ
 HISTORY = timedelta(days=100)  # the log before START: beyond every window (90 days at most)
 CYCLES = 3  # hourly cycles after START; every family is compared at each of them

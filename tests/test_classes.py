@@ -16,7 +16,6 @@ from tests.support import RawData, insert, make_accounts, make_events, parse, ru
 pytestmark = pytest.mark.time_sensitive
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = UTC
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=PARIS)  # a Wednesday: day, week and month differ
 CLASSES = ["6A", "6B", "5A", "3C", "", None]
 OPT_IN = {"enabled": ["class_visitors", "class_accounts"]}

@@ -17,7 +17,6 @@ from ent_exporter.app import make_runtime, make_source
 from ent_exporter.config import load_config
 from tests.support import RawData, insert, make_accounts, make_events, parse, run_cli, write_config
 
-UTC = UTC
 NOW = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)
 
 PENDING = {

@@ -14,7 +14,6 @@ from ent_exporter.demo.data import APPS, CONNECTORS, FLAKY_CONNECTOR, PROFILES, 
 from ent_exporter.demo.live import LiveGenerator, Population
 from tests.support import canonical_database
 
-UTC = UTC
 END = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday morning
 SMALL = {"scale": 0.1, "days": 14, "end": END, "progress": False}
 

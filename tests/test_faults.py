@@ -37,7 +37,6 @@ from tests.support import (
     wait_until,
 )
 
-UTC = UTC
 ACCOUNTS = [
     (
         f"u{i}",
@@ -213,15 +212,15 @@ def test_the_scheduler_retries_a_failed_run_with_backoff(own_server):
         {
             "source": {"dsn": dsn, "statement_timeout_seconds": 1, "connect_timeout_seconds": 1},
             "retry": {"initial_seconds": 2, "max_seconds": 4},
+            # Regular runs once a year: only the retry runs during the test.
+            "schedules": {cadence.value: {"cron": "0 0 1 1 *", "jitter_seconds": 0} for cadence in Cadence},
         },
         "test",
     )
     source = make_source(config)
     source.open()
     runtime = make_runtime(config, source, persistent=False)
-    scheduler = CollectorScheduler(
-        runtime, {c: ("0 0 1 1 *", 0) for c in Cadence}, UTC, retry_initial_seconds=2, retry_max_seconds=4
-    )
+    scheduler = CollectorScheduler(runtime, retry_initial_seconds=2, retry_max_seconds=4)
     source.wait_ready()
     frozen = []
     try:

@@ -15,7 +15,6 @@ from tests.support import FULL_BREAKDOWNS, parse
 
 pytestmark = pytest.mark.time_sensitive
 
-UTC = UTC
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 
 

@@ -18,7 +18,6 @@ from tests.support import as_samples, expected_event_counts, parse
 
 pytestmark = pytest.mark.time_sensitive
 
-UTC = UTC
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 ACCOUNTS = [
     ("u1", "S1", "Teacher", START, START),

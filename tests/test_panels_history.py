@@ -32,7 +32,6 @@ from tests.support import free_port, require_binary, wait_until
 from tests.test_dashboards import iter_panels, load_dashboards, substitute
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = UTC
 NOW = datetime(2025, 11, 19, 12, 0, tzinfo=UTC)  # a Wednesday; pinned: the test never reads the clock
 DAYS = 4
 START = NOW - timedelta(days=DAYS)

@@ -21,6 +21,8 @@ import pytest
 from ent_exporter.app import make_source
 from ent_exporter.config import parse_config
 from ent_exporter.engine import clock as clocks
+from ent_exporter.engine.collector import Cadence
+from ent_exporter.engine.schedule import Schedule
 from ent_exporter.reports import labels
 from ent_exporter.reports.figures import TOTAL, Month, build_reports, month_figures
 from ent_exporter.reports.job import ReportJob
@@ -30,7 +32,6 @@ from tests.support import canonical_database, run_cli, write_config
 pytestmark = pytest.mark.time_sensitive
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = UTC
 MICROSECOND = timedelta(microseconds=1)
 STRUCTURES = [
     ("0750001A", "Collège Jean Moulin", "college"),
@@ -604,7 +605,7 @@ def test_the_monthly_job_writes_the_closed_month_once(data, source, tmp_path):
     job = ReportJob(settings, source, PARIS, clock=clocks.FixedClock(now))
     assert str(job.closed_month()) == "2026-10" and not job.done(job.closed_month())
     scheduler = BackgroundScheduler(timezone=PARIS)
-    job.attach(scheduler, ("15 4 1 * *", 0))
+    job.attach(scheduler, Schedule(Cadence.MONTHLY, "15 4 1 * *", 0, PARIS))
     (scheduled,) = scheduler.get_jobs()
     assert scheduled.next_run_time is not None  # the month is missing: due at once
     written = job.run()
@@ -613,7 +614,7 @@ def test_the_monthly_job_writes_the_closed_month_once(data, source, tmp_path):
     summary = read_csv(tmp_path / "monthly" / "all" / "2026-10-summary.csv")
     assert int(summary[0]["value"]) == recount(data[1], "2026-10")["all"]["connections"]
     scheduler = BackgroundScheduler(timezone=PARIS)
-    job.attach(scheduler, ("15 4 1 * *", 0))
+    job.attach(scheduler, Schedule(Cadence.MONTHLY, "15 4 1 * *", 0, PARIS))
     (scheduled,) = scheduler.get_jobs()
     # Already written: the next run is the crontab's (APScheduler computes it at start).
     assert getattr(scheduled, "next_run_time", None) is None

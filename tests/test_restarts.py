@@ -19,7 +19,6 @@ from tests.support import FULL_BREAKDOWNS, RawData, insert, make_accounts, make_
 
 pytestmark = pytest.mark.time_sensitive
 
-UTC = UTC
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)  # a Wednesday
 EARLIER = NOW - timedelta(days=120)  # an earlier run: what has not moved since is idle at NOW (90 days)
 DISTANCES = {

@@ -272,6 +272,7 @@ def test_a_run_falling_due_while_the_previous_one_goes_is_not_a_warning(caplog):
 
     from ent_exporter.engine.collector import Cadence, Collector, Family, Kind, Result
     from ent_exporter.engine.runtime import Runtime
+    from ent_exporter.engine.schedule import Schedule
     from ent_exporter.engine.scheduler import CollectorScheduler
 
     release = threading.Event()
@@ -286,8 +287,10 @@ def test_a_run_falling_due_while_the_previous_one_goes_is_not_a_warning(caplog):
             release.wait(10)
             return Result({"test_slow": {(): 1.0}})
 
-    runtime = Runtime([Slow()], source=None)
-    scheduler = CollectorScheduler(runtime, {cadence: ("* * * * *", 0) for cadence in Cadence}, runtime.zone)
+    runtime = Runtime(
+        [Slow()], source=None, schedules={Cadence.INSTANT: Schedule(Cadence.INSTANT, "* * * * *", 0, UTC)}
+    )
+    scheduler = CollectorScheduler(runtime)
     scheduler.scheduler.reschedule_job("slow", trigger=CronTrigger(second="*"))  # due every second
     caplog.set_level(logging.DEBUG)
     scheduler.start()

@@ -34,7 +34,6 @@ from psycopg import sql
 from ent_exporter.engine import clock as clocks
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = UTC
 
 # Bumped whenever the generator's output changes, so ensure_seeded() reseeds old data.
 GENERATOR_VERSION = "1"

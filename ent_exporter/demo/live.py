@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from random import Random
 
@@ -38,7 +38,6 @@ from ent_exporter.demo.data import (
 from ent_exporter.engine import clock as clocks
 
 log = logging.getLogger(__name__)
-UTC = UTC
 
 PEAK_LOGINS_PER_SECOND = 6.0  # at the busiest hour of a school day
 ACTIVATIONS_PER_SECOND = 0.05  # pending accounts that finally activate

@@ -18,8 +18,6 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta, tzinfo
 
-UTC = UTC
-
 
 class Clock:
     """ "Now" as an aware UTC datetime (``now()``) and as Unix seconds (``time()``)."""

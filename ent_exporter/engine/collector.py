@@ -22,7 +22,8 @@ from psycopg import sql
 
 
 class Cadence(str, enum.Enum):
-    """How often a collector's query may run, with its default cron schedule."""
+    """How often a collector's query may run, with its default cron schedule and jitter. What is in force
+    (a configured cron) is an ``engine.schedule.Schedule``, whose period comes from its cron."""
 
     INSTANT = "instant"
     HOURLY = "hourly"
@@ -35,11 +36,6 @@ class Cadence(str, enum.Enum):
         return _DEFAULT_SCHEDULES[self]
 
     @property
-    def period(self) -> timedelta:
-        """Longest time between two scheduled runs: a result older than this is stale."""
-        return _PERIODS[self]
-
-    @property
     def default_jitter_seconds(self) -> int:
         return _JITTER_SECONDS[self]
 
@@ -50,13 +46,6 @@ _DEFAULT_SCHEDULES = {
     Cadence.DAILY: "15 2 * * *",
     Cadence.WEEKLY: "15 3 * * mon",
     Cadence.MONTHLY: "15 4 1 * *",
-}
-_PERIODS = {
-    Cadence.INSTANT: timedelta(minutes=1),
-    Cadence.HOURLY: timedelta(hours=1),
-    Cadence.DAILY: timedelta(days=1),
-    Cadence.WEEKLY: timedelta(weeks=1),
-    Cadence.MONTHLY: timedelta(days=31),
 }
 _JITTER_SECONDS = {
     Cadence.INSTANT: 5,

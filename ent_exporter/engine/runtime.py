@@ -6,7 +6,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -30,6 +30,7 @@ from ent_exporter.engine.collector import (
     encode_samples,
 )
 from ent_exporter.engine.exposition import Exposition
+from ent_exporter.engine.schedule import Schedule, default_schedules
 from ent_exporter.engine.state import StateStore, StoredResult
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ FAILURES = Family(
 CADENCE = Family(
     "ent_exporter_collector_cadence_seconds",
     Kind.GAUGE,
-    "Longest time between two scheduled runs of the collector (its cadence).",
+    "Longest time between two scheduled runs of the collector: its schedule's period (a configured cron included).",
     ("collector", "cadence"),
 )
 SOURCE_UP = Family(
@@ -206,6 +207,7 @@ class Runtime:
         idle_series_retention: timedelta = timedelta(days=90),
         clock: clocks.Clock | None = None,
         late_commit_limit: timedelta = timedelta(hours=1),
+        schedules: Mapping[Cadence, Schedule] | None = None,
     ) -> None:
         self.late_commit_limit = late_commit_limit
         self.collectors = {collector.name: collector for collector in collectors}
@@ -218,6 +220,9 @@ class Runtime:
         self.settle = settle
         self.chunk_size = chunk_size
         self.idle_series_retention = idle_series_retention
+        # The schedules in force (the configuration's crons): staleness, readiness and retries follow them.
+        in_force = {**default_schedules(zone), **(schedules or {})}
+        self.schedules = {name: in_force[collector.cadence] for name, collector in self.collectors.items()}
         families = [family for collector in self.collectors.values() for family in collector.families]
         kwargs = {} if exposition_policy is None else {"policy": exposition_policy}
         self.exposition = Exposition([*families, *SELF_FAMILIES], **kwargs)
@@ -268,17 +273,17 @@ class Runtime:
         gc.freeze()
 
     def is_stale(self, name: str, now: float | None = None) -> bool:
-        """True when the last success is older than the collector's cadence (or there is none)."""
+        """True when the last success is older than the period of the collector's schedule (or there is none)."""
         last = self._last_success.get(name)
         now = self.clock.time() if now is None else now
-        return last is None or now - last >= self.collectors[name].cadence.period.total_seconds()
+        return last is None or now - last >= self.schedules[name].period.total_seconds()
 
     def is_overdue(self, name: str, now: float | None = None) -> bool:
         """Stale beyond what a healthy schedule explains: the cadence, plus a margin for the jitter,
         the run itself and a retry (a tenth of the cadence, between 1 minute and 1 hour)."""
         last = self._last_success.get(name)
         now = self.clock.time() if now is None else now
-        period = self.collectors[name].cadence.period.total_seconds()
+        period = self.schedules[name].period.total_seconds()
         return last is None or now - last > period + min(max(60.0, period / 10), 3600.0)
 
     @property
@@ -436,9 +441,7 @@ class Runtime:
                 LAST_SUCCESS.name: {(n,): t for n, t in self._last_success.items()},
                 DURATION.name: {(n,): d for n, d in self._durations.items()},
                 FAILURES.name: {(n,): f for n, f in self._failures.items()},
-                CADENCE.name: {
-                    (n, c.cadence.value): c.cadence.period.total_seconds() for n, c in self.collectors.items()
-                },
+                CADENCE.name: {(n, s.cadence.value): s.period.total_seconds() for n, s in self.schedules.items()},
                 SOURCE_UP.name: {} if self._source_up is None else {(): self._source_up},
             }
         samples[SERIES.name] = {

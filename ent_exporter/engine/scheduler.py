@@ -1,16 +1,14 @@
-"""Runs each collector on its cadence with APScheduler, retrying failures with backoff."""
+"""Runs each collector on its schedule with APScheduler, retrying failures with backoff."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from ent_exporter.engine import clock as clocks
-from ent_exporter.engine.collector import Cadence
 from ent_exporter.engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -30,9 +28,9 @@ class _OverlapSkipFilter(logging.Filter):
 logging.getLogger("apscheduler.scheduler").addFilter(_OverlapSkipFilter())
 
 
-def retry_delay(failures: int, initial: float, maximum: float, cadence: Cadence) -> float:
-    """Exponential backoff, never longer than the cadence (the next regular run comes sooner anyway)."""
-    return min(initial * 2 ** max(0, failures - 1), maximum, cadence.period.total_seconds())
+def retry_delay(failures: int, initial: float, maximum: float, period: timedelta) -> float:
+    """Exponential backoff, never longer than the schedule's period (the next regular run comes sooner anyway)."""
+    return min(initial * 2 ** max(0, failures - 1), maximum, period.total_seconds())
 
 
 class CollectorScheduler:
@@ -41,15 +39,13 @@ class CollectorScheduler:
     def __init__(
         self,
         runtime: Runtime,
-        schedules: dict[Cadence, tuple[str, int]],
-        zone: tzinfo,
         *,
         retry_initial_seconds: float = 5,
         retry_max_seconds: float = 300,
         workers: int = 4,
     ) -> None:
         self.runtime = runtime
-        self.zone = zone
+        self.zone = zone = runtime.zone
         self.retry_initial_seconds = retry_initial_seconds
         self.retry_max_seconds = retry_max_seconds
         self.scheduler = BackgroundScheduler(
@@ -58,10 +54,8 @@ class CollectorScheduler:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
             timezone=zone,
         )
-        for name, collector in runtime.collectors.items():
-            expression, jitter = schedules[collector.cadence]
-            trigger = CronTrigger.from_crontab(expression, timezone=zone)
-            trigger.jitter = jitter or None
+        for name in runtime.collectors:
+            trigger = runtime.schedules[name].trigger()  # the configured cron and jitter
             # A collector whose persisted result is older than its cadence runs at start-up.
             # (APScheduler fires on the machine's time: the dates handed to it are in that time.)
             first = clocks.SYSTEM.local(zone) if runtime.is_stale(name) else None
@@ -78,12 +72,11 @@ class CollectorScheduler:
         """Runs a collector now; on failure, schedules a one-shot retry with backoff."""
         if self.runtime.run(name) or self.runtime.stopping.is_set():
             return True
-        collector = self.runtime.collectors[name]
         delay = retry_delay(
             self.runtime.consecutive_failures[name],
             self.retry_initial_seconds,
             self.retry_max_seconds,
-            collector.cadence,
+            self.runtime.schedules[name].period,
         )
         log.info("%s: retrying in %.0f s", name, delay)
         self.scheduler.add_job(

@@ -15,6 +15,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from ent_exporter.engine import clock as clocks
+from ent_exporter.engine.schedule import Schedule
 from ent_exporter.reports.settings import ReportsConfig
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,9 @@ class ReportJob:
             self._lock.release()
         return []
 
-    def attach(self, scheduler, schedule: tuple[str, int]) -> None:
-        """Adds the job to an APScheduler scheduler on the monthly crontab; at once if the last month is missing."""
-        from apscheduler.triggers.cron import CronTrigger
-
-        expression, jitter = schedule
-        trigger = CronTrigger.from_crontab(expression, timezone=self.zone)
-        trigger.jitter = jitter or None
+    def attach(self, scheduler, schedule: Schedule) -> None:
+        """Adds the job to an APScheduler scheduler on the monthly schedule; at once if the last month is missing."""
+        trigger = schedule.trigger()
         due_now = not self.done(self.closed_month())
         # (APScheduler fires on the machine's time: the date handed to it is in that time.)
         scheduler.add_job(
