@@ -8,6 +8,7 @@ Light checks: the performance work lives elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from random import Random
 from typing import Any
@@ -51,9 +52,15 @@ class RecordingSource:
         self.source = source
         self.statements: list[tuple[sql.Composable, Any]] = []
 
+        self.schema, self.relations = source.schema, source.relations
+
     def fetch(self, query, params=None, **placeholders):
         self.statements.append((self.source.compose(query, **placeholders), params))
         return self.source.fetch(query, params, **placeholders)
+
+    @contextlib.contextmanager
+    def snapshot(self):  # (recorded one statement at a time: the plans are what is compared)
+        yield self
 
 
 def three_years_of_logins() -> EntRows:

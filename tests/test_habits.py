@@ -3,6 +3,7 @@ import contracts (import-linter), as configured in pyproject.toml."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,9 @@ from tests.support import REPO
 
 
 def run(*command: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    # This checkout's package, whatever an installed one points to.
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=environment)
 
 
 def tool(name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from random import Random
 
 import pytest
@@ -11,7 +11,6 @@ from ent_exporter.app import make_runtime, make_source
 from ent_exporter.config import parse_config
 from tests.support import (
     FULL_BREAKDOWNS,
-    UTC,
     RawData,
     as_samples,
     expected_activations,

@@ -7,6 +7,7 @@ publishes them whole for every structure."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from random import Random
@@ -95,7 +96,11 @@ def test_marginals_are_the_sums_of_the_full_breakdown_and_all_stays_whole(seeded
         "ent_exporter_collector_duration_seconds",
         "ent_exporter_collector_last_success_timestamp_seconds",
     }:
-        assert budget[family] == full[family], family
+        if family.endswith("_sum"):  # a sum of floats: the database adds them in the order it reads them
+            assert budget[family].keys() == full[family].keys(), family
+            assert all(math.isclose(budget[family][k], v, rel_tol=1e-12) for k, v in full[family].items()), family
+        else:
+            assert budget[family] == full[family], family
 
 
 def test_at_most_150_active_series_per_structure_by_default(seeded):

@@ -266,7 +266,11 @@ def test_the_time_slice_is_an_index_range_scan(uuid_source):
         recorded = {}
 
         class Recorder:
-            relations = source.relations
+            schema, relations = source.schema, source.relations
+
+            @contextlib.contextmanager
+            def snapshot(self):
+                yield self
 
             def fetch(self, query, params=None, **placeholders):
                 recorded["statement"] = source.compose(query, **placeholders)

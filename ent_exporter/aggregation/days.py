@@ -33,7 +33,6 @@ most one local day of logins, whatever the window's length.
 from __future__ import annotations
 
 import base64
-import contextlib
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -557,13 +556,6 @@ def user_parts(apart: bool = True) -> list[dict[str, int]]:
     return [{"mask": parts - 1, "part": part} for part in range(parts)]
 
 
-def one_snapshot(source: Any) -> Any:
-    """The source's one-snapshot context (ent_exporter.sources.postgres.PostgresSource.snapshot), if it has one:
-    the parts of a read see the same accounts."""
-    opener = getattr(source, "snapshot", None)
-    return opener() if opener is not None else contextlib.nullcontext(source)
-
-
 class Attachments:
     """user number -> structure numbers. Most users have one structure: ``first`` holds it, by user
     number (a gather, no search); the few further attachments are sorted parallel arrays."""
@@ -571,7 +563,7 @@ class Attachments:
     def __init__(self, ctx: Context, log: DayLog) -> None:
         users_parts: list[np.ndarray] = []
         structures_parts: list[np.ndarray] = []
-        with one_snapshot(ctx.source) as source:
+        with ctx.source.snapshot() as source:  # the parts of a read see the same accounts
             names = source.fetch(STRUCTURE_NAMES)[0][0]
             self.structures: list[str] = list(names or [])
             for part in user_parts(log.counted_whole):

@@ -37,7 +37,6 @@ recounted; what arrived in between is reported as missed.
 from __future__ import annotations
 
 import bisect
-import contextlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, ClassVar
@@ -342,7 +341,7 @@ class EventCounter(Collector):
             gaps.add([(LOWEST_ID, after)], now)
         while target is not None and after < target:
             upto = min(after + ctx.chunk_size, target)
-            with one_snapshot(ctx.source) as snapshot:
+            with ctx.source.snapshot() as snapshot:
                 rows = snapshot.fetch(
                     self.delta_query, {"after": after, "upto": upto}, events=self.events, **self.placeholders()
                 )
@@ -365,8 +364,8 @@ class EventCounter(Collector):
     def _count_late(self, ctx: Context, totals: Samples, gaps: Gaps) -> None:
         """Counts the events that have appeared in the watched gaps, and narrows the gaps."""
         ranges = gaps.ranges()
-        relations = getattr(ctx.source, "relations", None) or {}
-        with one_snapshot(ctx.source) as snapshot:
+        relations = ctx.source.relations
+        with ctx.source.snapshot() as snapshot:
             found = sorted(
                 row[0]
                 for row in snapshot.fetch(
@@ -469,7 +468,7 @@ class EventCounter(Collector):
                 )
                 if (now_there or 0) > audit[1]:
                     late["missed"] = late.get("missed", 0) + (now_there or 0) - audit[1]
-            with one_snapshot(ctx.source) as snapshot:
+            with ctx.source.snapshot() as snapshot:
                 exact, events = self._count(ctx, since, until, snapshot, with_events=True)
                 if events is None:
                     events = self._first(ctx, EVENTS_BETWEEN, {"since": since, "until": until}, snapshot) or 0
@@ -506,7 +505,7 @@ class EventCounter(Collector):
         (with_events: and how many events it counted, if the rows tell, else None)."""
         source = source or ctx.source
         delta = self._decode({})
-        relations = getattr(ctx.source, "relations", None) or {}
+        relations = ctx.source.relations
         columns = EVENT_COLUMNS[self.events]
         events = TIME_SLICE.format(
             columns=sql.SQL(", ").join(sql.Identifier(column) for column in columns),
@@ -534,12 +533,6 @@ class EventCounter(Collector):
         if self.delta_query is not ATTRIBUTED_EVENT_COUNTS:
             return None
         return int(sum(row[-1] for row in rows if row[0] == "all"))
-
-
-def one_snapshot(source: Any) -> Any:
-    """The source's one-snapshot context (ent_exporter.sources.postgres.PostgresSource.snapshot), if it has one."""
-    opener = getattr(source, "snapshot", None)
-    return opener() if opener is not None else contextlib.nullcontext(source)
 
 
 class Gaps:

@@ -24,6 +24,6 @@ RELATION_PRESENT = sql.SQL("""
 
 
 def relation_present(ctx: Context, relation: str) -> bool:
-    schema = getattr(ctx.source, "schema", "ent")
+    schema = ctx.source.schema
     rows = ctx.source.fetch(RELATION_PRESENT, {"schema": schema, "relation": relation})
     return bool(rows and rows[0][0])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from operator import itemgetter
@@ -128,7 +129,13 @@ class SourceUnavailable(Exception):
 
 
 class Source(Protocol):
-    """Read-only access to the canonical views (see ent_exporter.sources.postgres)."""
+    """Read-only access to the contract's relations (see ent_exporter.sources.postgres): what indicators
+    and reports use of a source."""
+
+    #: The schema holding the contract's relations.
+    schema: str
+    #: Each contract relation's schema-qualified name ({"accounts": ent.accounts, ...}).
+    relations: Mapping[str, sql.Composable]
 
     def fetch(
         self,
@@ -143,6 +150,11 @@ class Source(Protocol):
         string aliases a relation (``events="login_events"`` fills ``{events}``); one given as
         an ``sql.Composable`` is inserted as is.
         """
+        ...
+
+    def snapshot(self) -> AbstractContextManager[Source]:
+        """A source whose statements all see one snapshot of the database (REPEATABLE READ, read only),
+        for the statements of one run that must agree (a count and the gaps it leaves)."""
         ...
 
 

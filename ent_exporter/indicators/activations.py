@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from psycopg import sql
 
-from ent_exporter.aggregation.incremental import add_counts, one_snapshot
+from ent_exporter.aggregation.incremental import add_counts
 from ent_exporter.aggregation.known import KnownPairsCounter
 from ent_exporter.engine.collector import (
     Cadence,
@@ -111,7 +111,7 @@ class _ActivationCounts(Collector):
             )
         moved = False
         window = {"since": _midnight(since_day), "upto": upto}
-        with one_snapshot(ctx.source) as snapshot:
+        with ctx.source.snapshot() as snapshot:
             # Each day's counts as a checksum first: a day whose checksum is the last cycle's keeps its counts
             # (most minutes, most days), and only the others are read, in one statement.
             checksums = dict(snapshot.fetch(DAY_CHECKSUMS, window))

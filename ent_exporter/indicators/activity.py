@@ -24,7 +24,6 @@ from ent_exporter.aggregation.days import (
     _ids,
     _integers,
     days_between,
-    one_snapshot,
     user_parts,
 )
 from ent_exporter.aggregation.known import people_pairs, zeros
@@ -170,7 +169,7 @@ class ActivityCollector(Collector):
     def _combine(self, ctx: Context, log: DayLog, logins: np.ndarray, seen_90: np.ndarray) -> Samples:
         users, structures_parts, profiles_parts = [], [], []
         strangers = 0
-        with one_snapshot(ctx.source) as source:
+        with ctx.source.snapshot() as source:
             structure_list, profile_list = source.fetch(NAMES)[0]
             structure_list, profile_list = list(structure_list or []), list(profile_list or [])
             for part in user_parts(log.counted_whole):

@@ -232,8 +232,13 @@ class Snapshot:
 
     def __init__(self, source: PostgresSource, conn: psycopg.Connection) -> None:
         self.source = source
-        self.relations = source.relations
+        self.schema, self.relations = source.schema, source.relations
         self._conn = conn
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """Already in one snapshot: itself."""
+        yield self
 
     def fetch(
         self,
