@@ -198,6 +198,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ent_exporter.app import report_source
     from ent_exporter.reports import ReportError, write_reports
     from ent_exporter.reports.figures import Month
+    from ent_exporter.reports.settings import FORMATS
     from ent_exporter.sources.preflight import connection_problem
 
     config = load_config(args.config)
@@ -209,11 +210,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     formats = (
         [f.strip() for f in args.format.split(",")]
         if args.format
-        else (settings.formats if settings else ["pdf", "html", "csv"])
+        else (settings.formats if settings else list(FORMATS))
     )
-    wrong = [f for f in formats if f not in ("pdf", "html", "csv")]
+    wrong = [f for f in formats if f not in FORMATS]
     if wrong or not formats:
-        raise ConfigError(f"--format: unknown format {', '.join(wrong) or '(none)'} (known: pdf, html, csv)")
+        raise ConfigError(f"--format: unknown format {', '.join(wrong) or '(none)'} (known: {', '.join(FORMATS)})")
     language = args.lang or (settings.language if settings else "fr")
     out = args.out or (settings.directory if settings else Path("reports"))
     problem = connection_problem(config)

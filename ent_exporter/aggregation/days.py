@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import base64
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -486,17 +486,6 @@ class DayLog:
         numbers = np.zeros(len(values), dtype)
         numbers[_integers(positions, ">i2")] = np.fromiter(map(number, values), dtype, len(values))
         return numbers
-
-    def window(self, days: Iterable[date]) -> Day:
-        """The days' arrays, concatenated (days absent or folded contribute nothing)."""
-        parts = [self.days[day].whole() for day in days if day in self.days and not self.days[day].folded]
-        if not parts:
-            return Day(*_empty(self.names))
-        return Day(
-            np.concatenate([p.user for p in parts]),
-            {name: np.concatenate([p.columns[name] for p in parts]) for name in self.names},
-            np.concatenate([p.count for p in parts]),
-        )
 
     def state(self) -> dict[str, Any]:
         return {

@@ -308,16 +308,12 @@ def label(value: Any) -> str:
     """A label value as found, with NULL or empty folded into ``unknown`` (never dropped).
 
     The one rule for every label value: the exposition applies it to every series it publishes
-    (ent_exporter.engine.exposition), and SQL that builds label values uses its twin, label_sql."""
+    (ent_exporter.engine.exposition); SQL that builds label values writes it as
+    ``coalesce(nullif(x, ''), 'unknown')``."""
     if value is None:
         return UNKNOWN
     text = str(value)
     return text if text else UNKNOWN
-
-
-def label_sql(expression: sql.Composable) -> sql.Composable:
-    """``label`` in SQL: NULL or '' -> 'unknown'."""
-    return sql.SQL("coalesce(nullif({}, ''), {})").format(expression, sql.Literal(UNKNOWN))
 
 
 # Measurements a collector leaves out because they are invalid, per family and reason: kept in

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -266,11 +265,7 @@ class Runtime:
         if updates:
             self.exposition.publish(updates)
         self._publish_self()
-        # What was just restored lives as long as the process: out of the collector's generations, a full
-        # collection (triggered by a minute's allocations) no longer walks the millions of objects of the
-        # states and the exposition (~70 ms of the first cycle at the month scale). Freed by refcount as usual.
-        gc.collect()
-        gc.freeze()
+        memory.freeze_long_lived()  # what was just restored lives as long as the process
 
     def is_stale(self, name: str, now: float | None = None) -> bool:
         """True when the last success is older than the period of the collector's schedule (or there is none)."""
@@ -378,14 +373,6 @@ class Runtime:
             {name: _published_moves(moved, samples, active)},
             frequent=collector.cadence is Cadence.INSTANT,
         )
-
-    def last_samples(self, name: str) -> Samples | None:
-        """The samples of the collector's last saved result: held in memory, or read back from the state
-        directory for a collector whose result is not kept between runs (None: no result yet)."""
-        if name in self._last_samples:
-            return self._last_samples[name]
-        stored = self._stored_result(name)
-        return None if stored is None else decode_samples(self.collectors[name].families, stored.samples)
 
     def _stored_result(self, name: str) -> StoredResult | None:
         """The collector's last stored result, read back from the state directory if it was released."""

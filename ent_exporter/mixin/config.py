@@ -128,10 +128,6 @@ class Config:
     runbook_url_base: str = "https://github.com/ent-exporter/ent-exporter/blob/main/prometheus/RUNBOOK.md"
 
     @property
-    def datasource(self) -> dict[str, str]:
-        return {"type": "prometheus", "uid": self.datasource_uid}
-
-    @property
     def exporter_selector(self) -> str:
         return f'job="{self.exporter_job}"'
 

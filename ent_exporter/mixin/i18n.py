@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 
 LANGUAGES = ("fr", "en")
-DEFAULT = "fr"
 UID_SUFFIX = {"fr": "", "en": "-en"}
 
 # Keys whose (string) value is text shown to a user: it must be in the table (or hold no word).

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ent_exporter.engine import clock as clocks
+from ent_exporter.reports.settings import FORMATS
 
 if TYPE_CHECKING:
     from ent_exporter.engine.collector import Source
@@ -33,7 +34,7 @@ def write_reports(
     out: Path,
     *,
     structures: list[str] | None = None,
-    formats: tuple[str, ...] = ("pdf", "html", "csv"),
+    formats: tuple[str, ...] = FORMATS,
     language: str = "fr",
     produced: datetime | None = None,
     min_count: int = 0,

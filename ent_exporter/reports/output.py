@@ -21,10 +21,8 @@ import os
 import re
 from pathlib import Path
 
-from ent_exporter.reports import labels
 from ent_exporter.reports.document import Document, Section
 
-FORMATS = ("pdf", "html", "csv")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -210,7 +208,3 @@ def write(
         _atomic_write(path, pdf_bytes(document, charts))
         written.append(path)
     return written
-
-
-def language_or_default(language: str | None) -> str:
-    return language if language in labels.LANGUAGES else labels.DEFAULT_LANGUAGE

@@ -6,11 +6,12 @@ Absent (the default): the daemon writes none; ``ent-exporter report`` still work
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["pdf", "html", "csv"]
+FORMATS: tuple[str, ...] = get_args(Format)  # in the order a report set is written
 # A month's statement reads every event of the month: far longer than a collector's (source.statement_timeout_seconds).
 REPORT_STATEMENT_TIMEOUT_SECONDS = 900.0
 Language = Literal["fr", "en"]
