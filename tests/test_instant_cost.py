@@ -78,13 +78,17 @@ def test_a_republish_formats_only_the_series_that_changed():
     hist = {(f"S{i}",): HistogramValue([float(i), float(i + 1)], float(i + 2), float(i * 3)) for i in range(300)}
     exposition = Exposition([counter, histogram])
     exposition.publish({"c": {counter.name: series, histogram.name: hist}})
-    before = {name: (list(rendered.position), list(rendered.lines)) for name, rendered in exposition._lines.items()}
+    before = {
+        name: (list(r.position), list(r.lines))
+        for name in (counter.name, histogram.name)
+        if (r := exposition.rendered(name))
+    }
     series = {**series, ("S7", "app7"): 8.0}
     hist = {**hist, ("S3",): HistogramValue([3.0, 5.0], 6.0, 9.0)}
     exposition.publish({"c": {counter.name: series, histogram.name: hist}})
     for name in (counter.name, histogram.name):
         keys, lines = before[name]
-        after = exposition._lines[name]
+        after = exposition.rendered(name)
         assert list(after.position) == keys
         assert [key for key, old, new in zip(keys, lines, after.lines) if new is not old] == (
             [("S7", "app7")] if name == counter.name else [("S3",)]
@@ -192,9 +196,9 @@ def test_a_counter_under_the_budget_counts_its_published_shape_and_follows_the_c
             return runtime
 
     runtime = run(START + timedelta(days=4))
-    totals = runtime._last_samples["app_accesses"][name]
+    totals = runtime.samples("app_accesses")[name]
     assert totals == budget_truth(first.app_accesses)
-    assert all(key[0] == "all" or key[1] == "all" for key, _ in runtime._stored["app_accesses"].state["totals"][name])
+    assert all(key[0] == "all" or key[1] == "all" for key, _ in runtime.state("app_accesses")["totals"][name])
 
     later = make_events(rng, 500, 300, START + timedelta(days=4, hours=1), timedelta(hours=5))
     insert(source_dsn, RawData(app_accesses=later.app_accesses))

@@ -48,7 +48,7 @@ class Exporter:
             runtime = make_runtime(self.config, source, persistent=True)
             runtime.restore()
             assert runtime.run(name, now)
-            self.state = runtime._stored[name].state
+            self.state = runtime.state(name)
             return parse(runtime.exposition.body().decode())
         finally:
             source.close()

@@ -33,6 +33,7 @@ MINUTE, HOUR, DAY = 60, 3600, 86400
         ("15 4 1 * *", 31 * DAY),  # the 1st of each month: 31 days after a long month's 1st
         ("* 8-18 * * mon-fri", 2 * DAY + 13 * HOUR + MINUTE),  # Friday 18:59 to Monday 08:00
         ("0 0 29 2 *", 1461 * DAY),  # leap days
+        ("0 0 1 1 *", 366 * DAY),  # once a year: a leap year is the longest
     ],
 )
 def test_the_period_is_the_longest_gap_between_two_runs(cron, seconds):

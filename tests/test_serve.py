@@ -18,6 +18,7 @@ import pytest
 
 from ent_exporter.app import Exporter
 from ent_exporter.config import load_config
+from ent_exporter.engine import clock as clocks
 from ent_exporter.engine.scheduler import CollectorScheduler
 from tests.support import (
     REPO,
@@ -172,7 +173,8 @@ def test_not_ready_before_any_run_and_while_a_collector_is_overdue(seeded, tmp_p
     # Nothing runs by itself: the state of a fresh start, frozen, then runs made by the test.
     monkeypatch.setattr(CollectorScheduler, "start", lambda self: None)
     monkeypatch.setattr(CollectorScheduler, "shutdown", lambda self: None)
-    exporter = Exporter(load_config(config), str(config))
+    clock = clocks.OffsetClock(timedelta(0))  # the machine's time, moved ahead by the test
+    exporter = Exporter(load_config(config), str(config), clock=clock)
     exporter.start()
     try:
         status, body = readyz(port)
@@ -181,12 +183,17 @@ def test_not_ready_before_any_run_and_while_a_collector_is_overdue(seeded, tmp_p
         for name in sorted(exporter.runtime.collectors):
             assert exporter.runtime.run(name)
         assert readyz(port) == (200, {"status": "ready", "database": "up", "stale_collectors": []})
-        # A daily collector whose last success is a day and more than an hour old is overdue.
-        day_and_more = time.time() - 86400 - 3601
-        exporter.runtime._last_success["accounts"] = day_and_more
-        assert readyz(port) == (503, {"status": "not ready", "database": "up", "stale_collectors": ["accounts"]})
-        exporter.runtime._last_success["accounts"] = day_and_more + 60  # within the margin: still ready
+        # A collector is overdue once its last success is older than its schedule's period (here a year:
+        # its cron fires on 1 January) plus a margin of a tenth of it, an hour at most. The others run again.
+        period = exporter.runtime.schedules["accounts"].period
+        assert period == timedelta(days=366)
+        others = sorted(set(exporter.runtime.collectors) - {"accounts"})
+        clock.offset = period + timedelta(minutes=59)  # within the margin: still ready
+        assert all(exporter.runtime.run(name) for name in others)
         assert readyz(port)[0] == 200
+        clock.offset = period + timedelta(hours=1, minutes=1)
+        assert all(exporter.runtime.run(name) for name in others)
+        assert readyz(port) == (503, {"status": "not ready", "database": "up", "stale_collectors": ["accounts"]})
     finally:
         exporter.stop()
 

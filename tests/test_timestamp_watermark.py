@@ -151,7 +151,7 @@ def test_late_events_are_exact_once_their_day_is_closed_and_never_counted_twice(
     insert(uuid_source, add(raw, make_events(rng, 200, USERS, DAY - timedelta(hours=20), timedelta(hours=30))))
     noon = DAY + timedelta(hours=12)
     assert_exact(cycles.run(noon), raw, noon)
-    assert cycles.runtime._stored["logins"].state["mode"] == "occurred_at"
+    assert cycles.runtime.state("logins")["mode"] == "occurred_at"
 
     # Late events of the morning (behind the watermark) and new ones of the afternoon.
     in_time = RawData(
@@ -248,7 +248,7 @@ def test_event_ids_keep_the_event_id_watermark(source_dsn, tmp_path):
     insert(source_dsn, raw)
     cycles = Cycles(source_dsn, tmp_path)
     cycles.run(DAY + timedelta(hours=1))
-    assert cycles.runtime._stored["logins"].state["mode"] == "event_id"
+    assert cycles.runtime.state("logins")["mode"] == "event_id"
 
 
 def test_the_time_slice_is_an_index_range_scan(uuid_source):

@@ -82,7 +82,7 @@ def run(dsn: str, state_dir: Path | None, name: str, now: datetime) -> dict:
         if persistent:
             runtime.restore()
         assert runtime.run(name, now)
-        return runtime.last_samples(name)
+        return runtime.samples(name)
     finally:
         source.close()
 
@@ -285,13 +285,14 @@ def test_window_states_are_on_disk_between_runs_and_read_back(month, tmp_path):
     with make_source(cfg) as source:
         runtime = make_runtime(cfg, source, persistent=True)
         runtime.restore()
-        assert all(runtime._stored[name].state is None for name in WINDOWED)
+        assert not any(runtime.holds_in_memory(name) for name in WINDOWED)
         for name in WINDOWED:
             assert runtime.run(name, NOW)
-            assert runtime._stored[name].state is None and name not in runtime._last_samples
-            assert comparable(runtime.last_samples(name)) == full_recount(dsn, name, NOW), name
+            assert not runtime.holds_in_memory(name)
+            assert comparable(runtime.samples(name)) == full_recount(dsn, name, NOW), name
         assert runtime.run("logins", NOW)
-        assert runtime._stored["logins"].state["watermark"] >= HISTORY, "counters keep their state in memory"
+        assert runtime.holds_in_memory("logins"), "counters keep their state in memory"
+        assert runtime.state("logins")["watermark"] >= HISTORY
 
 
 def as_format_1(log: dict, rng) -> dict:
@@ -364,7 +365,7 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
 
     import numpy as np
 
-    from ent_exporter.aggregation.days import Users, _split
+    from ent_exporter.aggregation.days import Users, split_ids
 
     rng = random.Random(3)
     for _trial in range(200):
@@ -377,7 +378,7 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
                 }
             )
             ids = [user for user in batch if user is not None]
-            numbers = users.numbers(_split(b"\0".join(user.encode() for user in ids))) if ids else np.zeros(0)
+            numbers = users.numbers(split_ids(b"\0".join(user.encode() for user in ids))) if ids else np.zeros(0)
             if None in batch:
                 ids, numbers = ids + [None], list(numbers) + [users.null_number()]
             for user, number in zip(ids, numbers):
@@ -385,7 +386,7 @@ def test_user_numbers_are_stable_through_new_users_the_null_user_and_the_state()
             assert sorted(seen.values()) == list(range(len(users)))
             # Looked up (in chunks, repeats and strangers included), never numbered.
             asked = [rng.choice(["", "a", "zz", "é", "never", "x" * 12, str(rng.randrange(60))]) for _ in range(9)]
-            found = users.lookup(_split(b"\0".join(user.encode() for user in asked)), chunk=4)
+            found = users.lookup(split_ids(b"\0".join(user.encode() for user in asked)), chunk=4)
             assert list(found) == [seen.get(user, -1) for user in asked]
             assert len(users) == len(seen)
             if rng.random() < 0.4:
@@ -417,15 +418,15 @@ def test_accounts_read_in_parts_give_the_figures_of_one_read(month, monkeypatch,
 
 
 def test_ids_joined_with_their_lengths_split_as_nul_separated_ones():
-    """ent_exporter.aggregation.days._ids (ids as one text and their UTF-8 lengths) gives the array _split gives
+    """ent_exporter.aggregation.days.ids_array (ids as one text and their UTF-8 lengths) gives the array split_ids gives
     from the NUL-separated bytes: empty ids, non-ASCII ones and different widths included."""
     import numpy as np
 
-    from ent_exporter.aggregation.days import _ids, _split
+    from ent_exporter.aggregation.days import ids_array, split_ids
 
     for ids in (["a"], [""], ["", "é", "abc", "x" * 40, "ü1", ""], [f"user-{i}" for i in range(70_000)]):
         lengths = np.array([len(user.encode()) for user in ids], ">i4").tobytes()
-        expected = _split(b"\0".join(user.encode() for user in ids))
-        found = _ids("".join(ids), lengths)
+        expected = split_ids(b"\0".join(user.encode() for user in ids))
+        found = ids_array("".join(ids), lengths)
         assert found.dtype == expected.dtype and found.tolist() == expected.tolist()
-    assert len(_ids(None, None)) == 0
+    assert len(ids_array(None, None)) == 0

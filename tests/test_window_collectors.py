@@ -246,7 +246,7 @@ def collect(dsn: str, name: str, now: datetime) -> dict:
     with make_source(config) as source:
         runtime = make_runtime(config, source, persistent=False)
         assert runtime.run(name, now.astimezone(UTC))
-        return runtime._last_samples[name]
+        return runtime.samples(name)
 
 
 def histogram_dict(samples: dict) -> dict:

@@ -46,7 +46,7 @@ def run_everything(dsn: str, now: datetime) -> dict:
         runtime = make_runtime(config, source, persistent=False)
         assert runtime.run_all(now.astimezone(UTC))
         merged: dict = {}
-        for samples in runtime._last_samples.values():
+        for samples in map(runtime.samples, runtime.collectors):
             for name, series in samples.items():
                 merged.setdefault(name, {}).update(series)
         return merged
@@ -134,8 +134,8 @@ def test_counters_read_the_known_pairs_once_an_hour(source_dsn, tmp_path):
         with psycopg.connect(source_dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO ent.accounts VALUES ('new-1', 'S-new', 'Student', %s, NULL)", (LONG_AGO,))
         assert runtime.run("logins", now + timedelta(minutes=59))
-        assert ("S-new", "Student") not in runtime._last_samples["logins"]["ent_logins_total"]
+        assert ("S-new", "Student") not in runtime.samples("logins")["ent_logins_total"]
         assert runtime.run("logins", now + timedelta(minutes=60))
-        assert runtime._last_samples["logins"]["ent_logins_total"][("S-new", "Student")] == 0.0
+        assert runtime.samples("logins")["ent_logins_total"][("S-new", "Student")] == 0.0
         # The counted totals and the watermark are untouched by the zeros.
-        assert runtime._stored["logins"].state["watermark"] >= 1
+        assert runtime.state("logins")["watermark"] >= 1

@@ -206,7 +206,7 @@ def _integers(data: bytes | None, dtype: str) -> np.ndarray:
     return np.frombuffer(data or b"", dtype).astype(dtype.replace(">", "="))
 
 
-def _split(joined: bytes, chunk: int = 65536, lengths: np.ndarray | None = None) -> np.ndarray:
+def split_ids(joined: bytes, chunk: int = 65536, lengths: np.ndarray | None = None) -> np.ndarray:
     """NUL-separated byte strings (or, given their ``lengths``, byte strings joined) as one
     fixed-width numpy bytes array (no Python object each), filled a chunk of strings and a column
     of bytes at a time (small temporaries)."""
@@ -232,12 +232,12 @@ def _split(joined: bytes, chunk: int = 65536, lengths: np.ndarray | None = None)
     return table.view(f"S{width}").ravel()
 
 
-def _ids(text: str | None, lengths: bytes | None) -> np.ndarray:
+def ids_array(text: str | None, lengths: bytes | None) -> np.ndarray:
     """Ids sent as one text (string_agg(user_id, '')) and their UTF-8 lengths (a bytea of int4send),
     as a fixed-width numpy bytes array."""
     if text is None:
         return np.zeros(0, "S1")
-    return _split(text.encode(), lengths=_integers(lengths, ">i4"))
+    return split_ids(text.encode(), lengths=_integers(lengths, ">i4"))
 
 
 FORMAT = 2  # of a DayLog's state (see the module docstring)
@@ -459,7 +459,7 @@ class DayLog:
             values=values,
         )[0]
         row = list(row)
-        ids, row[0] = _ids(row[0], row[1]), None  # the text dropped as soon as it is split
+        ids, row[0] = ids_array(row[0], row[1]), None  # the text dropped as soon as it is split
         id_positions, null_position = row[2:4]
         numbers = np.zeros(len(id_positions or b"") // 4 + (null_position is not None), np.int32)
         if len(ids):
@@ -559,7 +559,7 @@ class Attachments:
                 text, lengths, structures = source.fetch(USER_STRUCTURES, {"structures": self.structures, **part})[0]
                 if text is None:
                     continue
-                users = log.users.lookup(_ids(text, lengths))
+                users = log.users.lookup(ids_array(text, lengths))
                 del text
                 numbered = users >= 0  # attachments of users the log has not numbered play no part
                 users_parts.append(users[numbered])

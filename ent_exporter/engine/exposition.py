@@ -551,6 +551,11 @@ class Exposition:
         self._gzipped = ((gzipped,), len(gzipped))
         self.renders += 1
 
+    def rendered(self, name: str) -> RenderedLines | None:
+        """What the last render of a family kept, its series in output order and their lines (None: not
+        rendered yet): read only, for tests and benchmarks of the incremental render."""
+        return self._lines.get(name)
+
     def series_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._series_counts)

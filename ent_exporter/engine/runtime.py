@@ -374,6 +374,26 @@ class Runtime:
             frequent=collector.cadence is Cadence.INSTANT,
         )
 
+    # -- what a collector's last run left (for tools and tests; read only) ------------------
+    def state(self, name: str) -> dict[str, Any] | None:
+        """The collector's state as its last run saved it (None: no run yet); read back from the state
+        directory for a collector whose state is not held in memory between runs."""
+        stored = self._stored_result(name)
+        return None if stored is None else stored.state
+
+    def samples(self, name: str) -> Samples | None:
+        """The samples of the collector's last saved result, decoded (None: no result yet)."""
+        if name in self._last_samples:
+            return self._last_samples[name]
+        stored = self._stored_result(name)
+        return None if stored is None else decode_samples(self.collectors[name].families, stored.samples)
+
+    def holds_in_memory(self, name: str) -> bool:
+        """Whether the collector's last state and samples are held in memory between runs (counters), rather
+        than in the state directory only (the window collectors' per-day aggregates)."""
+        stored = self._stored.get(name)
+        return name in self._last_samples or (stored is not None and stored.state is not None)
+
     def _stored_result(self, name: str) -> StoredResult | None:
         """The collector's last stored result, read back from the state directory if it was released."""
         stored = self._stored.get(name)

@@ -18,8 +18,9 @@ from apscheduler.triggers.cron import CronTrigger
 from ent_exporter.engine.collector import Cadence
 
 # The period is found on a fixed stretch of the calendar, never "now": the same cron gives the same
-# period whenever the exporter starts. Two years, then eight if the cron fires less than twice (29 February).
-_REFERENCE = (2001, 1, 1)
+# period whenever the exporter starts. Two years (a leap year among them), then eight if the cron fires less
+# than twice (29 February).
+_REFERENCE = (2003, 1, 1)  # the two years after it hold a 29 February
 _HORIZONS = (timedelta(days=2 * 366), timedelta(days=8 * 366))
 
 

@@ -21,9 +21,9 @@ from ent_exporter.aggregation.days import (
     DayLog,
     _decode,
     _encode,
-    _ids,
     _integers,
     days_between,
+    ids_array,
     user_parts,
 )
 from ent_exporter.aggregation.known import people_pairs, zeros
@@ -178,7 +178,7 @@ class ActivityCollector(Collector):
                 )[0]
                 if text is None:
                     continue
-                ids = _ids(text, lengths)
+                ids = ids_array(text, lengths)
                 del text
                 user = log.users.lookup(ids)
                 # Activated users without a login in the log: numbered after the log's users, once each
