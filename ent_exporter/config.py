@@ -31,9 +31,13 @@ class _Section(BaseModel):
 class SourceConfig(_Section):
     dsn: str | None = Field(None, description="libpq connection string or URI; ENT_EXPORTER_DSN overrides it")
     schema_name: str = Field("ent", alias="schema", description="schema holding the contract's views")
-    statement_timeout_seconds: float = Field(60, gt=0)
-    connect_timeout_seconds: float = Field(10, gt=0)
-    max_connections: int = Field(2, ge=1, le=32)
+    statement_timeout_seconds: float = Field(60, gt=0, description="bound of every statement, set on the session")
+    connect_timeout_seconds: float = Field(
+        10, gt=0, description="bound of connecting and of the pool's check of a connection"
+    )
+    max_connections: int = Field(
+        2, ge=1, le=32, description="size of the pool: collectors run one statement at a time, so it stays small"
+    )
     settle_seconds: float = Field(5, ge=0, description="events younger than this wait for the next cycle")
     chunk_size: int = Field(500_000, ge=1, description="event ids read per statement by incremental counters")
     late_commit_limit_seconds: float = Field(
@@ -42,15 +46,19 @@ class SourceConfig(_Section):
 
 
 class ListenConfig(_Section):
-    address: str = "0.0.0.0"
-    port: int = Field(9877, ge=1, le=65535)
+    address: str = Field(
+        default="0.0.0.0", description="address to listen on; bind the scraping interface where you can"
+    )
+    port: int = Field(9877, ge=1, le=65535, description="TCP port of /metrics, /healthz and /readyz")
     read_timeout_seconds: float = Field(10, gt=0, description="idle or half-sent connections are closed after this")
     max_connections: int = Field(64, ge=1, description="connections served at once; beyond, a 503")
 
 
 class ScheduleConfig(_Section):
     cron: str | None = Field(None, description="crontab expression; the cadence's default when absent")
-    jitter_seconds: int | None = Field(None, ge=0)
+    jitter_seconds: int | None = Field(
+        None, ge=0, description="random delay added to each run, at most this; the cadence's default when absent"
+    )
 
     @field_validator("cron")
     @classmethod
@@ -64,8 +72,8 @@ class ScheduleConfig(_Section):
 
 
 class RetryConfig(_Section):
-    initial_seconds: float = Field(5, gt=0)
-    max_seconds: float = Field(300, gt=0)
+    initial_seconds: float = Field(5, gt=0, description="wait after a first failed run; it doubles after each failure")
+    max_seconds: float = Field(300, gt=0, description="longest wait between retries (and never beyond the cadence)")
 
 
 class CollectorsConfig(_Section):
@@ -84,7 +92,7 @@ class LimitsConfig(_Section):
 
 
 class BreakdownsConfig(_Section):
-    """Heavy per-structure breakdowns, off by default (series budget: README, "Series budget")."""
+    """Heavy per-structure breakdowns, off by default (series budget: docs/metrics.md, "Series budget")."""
 
     logins_by_hour_per_structure: bool = Field(
         False,
@@ -124,20 +132,31 @@ ProbeConfig = Annotated[
 
 
 class Config(_Section):
-    source: SourceConfig = Field(default_factory=SourceConfig)
-    listen: ListenConfig = Field(default_factory=ListenConfig)
-    timezone: str = "Europe/Paris"
-    state_dir: Path = Path("state")
-    schedules: dict[Cadence, ScheduleConfig] = Field(default_factory=dict)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
-    breakdowns: BreakdownsConfig = Field(default_factory=BreakdownsConfig)
+    source: SourceConfig = Field(
+        default_factory=SourceConfig, description="the platform's database, read through the source contract"
+    )
+    listen: ListenConfig = Field(default_factory=ListenConfig, description="the HTTP endpoint Prometheus scrapes")
+    timezone: str = Field(default="Europe/Paris", description="the platform's calendar: periods, days and hours of day")
+    state_dir: Path = Field(
+        default=Path("state"),
+        description="where results, counters and watermarks persist; relative paths are relative to the file",
+    )
+    schedules: dict[Cadence, ScheduleConfig] = Field(
+        default_factory=dict, description="crontab and jitter per cadence, in the configured timezone"
+    )
+    retry: RetryConfig = Field(default_factory=RetryConfig, description="the exponential backoff after a failed run")
+    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig, description="which collectors run, by name")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="the cardinality guard and the idle series")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="small people counts published as 0")
+    breakdowns: BreakdownsConfig = Field(
+        default_factory=BreakdownsConfig, description="heavy per-structure breakdowns, off by default"
+    )
     probes: list[ProbeConfig] = Field(default_factory=list, description="active probes of the connectors")
     custom: list[custom_indicators.Settings] = Field(default_factory=list, description="indicators declared in SQL")
     # Monthly reports written by the daemon (reports/): absent = none.
-    reports: ReportsConfig | None = None
+    reports: ReportsConfig | None = Field(
+        default=None, description="optional: the daemon writes the monthly reports; absent, it writes none"
+    )
 
     @field_validator("timezone")
     @classmethod

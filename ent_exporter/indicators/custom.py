@@ -21,7 +21,7 @@ WITH, no SELECT INTO, no FOR UPDATE), placeholders that exist, the result's colu
 labels + value, when the statement names them, which it must), and no label taken straight
 from a column that identifies a person (``user_id``, ...). ``check-config --connect`` also has
 the database plan the statement. Everything else (what a label holds, that counts are
-additive) is the administrator's responsibility, as the README says.
+additive) is the administrator's responsibility, as docs/custom-indicators.md says.
 """
 
 from __future__ import annotations
@@ -83,15 +83,19 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: str = Field(description="the exposed name, e.g. ent_custom_teachers_without_class")
-    type: Literal["gauge", "counter"]
-    help: str = Field(min_length=1)
-    labels: list[str] = Field(default_factory=list)
+    type: Literal["gauge", "counter"] = Field(description="gauge: the statement's result; counter: incremental")
+    help: str = Field(min_length=1, description="the family's help text")
+    labels: list[str] = Field(default_factory=list, description="label names, one result column each")
     sql: str = Field(min_length=1, description="one SELECT over the contract's views ({accounts}, ...)")
-    cadence: Cadence = Cadence.DAILY
+    cadence: Cadence = Field(default=Cadence.DAILY, description="how often the statement runs")
     counts_people: bool = Field(False, description="privacy.min_count applies to its values")
     additive: bool = Field(True, description="false for ratios and averages: the cardinality guard drops them")
-    events: Literal["login_events", "app_access_events", "connector_events"] | None = None
-    watermark: Literal["event_id", "occurred_at"] | None = None
+    events: Literal["login_events", "app_access_events", "connector_events"] | None = Field(
+        default=None, description="counters: the event relation counted, which {events} stands for"
+    )
+    watermark: Literal["event_id", "occurred_at"] | None = Field(
+        default=None, description="counters: how new rows are found, by id or by time"
+    )
 
     @field_validator("metric")
     @classmethod

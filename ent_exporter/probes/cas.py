@@ -30,7 +30,7 @@ FAILURE = re.compile(r"<cas:authenticationFailure\s+code=\"([^\"]*)\"", re.S)
 
 
 class CASSettings(ProbeSettings, TLSSettings, Secret):
-    kind: Literal["cas"]
+    kind: Literal["cas"] = Field(description="a CAS server: its login form, and the ticket flow with a test account")
     url: str = Field(description="the CAS server's base URL (the one /login is under), https://")
     service: str | None = Field(None, description="service URL the test ticket is issued for")
     username: str | None = Field(None, description="test account for the REST ticket flow (optional)")

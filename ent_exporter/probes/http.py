@@ -27,14 +27,16 @@ PORTS = {"http": 80, "https": 443}
 
 
 class HTTPSettings(ProbeSettings, TLSSettings):
-    kind: Literal["http"]
+    kind: Literal["http"] = Field(description="an HTTP request: expected statuses, body check")
     url: str = Field(description="http:// or https:// URL")
-    method: Literal["GET", "HEAD"] = "GET"
+    method: Literal["GET", "HEAD"] = Field(default="GET", description="the request's method")
     expect_status: list[int] = Field(
         default_factory=lambda: [200], min_length=1, description="status codes that mean up"
     )
     body_regex: str | None = Field(None, description="a regular expression the body must match (GET only)")
-    follow_redirects: bool = False
+    follow_redirects: bool = Field(
+        default=False, description="follow redirects, only to the URL's host and redirect_hosts"
+    )
     redirect_hosts: list[str] = Field(
         default_factory=list, description="hosts a redirect may lead to besides the URL's own"
     )

@@ -37,16 +37,18 @@ class LDAPSearch(BaseModel):
 
     base: str = Field(description="search base DN")
     filter: str = Field("(objectClass=*)", description="LDAP filter; at least one entry must match")
-    scope: Literal["base", "one", "sub"] = "sub"
+    scope: Literal["base", "one", "sub"] = Field(
+        default="sub", description="the base entry only, its children, or its subtree"
+    )
 
 
 class LDAPSettings(ProbeSettings, TLSSettings, Secret):
-    kind: Literal["ldap"]
+    kind: Literal["ldap"] = Field(description="an LDAP directory: a bind, then a search for a known entry")
     url: str = Field(description="ldap://host[:port] or ldaps://host[:port]")
     start_tls: bool = Field(False, description="upgrade an ldap:// connection with StartTLS")
     bind_dn: str | None = Field(None, description="DN of the probe's account (anonymous bind when absent)")
     password_env: str | None = Field(None, description="environment variable holding the bind password")
-    search: LDAPSearch | None = None
+    search: LDAPSearch | None = Field(default=None, description="a search that must find an entry after the bind")
 
     @field_validator("url")
     @classmethod

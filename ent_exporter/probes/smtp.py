@@ -28,7 +28,7 @@ PORTS = {"smtp": 25, "smtps": 465}
 
 
 class SMTPSettings(ProbeSettings, TLSSettings):
-    kind: Literal["smtp"]
+    kind: Literal["smtp"] = Field(description="a mail relay: its greeting and its answer to EHLO")
     url: str = Field(description="smtp://host[:port] or smtps://host[:port] (TLS from the start)")
     starttls: bool = Field(False, description="upgrade with STARTTLS after EHLO (smtp:// only)")
     ehlo_name: str = Field("ent-exporter.probe", description="the name the probe gives in EHLO")

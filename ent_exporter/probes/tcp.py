@@ -33,7 +33,7 @@ def split_address(value: str) -> tuple[str, int]:
 
 
 class TCPSettings(ProbeSettings):
-    kind: Literal["tcp"]
+    kind: Literal["tcp"] = Field(description="a TCP connection only")
     address: str = Field(description="host:port")
 
     @field_validator("address")
@@ -43,7 +43,7 @@ class TCPSettings(ProbeSettings):
 
 
 class TLSProbeSettings(ProbeSettings, TLSSettings):
-    kind: Literal["tls"]
+    kind: Literal["tls"] = Field(description="a TLS handshake, and the certificate's expiry")
     address: str = Field(description="host:port")
     server_name: str | None = Field(None, description="name to send (SNI) and verify; the host by default")
 

@@ -18,14 +18,18 @@ Language = Literal["fr", "en"]
 
 
 class ReportsConfig(BaseModel):
+    """Where and how the daemon writes the monthly reports of the month that just closed."""
+
     model_config = ConfigDict(extra="forbid")
 
     directory: Path = Field(
         description="where the reports go: one directory per structure, 'all' for the platform;"
         " relative paths are relative to the configuration file"
     )
-    formats: list[Format] = Field(default_factory=lambda: ["pdf", "html", "csv"], min_length=1)
-    language: Language = "fr"
+    formats: list[Format] = Field(
+        default_factory=lambda: ["pdf", "html", "csv"], min_length=1, description="the formats written"
+    )
+    language: Language = Field(default="fr", description="the language of the reports: French or English")
     statement_timeout_seconds: float = Field(
         REPORT_STATEMENT_TIMEOUT_SECONDS,
         gt=0,

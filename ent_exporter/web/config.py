@@ -57,29 +57,56 @@ class _Section(BaseModel):
 
 
 class TLSServerConfig(_Section):
-    cert_file: str | None = None
-    key_file: str | None = None
-    cert: str | None = None  # inline PEM (exporter-toolkit accepts both)
-    key: str | None = None
-    client_auth_type: Literal[CLIENT_AUTH_TYPES] = "NoClientCert"  # type: ignore[valid-type]
-    client_ca_file: str | None = None
-    client_allowed_sans: list[str] | None = None
-    min_version: Literal[tuple(TLS_VERSIONS)] = "TLS12"  # type: ignore[valid-type]
-    max_version: Literal[tuple(TLS_VERSIONS)] = "TLS13"  # type: ignore[valid-type]
-    cipher_suites: list[str] | None = None
-    curve_preferences: list[str] | None = None
-    prefer_server_cipher_suites: bool | None = None
+    """TLS of the endpoint: with it, plain HTTP gets no answer."""
+
+    cert_file: str | None = Field(default=None, description="the server's certificate (PEM); relative to this file")
+    key_file: str | None = Field(default=None, description="the certificate's private key (PEM); relative to this file")
+    cert: str | None = Field(default=None, description="the certificate itself, inline PEM, instead of cert_file")
+    key: str | None = Field(default=None, description="the private key itself, inline PEM, instead of key_file")
+    client_auth_type: Literal[CLIENT_AUTH_TYPES] = Field(  # type: ignore[valid-type]
+        default="NoClientCert",
+        description="whether clients must show a certificate (mutual TLS) and whether it is verified",
+    )
+    client_ca_file: str | None = Field(
+        default=None, description="the CAs that client certificates are verified against"
+    )
+    client_allowed_sans: list[str] | None = Field(
+        default=None, description="when given, a client certificate must name one of these (subject alternative names)"
+    )
+    min_version: Literal[tuple(TLS_VERSIONS)] = Field(  # type: ignore[valid-type]
+        default="TLS12", description="the oldest TLS version accepted"
+    )
+    max_version: Literal[tuple(TLS_VERSIONS)] = Field(  # type: ignore[valid-type]
+        default="TLS13", description="the newest TLS version accepted"
+    )
+    cipher_suites: list[str] | None = Field(default=None, description="accepted and not applied (Python's defaults)")
+    curve_preferences: list[str] | None = Field(
+        default=None, description="accepted and not applied (Python's defaults)"
+    )
+    prefer_server_cipher_suites: bool | None = Field(
+        default=None, description="accepted and not applied (Python's defaults)"
+    )
 
 
 class HTTPServerConfig(_Section):
-    http2: bool | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    """HTTP options of the endpoint."""
+
+    http2: bool | None = Field(default=None, description="accepted and not applied (the endpoint speaks HTTP/1.1)")
+    headers: dict[str, str] = Field(default_factory=dict, description="headers added to every response")
 
 
 class WebConfigFile(_Section):
-    tls_server_config: TLSServerConfig | None = None
-    http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
-    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    """The file given with --web.config.file, in the exporter-toolkit format."""
+
+    tls_server_config: TLSServerConfig | None = Field(
+        default=None, description="TLS of the endpoint; absent, plain HTTP"
+    )
+    http_server_config: HTTPServerConfig = Field(
+        default_factory=HTTPServerConfig, description="HTTP options of the endpoint"
+    )
+    basic_auth_users: dict[str, str] = Field(
+        default_factory=dict, description="user name to bcrypt hash; with users, every path needs them"
+    )
 
 
 class WebConfig:
