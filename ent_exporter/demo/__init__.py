@@ -76,7 +76,7 @@ def run_demo(
     from ent_exporter.demo.data import ensure_seeded
     from ent_exporter.demo.live import LiveGenerator
     from ent_exporter.demo.probes import DemoTargets
-    from ent_exporter.sources.tables import create_canonical_tables
+    from ent_exporter.sources.tables import create_contract_tables
 
     print(f"ent-exporter demo: starting PostgreSQL in {state_dir / 'pgdata'}", file=sys.stderr)
     try:
@@ -91,7 +91,7 @@ def run_demo(
     try:
         dsn = server.get_uri()
         with psycopg.connect(dsn) as conn:
-            create_canonical_tables(conn, SCHEMA)
+            create_contract_tables(conn, SCHEMA)
             summary = ensure_seeded(conn, SCHEMA, scale=scale, days=days, progress=True, end=clock() if start else None)
             # The optional relations (course progress, account feed runs), so every panel has data.
             from ent_exporter.demo.extras import seed_extras

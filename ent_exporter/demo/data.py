@@ -390,9 +390,9 @@ def seed(
     accounts: int | None = None,
     events: int | None = None,
 ) -> SeedSummary:
-    """Replaces the content of the canonical tables in ``schema`` with a synthetic ENT.
+    """Replaces the content of the contract's tables in ``schema`` with a synthetic ENT.
 
-    The tables must exist (``ent_exporter.sources.tables.create_canonical_tables``); they are
+    The tables must exist (``ent_exporter.sources.tables.create_contract_tables``); they are
     truncated first. Rows, sequence positions and the ``demo_meta`` marker are written in
     one transaction, committed before returning. ``end`` defaults to now, to the minute.
 

@@ -1,6 +1,6 @@
 """The demo's optional relations: course progress, classes and account feed runs, derived from its accounts.
 
-The canonical tables are the contract's core; a platform gives the optional relations only when
+The contract's tables are its core; a platform gives the optional relations only when
 it has such figures (Moodle: course progress; Edifice: the directory import's runs). The demo
 shows them too, so that every dashboard panel has data: ``course_progress``, ``user_classes`` and
 ``account_feeds`` are created as tables in the demo's schema and refilled at each start, deterministically from the

@@ -6,7 +6,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from ent_exporter.sources.adapters.plan import Plan, readonly_role, statements
-from ent_exporter.sources.tables import canonical_ddl
+from ent_exporter.sources.tables import contract_ddl
 
 
 def build(options) -> Plan:
@@ -16,7 +16,7 @@ def build(options) -> Plan:
     plan.transactional += [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema),
         sql.SQL("SET LOCAL search_path TO {}").format(schema),
-        *statements(canonical_ddl()),
+        *statements(contract_ddl()),
         sql.SQL("RESET search_path"),
         *readonly_role(options.schema, options.role),
     ]
