@@ -146,7 +146,7 @@ class Source(Protocol):
         query: sql.SQL,
         params: Mapping[str, Any] | Sequence[Any] | None = None,
         **placeholders: str | sql.Composable,
-    ) -> list[tuple]:
+    ) -> list[tuple[Any, ...]]:
         """Runs one statement and returns its rows.
 
         ``{name}`` placeholders in the query are filled with the schema-qualified contract
@@ -195,7 +195,7 @@ class Report:
     invalid: dict[tuple[str, str], float] = field(default_factory=dict)  # (family, reason) -> measurements
 
 
-def encode_samples(samples: Samples) -> dict[str, list]:
+def encode_samples(samples: Samples) -> dict[str, list[Any]]:
     """Samples as JSON-able data: per family, a list of (label values, value).
 
     The label values are the samples' own key tuples (JSON writes them as lists): nothing is
@@ -209,7 +209,7 @@ def encode_samples(samples: Samples) -> dict[str, list]:
     }
 
 
-def decode_samples(families: Iterable[Family], stored: Mapping[str, list]) -> Samples:
+def decode_samples(families: Iterable[Family], stored: Mapping[str, list[Any]]) -> Samples:
     """The inverse of encode_samples, for the given families (others are ignored)."""
     samples: Samples = {}
     for family in families:
@@ -225,7 +225,7 @@ def decode_samples(families: Iterable[Family], stored: Mapping[str, list]) -> Sa
     return samples
 
 
-def _tuples_and_floats(pairs: list) -> bool:
+def _tuples_and_floats(pairs: list[Any]) -> bool:
     """Whether every pair is a (tuple, float) tuple (checked with C loops)."""
     return (
         bool(pairs)
@@ -295,7 +295,7 @@ ALL_STRUCTURES = "all"
 ALL_PROFILES = "all"  # people counts: each person once over every profile
 
 
-def marginal_keys(key: tuple, positions: Iterable[int]) -> Iterable[tuple]:
+def marginal_keys(key: tuple[Any, ...], positions: Sequence[int]) -> Iterable[tuple[Any, ...]]:
     """The series budget's marginals a series falls in (key: its label values, or a row of them and a
     count): one per position, that label "all"."""
     if len(positions) == 1:  # (the budget's usual shape, on the instant cycle's path: no generator)

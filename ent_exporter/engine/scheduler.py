@@ -32,7 +32,8 @@ logging.getLogger("apscheduler.scheduler").addFilter(_OverlapSkipFilter())
 
 def retry_delay(failures: int, initial: float, maximum: float, cadence: Cadence) -> float:
     """Exponential backoff, never longer than the cadence (the next regular run comes sooner anyway)."""
-    return min(initial * 2 ** max(0, failures - 1), maximum, cadence.period.total_seconds())
+    factor: float = 2 ** max(0, failures - 1)  # (int ** int is Any to the type checker: negative powers are floats)
+    return min(initial * factor, maximum, cadence.period.total_seconds())
 
 
 class CollectorScheduler:
