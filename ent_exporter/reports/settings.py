@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["pdf", "html", "csv"]
+_ALL_FORMATS: list[Format] = ["pdf", "html", "csv"]  # (the default: each report gets a fresh copy)
 # A month's statement reads every event of the month: far longer than a collector's (source.statement_timeout_seconds).
 REPORT_STATEMENT_TIMEOUT_SECONDS = 900.0
 Language = Literal["fr", "en"]
@@ -23,7 +24,7 @@ class ReportsConfig(BaseModel):
         description="where the reports go: one directory per structure, 'all' for the platform;"
         " relative paths are relative to the configuration file"
     )
-    formats: list[Format] = Field(default_factory=lambda: ["pdf", "html", "csv"], min_length=1)
+    formats: list[Format] = Field(default_factory=lambda: _ALL_FORMATS.copy(), min_length=1)
     language: Language = "fr"
     statement_timeout_seconds: float = Field(
         REPORT_STATEMENT_TIMEOUT_SECONDS,
