@@ -10,6 +10,7 @@ import tempfile
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ent_exporter import extras, indicators
 from ent_exporter.config import Config, ConfigError
@@ -25,6 +26,9 @@ from ent_exporter.probes.runner import ProbeRunner
 from ent_exporter.sources.postgres import PostgresSource
 from ent_exporter.web.config import WebConfig
 from ent_exporter.web.server import MetricsServer
+
+if TYPE_CHECKING:
+    from ent_exporter.reports.job import ReportJob  # (imported when the config has reports: matplotlib)
 
 log = logging.getLogger(__name__)
 
@@ -194,27 +198,31 @@ class Exporter:
         self.server: MetricsServer | None = None
         self.probes: ProbeRunner | None = None
         self.process: ProcessPublisher | None = None
-        self.reports = None  # ent_exporter.reports.job.ReportJob when the config has a reports: section
+        self.reports: ReportJob | None = None  # when the config has a reports: section
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """Liveness: the process serves (whatever the database does)."""
+        runtime = self.runtime
+        assert runtime is not None  # (the server answers once start() made the runtime)
         runs = self.scheduler.next_runs() if self.scheduler else {}
         return {
             "status": "ok",
             "collectors": {
                 name: {
                     "cadence": collector.cadence.value,
-                    "stale": self.runtime.is_stale(name),
-                    "next_run": runs[name].isoformat() if runs.get(name) else None,
+                    "stale": runtime.is_stale(name),
+                    "next_run": next_run.isoformat() if (next_run := runs.get(name)) else None,
                 }
-                for name, collector in self.runtime.collectors.items()
+                for name, collector in runtime.collectors.items()
             },
         }
 
-    def readiness(self) -> tuple[bool, dict]:
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Readiness: the database answered the last attempt and no collector is overdue."""
-        up = self.runtime.source_up
-        overdue = sorted(name for name in self.runtime.collectors if self.runtime.is_overdue(name))
+        runtime = self.runtime
+        assert runtime is not None  # (the server answers once start() made the runtime)
+        up = runtime.source_up
+        overdue = sorted(name for name in runtime.collectors if runtime.is_overdue(name))
         ready = bool(up) and not overdue
         return ready, {
             "status": "ready" if ready else "not ready",
@@ -266,6 +274,7 @@ class Exporter:
             return
         from ent_exporter.reports.job import ReportJob
 
+        assert self.scheduler is not None  # (start() made it first)
         # Its own pool for the run, with the reports' statement timeout (a month's statements are long).
         self.reports = ReportJob(
             self.config.reports,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -124,11 +125,15 @@ class PrivacyConfig(_Section):
     min_count: int = Field(0, ge=0, description="people counts below this are published as 0 (0 = off)")
 
 
-# One entry of `probes:`: the kind's settings model, chosen by its `kind` key.
-ProbeConfig = Annotated[
-    Union[tuple(kind.Settings for _, kind in sorted(probes.kinds().items()))],  # type: ignore[misc]  # noqa: UP007
-    Field(discriminator="kind"),
-]
+# One entry of `probes:`: the kind's settings model, chosen by its `kind` key (a union built from the
+# registered kinds, which the type checker cannot follow: to it, any kind's settings).
+if TYPE_CHECKING:
+    ProbeConfig = probes.ProbeSettings
+else:
+    ProbeConfig = Annotated[
+        Union[tuple(kind.Settings for _, kind in sorted(probes.kinds().items()))],  # noqa: UP007
+        Field(discriminator="kind"),
+    ]
 
 
 class Config(_Section):
@@ -215,7 +220,7 @@ class Config(_Section):
         )
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     loc = list(error["loc"])
     if len(loc) > 2 and loc[0] == "probes" and loc[2] in probes.kinds():
         del loc[2]  # the discriminated union's tag: probes.0.ldap.url is probes.0.url
@@ -240,7 +245,7 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}: {message}"
 
 
-def parse_config(data: Any, origin: str, environ: dict[str, str] | None = None) -> Config:
+def parse_config(data: Any, origin: str, environ: Mapping[str, str] | None = None) -> Config:
     """Validates already-parsed YAML; ``origin`` names the file in error messages."""
     environ = os.environ if environ is None else environ
     if data is None:

@@ -1,5 +1,5 @@
-"""The code base's habits, checked by the test command: ruff (lint and format) and the architecture's
-import contracts (import-linter), as configured in pyproject.toml."""
+"""The code base's habits, checked by the test command: ruff (lint and format), the architecture's
+import contracts (import-linter) and the type checker (mypy), as configured in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -40,3 +40,9 @@ def test_the_import_contracts_hold():
     result = run(tool("lint-imports"), "--no-cache")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
+
+
+def test_mypy_finds_nothing():
+    # pyproject.toml's [tool.mypy]: the package, strictly in the engine.
+    result = run(sys.executable, "-m", "mypy", timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

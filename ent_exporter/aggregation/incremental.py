@@ -39,7 +39,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from psycopg import sql
 
@@ -51,6 +51,7 @@ from ent_exporter.engine.collector import (
     Context,
     Family,
     HistogramValue,
+    LabelValues,
     Report,
     Result,
     Samples,
@@ -286,6 +287,7 @@ class EventCounter(Collector):
         return folded
 
     def _fold(self, samples: Samples) -> Samples:
+        assert self._shape is not None  # (folded into the budget's shape: there is one)
         name = self.families[0].name
         folded = dict(samples)
         folded[name] = {}
@@ -410,7 +412,7 @@ class EventCounter(Collector):
                     self._decode(state.get("closed", {})),
                     {day: self._decode(samples) for day, samples in state.get("open", {}).items()},
                 )
-            invalid = dict(totals.get(INVALID_MEASUREMENTS.name, {}))
+            invalid = dict(cast("dict[tuple[str, str], float]", totals.get(INVALID_MEASUREMENTS.name, {})))
         return Report(
             invalid=invalid,
             late_events={"counted": float(late.get("counted", 0)), "missed": float(late.get("missed", 0))},
@@ -518,7 +520,7 @@ class EventCounter(Collector):
         self.accumulate(delta, rows)
         return (delta, self.events_in(rows)) if with_events else delta
 
-    def _first(self, ctx: Context, query: sql.Composable, params: dict[str, Any], source: Any = None) -> Any:
+    def _first(self, ctx: Context, query: sql.SQL, params: dict[str, Any], source: Any = None) -> Any:
         rows = (source or ctx.source).fetch(query, params, events=self.events)
         return rows[0][0] if rows else None
 
@@ -675,11 +677,11 @@ def _add_monotonic(target: Samples, exact: Samples, live: Samples | None) -> Non
     live = live or {}
     for name in set(exact) | set(live):
         recount, counted = exact.get(name, {}), live.get(name, {})
-        chosen = {}
+        chosen: dict[LabelValues, Value | None] = {}
         for key in set(recount) | set(counted):
             a, b = recount.get(key), counted.get(key)
             chosen[key] = a if b is None or (a is not None and _size(a) >= _size(b)) else b
-        _add(target, {name: chosen})
+        _add(target, {name: cast("dict[LabelValues, Value]", chosen)})  # (never None: each key is in one)
 
 
 def _published(closed: Samples, live: dict[date, Samples]) -> Samples:

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from ent_exporter.engine.collector import ALL_PROFILES, ALL_STRUCTURES, Context, LabelValues, encode_samples
+from ent_exporter.engine.collector import (
+    ALL_PROFILES,
+    ALL_STRUCTURES,
+    Context,
+    LabelValues,
+    Result,
+    encode_samples,
+)
 
 # One pass over accounts (a hash aggregate); the window collectors that use it run at most hourly.
 KNOWN_PAIRS = sql.SQL("""
@@ -54,8 +61,8 @@ class KnownPairsCounter:
     totals holds them there too (its state then has the totals once, equal to the samples).
     """
 
-    def collect(self, ctx: Context):  # type: ignore[no-untyped-def]
-        result = super().collect(ctx)  # type: ignore[misc]
+    def collect(self, ctx: Context) -> Result:
+        result: Result = super().collect(ctx)  # type: ignore[misc]  # (the counter's, next in the MRO)
         now = ctx.now.timestamp()
         known_at = ctx.state.get("known_at")
         if known_at is None or not 0 <= now - known_at < COUNTER_REFRESH_SECONDS:

@@ -481,7 +481,9 @@ def ensure_seeded(
 def read_marker(conn: psycopg.Connection, schema: str = "ent") -> dict[str, str]:
     """The demo_meta rows of ``schema`` as a dict ({} when the demo never seeded it)."""
     table = sql.Identifier(schema, "demo_meta")
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table.as_string(conn),)).fetchone()[0]
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table.as_string(conn),)).fetchone()
+    assert row is not None  # (one row, always)
+    exists = row[0]
     if not exists:
         return {}
     return dict(conn.execute(sql.SQL("SELECT key, value FROM {}").format(table)).fetchall())
@@ -703,7 +705,7 @@ class History:
         return total
 
     def _add_user(self, rng: Random, profile: str, home: Structure) -> None:
-        attached = (home.structure_id,)
+        attached: tuple[str, ...] = (home.structure_id,)
         if len(self.structures) > 1 and rng.random() < SECOND_STRUCTURE_SHARE[profile]:
             other = rng.choice([s for s in self.structures if s is not home])
             attached += (other.structure_id,)

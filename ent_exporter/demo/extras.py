@@ -64,7 +64,9 @@ def seed_extras(conn: psycopg.Connection, schema: str, now: datetime, zone: str)
         conn.execute(sql.SQL(TABLES).format(**names))
         conn.execute(sql.SQL(COURSES).format(**names), {"now": now})
         conn.execute(sql.SQL(CLASSES).format(**names))
-        accounts = conn.execute(sql.SQL("SELECT count(*) FROM {accounts}").format(**names)).fetchone()[0]
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {accounts}").format(**names)).fetchone()
+        assert row is not None  # (one row, always)
+        accounts = row[0]
         local = now.astimezone(ZoneInfo(zone))
         runs = []
         for days_ago in range(14, -1, -1):

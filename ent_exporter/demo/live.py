@@ -205,6 +205,7 @@ class LiveGenerator:
 
     def _activate_one(self, cursor: psycopg.Cursor, now: datetime) -> None:
         population = self._population
+        assert population is not None  # (tick() loaded it first)
         if not population.pending:
             return
         user, profile, structure = population.pending.pop(self.rng.randrange(len(population.pending)))

@@ -15,6 +15,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Collection
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,7 +65,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def loopback_socket(avoid: set[int] = frozenset()) -> socket.socket:
+def loopback_socket(avoid: Collection[int] = frozenset()) -> socket.socket:
     """A TCP socket bound to an ephemeral loopback port that is not in ``avoid``.
 
     The demo's listening port is checked free before the database starts but bound only once the data
@@ -87,7 +88,7 @@ class DemoTargets:
 
     ``avoid``: ports the targets must not take (the exporter's own, bound later)."""
 
-    def __init__(self, state_dir: Path, avoid: set[int] = frozenset()) -> None:
+    def __init__(self, state_dir: Path, avoid: Collection[int] = frozenset()) -> None:
         control_dir = Path(state_dir)
         self.certificate, key = self_signed(control_dir / "stand-in")
 

@@ -132,17 +132,22 @@ class Source(Protocol):
     """Read-only access to the contract's relations (see ent_exporter.sources.postgres): what indicators
     and reports use of a source."""
 
-    #: The schema holding the contract's relations.
-    schema: str
-    #: Each contract relation's schema-qualified name ({"accounts": ent.accounts, ...}).
-    relations: Mapping[str, sql.Composable]
+    @property
+    def schema(self) -> str:
+        """The schema holding the contract's relations."""
+        ...
+
+    @property
+    def relations(self) -> Mapping[str, sql.Composable]:
+        """Each contract relation's schema-qualified name ({"accounts": ent.accounts, ...})."""
+        ...
 
     def fetch(
         self,
         query: sql.SQL,
         params: Mapping[str, Any] | Sequence[Any] | None = None,
         **placeholders: str | sql.Composable,
-    ) -> list[tuple]:
+    ) -> list[tuple[Any, ...]]:
         """Runs one statement and returns its rows.
 
         ``{name}`` placeholders in the query are filled with the schema-qualified contract
@@ -152,7 +157,7 @@ class Source(Protocol):
         """
         ...
 
-    def snapshot(self) -> AbstractContextManager[Source]:
+    def snapshot(self) -> AbstractContextManager[Source, bool | None]:
         """A source whose statements all see one snapshot of the database (REPEATABLE READ, read only),
         for the statements of one run that must agree (a count and the gaps it leaves)."""
         ...
@@ -196,7 +201,7 @@ class Report:
     invalid: dict[tuple[str, str], float] = field(default_factory=dict)  # (family, reason) -> measurements
 
 
-def encode_samples(samples: Samples) -> dict[str, list]:
+def encode_samples(samples: Samples) -> dict[str, list[Any]]:
     """Samples as JSON-able data: per family, a list of (label values, value).
 
     The label values are the samples' own key tuples (JSON writes them as lists): nothing is
@@ -210,7 +215,7 @@ def encode_samples(samples: Samples) -> dict[str, list]:
     }
 
 
-def decode_samples(families: Iterable[Family], stored: Mapping[str, list]) -> Samples:
+def decode_samples(families: Iterable[Family], stored: Mapping[str, list[Any]]) -> Samples:
     """The inverse of encode_samples, for the given families (others are ignored)."""
     samples: Samples = {}
     for family in families:
@@ -226,7 +231,7 @@ def decode_samples(families: Iterable[Family], stored: Mapping[str, list]) -> Sa
     return samples
 
 
-def _tuples_and_floats(pairs: list) -> bool:
+def _tuples_and_floats(pairs: list[Any]) -> bool:
     """Whether every pair is a (tuple, float) tuple (checked with C loops)."""
     return (
         bool(pairs)
@@ -296,7 +301,7 @@ ALL_STRUCTURES = "all"
 ALL_PROFILES = "all"  # people counts: each person once over every profile
 
 
-def marginal_keys(key: tuple, positions: Iterable[int]) -> Iterable[tuple]:
+def marginal_keys(key: tuple[Any, ...], positions: Sequence[int]) -> Iterable[tuple[Any, ...]]:
     """The series budget's marginals a series falls in (key: its label values, or a row of them and a
     count): one per position, that label "all"."""
     if len(positions) == 1:  # (the budget's usual shape, on the instant cycle's path: no generator)

@@ -104,9 +104,9 @@ def updated_marginals(
             result[key] = value
             touched.add(key)
             continue
-        delta = value - get(key, 0.0)
+        delta = value - get(key, 0.0)  # type: ignore[operator]  # (floats: checked above)
         for marginal in marginal_keys(key, positions):
-            result[marginal] = result.get(marginal, 0.0) + delta
+            result[marginal] = result.get(marginal, 0.0) + delta  # type: ignore[operator]
             touched.add(marginal)
     return result, touched
 
@@ -124,25 +124,26 @@ class _OneFamily:
 def to_metric(family: Family, series: Mapping[LabelValues, Value]) -> Metric:
     """A prometheus-client metric family holding the given series, sorted for stable output."""
     labels = list(family.labels)
-    if family.kind is Kind.COUNTER:
-        metric: Metric = CounterMetricFamily(family.name, family.help, labels=labels)
-    elif family.kind is Kind.GAUGE:
-        metric = GaugeMetricFamily(family.name, family.help, labels=labels)
-    else:
-        metric = HistogramMetricFamily(family.name, family.help, labels=labels)
-    for label_values, value in sorted(series.items()):
-        if isinstance(value, HistogramValue):
+    if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
+        histogram = HistogramMetricFamily(family.name, family.help, labels=labels)
+        for label_values, value in sorted(series.items()):
+            assert isinstance(value, HistogramValue), (family.name, value)
             buckets = [(floatToGoString(bound), count) for bound, count in zip(family.buckets, value.buckets)]
             buckets.append(("+Inf", value.count))
-            metric.add_metric(list(label_values), buckets=buckets, sum_value=value.sum)
-        else:
-            metric.add_metric(list(label_values), value)
+            histogram.add_metric(list(label_values), buckets=buckets, sum_value=value.sum)
+        return histogram
+    metric = (CounterMetricFamily if family.kind is Kind.COUNTER else GaugeMetricFamily)(
+        family.name, family.help, labels=labels
+    )
+    for label_values, value in sorted(series.items()):
+        assert not isinstance(value, HistogramValue), (family.name, value)
+        metric.add_metric(list(label_values), value)
     return metric
 
 
 def render_family_reference(family: Family, series: Mapping[LabelValues, Value]) -> bytes:
     """The family rendered by prometheus-client (what render_family reproduces byte for byte, faster)."""
-    return generate_latest(_OneFamily(to_metric(family, series)))  # type: ignore[arg-type]
+    return generate_latest(_OneFamily(to_metric(family, series)))
 
 
 def _escape_value(value: str) -> str:
@@ -271,7 +272,7 @@ def render_family(
                 line, number = format_series.line, format_series.number
                 for key in changed:
                     value = values[key] = series[key]
-                    lines[position[key]] = line(*key, number(value))
+                    lines[position[key]] = line(*key, number(value))  # type: ignore[arg-type]  # (not histograms)
             return _joined(_header(family), lines)
     keys = sorted(series)
     escaping = _needs_escaping(keys)
@@ -406,7 +407,7 @@ class Exposition:
         self._last_folded: dict[str, int] = {}  # family -> series folded by its last render
         self._lines: dict[str, RenderedLines] = {}  # family -> its last render's series and lines
         self._series_counts: dict[str, int] = {}
-        self._shaped: dict[str, dict] = {}  # family -> its series budget's shape at the last render
+        self._shaped: dict[str, dict[LabelValues, Value]] = {}  # family -> its series budget's shape at the last render
         self._folded_totals: dict[str, float] = {}
         self._lock = threading.Lock()
         self._plain: tuple[tuple[bytes, ...], int] = ((), 0)
@@ -478,7 +479,7 @@ class Exposition:
         self,
         name: str,
         before: Mapping[LabelValues, Value] | None = None,
-        moved: list[LabelValues] | None = None,
+        moved: Iterable[LabelValues] | None = None,
         level: int = GZIP_LEVEL,
     ) -> bytes:
         """Renders one family: returns its text, keeps its gzip member. ``before``: the series its

@@ -38,7 +38,7 @@ class View:
     seq: int
     file_bytes: int
     journal_bytes: int
-    samples: dict[str, list]
+    samples: dict[str, list[Any]]
     changed_at: dict[str, Any]
     state: dict[str, bytes]
     broken: bool = False  # the journal ends with a line that was not replayed: write the file next
@@ -52,20 +52,21 @@ class View:
 class Delta:
     """Per family: the pairs new or changed, and the label values of the series gone."""
 
-    changed: dict[str, list] = field(default_factory=dict)
-    gone: dict[str, list] = field(default_factory=dict)
+    changed: dict[str, list[Any]] = field(default_factory=dict)
+    gone: dict[str, list[Any]] = field(default_factory=dict)
 
 
-def delta(before: dict[str, list], after: dict[str, list], known: Delta | None = None) -> Delta:
+def delta(before: dict[str, list[Any]], after: dict[str, list[Any]], known: Delta | None = None) -> Delta:
     """What turns ``before`` into ``after`` ({family: [(label values, value)]}): one pass of dict work
     per family (C-level copies, one comparison per series). ``known``: the delta of some families,
     already known (the runtime's change tracking), taken as it is."""
     result = Delta()
-    for family in known.changed if known is not None else ():
-        if known.changed[family]:
-            result.changed[family] = known.changed[family]
-        if known.gone.get(family):
-            result.gone[family] = sorted(known.gone[family])
+    if known is not None:
+        for family in known.changed:
+            if known.changed[family]:
+                result.changed[family] = known.changed[family]
+            if known.gone.get(family):
+                result.gone[family] = sorted(known.gone[family])
     for family, pairs in after.items():
         if known is not None and family in known.changed:
             continue
@@ -92,7 +93,9 @@ def delta(before: dict[str, list], after: dict[str, list], known: Delta | None =
     return result
 
 
-def apply(pairs_by_family: dict[str, Any], changes: dict[str, list], gone: dict[str, list]) -> dict[str, list]:
+def apply(
+    pairs_by_family: dict[str, Any], changes: dict[str, list[Any]], gone: dict[str, list[Any]]
+) -> dict[str, list[Any]]:
     """``pairs_by_family`` with a line's changes applied (new lists; order: as before, then the new)."""
     result = dict(pairs_by_family)
     for family in changes.keys() | gone.keys():
@@ -113,7 +116,7 @@ def encode_line(
     state: dict[str, bytes],
     state_gone: list[str],
     dumps: Callable[[Any], bytes],
-    columns: Callable[[Callable[[bytes], Any], dict[str, list]], None],
+    columns: Callable[[Callable[[bytes], Any], dict[str, list[Any]]], None],
 ) -> bytes:
     """One journal line (bytes, newline included). ``columns`` writes {family: pairs} in the file's
     columns format; ``dumps`` is the file's JSON encoder; ``state`` holds encoded entries."""
@@ -132,10 +135,10 @@ def encode_line(
     return b"".join(parts)
 
 
-def read_lines(text: bytes, after_seq: int) -> tuple[list[dict], int, bool]:
+def read_lines(text: bytes, after_seq: int) -> tuple[list[dict[str, Any]], int, bool]:
     """The journal's lines that follow a file holding save ``after_seq``, in order, parsed; the bytes
     they take; and whether anything after them was left out (a torn or out-of-sequence line)."""
-    lines: list[dict] = []
+    lines: list[dict[str, Any]] = []
     used = 0
     expected = after_seq + 1
     for raw in text.split(b"\n")[:-1]:  # the part after the last newline is a torn line (or empty)

@@ -15,6 +15,7 @@ import threading
 from prometheus_client.process_collector import ProcessCollector
 
 from ent_exporter.engine.collector import Family, Kind, Samples
+from ent_exporter.engine.exposition import Exposition
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def read(collector: ProcessCollector | None = None) -> Samples:
 class ProcessPublisher:
     """Publishes ``read()`` at start and every ``interval`` seconds until stopped."""
 
-    def __init__(self, exposition, interval: float = REFRESH_SECONDS) -> None:
+    def __init__(self, exposition: Exposition, interval: float = REFRESH_SECONDS) -> None:
         self.exposition = exposition
         self.interval = interval
         self.collector = ProcessCollector(registry=None)

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -22,6 +22,7 @@ from ent_exporter.engine.collector import (
     Family,
     HistogramValue,
     Kind,
+    LabelValues,
     Report,
     Samples,
     SourceUnavailable,
@@ -97,14 +98,14 @@ Moved = tuple[journals.Delta, journals.Delta] | None
 
 def _track_changes(
     collector: Collector, before: Samples | None, after: Samples, changed_at: dict[str, Any], now: float
-) -> tuple[dict[str, dict], Moved]:
+) -> tuple[dict[str, dict[LabelValues, float]], Moved]:
     """When each cumulative series last moved: {family: {label values: unix time}}; and what moved in
     this run, for the state's journal: per cumulative family, the series whose value or time changed and
     those gone (as journal deltas of the samples and of the times).
 
     One comparison per series, the rest C-level dict and set work on the label tuples of ``after``
     as they are (no copy per series); the earlier times are copied, never changed in place."""
-    tracked: dict[str, dict] = {}
+    tracked: dict[str, dict[LabelValues, float]] = {}
     moved_samples, moved_times = journals.Delta(), journals.Delta()
     for family in collector.families:
         if family.kind not in CUMULATIVE:
@@ -142,7 +143,7 @@ def _track_changes(
     return tracked, (moved_samples, moved_times) if before is not None else None
 
 
-def _times(entries: Any, *, copy: bool = False) -> dict:
+def _times(entries: Any, *, copy: bool = False) -> dict[LabelValues, float]:
     """A family's times of change as {label values: unix time}: the runtime's own dict (``copy``: a new
     one), or the (label values, time) pairs of a restored result (tuples: dict() takes them as they are)."""
     if not entries:
@@ -155,14 +156,17 @@ def _times(entries: Any, *, copy: bool = False) -> dict:
 def _copy(samples: Samples) -> Samples:
     """Samples no later change to the given ones can reach (float values: C-level dict copies)."""
     return {
-        name: {key: HistogramValue(list(value.buckets), value.count, value.sum) for key, value in series.items()}
+        name: {
+            key: HistogramValue(list(value.buckets), value.count, value.sum)
+            for key, value in cast("dict[LabelValues, HistogramValue]", series).items()  # (checked: histograms)
+        }
         if series and isinstance(next(iter(series.values())), HistogramValue)
         else dict(series)
         for name, series in samples.items()
     }
 
 
-def _published_moves(moved: Moved, samples: Samples, active: Samples) -> dict[str, list]:
+def _published_moves(moved: Moved, samples: Samples, active: Samples) -> dict[str, list[LabelValues]]:
     """The series new or changed of each family published as the collector gave it, with none gone:
     what the exposition re-renders without comparing every series (see Exposition.publish)."""
     if moved is None:
@@ -252,7 +256,7 @@ class Runtime:
             if stored is None:
                 continue
             self._stored[name] = stored if kept else _released(stored)
-            self._reports[name] = collector.report({} if light else stored.state)
+            self._reports[name] = collector.report({} if light or stored.state is None else stored.state)
             if stored.last_success is not None:
                 self._last_success[name] = stored.last_success
             samples = decode_samples(collector.families, stored.samples)
@@ -308,7 +312,7 @@ class Runtime:
             source=self.source,
             now=now,
             timezone=self.zone,
-            state=dict(previous.state) if previous else {},
+            state=dict(previous.state) if previous is not None and previous.state is not None else {},
             settle=self.settle,
             chunk_size=self.chunk_size,
             late_commit_limit=self.late_commit_limit,
@@ -350,9 +354,11 @@ class Runtime:
         changed_at, moved = _track_changes(
             collector, before, samples, previous.changed_at if previous else {}, now.timestamp()
         )
-        last_success = self.clock.time() if complete else self._last_success.get(name)
+        last_success: float | None
         if complete:
-            self._saved_success[name] = last_success
+            last_success = self._saved_success[name] = self.clock.time()
+        else:
+            last_success = self._last_success.get(name)
         stored = StoredResult(
             encode_samples(samples), state, last_success, complete, changed_at, ran_at=now.timestamp()
         )
@@ -397,7 +403,10 @@ class Runtime:
     def _stored_result(self, name: str) -> StoredResult | None:
         """The collector's last stored result, read back from the state directory if it was released."""
         stored = self._stored.get(name)
-        return self.store.load(name) if stored is not None and stored.state is None else stored
+        if stored is not None and stored.state is None:  # released: only with a store (see _kept_between_runs)
+            assert self.store is not None
+            return self.store.load(name)
+        return stored
 
     def _kept_between_runs(self, collector: Collector) -> bool:
         """Whether a collector's stored result (samples, state) stays in memory between its runs.

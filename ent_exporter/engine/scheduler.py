@@ -29,8 +29,10 @@ logging.getLogger("apscheduler.scheduler").addFilter(_OverlapSkipFilter())
 
 
 def retry_delay(failures: int, initial: float, maximum: float, period: timedelta) -> float:
-    """Exponential backoff, never longer than the schedule's period (the next regular run comes sooner anyway)."""
-    return min(initial * 2 ** max(0, failures - 1), maximum, period.total_seconds())
+    """Exponential backoff, never longer than the schedule's period (the next regular run comes sooner anyway).
+    The exponent stops growing at 64: a day of outage is over a thousand failures of a minute's collector."""
+    factor = 2.0 ** min(max(0, failures - 1), 64)
+    return min(initial * factor, maximum, period.total_seconds())
 
 
 class CollectorScheduler:

@@ -30,7 +30,7 @@ READABLE_VERSIONS = (1, 2)
 
 @dataclass
 class StoredResult:
-    samples: dict[str, list]  # ent_exporter.engine.collector.encode_samples format
+    samples: dict[str, list[Any]]  # ent_exporter.engine.collector.encode_samples format
     state: dict[str, Any] | None = field(default_factory=dict)  # None: not held in memory (runtime._released)
     last_success: float | None = None  # unix time of the last complete run
     complete: bool = True  # False for a checkpoint taken in the middle of a run
@@ -100,7 +100,7 @@ class StateStore:
             )
             return None
         strings: dict[str, str] = {}
-        labels: dict[tuple, tuple] = {}
+        labels: dict[tuple[str, ...], tuple[str, ...]] = {}
         series = _from_columns if data["version"] >= 2 else _compact_series
         samples = series(data.pop("samples"), strings, labels)
         state = _intern(data.pop("state"), strings) if with_state else None
@@ -125,7 +125,7 @@ class StateStore:
             self._views[collector] = journal_view(seq, file_bytes, journal_bytes, result, totals_are_samples, broken)
         return result
 
-    def _journal_lines(self, collector: str, seq: int) -> tuple[list[dict], int, bool]:
+    def _journal_lines(self, collector: str, seq: int) -> tuple[list[dict[str, Any]], int, bool]:
         try:
             text = self._journal_path(collector).read_bytes()
         except FileNotFoundError:
@@ -160,6 +160,7 @@ class StateStore:
         # their samples: written once (and loaded once) instead of twice.
         totals_are_samples = isinstance(state, dict) and "totals" in state and state["totals"] == result.samples
         if totals_are_samples:
+            assert state is not None
             state = {key: value for key, value in state.items() if key != "totals"}
         view = self._views.pop(collector, None)
         if journal and isinstance(state, dict):
@@ -311,7 +312,7 @@ def _write_value(write: Any, value: Any, depth: int) -> None:
     write(b"}")
 
 
-def _write_columns(write: Any, families: dict[str, list]) -> None:
+def _write_columns(write: Any, families: dict[str, list[Any]]) -> None:
     """Writes {family: [(label values, value)]} in the columns format, as JSON, one column at a time:
     {family: {"labels": [[values of label 1], ...], "values": [...]}}."""
     write(b"{")
@@ -335,12 +336,13 @@ def _compact_in_place(result: StoredResult, totals_are_samples: bool) -> None:
     the runtime keeps in memory between runs then costs a fraction, and the garbage collector
     stops walking it."""
     strings: dict[str, str] = {}
-    labels: dict[tuple, tuple] = {}
+    labels: dict[tuple[str, ...], tuple[str, ...]] = {}
     # Series already as (label tuple, value) pairs (the runtime's: their label tuples are the live
     # samples' keys, shared) are kept as they are: only lists from elsewhere are compacted.
     result.samples = _compact_series(result.samples, strings, labels)
     result.changed_at = _compact_series(result.changed_at, strings, labels)
     if totals_are_samples:
+        assert result.state is not None  # (totals_are_samples: the state holds the totals)
         result.state["totals"] = result.samples
 
 
@@ -350,9 +352,11 @@ def _compact_in_place(result: StoredResult, totals_are_samples: bool) -> None:
 # and a fraction of the transient memory.
 
 
-def _from_columns(families: dict[str, dict], strings: dict[str, str], labels: dict[tuple, tuple]) -> dict[str, list]:
+def _from_columns(
+    families: dict[str, dict[str, Any]], strings: dict[str, str], labels: dict[tuple[str, ...], tuple[str, ...]]
+) -> dict[str, list[Any]]:
     """The inverse of _write_columns, as (label values, value) pairs with strings and label tuples shared."""
-    compact: dict[str, list] = {}
+    compact: dict[str, list[Any]] = {}
     for family, table in families.items():
         values = table["values"]
         columns = [[strings.setdefault(v, v) for v in column] for column in table["labels"]]
@@ -381,9 +385,11 @@ def _intern(value: Any, strings: dict[str, str]) -> Any:
     return value
 
 
-def _compact_series(families: dict[str, list], strings: dict[str, str], labels: dict[tuple, tuple]) -> dict[str, list]:
+def _compact_series(
+    families: dict[str, list[Any]], strings: dict[str, str], labels: dict[tuple[str, ...], tuple[str, ...]]
+) -> dict[str, list[Any]]:
     """{family: [[label values], value]} -> {family: [(label values, value)]}, strings and label tuples shared."""
-    compact: dict[str, list] = {}
+    compact: dict[str, list[Any]] = {}
     for family, series in families.items():
         if isinstance(series, dict) or series and type(series[0]) is tuple and type(series[0][0]) is tuple:
             compact[strings.setdefault(family, family)] = series
@@ -419,10 +425,12 @@ def journal_view(
     )
 
 
-def _replay(result: StoredResult, line: dict, strings: dict[str, str], labels: dict[tuple, tuple]) -> None:
+def _replay(
+    result: StoredResult, line: dict[str, Any], strings: dict[str, str], labels: dict[tuple[str, ...], tuple[str, ...]]
+) -> None:
     """Applies one journal line to a loaded result."""
 
-    def gone(families: dict[str, list]) -> dict[str, list]:
+    def gone(families: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return {
             strings.setdefault(f, f): [labels.setdefault(tuple(k), tuple(k)) for k in keys]
             for f, keys in families.items()

@@ -14,6 +14,7 @@ Every structure and profile of ``accounts`` has a series from the start, 0 until
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 
 from psycopg import sql
 
@@ -25,6 +26,7 @@ from ent_exporter.engine.collector import (
     Context,
     Family,
     Kind,
+    LabelValues,
     Result,
     Samples,
     decode_samples,
@@ -169,8 +171,8 @@ class AccountActivationsCollector(KnownPairsCounter, _ActivationCounts):
 
 
 def _add(target: Samples, samples: Samples) -> None:
-    for name, series in samples.items():
-        into = target.setdefault(name, {})
+    for name, series in cast("dict[str, dict[LabelValues, float]]", samples).items():  # (counts: floats)
+        into = cast("dict[LabelValues, float]", target.setdefault(name, {}))
         get = into.get
         for key, value in series.items():
             into[key] = get(key, 0.0) + value
@@ -180,10 +182,11 @@ def _at_least(recount: Samples, previous: Samples | None) -> Samples:
     """A day's recount, never below what was already published for a series (counters do not go down)."""
     if not previous or recount == previous:  # (most days: the recount found what was counted)
         return recount
+    published = cast("dict[str, dict[LabelValues, float]]", previous)  # (counts: floats)
     return {
         name: {
-            key: max(series.get(key, 0.0), previous.get(name, {}).get(key, 0.0))
-            for key in set(series) | set(previous.get(name, {}))
+            key: max(series.get(key, 0.0), published.get(name, {}).get(key, 0.0))
+            for key in set(series) | set(published.get(name, {}))
         }
-        for name, series in recount.items()
+        for name, series in cast("dict[str, dict[LabelValues, float]]", recount).items()
     }

@@ -11,11 +11,20 @@ counts if it is valid.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from psycopg import sql
 
 from ent_exporter.aggregation.incremental import EventCounter
-from ent_exporter.engine.collector import INVALID_MEASUREMENTS, Family, HistogramValue, Kind, Samples, label
+from ent_exporter.engine.collector import (
+    INVALID_MEASUREMENTS,
+    Family,
+    HistogramValue,
+    Kind,
+    LabelValues,
+    Samples,
+    label,
+)
 
 DURATION_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 OUTCOMES = ("success", "failure")
@@ -80,8 +89,11 @@ class ConnectorsCollector(EventCounter):
         return int(sum(row[2] for row in rows))
 
     def accumulate(self, totals: Samples, rows: Iterable[tuple]) -> None:
-        requests, durations = (totals.setdefault(family.name, {}) for family in self.families)
-        invalid = totals.setdefault(INVALID_MEASUREMENTS.name, {})
+        counts, histograms = (totals.setdefault(family.name, {}) for family in self.families)
+        # (the kinds of the families: calls counted, durations as histograms)
+        requests = cast("dict[LabelValues, float]", counts)
+        durations = cast("dict[LabelValues, HistogramValue]", histograms)
+        invalid = cast("dict[LabelValues, float]", totals.setdefault(INVALID_MEASUREMENTS.name, {}))
         buckets = len(DURATION_BUCKETS_SECONDS)
         for connector, outcome, calls, *rest in rows:
             bucket_counts, (timed_calls, seconds, *reasons) = rest[:buckets], rest[buckets:]

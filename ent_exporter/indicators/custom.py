@@ -30,14 +30,25 @@ import re
 import string
 from collections.abc import Iterable
 from datetime import UTC
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ent_exporter.aggregation.incremental import EventCounter
 from ent_exporter.aggregation.periods import zone_name
-from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result, Samples, label
+from ent_exporter.engine.collector import (
+    Cadence,
+    Collector,
+    Context,
+    Family,
+    Kind,
+    LabelValues,
+    Result,
+    Samples,
+    Value,
+    label,
+)
 
 PREFIX = "custom:"
 METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -217,7 +228,7 @@ def check_statement(settings: Settings) -> str | None:
     writes: list[str] = []
 
     class _Writes(Visitor):
-        def visit(self, ancestors, node):  # type: ignore[no-untyped-def]
+        def visit(self, ancestors, node):
             if isinstance(node, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
                 writes.append(type(node).__name__.removesuffix("Stmt").upper())
             elif isinstance(node, ast.SelectStmt) and (node.intoClause is not None or node.lockingClause):
@@ -234,7 +245,7 @@ def check_statement(settings: Settings) -> str | None:
             f"name every column of the result with AS (column(s) {', '.join(unnamed)}; no *): "
             f"it must give {', '.join(wanted)}"
         )
-    names = [name for name, _ in columns]
+    names = [name for name, _ in columns if name is not None]  # (every one: checked above)
     missing = [name for name in wanted if name not in names]
     extra = [name for name in names if name not in wanted]
     if missing or extra or len(names) != len(set(names)):
@@ -268,10 +279,12 @@ def result_columns(statement: Any) -> list[tuple[str | None, str | None]]:
             value = value.arg
         source = None
         if isinstance(value, ast.ColumnRef):
+            assert value.fields is not None  # (a column reference names at least its column)
             last = value.fields[-1]
             source = None if isinstance(last, ast.A_Star) else last.sval
         implicit = source
         if implicit is None and isinstance(value, ast.FuncCall):
+            assert value.funcname is not None  # (a call names its function)
             implicit = value.funcname[-1].sval
         columns.append((target.name or implicit, source))
     return columns
@@ -307,7 +320,7 @@ class CustomGauge(Collector):
 
     def collect(self, ctx: Context) -> Result:
         rows = ctx.source.fetch(self.query, {}, **time_placeholders(ctx))
-        return Result({self.families[0].name: to_series(rows)})
+        return Result({self.families[0].name: cast("dict[LabelValues, Value]", to_series(rows))})
 
 
 class CustomCounter(EventCounter):
@@ -321,6 +334,7 @@ class CustomCounter(EventCounter):
         self.name = settings.collector_name  # type: ignore[misc]
         self.cadence = settings.cadence  # type: ignore[misc]
         self.families = (settings.family(),)  # type: ignore[misc]
+        assert settings.events is not None and settings.watermark is not None  # (a counter's: validated)
         self.events = settings.events  # type: ignore[misc]
         self.watermark = settings.watermark  # type: ignore[misc]
         # {events}: the relation (or the incremental machinery's time slice) cut to the id range
@@ -340,7 +354,7 @@ class CustomCounter(EventCounter):
         return time_placeholders(self._ctx) if self._ctx else {}
 
     def accumulate(self, totals: Samples, rows: Iterable[tuple]) -> None:
-        series = totals.setdefault(self.families[0].name, {})
+        series = cast("dict[LabelValues, float]", totals.setdefault(self.families[0].name, {}))  # (a counter's)
         for key, value in to_series(rows).items():
             series[key] = series.get(key, 0.0) + value
 
@@ -350,8 +364,8 @@ def time_placeholders(ctx: Context) -> dict[str, sql.Composable]:
     return {"now": sql.Literal(now), "timezone": sql.Literal(zone_name(ctx.timezone))}
 
 
-def to_series(rows: Iterable[tuple]) -> dict[tuple[str, ...], float]:
-    series: dict[tuple[str, ...], float] = {}
+def to_series(rows: Iterable[tuple[Any, ...]]) -> dict[LabelValues, float]:
+    series: dict[LabelValues, float] = {}
     for *labels, value in rows:
         key = tuple(label(v) for v in labels)
         # Two rows with the same labels (NULL and '' both read unknown): their values add up.
@@ -359,6 +373,6 @@ def to_series(rows: Iterable[tuple]) -> dict[tuple[str, ...], float]:
     return series
 
 
-def build(entries: Iterable[Settings]) -> list[Collector]:
+def build(entries: Iterable[Settings]) -> list[CustomCounter | CustomGauge]:
     """One collector per ``custom:`` entry."""
     return [CustomCounter(entry) if entry.type == "counter" else CustomGauge(entry) for entry in entries]

@@ -17,7 +17,7 @@ from psycopg import sql
 from ent_exporter.aggregation.days import HOUR, JUST_AFTER, Attachments, DayLog, days_between
 from ent_exporter.aggregation.known import known_pairs
 from ent_exporter.aggregation.periods import local_midnight, utc, zone_name
-from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result
+from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, LabelValues, Result, Value
 
 WINDOW = timedelta(days=28)
 CELLS = [(str(weekday), str(hour)) for weekday in range(1, 8) for hour in range(24)]  # (weekday - 1) * 24 + hour
@@ -91,7 +91,9 @@ class LoginHeatmapCollector(Collector):
         structures = {structure for structure, _ in known_pairs(ctx)} | ({"all"} if everyone.any() else set())
         structures |= {attachments.structures[i] for i in np.nonzero(per_structure.reshape(-1, 168).sum(axis=1))[0]}
         # The 168 (weekday, hour) label pairs shared by every structure's cells.
-        cells = {(structure, *CELLS[cell]): 0.0 for structure in structures for cell in range(168)}
+        cells: dict[LabelValues, Value] = {
+            (structure, *CELLS[cell]): 0.0 for structure in structures for cell in range(168)
+        }
         for key in np.nonzero(per_structure)[0]:
             cells[(attachments.structures[key // 168], *CELLS[key % 168])] = float(per_structure[key])
         for key in np.nonzero(everyone)[0]:
@@ -111,7 +113,7 @@ class LoginHeatmapCollector(Collector):
         )
         # Every cell of every known structure and of any that had logins, zeros included: no holes.
         structures = {structure for structure, _ in known_pairs(ctx)} | {row[0] for row in rows}
-        cells = {
+        cells: dict[LabelValues, Value] = {
             (structure, str(weekday), str(hour)): 0.0
             for structure in structures
             for weekday in range(1, 8)

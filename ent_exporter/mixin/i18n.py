@@ -17,6 +17,7 @@ dashboards asks for that tag too.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 LANGUAGES = ("fr", "en")
 UID_SUFFIX = {"fr": "", "en": "-en"}
@@ -82,7 +83,7 @@ def localize(data: dict, lang: str, uids: dict[str, str]) -> dict:
             return [walk(item, parent_key) for item in node]
         if not isinstance(node, dict):
             return node
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if isinstance(value, str):
                 if key in TEXT_KEYS and parent_key != "current":

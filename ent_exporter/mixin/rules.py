@@ -9,6 +9,8 @@ CamelCase with the ``ENT`` prefix, every alert with a ``severity`` label and
 
 from __future__ import annotations
 
+from typing import Any
+
 from ent_exporter.mixin.config import CONFIG, Config
 
 # Recording rules: what the dashboards and alerts compute again and again.
@@ -50,7 +52,7 @@ def num(value: float) -> str:
 
 
 def recording_rules(c: Config = CONFIG) -> list[dict]:
-    rules = [
+    rules: list[dict[str, Any]] = [
         {
             "record": CONNECTOR_OUTCOME_RATE,
             "expr": "sum by (connector, outcome) (rate(ent_connector_requests_total[5m]))",
@@ -96,7 +98,7 @@ def _alert(
     keep_firing_for: str | None = None,
     labels: dict | None = None,
 ) -> dict:
-    rule = {"alert": name, "expr": expr, "for": duration}
+    rule: dict[str, Any] = {"alert": name, "expr": expr, "for": duration}
     if keep_firing_for:
         rule["keep_firing_for"] = keep_firing_for
     rule.update(
@@ -376,8 +378,8 @@ def collector_bound(c: Config = CONFIG) -> str:
     )
 
 
-# File name under prometheus/rules/ -> groups.
-def rule_files(c: Config = CONFIG) -> dict[str, list[dict]]:
+# File name under prometheus/rules/ -> groups (rule_files, below, adds the history's file).
+def _rule_files_before_history(c: Config = CONFIG) -> dict[str, list[dict]]:
     return {
         "ent-exporter.rules.yml": recording_rules(c),
         "ent-exporter.alerts.yml": alerting_rules(c),
@@ -422,8 +424,7 @@ def history_rules(c: Config = CONFIG) -> list[dict]:
 
 
 HISTORY_RULE_FILE = "ent-exporter.history.yml"
-_rule_files_before_history = rule_files
 
 
-def rule_files(c: Config = CONFIG) -> dict[str, list[dict]]:  # noqa: F811 - extends the files above
+def rule_files(c: Config = CONFIG) -> dict[str, list[dict]]:
     return {**_rule_files_before_history(c), HISTORY_RULE_FILE: history_rules(c)}

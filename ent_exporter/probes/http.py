@@ -4,6 +4,7 @@ expected status codes, optional body regular expression, redirects followed or n
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -78,7 +79,7 @@ def request(
     *,
     method: str = "GET",
     follow: bool = False,
-    allowed_hosts: set[str] = frozenset(),
+    allowed_hosts: Collection[str] = frozenset(),
     **kwargs,
 ):
     """One HTTP exchange, bounded by ``timeout``, never to a host the configuration does not name;

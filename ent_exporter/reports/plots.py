@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: files only, whatever the environment says
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ent_exporter.reports import labels  # noqa: E402
@@ -25,7 +26,7 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(width: float = 7.0, height: float = 2.6) -> tuple[Figure, object]:
+def _figure(width: float = 7.0, height: float = 2.6) -> tuple[Figure, Axes]:
     figure, axes = plt.subplots(figsize=(width, height))
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=8)
@@ -58,7 +59,7 @@ def visitors_by_profile(report: Report, language: str) -> bytes:
     ]
     figure, axes = _figure(7.0, 0.45 * max(len(profiles), 2) + 0.6)
     values = [report.current.profiles[p].visitors for p in profiles]
-    before = [report.previous.profiles.get(p).visitors if p in report.previous.profiles else 0 for p in profiles]
+    before = [report.previous.profiles[p].visitors if p in report.previous.profiles else 0 for p in profiles]
     positions = range(len(profiles))
     axes.barh([y + 0.2 for y in positions], values, height=0.4, color=BLUE, label=labels.text(language, "value"))
     axes.barh(

@@ -11,7 +11,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["pdf", "html", "csv"]
-FORMATS: tuple[str, ...] = get_args(Format)  # in the order a report set is written
+FORMATS: tuple[Format, ...] = get_args(Format)  # in the order a report set is written
 # A month's statement reads every event of the month: far longer than a collector's (source.statement_timeout_seconds).
 REPORT_STATEMENT_TIMEOUT_SECONDS = 900.0
 Language = Literal["fr", "en"]
@@ -27,7 +27,7 @@ class ReportsConfig(BaseModel):
         " relative paths are relative to the configuration file"
     )
     formats: list[Format] = Field(
-        default_factory=lambda: ["pdf", "html", "csv"], min_length=1, description="the formats written"
+        default_factory=lambda: list(FORMATS), min_length=1, description="the formats written"
     )
     language: Language = Field(default="fr", description="the language of the reports: French or English")
     statement_timeout_seconds: float = Field(

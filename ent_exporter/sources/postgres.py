@@ -183,7 +183,7 @@ class PostgresSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def compose(self, query: sql.SQL, **placeholders: str | sql.Composable) -> sql.Composable:
+    def compose(self, query: sql.SQL, **placeholders: str | sql.Composable) -> sql.Composed:
         fill: dict[str, sql.Composable] = dict(self.relations)
         for name, value in placeholders.items():
             fill[name] = self.relations[value] if isinstance(value, str) else value

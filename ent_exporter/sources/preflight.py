@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -112,6 +113,13 @@ def connection_problem(config: Config) -> str | None:
     return None
 
 
+def _one_row(conn: psycopg.Connection[Any], query: sql.SQL, params: dict[str, str]) -> tuple[Any, ...]:
+    """The one row of a catalogue query (WRITABLE: of a relation found to exist)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row
+
+
 def check_source(config: Config) -> list[Finding]:
     """Connects with the configured DSN and checks the schema, the relations, their columns and rights."""
     schema = config.source.schema_name
@@ -121,7 +129,7 @@ def check_source(config: Config) -> list[Finding]:
         return [Finding(True, f"source.dsn: {explain_connection_failure(error)}")]
     findings: list[Finding] = []
     with conn:
-        exists, usable = conn.execute(CATALOGUE, {"schema": schema}).fetchone()
+        exists, usable = _one_row(conn, CATALOGUE, {"schema": schema})
         if not exists:
             return [
                 Finding(
@@ -143,7 +151,7 @@ def check_source(config: Config) -> list[Finding]:
             where = f"source.schema: {schema}.{relation}"
             if not found:
                 findings.append(Finding(True, f"{where}: missing (the contract needs this view)"))
-            elif readable and conn.execute(WRITABLE, {"schema": schema, "relation": relation}).fetchone()[0]:
+            elif readable and _one_row(conn, WRITABLE, {"schema": schema, "relation": relation})[0]:
                 findings.append(
                     Finding(
                         False,
@@ -199,7 +207,7 @@ def _relation_findings(
     conn: psycopg.Connection, schema: str, relation: str, columns: tuple[str, ...], findings: list[Finding]
 ) -> tuple[bool, bool]:
     """Appends the missing columns and the missing SELECT right of a relation; returns (found, readable)."""
-    found, readable, present = conn.execute(RELATION, {"schema": schema, "relation": relation}).fetchone()
+    found, readable, present = _one_row(conn, RELATION, {"schema": schema, "relation": relation})
     if found:
         where = f"source.schema: {schema}.{relation}"
         missing = [column for column in columns if column not in present]
@@ -223,7 +231,7 @@ def check_custom(config: Config, conn_factory) -> list[Finding]:
     relations = {name: sql.Identifier(config.source.schema_name, name) for name in RELATIONS + OPTIONAL_RELATIONS}
     with conn_factory() as conn:
         for index, (entry, collector) in enumerate(zip(config.custom, custom.build(config.custom))):
-            query = collector.delta_query if entry.type == "counter" else collector.query
+            query = collector.delta_query if isinstance(collector, custom.CustomCounter) else collector.query
             statement = sql.SQL("EXPLAIN ") + query.format(
                 **relations,
                 events=relations[entry.events] if entry.events else sql.SQL(""),

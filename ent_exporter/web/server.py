@@ -168,6 +168,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     ssl_context: ssl.SSLContext | None = None
     read_timeout = READ_TIMEOUT_SECONDS
+    max_connections: int
     connections: threading.BoundedSemaphore
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -200,7 +201,7 @@ class _Server(ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.ssl_context is None:
-            self.RequestHandlerClass(request, client_address, self)
+            super().finish_request(request, client_address)  # (the handler class, called on the connection)
             return
         # The TLS handshake happens here, in the connection's thread, within the read timeout:
         # a client that never completes it (or speaks plain HTTP) holds no one else up.
@@ -211,7 +212,7 @@ class _Server(ThreadingHTTPServer):
             log.debug("%s: TLS handshake failed (%s)", client_address[0], error)
             return
         try:
-            self.RequestHandlerClass(secure, client_address, self)
+            super().finish_request(secure, client_address)
         finally:
             secure.close()
 

@@ -102,9 +102,9 @@ def read_directory(stream: IO[str]) -> Directory:
         if (user, structure) in directory.attachments:
             directory.rows_repeated += 1  # the last line of an attachment wins
         created = None
-        if get.get("created_at") is not None:
+        if (created_at := get.get("created_at")) is not None:
             try:
-                created = parse_time(get["created_at"])
+                created = parse_time(created_at)
             except ValueError:
                 directory.skipped.append(
                     f"line {line}: created_at {get['created_at']!r} is not a date (kept, without it)"
@@ -171,7 +171,7 @@ def _record(
     log,
 ) -> None:
     """One row of feed_runs; where init-source has not created the table yet, a note instead."""
-    counts = {"read": None, "imported": None, "rejected": None, "skipped": None}
+    counts: dict[str, int | None] = {"read": None, "imported": None, "rejected": None, "skipped": None}
     if directory is not None:
         counts = {
             "read": directory.rows_read,

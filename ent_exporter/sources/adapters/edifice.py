@@ -18,7 +18,7 @@ def build(options) -> Plan:
     ]
     if options.platform_id is not None:
         plan.notes.append(f"only the events of platform_id {options.platform_id!r}")
-        platform_filter = sql.SQL("e.platform_id = {}").format(sql.Literal(options.platform_id))
+        platform_filter: sql.Composable = sql.SQL("e.platform_id = {}").format(sql.Literal(options.platform_id))
     else:
         platform_filter = sql.SQL("true")
     plan.transactional += [

@@ -66,7 +66,7 @@ def build(options) -> Plan:
             "--   that course: user_enrolments.status = 0 in an enabled enrolment instance (--active-enrolments-only)."
         )
         # The course of the assignment's context is the context of level 50 on its path (if any).
-        enrolment_filter = sql.SQL("""
+        enrolment_filter: sql.Composable = sql.SQL("""
   AND NOT EXISTS (
       SELECT 1 FROM {context} AS course_ctx
       WHERE course_ctx.id = ANY (string_to_array(btrim(ctx.path, '/'), '/')::bigint[])

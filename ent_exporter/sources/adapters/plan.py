@@ -39,7 +39,7 @@ def sql_file(name: str) -> str:
     return resources.files("ent_exporter.sources").joinpath(f"sql/{name}").read_text()
 
 
-def statements(text: str, **placeholders: sql.Composable) -> list[sql.Composable]:
+def statements(text: str, **placeholders: sql.Composable) -> list[sql.SQL | sql.Composed]:
     """The statements of an SQL file, placeholders filled, without their final ';'.
 
     A statement ends with ';' at the end of a line outside a $$-quoted body; the comments
@@ -73,16 +73,18 @@ class Index:
     partitioned: bool = False  # what to print without a connection to look the table up
     optional: bool = False  # a table the platform may not have: no index then, rather than an error
 
-    def build(self, conn: psycopg.Connection | None) -> list[sql.Composable]:
+    def build(self, conn: psycopg.Connection | None) -> list[sql.SQL | sql.Composed]:
         """Statements that build it without blocking writes; on a partitioned table, partition by partition."""
         schema, table = self.table
         target = sql.Identifier(schema, table)
-        kind, partitions, invalid = (PARTITIONED if self.partitioned else TABLE), [], set()
+        kind = PARTITIONED if self.partitioned else TABLE
+        partitions: list[str] = []
+        invalid: set[str] = set()
         if conn is not None:
             if self.optional and not _exists(conn, schema, table):
                 return [sql.SQL("-- {} does not exist here: no index").format(target)]
             kind, partitions, invalid = _inspect(conn, schema, table, self.name)
-        out: list[sql.Composable] = []
+        out: list[sql.SQL | sql.Composed] = []
         if kind == PARTITIONED:
             out.append(
                 sql.SQL("CREATE INDEX IF NOT EXISTS {} ON ONLY {} {}").format(
@@ -156,7 +158,7 @@ class LocalTimeBounds:
     def expression(self) -> sql.Composable:
         return sql.SQL("(date AT TIME ZONE {})").format(sql.Literal(self.timezone))
 
-    def build(self, conn: psycopg.Connection | None) -> list[sql.Composable]:
+    def build(self, conn: psycopg.Connection | None) -> list[sql.SQL | sql.Composed]:
         schema, table = self.table
         if conn is None:
             return [
@@ -177,7 +179,7 @@ class LocalTimeBounds:
             if self.optional:
                 return [sql.SQL("-- {} does not exist here: no constraint").format(sql.Identifier(schema, table))]
             raise AdapterError(f"table {schema}.{table} not found: is this the platform's database and schema?")
-        out: list[sql.Composable] = []
+        out: list[sql.SQL | sql.Composed] = []
         rows = conn.execute(
             "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid),"
             " (SELECT k.convalidated FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conname = c.relname || '_' || %s)"
@@ -266,7 +268,7 @@ class Plan:
     platform: str
     schema: str
     role: str
-    transactional: list[sql.Composable] = field(default_factory=list)
+    transactional: list[sql.SQL | sql.Composed] = field(default_factory=list)
     indexes: list = field(default_factory=list)  # Index, LocalTimeBounds
     password: str | None = field(default=None, repr=False)  # the role's; never printed
     notes: list[str] = field(default_factory=list)
@@ -355,7 +357,7 @@ def _text(statement: sql.Composable, context) -> str:
     return statement.as_string(context).strip()
 
 
-def readonly_role(schema: str, role: str, relations: Iterable[str] = RELATIONS) -> list[sql.Composable]:
+def readonly_role(schema: str, role: str, relations: Iterable[str] = RELATIONS) -> list[sql.SQL | sql.Composed]:
     """The read-only role, its session defaults and its grants (SELECT on the contract's relations only)."""
     return statements(
         sql_file("readonly_role.sql"),
