@@ -1,1 +1,1 @@
-"""Benchmarks: ent-exporter against a generic SQL exporter on the same database (see README)."""
+"""Benchmarks: ent-exporter against a generic SQL exporter on the same database (see docs/benchmarks.md)."""

@@ -13,7 +13,7 @@
 4. Extrapolate: samples of ``--days`` at the target series count, plus the recording rules' own series
    (prometheus/rules/), plus one index per compacted block (blocks of at most 31 days).
 
-Usage (see README "A year of history"; the counters' long-run rates assume the demo's 400 days)::
+Usage (see docs/history.md; the counters' long-run rates assume the demo's 400 days)::
 
     ent-exporter demo --state-dir /tmp/demo --days 400 --now 2026-11-02T09:00 &
     ent-exporter once --config /tmp/demo/example.yml --now 2026-11-02T09:00 > /tmp/exposition.txt

@@ -18,7 +18,7 @@ A fixed variable is a convenience, not a wall: anyone who may view a dashboard c
 own queries to its datasource through Grafana's API, and Grafana OSS has no per-team datasource
 permissions. Where a head of establishment must see only their own figures, give them their
 monthly reports (``ent-exporter report``: one directory per structure), or a datasource of
-their own behind a label-enforcing proxy (README, "Per-establishment access").
+their own behind a label-enforcing proxy (docs/dashboards.md, "Per-establishment access").
 """
 
 from __future__ import annotations

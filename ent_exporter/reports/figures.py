@@ -1,6 +1,6 @@
 """The figures of one calendar month, for every structure and the platform at once.
 
-Same definitions as the metrics (see README, "Metric reference"), over the month
+Same definitions as the metrics (see docs/metrics.md), over the month
 [1st 00:00, next 1st 00:00) in the platform's timezone (DST months last 743 or 745 hours):
 
 - connections: successful logins, each attributed to every structure of its user (a login

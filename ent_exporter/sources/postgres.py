@@ -20,9 +20,9 @@ from ent_exporter.engine.collector import SourceUnavailable
 
 log = logging.getLogger(__name__)
 
-# The relations of the source contract (see README, "Source contract").
+# The relations of the source contract (see docs/source-contract.md).
 RELATIONS = ("structures", "accounts", "login_events", "app_access_events", "connector_events")
-# Relations a platform may give or not (README, "Source contract"): a collector that reads one
+# Relations a platform may give or not (docs/source-contract.md): a collector that reads one
 # publishes nothing, without failing, on a source that lacks it (see ent_exporter.aggregation.optional).
 OPTIONAL_RELATIONS = ("course_progress", "account_feeds", "user_classes")
 

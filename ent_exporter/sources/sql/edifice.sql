@@ -8,7 +8,7 @@
 -- Structures and attachments live in the directory (Neo4j), not in the event store:
 -- "ent-exporter import-directory" copies them into the two tables below.
 -- Event ids are UUIDs: event_id is NULL in the views and the counters watermark on
--- occurred_at (see README, "Connect your platform").
+-- occurred_at (see docs/platforms.md).
 
 -- The directory, as imported (the exporter's role never reads these tables directly).
 CREATE SCHEMA IF NOT EXISTS {directory_schema};
