@@ -275,12 +275,28 @@ def _meaning(family: Family) -> str:
     return text
 
 
+def _unit(family: Family) -> str:
+    return family.unit or "—"
+
+
+def _words(family: Family) -> str:
+    """The catalogue's words: the English title and meaning, and under them the French (italic)."""
+    english = f"**{family.title_en}** — {_meaning(family)}" if family.title_en else _meaning(family)
+    if not family.meaning_fr:
+        return _cell(english)
+    french = f"{family.title_fr} — {family.meaning_fr}" if family.title_fr else family.meaning_fr
+    return f"{_cell(english)}<br>*{_cell(french)}*"
+
+
 def _family_table(rows: list[tuple[Family, str]]) -> list[str]:
-    lines = ["| metric | type | labels | published by | meaning |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| metric | type | unit | labels | published by | meaning (English, then French) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for family, by in rows:
         lines.append(
-            f"| `{family.name}` | {_cell(_kind(family))} | {_cell(_labels(family))} | {_cell(by)} |"
-            f" {_cell(_meaning(family))} |"
+            f"| `{family.name}` | {_cell(_kind(family))} | {_cell(_unit(family))} | {_cell(_labels(family))} |"
+            f" {_cell(by)} | {_words(family)} |"
         )
     return lines
 
@@ -303,6 +319,11 @@ def metrics_page() -> str:
         "the series budget and the PromQL of the indicators are in [Metrics](../metrics.md); a collector's",
         "cadence is its default schedule (`schedules` in the [configuration](configuration.md)). An opt-in",
         "collector runs only when named in `collectors.enabled`.",
+        "",
+        "Each family is declared once, beside its indicator, with its catalogue entry (see",
+        "[Writing a collector](../writing-a-collector.md)): its unit (— for plain counts; `timestamp` is a",
+        "Unix time in seconds, `boolean` a 0/1 state), its title and its meaning in English (the exposition's",
+        "`# HELP`) and, in italics, in French, as the French dashboards and reports say them.",
         "",
         "## Indicators",
         "",

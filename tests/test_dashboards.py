@@ -704,10 +704,29 @@ def test_the_language_table_has_no_stale_entry():
 
         i18n.USED.clear()
         outputs()
-        stale = set(i18n.FR) - i18n.USED["fr"]
+        stale = set(i18n.HAND_FR) - i18n.USED["fr"]
     finally:
         sys.path.remove(str(REPO))
     assert not stale, f"entries no dashboard uses: {sorted(stale)[:20]}"
+
+
+def test_the_hand_table_repeats_no_word_of_the_catalogue():
+    """A family's title and help have one French, the catalogue's (beside the family, ent_exporter/catalogue.py):
+    the hand-written table has no entry for them, and the table the dashboards use has the catalogue's."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from ent_exporter import catalogue
+        from ent_exporter.mixin import i18n
+
+        repeated = sorted(set(i18n.HAND_FR) & set(i18n.CATALOGUE_FR))
+        french = catalogue.french()
+        connections = next(f for f in catalogue.families() if f.name == "ent_logins_total")
+    finally:
+        sys.path.remove(str(REPO))
+    assert not repeated, f"words of the catalogue written again in i18n.py: {repeated}"
+    assert {english: i18n.FR[english] for english in french} == french
+    assert i18n.FR[connections.title_en] == connections.title_fr == "Connexions"
+    assert i18n.FR[connections.help] == connections.meaning_fr
 
 
 def test_titles_name_no_metric_and_french_says_what_a_number_means():

@@ -350,6 +350,17 @@ def test_every_language_has_every_word():
     assert labels.change("en", 5, 0) == "—"
 
 
+def test_a_figure_that_is_one_familys_has_the_catalogues_title():
+    """The report says "Connexions" where the dashboards do: the title declared beside ent_logins_total."""
+    for language in labels.LANGUAGES:
+        for key, family in labels.FAMILIES.items():
+            assert labels.indicator(language, key)[0] == labels.title(language, family)
+            assert labels.indicator(language, key)[0] == (family.title_fr if language == "fr" else family.title_en)
+    assert labels.FAMILIES["connections"].name == "ent_logins_total"
+    assert labels.indicator("fr", "connections")[0] == "Connexions"
+    assert labels.text("fr", "visits_per_visitor") == labels.indicator("fr", "visits_per_visitor")[0]
+
+
 # -- the files ---------------------------------------------------------------------------------------
 
 

@@ -66,9 +66,16 @@ class Kind(str, enum.Enum):
     GAUGE_HISTOGRAM = "gaugehistogram"
 
 
+# A family's unit (Family.unit): "" for plain counts and numbers, else the base unit its name ends with
+# (_seconds, _ratio, _bytes; "timestamp" for a Unix time in seconds) or "boolean" for a 0/1 state.
+UNITS = ("", "seconds", "timestamp", "ratio", "bytes", "boolean")
+
+
 @dataclass(frozen=True)
 class Family:
-    """One metric family: its full exposed name, type, help and label names."""
+    """One metric family: its full exposed name, type, help and label names, and its entry of the
+    indicator catalogue (unit, titles, French meaning) that the metric reference, the dashboards' French
+    and the reports' words derive from."""
 
     name: str
     kind: Kind
@@ -88,6 +95,11 @@ class Family:
     structure_marginals: tuple[str, ...] = ()
     # The ``breakdowns`` key that publishes the full breakdown for every structure.
     breakdown_option: str | None = None
+    # The catalogue: ``help`` is the English one-sentence meaning (the exposition's HELP); these say the rest.
+    unit: str = ""  # one of UNITS
+    meaning_fr: str = ""  # the French of help: one sentence a head of establishment understands
+    title_en: str = ""  # a few words naming the figure (a panel or report title), no metric name
+    title_fr: str = ""
 
     def marginal_positions(self) -> tuple[int, tuple[int, ...]]:
         """(position of structure, positions of structure_marginals) in the family's label values."""
@@ -102,6 +114,8 @@ class Family:
             raise ValueError(f"counter {self.name} must end with _total")
         if (self.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM)) != bool(self.buckets):
             raise ValueError(f"{self.name}: buckets go with histogram kinds only")
+        if self.unit not in UNITS:
+            raise ValueError(f"{self.name}: unit {self.unit!r} is not one of {UNITS}")
 
 
 @dataclass
@@ -329,4 +343,8 @@ INVALID_MEASUREMENTS = Family(
     "Measurements left out of a family because they are invalid (NaN, infinite, negative or absurd"
     " durations, NULL outcomes), per family and reason.",
     ("family", "reason"),
+    title_en="Invalid measurements",
+    title_fr="Mesures invalides",
+    meaning_fr="Mesures écartées d'une famille parce qu'invalides (valeurs non numériques, infinies, durées négatives"
+    " ou absurdes, résultats absents), par famille et par raison.",
 )

@@ -22,12 +22,58 @@ log = logging.getLogger(__name__)
 PUBLISHER = "process"
 REFRESH_SECONDS = 5.0
 FAMILIES = (
-    Family("process_cpu_seconds_total", Kind.COUNTER, "Total user and system CPU time spent in seconds."),
-    Family("process_virtual_memory_bytes", Kind.GAUGE, "Virtual memory size in bytes."),
-    Family("process_resident_memory_bytes", Kind.GAUGE, "Resident memory size in bytes."),
-    Family("process_start_time_seconds", Kind.GAUGE, "Start time of the process since unix epoch in seconds."),
-    Family("process_open_fds", Kind.GAUGE, "Number of open file descriptors."),
-    Family("process_max_fds", Kind.GAUGE, "Maximum number of open file descriptors."),
+    Family(
+        "process_cpu_seconds_total",
+        Kind.COUNTER,
+        "Total user and system CPU time spent in seconds.",
+        unit="seconds",
+        title_en="CPU time",
+        title_fr="Temps processeur",
+        meaning_fr="Temps processeur consommé par le processus (utilisateur et système), en secondes.",
+    ),
+    Family(
+        "process_virtual_memory_bytes",
+        Kind.GAUGE,
+        "Virtual memory size in bytes.",
+        unit="bytes",
+        title_en="Virtual memory",
+        title_fr="Mémoire virtuelle",
+        meaning_fr="Taille de la mémoire virtuelle du processus, en octets.",
+    ),
+    Family(
+        "process_resident_memory_bytes",
+        Kind.GAUGE,
+        "Resident memory size in bytes.",
+        unit="bytes",
+        title_en="Resident memory",
+        title_fr="Mémoire résidente",
+        meaning_fr="Taille de la mémoire résidente du processus, en octets.",
+    ),
+    Family(
+        "process_start_time_seconds",
+        Kind.GAUGE,
+        "Start time of the process since unix epoch in seconds.",
+        unit="timestamp",
+        title_en="Process start time",
+        title_fr="Démarrage du processus",
+        meaning_fr="Date et heure de démarrage du processus.",
+    ),
+    Family(
+        "process_open_fds",
+        Kind.GAUGE,
+        "Number of open file descriptors.",
+        title_en="Open file descriptors",
+        title_fr="Descripteurs de fichiers ouverts",
+        meaning_fr="Nombre de descripteurs de fichiers ouverts par le processus.",
+    ),
+    Family(
+        "process_max_fds",
+        Kind.GAUGE,
+        "Maximum number of open file descriptors.",
+        title_en="File descriptor limit",
+        title_fr="Limite de descripteurs de fichiers",
+        meaning_fr="Nombre maximal de descripteurs de fichiers que le processus peut ouvrir.",
+    ),
 )
 _NAMES = {family.name for family in FAMILIES}
 

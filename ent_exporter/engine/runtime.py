@@ -41,41 +41,68 @@ LAST_SUCCESS = Family(
     Kind.GAUGE,
     "Unix time of the collector's last complete run.",
     ("collector",),
+    unit="timestamp",
+    title_en="Collector's last success",
+    title_fr="Dernier succès du collecteur",
+    meaning_fr="Date et heure de la dernière exécution complète du collecteur.",
 )
 DURATION = Family(
     "ent_exporter_collector_duration_seconds",
     Kind.GAUGE,
     "Duration of the collector's last run, successful or not.",
     ("collector",),
+    unit="seconds",
+    title_en="Run duration",
+    title_fr="Durée d'exécution",
+    meaning_fr="Durée de la dernière exécution du collecteur, réussie ou non.",
 )
 FAILURES = Family(
     "ent_exporter_collector_failures_total",
     Kind.COUNTER,
     "Runs of the collector that failed (database unreachable, query error or timeout).",
     ("collector",),
+    title_en="Collector failures",
+    title_fr="Échecs des collecteurs",
+    meaning_fr="Exécutions du collecteur qui ont échoué (base injoignable, erreur de requête ou délai dépassé).",
 )
 CADENCE = Family(
     "ent_exporter_collector_cadence_seconds",
     Kind.GAUGE,
     "Longest time between two scheduled runs of the collector: its schedule's period (a configured cron included).",
     ("collector", "cadence"),
+    unit="seconds",
+    title_en="Collector cadence",
+    title_fr="Rythme du collecteur",
+    meaning_fr="Plus long intervalle entre deux exécutions prévues du collecteur : la période de sa planification"
+    " (cron configuré compris).",
 )
 SOURCE_UP = Family(
     "ent_exporter_source_up",
     Kind.GAUGE,
     "1 if the last attempt to reach the source database succeeded, else 0.",
+    unit="boolean",
+    title_en="Source database",
+    title_fr="Base de la plateforme",
+    meaning_fr="1 si la dernière tentative de connexion à la base de la plateforme a réussi, 0 sinon.",
 )
 SERIES = Family(
     "ent_exporter_series",
     Kind.GAUGE,
     "Series currently exported, per metric family.",
     ("family",),
+    title_en="Series exported",
+    title_fr="Séries publiées",
+    meaning_fr="Séries publiées en ce moment, par famille de mesures.",
 )
 FOLDED = Family(
     "ent_exporter_folded_series_total",
     Kind.COUNTER,
     'Series folded into label value "other" by the cardinality guard, summed over publications.',
     ("family",),
+    title_en="Folded series",
+    title_fr="Séries regroupées",
+    meaning_fr="Séries regroupées sous la valeur « other » par le garde-fou de cardinalité, cumulées sur les"
+    " publications.",
 )
 LATE_EVENTS = Family(
     "ent_exporter_late_events_total",
@@ -83,12 +110,21 @@ LATE_EVENTS = Family(
     "Events whose transaction committed after events with higher ids or later times: counted (within the"
     " late-commit limit) or missed (after it, not in the counters).",
     ("collector", "outcome"),
+    title_en="Late events",
+    title_fr="Événements tardifs",
+    meaning_fr="Événements dont la transaction a été validée après celle d'événements aux identifiants plus grands ou"
+    " aux dates plus récentes : comptés (dans la limite de validation tardive) ou manqués (au-delà, absents des"
+    " compteurs).",
 )
 LATE_GAPS = Family(
     "ent_exporter_late_commit_gaps",
     Kind.GAUGE,
     "Ranges of missing event ids below the watermark, watched for late commits.",
     ("collector",),
+    title_en="Watched event id gaps",
+    title_fr="Trous d'identifiants surveillés",
+    meaning_fr="Plages d'identifiants d'événements manquants en deçà du dernier identifiant traité, surveillées au cas"
+    " où leur transaction serait validée en retard.",
 )
 INVALID = INVALID_MEASUREMENTS
 CUMULATIVE = (Kind.COUNTER, Kind.HISTOGRAM)

@@ -23,6 +23,10 @@ ACCOUNTS = Family(
     'Accounts by state: activated (activated_at passed) or pending; structure="all" counts distinct users.',
     ("structure", "profile", "state"),
     counts_people=True,
+    title_en="Accounts by state",
+    title_fr="Comptes par état",
+    meaning_fr="Comptes selon leur état, activé (date d'activation passée) ou en attente ; pour toute la plateforme,"
+    " chaque personne compte une fois.",
 )
 ACTIVATION_RATIO = Family(
     "ent_account_activation_ratio",
@@ -30,6 +34,10 @@ ACTIVATION_RATIO = Family(
     "Activated accounts divided by all accounts (0 when none).",
     ("structure", "profile"),
     additive=False,
+    unit="ratio",
+    title_en="Activation ratio",
+    title_fr="Taux d'activation",
+    meaning_fr="Part des comptes activés parmi tous les comptes (0 quand il n'y en a aucun).",
 )
 
 # One read of accounts: attachments counted per structure, then users per profile.

@@ -81,6 +81,10 @@ ACTIVATIONS = Family(
     'Account activations, per structure of the account and profile (structure="all": distinct users).',
     ("structure", "profile"),
     counts_people=True,
+    title_en="Account activations",
+    title_fr="Activations de comptes",
+    meaning_fr="Activations de comptes, par établissement du compte et par profil (pour toute la plateforme, chaque"
+    " personne une fois).",
 )
 
 

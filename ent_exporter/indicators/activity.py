@@ -37,6 +37,9 @@ INACTIVE_ACCOUNTS = Family(
     "Activated accounts whose user has no login in the last N days (label days).",
     ("structure", "profile", "days"),
     counts_people=True,
+    title_en="Inactive accounts",
+    title_fr="Comptes inactifs",
+    meaning_fr="Comptes activés dont la personne ne s'est pas connectée pendant les N derniers jours (30 ou 90).",
 )
 USER_LOGINS_30D = Family(
     "ent_user_logins_30d",
@@ -47,6 +50,10 @@ USER_LOGINS_30D = Family(
     counts_people=True,
     structure_marginals=("profile",),
     breakdown_option="user_logins_30d_by_profile_per_structure",
+    title_en="Login frequency (last 30 days)",
+    title_fr="Fréquence de connexion (30 derniers jours)",
+    meaning_fr="Répartition des personnes au compte activé selon leur nombre de connexions pendant les 30 derniers"
+    " jours.",
 )
 
 # One pass over 90 days of logins, then per activated attachment: its user's logins over

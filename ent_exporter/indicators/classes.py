@@ -40,6 +40,10 @@ CLASS_UNIQUE_VISITORS = Family(
     "Members of the class with at least one login in the calendar period (day, week, month to date).",
     ("structure", "class", "period"),
     counts_people=True,
+    title_en="Class visitors",
+    title_fr="Visiteurs de la classe",
+    meaning_fr="Membres de la classe qui se sont connectés au moins une fois dans la période calendaire (jour, semaine"
+    " ou mois en cours).",
 )
 CLASS_ACCOUNTS = Family(
     "ent_class_accounts",
@@ -47,6 +51,9 @@ CLASS_ACCOUNTS = Family(
     "Members of the class by the state of their account in its structure: activated or pending.",
     ("structure", "class", "state"),
     counts_people=True,
+    title_en="Class accounts by state",
+    title_fr="Comptes de la classe par état",
+    meaning_fr="Membres de la classe selon l'état de leur compte dans l'établissement : activé ou en attente.",
 )
 CLASS_INACTIVE_ACCOUNTS = Family(
     "ent_class_inactive_accounts",
@@ -54,6 +61,10 @@ CLASS_INACTIVE_ACCOUNTS = Family(
     "Activated members of the class without a login in the last N days (label days).",
     ("structure", "class", "days"),
     counts_people=True,
+    title_en="Inactive class members",
+    title_fr="Membres inactifs de la classe",
+    meaning_fr="Membres de la classe au compte activé qui ne se sont pas connectés pendant les N derniers jours (30 ou"
+    " 90).",
 )
 
 MEMBERS = """

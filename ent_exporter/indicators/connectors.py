@@ -65,6 +65,9 @@ class ConnectorsCollector(EventCounter):
             Kind.COUNTER,
             "Calls through a connector (LDAP, CAS, Pronote, ...), by outcome.",
             ("connector", "outcome"),
+            title_en="Connector calls",
+            title_fr="Appels aux connecteurs",
+            meaning_fr="Appels passés par un connecteur (LDAP, CAS, Pronote…), selon leur résultat.",
         ),
         Family(
             "ent_connector_request_duration_seconds",
@@ -72,6 +75,11 @@ class ConnectorsCollector(EventCounter):
             "Duration of calls through a connector, successful or not (calls without a duration are left out).",
             ("connector",),
             DURATION_BUCKETS_SECONDS,
+            unit="seconds",
+            title_en="Connector call duration",
+            title_fr="Durée des appels aux connecteurs",
+            meaning_fr="Durée des appels passés par un connecteur, réussis ou non (les appels sans durée sont"
+            " écartés).",
         ),
     )
 

@@ -42,6 +42,10 @@ ENROLLED_USERS = Family(
     "of the platform).",
     LABELS,
     counts_people=True,
+    title_en="Enrolled people",
+    title_fr="Personnes inscrites",
+    meaning_fr="Personnes inscrites au cours ; pour l'ensemble des cours, personnes inscrites à au moins un cours de"
+    " l'établissement (ou de la plateforme).",
 )
 COMPLETED_USERS = Family(
     "ent_course_completed_users",
@@ -49,6 +53,10 @@ COMPLETED_USERS = Family(
     'Enrolled people who completed the course (course="all": at least one course of the structure).',
     LABELS,
     counts_people=True,
+    title_en="People who completed a course",
+    title_fr="Personnes ayant achevé un cours",
+    meaning_fr="Personnes inscrites qui ont achevé le cours ; pour l'ensemble des cours, au moins un cours de"
+    " l'établissement.",
 )
 COMPLETION_RATIO = Family(
     "ent_course_completion_ratio",
@@ -56,18 +64,30 @@ COMPLETION_RATIO = Family(
     "Completed enrolments divided by enrolments (a person in a course is one enrolment; 0 when none).",
     LABELS,
     additive=False,
+    unit="ratio",
+    title_en="Completion ratio",
+    title_fr="Taux d'achèvement",
+    meaning_fr="Inscriptions achevées divisées par les inscriptions (une personne dans un cours est une inscription ;"
+    " 0 quand il n'y en a aucune).",
 )
 ACTIVITY_COMPLETIONS = Family(
     "ent_course_activity_completions",
     Kind.GAUGE,
     "Activity completions of the enrolled people, by state: complete, passed (pass grade), failed (fail grade).",
     (*LABELS, "state"),
+    title_en="Activity completions",
+    title_fr="Activités achevées",
+    meaning_fr="Activités achevées par les personnes inscrites, selon leur état : achevée, réussie (note de réussite)"
+    " ou échouée (note d'échec).",
 )
 BADGES_ISSUED = Family(
     "ent_course_badges_issued",
     Kind.GAUGE,
     "Course badges held by the people enrolled in the course.",
     LABELS,
+    title_en="Badges issued",
+    title_fr="Badges délivrés",
+    meaning_fr="Badges de cours détenus par les personnes inscrites au cours.",
 )
 FAMILIES = (ENROLLED_USERS, COMPLETED_USERS, COMPLETION_RATIO, ACTIVITY_COMPLETIONS, BADGES_ISSUED)
 

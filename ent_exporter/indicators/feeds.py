@@ -30,12 +30,20 @@ LAST_RUN = Family(
     Kind.GAUGE,
     "Unix time at which the feed's last run ended, successful or not.",
     ("feed",),
+    unit="timestamp",
+    title_en="Feed's last run",
+    title_fr="Dernière exécution du flux",
+    meaning_fr="Date et heure de fin de la dernière exécution du flux, réussie ou non.",
 )
 LAST_SUCCESS = Family(
     "ent_account_feed_last_success_timestamp_seconds",
     Kind.GAUGE,
     "Unix time at which the feed's last successful run ended (0 if it never succeeded).",
     ("feed",),
+    unit="timestamp",
+    title_en="Feed's last success",
+    title_fr="Dernier succès du flux",
+    meaning_fr="Date et heure de fin de la dernière exécution réussie du flux (0 s'il n'a jamais réussi).",
 )
 LAST_RUN_SUCCESS = Family(
     "ent_account_feed_last_run_success",
@@ -43,6 +51,10 @@ LAST_RUN_SUCCESS = Family(
     "1 if the feed's last run succeeded, else 0.",
     ("feed",),
     additive=False,
+    unit="boolean",
+    title_en="Feed's last run succeeded",
+    title_fr="Réussite de la dernière exécution du flux",
+    meaning_fr="1 si la dernière exécution du flux a réussi, 0 sinon.",
 )
 LAST_RUN_DURATION = Family(
     "ent_account_feed_last_run_duration_seconds",
@@ -50,6 +62,10 @@ LAST_RUN_DURATION = Family(
     "Duration of the feed's last run.",
     ("feed",),
     additive=False,
+    unit="seconds",
+    title_en="Feed's last run duration",
+    title_fr="Durée de la dernière exécution du flux",
+    meaning_fr="Durée de la dernière exécution du flux.",
 )
 LAST_RUN_ROWS = Family(
     "ent_account_feed_last_run_rows",
@@ -57,6 +73,10 @@ LAST_RUN_ROWS = Family(
     "Rows of the feed's last run: read (in the input), imported, rejected (left out: invalid), "
     "skipped (left out: duplicates).",
     ("feed", "outcome"),
+    title_en="Rows of the feed's last run",
+    title_fr="Lignes de la dernière exécution du flux",
+    meaning_fr="Lignes de la dernière exécution du flux : lues (en entrée), importées, rejetées (écartées car"
+    " invalides) ou ignorées (écartées car en double).",
 )
 
 # The last run of each feed and its last success; a handful of rows per feed and day.

@@ -28,6 +28,10 @@ LOGINS_BY_HOUR = Family(
     ("structure", "weekday", "hour"),
     structure_marginals=("weekday", "hour"),
     breakdown_option="logins_by_hour_per_structure",
+    title_en="Logins by weekday and hour (last 28 days)",
+    title_fr="Connexions par jour et par heure (28 derniers jours)",
+    meaning_fr="Connexions des 28 derniers jours selon le jour de la semaine (1 = lundi) et l'heure de la journée, en"
+    " heure locale.",
 )
 
 # Local weekday and hour through AT TIME ZONE, so DST days land in the right hour. Each

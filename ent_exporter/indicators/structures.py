@@ -16,6 +16,9 @@ STRUCTURE_INFO = Family(
     "Structures of the platform (always 1), with their name and kind.",
     ("structure", "name", "kind"),
     additive=False,
+    title_en="Establishments",
+    title_fr="Établissements",
+    meaning_fr="Établissements de la plateforme (toujours 1), avec leur nom et leur type.",
 )
 
 STRUCTURES = sql.SQL("SELECT structure_id, name, kind FROM {structures}")

@@ -34,6 +34,10 @@ UNIQUE_VISITORS = Family(
     "Distinct users with at least one login in the calendar period (day, week, month to date; previous_month).",
     LABELS,
     counts_people=True,
+    title_en="Unique visitors",
+    title_fr="Visiteurs uniques",
+    meaning_fr="Personnes distinctes qui se sont connectées au moins une fois dans la période calendaire (jour,"
+    " semaine, mois en cours ; mois précédent).",
 )
 VISITS_PER_VISITOR = Family(
     "ent_visits_per_visitor",
@@ -45,6 +49,9 @@ VISITS_PER_VISITOR = Family(
     # breakdowns.visits_per_visitor_by_profile_per_structure publishes every profile; structure="all" whole.
     structure_marginals=("profile",),
     breakdown_option="visits_per_visitor_by_profile_per_structure",
+    title_en="Visits per visitor",
+    title_fr="Visites par visiteur",
+    meaning_fr="Connexions de la période calendaire divisées par ses visiteurs uniques (0 quand il n'y en a aucun).",
 )
 
 # Per period, per structure of the user and per profile: distinct users and their logins.

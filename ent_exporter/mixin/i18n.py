@@ -12,12 +12,19 @@ French (``fr``) is the default: its dashboards keep the plain uids (``ent-overvi
 the ones provisioning installs unless told otherwise; English ones get ``-en``
 (``ent-overview-en``). Each dashboard is tagged with its language, and its link to the other ENT
 dashboards asks for that tag too.
+
+A family's words are the indicator catalogue's (``ent_exporter.catalogue``): every family's English
+title and help, with their French (``title_fr``, ``meaning_fr``), are in the table, so a dashboard
+text equal to one of them gets the catalogue's French; the hand-written part (``HAND_FR``) has the
+rest and repeats none of them.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from ent_exporter import catalogue
 
 LANGUAGES = ("fr", "en")
 UID_SUFFIX = {"fr": "", "en": "-en"}
@@ -131,7 +138,8 @@ USED: dict[str, set[str]] = {}  # the table's entries the last generation used (
 # -- French -------------------------------------------------------------------------------------
 # English (as the sources write it) → French. A description says in one sentence what the number
 # means; titles name no metric. Texts built from config.py values (thresholds, durations) are
-# written out: changing such a value stops the generator until its French is updated here.
+# written out: changing such a value stops the generator until its French is updated here. A metric
+# family's title or help is not written here: its French is the catalogue's (beside the family).
 
 WEEKDAYS_FR = {
     "Monday": "lundi",
@@ -147,7 +155,6 @@ COMMON_FR = {
     # dashboards' frame: links, variables, annotations
     "Annotations & Alerts": "Annotations et alertes",
     "ENT alerts firing": "Alertes ENT en cours",
-    "Collector failures": "Échecs des collecteurs",
     "collector {{collector}} failed": "le collecteur {{collector}} a échoué",
     "{{instance}}: ent_exporter_collector_failures_total moved": "{{instance}} : une exécution a échoué",
     "ENT dashboards": "Tableaux de bord ENT",
@@ -203,7 +210,6 @@ OVERVIEW_FR = {
     "Successful logins (connections) during the period of the time picker, for the selected structure and profiles. "
     "Source: ent_logins_total (counted every minute).": "Nombre de connexions réussies pendant la période choisie, pour l'établissement et les profils choisis.",
     "Establishment details": "Détail de l'établissement",
-    "Connections": "Connexions",
     "Distinct users with at least one login in the current calendar month (to date), with the previous closed month "
     'beside it, over every profile: a user who logged in under two profiles is one visitor (profile="all"; the '
     'profile filter does not apply, see "Visitors by profile"). Calendar periods, not the time picker: refreshed '
@@ -211,10 +217,8 @@ OVERVIEW_FR = {
     "entier), chaque personne comptée une fois quel que soit son profil.",
     "Month to date": "Mois en cours",
     "Previous month": "Mois précédent",
-    "Unique visitors": "Visiteurs uniques",
     "Logins divided by unique visitors in the current calendar month (to date), and in the previous closed month, "
     "over every profile (each person once; the profile filter does not apply).": "Nombre moyen de connexions par visiteur depuis le début du mois (et le mois précédent entier).",
-    "Visits per visitor": "Visites par visiteur",
     "The application opened most often during the period, with its number of openings. Source: "
     "ent_app_accesses_total.": "L'application la plus ouverte pendant la période, avec son nombre d'ouvertures.",
     "Applications: ${__field.labels.app}": "Applications : ${__field.labels.app}",
@@ -274,7 +278,6 @@ OVERVIEW_FR = {
     "{{profile}} today": "{{profile}} aujourd'hui",
     "{{profile}} this week": "{{profile}} cette semaine",
     "Unique visitors today and this week by profile": "Visiteurs du jour et de la semaine par profil",
-    "Establishments": "Établissements",
     "Each structure (code and name) with its unique visitors of the current month to date over every profile (each "
     "person once) and its activated people (daily). Click a row to open it in the Establishment dashboard. "
     "Structures do not add up to the platform: a user attached to two counts in both.": "Chaque établissement avec ses visiteurs du mois en cours et ses comptes activés ; un clic ouvre son "
@@ -319,7 +322,6 @@ ESTABLISHMENT_FR = {
     "Pending accounts": "Comptes en attente",
     "Activated people divided by all people with an account, each person once over every profile (daily). Red below "
     "50 %, yellow below 80 %.": "Part des personnes ayant un compte qui l'ont activé (rouge sous 50 %, jaune sous 80 %).",
-    "Activation ratio": "Taux d'activation",
     "Activated people who have not logged in for 30 days, each person once over every profile (daily).": "Nombre de personnes au compte activé qui ne se sont pas connectées depuis 30 jours.",
     "Inactive accounts (30 days)": "Comptes inactifs (30 jours)",
     "Activated people divided by all people with an account, now beside the start of the period and a year ago, "
@@ -347,7 +349,6 @@ ESTABLISHMENT_FR = {
     "chargé (rouge). Par établissement, la grille est en option : sans elle, ce tableau montre celle de "
     "toute la plateforme, et le profil horaire de l'établissement est l'histogramme à côté.",
     "Day": "Jour",
-    "Logins by weekday and hour (last 28 days)": "Connexions par jour et par heure (28 derniers jours)",
     "Activation and activity": "Activation et activité",
     "From all accounts to the users who actually log in: activated accounts, then those that logged in within 90 "
     "and 30 days (activated minus inactive). Each person once over every profile; daily.": "Des comptes existants aux personnes qui se connectent vraiment : comptes activés, puis connectés dans les "
@@ -357,7 +358,6 @@ ESTABLISHMENT_FR = {
     "Logged in within 90 days": "Connectés dans les 90 jours",
     "Logged in within 30 days": "Connectés dans les 30 jours",
     "Activated and pending people over time, each person once over every profile (daily).": "Nombre de comptes activés et en attente au fil du temps.",
-    "Accounts by state": "Comptes par état",
     "Activated accounts whose user has not logged in for 30 or 90 days, per profile (daily).": "Comptes activés sans connexion depuis 30 ou 90 jours, par profil.",
     "{{profile}}, 30 days": "{{profile}}, 30 jours",
     "{{profile}}, 90 days": "{{profile}}, 90 jours",
@@ -373,7 +373,6 @@ ESTABLISHMENT_FR = {
     "11 to 20": "11 à 20",
     "21 to 50": "21 à 50",
     "more than 50": "plus de 50",
-    "Login frequency (last 30 days)": "Fréquence de connexion (30 derniers jours)",
     "Average number of logins over the last 30 days per activated user, each person once over every profile (sum ÷ "
     "count of ent_user_logins_30d).": "Nombre moyen de connexions sur les 30 derniers jours par personne au compte activé.",
     "Logins per activated user (30 days)": "Connexions par compte activé (30 jours)",
@@ -392,7 +391,6 @@ APPLICATIONS_FR = {
     "The period (time picker)": "La période (choisie en haut à droite)",
     "Applications opened during the period, for the selected structure, profiles and applications.": "Nombre d'ouvertures d'applications pendant la période, pour l'établissement, les profils et les "
     "applications choisis.",
-    "Application openings": "Ouvertures d'applications",
     "Number of distinct applications opened at least once during the period.": "Nombre d'applications différentes ouvertes au moins une fois pendant la période.",
     "Applications used": "Applications utilisées",
     "Application openings divided by logins during the period (all applications): how many applications "
@@ -519,12 +517,10 @@ CONNECTORS_FR = {
     "sinon (alerte au bout d'une minute).",
     "Down": "Indisponible",
     "Up": "Disponible",
-    "Probe state": "État des sondes",
     _PROBED + "Time left before the TLS certificate the connector's probes see expires "
     "(ent_connector_certificate_expiry_timestamp_seconds; the soonest of the connector's probes). Orange under 14 "
     "days, red under 3: the alerts' thresholds. Connectors probed without TLS have no bar.": "Temps restant avant l'expiration du certificat TLS de chaque connecteur (orange sous 14 jours, rouge sous "
     "3).",
-    "Certificate expiry": "Expiration des certificats",
     _PROBED + "Failed probes ÷ all probes during the period of the time picker, per connector and kind (from the "
     "counters: no failure between two scrapes is lost).": "Part des vérifications échouées pendant la période, par connecteur et type de sonde.",
     "Probe failure ratio in the period": "Taux d'échec des sondes sur la période",
@@ -535,10 +531,8 @@ CONNECTORS_FR = {
     "what each means), per connector. The exporter's log has the detail of each change.": "Nombre de vérifications échouées par cause (délai dépassé, refus, DNS, TLS, authentification, statut, "
     "contenu, erreur), par connecteur.",
     "failed probes per interval": "sondes échouées par intervalle",
-    "Probe failures by reason": "Échecs des sondes par cause",
     _PROBED + "Mean duration of the probes over the interval, per connector and kind "
     "(ent_connector_probe_duration_seconds); a probe that times out counts its timeout.": "Durée moyenne des vérifications, par connecteur et type de sonde.",
-    "Probe latency": "Temps de réponse des sondes",
     "Platform-reported traffic and errors": "Appels et erreurs enregistrés par la plateforme",
     _PLATFORM + "Calls per second through each connector, successful and failed, averaged over Grafana's interval "
     "from the raw counter (every call counts at any range).": "Nombre d'appels par seconde à chaque connecteur, réussis et échoués, tels que la plateforme les enregistre.",
@@ -584,16 +578,13 @@ EXPORTER_FR = {
     "Exporter scraped": "Exportateur collecté",
     "Whether the exporter's last attempt to reach the platform's PostgreSQL succeeded (ent_exporter_source_up). "
     "Alert: ENTSourceDatabaseDown.": "Si la dernière connexion de l'exportateur à la base de la plateforme a réussi.",
-    "Source database": "Base de la plateforme",
     "Collectors whose last success is older than their cadence plus a tenth of it (1 min to 1 h), or that failed "
     "and never succeeded: what ENTCollectorStale alerts on, before its delay.": "Nombre de collecteurs en retard sur leur rythme (ou qui n'ont jamais réussi).",
     "Stale collectors": "Collecteurs en retard",
     "Failed collector runs during the period of the time picker (database unreachable, query error or timeout).": "Nombre d'exécutions de collecteurs échouées pendant la période.",
     "Series currently exported by the exporter, all metric families together (ent_exporter_series).": "Nombre de séries publiées par l'exportateur.",
-    "Series exported": "Séries publiées",
     'Series folded into label value "other" by the cardinality guard during the period '
     "(ent_exporter_folded_series_total): anything above 0 means a family hit limits.max_series_per_family.": "Nombre de séries regroupées sous « other » faute de place pendant la période (0 attendu).",
-    "Folded series": "Séries regroupées",
     "Collectors": "Collecteurs",
     "Per collector: time since its last success divided by its cadence (1 minute, 1 hour, 1 day, 1 week or 31 days). "
     "Below 1 is on time; yellow from 1 (the next run is due), red from 1.1 (a tenth late: about where "
@@ -603,7 +594,6 @@ EXPORTER_FR = {
     "Per collector: seconds since its last complete run (log scale: cadences go from a minute to a month).": "Par collecteur, le temps écoulé depuis sa dernière exécution réussie.",
     "Time since last success": "Temps depuis le dernier succès",
     "Per collector: duration of its last run, successful or not (ent_exporter_collector_duration_seconds).": "Par collecteur, la durée de sa dernière exécution.",
-    "Run duration": "Durée d'exécution",
     "Per collector: failed runs in each interval (increase of ent_exporter_collector_failures_total over the "
     "interval, at least a minute): the bars add up to the failures of the period.": "Par collecteur, le nombre d'exécutions échouées dans chaque intervalle.",
     "failed runs per interval": "échecs par intervalle",
@@ -618,7 +608,6 @@ EXPORTER_FR = {
     "connections, scrapes and the state files.": "Nombre de fichiers et connexions ouverts par le processus, et sa limite.",
     "open {{instance}}": "ouverts {{instance}}",
     "limit {{instance}}": "limite {{instance}}",
-    "Open file descriptors": "Descripteurs de fichiers ouverts",
     "Time since the exporter's process started (process_start_time_seconds): a recent restart explains counters "
     "starting over in the probes (in memory) and collectors running at start-up.": "Temps écoulé depuis le démarrage du processus de l'exportateur.",
     "Uptime": "Durée de fonctionnement",
@@ -666,15 +655,10 @@ ISSUE16_FR = {
     "Learning progress (Moodle): enrolled people, course completions, the completion ratio, activity completions and badges, per establishment and per course.": "Progression des apprentissages (Moodle) : personnes inscrites, cours achevés, taux d'achèvement, activités achevées et badges, par établissement et par cours.",
     "Now (read daily)": "Maintenant (lu chaque jour)",
     'People enrolled in at least one course of the selected structure ("All": of the platform, each person once), ent_course_enrolled_users.': "Personnes inscrites à au moins un cours de la structure choisie (« Tous » : de la plateforme, chaque personne une fois).",
-    "Enrolled people": "Personnes inscrites",
     "Enrolled people who completed at least one course (ent_course_completed_users).": "Personnes inscrites qui ont achevé au moins un cours.",
-    "People who completed a course": "Personnes ayant achevé un cours",
     "Completed enrolments divided by enrolments (a person in a course is one enrolment).": "Inscriptions achevées divisées par les inscriptions (une personne dans un cours est une inscription).",
-    "Completion ratio": "Taux d'achèvement",
     "Activity completion records of the enrolled people, every state (complete, passed, failed).": "Activités achevées par les personnes inscrites, tous états confondus (achevée, réussie, échouée).",
-    "Activity completions": "Activités achevées",
     "Course badges held by the enrolled people (ent_course_badges_issued).": "Badges de cours détenus par les personnes inscrites.",
-    "Badges issued": "Badges délivrés",
     "Enrolled people and people who completed a course, day after day.": "Personnes inscrites et personnes ayant achevé un cours, jour après jour.",
     "people": "personnes",
     "enrolled": "inscrites",
@@ -703,7 +687,7 @@ ISSUE16_FR = {
     "Last run of each feed": "Dernière exécution de chaque flux",
 }
 
-FR = {
+HAND_FR = {
     **COMMON_FR,
     **OVERVIEW_FR,
     **ESTABLISHMENT_FR,
@@ -713,4 +697,7 @@ FR = {
     **EXPORTER_FR,
     **ISSUE16_FR,
 }
+# The catalogue's pairs: family titles and helps (tests/test_dashboards.py checks that HAND_FR repeats none).
+CATALOGUE_FR = catalogue.french()
+FR = {**HAND_FR, **CATALOGUE_FR}
 TABLES: dict[str, dict[str, str]] = {"fr": FR, "en": {}}

@@ -29,17 +29,37 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 PUBLISHER = "probes"
 SUCCESS, FAILURE = "success", "failure"
+# Each failure reason (the label value) in French, for the catalogue's meaning of FAILURES.
+REASONS_FR = {
+    "timeout": "délai dépassé",
+    "refused": "connexion refusée",
+    "dns": "DNS",
+    "tls": "TLS",
+    "auth": "authentification",
+    "status": "statut inattendu",
+    "content": "contenu inattendu",
+    "error": "autre erreur",
+}
 PROBES = Family(
     "ent_connector_probes_total",
     Kind.COUNTER,
     "Active probes of the connector run by the exporter (probes: in its configuration), by outcome.",
     ("connector", "kind", "outcome"),
+    title_en="Connector probes",
+    title_fr="Sondes des connecteurs",
+    meaning_fr="Sondes actives du connecteur lancées par l'exportateur (section probes de sa configuration), selon"
+    " leur résultat.",
 )
 FAILURES = Family(
     "ent_connector_probe_failures_total",
     Kind.COUNTER,
     "Failed active probes of the connector, by reason: " + ", ".join(REASONS) + ".",
     ("connector", "kind", "reason"),
+    title_en="Probe failures by reason",
+    title_fr="Échecs des sondes par cause",
+    meaning_fr="Sondes actives du connecteur qui ont échoué, par cause : "
+    + ", ".join(REASONS_FR[r] if REASONS_FR[r].lower() == r else f"{REASONS_FR[r]} ({r})" for r in REASONS)
+    + ".",
 )
 DURATION = Family(
     "ent_connector_probe_duration_seconds",
@@ -47,18 +67,31 @@ DURATION = Family(
     "Duration of the active probes of the connector, successful or not (a timeout counts its bound).",
     ("connector", "kind"),
     DURATION_BUCKETS_SECONDS,
+    unit="seconds",
+    title_en="Probe latency",
+    title_fr="Temps de réponse des sondes",
+    meaning_fr="Durée des sondes actives du connecteur, réussies ou non (une sonde expirée compte son délai maximal).",
 )
 UP = Family(
     "ent_connector_probe_success",
     Kind.GAUGE,
     "1 if the last active probe of the connector succeeded, else 0.",
     ("connector", "kind"),
+    unit="boolean",
+    title_en="Probe state",
+    title_fr="État des sondes",
+    meaning_fr="1 si la dernière sonde active du connecteur a réussi, 0 sinon.",
 )
 CERTIFICATE_EXPIRY = Family(
     "ent_connector_certificate_expiry_timestamp_seconds",
     Kind.GAUGE,
     "Unix time at which the TLS certificate the connector's probes last saw expires (the soonest of its probes).",
     ("connector",),
+    unit="timestamp",
+    title_en="Certificate expiry",
+    title_fr="Expiration des certificats",
+    meaning_fr="Date d'expiration du certificat TLS que les sondes du connecteur ont vu en dernier (la plus proche de"
+    " ses sondes).",
 )
 FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY)
 

@@ -1,14 +1,23 @@
-"""The words of the reports, in French and English: one table, meant to be shared with the dashboards.
+"""The words of the reports, in French and English.
 
-Pure data and small formatting helpers, no import beyond the standard library, so that the
-dashboard generator (grafana/dashboards/) can use the same titles, descriptions, weekday
-names and units as the monthly reports. Every language has every key (tests/test_reports.py
-checks it); French is the default, as the people who read these figures do.
+Pure data and small formatting helpers. Where a report's figure is one metric family's, its title is
+the family's in the indicator catalogue (``title_fr`` / ``title_en``, declared beside the family in
+ent_exporter/indicators/, the words the dashboards show too); the sentence that says what the month's
+number means stays here. Importing the indicators' modules brings numpy and psycopg, never matplotlib.
+Every language has every key (tests/test_reports.py checks it); French is the default, as the people
+who read these figures do.
 """
 
 from __future__ import annotations
 
 from datetime import date
+
+from ent_exporter.engine.collector import Family
+from ent_exporter.indicators.accounts import ACTIVATION_RATIO
+from ent_exporter.indicators.activity import INACTIVE_ACCOUNTS
+from ent_exporter.indicators.app_accesses import APP_ACCESSES
+from ent_exporter.indicators.logins import LOGINS
+from ent_exporter.indicators.visitors import UNIQUE_VISITORS, VISITS_PER_VISITOR
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
@@ -53,24 +62,49 @@ MONTHS = {
     ),
 }
 
+
+def title(language: str, family: Family) -> str:
+    """A family's title in the catalogue, in the language."""
+    return family.title_fr if language == "fr" else family.title_en
+
+
+# The report figures that are one family's (keys of INDICATORS): their titles are the catalogue's.
+FAMILIES = {
+    "connections": LOGINS,
+    "visitors": UNIQUE_VISITORS,
+    "visits_per_visitor": VISITS_PER_VISITOR,
+    "app_openings": APP_ACCESSES,
+    "activation_ratio": ACTIVATION_RATIO,
+}
+THIRTY_DAYS = {"fr": "30 jours", "en": "30 days"}
+
 # Indicator titles (a few words, no metric name) and what the number means, in one sentence.
 # The keys are the indicators' stable identifiers (CSV file names, HTML anchors).
 INDICATORS = {
     "fr": {
-        "connections": ("Connexions", "Nombre de connexions réussies au cours du mois, toutes personnes confondues."),
-        "visitors": ("Visiteurs", "Personnes distinctes qui se sont connectées au moins une fois dans le mois."),
+        "connections": (
+            title("fr", LOGINS),
+            "Nombre de connexions réussies au cours du mois, toutes personnes confondues.",
+        ),
+        "visitors": (
+            title("fr", UNIQUE_VISITORS),
+            "Personnes distinctes qui se sont connectées au moins une fois dans le mois.",
+        ),
         "visits_per_visitor": (
-            "Connexions par visiteur",
+            title("fr", VISITS_PER_VISITOR),
             "Nombre moyen de connexions des personnes venues dans le mois.",
         ),
         "app_openings": (
-            "Ouvertures d'applications",
-            "Nombre de fois où une application (Pronote, messagerie, agenda…) a été ouverte.",
+            title("fr", APP_ACCESSES),
+            "Nombre de fois où une application (Pronote, messagerie, agenda…) a été ouverte dans le mois.",
         ),
         "activated_accounts": ("Comptes activés", "Personnes dont le compte est activé à la fin du mois."),
-        "activation_ratio": ("Taux d'activation", "Part des comptes activés parmi tous les comptes, à la fin du mois."),
+        "activation_ratio": (
+            title("fr", ACTIVATION_RATIO),
+            "Part des comptes activés parmi tous les comptes, à la fin du mois.",
+        ),
         "inactive_30d": (
-            "Comptes inactifs (30 jours)",
+            f"{title('fr', INACTIVE_ACCOUNTS)} ({THIRTY_DAYS['fr']})",
             "Comptes activés sans aucune connexion pendant les 30 derniers jours du mois.",
         ),
         "connections_per_day": ("Connexions par jour", "Connexions réussies de chaque jour du mois (heure de Paris)."),
@@ -94,20 +128,23 @@ INDICATORS = {
         ),
     },
     "en": {
-        "connections": ("Connections", "Successful logins during the month, everybody included."),
-        "visitors": ("Visitors", "Distinct people who logged in at least once during the month."),
+        "connections": (title("en", LOGINS), "Successful logins during the month, everybody included."),
+        "visitors": (title("en", UNIQUE_VISITORS), "Distinct people who logged in at least once during the month."),
         "visits_per_visitor": (
-            "Connections per visitor",
+            title("en", VISITS_PER_VISITOR),
             "Average number of logins of the people who came during the month.",
         ),
         "app_openings": (
-            "Application openings",
-            "Number of times an application (Pronote, mail, calendar…) was opened.",
+            title("en", APP_ACCESSES),
+            "Number of times an application (Pronote, mail, calendar…) was opened during the month.",
         ),
         "activated_accounts": ("Activated accounts", "People whose account is activated at the end of the month."),
-        "activation_ratio": ("Activation rate", "Share of activated accounts among all accounts, at month end."),
+        "activation_ratio": (
+            title("en", ACTIVATION_RATIO),
+            "Share of activated accounts among all accounts, at month end.",
+        ),
         "inactive_30d": (
-            "Inactive accounts (30 days)",
+            f"{title('en', INACTIVE_ACCOUNTS)} ({THIRTY_DAYS['en']})",
             "Activated accounts without any login during the last 30 days of the month.",
         ),
         "connections_per_day": ("Connections per day", "Successful logins of each day of the month (local time)."),
@@ -155,12 +192,12 @@ TEXT = {
         "application": "Application",
         "openings": "Ouvertures",
         "users": "Personnes",
-        "visitors": "Visiteurs",
-        "connections": "Connexions",
-        "visits_per_visitor": "Connexions par visiteur",
+        "visitors": title("fr", UNIQUE_VISITORS),
+        "connections": title("fr", LOGINS),
+        "visits_per_visitor": title("fr", VISITS_PER_VISITOR),
         "activated": "Activés",
         "pending": "En attente",
-        "activation_ratio": "Taux d'activation",
+        "activation_ratio": title("fr", ACTIVATION_RATIO),
         "inactive_30d": "Inactifs 30 j",
         "inactive_90d": "Inactifs 90 j",
         "not_available": "—",
@@ -192,12 +229,12 @@ TEXT = {
         "application": "Application",
         "openings": "Openings",
         "users": "People",
-        "visitors": "Visitors",
-        "connections": "Connections",
-        "visits_per_visitor": "Connections per visitor",
+        "visitors": title("en", UNIQUE_VISITORS),
+        "connections": title("en", LOGINS),
+        "visits_per_visitor": title("en", VISITS_PER_VISITOR),
         "activated": "Activated",
         "pending": "Pending",
-        "activation_ratio": "Activation rate",
+        "activation_ratio": title("en", ACTIVATION_RATIO),
         "inactive_30d": "Inactive 30 d",
         "inactive_90d": "Inactive 90 d",
         "not_available": "—",
