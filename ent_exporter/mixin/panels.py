@@ -62,7 +62,7 @@ class PromTarget(g.Target):
 def target(
     expr: str, legend: str = "", ref: str = "A", instant: bool = False, fmt: str = "time_series", interval: str = ""
 ) -> PromTarget:
-    return PromTarget(
+    return PromTarget(  # type: ignore[call-arg]  # (grafanalib's attrs fields are untyped)
         expr=expr.strip(),
         legendFormat=legend,
         refId=ref,
@@ -316,7 +316,7 @@ def bargauge(
     no_value: str | None = None,
     field_links: list | None = None,
 ) -> BarGauge:
-    return BarGauge(
+    return BarGauge(  # type: ignore[call-arg]  # (grafanalib's attrs fields are untyped)
         **_common(title, description, targets, links),
         unit=unit,
         maxValue=max_value,
@@ -490,7 +490,7 @@ def barchart(
     links=None,
 ) -> g.Panel:
     """A bar chart of one instant query formatted as a table, one bar per value of ``x_field``."""
-    return BarChart(
+    return BarChart(  # type: ignore[call-arg]  # (grafanalib's attrs fields are untyped)
         **_common(title, description, targets, links),
         xField=x_field,
         transformations=transformations or [],
@@ -686,7 +686,7 @@ FAILURE_ANNOTATION = (
 )
 
 
-def annotations() -> list[dict]:
+def dashboard_annotations() -> list[dict]:
     """Grafana's own annotations, firing ENT alerts (red) and failed collector runs (orange)."""
 
     def prometheus(name: str, color: str, expr: str, title: str, text: str) -> dict:
@@ -772,7 +772,7 @@ def dashboard(
         links=dashboard_links(),
         panels=_collapse(layout(panels)),
         templating=g.Templating(list=variables),
-        annotations=g.Annotations(list=annotations()),
+        annotations=g.Annotations(list=dashboard_annotations()),
         timePicker=g.TimePicker(
             refreshIntervals=["30s", "1m", "5m", "15m", "1h"], timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]
         ),
