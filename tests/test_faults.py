@@ -244,6 +244,7 @@ DRIVER = textwrap.dedent("""
     from ent_exporter.config import load_config
 
     config = load_config(sys.argv[1])
+    print("ready", flush=True)  # imported: the kill falls in the cycles, not in the imports
     while True:
         source = make_source(config)
         source.open()
@@ -309,9 +310,13 @@ def test_crashes_late_commits_and_a_restart_leave_exact_counters(own_server, tmp
                 driver = subprocess.Popen(
                     [sys.executable, "-c", DRIVER, str(config)],
                     cwd=REPO,
-                    stdout=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
+                    text=True,
                 )
+                # Killed a random time into its cycles: counted from the end of its imports (a second or
+                # so), which a kill counted from its start often fell into, leaving no run done at all.
+                assert driver.stdout.readline() == "ready\n"
                 time.sleep(rng.uniform(0.3, 1.5))
                 os.kill(driver.pid, signal.SIGKILL)  # at a random point of a run
                 driver.wait()

@@ -36,9 +36,18 @@ MINUTE, HOUR, DAY = 60, 3600, 86400
         ("0 0 1 1 *", 366 * DAY),  # once a year: a leap year is the longest
     ],
 )
-def test_the_period_is_the_longest_gap_between_two_runs(cron, seconds):
+def test_the_period_is_thelongest_gap_on_the_calendar_between_two_runs(cron, seconds):
     assert longest_gap(cron, PARIS) == timedelta(seconds=seconds)
     assert Schedule(Cadence.HOURLY, cron, 0, PARIS).period == timedelta(seconds=seconds)
+
+
+def test_the_default_crons_periods_are_those_the_calendar_gives():
+    """The default crons' periods are known without walking the calendar: the same as walking it gives."""
+    from ent_exporter.engine.schedule import DEFAULT_PERIODS, longest_gap_on_the_calendar
+
+    assert set(DEFAULT_PERIODS) == {cadence.default_schedule for cadence in Cadence}
+    for zone in (PARIS, UTC):
+        assert {cron: longest_gap_on_the_calendar(cron, zone) for cron in DEFAULT_PERIODS} == DEFAULT_PERIODS
 
 
 def test_the_default_schedules_keep_their_periods():
