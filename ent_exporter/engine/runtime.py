@@ -270,7 +270,6 @@ class Runtime:
         self._locks = {name: threading.Lock() for name in self.collectors}
         self._self_lock = threading.Lock()
         self._last_success: dict[str, float] = {}
-        self._saved_success: dict[str, float] = {}  # the time of success the last complete save wrote
         self._durations: dict[str, float] = {}
         self._failures: dict[str, float] = {name: 0.0 for name in self.collectors}
         self.consecutive_failures: dict[str, int] = {name: 0 for name in self.collectors}
@@ -371,9 +370,11 @@ class Runtime:
             self._failed(name, started, "collector raised", source_up=None)
             return False
         self._save(name, result.samples, result.state, now, complete=True)
+        succeeded = self._stored[name].last_success  # the time of success the complete save wrote
+        assert succeeded is not None
         with self._self_lock:
             self._durations[name] = time.monotonic() - started
-            self._last_success[name] = self._saved_success[name]
+            self._last_success[name] = succeeded
             self._source_up = 1.0
             self.consecutive_failures[name] = 0
         self._publish_self()
@@ -392,7 +393,7 @@ class Runtime:
         )
         last_success: float | None
         if complete:
-            last_success = self._saved_success[name] = self.clock.time()
+            last_success = self.clock.time()
         else:
             last_success = self._last_success.get(name)
         stored = StoredResult(
