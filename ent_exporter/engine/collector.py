@@ -85,8 +85,16 @@ class Family:
     # Whether series can be summed when the cardinality guard folds rare label values
     # into "other" (counts can; ratios and averages cannot, their folded series are dropped).
     additive: bool = True
-    # Whether values count people: privacy.min_count then publishes small counts as 0.
+    # Whether values count people: privacy.min_count then withholds small counts and those a difference
+    # would give back (ent_exporter.engine.privacy).
     counts_people: bool = False
+    # A ratio or an average of these people-counting families: a series of it is not published when a
+    # count it is made of, with the same label values, is withheld (privacy.min_count).
+    privacy_follows: tuple[str, ...] = ()
+    # A label whose values are nested thresholds (numbers; each value's people include those of the
+    # larger ones, as ``days`` of inactive accounts): privacy.min_count protects the people between two
+    # thresholds, as it does a histogram's buckets.
+    nested: str | None = None
     # A heavy breakdown (series budget, see README "Series budget"): unless the configuration's
     # ``breakdowns`` enables it, each structure but "all" publishes, instead of its full breakdown,
     # one marginal per label named here: that label "all", summed over its values (families that

@@ -15,11 +15,13 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import cast
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from ent_exporter.engine import privacy
 from ent_exporter.engine.collector import (
     Family,
     HistogramValue,
@@ -360,35 +362,77 @@ def fold_rare_values(
     return series, folded_away
 
 
-def apply_privacy(family: Family, series: dict[LabelValues, Value], min_count: int) -> dict[LabelValues, Value]:
-    """Small people counts published as 0 (privacy.min_count), whatever the family's kind.
+def apply_privacy(
+    family: Family, series: dict[LabelValues, Value], min_count: int
+) -> tuple[dict[LabelValues, Value], set[LabelValues]]:
+    """The series of a people-counting family as published under privacy.min_count, and the label
+    values whose count is withheld (ent_exporter.engine.privacy: small counts, and those a published
+    total minus its published cells would give back).
 
-    Gauges: a value below the threshold is 0. Counters: the same, which keeps them monotonic (a
-    counter never goes down, so once it reaches the threshold it is published as it is, and
-    rate()/increase() see every event, the first ones at the crossing; never a reset). Histograms
-    of people: a series of fewer people than the threshold is all 0; otherwise each bucket of
-    fewer people than the threshold counts 0 people (the cumulative counts stay non-decreasing)."""
+    Gauges: withheld counts are 0. Counters: small counts are 0 until they reach the threshold (then
+    published as they are: monotonic, rate()/increase() see every event, the first ones at the
+    crossing, never a reset); a total is at most the sum of its published cells. Histograms of people:
+    each bucket's people (not cumulative) are the counts, withheld like the others across series;
+    the cumulative counts and _count are those of the published buckets (non-decreasing), and a series
+    whose every bucket is withheld is all 0."""
     if not (family.counts_people and min_count > 0):
-        return series
-    protected: dict[LabelValues, Value] = {}
-    for key, value in series.items():
-        if isinstance(value, HistogramValue):
-            protected[key] = _protect_histogram(value, min_count)
-        else:
-            protected[key] = 0.0 if 0 < value < min_count else value
-    return protected
+        return series, set()
+    if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
+        people: dict[tuple, float] = {}
+        for key, value in series.items():
+            assert isinstance(value, HistogramValue)
+            previous = 0.0
+            for position, bound_count in enumerate([*value.buckets, value.count]):
+                people[(*key, position)] = bound_count - previous
+                previous = bound_count
+        published_people, withheld_people = privacy.protect(people, min_count)
+        protected: dict[LabelValues, Value] = {}
+        for key, value in series.items():
+            assert isinstance(value, HistogramValue)
+            cumulative, running = [], 0.0
+            for position in range(len(value.buckets) + 1):
+                running += published_people[(*key, position)]
+                cumulative.append(running)
+            total = cumulative[-1]
+            protected[key] = HistogramValue(cumulative[:-1], total, value.sum if total else 0.0)
+        return protected, {key[:-1] for key in withheld_people}
+    if family.nested is not None:
+        return _protect_nested(family.labels.index(family.nested), cast(dict[LabelValues, float], series), min_count)
+    published, withheld = privacy.protect(
+        cast(dict[LabelValues, float], series), min_count, monotonic=family.kind is Kind.COUNTER
+    )
+    return cast(dict[LabelValues, Value], published), withheld
 
 
-def _protect_histogram(value: HistogramValue, min_count: int) -> HistogramValue:
-    if value.count < min_count:
-        return HistogramValue([0.0] * len(value.buckets), 0.0, 0.0)
-    cumulative, running, previous = [], 0.0, 0.0
-    for bound_count in [*value.buckets, value.count]:
-        people = bound_count - previous
-        previous = bound_count
-        running += 0.0 if 0 < people < min_count else people
-        cumulative.append(running)
-    return HistogramValue(cumulative[:-1], cumulative[-1], value.sum)
+def _protect_nested(
+    position: int, series: dict[LabelValues, float], min_count: int
+) -> tuple[dict[LabelValues, Value], set[LabelValues]]:
+    """Nested thresholds (Family.nested): the people between a threshold and the next are the counts
+    withheld; each threshold's published count is the sum of the published ones from it up."""
+
+    def threshold(value: str) -> float:
+        try:
+            return float(value)
+        except ValueError:
+            return float("inf")
+
+    chains: dict[LabelValues, list[LabelValues]] = {}
+    for key in series:
+        chains.setdefault(key[:position] + key[position + 1 :], []).append(key)
+    between: dict[LabelValues, float] = {}
+    for keys in chains.values():
+        keys.sort(key=lambda key: threshold(key[position]))
+        for index, key in enumerate(keys):
+            following = series[keys[index + 1]] if index + 1 < len(keys) else 0.0
+            between[key] = series[key] - following
+    published_between, withheld = privacy.protect(between, min_count)
+    published: dict[LabelValues, Value] = {}
+    for keys in chains.values():
+        running = 0.0
+        for key in reversed(keys):
+            running += published_between[key]
+            published[key] = running
+    return published, withheld
 
 
 class Exposition:
@@ -409,6 +453,7 @@ class Exposition:
         self._series_counts: dict[str, int] = {}
         self._shaped: dict[str, dict[LabelValues, Value]] = {}  # family -> its series budget's shape at the last render
         self._folded_totals: dict[str, float] = {}
+        self._withheld: dict[str, set[LabelValues]] = {}  # people-counting family -> its withheld label values
         self._lock = threading.Lock()
         self._plain: tuple[tuple[bytes, ...], int] = ((), 0)
         empty = gzip.compress(b"")
@@ -417,9 +462,24 @@ class Exposition:
 
     def _published_form(self, family: Family) -> Family:
         if family.counts_people and self.policy.privacy_min_count > 0:
-            note = f" Counts below {self.policy.privacy_min_count} are published as 0 (privacy.min_count)."
+            note = (
+                f" Counts below {self.policy.privacy_min_count}, and those a total minus its other counts would"
+                " give back, are published as 0 (privacy.min_count)."
+            )
             return replace(family, help=family.help + note)
         return family
+
+    def _followers(self, names: Iterable[str]) -> list[str]:
+        """The ratio families (Family.privacy_follows) of these families that have series, to render again
+        after them (their withheld counts decide which of the ratio's series are published)."""
+        if self.policy.privacy_min_count <= 0:
+            return []
+        names = set(names)
+        return [
+            name
+            for name, family in self._families.items()
+            if name not in names and name in self._samples and names.intersection(family.privacy_follows)
+        ]
 
     @property
     def families(self) -> dict[str, Family]:
@@ -471,8 +531,11 @@ class Exposition:
                     changed.add(name)
             if not changed:
                 return
+            changed.update(self._followers(changed))
             level = GZIP_LEVEL_FREQUENT if frequent else GZIP_LEVEL
-            texts = {name: self._render(name, previous.get(name), hints.get(name), level) for name in sorted(changed)}
+            # The counts first, then the ratios that follow them (privacy.min_count).
+            order = sorted(changed, key=lambda name: (bool(self._families[name].privacy_follows), name))
+            texts = {name: self._render(name, previous.get(name), hints.get(name), level) for name in order}
             self._rebuild(texts)
 
     def _render(
@@ -507,7 +570,8 @@ class Exposition:
             )
             merged, moved = updated if updated is not None else (structure_marginals(family, merged), None)
             self._shaped[name] = merged
-        merged = apply_privacy(family, merged, self.policy.privacy_min_count)
+        if self.policy.privacy_min_count > 0 and (family.counts_people or family.privacy_follows):
+            merged, moved = self._private(family, merged), None
         self._last_folded[name] = 0
         if len(merged) > self.policy.max_series_per_family:
             merged, folded = fold_rare_values(family, merged, self.policy.max_series_per_family)
@@ -526,6 +590,20 @@ class Exposition:
         text = render_family(family, merged, self._lines.setdefault(name, RenderedLines()), moved) if merged else b""
         self._gzip_members[name] = gzip.compress(text, compresslevel=level) if text else b""
         return text
+
+    def _private(self, family: Family, series: dict[LabelValues, Value]) -> dict[LabelValues, Value]:
+        """A family's series under privacy.min_count: a people count's withheld counts are kept for the
+        ratios that follow it; a ratio's series whose counts are withheld are left out."""
+        if family.counts_people:
+            series, self._withheld[family.name] = apply_privacy(family, series, self.policy.privacy_min_count)
+        hidden: set[tuple] = set()
+        for name in family.privacy_follows:
+            source = self._families.get(name)
+            if source is not None:
+                hidden |= privacy.withheld_among(self._withheld.get(name, ()), source.labels, family.labels)
+        if hidden:
+            series = {key: value for key, value in series.items() if key not in hidden}
+        return series
 
     def _rebuild(self, texts: Mapping[str, bytes]) -> None:
         # The body is kept as the families' texts, in name order, never joined into one copy:

@@ -34,6 +34,7 @@ ACTIVATION_RATIO = Family(
     "Activated accounts divided by all accounts (0 when none).",
     ("structure", "profile"),
     additive=False,
+    privacy_follows=("ent_accounts",),
     unit="ratio",
     title_en="Activation ratio",
     title_fr="Taux d'activation",

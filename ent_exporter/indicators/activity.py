@@ -37,6 +37,7 @@ INACTIVE_ACCOUNTS = Family(
     "Activated accounts whose user has no login in the last N days (label days).",
     ("structure", "profile", "days"),
     counts_people=True,
+    nested="days",
     title_en="Inactive accounts",
     title_fr="Comptes inactifs",
     meaning_fr="Comptes activés dont la personne ne s'est pas connectée pendant les N derniers jours (30 ou 90).",

@@ -60,6 +60,7 @@ CLASS_INACTIVE_ACCOUNTS = Family(
     Kind.GAUGE,
     "Activated members of the class without a login in the last N days (label days).",
     ("structure", "class", "days"),
+    nested="days",
     counts_people=True,
     title_en="Inactive class members",
     title_fr="Membres inactifs de la classe",

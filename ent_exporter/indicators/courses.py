@@ -64,6 +64,7 @@ COMPLETION_RATIO = Family(
     "Completed enrolments divided by enrolments (a person in a course is one enrolment; 0 when none).",
     LABELS,
     additive=False,
+    privacy_follows=("ent_course_enrolled_users", "ent_course_completed_users"),
     unit="ratio",
     title_en="Completion ratio",
     title_fr="Taux d'achèvement",

@@ -45,6 +45,7 @@ VISITS_PER_VISITOR = Family(
     "Logins in the calendar period divided by its unique visitors (0 when none).",
     LABELS,
     additive=False,
+    privacy_follows=("ent_unique_visitors",),
     # Series budget: per structure, profile="all" (the collector's own ratio over every profile) unless
     # breakdowns.visits_per_visitor_by_profile_per_structure publishes every profile; structure="all" whole.
     structure_marginals=("profile",),
