@@ -397,42 +397,14 @@ def apply_privacy(
             protected[key] = HistogramValue(cumulative[:-1], total, value.sum if total else 0.0)
         return protected, {key[:-1] for key in withheld_people}
     if family.nested is not None:
-        return _protect_nested(family.labels.index(family.nested), cast(dict[LabelValues, float], series), min_count)
+        nested, withheld = privacy.protect_nested(
+            family.labels.index(family.nested), cast(dict[LabelValues, float], series), min_count
+        )
+        return cast(dict[LabelValues, Value], nested), withheld
     published, withheld = privacy.protect(
         cast(dict[LabelValues, float], series), min_count, monotonic=family.kind is Kind.COUNTER
     )
     return cast(dict[LabelValues, Value], published), withheld
-
-
-def _protect_nested(
-    position: int, series: dict[LabelValues, float], min_count: int
-) -> tuple[dict[LabelValues, Value], set[LabelValues]]:
-    """Nested thresholds (Family.nested): the people between a threshold and the next are the counts
-    withheld; each threshold's published count is the sum of the published ones from it up."""
-
-    def threshold(value: str) -> float:
-        try:
-            return float(value)
-        except ValueError:
-            return float("inf")
-
-    chains: dict[LabelValues, list[LabelValues]] = {}
-    for key in series:
-        chains.setdefault(key[:position] + key[position + 1 :], []).append(key)
-    between: dict[LabelValues, float] = {}
-    for keys in chains.values():
-        keys.sort(key=lambda key: threshold(key[position]))
-        for index, key in enumerate(keys):
-            following = series[keys[index + 1]] if index + 1 < len(keys) else 0.0
-            between[key] = series[key] - following
-    published_between, withheld = privacy.protect(between, min_count)
-    published: dict[LabelValues, Value] = {}
-    for keys in chains.values():
-        running = 0.0
-        for key in reversed(keys):
-            running += published_between[key]
-            published[key] = running
-    return published, withheld
 
 
 class Exposition:

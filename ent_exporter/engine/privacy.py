@@ -41,13 +41,17 @@ def _group(key: tuple[Hashable, ...], position: int) -> tuple[Hashable, ...]:
 
 
 def protect(
-    values: Mapping[Key, float], min_count: int, *, monotonic: bool = False
+    values: Mapping[Key, float], min_count: int, *, monotonic: bool = False, unpublished: Iterable[Key] = ()
 ) -> tuple[dict[Key, float], set[Key]]:
     """The counts as published, and the keys withheld (published as 0 though not 0).
 
-    ``monotonic``: the counts are counters (see the module's step 3)."""
-    published = {key: (0.0 if 0 < value < min_count else float(value)) for key, value in values.items()}
-    withheld = {key for key, value in values.items() if 0 < value < min_count}
+    ``monotonic``: the counts are counters (see the module's step 3). ``unpublished``: keys whose
+    count is never shown (a reader knows only that it is missing): withheld from the start."""
+    hidden = set(unpublished)
+    published = {
+        key: (0.0 if 0 < value < min_count or key in hidden else float(value)) for key, value in values.items()
+    }
+    withheld = {key for key, value in values.items() if 0 < value < min_count or (key in hidden and value)}
     if min_count <= 1:
         return published, withheld
     positions = margins(published)
@@ -108,6 +112,40 @@ def _cap_totals(
             if published[key] > ceiling:
                 published[key] = ceiling
                 withheld.add(key)
+
+
+def protect_nested(
+    position: int, values: Mapping[Key, float], min_count: int, *, unpublished: Iterable[Key] = ()
+) -> tuple[dict[Key, float], set[Key]]:
+    """Counts of nested thresholds at ``position`` (numbers; each value's people include those of the
+    larger ones, as inactive accounts over 30 and 90 days): the people between a threshold and the next
+    are the counts protected (across the other labels' totals too); each threshold is published as the
+    sum of the published ones from it up. The keys withheld are those whose people up to the next
+    threshold are."""
+
+    def threshold(key: tuple[Hashable, ...]) -> float:
+        try:
+            return float(str(key[position]))
+        except ValueError:
+            return float("inf")
+
+    chains: dict[tuple[Hashable, ...], list[Key]] = {}
+    for key in values:
+        chains.setdefault(_group(key, position), []).append(key)
+    between: dict[Key, float] = {}
+    for keys in chains.values():
+        keys.sort(key=threshold)
+        for index, key in enumerate(keys):
+            following = values[keys[index + 1]] if index + 1 < len(keys) else 0.0
+            between[key] = values[key] - following
+    published_between, withheld = protect(between, min_count, unpublished=unpublished)
+    published: dict[Key, float] = {}
+    for keys in chains.values():
+        running = 0.0
+        for key in reversed(keys):
+            running += published_between[key]
+            published[key] = running
+    return published, withheld
 
 
 def withheld_among(withheld: Iterable[tuple[Hashable, ...]], labels: Sequence[str], of: Sequence[str]) -> set[tuple]:
