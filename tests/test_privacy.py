@@ -226,8 +226,10 @@ def test_no_published_sample_reveals_a_small_count(collected, breakdowns):
     for (structure, profile, days), value in inactive.items():
         if days == "30":
             between = value - inactive[(structure, profile, "90")]
-            assert between not in SMALL and between in (0, inactive_truth[(structure, profile, "30")]
-                                                           - inactive_truth[(structure, profile, "90")])
+            assert between not in SMALL and between in (
+                0,
+                inactive_truth[(structure, profile, "30")] - inactive_truth[(structure, profile, "90")],
+            )
     # Histograms: each bucket's people (the difference of two cumulative counts) are counts too.
     buckets = defaultdict(dict)
     for key, value in samples["ent_user_logins_30d_bucket"].items():

@@ -631,28 +631,64 @@ def test_the_monthly_job_writes_the_closed_month_once(data, source, tmp_path):
     assert getattr(scheduled, "next_run_time", None) is None
 
 
-def test_privacy_min_count_hides_small_people_counts_as_the_metrics_do(data, source, tmp_path):
-    """privacy.min_count: people counts below it are 0 in the reports too; events and ratios are kept."""
+def test_privacy_min_count_withholds_what_a_difference_would_give_back(data, source, tmp_path):
+    """privacy.min_count in the reports, by the metrics' rule: no shown people count of 1 to 4, alone or
+    as a shown total (the platform, every profile) minus shown figures; a withheld count is "s" (an
+    empty CSV cell), never a 0 that is not one, and so is a ratio made of it; events are kept."""
+    from ent_exporter.reports import document
+
     _dsn, rows = data
     truth = recount(rows, "2026-10")
-    (plain,) = build_reports(source, Month.parse("2026-10", PARIS), ["0750003C"])
-    (hidden,) = build_reports(source, Month.parse("2026-10", PARIS), ["0750003C"], min_count=5)
-    entry = truth["0750003C"]
-    assert hidden.current.connections == plain.current.connections == entry["connections"]
-    small = 0
-    for profile, users in entry["visitors"].items():
-        expected = len(users) if len(users) >= 5 else 0
-        small += 0 < len(users) < 5
-        assert hidden.current.profiles[profile].visitors == expected
-        assert hidden.current.profiles[profile].visits_per_visitor == plain.current.profiles[profile].visits_per_visitor
-    for profile, (activated, pending, inactive_30, _90) in entry["accounts"].items():
-        account = hidden.current.accounts[profile]
-        assert (account.activated, account.pending, account.inactive[30]) == tuple(
-            n if n >= 5 else 0 for n in (activated, pending, inactive_30)
-        )
-        small += sum(0 < n < 5 for n in (activated, pending, inactive_30))
-        assert account.ratio == plain.current.accounts[profile].ratio
-    assert small, "the data has small groups to hide"
+    month = Month.parse("2026-10", PARIS)
+    plain = {r.structure.structure_id: r.current for r in build_reports(source, month)}
+    hidden = {r.structure.structure_id: r.current for r in build_reports(source, month, min_count=5)}
+    assert set(hidden) == set(plain) and "all" in hidden
+    small = withheld = 0
+    # What a reader sees: visitors per (structure, profile), None where withheld.
+    shown: dict[tuple, int | None] = {}
+    for structure, figures in hidden.items():
+        assert figures.connections == plain[structure].connections == truth[structure]["connections"]
+        for profile, visiting in figures.profiles.items():
+            true = len(truth[structure]["visitors"][profile])
+            small += 0 < true < 5
+            if visiting.visitors_withheld:
+                withheld += 1
+                shown[(structure, profile)] = None
+                assert visiting.visits_per_visitor is None
+            else:
+                assert visiting.visitors == true and true not in range(1, 5)
+                shown[(structure, profile)] = true
+                assert visiting.visits_per_visitor == plain[structure].profiles[profile].visits_per_visitor
+        for profile, account in figures.accounts.items():
+            for state in ("activated", "pending"):
+                value = getattr(account, state)
+                assert value not in range(1, 5)
+                if state not in account.withheld:
+                    assert value == getattr(plain[structure].accounts[profile], state)
+            if {"activated", "pending"} & account.withheld:
+                assert account.ratio is None
+            else:
+                assert account.ratio == plain[structure].accounts[profile].ratio
+    assert small and withheld > small / 2
+    # Differences: a structure's total minus its shown profiles, the platform minus the shown structures.
+    for (structure, profile), value in shown.items():
+        if value is None:
+            continue
+        if profile == TOTAL:
+            parts = [v for (s, p), v in shown.items() if s == structure and p != TOTAL and v]
+            assert value - sum(parts) not in range(1, 5), (structure, value, parts)
+        if structure == "all":
+            parts = [v for (s, p), v in shown.items() if p == profile and s != "all" and v]
+            assert value - sum(parts) not in range(1, 5), (profile, value, parts)
+    # In the document: "s" in the table, an empty CSV cell, a footnote that says why.
+    structure, profile = next(k for k, v in shown.items() if v is None and k[1] != TOTAL)
+    report = next(r for r in build_reports(source, month, [structure], min_count=5))
+    built = document.build(report, "fr", datetime(2026, 11, 2, tzinfo=PARIS), min_count=5)
+    section = next(s for s in built.sections if s.key == "visitors_by_profile")
+    row = next(r for r in section.csv_rows if r[0] == profile)
+    assert row[1] == "" and row[3] == ""
+    assert any(r[1] == "s" and r[3] == "s" for r in section.rows)
+    assert "Secret statistique" in built.footnote
 
 
 def test_the_daemon_writes_the_closed_month_at_start_when_it_is_missing(data, tmp_path):

@@ -40,16 +40,25 @@ class Document:
     footnote: str = ""
 
 
-def _display(language: str, key: str, value: float) -> str:
+def _display(language: str, key: str, value: float | None) -> str:
+    if value is None:  # withheld (privacy.min_count)
+        return labels.text(language, "withheld")
     if key in RATES:
         return labels.percent(language, value)
     return labels.number(language, value, 2 if key == "visits_per_visitor" else 0)
 
 
-def _csv_value(key: str, value: float) -> object:
+def _csv_value(key: str, value: float | None) -> object:
+    if value is None:  # withheld: an empty cell, never a 0 that is not one
+        return ""
     if key in DECIMALS:
         return round(value, 6)
     return int(value)
+
+
+def _rate_change(current: float | None, before: float | None) -> float | None:
+    """The change of a rate in points (None when either is withheld)."""
+    return None if current is None or before is None else (current - before) * 100
 
 
 def build(report: Report, language: str, produced: datetime, min_count: int = 0) -> Document:
@@ -88,8 +97,8 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
                 labels.change(language, value, last_year[key], rate=rate),
             ]
         )
-        change_before = (value - before[key]) * 100 if rate else labels.percent_change(value, before[key])
-        change_year = (value - last_year[key]) * 100 if rate else labels.percent_change(value, last_year[key])
+        change_before = _rate_change(value, before[key]) if rate else labels.percent_change(value, before[key])
+        change_year = _rate_change(value, last_year[key]) if rate else labels.percent_change(value, last_year[key])
         csv_rows.append(
             [
                 key,
@@ -144,20 +153,21 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
     for profile in profiles:
         figures = current.profiles.get(profile) or ProfileFigures()
         name = t("total") if profile == TOTAL else labels.profile_name(language, profile)
+        visitors = None if figures.visitors_withheld else figures.visitors
         rows.append(
             [
                 name,
-                labels.number(language, figures.visitors),
+                _display(language, "visitors", visitors),
                 labels.number(language, figures.connections),
-                labels.number(language, figures.visits_per_visitor, 2),
+                _display(language, "visits_per_visitor", figures.visits_per_visitor),
             ]
         )
         csv_rows.append(
             [
                 "all" if profile == TOTAL else profile,
-                figures.visitors,
+                _csv_value("visitors", visitors),
                 figures.connections,
-                round(figures.visits_per_visitor, 6),
+                _csv_value("visits_per_visitor", figures.visits_per_visitor),
             ]
         )
     document.sections.append(
@@ -175,17 +185,27 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
 
     # Applications: the catalogue of the three months, 0 when not opened this month.
     title, description = labels.indicator(language, "applications")
+
+    def app_people(app: str) -> int | None:
+        return None if app in current.apps_withheld else current.apps.get(app, (0, 0))[1]
+
     rows = [
         [
             labels.app_name(language, app),
             labels.number(language, current.apps.get(app, (0, 0))[0]),
-            labels.number(language, current.apps.get(app, (0, 0))[1]),
+            _display(language, "people", app_people(app)),
             labels.number(language, previous.apps.get(app, (0, 0))[0]),
         ]
         for app in report.apps
     ]
     csv_rows = [
-        [app, *current.apps.get(app, (0, 0)), previous.apps.get(app, (0, 0))[0], year_before.apps.get(app, (0, 0))[0]]
+        [
+            app,
+            current.apps.get(app, (0, 0))[0],
+            _csv_value("people", app_people(app)),
+            previous.apps.get(app, (0, 0))[0],
+            year_before.apps.get(app, (0, 0))[0],
+        ]
         for app in report.apps
     ]
     document.sections.append(
@@ -228,22 +248,30 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
     for profile in profiles:
         account = current.accounts.get(profile) or AccountFigures()
         name = t("total") if profile == TOTAL else labels.profile_name(language, profile)
+        shown = {
+            key: None if key in account.withheld else value
+            for key, value in (
+                ("activated", account.activated),
+                ("pending", account.pending),
+                *((d, account.inactive[d]) for d in INACTIVE_DAYS),
+            )
+        }
         rows.append(
             [
                 name,
-                labels.number(language, account.activated),
-                labels.number(language, account.pending),
-                labels.percent(language, account.ratio),
-                *(labels.number(language, account.inactive[d]) for d in INACTIVE_DAYS),
+                _display(language, "activated", shown["activated"]),
+                _display(language, "pending", shown["pending"]),
+                _display(language, "activation_ratio", account.ratio),
+                *(_display(language, "inactive", shown[d]) for d in INACTIVE_DAYS),
             ]
         )
         csv_rows.append(
             [
                 "all" if profile == TOTAL else profile,
-                account.activated,
-                account.pending,
-                round(account.ratio, 6),
-                *(account.inactive[d] for d in INACTIVE_DAYS),
+                _csv_value("activated", shown["activated"]),
+                _csv_value("pending", shown["pending"]),
+                _csv_value("activation_ratio", account.ratio),
+                *(_csv_value("inactive", shown[d]) for d in INACTIVE_DAYS),
             ]
         )
     document.sections.append(

@@ -31,7 +31,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from psycopg import sql
 
 from ent_exporter.aggregation.periods import local_midnight, zone_name
-from ent_exporter.engine.collector import ALL_STRUCTURES, Source
+from ent_exporter.engine import privacy
+from ent_exporter.engine.collector import ALL_PROFILES, ALL_STRUCTURES, UNKNOWN, Source
 
 TOTAL = "*"  # the profile of a "distinct people over every profile" row (never a platform profile: it is folded)
 JUST_BEFORE = timedelta(microseconds=1)  # timestamptz resolution: "as of the month's last instant"
@@ -212,12 +213,13 @@ class ProfileFigures:
     visitors: int = 0
     connections: int = 0  # logins of the profile (all of them, as ent_logins_total)
     visitor_connections: int = 0  # logins with a user: the numerator of visits per visitor
-    published_visits: float | None = None  # of the true counts, when privacy.min_count hides the visitors
+    visitors_withheld: bool = False  # privacy.min_count: the count of visitors is not shown
 
     @property
-    def visits_per_visitor(self) -> float:
-        if self.published_visits is not None:
-            return self.published_visits
+    def visits_per_visitor(self) -> float | None:
+        """None when the visitors are withheld (a ratio would give them back)."""
+        if self.visitors_withheld:
+            return None
         return self.visitor_connections / self.visitors if self.visitors else 0.0
 
 
@@ -226,13 +228,14 @@ class AccountFigures:
     activated: int = 0
     pending: int = 0
     inactive: dict[int, int] = field(default_factory=lambda: {days: 0 for days in INACTIVE_DAYS})
-    # The ratio of the true counts, kept when privacy.min_count hides small ones (as the metrics do).
-    published_ratio: float | None = None
+    # privacy.min_count: the counts not shown, of "activated", "pending" and the INACTIVE_DAYS.
+    withheld: set[str | int] = field(default_factory=set)
 
     @property
-    def ratio(self) -> float:
-        if self.published_ratio is not None:
-            return self.published_ratio
+    def ratio(self) -> float | None:
+        """None when a count it is made of is withheld."""
+        if {"activated", "pending"} & self.withheld:
+            return None
         total = self.activated + self.pending
         return self.activated / total if total else 0.0
 
@@ -247,6 +250,7 @@ class StructureMonth:
     by_hour: dict[tuple[int, int], int] = field(default_factory=dict)  # (ISO weekday, hour) -> logins
     profiles: dict[str, ProfileFigures] = field(default_factory=dict)  # profile or TOTAL
     apps: dict[str, tuple[int, int]] = field(default_factory=dict)  # app -> (openings, distinct people)
+    apps_withheld: set[str] = field(default_factory=set)  # apps whose people are not shown (privacy.min_count)
     accounts: dict[str, AccountFigures] = field(default_factory=dict)  # profile or TOTAL
 
     @property
@@ -261,16 +265,17 @@ class StructureMonth:
     def app_openings(self) -> int:
         return sum(openings for openings, _ in self.apps.values())
 
-    def headline(self) -> dict[str, float]:
-        """The figures compared with other months (keys: labels.INDICATORS)."""
+    def headline(self) -> dict[str, float | None]:
+        """The figures compared with other months (keys: labels.INDICATORS); None: withheld."""
+        accounts = self.account_total
         return {
             "connections": self.connections,
-            "visitors": self.total.visitors,
+            "visitors": None if self.total.visitors_withheld else self.total.visitors,
             "visits_per_visitor": self.total.visits_per_visitor,
             "app_openings": self.app_openings,
-            "activated_accounts": self.account_total.activated,
-            "activation_ratio": self.account_total.ratio,
-            "inactive_30d": self.account_total.inactive[30],
+            "activated_accounts": None if "activated" in accounts.withheld else accounts.activated,
+            "activation_ratio": accounts.ratio,
+            "inactive_30d": None if 30 in accounts.withheld else accounts.inactive[30],
         }
 
 
@@ -364,14 +369,13 @@ def build_reports(source: Source, month: Month, wanted: list[str] | None = None,
     known.pop("unknown", None)  # events nobody's account explains: in the platform's figures, not a report
     platform = Structure(ALL_STRUCTURES, "", "platform")
     ids = sorted(known) + [ALL_STRUCTURES] if wanted is None else wanted
-    months = [month_figures(source, m) for m in (month, month.shift(-1), month.shift(-12))]
+    months = [apply_privacy(month_figures(source, m), min_count) for m in (month, month.shift(-1), month.shift(-12))]
     reports = []
     for structure_id in ids:
         current, previous, year_before = (
             figures.get(structure_id) or empty(structure_id, m)
             for figures, m in zip(months, (month, month.shift(-1), month.shift(-12)))
         )
-        current, previous, year_before = (apply_privacy(f, min_count) for f in (current, previous, year_before))
         catalogue = set(current.apps) | set(previous.apps) | set(year_before.apps)
         apps = sorted(catalogue, key=lambda app: (-current.apps.get(app, (0, 0))[0], app))
         reports.append(
@@ -393,23 +397,71 @@ def known_structure_ids(source: Source) -> set[str]:
     return ids | {ALL_STRUCTURES}
 
 
-def apply_privacy(figures: StructureMonth, min_count: int) -> StructureMonth:
-    """People counts below ``min_count`` as 0, as the metrics publish them (``privacy.min_count``):
-    visitors, accounts (activated, pending, inactive) and the people per application. Event counts
-    (connections, openings) and ratios are kept, as in the exposition."""
+def apply_privacy(months: dict[str, StructureMonth], min_count: int) -> dict[str, StructureMonth]:
+    """privacy.min_count on one month's figures of every structure at once, by the metrics' rule
+    (ent_exporter.engine.privacy): people counts (visitors, accounts, inactive accounts, people per
+    application) below ``min_count``, and those a published total (the platform, every profile) minus
+    published figures would give back, are withheld; so are the ratios made of a withheld count.
+    Structure ``unknown`` (events no account explains) has no report: its counts are never shown.
+    Event counts (connections, openings) are not people counts: kept."""
     if min_count <= 0:
-        return figures
+        return months
 
-    def hide(value: int) -> int:
-        return 0 if 0 < value < min_count else value
+    def profile(name: str) -> str:
+        return ALL_PROFILES if name == TOTAL else name
 
-    for profile in figures.profiles.values():
-        profile.published_visits = profile.visits_per_visitor
-        profile.visitors = hide(profile.visitors)
-    for account in figures.accounts.values():
-        ratio = account.ratio
-        account.activated, account.pending = hide(account.activated), hide(account.pending)
-        account.inactive = {days: hide(n) for days, n in account.inactive.items()}
-        account.published_ratio = ratio
-    figures.apps = {app: (openings, hide(people)) for app, (openings, people) in figures.apps.items()}
-    return figures
+    hidden = [UNKNOWN]
+    visitors = {
+        (structure, profile(name)): float(figures.visitors)
+        for structure, entry in months.items()
+        for name, figures in entry.profiles.items()
+    }
+    shown_visitors, withheld_visitors = privacy.protect(
+        visitors, min_count, unpublished=[k for k in visitors if k[0] in hidden]
+    )
+    for structure, entry in months.items():
+        for name, visiting in entry.profiles.items():
+            key = (structure, profile(name))
+            visiting.visitors, visiting.visitors_withheld = int(shown_visitors[key]), key in withheld_visitors
+    states = {
+        (structure, profile(name), state): float(getattr(figures, state))
+        for structure, entry in months.items()
+        for name, figures in entry.accounts.items()
+        for state in ("activated", "pending")
+    }
+    shown_states, withheld_states = privacy.protect(
+        states, min_count, unpublished=[k for k in states if k[0] in hidden]
+    )
+    inactive = {
+        (structure, profile(name), str(days)): float(count)
+        for structure, entry in months.items()
+        for name, figures in entry.accounts.items()
+        for days, count in figures.inactive.items()
+    }
+    published_inactive, withheld_inactive = privacy.protect_nested(
+        2, inactive, min_count, unpublished=[k for k in inactive if k[0] in hidden]
+    )
+    for structure, entry in months.items():
+        for name, account in entry.accounts.items():
+            for state in ("activated", "pending"):
+                cell = (structure, profile(name), state)
+                setattr(account, state, int(shown_states[cell]))
+                if cell in withheld_states:
+                    account.withheld.add(state)
+            for days in account.inactive:
+                cell = (structure, profile(name), str(days))
+                account.inactive[days] = int(published_inactive[cell])
+                if cell in withheld_inactive:
+                    account.withheld.add(days)
+    people = {
+        (structure, app): float(count) for structure, entry in months.items() for app, (_, count) in entry.apps.items()
+    }
+    shown_people, withheld_people = privacy.protect(
+        people, min_count, unpublished=[k for k in people if k[0] in hidden]
+    )
+    for structure, entry in months.items():
+        for app, (openings, _) in entry.apps.items():
+            entry.apps[app] = (openings, int(shown_people[(structure, app)]))
+            if (structure, app) in withheld_people:
+                entry.apps_withheld.add(app)
+    return months

@@ -206,7 +206,9 @@ TEXT = {
         "footnote": "Une personne rattachée à plusieurs établissements compte dans chacun ; le total de la "
         "plateforme la compte une fois. Évolution : variation en pourcentage (en points pour un taux).",
         "unknown": "inconnu",
-        "privacy": "Par confidentialité, les effectifs de moins de {min_count} personnes sont affichés à 0.",
+        "privacy": "Secret statistique (« s ») : les effectifs de moins de {min_count} personnes ne sont pas "
+        "affichés, ni ceux qu'une différence avec un total permettrait de retrouver, ni les taux qui en dépendent.",
+        "withheld": "s",
     },
     "en": {
         "report_title": "Monthly ENT usage report",
@@ -243,7 +245,9 @@ TEXT = {
         "footnote": "A person attached to several establishments counts in each; the platform total counts them "
         "once. Change: percent change (in points for a rate).",
         "unknown": "unknown",
-        "privacy": "Counts of people below {min_count} are shown as 0 (privacy).",
+        "privacy": "Withheld (\u201cs\u201d): counts of fewer than {min_count} people are not shown, nor those a "
+        "difference with a total would give back, nor the rates made of them.",
+        "withheld": "s",
     },
 }
 
@@ -320,10 +324,10 @@ def percent(language: str, ratio: float, decimals: int = 1) -> str:
     return f"{value}{NARROW_NBSP}%" if language == "fr" else f"{value}%"
 
 
-def change(language: str, current: float, before: float | None, *, rate: bool = False) -> str:
+def change(language: str, current: float | None, before: float | None, *, rate: bool = False) -> str:
     """The change from ``before`` to ``current``: signed percent, or signed points for a rate;
-    "—" when there is nothing to compare with (no figure, or 0 before)."""
-    if before is None:
+    "—" when there is nothing to compare with (no figure or a withheld one, or 0 before)."""
+    if before is None or current is None:
         return TEXT[language]["not_available"]
     if rate:
         points = (current - before) * 100
@@ -339,8 +343,8 @@ def change(language: str, current: float, before: float | None, *, rate: bool = 
     return sign + percent(language, abs(ratio))
 
 
-def percent_change(current: float, before: float | None) -> float | None:
+def percent_change(current: float | None, before: float | None) -> float | None:
     """The change in percent (None when it cannot be computed): the CSVs' figure."""
-    if before is None or before == 0:
+    if before is None or current is None or before == 0:
         return None
     return (current - before) / before * 100

@@ -113,7 +113,12 @@ def activation_by_profile(report: Report, language: str) -> bytes:
         axes.text(
             account.activated + account.pending,
             y,
-            " " + labels.percent(language, account.ratio, 0),
+            " "
+            + (
+                labels.text(language, "withheld")
+                if account.ratio is None
+                else labels.percent(language, account.ratio, 0)
+            ),
             va="center",
             fontsize=7,
         )
