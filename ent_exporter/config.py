@@ -122,7 +122,9 @@ class BreakdownsConfig(_Section):
 
 
 class PrivacyConfig(_Section):
-    min_count: int = Field(0, ge=0, description="people counts below this are published as 0 (0 = off)")
+    min_count: int = Field(
+        0, ge=0, description="people counts below this, and those a difference would give back, withheld (0 = off)"
+    )
 
 
 # One entry of `probes:`: the kind's settings model, chosen by its `kind` key (a union built from the

@@ -13,7 +13,7 @@ import gzip
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -378,7 +378,7 @@ def apply_privacy(
     if not (family.counts_people and min_count > 0):
         return series, set()
     if family.kind in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
-        people: dict[tuple, float] = {}
+        people: dict[tuple[str | int, ...], float] = {}
         for key, value in series.items():
             assert isinstance(value, HistogramValue)
             previous = 0.0
@@ -395,7 +395,7 @@ def apply_privacy(
                 cumulative.append(running)
             total = cumulative[-1]
             protected[key] = HistogramValue(cumulative[:-1], total, value.sum if total else 0.0)
-        return protected, {key[:-1] for key in withheld_people}
+        return protected, {cast(LabelValues, key[:-1]) for key in withheld_people}
     if family.nested is not None:
         nested, withheld = privacy.protect_nested(
             family.labels.index(family.nested), cast(dict[LabelValues, float], series), min_count
@@ -568,7 +568,7 @@ class Exposition:
         ratios that follow it; a ratio's series whose counts are withheld are left out."""
         if family.counts_people:
             series, self._withheld[family.name] = apply_privacy(family, series, self.policy.privacy_min_count)
-        hidden: set[tuple] = set()
+        hidden: set[tuple[Hashable, ...]] = set()
         for name in family.privacy_follows:
             source = self._families.get(name)
             if source is not None:

@@ -148,7 +148,9 @@ def protect_nested(
     return published, withheld
 
 
-def withheld_among(withheld: Iterable[tuple[Hashable, ...]], labels: Sequence[str], of: Sequence[str]) -> set[tuple]:
+def withheld_among(
+    withheld: Iterable[tuple[Hashable, ...]], labels: Sequence[str], of: Sequence[str]
+) -> set[tuple[Hashable, ...]]:
     """The withheld keys of a family with ``labels``, as values of the labels ``of`` (a ratio's labels,
     all among ``labels``): the ratio's series that must not be published."""
     positions = [labels.index(name) for name in of]
