@@ -18,6 +18,7 @@ from ent_exporter.engine import clock as clocks
 from ent_exporter.engine import memory
 from ent_exporter.engine.collector import Cadence, Collector
 from ent_exporter.engine.exposition import Policy
+from ent_exporter.engine.files import Directory
 from ent_exporter.engine.process_metrics import ProcessPublisher
 from ent_exporter.engine.runtime import Runtime
 from ent_exporter.engine.scheduler import CollectorScheduler
@@ -143,6 +144,10 @@ def check_writable_dir(directory: Path, key: str, origin: str) -> None:
 
 def check_state_dir(directory: Path, origin: str) -> None:
     check_writable_dir(directory, "state_dir", origin)
+    try:  # the directory the state store writes in: never a symbolic link (ent_exporter.engine.files)
+        Directory.open(directory, "collectors").close()
+    except OSError as error:
+        raise StartupError(f"{origin}: state_dir: {error.filename} cannot be used ({error.strerror or error})") from None
 
 
 def check_reports_dir(config: Config, origin: str) -> None:
