@@ -179,7 +179,9 @@ def check_state_dir(directory: Path, origin: str) -> None:
     try:  # the directory the state store writes in: never a symbolic link (ent_exporter.engine.files)
         Directory.open(directory, "collectors").close()
     except OSError as error:
-        raise StartupError(f"{origin}: state_dir: {error.filename} cannot be used ({error.strerror or error})") from None
+        raise StartupError(
+            f"{origin}: state_dir: {error.filename} cannot be used ({error.strerror or error})"
+        ) from None
 
 
 def check_reports_dir(config: Config, origin: str) -> None:

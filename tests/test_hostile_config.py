@@ -27,7 +27,9 @@ def test_a_duplicate_top_level_key_is_an_error_naming_file_line_and_key(tmp_path
     path.write_text('timezone: UTC\nsource:\n  dsn: "dbname=x"\ntimezone: Europe/Paris\n')
     result = check(path)
     assert result.returncode == 2
-    assert result.stderr == f"ent-exporter: {path}:4:1: not valid YAML (duplicate key timezone (first given at line 1))\n"
+    assert (
+        result.stderr == f"ent-exporter: {path}:4:1: not valid YAML (duplicate key timezone (first given at line 1))\n"
+    )
 
 
 def test_a_duplicate_nested_key_is_an_error_naming_file_line_and_key(tmp_path):
@@ -103,7 +105,9 @@ def test_a_custom_counter_whose_series_would_collide_is_refused(tmp_path):
         "watermark": "event_id",
         "sql": "SELECT count(*) AS value FROM {events}",
     }
-    path.write_text(yaml.safe_dump({"source": {"dsn": "dbname=x"}, "custom": [{"metric": "ent_custom_ok", **CUSTOM}, entry]}))
+    path.write_text(
+        yaml.safe_dump({"source": {"dsn": "dbname=x"}, "custom": [{"metric": "ent_custom_ok", **CUSTOM}, entry]})
+    )
     result = check(path)
     assert result.returncode == 2
     assert result.stderr == (

@@ -335,7 +335,9 @@ def counted(source_dsn, tmp_path):
 
 
 def logins_truth(raw: RawData) -> dict:
-    return as_samples("ent_logins_total", ("structure", "profile"), expected_event_counts(raw.accounts, raw.logins, False))
+    return as_samples(
+        "ent_logins_total", ("structure", "profile"), expected_event_counts(raw.accounts, raw.logins, False)
+    )
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
@@ -360,7 +362,9 @@ def test_a_state_file_of_the_wrong_shape_is_logged_and_recounted(counted, tmp_pa
             pytest.fail(f"{collector} never recovered: {caplog.text}")
         samples = parse(runtime.exposition.body().decode())
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(f" {path} (the wrong shape: " in w or f" {path} cannot be used (the wrong shape: " in w for w in warnings)
+    assert any(
+        f" {path} (the wrong shape: " in w or f" {path} cannot be used (the wrong shape: " in w for w in warnings
+    )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     if collector == "logins":
         assert samples["ent_logins_total"] == logins_truth(raw)
@@ -380,7 +384,9 @@ def test_a_wrong_shape_the_store_sees_is_named_with_its_file(counted, tmp_path, 
     path.write_text(json.dumps([1, 2, 3]))
     with caplog.at_level(logging.WARNING):
         assert StateStore(tmp_path).load("logins") is None
-    assert caplog.messages == [f"ignoring state {path} (the wrong shape: a list, not a mapping): logins starts from scratch"]
+    assert caplog.messages == [
+        f"ignoring state {path} (the wrong shape: a list, not a mapping): logins starts from scratch"
+    ]
 
 
 def test_a_journal_line_of_the_wrong_shape_ends_the_journal_there(tmp_path, caplog):

@@ -182,7 +182,10 @@ class Directory:
         except FileNotFoundError:
             try:
                 fd = os.open(
-                    name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode, dir_fd=self.fd
+                    name,
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
+                    mode,
+                    dir_fd=self.fd,
                 )
             except FileExistsError:  # (a link or a file appeared since: refused, or appended to)
                 return self.append(name, data, mode)

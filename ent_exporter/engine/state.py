@@ -272,7 +272,6 @@ class StateStore:
         view.journal_bytes += len(line)
         return True
 
-
     def _write_file(self, collector: str, result: StoredResult, state: Any, totals_are_samples: bool, seq: int) -> int:
         """Writes the collector's whole file (write-then-rename) and drops its journal; returns its size."""
         journal = self._journal_path(collector).name
