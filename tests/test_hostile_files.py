@@ -405,3 +405,41 @@ def test_a_journal_line_of_the_wrong_shape_ends_the_journal_there(tmp_path, capl
         f"state journal {journal}: save 3 has the wrong shape (samples.f: a value is a string): the saves"
         " before it are restored, the file is written whole next"
     ]
+
+
+# -- a structure coded "all" ----------------------------------------------------------------------------
+
+
+def test_a_structure_coded_all_is_said_by_check_config_connect_and_never_replaces_the_platforms_reports(
+    report_dsn, tmp_path
+):
+    import psycopg
+
+    (tmp_path / "out" / "all").mkdir(parents=True)
+    platform = tmp_path / "out" / "all" / "2026-11-summary.csv"
+    platform.write_bytes(VICTIM)
+    assert report(tmp_path, report_dsn, tmp_path / "out").returncode == 0  # 0750001A's own, before the intruder
+    with psycopg.connect(report_dsn) as conn:
+        conn.execute(
+            "INSERT INTO ent.accounts (user_id, structure_id, profile, created_at, activated_at)"
+            " VALUES ('intruder', 'all', 'Teacher', %s, NULL)",
+            (NOVEMBER,),
+        )
+    config = write_config(tmp_path / "c.yml", report_dsn, timezone="UTC")
+    checked = run_cli("check-config", "--config", str(config), "--connect", timeout=60)
+    assert checked.returncode == 1
+    assert (
+        f"{config}: source.schema: ent.accounts: a structure is coded 'all', the code of the platform-wide series"
+        ' (structure="all"): its figures would merge into the platform\'s and its reports would take the'
+        " platform's directory; give it another code in the source's views"
+    ) in checked.stderr.splitlines()
+    done = run_cli(
+        "report", "--config", str(config), "--month", "2026-11", "--format", "csv", "--out", str(tmp_path / "out")
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "ent-exporter: report: a structure of the source is coded 'all', the platform's own code: its reports would"
+        " replace the platform's; give it another code (check-config --connect says so too)\n"
+    )
+    assert platform.read_bytes() == VICTIM
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0750001A", "all"]
