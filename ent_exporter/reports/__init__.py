@@ -44,7 +44,6 @@ def write_reports(
     People counts below ``min_count`` are written as 0, as the metrics publish them (privacy.min_count)."""
     from ent_exporter.reports import document, output, plots
     from ent_exporter.reports.figures import build_reports, known_structure_ids
-
     from ent_exporter.reports.figures import structures as source_structures
 
     if ALL_STRUCTURES in source_structures(source):
