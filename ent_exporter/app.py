@@ -16,8 +16,9 @@ from ent_exporter import extras, indicators
 from ent_exporter.config import Config, ConfigError
 from ent_exporter.engine import clock as clocks
 from ent_exporter.engine import memory
-from ent_exporter.engine.collector import Cadence, Collector
+from ent_exporter.engine.collector import Cadence, Collector, Family, Kind
 from ent_exporter.engine.exposition import Policy
+from ent_exporter.engine.files import Directory
 from ent_exporter.engine.process_metrics import ProcessPublisher
 from ent_exporter.engine.runtime import Runtime
 from ent_exporter.engine.scheduler import CollectorScheduler
@@ -64,17 +65,49 @@ def enabled_collectors(config: Config, origin: str = "configuration") -> list[Co
 
 
 def custom_collectors(config: Config, origin: str, available: dict[str, type[Collector]]) -> list[Collector]:
-    """The indicators of ``custom:``, one collector each; a metric name a built-in family has is refused."""
+    """The indicators of ``custom:``, one collector each; a metric name a built-in family has, or that one
+    of its series names would give (``_total``, ``_bucket``, ...), is refused."""
     from ent_exporter.indicators import custom
 
-    taken = {family.name: name for name, cls in available.items() for family in cls.families}
+    taken = built_in_names(available)
     for index, entry in enumerate(config.custom):
-        if entry.metric in taken:
+        for name in sorted(series_names(entry.family())):
+            if name not in taken:
+                continue
+            family, owner = taken[name]
+            clash = "is a built-in metric" if family == entry.metric else f"collides with the built-in metric {family}"
             raise ConfigError(
-                f"{origin}: invalid configuration\n  custom.{index}.metric: {entry.metric} is a "
-                f"built-in metric (collector {taken[entry.metric]}): choose another name"
+                f"{origin}: invalid configuration\n  custom.{index}.metric: {entry.metric} {clash} ({owner}):"
+                " choose another name"
             )
     return [collector for collector in custom.build(config.custom) if collector.name not in config.collectors.disabled]
+
+
+def series_names(family: Family) -> set[str]:
+    """Every name a family takes in the exposition (its own, its samples', and OpenMetrics' for it)."""
+    if family.kind is Kind.COUNTER:
+        base = family.name.removesuffix("_total")
+        return {base, f"{base}_total", f"{base}_created"}
+    if family.kind is Kind.HISTOGRAM:
+        return {family.name, *(f"{family.name}{suffix}" for suffix in ("_bucket", "_count", "_sum", "_created"))}
+    if family.kind is Kind.GAUGE_HISTOGRAM:
+        return {family.name, *(f"{family.name}{suffix}" for suffix in ("_bucket", "_gcount", "_gsum"))}
+    return {family.name}
+
+
+def built_in_names(available: dict[str, type[Collector]]) -> dict[str, tuple[str, str]]:
+    """{name: (built-in family, what publishes it)} for every name a built-in family takes: every
+    collector's (enabled or not), the probes', the process metrics' and the exporter's own."""
+    from ent_exporter.engine import process_metrics, runtime
+    from ent_exporter.probes import runner
+
+    owners: list[tuple[str, Any]] = [
+        *((f"collector {name}", family) for name, cls in sorted(available.items()) for family in cls.families),
+        *(("probes", family) for family in runner.FAMILIES),
+        *(("process metrics", family) for family in process_metrics.FAMILIES),
+        *(("the exporter's own metrics", family) for family in runtime.SELF_FAMILIES),
+    ]
+    return {name: (family.name, owner) for owner, family in owners for name in series_names(family)}
 
 
 def make_source(config: Config) -> PostgresSource:
@@ -143,6 +176,12 @@ def check_writable_dir(directory: Path, key: str, origin: str) -> None:
 
 def check_state_dir(directory: Path, origin: str) -> None:
     check_writable_dir(directory, "state_dir", origin)
+    try:  # the directory the state store writes in: never a symbolic link (ent_exporter.engine.files)
+        Directory.open(directory, "collectors").close()
+    except OSError as error:
+        raise StartupError(
+            f"{origin}: state_dir: {error.filename} cannot be used ({error.strerror or error})"
+        ) from None
 
 
 def check_reports_dir(config: Config, origin: str) -> None:

@@ -265,6 +265,34 @@ def parse_config(data: Any, origin: str, environ: Mapping[str, str] | None = Non
         raise ConfigError(f"{origin}: invalid configuration\n{lines}") from None
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that a key given twice in one mapping is an error (not the
+    last value silently kept)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # (<<: the keys a merged mapping gives may be overridden, as YAML says)
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the SafeLoader says so itself
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key} (first given at line {first + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as yaml.safe_load reads it, with duplicate keys refused (at any depth): yaml.YAMLError,
+    whose problem_mark is where the second one is (callers name the file)."""
+    return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 (a SafeLoader)
+
+
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
     path = Path(path)
     try:
@@ -272,7 +300,7 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration ({error.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

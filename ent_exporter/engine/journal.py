@@ -146,10 +146,13 @@ def read_lines(text: bytes, after_seq: int) -> tuple[list[dict[str, Any]], int, 
             line = json.loads(raw)
         except ValueError:
             return lines, used, True
-        if line.get("seq", 0) <= after_seq:  # written before the file was (the file holds it)
+        seq = line.get("seq") if isinstance(line, dict) else None
+        if not isinstance(seq, int) or isinstance(seq, bool):  # not a line the store wrote
+            return lines, used, True
+        if seq <= after_seq:  # written before the file was (the file holds it)
             used += len(raw) + 1
             continue
-        if line.get("seq") != expected:
+        if seq != expected:
             return lines, used, True
         lines.append(line)
         used += len(raw) + 1

@@ -130,6 +130,8 @@ INVALID = INVALID_MEASUREMENTS
 CUMULATIVE = (Kind.COUNTER, Kind.HISTOGRAM)
 # What a run moved (samples, times of change), for the state's journal; None: unknown (no earlier result).
 Moved = tuple[journals.Delta, journals.Delta] | None
+# What a restored state of the wrong shape makes its collector raise (a type, a key, a length).
+_SHAPE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 
 
 def _track_changes(
@@ -267,6 +269,7 @@ class Runtime:
         self.exposition = Exposition([*families, *SELF_FAMILIES], **kwargs)
         self._stored: dict[str, StoredResult] = {}
         self._last_samples: dict[str, Samples] = {}
+        self._restored: set[str] = set()  # restored from the store, not run since (their state not proven usable)
         self._locks = {name: threading.Lock() for name in self.collectors}
         self._self_lock = threading.Lock()
         self._last_success: dict[str, float] = {}
@@ -287,20 +290,36 @@ class Runtime:
             # is restored without parsing its state (the window collectors' per-day aggregates).
             kept = self._kept_between_runs(collector)
             light = not kept and type(collector).report is Collector.report
-            stored = self.store.load(name, with_state=not light, journal=kept) if self.store else None
+            stored = (
+                self.store.load(name, with_state=not light, journal=kept, families=collector.families)
+                if self.store
+                else None
+            )
             if stored is None:
                 continue
+            try:
+                report = collector.report({} if light or stored.state is None else stored.state)
+                samples = decode_samples(collector.families, stored.samples)
+                # Idle series are filtered as of the restored run's own instant, not the clock: a restart
+                # serves exactly what that run published (its next run filters as of its own instant).
+                as_of = stored.ran_at if stored.ran_at is not None else self.clock.time()
+                active = self._active(collector, samples, stored.changed_at, as_of)
+            except _SHAPE_ERRORS as error:  # a state its collector cannot read: counted again, like a garbage file
+                log.warning(
+                    "%s: ignoring its state %s (the wrong shape: %r): starts from scratch",
+                    name,
+                    self.store.path(name) if self.store else "",
+                    error,
+                )
+                continue
             self._stored[name] = stored if kept else _released(stored)
-            self._reports[name] = collector.report({} if light or stored.state is None else stored.state)
+            self._restored.add(name)
+            self._reports[name] = report
             if stored.last_success is not None:
                 self._last_success[name] = stored.last_success
-            samples = decode_samples(collector.families, stored.samples)
             if kept:  # what the first run's changes are found against (not decoded a second time then)
                 self._last_samples[name] = samples
-            # Idle series are filtered as of the restored run's own instant, not the clock: a restart
-            # serves exactly what that run published (its next run filters as of its own instant).
-            as_of = stored.ran_at if stored.ran_at is not None else self.clock.time()
-            updates[name] = self._active(collector, samples, stored.changed_at, as_of)
+            updates[name] = active
         if updates:
             self.exposition.publish(updates)
         self._publish_self()
@@ -364,11 +383,29 @@ class Runtime:
             # A query error or a statement timeout: the database answered, this collector failed.
             self._failed(name, started, f"query failed: {str(error).strip()}", source_up=True)
             return False
+        except _SHAPE_ERRORS as error:
+            if name in self._restored:
+                # The first run since a restore found its stored state of the wrong shape (the store checks
+                # the file's shape, only the collector knows its state's): counted again from scratch.
+                self._restored.discard(name)
+                self._stored.pop(name, None)
+                self._last_samples.pop(name, None)
+                log.warning(
+                    "%s: its state %s cannot be used (the wrong shape: %r): the next run starts from scratch",
+                    name,
+                    self.store.path(name) if self.store else "",
+                    error,
+                )
+            elif not self.stopping.is_set():
+                log.exception("%s: collector raised", name)
+            self._failed(name, started, "collector raised", source_up=None)
+            return False
         except Exception:
             if not self.stopping.is_set():
                 log.exception("%s: collector raised", name)
             self._failed(name, started, "collector raised", source_up=None)
             return False
+        self._restored.discard(name)
         self._save(name, result.samples, result.state, now, complete=True)
         succeeded = self._stored[name].last_success  # the time of success the complete save wrote
         assert succeeded is not None
@@ -442,7 +479,7 @@ class Runtime:
         stored = self._stored.get(name)
         if stored is not None and stored.state is None:  # released: only with a store (see _kept_between_runs)
             assert self.store is not None
-            return self.store.load(name)
+            return self.store.load(name, families=self.collectors[name].families)
         return stored
 
     def _kept_between_runs(self, collector: Collector) -> bool:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from ent_exporter.engine import journal as journals
+from ent_exporter.engine.collector import Family, Kind
+from ent_exporter.engine.files import Directory
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ class StoredResult:
 class StateStore:
     def __init__(self, directory: Path, *, clean: bool = True) -> None:
         """``clean=False``: a reader beside a running exporter (leaves its temporary files alone)."""
-        self.directory = Path(directory) / "collectors"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Held open, "collectors" never followed if it is a symbolic link (ent_exporter.engine.files).
+        self._directory = Directory.open(directory, "collectors")
+        self.directory = self._directory.path
         # Collectors saved with journal=True: what their file and journal hold (see ent_exporter.engine.journal).
         self._views: dict[str, journals.View] = {}
         if clean:
@@ -54,33 +56,49 @@ class StateStore:
     def remove_stale_temporaries(self) -> list[Path]:
         """Removes the temporary files that writes interrupted by a crash left behind (at start-up:
         one exporter per state directory, so none of them is being written)."""
-        removed = []
-        for path in self.directory.glob(".*.tmp"):
-            try:
-                path.unlink()
-                removed.append(path)
-            except FileNotFoundError:
-                pass
+        removed = [
+            self.directory / name
+            for name in self._directory.names()
+            if name.startswith(".") and name.endswith(".tmp") and self._directory.unlink(name)
+        ]
         if removed:
             log.info("removed %d temporary file(s) left by an interrupted write in %s", len(removed), self.directory)
         return removed
 
-    def _path(self, collector: str) -> Path:
+    def close(self) -> None:
+        self._directory.close()
+
+    def path(self, collector: str) -> Path:
+        """The collector's state file."""
         return self.directory / f"{collector}.json"
+
+    _path = path
 
     def _journal_path(self, collector: str) -> Path:
         return self.directory / f"{collector}.journal"
 
-    def load(self, collector: str, *, with_state: bool = True, journal: bool = False) -> StoredResult | None:
+    def load(
+        self,
+        collector: str,
+        *,
+        with_state: bool = True,
+        journal: bool = False,
+        families: Iterable[Family] = (),
+    ) -> StoredResult | None:
         """The collector's stored result: its file, then the lines of its journal that follow it.
 
         ``with_state=False``: without its state (None), which is then not parsed at all when it is
         the file's last key (files written since the state went last). ``journal=True`` (with the
-        state): the next save may append to the journal (see save)."""
+        state): the next save may append to the journal (see save). ``families``: the collector's,
+        whose series are checked against them (number of labels, histogram buckets).
+
+        A file that cannot be read or parsed, or whose shape is not the one written (valid JSON of
+        another shape), is logged and ignored: the collector counts again from scratch, which is
+        exact. A journal line of the wrong shape ends the journal there, like a torn line."""
         path = self._path(collector)
         self._views.pop(collector, None)
         try:
-            text = path.read_bytes()
+            text = self._directory.read(path.name)
             file_bytes = len(text)
             head = None if with_state else _before_state(text)
             # json, not orjson, to read: orjson holds a second copy of the file while it parses (+100 MB
@@ -94,10 +112,23 @@ class StateStore:
             # over re-counts from scratch, which is exact, so do that rather than stop.
             log.error("ignoring unreadable state %s (%s): %s starts from scratch", path, error, collector)
             return None
+        if not isinstance(data, dict):
+            log.warning(
+                "ignoring state %s (the wrong shape: %s, not a mapping): %s starts from scratch",
+                path,
+                _type_name(data),
+                collector,
+            )
+            return None
         if data.get("version") not in READABLE_VERSIONS:
             log.warning(
                 "state %s has format %s, expected %s: starting from scratch", path, data.get("version"), FORMAT_VERSION
             )
+            return None
+        shapes = {family.name: family for family in families}
+        problem = _file_problem(data, with_state, shapes)
+        if problem:
+            log.warning("ignoring state %s (the wrong shape: %s): %s starts from scratch", path, problem, collector)
             return None
         strings: dict[str, str] = {}
         labels: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -115,7 +146,7 @@ class StateStore:
         seq, totals_are_samples = data.get("seq", 0), bool(data.get("totals_are_samples"))
         if state is not None and totals_are_samples:
             state.pop("totals", None)
-        lines, journal_bytes, broken = self._journal_lines(collector, seq)
+        lines, journal_bytes, broken = self._journal_lines(collector, seq, shapes)
         for line in lines:
             seq, totals_are_samples = line["seq"], line["totals_are_samples"]
             _replay(result, line, strings, labels)
@@ -125,12 +156,30 @@ class StateStore:
             self._views[collector] = journal_view(seq, file_bytes, journal_bytes, result, totals_are_samples, broken)
         return result
 
-    def _journal_lines(self, collector: str, seq: int) -> tuple[list[dict[str, Any]], int, bool]:
+    def _journal_lines(
+        self, collector: str, seq: int, shapes: dict[str, Family]
+    ) -> tuple[list[dict[str, Any]], int, bool]:
         try:
-            text = self._journal_path(collector).read_bytes()
+            text = self._directory.read(self._journal_path(collector).name)
         except FileNotFoundError:
             return [], 0, False
+        except OSError as error:
+            # A symbolic link or an unreadable file: none of its lines is replayed (the saves after the
+            # file are counted again from the file's state), and the next save writes the file whole.
+            log.warning("ignoring the state journal %s (%s): the file is written whole next", error.filename, error)
+            return [], 0, True
         lines, used, broken = journals.read_lines(text, seq)
+        for number, line in enumerate(lines):
+            problem = _line_problem(line, shapes)
+            if problem:
+                log.warning(
+                    "state journal %s: save %s has the wrong shape (%s): the saves before it are restored,"
+                    " the file is written whole next",
+                    self._journal_path(collector),
+                    line.get("seq"),
+                    problem,
+                )
+                return lines[:number], used, True
         if broken:
             log.warning(
                 "state journal %s ends with a line that cannot be replayed (a crash while it was"
@@ -211,69 +260,56 @@ class StateStore:
         if not view.room_for(len(line)):
             return False
         path = self._journal_path(collector)
-        created = not path.exists()
-        with open(path, "ab") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if created:
-            self._sync_directory()
+        try:
+            self._directory.append(path.name, line)
+        except OSError as error:
+            # A symbolic link at the journal's name (never followed), a full disk...: the whole file is
+            # written instead (which removes what is at the journal's name), so nothing is lost.
+            log.warning("cannot append to the state journal %s (%s): writing the state file whole", path, error)
+            view.broken = True
+            return False
         view.seq += 1
         view.journal_bytes += len(line)
         return True
 
-    def _sync_directory(self) -> None:
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # renames and removals survive a power loss
-        finally:
-            os.close(directory)
-
     def _write_file(self, collector: str, result: StoredResult, state: Any, totals_are_samples: bool, seq: int) -> int:
         """Writes the collector's whole file (write-then-rename) and drops its journal; returns its size."""
-        path = self._path(collector)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{collector}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                # Written piece by piece (a column, a state entry at a time), never as one string of the
-                # whole file: a window collector's state is tens of MB of encoded days.
-                write = handle.write
-                write(
-                    b'{"version":%d,"collector":%s,"seq":%d,"totals_are_samples":%s,"last_success":%s'
-                    b',"complete":%s,"ran_at":%s,"changed_at":'
-                    % (
-                        FORMAT_VERSION,
-                        _dumps(collector),
-                        seq,
-                        _dumps(totals_are_samples),
-                        _dumps(result.last_success),
-                        _dumps(result.complete),
-                        _dumps(result.ran_at),
-                    )
+        journal = self._journal_path(collector).name
+
+        def write_all(handle: IO[bytes]) -> None:
+            # Written piece by piece (a column, a state entry at a time), never as one string of the
+            # whole file: a window collector's state is tens of MB of encoded days.
+            write = handle.write
+            write(
+                b'{"version":%d,"collector":%s,"seq":%d,"totals_are_samples":%s,"last_success":%s'
+                b',"complete":%s,"ran_at":%s,"changed_at":'
+                % (
+                    FORMAT_VERSION,
+                    _dumps(collector),
+                    seq,
+                    _dumps(totals_are_samples),
+                    _dumps(result.last_success),
+                    _dumps(result.complete),
+                    _dumps(result.ran_at),
                 )
-                _write_columns(write, result.changed_at)
-                write(b',"samples":')
-                _write_columns(write, result.samples)
-                # The state last: a load without it (the restore of a window collector) stops before it.
-                write(STATE_KEY)
-                _write_value(write, state, depth=2)
-                write(b"}")
-                handle.flush()
-                size = handle.tell()
-                os.fsync(handle.fileno())
-            journal_path = self._journal_path(collector)
-            if journal_path.exists():
-                # Dropped before the new file takes the old one's place: a crash in between leaves the
-                # old file alone, an earlier save whole (its events are read again), never the journal
-                # of one file replayed over another.
-                journal_path.unlink()
-                self._sync_directory()
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        self._sync_directory()
-        return size
+            )
+            _write_columns(write, result.changed_at)
+            write(b',"samples":')
+            _write_columns(write, result.samples)
+            # The state last: a load without it (the restore of a window collector) stops before it.
+            write(STATE_KEY)
+            _write_value(write, state, depth=2)
+            write(b"}")
+
+        def drop_journal() -> None:
+            # Dropped before the new file takes the old one's place: a crash in between leaves the
+            # old file alone, an earlier save whole (its events are read again), never the journal
+            # of one file replayed over another. (Whatever is at its name: a symbolic link itself.)
+            if self._directory.unlink(journal):
+                self._directory.sync()
+
+        # A new temporary file (O_EXCL, O_NOFOLLOW), fsynced, renamed: see ent_exporter.engine.files.
+        return self._directory.write(self._path(collector).name, write_all, 0o600, before_replace=drop_journal)
 
 
 STATE_KEY = b',"state":'
@@ -448,3 +484,167 @@ def _replay(
         for key in line["state_gone"]:
             result.state.pop(key, None)
         result.state.update(_intern(line["state"], strings))
+
+
+# -- the shape of what is read back --------------------------------------------------------------
+# A file or journal line that parses as JSON but is not what the store writes (edited by hand, from
+# another program, a disk that kept the wrong blocks) is refused before anything uses it: the checks
+# below say what is wrong in a few words, or None.
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _key_problem(data: dict[str, Any], key: str, check: Any, expected: str, required: bool = True) -> str | None:
+    if key not in data:
+        return f"no {key}" if required else None
+    return None if check(data[key]) else f"{key} is {_type_name(data[key])}, not {expected}"
+
+
+def _header_problem(data: dict[str, Any]) -> str | None:
+    checks = (
+        ("seq", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a count", False),
+        ("totals_are_samples", lambda v: isinstance(v, bool), "a boolean", False),
+        ("last_success", lambda v: v is None or _is_number(v), "a time or null", True),
+        ("complete", lambda v: isinstance(v, bool), "a boolean", True),
+        ("ran_at", lambda v: v is None or _is_number(v), "a time or null", False),
+    )
+    for key, check, expected, required in checks:
+        problem = _key_problem(data, key, check, expected, required)
+        if problem:
+            return problem
+    return None
+
+
+def _value_problem(value: Any, family: Family | None, times: bool) -> str | None:
+    """What is wrong with one series' value (``times``: a time of change), or None. ``family``: the
+    collector's family of that name (None: one it does not have, left out when decoded)."""
+    if times:
+        return None if _is_number(value) else f"a time of change is {_type_name(value)}, not a number"
+    if family is None:
+        return None if _is_number(value) or isinstance(value, dict) else f"a value is {_type_name(value)}"
+    if family.kind not in (Kind.HISTOGRAM, Kind.GAUGE_HISTOGRAM):
+        return None if _is_number(value) else f"a value is {_type_name(value)}, not a number"
+    if not isinstance(value, dict):
+        return f"a value is {_type_name(value)}, not a histogram"
+    return _histogram_problem(value, len(family.buckets))
+
+
+def _histogram_problem(value: dict[str, Any], buckets: int) -> str | None:
+    if set(value) != {"buckets", "count", "sum"}:
+        return f"a histogram has the keys {', '.join(sorted(map(str, value)))}, not buckets, count, sum"
+    if not isinstance(value["buckets"], list) or not all(map(_is_number, value["buckets"])):
+        return "a histogram's buckets are not a list of numbers"
+    if len(value["buckets"]) != buckets:
+        return f"a histogram has {len(value['buckets'])} buckets, not {buckets}"
+    if not _is_number(value["count"]) or not _is_number(value["sum"]):
+        return "a histogram's count or sum is not a number"
+    return None
+
+
+def _columns_problem(what: str, families: Any, shapes: dict[str, Family], times: bool) -> str | None:
+    """The columns format (see _write_columns): {family: {"labels": [[...], ...], "values": [...]}}."""
+    if not isinstance(families, dict):
+        return f"{what} is {_type_name(families)}, not a mapping"
+    for name, table in families.items():
+        where = f"{what}.{name}"
+        if not isinstance(table, dict) or set(table) != {"labels", "values"}:
+            return f"{where} is not a mapping of labels and values"
+        columns, values = table["labels"], table["values"]
+        if not isinstance(values, list) or not isinstance(columns, list):
+            return f"{where}: labels or values are not lists"
+        family = shapes.get(name)
+        if family is not None and values and len(columns) != len(family.labels):
+            return f"{where} has {len(columns)} labels, not {len(family.labels)}"
+        for column in columns:
+            if not isinstance(column, list) or len(column) != len(values):
+                return f"{where}: a label column is not a list as long as the values"
+            if not all(isinstance(item, str) for item in column):
+                return f"{where}: a label value is not a string"
+        for value in values:
+            problem = _value_problem(value, family, times)
+            if problem:
+                return f"{where}: {problem}"
+    return None
+
+
+def _pairs_problem(what: str, families: Any, shapes: dict[str, Family], times: bool) -> str | None:
+    """Format 1: {family: [[label values], value], ...]}."""
+    if not isinstance(families, dict):
+        return f"{what} is {_type_name(families)}, not a mapping"
+    for name, series in families.items():
+        where = f"{what}.{name}"
+        if not isinstance(series, list):
+            return f"{where} is {_type_name(series)}, not a list"
+        family = shapes.get(name)
+        for pair in series:
+            if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], list):
+                return f"{where}: a series is not a pair of label values and a value"
+            if not all(isinstance(item, str) for item in pair[0]):
+                return f"{where}: a label value is not a string"
+            if family is not None and len(pair[0]) != len(family.labels):
+                return f"{where} has {len(pair[0])} labels, not {len(family.labels)}"
+            problem = _value_problem(pair[1], family, times)
+            if problem:
+                return f"{where}: {problem}"
+    return None
+
+
+def _file_problem(data: dict[str, Any], with_state: bool, shapes: dict[str, Family]) -> str | None:
+    """What is wrong with the shape of a state file's content (its version known), or None."""
+    problem = _header_problem(data)
+    if problem:
+        return problem
+    series = _columns_problem if data["version"] >= 2 else _pairs_problem
+    if "samples" not in data:
+        return "no samples"
+    problem = series("samples", data["samples"], shapes, False) or series(
+        "changed_at", data.get("changed_at", {}), shapes, True
+    )
+    if problem:
+        return problem
+    if with_state:
+        if "state" not in data:
+            return "no state"
+        if not (data["state"] is None or isinstance(data["state"], dict)):
+            return f"state is {_type_name(data['state'])}, not a mapping"
+    return None
+
+
+def _gone_problem(what: str, gone: Any) -> str | None:
+    if not isinstance(gone, dict) or not all(
+        isinstance(keys, list) and all(isinstance(key, list) and all(isinstance(v, str) for v in key) for key in keys)
+        for keys in gone.values()
+    ):
+        return f"{what} is not a mapping of lists of label values"
+    return None
+
+
+def _line_problem(line: dict[str, Any], shapes: dict[str, Family]) -> str | None:
+    """What is wrong with the shape of a journal line (see ent_exporter.engine.journal.encode_line), or None."""
+    for key in ("samples", "samples_gone", "changed_at", "changed_at_gone", "state", "state_gone"):
+        if key not in line:
+            return f"no {key}"
+    if "totals_are_samples" not in line:
+        return "no totals_are_samples"
+    problem = (
+        _header_problem(line)
+        or _columns_problem("samples", line["samples"], shapes, False)
+        or _columns_problem("changed_at", line["changed_at"], shapes, True)
+        or _gone_problem("samples_gone", line["samples_gone"])
+        or _gone_problem("changed_at_gone", line["changed_at_gone"])
+    )
+    if problem:
+        return problem
+    if not isinstance(line["state"], dict):
+        return f"state is {_type_name(line['state'])}, not a mapping"
+    if not isinstance(line["state_gone"], list) or not all(isinstance(key, str) for key in line["state_gone"]):
+        return "state_gone is not a list of names"
+    return None

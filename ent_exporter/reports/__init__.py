@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ent_exporter.engine import clock as clocks
+from ent_exporter.engine.collector import ALL_STRUCTURES
 from ent_exporter.reports.settings import FORMATS
 
 if TYPE_CHECKING:
@@ -43,7 +44,14 @@ def write_reports(
     People counts below ``min_count`` are written as 0, as the metrics publish them (privacy.min_count)."""
     from ent_exporter.reports import document, output, plots
     from ent_exporter.reports.figures import build_reports, known_structure_ids
+    from ent_exporter.reports.figures import structures as source_structures
 
+    if ALL_STRUCTURES in source_structures(source):
+        # Its figures and the platform's cannot be told apart, and its files would replace the platform's.
+        raise ReportError(
+            f"a structure of the source is coded {ALL_STRUCTURES!r}, the platform's own code: its reports would"
+            " replace the platform's; give it another code (check-config --connect says so too)"
+        )
     if structures is not None:
         known = known_structure_ids(source)
         unknown = [s for s in structures if s not in known]

@@ -8,7 +8,10 @@ platform's into ``all`` (as ``structure="all"`` in the metrics):
     OUT/<structure id>/<YYYY-MM>-<indicator>.csv
 
 so a head of establishment can be given their directory (a share, a mail rule) and nothing else.
-Each file is written to a temporary name and renamed: a reader never sees half a report.
+Each file is written to a new temporary file and renamed: a reader never sees half a report. The
+output directory may be a symbolic link; a structure's directory under it may not (refused, never
+followed), and a symbolic link planted at a file's name is replaced, never written through
+(ent_exporter.engine.files).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import base64
 import csv
 import html
 import io
-import os
 import re
 from pathlib import Path
 
+from ent_exporter.engine.files import Directory
 from ent_exporter.reports.document import Document, Section
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -30,13 +33,6 @@ def directory_name(structure_id: str) -> str:
     """A structure's code as a directory name (UAI codes are kept as they are)."""
     name = _UNSAFE.sub("_", structure_id)
     return "_" + name if name.startswith(".") or not name else name
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
 
 
 # -- CSV ----------------------------------------------------------------------------------------
@@ -191,20 +187,17 @@ def html_bytes(document: Document, charts: dict[str, bytes], csv_names: dict[str
 def write(
     document: Document, charts: dict[str, bytes], out: Path, structure_id: str, month: str, formats: tuple[str, ...]
 ) -> list[Path]:
-    directory = out / directory_name(structure_id)
     written: list[Path] = []
     csv_names = {section.key: f"{month}-{section.key}.csv" for section in document.sections} if "csv" in formats else {}
-    if "csv" in formats:
-        for section in document.sections:
-            path = directory / csv_names[section.key]
-            _atomic_write(path, csv_bytes(section))
-            written.append(path)
-    if "html" in formats:
-        path = directory / f"{month}.html"
-        _atomic_write(path, html_bytes(document, charts, csv_names))
-        written.append(path)
-    if "pdf" in formats:  # last: its presence says the report is complete (see ent_exporter.reports.job)
-        path = directory / f"{month}.pdf"
-        _atomic_write(path, pdf_bytes(document, charts))
-        written.append(path)
+    with Directory.open(out, directory_name(structure_id)) as directory:
+        if "csv" in formats:
+            for section in document.sections:
+                directory.write(csv_names[section.key], csv_bytes(section))
+                written.append(directory / csv_names[section.key])
+        if "html" in formats:
+            directory.write(f"{month}.html", html_bytes(document, charts, csv_names))
+            written.append(directory / f"{month}.html")
+        if "pdf" in formats:  # last: its presence says the report is complete (see ent_exporter.reports.job)
+            directory.write(f"{month}.pdf", pdf_bytes(document, charts))
+            written.append(directory / f"{month}.pdf")
     return written

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from ent_exporter.config import Config
 from ent_exporter.engine import clock as clocks
+from ent_exporter.engine.collector import ALL_STRUCTURES
 from ent_exporter.sources.postgres import RELATIONS
 
 # The columns of each relation of the source contract (design.md, "Source contract").
@@ -160,6 +161,7 @@ def check_source(config: Config) -> list[Finding]:
                     )
                 )
         findings.extend(check_optional(conn, schema))
+        findings.extend(check_structure_codes(conn, schema, findings))
     findings.extend(check_custom(config, conn_factory=lambda: connect(config)))
     return findings
 
@@ -185,6 +187,29 @@ OPTIONAL_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "user_classes": (("user_id", "structure_id", "class_name"), "class_visitors, class_accounts (opt-in)"),
 }
+
+
+def check_structure_codes(conn: psycopg.Connection, schema: str, earlier: list[Finding]) -> list[Finding]:
+    """A structure coded like the platform-wide series (structure="all"): its figures would merge into
+    the platform's, and its reports take the platform's directory."""
+    findings = []
+    for relation in ("structures", "accounts"):
+        where = f"source.schema: {schema}.{relation}"
+        if any(finding.problem and finding.text.startswith(f"{where}:") for finding in earlier):
+            continue  # (missing, or not readable: said already)
+        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE structure_id = %(code)s)").format(
+            sql.Identifier(schema, relation)
+        )
+        if conn.execute(query, {"code": ALL_STRUCTURES}).fetchone() == (True,):
+            findings.append(
+                Finding(
+                    True,
+                    f"{where}: a structure is coded {ALL_STRUCTURES!r}, the code of the platform-wide series"
+                    f' (structure="{ALL_STRUCTURES}"): its figures would merge into the platform\'s and its reports'
+                    " would take the platform's directory; give it another code in the source's views",
+                )
+            )
+    return findings
 
 
 def check_optional(conn: psycopg.Connection, schema: str) -> list[Finding]:

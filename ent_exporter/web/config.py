@@ -32,7 +32,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ent_exporter.config import ConfigError, _describe
+from ent_exporter.config import ConfigError, _describe, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def load_web_config(path: str | Path) -> WebConfig:
     """Reads and checks a web configuration file; ConfigError names the file and the key."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the web configuration ({error.strerror})") from None
     except yaml.YAMLError as error:
