@@ -283,7 +283,7 @@ class Exporter:
         try:
             web = load_web_config(self.web_config_file)
         except ConfigError as error:
-            log.error("SIGHUP: %s; the web configuration in use is kept", str(error).replace("\n", ";"))
+            log.error("SIGHUP: %s; the web configuration in use is kept", str(error).replace("\n  ", "; "))
             return
         said = changes(self.web, web)
         if self.server is not None:

@@ -27,9 +27,9 @@ import bcrypt
 import pytest
 import yaml
 
+from ent_exporter.config import ConfigError
 from ent_exporter.engine.collector import Family, Kind
 from ent_exporter.engine.exposition import Exposition
-from ent_exporter.config import ConfigError
 from ent_exporter.web.config import load_web_config
 from ent_exporter.web.guard import RefusalLog
 from ent_exporter.web.server import MetricsServer, accepts_gzip
@@ -387,7 +387,9 @@ def make_certificates(directory: Path) -> dict[str, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     (directory / "ca.key").write_bytes(
-        ca_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        ca_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return paths
 
@@ -429,6 +431,7 @@ PASSWORD = "s3cret-scraper"
 def web_config_file(directory: Path, tls: dict | bool = True, **more) -> Path:
     """A web configuration (TLS with the certificates made here, unless tls=False; a user
     "prometheus"); ``tls`` as a dict adds keys to tls_server_config, ``more`` top-level keys."""
+    directory.mkdir(exist_ok=True)
     make_certificates(directory)
     path = directory / "web.yml"
     config: dict = {"basic_auth_users": {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()}}
@@ -588,3 +591,297 @@ def test_serve_takes_the_web_config_file(source_dsn, tmp_path):
         _, err = serve.communicate(timeout=30)
     assert "serving https://127.0.0.1" in err, err
     assert "Traceback" not in err
+
+
+# -- mTLS, cipher suites, curves, headers: applied or refused ------------------------------
+
+
+def tls_get(port: int, context: ssl.SSLContext, headers: dict | None = None) -> int:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+    try:
+        conn.request("GET", "/healthz", headers=headers or {})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+REFUSED = (ssl.SSLError, ConnectionError, http.client.RemoteDisconnected, TimeoutError)
+
+
+@pytest.mark.parametrize("auth_type", ["RequireAndVerifyClientCert", "VerifyClientCertIfGiven"])
+def test_client_allowed_sans_is_enforced(server, tmp_path, auth_type):
+    import ipaddress
+
+    from cryptography import x509
+
+    path = web_config_file(
+        tmp_path,
+        tls={
+            "client_auth_type": auth_type,
+            "client_ca_file": "ca.crt",
+            "client_allowed_sans": ["scraper.example", "10.1.2.3", "spiffe://ent/prometheus"],
+        },
+    )
+    (tmp_path / "web.yml").write_text(path.read_text().replace("basic_auth_users", "unused_users"))
+    text = yaml.safe_load(path.read_text())
+    del text["unused_users"]
+    path.write_text(yaml.safe_dump(text))
+    port = server(web=load_web_config(path)).port
+    clients = {
+        "dns": [x509.DNSName("scraper.example")],
+        "ip": [x509.IPAddress(ipaddress.ip_address("10.1.2.3"))],
+        "uri": [x509.DNSName("x.example"), x509.UniformResourceIdentifier("spiffe://ent/prometheus")],
+        "other": [x509.DNSName("intruder.example"), x509.RFC822Name("scraper.example@x")],
+        "none": [x509.DNSName("scraper.example.evil")],
+    }
+    statuses = {}
+    for stem, sans in clients.items():
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+        context.load_cert_chain(*make_client_certificate(tmp_path, stem, sans))
+        try:
+            statuses[stem] = tls_get(port, context)
+        except REFUSED:
+            statuses[stem] = "refused"
+    no_certificate = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    try:
+        statuses["no certificate"] = tls_get(port, no_certificate)
+    except REFUSED:
+        statuses["no certificate"] = "refused"
+    assert statuses == {
+        "dns": 200,
+        "ip": 200,
+        "uri": 200,
+        "other": "refused",
+        "none": "refused",
+        "no certificate": "refused",
+    }
+
+
+def test_cipher_suites_and_curve_are_applied(server, tmp_path):
+    ciphers = web_config_file(
+        tmp_path / "ciphers",
+        tls={
+            "cipher_suites": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"],
+            "prefer_server_cipher_suites": True,
+        },
+    )
+    web = load_web_config(ciphers)
+    assert web.ssl_context is not None and web.ssl_context.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    port = server(web=web).port
+    # (TLS 1.3 carries the curve apart from the certificate's: the curve is tried there.)
+    curve = web_config_file(tmp_path / "curve", tls={"min_version": "TLS13", "curve_preferences": ["CurveP384"]})
+    curve_port = server(web=load_web_config(curve)).port
+    auth = {"Authorization": basic("prometheus", PASSWORD)}
+
+    def client(directory: Path, ciphers: str | None = None, curve: str | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+        if ciphers:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers(ciphers)
+        if curve:
+            context.set_ecdh_curve(curve)
+        return context
+
+    assert tls_get(port, client(tmp_path / "ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"), auth) == 200
+    with pytest.raises(ssl.SSLError):  # suites the list leaves out
+        tls_get(port, client(tmp_path / "ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"), auth)
+    assert tls_get(curve_port, client(tmp_path / "curve", curve="secp384r1"), auth) == 200
+    with pytest.raises(ssl.SSLError):  # a curve other than CurveP384
+        tls_get(curve_port, client(tmp_path / "curve", curve="prime256v1"), auth)
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    make_certificates(tmp_path)
+    path = tmp_path / "bad-web.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_web_config(path)
+    assert str(path) in str(error.value)
+    return str(error.value).split("\n", 1)[1].strip()
+
+
+TLS_HEAD = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            TLS_HEAD + "  client_allowed_sans: [scraper.example]\n",
+            "tls_server_config.client_allowed_sans: needs a verified client certificate: set client_auth_type"
+            " to RequireAndVerifyClientCert (or VerifyClientCertIfGiven) and client_ca_file",
+        ),
+        (
+            TLS_HEAD + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_FANCY_WITH_NOTHING]\n",
+            "tls_server_config.cipher_suites: unknown cipher suite TLS_FANCY_WITH_NOTHING (Go's names, e.g."
+            " TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
+        ),
+        (
+            TLS_HEAD + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+            "tls_server_config.cipher_suites: no TLS 1.0-1.2 suite listed: list one, or set min_version: TLS13",
+        ),
+        (
+            TLS_HEAD + "  curve_preferences: [CurveP256, X25519]\n",
+            "tls_server_config.curve_preferences: Python's ssl sets one curve, not an order of several: list"
+            " exactly one",
+        ),
+        (
+            TLS_HEAD + "  curve_preferences: [P256]\n",
+            "tls_server_config.curve_preferences: unknown curve P256 (known: CurveP256, CurveP384, CurveP521, X25519)",
+        ),
+        (
+            'http_server_config:\n  headers:\n    X-Frame-Options: "deny\\r\\nSet-Cookie: session=stolen"\n',
+            "http_server_config.headers.X-Frame-Options: the value holds a line break or another control"
+            " character (it would inject headers)",
+        ),
+        (
+            'http_server_config:\n  headers:\n    "X-Bad\\nName": "x"\n',
+            "http_server_config.headers.X-Bad\nName: not a valid header name (letters, digits and"
+            " !#$%&'*+-.^_`|~ only)",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Content-Length: '0'\n",
+            "http_server_config.headers.Content-Length: set by the server itself for each response",
+        ),
+    ],
+)
+def test_what_cannot_be_applied_is_refused_at_load(tmp_path, text, message):
+    assert load_error(tmp_path, text) == message
+
+
+def test_basic_auth_without_tls_is_warned_about_and_headers_are_sent(server, tmp_path, caplog):
+    path = web_config_file(tmp_path, tls=False, http_server_config={"headers": {"X-Frame-Options": "deny"}})
+    caplog.set_level(logging.WARNING, "ent_exporter.web.config")
+    web = load_web_config(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: basic_auth_users without tls_server_config: passwords travel in clear over HTTP"
+    ]
+    port = server(web=web).port
+    refused = request(port)
+    assert refused.status == 401 and refused.headers["X-Frame-Options"] == "deny"
+    assert refused.headers["WWW-Authenticate"] == 'Basic realm="ent-exporter", charset="UTF-8"'
+    assert request(port, Authorization=basic("prometheus", PASSWORD)).headers["X-Frame-Options"] == "deny"
+    config = write_config(tmp_path / "config.yml", "postgresql://u@127.0.0.1/db")
+    checked = run_cli("check-config", "--config", str(config), "--web.config.file", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert "basic_auth_users without tls_server_config: passwords travel in clear over HTTP" in checked.stderr
+
+
+def test_unknown_users_cost_the_costliest_hash_and_valid_checks_are_cached(tmp_path):
+    from ent_exporter.web.config import WebConfig, _cost
+
+    cheap = bcrypt.hashpw(b"cheap", bcrypt.gensalt(4))
+    dear = bcrypt.hashpw(b"dear", bcrypt.gensalt(12))
+    web = WebConfig(None, {"cheap": cheap, "dear": dear}, {})
+    assert _cost(web._dummy) == 12 and bcrypt.checkpw(b"-", web._dummy)
+
+    def timed(header: str) -> tuple[bool, float]:
+        started = time.monotonic()
+        ok = web.verify(header)
+        return ok, time.monotonic() - started
+
+    known_ok, known = timed(basic("dear", "wrong"))
+    unknown_ok, unknown = timed(basic("nobody", "wrong"))
+    assert not known_ok and not unknown_ok
+    assert unknown > 0.5 * known  # the same cost (12): same order of time
+    assert not web.cached(basic("dear", "dear"))
+    assert web.verify(basic("dear", "dear")) and web.cached(basic("dear", "dear"))
+    assert not web.cached(basic("dear", "wrong"))  # failures are not cached
+
+
+def test_password_checks_beyond_the_bound_are_answered_429_at_once(server, tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump({"basic_auth_users": {"p": bcrypt.hashpw(b"x", bcrypt.gensalt(13)).decode()}}))
+    port = server(web=load_web_config(path), max_pending_bcrypt=1).port
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    wrong = f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {basic('p', 'y')}\r\n\r\n".encode()
+    for client in clients:
+        client.sendall(wrong)
+    import select
+
+    started = time.monotonic()
+    answers = []
+    waiting = list(clients)
+    while waiting and time.monotonic() - started < 10:
+        for client in select.select(waiting, [], [], 10)[0]:
+            answers.append((client.recv(100).split(b"\r\n")[0], time.monotonic() - started))
+            waiting.remove(client)
+            client.close()
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [
+        b"HTTP/1.1 401 Unauthorized",
+        b"HTTP/1.1 429 Too Many Requests",
+        b"HTTP/1.1 429 Too Many Requests",
+    ]
+    assert all(elapsed < 0.3 for status, elapsed in answers if b"429" in status)
+
+
+def test_sighup_rereads_the_web_config_and_keeps_it_when_the_new_one_is_invalid(source_dsn, tmp_path):
+    web = web_config_file(tmp_path)
+    port = free_port()
+    config = write_config(tmp_path / "config.yml", source_dsn, listen={"address": "127.0.0.1", "port": port})
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "ent_exporter.cli", "serve", "--config", str(config), "--web.config.file", str(web)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+
+    def status(user: str, password: str) -> int:
+        return tls_get(port, context, {"Authorization": basic(user, password)})
+
+    try:
+        assert wait_until(lambda: status("prometheus", PASSWORD) == 200, timeout=30, message="https answers")
+        assert status("grafana", "g-pass") == 401
+        document = yaml.safe_load(web.read_text())
+        document["basic_auth_users"]["grafana"] = bcrypt.hashpw(b"g-pass", bcrypt.gensalt(10)).decode()
+        web.write_text(yaml.safe_dump(document))
+        os.kill(serve.pid, signal.SIGHUP)
+        assert wait_until(lambda: status("grafana", "g-pass") == 200, timeout=10, message="the new user admitted")
+        assert status("prometheus", PASSWORD) == 200
+        web.write_text("basic_auth_users:\n  grafana: plaintext\n")  # invalid: the one in use stays
+        os.kill(serve.pid, signal.SIGHUP)
+        time.sleep(1.5)
+        assert serve.poll() is None
+        assert status("grafana", "g-pass") == 200 and status("prometheus", PASSWORD) == 200
+    finally:
+        serve.terminate()
+        _, err = serve.communicate(timeout=30)
+    assert f"SIGHUP: {web} re-read: users added: grafana; certificate and TLS settings re-read\n" in err, err
+    assert (
+        f"ERROR ent_exporter.app: SIGHUP: {web}: invalid web configuration; basic_auth_users.grafana: not a bcrypt"
+        " hash" in err
+    ), err
+    assert "the web configuration in use is kept" in err and "Traceback" not in err
+
+
+def test_a_reload_says_what_changed(tmp_path):
+    from ent_exporter.web.config import WebConfig, changes
+
+    one, two = bcrypt.hashpw(b"1", bcrypt.gensalt(4)), bcrypt.hashpw(b"2", bcrypt.gensalt(4))
+    old = WebConfig(None, {"a": one, "b": one}, {"X-Frame-Options": "deny"})
+    new = WebConfig(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), {"b": two, "c": one}, {})
+    assert changes(old, new) == [
+        "TLS on",
+        "users added: c",
+        "users removed: a",
+        "passwords changed: b",
+        "headers: none",
+    ]
+    assert changes(new, old) == [
+        "TLS off",
+        "users added: a",
+        "users removed: c",
+        "passwords changed: b",
+        "headers: X-Frame-Options",
+    ]
+    assert changes(old, WebConfig(None, {"a": one, "b": one}, {"X-Frame-Options": "deny"})) == []
+    # The checks cached for a user whose hash is unchanged are kept, not the others'.
+    old.verify(basic("a", "1")), old.verify(basic("b", "1"))
+    kept = WebConfig(None, {"a": one, "b": two}, {})
+    kept.adopt_cache(old)
+    assert kept.cached(basic("a", "1")) and not kept.cached(basic("b", "1"))

@@ -226,7 +226,11 @@ class WebConfig:
     def adopt_cache(self, previous: WebConfig) -> None:
         """Keeps the checks ``previous`` cached for users whose hash did not change (a reload)."""
         with previous._lock:
-            kept = {key: user for key, user in previous._verified.items() if self.users.get(user) == previous.users.get(user)}
+            kept = {
+                key: user
+                for key, user in previous._verified.items()
+                if self.users.get(user) == previous.users.get(user)
+            }
         with self._lock:
             self._verified.update(kept)
 
@@ -266,13 +270,15 @@ def _same_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: 
 
 def changes(old: WebConfig | None, new: WebConfig | None) -> list[str]:
     """What differs between two web configurations, in words (for the log of a reload)."""
-    before = old.describe() if old is not None else {"tls": False, "users": {}, "headers": {}, "client_allowed_sans": None}
-    after = new.describe() if new is not None else {"tls": False, "users": {}, "headers": {}, "client_allowed_sans": None}
+    before = (
+        old.describe() if old is not None else {"tls": False, "users": {}, "headers": {}, "client_allowed_sans": None}
+    )
+    after = (
+        new.describe() if new is not None else {"tls": False, "users": {}, "headers": {}, "client_allowed_sans": None}
+    )
     said = []
     if before["tls"] != after["tls"]:
         said.append(f"TLS {'on' if after['tls'] else 'off'}")
-    elif after["tls"] and old is not None and new is not None and old.ssl_context is not new.ssl_context:
-        said.append("TLS settings and certificate re-read")
     added = sorted(set(after["users"]) - set(before["users"]))
     removed = sorted(set(before["users"]) - set(after["users"]))
     changed = sorted(u for u in set(after["users"]) & set(before["users"]) if after["users"][u] != before["users"][u])
@@ -286,6 +292,8 @@ def changes(old: WebConfig | None, new: WebConfig | None) -> list[str]:
         said.append(f"headers: {', '.join(sorted(after['headers'])) or 'none'}")
     if before["client_allowed_sans"] != after["client_allowed_sans"]:
         said.append(f"client_allowed_sans: {', '.join(after['client_allowed_sans'] or []) or 'any'}")
+    if before["tls"] and after["tls"]:
+        said.append("certificate and TLS settings re-read")
     return said
 
 
@@ -353,9 +361,7 @@ def load_web_config(path: str | Path) -> WebConfig:
     if tls is not None:
         context = _ssl_context(tls, path.parent, fail)
     elif users:
-        log.warning(
-            "%s: basic_auth_users without tls_server_config: passwords travel in clear over HTTP", path
-        )
+        log.warning("%s: basic_auth_users without tls_server_config: passwords travel in clear over HTTP", path)
     if parsed.http_server_config.http2:
         log.warning("%s: http_server_config.http2 is not supported, HTTP/1.1 is served", path)
     return WebConfig(
@@ -410,7 +416,9 @@ def _ssl_context(tls: TLSServerConfig, base: Path, fail: Any) -> ssl.SSLContext:
             " (or VerifyClientCertIfGiven) and client_ca_file",
         )
     if tls.client_allowed_sans is not None and not tls.client_allowed_sans:
-        raise fail("tls_server_config.client_allowed_sans", "empty: no client could connect (leave it out to allow any)")
+        raise fail(
+            "tls_server_config.client_allowed_sans", "empty: no client could connect (leave it out to allow any)"
+        )
     _apply_ciphers(context, tls, fail)
     if tls.curve_preferences is not None:
         unknown = [name for name in tls.curve_preferences if name not in CURVES]

@@ -80,7 +80,10 @@ class Connections:
             victims = self._waiting_untrusted or self._waiting_trusted
             if not victims:
                 self.refusals.note(
-                    "full", "%d connections open, all being answered: closing a new one from %s", self.open, peer.address
+                    "full",
+                    "%d connections open, all being answered: closing a new one from %s",
+                    self.open,
+                    peer.address,
                 )
                 return False
             victim = next(iter(victims))

@@ -373,7 +373,10 @@ class MetricsServer:
         if not ok and web.credentials(header) is not None:
             if self._pending_bcrypt >= self.max_pending_bcrypt:
                 self.refusals.note(
-                    "bcrypt", "%d password checks already pending: answering 429 to %s", self._pending_bcrypt, peer.address
+                    "bcrypt",
+                    "%d password checks already pending: answering 429 to %s",
+                    self._pending_bcrypt,
+                    peer.address,
                 )
                 return _text(429, "too many password checks at once\n", headers=[("Retry-After", "1")])
             self._pending_bcrypt += 1
@@ -384,4 +387,6 @@ class MetricsServer:
         if ok:
             self.connections.trust(peer)
             return None
-        return _text(401, "Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="ent-exporter", charset="UTF-8"')])
+        return _text(
+            401, "Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="ent-exporter", charset="UTF-8"')]
+        )
