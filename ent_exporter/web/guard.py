@@ -44,7 +44,7 @@ class Peer:
 
     __slots__ = ("address", "trusted", "close", "counted")
 
-    def __init__(self, address: str, close: Callable[[], None]) -> None:
+    def __init__(self, address: str, close: Callable[[], object]) -> None:
         self.address = address
         self.trusted = False  # presented valid credentials (or, with no users, completed a request)
         self.close = close  # aborts the connection at once

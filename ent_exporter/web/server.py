@@ -45,8 +45,9 @@ WRITE_TIMEOUT_SECONDS = 60.0  # an answer (authentication included) must be take
 MAX_CONNECTIONS = 4096
 MAX_UNTRUSTED_PER_PEER = 32
 MAX_HEAD_BYTES = 16 * 1024
-BCRYPT_WORKERS = 2
+BCRYPT_WORKERS = 1  # a core stays free for the event loop (and the rest) on small machines
 MAX_PENDING_BCRYPT = 8  # checks waiting or running at once; beyond, 429 without a check
+ACCEPT_PAUSE_SECONDS = 1.0
 CLOSE_GRACE_SECONDS = 5.0  # a closed connection's last answer has this long to leave its buffer
 LISTEN_BACKLOG = 128  # the default (5) drops the SYNs of scrapers that connect at once
 FILE_DESCRIPTORS_KEPT = 64  # for the rest of the process (database, state files, probes)
@@ -180,7 +181,7 @@ class MetricsServer:
             self._socket.close()
             raise
         self._loop = asyncio.new_event_loop()
-        self._server: asyncio.Server | None = None
+        self._closing = False
         self._tasks: set[asyncio.Task] = set()
         self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
 
@@ -193,9 +194,33 @@ class MetricsServer:
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accepted, sock=self._socket, backlog=LISTEN_BACKLOG, limit=MAX_HEAD_BYTES
-        )
+        self._loop.add_reader(self._socket.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        """Takes the waiting connections; the ones over a cap are closed here, before any transport,
+        task or buffer is made for them (a flood of them costs an accept and a close each)."""
+        for _ in range(LISTEN_BACKLOG):
+            try:
+                sock, address = self._socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # out of file descriptors (EMFILE, ENFILE...): a pause, then again
+                self.refusals.note("accept", "cannot accept connections (%s): pausing 1 s", error.strerror or error)
+                self._loop.remove_reader(self._socket.fileno())
+                self._loop.call_later(ACCEPT_PAUSE_SECONDS, self._resume_accepting)
+                return
+            peer = Peer(str(address[0]), sock.close)
+            if not self.connections.admit(peer):
+                sock.close()
+                continue
+            task = self._loop.create_task(self._accepted(sock, peer))
+            peer.close = task.cancel  # (closing it to make room: the task aborts its transport)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _resume_accepting(self) -> None:
+        if self._socket.fileno() >= 0 and not self._closing:
+            self._loop.add_reader(self._socket.fileno(), self._accept)
 
     def reload(self, web: WebConfig | None) -> None:
         """The web configuration of the connections accepted from now on (and of the next requests'
@@ -218,8 +243,8 @@ class MetricsServer:
         self._bcrypt.shutdown(wait=False, cancel_futures=True)
 
     async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        self._closing = True
+        self._loop.remove_reader(self._socket.fileno())
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -227,76 +252,82 @@ class MetricsServer:
 
     # -- one connection ------------------------------------------------------------------------
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        peername = writer.get_extra_info("peername")
-        address = str(peername[0]) if peername else "?"
-        peer = Peer(address, lambda: writer.transport.abort())
-        if not self.connections.admit(peer):
-            writer.transport.abort()
-            self._tasks.discard(task)
-            return
-        sock = writer.get_extra_info("socket")
+    async def _accepted(self, sock: socket.socket, peer: Peer) -> None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body: no Nagle wait
-        except (OSError, AttributeError):
+        except OSError:
             pass
-        graceful = False
-        try:
-            await self._serve(reader, writer, peer)
-            graceful = True
-        except asyncio.CancelledError:
-            pass
-        except CLIENT_GONE as error:
-            log.debug("%s: connection ended (%s)", address, str(error) or error.__class__.__name__)
-        except Exception:
-            log.exception("error while serving %s", address)
-        finally:
-            self.connections.release(peer)
-            transport = writer.transport
-            if graceful and not transport.is_closing():
-                # What is still buffered goes out first; a client that does not take it is cut.
-                transport.close()
-                asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)
-            else:
-                transport.abort()
-            self._tasks.discard(task)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
         loop = asyncio.get_running_loop()
         web = self.web  # TLS: the configuration of the moment of the accept
-        async with asyncio.timeout_at(loop.time() + self.read_timeout) as deadline:
-            if web is not None and web.ssl_context is not None:
-                await writer.start_tls(web.ssl_context)
-                if web.client_allowed_sans is not None and not web.san_allowed(writer.get_extra_info("peercert")):
-                    self.refusals.note(
-                        "san", "%s: the client certificate names none of client_allowed_sans: closed", peer.address
-                    )
-                    return
-            http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-            while True:
-                try:
-                    request = await self._head(http, reader)
-                except h11.RemoteProtocolError as error:
-                    log.debug("%s: bad request (%s)", peer.address, error)
-                    if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                        await self._send(http, writer, _text(error.error_status_hint, "bad request\n", close=True))
-                    return
-                if request is None:
-                    return
-                self.connections.answering(peer)
-                deadline.reschedule(loop.time() + self.write_timeout)
-                answer = await self._answer(http, request, peer)
-                await self._send(http, writer, answer, head=request.method == b"HEAD")
-                if answer.close or http.our_state is not h11.DONE:
-                    return
-                if self.web is None or not self.web.users:
-                    self.connections.trust(peer)  # with no users, a completed request proves the client
-                http.start_next_cycle()
-                self.connections.waiting(peer)
-                deadline.reschedule(loop.time() + self.read_timeout)
+        context = web.ssl_context if web is not None else None
+        writer: asyncio.StreamWriter | None = None
+        graceful = False
+        try:
+            # One deadline for the TLS handshake and the request head, pushed back after each answer.
+            async with asyncio.timeout_at(loop.time() + self.read_timeout) as deadline:
+                reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES, loop=loop)
+                protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    sock,
+                    ssl=context,
+                    ssl_handshake_timeout=self.read_timeout if context is not None else None,
+                )
+                writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+                if web is not None and context is not None and web.client_allowed_sans is not None:
+                    if not web.san_allowed(writer.get_extra_info("peercert")):
+                        self.refusals.note(
+                            "san",
+                            "%s: the client certificate names none of client_allowed_sans: closed",
+                            peer.address,
+                        )
+                        return
+                await self._exchange(reader, writer, peer, deadline)
+            graceful = True
+        except asyncio.CancelledError:  # closed to make room, or the server stops
+            pass
+        except CLIENT_GONE as error:
+            log.debug("%s: connection ended (%s)", peer.address, str(error) or error.__class__.__name__)
+        except Exception:
+            log.exception("error while serving %s", peer.address)
+        finally:
+            self.connections.release(peer)
+            if writer is None:
+                sock.close()
+            elif graceful and not writer.transport.is_closing():
+                # What is still buffered goes out first; a client that does not take it is cut.
+                writer.transport.close()
+                loop.call_later(CLOSE_GRACE_SECONDS, writer.transport.abort)
+            else:
+                writer.transport.abort()
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer, deadline: asyncio.Timeout
+    ) -> None:
+        """Requests and answers on one connection until it closes (h11 keeps the HTTP/1.1 state)."""
+        loop = asyncio.get_running_loop()
+        http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        while True:
+            try:
+                request = await self._head(http, reader)
+            except h11.RemoteProtocolError as error:
+                log.debug("%s: bad request (%s)", peer.address, error)
+                if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    await self._send(http, writer, _text(error.error_status_hint, "bad request\n", close=True))
+                return
+            if request is None:
+                return
+            self.connections.answering(peer)
+            deadline.reschedule(loop.time() + self.write_timeout)
+            answer = await self._answer(http, request, peer)
+            await self._send(http, writer, answer, head=request.method == b"HEAD")
+            if answer.close or http.our_state is not h11.DONE:
+                return
+            if self.web is None or not self.web.users:
+                self.connections.trust(peer)  # with no users, a completed request proves the client
+            http.start_next_cycle()
+            self.connections.waiting(peer)
+            deadline.reschedule(loop.time() + self.read_timeout)
 
     async def _head(self, http: h11.Connection, reader: asyncio.StreamReader) -> h11.Request | None:
         """The next request head, None when the client closed the connection."""
