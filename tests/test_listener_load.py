@@ -12,7 +12,7 @@ from bench import listener
 
 @pytest.fixture(scope="module")
 def phases(tmp_path_factory):
-    options = listener.Options(seconds=6, workdir=tmp_path_factory.mktemp("listener"))
+    options = listener.Options(seconds=5, workdir=tmp_path_factory.mktemp("listener"))
     phases = {phase.name: phase for phase in listener.run(options)}
     print("\n" + listener.report(list(phases.values())))
     return phases
