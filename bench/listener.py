@@ -281,6 +281,7 @@ def scrape_for(
 @dataclass
 class Options:
     seconds: float = 8.0  # per phase
+    wrong_seconds: float = 8.0  # of attack windows (as many quiet ones between them)
     attackers: int = 1000
     reconnecting: int = 200
     wrong_passwords: int = 600
@@ -331,7 +332,7 @@ def run(options: Options) -> list[Phase]:
             attacker = None
             windows_from = time.monotonic() + 1 if mode == "wrong-passwords" else None
             if mode is not None:
-                seconds = options.seconds * (2 if windows_from else 1) + 1
+                seconds = (2 * options.wrong_seconds if windows_from else options.seconds) + 1
                 attacker = subprocess.Popen(
                     [*me, "attack", "--port", str(port), "--mode", mode, "--seconds", str(seconds)]
                     + ["--count", str(count), "--start", str(windows_from or 0)],
@@ -342,7 +343,9 @@ def run(options: Options) -> list[Phase]:
                 )
                 time.sleep(1)  # the attack in place first
             # Wrong passwords: twice as long, half of it in quiet windows.
-            scrape_for(port, options.seconds * (2 if windows_from else 1), server.pid, phase, windows_from=windows_from)
+            scrape_for(
+                port, seconds - 1 if windows_from else options.seconds, server.pid, phase, windows_from=windows_from
+            )
             if attacker is not None:
                 out, _ = attacker.communicate(timeout=60)
                 phase.attacker = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}

@@ -11,7 +11,7 @@ full listener closes the oldest one still waiting for a request head to make roo
 address holds at most ``max_untrusted_per_peer`` connections that have not shown valid
 credentials (with no users: not completed a request); beyond, its new ones are closed at once.
 Basic auth: a header that passed bcrypt once is cached (valid scrapes never wait on bcrypt);
-other checks run in a small pool of low-priority threads, a bounded number at a time (beyond,
+other checks run in one lower-priority worker thread (bcrypt frees the GIL), a bounded number at a time (beyond,
 429). A GET or HEAD with a body is answered 400 and closed, other methods 405. Refusals are
 logged at most once a minute per kind; client aborts at debug only. The Server header names no
 version. ``reload()`` swaps the web configuration for the connections that come next.
@@ -46,6 +46,7 @@ MAX_CONNECTIONS = 4096
 MAX_UNTRUSTED_PER_PEER = 32
 MAX_HEAD_BYTES = 16 * 1024
 BCRYPT_WORKERS = 1  # a core stays free for the event loop (and the rest) on small machines
+BCRYPT_NICE = 10
 MAX_PENDING_BCRYPT = 8  # checks waiting or running at once; beyond, 429 without a check
 ACCEPT_PAUSE_SECONDS = 1.0
 CLOSE_GRACE_SECONDS = 5.0  # a closed connection's last answer has this long to leave its buffer
@@ -92,10 +93,11 @@ def _open_file_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
-def _low_priority() -> None:
-    """A bcrypt worker yields the CPU to the event loop (Linux: a thread has its own nice value)."""
+def _lower_priority() -> None:
+    """A bcrypt worker gives way to the event loop (Linux: a thread has its own nice value). 10, not
+    19: at the lowest priority a busy machine starves the checks of new valid credentials too."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BCRYPT_NICE)
     except (OSError, AttributeError):
         pass
 
@@ -167,7 +169,7 @@ class MetricsServer:
         self.connections = Connections(max(1, min(max_connections, limit)), max_untrusted_per_peer, self.refusals)
         self._pending_bcrypt = 0
         self._bcrypt = concurrent.futures.ThreadPoolExecutor(
-            BCRYPT_WORKERS, thread_name_prefix="http-bcrypt", initializer=_low_priority
+            BCRYPT_WORKERS, thread_name_prefix="http-bcrypt", initializer=_lower_priority
         )
         # The listening socket now, in the caller's thread: a port in use is an OSError of the constructor.
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
