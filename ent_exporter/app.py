@@ -8,6 +8,7 @@ import signal
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,10 +227,12 @@ class Exporter:
         web: WebConfig | None = None,
         *,
         clock: clocks.Clock | None = None,
+        web_config_file: Path | None = None,
     ) -> None:
         self.config = config
         self.origin = origin
         self.web = web
+        self.web_config_file = web_config_file  # re-read on SIGHUP (reload_web)
         self.clock = clock or clocks.default()
         self.source = make_source(config)
         self.runtime: Runtime | None = None
@@ -289,6 +292,7 @@ class Exporter:
                 web=self.web,
                 read_timeout=self.config.listen.read_timeout_seconds,
                 max_connections=self.config.listen.max_connections,
+                max_untrusted_per_peer=self.config.listen.max_unauthenticated_per_peer,
             )
         except OSError as error:
             raise bind_error(address, port, error, f"{self.origin}: listen") from None
@@ -306,6 +310,25 @@ class Exporter:
         self.process.start()
         scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
         log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
+
+    def reload_web(self) -> None:
+        """SIGHUP: the --web.config.file read again and applied to the connections that come next;
+        an invalid file keeps the configuration in use (an ERROR says why)."""
+        if self.web_config_file is None:
+            log.info("SIGHUP: no --web.config.file to re-read")
+            return
+        from ent_exporter.web.config import changes, load_web_config
+
+        try:
+            web = load_web_config(self.web_config_file)
+        except ConfigError as error:
+            log.error("SIGHUP: %s; the web configuration in use is kept", str(error).replace("\n  ", "; "))
+            return
+        said = changes(self.web, web)
+        if self.server is not None:
+            self.server.reload(web)
+        self.web = web
+        log.info("SIGHUP: %s re-read: %s", self.web_config_file, "; ".join(said) or "no change")
 
     def _attach_reports(self) -> None:
         """The monthly reports (reports: in the config), a job of their own on the collectors' scheduler."""
@@ -338,10 +361,15 @@ class Exporter:
         self.source.close()
 
 
-def wait_for_termination() -> None:
-    """Blocks until SIGINT or SIGTERM."""
+def wait_for_termination(on_hangup: Callable[[], None] | None = None) -> None:
+    """Blocks until SIGINT or SIGTERM; on SIGHUP, calls ``on_hangup`` (here, not in the handler)."""
     stop = threading.Event()
+    hangup = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(1):
-        pass
+    signal.signal(signal.SIGHUP, lambda *_: hangup.set())  # (its default action ends the process)
+    while not stop.wait(1 if on_hangup is None else 0.2):
+        if hangup.is_set():
+            hangup.clear()
+            if on_hangup is not None:
+                on_hangup()

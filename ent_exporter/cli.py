@@ -109,10 +109,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ent_exporter.app import Exporter, wait_for_termination
 
     config = load_config(args.config)
-    exporter = Exporter(config, str(args.config), _web_config(args))
+    exporter = Exporter(config, str(args.config), _web_config(args), web_config_file=args.web_config_file)
     exporter.start()
     try:
-        wait_for_termination()
+        wait_for_termination(on_hangup=exporter.reload_web)
     finally:
         exporter.stop()
     return 0

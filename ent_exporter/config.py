@@ -51,8 +51,24 @@ class ListenConfig(_Section):
         default="0.0.0.0", description="address to listen on; bind the scraping interface where you can"
     )
     port: int = Field(9877, ge=1, le=65535, description="TCP port of /metrics, /healthz and /readyz")
-    read_timeout_seconds: float = Field(10, gt=0, description="idle or half-sent connections are closed after this")
-    max_connections: int = Field(64, ge=1, description="connections served at once; beyond, a 503")
+    read_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="a request head (TLS handshake included) must arrive whole within this, from the"
+        " connection or the previous answer; else the connection is closed",
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="open connections at once (at most the open-file limit allows); beyond, the oldest"
+        " one waiting for a request is closed",
+    )
+    max_unauthenticated_per_peer: int = Field(
+        32,
+        ge=1,
+        description="connections one address may hold without valid credentials (with no users: before"
+        " a first answer); beyond, its new ones are closed",
+    )
 
 
 class ScheduleConfig(_Section):

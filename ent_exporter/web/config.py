@@ -15,15 +15,19 @@ exporters read (https://github.com/prometheus/exporter-toolkit/blob/master/docs/
     basic_auth_users:
       prometheus: $2y$10$...         # bcrypt hash (htpasswd -nBC 10 "" | tr -d ':\n')
 
-Keys of the format this exporter does not apply (cipher_suites, curve_preferences,
-prefer_server_cipher_suites, http2) are accepted and ignored, with a warning; unknown keys are errors.
+Every key is applied or refused: ``cipher_suites`` (Go's names, mapped to OpenSSL's; TLS 1.0 to 1.2
+only, as in Go), ``curve_preferences`` (one curve: Python's ssl sets one), ``prefer_server_cipher_suites``,
+``client_allowed_sans`` (checked after the handshake). ``http2`` is accepted and warned about (HTTP/1.1
+is served); unknown keys are errors.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import logging
+import re
 import ssl
 import threading
 from pathlib import Path
@@ -49,7 +53,43 @@ TLS_VERSIONS = {
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
-IGNORED = ("cipher_suites", "curve_preferences", "prefer_server_cipher_suites")
+# Go's names of the TLS 1.0-1.2 suites (crypto/tls) -> OpenSSL's.
+CIPHER_SUITES = {
+    "TLS_RSA_WITH_RC4_128_SHA": "RC4-SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA": "ECDHE-ECDSA-RC4-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA": "ECDHE-RSA-RC4-SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "ECDHE-RSA-DES-CBC3-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",  # (Go's older aliases)
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+# TLS 1.3's suites: accepted in the list, as Go accepts them, and not selectable (neither Go nor
+# Python's ssl lets a server choose them: OpenSSL's TLS 1.3 suites are always on).
+TLS13_SUITES = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+# Go's curve names -> OpenSSL's.
+CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1", "X25519": "X25519"}
+# An HTTP field name (RFC 9110 token) and a value without control characters (HTAB allowed).
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# Headers the server sets itself (framing, connection handling): a configured one would break a response.
+SERVER_HEADERS = ("content-length", "transfer-encoding", "connection", "content-encoding", "content-type")
 
 
 class _Section(BaseModel):
@@ -79,12 +119,16 @@ class TLSServerConfig(_Section):
     max_version: Literal[tuple(TLS_VERSIONS)] = Field(  # type: ignore[valid-type]
         default="TLS13", description="the newest TLS version accepted"
     )
-    cipher_suites: list[str] | None = Field(default=None, description="accepted and not applied (Python's defaults)")
+    cipher_suites: list[str] | None = Field(
+        default=None,
+        description="the TLS 1.0-1.2 suites allowed, Go's names (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256...);"
+        " TLS 1.3's are always OpenSSL's",
+    )
     curve_preferences: list[str] | None = Field(
-        default=None, description="accepted and not applied (Python's defaults)"
+        default=None, description="the key-exchange curve: one of CurveP256, CurveP384, CurveP521, X25519"
     )
     prefer_server_cipher_suites: bool | None = Field(
-        default=None, description="accepted and not applied (Python's defaults)"
+        default=None, description="the server's order of suites wins over the client's (default: it does)"
     )
 
 
@@ -110,7 +154,7 @@ class WebConfigFile(_Section):
 
 
 class WebConfig:
-    """A validated web configuration: an SSL context (or None) and a basic-auth check."""
+    """A validated web configuration: an SSL context (or None), a basic-auth check, extra headers."""
 
     def __init__(
         self,
@@ -123,50 +167,156 @@ class WebConfig:
         self.users = users
         self.headers = headers
         self.client_allowed_sans = client_allowed_sans
-        self._verified: dict[bytes, bool] = {}  # digest of a header -> it passed (bcrypt is slow on purpose)
+        # The header's digest -> the user it proved (bcrypt is slow on purpose; exporter-toolkit caches too).
+        self._verified: dict[bytes, str] = {}
         self._lock = threading.Lock()
+        # Unknown users are checked against a hash of the costliest configured cost: same answer time.
+        self._dummy = _dummy_hash(max((_cost(hashed) for hashed in users.values()), default=10)) if users else b""
 
-    def authorized(self, header: str | None) -> bool:
-        """Whether an Authorization header carries valid basic-auth credentials (always, with no users)."""
+    @staticmethod
+    def _key(header: str) -> bytes:
+        return hashlib.sha256(header.encode(errors="surrogateescape")).digest()
+
+    def cached(self, header: str | None) -> bool:
+        """Whether ``header`` passed a bcrypt check before (no bcrypt now); always True with no users."""
         if not self.users:
             return True
-        if not header or not header.startswith("Basic "):
+        if not header:
             return False
-        key = hashlib.sha256(header.encode()).digest()
         with self._lock:
-            if key in self._verified:
-                return True
+            return self._key(header) in self._verified
+
+    @staticmethod
+    def credentials(header: str | None) -> tuple[str, str] | None:
+        """The (user, password) of a basic-auth header, None when it is not one."""
+        if not header or not header.startswith("Basic "):
+            return None
         try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+            user, colon, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
+            return None
+        return (user, password) if colon else None
+
+    def verify(self, header: str | None) -> bool:
+        """The bcrypt check of a basic-auth header (slow on purpose: run it off the event loop)."""
+        if self.cached(header):
+            return True
+        parsed = self.credentials(header)
+        if parsed is None:
             return False
         import bcrypt
 
+        user, password = parsed
         hashed = self.users.get(user)
-        # Unknown users cost a bcrypt check too: the answer time does not tell which users exist.
-        candidate = hashed or _dummy_hash()
         try:
-            ok = bcrypt.checkpw(password.encode(), candidate) and hashed is not None
+            ok = bcrypt.checkpw(password.encode(), hashed or self._dummy) and hashed is not None
         except ValueError:
             ok = False
         if ok:
             with self._lock:
-                if len(self._verified) > 1000:
+                if len(self._verified) >= 1000:
                     self._verified.clear()
-                self._verified[key] = True
+                self._verified[self._key(header or "")] = user
         return ok
 
+    def authorized(self, header: str | None) -> bool:
+        """Whether an Authorization header carries valid basic-auth credentials (always, with no users)."""
+        return self.cached(header) or self.verify(header)
 
-_dummy: list[bytes] = []
+    def adopt_cache(self, previous: WebConfig) -> None:
+        """Keeps the checks ``previous`` cached for users whose hash did not change (a reload)."""
+        with previous._lock:
+            kept = {
+                key: user
+                for key, user in previous._verified.items()
+                if self.users.get(user) == previous.users.get(user)
+            }
+        with self._lock:
+            self._verified.update(kept)
+
+    def san_allowed(self, peercert: dict | None) -> bool:
+        """Whether a verified client certificate names one of client_allowed_sans (DNS, IP, e-mail, URI)."""
+        if self.client_allowed_sans is None:
+            return True
+        names = [value for _kind, value in (peercert or {}).get("subjectAltName", ())]
+        allowed = set(self.client_allowed_sans)
+        for name in names:
+            if name in allowed:
+                return True
+            try:
+                address = ipaddress.ip_address(name.strip())
+            except ValueError:
+                continue
+            if any(_same_address(address, value) for value in allowed):
+                return True
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        """What a reload compares: TLS, users and their hashes, headers, allowed SANs."""
+        return {
+            "tls": self.ssl_context is not None,
+            "users": dict(self.users),
+            "headers": dict(self.headers),
+            "client_allowed_sans": self.client_allowed_sans,
+        }
 
 
-def _dummy_hash() -> bytes:
-    """A bcrypt hash of nothing in particular (cost 10), checked against for unknown users."""
-    if not _dummy:
-        import bcrypt
+def _same_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text) == address
+    except ValueError:
+        return False
 
-        _dummy.append(bcrypt.hashpw(b"-", bcrypt.gensalt(10)))
-    return _dummy[0]
+
+def changes(old: WebConfig | None, new: WebConfig | None) -> list[str]:
+    """What differs between two web configurations, in words (for the log of a reload)."""
+    before = (
+        old.describe() if old is not None else {"tls": False, "users": {}, "headers": {}, "client_allowed_sans": None}
+    )
+    after = (
+        new.describe() if new is not None else {"tls": False, "users": {}, "headers": {}, "client_allowed_sans": None}
+    )
+    said = []
+    if before["tls"] != after["tls"]:
+        said.append(f"TLS {'on' if after['tls'] else 'off'}")
+    added = sorted(set(after["users"]) - set(before["users"]))
+    removed = sorted(set(before["users"]) - set(after["users"]))
+    changed = sorted(u for u in set(after["users"]) & set(before["users"]) if after["users"][u] != before["users"][u])
+    if added:
+        said.append(f"users added: {', '.join(added)}")
+    if removed:
+        said.append(f"users removed: {', '.join(removed)}")
+    if changed:
+        said.append(f"passwords changed: {', '.join(changed)}")
+    if before["headers"] != after["headers"]:
+        said.append(f"headers: {', '.join(sorted(after['headers'])) or 'none'}")
+    if before["client_allowed_sans"] != after["client_allowed_sans"]:
+        said.append(f"client_allowed_sans: {', '.join(after['client_allowed_sans'] or []) or 'any'}")
+    if before["tls"] and after["tls"]:
+        said.append("certificate and TLS settings re-read")
+    return said
+
+
+_dummies: dict[int, bytes] = {}
+_dummies_lock = threading.Lock()
+
+
+def _cost(hashed: bytes) -> int:
+    """The cost of a bcrypt hash ($2b$12$... -> 12)."""
+    try:
+        return int(hashed[4:6])
+    except ValueError:
+        return 10
+
+
+def _dummy_hash(cost: int) -> bytes:
+    """A bcrypt hash of nothing in particular at ``cost``, checked against for unknown users."""
+    with _dummies_lock:
+        if cost not in _dummies:
+            import bcrypt
+
+            _dummies[cost] = bcrypt.hashpw(b"-", bcrypt.gensalt(cost))
+        return _dummies[cost]
 
 
 def load_web_config(path: str | Path) -> WebConfig:
@@ -195,18 +345,23 @@ def load_web_config(path: str | Path) -> WebConfig:
 
     users: dict[str, bytes] = {}
     for user, hashed in parsed.basic_auth_users.items():
-        if not hashed.startswith(("$2a$", "$2b$", "$2y$")) or len(hashed) != 60:
+        if not re.fullmatch(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}", hashed):
             raise fail(f"basic_auth_users.{user}", "not a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')")
         users[user] = hashed.encode()
+    for name, value in parsed.http_server_config.headers.items():
+        key = f"http_server_config.headers.{name}"
+        if not HEADER_NAME.fullmatch(name):
+            raise fail(key, "not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+        if not HEADER_VALUE.fullmatch(value):
+            raise fail(key, "the value holds a line break or another control character (it would inject headers)")
+        if name.lower() in SERVER_HEADERS:
+            raise fail(key, "set by the server itself for each response")
     context = None
     tls = parsed.tls_server_config
     if tls is not None:
-        for key in IGNORED:
-            if getattr(tls, key) is not None:
-                log.warning(
-                    "%s: tls_server_config.%s is not applied by ent-exporter (Python's ssl defaults are)", path, key
-                )
         context = _ssl_context(tls, path.parent, fail)
+    elif users:
+        log.warning("%s: basic_auth_users without tls_server_config: passwords travel in clear over HTTP", path)
     if parsed.http_server_config.http2:
         log.warning("%s: http_server_config.http2 is not supported, HTTP/1.1 is served", path)
     return WebConfig(
@@ -254,4 +409,54 @@ def _ssl_context(tls: TLSServerConfig, base: Path, fail: Any) -> ssl.SSLContext:
         # Python's ssl cannot ask for a certificate without verifying it: the "Request"/"RequireAny"
         # types verify it against client_ca_file too.
         context.verify_mode = ssl.CERT_REQUIRED if tls.client_auth_type.startswith("Require") else ssl.CERT_OPTIONAL
+    elif tls.client_allowed_sans is not None:
+        raise fail(
+            "tls_server_config.client_allowed_sans",
+            "needs a verified client certificate: set client_auth_type to RequireAndVerifyClientCert"
+            " (or VerifyClientCertIfGiven) and client_ca_file",
+        )
+    if tls.client_allowed_sans is not None and not tls.client_allowed_sans:
+        raise fail(
+            "tls_server_config.client_allowed_sans", "empty: no client could connect (leave it out to allow any)"
+        )
+    _apply_ciphers(context, tls, fail)
+    if tls.curve_preferences is not None:
+        unknown = [name for name in tls.curve_preferences if name not in CURVES]
+        if unknown:
+            raise fail(
+                "tls_server_config.curve_preferences", f"unknown curve {unknown[0]} (known: {', '.join(CURVES)})"
+            )
+        if len(tls.curve_preferences) != 1:
+            raise fail(
+                "tls_server_config.curve_preferences",
+                "Python's ssl sets one curve, not an order of several: list exactly one",
+            )
+        context.set_ecdh_curve(CURVES[tls.curve_preferences[0]])
+    if tls.prefer_server_cipher_suites is True:
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    elif tls.prefer_server_cipher_suites is False:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     return context
+
+
+def _apply_ciphers(context: ssl.SSLContext, tls: TLSServerConfig, fail: Any) -> None:
+    """cipher_suites as OpenSSL's cipher list for TLS 1.0-1.2; a name that cannot be applied is refused."""
+    if tls.cipher_suites is None:
+        return
+    key = "tls_server_config.cipher_suites"
+    unknown = [name for name in tls.cipher_suites if name not in CIPHER_SUITES and name not in TLS13_SUITES]
+    if unknown:
+        raise fail(key, f"unknown cipher suite {unknown[0]} (Go's names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)")
+    wanted = [CIPHER_SUITES[name] for name in tls.cipher_suites if name in CIPHER_SUITES]
+    if not wanted:
+        if context.minimum_version < ssl.TLSVersion.TLSv1_3:
+            raise fail(key, "no TLS 1.0-1.2 suite listed: list one, or set min_version: TLS13")
+        return
+    try:
+        context.set_ciphers(":".join(dict.fromkeys(wanted)))
+    except ssl.SSLError:
+        raise fail(key, "none of these suites is available in this OpenSSL") from None
+    available = {cipher["name"] for cipher in context.get_ciphers()}
+    missing = [name for name in tls.cipher_suites if name in CIPHER_SUITES and CIPHER_SUITES[name] not in available]
+    if missing:
+        raise fail(key, f"{missing[0]} is not available in this OpenSSL ({ssl.OPENSSL_VERSION})")
