@@ -77,7 +77,7 @@ def _web_config(args: argparse.Namespace):
 
 def cmd_once(args: argparse.Namespace) -> int:
     from ent_exporter.app import make_runtime, make_source
-    from ent_exporter.sources.preflight import connection_problem
+    from ent_exporter.sources.preflight import connection_problem, reserved_structure_code
 
     config = load_config(args.config)
     now = _parse_now(args.now, config) if args.now else clocks.default().now()
@@ -87,6 +87,10 @@ def cmd_once(args: argparse.Namespace) -> int:
     if problem:
         print(f"ent-exporter: {args.config}: {problem}", file=sys.stderr)
         return 1
+    reserved = reserved_structure_code(config)  # its figures would merge into the platform's: refused
+    if reserved:
+        print(f"ent-exporter: {args.config}: {reserved}", file=sys.stderr)
+        return 2
     try:
         source.wait_ready()
         succeeded = runtime.run_all(now.astimezone(UTC))

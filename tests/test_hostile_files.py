@@ -443,3 +443,42 @@ def test_a_structure_coded_all_is_said_by_check_config_connect_and_never_replace
     )
     assert platform.read_bytes() == VICTIM
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0750001A", "all"]
+    # once refuses too: its platform-wide series would hold the intruder.
+    now = "2026-12-01T00:05:00+00:00"
+    refused = run_cli("once", "--config", str(config), "--now", now, timeout=120)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == (
+        f"ent-exporter: {config}: source.schema: ent.accounts: a structure is coded 'all', the code of the"
+        ' platform-wide series (structure="all"): its figures would merge into the platform\'s and its reports'
+        " would take the platform's directory; give it another code in the source's views\n"
+    )
+
+
+def test_the_daemon_refuses_a_structure_coded_all_every_day_in_one_error_line(report_dsn, caplog):
+    """In the daemon, structure_info (daily) fails its run with one ERROR line, no traceback: the failure
+    shows in ent_exporter_collector_failures_total and its alert, and the log says what to change."""
+    import logging
+
+    import psycopg
+
+    from ent_exporter.app import make_runtime, make_source
+    from ent_exporter.config import parse_config
+
+    with psycopg.connect(report_dsn) as conn:
+        conn.execute("INSERT INTO ent.structures (structure_id, name, kind) VALUES ('all', 'Intrus', 'college')")
+    config = parse_config({"source": {"dsn": report_dsn}}, "c.yml")
+    source = make_source(config)
+    runtime = make_runtime(config, source, persistent=False)
+    source.wait_ready()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert runtime.run("structure_info", datetime(2026, 12, 1, tzinfo=UTC)) is False
+    finally:
+        source.close()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "structure_info: a structure is coded 'all' in the source's structures, the code of the platform-wide"
+        " series: its figures merge into the platform's; give it another code in the source's views"
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert 'ent_exporter_collector_failures_total{collector="structure_info"} 1.0' in runtime.exposition.body().decode()

@@ -150,6 +150,11 @@ class SourceUnavailable(Exception):
     """The database cannot be reached (as opposed to a query that failed)."""
 
 
+class RunRefused(Exception):
+    """A collector refuses to publish what the source holds (its message says why and what to change):
+    the run fails with one ERROR line, no traceback."""
+
+
 class Source(Protocol):
     """Read-only access to the contract's relations (see ent_exporter.sources.postgres): what indicators
     and reports use of a source."""

@@ -24,6 +24,7 @@ from ent_exporter.engine.collector import (
     Kind,
     LabelValues,
     Report,
+    RunRefused,
     Samples,
     SourceUnavailable,
     decode_samples,
@@ -382,6 +383,10 @@ class Runtime:
         except psycopg.Error as error:
             # A query error or a statement timeout: the database answered, this collector failed.
             self._failed(name, started, f"query failed: {str(error).strip()}", source_up=True)
+            return False
+        except RunRefused as error:
+            log.error("%s: %s", name, error)
+            self._failed(name, started, "refused, see the error above", source_up=True)
             return False
         except _SHAPE_ERRORS as error:
             if name in self._restored:

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result, label
+from ent_exporter.engine.collector import (
+    ALL_STRUCTURES,
+    Cadence,
+    Collector,
+    Context,
+    Family,
+    Kind,
+    Result,
+    RunRefused,
+    label,
+)
 
 STRUCTURE_INFO = Family(
     "ent_structure_info",
@@ -31,6 +41,12 @@ class StructureInfoCollector(Collector):
 
     def collect(self, ctx: Context) -> Result:
         rows = ctx.source.fetch(STRUCTURES)
+        if any(structure == ALL_STRUCTURES for structure, _name, _kind in rows):
+            # Its figures would merge into the platform's (structure="all"): the run fails, loudly, every day.
+            raise RunRefused(
+                f"a structure is coded {ALL_STRUCTURES!r} in the source's structures, the code of the platform-wide"
+                " series: its figures merge into the platform's; give it another code in the source's views"
+            )
         return Result(
             {
                 STRUCTURE_INFO.name: {

@@ -212,6 +212,21 @@ def check_structure_codes(conn: psycopg.Connection, schema: str, earlier: list[F
     return findings
 
 
+def reserved_structure_code(config: Config) -> str | None:
+    """The problem of a structure coded ``all`` in the source (one line), None when there is none or
+    the source cannot say (unreachable or incomplete: said by other checks)."""
+    try:
+        conn = connect(config)
+    except psycopg.Error:
+        return None
+    try:
+        with conn:
+            findings = check_structure_codes(conn, config.source.schema_name, [])
+    except psycopg.Error:
+        return None
+    return findings[0].text if findings else None
+
+
 def check_optional(conn: psycopg.Connection, schema: str) -> list[Finding]:
     """The optional relations: absent is a note (their collectors publish nothing), present but
     incomplete or unreadable is a problem (their collectors would fail every run)."""
