@@ -119,7 +119,7 @@ INDICATORS = {
         ),
         "applications": (
             "Utilisation des applications",
-            "Ouvertures de chaque application dans le mois et personnes distinctes qui l'ont "
+            "Ouvertures de chaque application dans le mois (les dix premières dans le graphique) et personnes distinctes qui l'ont "
             "ouverte ; une application vue les mois comparés mais pas ce mois-ci compte 0.",
         ),
         "logins_by_hour": (
@@ -162,7 +162,7 @@ INDICATORS = {
         ),
         "applications": (
             "Application use",
-            "Openings of each application during the month and distinct people who opened it; "
+            "Openings of each application during the month (the first ten in the chart) and distinct people who opened it; "
             "an application seen in the compared months but not this one counts 0.",
         ),
         "logins_by_hour": (
@@ -231,8 +231,7 @@ TEXT = {
         "platform": "Whole platform",
         "establishment": "Establishment",
         "month": "Month",
-        "generated": "Produced on {when} from the platform's database; month from {start} to {end} inclusive "
-        "({zone}).",
+        "generated": "Produced on {when} from the platform's database; month from {start} to {end} inclusive ({zone}).",
         "summary": "Key figures",
         "indicator": "Indicator",
         "value": "This month",
@@ -534,7 +533,7 @@ def _count(language: str, value: float, singular: str, plural: str) -> str:
 
 
 def _trend(language: str, current: float, before: float | None, since: str | None) -> str:
-    """", en hausse de 8 % sur octobre" / ", up 8% on October"; "" when nothing to compare with."""
+    """ ", en hausse de 8 % sur octobre" / ", up 8% on October"; "" when nothing to compare with."""
     if before is None or before == 0:
         return ""
     ratio = (current - before) / before
@@ -600,7 +599,9 @@ def lead(
             ("la plus forte baisse : " if fr else "the largest fall: ") + f"{name} ({_signed(language, falling[name])})"
         )
     if parts:
-        sentences.append(("Parmi les profils, " if fr else "Among profiles, ") + (" ; " if fr else "; ").join(parts) + ".")
+        sentences.append(
+            ("Parmi les profils, " if fr else "Among profiles, ") + (" ; " if fr else "; ").join(parts) + "."
+        )
     if top_app is not None and top_app[1] > 0 and top_app[2] > 0:
         name, openings, total = top_app
         share = percent(language, openings / total, 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import logging
 import sys
 import tempfile
 from collections.abc import Callable
@@ -45,10 +46,14 @@ def _own_fonts_only() -> None:
             return private
 
         matplotlib.get_cachedir = cachedir
+        log = logging.getLogger("matplotlib.font_manager")
+        level = log.level
+        log.setLevel(logging.WARNING)  # not "generated new fontManager": no cache is made
         try:
             importlib.import_module("matplotlib.font_manager")
         finally:
             matplotlib.get_cachedir = user_cachedir
+            log.setLevel(level)
             for step in undo:
                 step()
 
@@ -134,7 +139,8 @@ def visitors_by_profile(report: Report, language: str) -> bytes:
     return _png(figure)
 
 
-def applications(report: Report, language: str, names: dict[str, str] | None = None, limit: int = 15) -> bytes:
+def applications(report: Report, language: str, names: dict[str, str] | None = None, limit: int = 10) -> bytes:
+    """The `limit` most opened applications (the table has them all)."""
     names = names or labels.app_names(language, report.apps)
     apps = report.apps[:limit][::-1]
     figure, axes = _figure(7.0, 0.32 * max(len(apps), 2) + 0.6)
