@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ent_exporter.reports import labels
 from ent_exporter.aggregation.periods import zone_name
 from ent_exporter.engine.collector import UNKNOWN
+from ent_exporter.reports import labels
 from ent_exporter.reports.figures import INACTIVE_DAYS, TOTAL, AccountFigures, ProfileFigures, Report
 
 RATES = {"activation_ratio"}

@@ -38,8 +38,8 @@ def _own_fonts_only() -> None:
             scan = getattr(manager, "findSystemFonts", None)
             if scan is not None and not undo:
 
-                def shipped_only(fontpaths=None, fontext="ttf"):  # type: ignore[no-untyped-def]
-                    return [] if fontpaths is None else scan(fontpaths, fontext)
+                def shipped_only(fontpaths: object = None, fontext: str = "ttf") -> list[str]:
+                    return [] if fontpaths is None else list(scan(fontpaths, fontext))
 
                 manager.findSystemFonts = shipped_only  # type: ignore[union-attr]
                 undo.append(lambda: setattr(manager, "findSystemFonts", scan))
@@ -61,9 +61,9 @@ def _own_fonts_only() -> None:
 _own_fonts_only()
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from ent_exporter.aggregation.periods import zone_name  # noqa: E402
 from ent_exporter.reports import labels  # noqa: E402
