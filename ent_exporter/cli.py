@@ -236,6 +236,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             formats=tuple(formats),
             language=language,
             min_count=config.privacy.min_count,
+            app_names=settings.app_names() if settings else None,
         )
     except ReportError as error:
         print(f"ent-exporter: report: {error}", file=sys.stderr)

@@ -23,6 +23,7 @@ from ent_exporter.reports.settings import FORMATS
 if TYPE_CHECKING:
     from ent_exporter.engine.collector import Source
     from ent_exporter.reports.figures import Month
+    from ent_exporter.reports.labels import AppNames
 
 
 class ReportError(Exception):
@@ -39,9 +40,11 @@ def write_reports(
     language: str = "fr",
     produced: datetime | None = None,
     min_count: int = 0,
+    app_names: AppNames | None = None,
 ) -> list[Path]:
     """Writes the reports of ``month`` for ``structures`` (None: every structure and ``all``); returns the files.
-    People counts below ``min_count`` are written as 0, as the metrics publish them (privacy.min_count)."""
+    People counts below ``min_count`` are written as 0, as the metrics publish them (privacy.min_count).
+    ``app_names``: the configuration's names of applications (reports.applications)."""
     from ent_exporter.reports import document, output, plots
     from ent_exporter.reports.figures import build_reports, known_structure_ids
     from ent_exporter.reports.figures import structures as source_structures
@@ -62,7 +65,7 @@ def write_reports(
     produced = produced or clocks.default().now()
     written: list[Path] = []
     for report in build_reports(source, month, structures, min_count):
-        doc = document.build(report, language, produced, min_count)
-        charts = plots.charts(report, language) if {"pdf", "html"} & set(formats) else {}
+        doc = document.build(report, language, produced, min_count, app_names)
+        charts = plots.charts(report, language, doc.app_names) if {"pdf", "html"} & set(formats) else {}
         written += output.write(doc, charts, out, report.structure.structure_id, str(month), formats)
     return written

@@ -7,13 +7,19 @@ the tables the language's formatting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ent_exporter.aggregation.periods import zone_name
+from ent_exporter.engine.collector import UNKNOWN
 from ent_exporter.reports import labels
 from ent_exporter.reports.figures import INACTIVE_DAYS, TOTAL, AccountFigures, ProfileFigures, Report
 
 RATES = {"activation_ratio"}
+# The opening sentences name a profile's change of visitors only when it had this many both months:
+# from 3 to 6 people is "+100 %", which says nothing.
+LEAD_MIN_VISITORS = 10
 DECIMALS = {"visits_per_visitor": 2, "activation_ratio": 3}
 
 
@@ -28,6 +34,7 @@ class Section:
     csv_rows: list[list[object]]
     chart: str | None = None  # plots.CHARTS key
     compact: bool = False  # a table the PDF may leave to the CSV (168 cells of the grid)
+    note: str = ""  # a sentence under the table (what a row means)
 
 
 @dataclass
@@ -37,6 +44,8 @@ class Document:
     subtitle: str
     period: str
     sections: list[Section] = field(default_factory=list)
+    lead: str = ""  # the month in two or three sentences, at the top of page 1
+    app_names: dict[str, str] = field(default_factory=dict)  # identifier -> name shown (tables and charts)
     footnote: str = ""
 
 
@@ -61,7 +70,14 @@ def _rate_change(current: float | None, before: float | None) -> float | None:
     return None if current is None or before is None else (current - before) * 100
 
 
-def build(report: Report, language: str, produced: datetime, min_count: int = 0) -> Document:
+def build(
+    report: Report,
+    language: str,
+    produced: datetime,
+    min_count: int = 0,
+    app_names: labels.AppNames | None = None,
+) -> Document:
+    """``app_names``: the configuration's names of applications (reports.applications)."""
     t = lambda key, **kw: labels.text(language, key, **kw)  # noqa: E731
     month = report.month
     platform = report.structure.structure_id == "all"
@@ -76,11 +92,12 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
             when=labels.long_date(language, produced.astimezone(month.zone).date()),
             start=labels.long_date(language, month.first_day),
             end=labels.long_date(language, last_day),
-            zone=getattr(month.zone, "key", str(month.zone)),
+            zone=labels.zone_words(language, zone_name(month.zone)),
         ),
         footnote=t("footnote") + (" " + t("privacy", min_count=min_count) if min_count > 0 else ""),
     )
     current, previous, year_before = report.current, report.previous, report.year_before
+    names = document.app_names = labels.app_names(language, report.apps, app_names)
 
     # Key figures, with the previous month and the same month a year before.
     now, before, last_year = current.headline(), previous.headline(), year_before.headline()
@@ -109,6 +126,7 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
                 "" if change_year is None else round(change_year, 2),
             ]
         )
+    document.lead = _lead(report, language, now, before, names)
     document.sections.append(
         Section(
             "summary",
@@ -180,6 +198,7 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
             ["profile", "visitors", "connections", "visits_per_visitor"],
             csv_rows,
             chart="visitors_by_profile",
+            note=t("unknown_profile_note") if UNKNOWN in profiles else "",
         )
     )
 
@@ -191,7 +210,7 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
 
     rows = [
         [
-            labels.app_name(language, app),
+            names[app],
             labels.number(language, current.apps.get(app, (0, 0))[0]),
             _display(language, "people", app_people(app)),
             labels.number(language, previous.apps.get(app, (0, 0))[0]),
@@ -284,6 +303,44 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
             ["profile", "activated", "pending", "activation_ratio", *(f"inactive_{d}d" for d in INACTIVE_DAYS)],
             csv_rows,
             chart="accounts_by_profile",
+            note=t("unknown_profile_note") if UNKNOWN in profiles else "",
         )
     )
     return document
+
+
+def _lead(
+    report: Report,
+    language: str,
+    now: Mapping[str, float | None],
+    before: Mapping[str, float | None],
+    names: Mapping[str, str],
+) -> str:
+    """The month in two or three sentences (labels.lead) from the summary's figures; a withheld or
+    not comparable figure (None) is left unsaid."""
+    month, previous = report.month, report.month.shift(-1)
+    previous_name = labels.MONTHS[language][previous.month - 1]
+    if previous.year != month.year:
+        previous_name = labels.month_name(language, previous.year, previous.month)
+    changes: dict[str, float] = {}
+    if before.get("visitors") is not None:  # the previous month is comparable
+        for profile, figures in sorted(report.current.profiles.items()):  # equals: the first code
+            earlier = report.previous.profiles.get(profile)
+            if profile in (TOTAL, UNKNOWN) or earlier is None or figures.visitors_withheld or earlier.visitors_withheld:
+                continue
+            if min(figures.visitors, earlier.visitors) >= LEAD_MIN_VISITORS:
+                name = labels.profile_name(language, profile)
+                changes[name] = (figures.visitors - earlier.visitors) / earlier.visitors
+    top = None
+    if report.apps and report.current.app_openings:
+        first = report.apps[0]
+        top = (names[first], report.current.apps.get(first, (0, 0))[0], report.current.app_openings)
+    return labels.lead(
+        language,
+        labels.month_name(language, month.year, month.month),
+        previous_name,
+        now,
+        before,
+        changes,
+        top,
+    )

@@ -72,6 +72,7 @@ class ReportJob:
                 language=self.settings.language,
                 produced=self.clock.now(),
                 min_count=self.min_count,
+                app_names=self.settings.app_names(),
             )
             log.info("monthly reports of %s: %d files in %s", month, len(written), self.settings.directory)
             return written

@@ -57,6 +57,10 @@ def _font_files() -> tuple[str, str]:
     return str(directory / "DejaVuSans.ttf"), str(directory / "DejaVuSans-Bold.ttf")
 
 
+HEADING_HEIGHT = 22  # mm: a section's title and sentence, above its chart
+MIN_CHART_SCALE = 0.7
+
+
 def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
     import logging
 
@@ -92,14 +96,24 @@ def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
     pdf.set_text_color(0)
     pdf.set_font("DejaVu", "", 8)
     pdf.multi_cell(0, 4, document.period, new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(3)
+    pdf.ln(2)
+    if document.lead:
+        pdf.set_font("DejaVu", "", 10)
+        pdf.multi_cell(0, 5, document.lead, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(2)
     width = pdf.epw
     for index, section in enumerate(document.sections):
         image = charts.get(section.chart) if section.chart else None
         # The title, its sentence and the chart stay together (the table may run onto the next page).
-        needed = 22 + (width * _aspect(image) if image else 10)
-        if index and pdf.get_y() + min(needed, pdf.page_break_trigger - pdf.t_margin) > pdf.page_break_trigger:
-            pdf.add_page()
+        # A chart a little too tall for the rest of the page is drawn smaller rather than leave the
+        # page half empty: down to MIN_CHART_SCALE of its width, centred.
+        chart_width, chart_height = width, (width * _aspect(image) if image else 10)
+        room = pdf.page_break_trigger - pdf.get_y() - HEADING_HEIGHT
+        if index and chart_height > room:
+            if image and room >= MIN_CHART_SCALE * chart_height:
+                chart_width = width * room / chart_height
+            else:
+                pdf.add_page()
         pdf.set_font("DejaVu", "B", 11)
         pdf.cell(0, 7, section.title, new_x="LMARGIN", new_y="NEXT")
         if section.description:
@@ -109,7 +123,7 @@ def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
             pdf.set_text_color(0)
         pdf.ln(1)
         if image:
-            pdf.image(io.BytesIO(image), w=width)
+            pdf.image(io.BytesIO(image), x=pdf.l_margin + (width - chart_width) / 2, w=chart_width)
             pdf.ln(1)
         if section.compact:
             continue  # every value is in the chart and in the section's CSV
@@ -125,6 +139,12 @@ def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
         ) as table:
             for row in [section.header, *section.rows]:
                 table.row(row)
+        if section.note:
+            pdf.ln(1)
+            pdf.set_font("DejaVu", "", 7)
+            pdf.set_text_color(80)
+            pdf.multi_cell(0, 3.5, section.note, new_x="LMARGIN", new_y="NEXT")
+            pdf.set_text_color(0)
         pdf.ln(3)
     pdf.ln(2)
     pdf.set_font("DejaVu", "", 7)
@@ -144,7 +164,7 @@ def _aspect(png: bytes) -> float:
 
 _STYLE = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
-h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem}
+h1{font-size:1.5rem;margin-bottom:.2rem}.lead{font-size:1.05rem;line-height:1.45}h2{font-size:1.15rem;margin-top:2rem}
 .sub{color:#1f5fa8;font-weight:bold;font-size:1.1rem}.note{color:#555;font-size:.85rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #c9d2dc;padding:.2rem .5rem}th{background:#e6ecf4;text-align:left}
@@ -161,6 +181,8 @@ def html_bytes(document: Document, charts: dict[str, bytes], csv_names: dict[str
         f'<h1>{e(document.title)}</h1>\n<p class="sub">{e(document.subtitle)}</p>\n'
         f'<p class="note">{e(document.period)}</p>\n',
     ]
+    if document.lead:
+        parts.append(f'<p class="lead">{e(document.lead)}</p>\n')
     for section in document.sections:
         parts.append(f'<section id="{e(section.key)}">\n<h2>{e(section.title)}</h2>\n')
         if section.description:
@@ -174,6 +196,8 @@ def html_bytes(document: Document, charts: dict[str, bytes], csv_names: dict[str
         if section.compact:
             table = ["<details><summary>" + e(section.title) + "</summary>\n", *table, "</details>\n"]
         parts += table
+        if section.note:
+            parts.append(f'<p class="note">{e(section.note)}</p>\n')
         if section.key in csv_names:
             parts.append(f'<p class="note"><a href="{e(csv_names[section.key])}">CSV</a></p>\n')
         parts.append("</section>\n")

@@ -1,22 +1,77 @@
-"""The report's charts, drawn with matplotlib (Agg: no display, no system library) as PNG bytes."""
+"""The report's charts, drawn with matplotlib (Agg: no display, no system library) as PNG bytes.
+
+Fonts: matplotlib's own DejaVu Sans, the font of the PDF too. On its import, matplotlib.font_manager
+reads a font list from the user's cache, or builds one by opening every font of the system (a
+minute on a desktop full of fonts; at every start where the cache cannot be kept, as in a read-only
+container) and writes it there. The reports need none of those fonts: ``_own_fonts_only`` has the
+list made of the fonts matplotlib ships (well under a second), in a temporary directory, leaving
+the user's cache alone; the charts then look the same on every machine.
+"""
 
 from __future__ import annotations
 
+import importlib
 import io
+import logging
+import sys
+import tempfile
+from collections.abc import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: files only, whatever the environment says
 
+
+def _own_fonts_only() -> None:
+    """Imports matplotlib.font_manager with a font list of matplotlib's own fonts: no system scan,
+    nothing read from or written to matplotlib's cache directory. Where matplotlib's internals
+    differ (``_load_fontmanager`` asks ``matplotlib.get_cachedir``, ``FontManager`` calls
+    ``findSystemFonts``), matplotlib does as usual: slower on first use, never wrong."""
+    if "matplotlib.font_manager" in sys.modules:
+        return
+    undo: list[Callable[[], None]] = []
+    user_cachedir = matplotlib.get_cachedir
+    with tempfile.TemporaryDirectory(prefix="ent-exporter-fonts-") as private:
+
+        def cachedir() -> str:
+            manager = sys.modules.get("matplotlib.font_manager")
+            scan = getattr(manager, "findSystemFonts", None)
+            if scan is not None and not undo:
+
+                def shipped_only(fontpaths: object = None, fontext: str = "ttf") -> list[str]:
+                    return [] if fontpaths is None else list(scan(fontpaths, fontext))
+
+                manager.findSystemFonts = shipped_only  # type: ignore[union-attr]
+                undo.append(lambda: setattr(manager, "findSystemFonts", scan))
+            return private
+
+        matplotlib.get_cachedir = cachedir
+        log = logging.getLogger("matplotlib.font_manager")
+        level = log.level
+        log.setLevel(logging.WARNING)  # not "generated new fontManager": no cache is made
+        try:
+            importlib.import_module("matplotlib.font_manager")
+        finally:
+            matplotlib.get_cachedir = user_cachedir
+            log.setLevel(level)
+            for step in undo:
+                step()
+
+
+_own_fonts_only()
+
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
+from ent_exporter.aggregation.periods import zone_name  # noqa: E402
 from ent_exporter.reports import labels  # noqa: E402
 from ent_exporter.reports.figures import TOTAL, Report  # noqa: E402
 
 BLUE, ORANGE, GREY = "#1f5fa8", "#e8871e", "#b9c3cf"
 DPI = 110
+plt.rcParams["font.family"] = "DejaVu Sans"  # matplotlib's own (see _own_fonts_only), whatever a matplotlibrc says
 
 
 def _png(figure: Figure) -> bytes:
@@ -48,7 +103,19 @@ def connections_per_day(report: Report, language: str) -> bytes:
     axes.bar(range(len(days)), list(report.current.per_day.values()), color=colours, width=0.8)
     axes.set_xticks(range(len(days)), [str(day.day) for day in days], fontsize=7)
     axes.set_xlim(-0.6, len(days) - 0.4)
+    axes.set_xlabel(labels.text(language, "day_of_month"), fontsize=8)
     axes.set_ylabel(labels.text(language, "connections"), fontsize=8)
+    axes.legend(
+        handles=[
+            Patch(color=BLUE, label=labels.text(language, "weekdays")),
+            Patch(color=GREY, label=labels.text(language, "weekend")),
+        ],
+        fontsize=7,
+        frameon=False,
+        ncol=2,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     _integer_axis(axes, language)
     return _png(figure)
 
@@ -66,17 +133,20 @@ def visitors_by_profile(report: Report, language: str) -> bytes:
         [y - 0.2 for y in positions], before, height=0.4, color=GREY, label=labels.text(language, "previous_month")
     )
     axes.set_yticks(list(positions), [labels.profile_name(language, p) for p in profiles], fontsize=8)
-    axes.legend(fontsize=7, frameon=False, loc="lower right")
+    axes.set_xlabel(labels.text(language, "visitors_axis"), fontsize=8)
+    axes.legend(fontsize=7, frameon=False, ncol=2, loc="lower right", bbox_to_anchor=(1.0, 1.0))
     _integer_axis(axes, language, "x")
     return _png(figure)
 
 
-def applications(report: Report, language: str, limit: int = 15) -> bytes:
+def applications(report: Report, language: str, names: dict[str, str] | None = None, limit: int = 10) -> bytes:
+    """The `limit` most opened applications (the table has them all)."""
+    names = names or labels.app_names(language, report.apps)
     apps = report.apps[:limit][::-1]
     figure, axes = _figure(7.0, 0.32 * max(len(apps), 2) + 0.6)
     values = [report.current.apps.get(app, (0, 0))[0] for app in apps]
     axes.barh(range(len(apps)), values, color=[BLUE if v else ORANGE for v in values], height=0.7)
-    axes.set_yticks(range(len(apps)), [labels.app_name(language, app) for app in apps], fontsize=8)
+    axes.set_yticks(range(len(apps)), [names[app] for app in apps], fontsize=8)
     axes.set_xlabel(labels.text(language, "openings"), fontsize=8)
     _integer_axis(axes, language, "x")
     return _png(figure)
@@ -88,10 +158,12 @@ def logins_by_hour(report: Report, language: str) -> bytes:
     image = axes.imshow(grid, aspect="auto", cmap="Blues", interpolation="nearest")
     axes.set_yticks(range(7), labels.WEEKDAYS[language], fontsize=8)
     axes.set_xticks(range(24), [f"{hour}" for hour in range(24)], fontsize=7)
-    axes.set_xlabel(labels.text(language, "hour"), fontsize=8)
+    zone = labels.zone_words(language, zone_name(report.month.zone))
+    axes.set_xlabel(labels.text(language, "local_hour", zone=zone), fontsize=8)
     axes.spines[["left", "bottom"]].set_visible(False)
     colorbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
     colorbar.ax.tick_params(labelsize=7)
+    colorbar.set_label(labels.text(language, "connections"), fontsize=8)
     _integer_axis(colorbar.ax, language)
     return _png(figure)
 
@@ -123,7 +195,8 @@ def activation_by_profile(report: Report, language: str) -> bytes:
             fontsize=7,
         )
     axes.set_yticks(range(len(profiles)), [labels.profile_name(language, p) for p in profiles], fontsize=8)
-    axes.legend(fontsize=7, frameon=False, loc="lower right")
+    axes.set_xlabel(labels.text(language, "accounts"), fontsize=8)
+    axes.legend(fontsize=7, frameon=False, ncol=2, loc="lower right", bbox_to_anchor=(1.0, 1.0))
     _integer_axis(axes, language, "x")
     return _png(figure)
 
@@ -137,5 +210,8 @@ CHARTS = {
 }
 
 
-def charts(report: Report, language: str) -> dict[str, bytes]:
-    return {key: draw(report, language) for key, draw in CHARTS.items()}
+def charts(report: Report, language: str, names: dict[str, str] | None = None) -> dict[str, bytes]:
+    """Every chart; ``names``: the applications' names (labels.app_names), the built-in ones by default."""
+    drawn = {key: draw(report, language) for key, draw in CHARTS.items() if key != "applications"}
+    drawn["applications"] = applications(report, language, names)
+    return {key: drawn[key] for key in CHARTS}

@@ -8,13 +8,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Format = Literal["pdf", "html", "csv"]
 FORMATS: tuple[Format, ...] = get_args(Format)  # in the order a report set is written
 # A month's statement reads every event of the month: far longer than a collector's (source.statement_timeout_seconds).
 REPORT_STATEMENT_TIMEOUT_SECONDS = 900.0
 Language = Literal["fr", "en"]
+
+
+class ApplicationName(BaseModel):
+    """An application's name in each language (either may be left out: the other is used)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fr: str | None = Field(None, min_length=1, description="the name in the French reports")
+    en: str | None = Field(None, min_length=1, description="the name in the English reports")
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> ApplicationName:
+        if self.fr is None and self.en is None:
+            raise ValueError("give fr, en or both")
+        return self
 
 
 class ReportsConfig(BaseModel):
@@ -35,6 +50,33 @@ class ReportsConfig(BaseModel):
         gt=0,
         description="bound of each report statement (a month of a regional platform reads millions of rows)",
     )
+
+    applications: dict[str, ApplicationName] = Field(
+        default_factory=dict,
+        description="names of applications in the reports, by identifier as the source records it (app of"
+        " app_access_events): one text, or {fr: ..., en: ...}; they replace the built-in names (Edifice and"
+        " Moodle applications)",
+    )
+
+    @field_validator("applications", mode="before")
+    @classmethod
+    def _one_text_for_both(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        names = {}
+        for app, name in value.items():
+            if isinstance(name, str):
+                if not name.strip():
+                    raise ValueError(f"{app}: empty name")
+                name = {"fr": name, "en": name}
+            elif not isinstance(name, dict):
+                raise ValueError(f"{app}: a name, or fr: and en: names")
+            names[app] = name
+        return names
+
+    def app_names(self) -> dict[str, dict[str, str | None]]:
+        """``applications`` as ent_exporter.reports.labels takes them."""
+        return {app: {"fr": name.fr, "en": name.en} for app, name in self.applications.items()}
 
     @field_validator("formats")
     @classmethod
