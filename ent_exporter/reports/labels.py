@@ -209,6 +209,11 @@ TEXT = {
         "privacy": "Secret statistique (« s ») : les effectifs de moins de {min_count} personnes ne sont pas "
         "affichés, ni ceux qu'une différence avec un total permettrait de retrouver, ni les taux qui en dépendent.",
         "withheld": "s",
+        "data_since": "Données disponibles depuis le {date} : un mois qu'elles ne couvrent pas en entier n'est pas"
+        " comparé (« — »).",
+        "provisional": "provisoire, au {date}",
+        "partial": "Mois en cours : chiffres provisoires au {date} ; les évolutions des connexions, des visiteurs et"
+        " des ouvertures d'applications attendent la fin du mois (« — »).",
     },
     "en": {
         "report_title": "Monthly ENT usage report",
@@ -248,6 +253,10 @@ TEXT = {
         "privacy": "Withheld (\u201cs\u201d): counts of fewer than {min_count} people are not shown, nor those a "
         "difference with a total would give back, nor the rates made of them.",
         "withheld": "s",
+        "data_since": "Data available since {date}: a month they do not wholly cover is not compared (“—”).",
+        "provisional": "provisional, as of {date}",
+        "partial": "Current month: provisional figures as of {date}; the changes in connections, visitors and"
+        " application openings wait for the month's end (“—”).",
     },
 }
 
