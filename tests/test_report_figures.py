@@ -511,3 +511,48 @@ def test_the_current_month_needs_partial_and_is_then_provisional(data, config, t
 
     pages = [page for page in pdf_text(out / "all" / "2026-11.pdf").split("\f") if page.strip()]
     assert len(pages) >= 2 and all("provisoire, au 6 novembre 2026" in page for page in pages)
+
+
+# -- all or nothing ---------------------------------------------------------------------------------------
+
+
+def snapshot(top: Path) -> dict[str, bytes | None]:
+    """Every path under ``top`` (hidden ones included): a file's bytes, None for a directory."""
+    return {
+        str(path.relative_to(top)): None if path.is_dir() else path.read_bytes() for path in sorted(top.rglob("*"))
+    }
+
+
+def test_an_error_leaves_nothing_new_and_existing_reports_untouched(config, tmp_path):
+    """`all` is a file under --out: exit 2 with one line before anything is written, no new file or
+    directory anywhere (no staging directory left), the existing reports byte-identical."""
+    out = tmp_path / "out"
+    result = report(config, out, "2026-09", "--format", "csv", "--structure", "0690001A")
+    assert result.returncode == 0, result.stderr
+    (out / "all").write_text("not a directory\n")
+    before = snapshot(out)
+    result = report(config, out, "2026-10", "--format", "csv,html")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"ent-exporter: report: --out: cannot write {out / 'all'} (not a directory)"
+    assert snapshot(out) == before
+
+
+def test_a_failure_while_moving_into_place_puts_everything_back(config, tmp_path):
+    """The files of the first structures are moved (one of them replacing an older report), then a file
+    of the third cannot be replaced (a non-empty directory holds its name): the moved files are put
+    back or removed, the directories created are removed, the old report is byte-identical."""
+    out = tmp_path / "out"
+    result = report(config, out, "2026-10", "--format", "csv", "--structure", "0690002B")
+    assert result.returncode == 0, result.stderr
+    (out / "0690002B" / "2026-10-summary.csv").write_text("an older report\n")
+    obstacle = out / "0690003C" / "2026-10-summary.csv"
+    obstacle.mkdir(parents=True)
+    (obstacle / "keep").write_text("x")
+    before = snapshot(out)
+    result = report(config, out, "2026-10", "--format", "csv")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"ent-exporter: report: --out: cannot write {obstacle} ("), line
+    assert snapshot(out) == before
+    assert not (out / "0690001A").exists() and not (out / "all").exists()

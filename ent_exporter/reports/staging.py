@@ -99,6 +99,10 @@ class Staging:
                 moved.append((target, file, backup))
             for target in targets.values():
                 target.sync()
+        except OSError as error:
+            self._undo(moved, created)
+            # (the name in the output directory, not a name relative to a directory held open)
+            raise OSError(error.errno, error.strerror, str(self.out / directory / file)) from None
         except BaseException:
             self._undo(moved, created)
             raise
