@@ -75,7 +75,9 @@ def generate(seed: int = 24) -> Rows:
     for number in range(6):
         user = f"late{number}"
         created = paris(2026, 11, 1) + timedelta(days=number, hours=3)
-        rows.accounts.append((user, IDS[number % 2], "Student", created, created + timedelta(hours=1) if number % 2 else None))
+        rows.accounts.append(
+            (user, IDS[number % 2], "Student", created, created + timedelta(hours=1) if number % 2 else None)
+        )
         profiles_of[user].append("Student")
     # Created at the month's very end (counted) and just after it (not), activated exactly at the end (pending).
     rows.accounts += [
@@ -244,7 +246,10 @@ def expected_csvs(rows: Rows, text: str, structure: str, compared: dict[str, boo
     year, month = map(int, text.split("-"))
     before_text = f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}"
     year_text = f"{year - 1}-{month:02d}"
-    others = {"previous": recount(rows, before_text).get(structure), "year_before": recount(rows, year_text).get(structure)}
+    others = {
+        "previous": recount(rows, before_text).get(structure),
+        "year_before": recount(rows, year_text).get(structure),
+    }
     now = headline(entry)
     summary = [["indicator", "value", "previous_month", "change_previous_month", "same_month_last_year",
                 "change_same_month_last_year"]]  # fmt: skip
@@ -277,7 +282,9 @@ def expected_csvs(rows: Rows, text: str, structure: str, compared: dict[str, boo
         apps.append(line)
     accounts = [["profile", "activated", "pending", "activation_ratio", "inactive_30d", "inactive_90d"]]
     states = entry["accounts"]
-    for profile in sorted((p for p in states if p != "all"), key=lambda p: (-(states[p][0] + states[p][1]), p)) + ["all"]:
+    for profile in sorted((p for p in states if p != "all"), key=lambda p: (-(states[p][0] + states[p][1]), p)) + [
+        "all"
+    ]:
         activated, pending, inactive_30, inactive_90 = states[profile]
         ratio = activated / (activated + pending) if activated + pending else 0.0
         accounts.append([profile, str(activated), str(pending), cell(ratio), str(inactive_30), str(inactive_90)])
@@ -518,9 +525,7 @@ def test_the_current_month_needs_partial_and_is_then_provisional(data, config, t
 
 def snapshot(top: Path) -> dict[str, bytes | None]:
     """Every path under ``top`` (hidden ones included): a file's bytes, None for a directory."""
-    return {
-        str(path.relative_to(top)): None if path.is_dir() else path.read_bytes() for path in sorted(top.rglob("*"))
-    }
+    return {str(path.relative_to(top)): None if path.is_dir() else path.read_bytes() for path in sorted(top.rglob("*"))}
 
 
 def test_an_error_leaves_nothing_new_and_existing_reports_untouched(config, tmp_path):

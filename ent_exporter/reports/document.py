@@ -108,7 +108,10 @@ def build(report: Report, language: str, produced: datetime, min_count: int = 0)
     rows, csv_rows = [], []
     for key, value in now.items():
         rate = key in RATES
-        row, csv_row = [labels.indicator(language, key)[0], _display(language, key, value)], [key, _csv_value(key, value)]
+        row, csv_row = (
+            [labels.indicator(language, key)[0], _display(language, key, value)],
+            [key, _csv_value(key, value)],
+        )
         for which, other in others.items():
             if not compared[which]:
                 row += [dash, dash]

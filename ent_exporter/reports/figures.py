@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from typing import cast
 
 from psycopg import sql
 
@@ -330,19 +331,19 @@ def month_figures(source: Source, month: Month, as_of: datetime | None = None) -
     states = AccountsCollector().collect(ctx).samples[ACCOUNTS.name]
     inactive = ActivityCollector().recount(ctx).samples[INACTIVE_ACCOUNTS.name]
     for (structure, profile, state), value in states.items():
-        entry = of(structure).accounts.setdefault(TOTAL if profile == ALL_PROFILES else profile, AccountFigures())
-        setattr(entry, state, int(value))
-    for (structure, profile, days), value in inactive.items():
-        entry = figures.get(structure)
-        account = entry.accounts.get(TOTAL if profile == ALL_PROFILES else profile) if entry else None
-        if account is not None:  # (an activated account is one: its pair has accounts)
-            account.inactive[int(days)] = int(value)
+        account = of(structure).accounts.setdefault(TOTAL if profile == ALL_PROFILES else profile, AccountFigures())
+        setattr(account, state, int(cast(float, value)))  # (gauges: numbers)
+    for (structure, profile, number), value in inactive.items():
+        found = figures.get(structure)
+        attached = found.accounts.get(TOTAL if profile == ALL_PROFILES else profile) if found else None
+        if attached is not None:  # (an activated account is one: its pair has accounts)
+            attached.inactive[int(number)] = int(cast(float, value))
     # Every day of the period and every cell of the grid, zeros included; every login under TOTAL.
-    days = [day for day in month.days if local_midnight(day, month.zone) < end]
+    period_days = [day for day in month.days if local_midnight(day, month.zone) < end]
     for entry in figures.values():
         if entry.profiles:
             entry.profiles.setdefault(TOTAL, ProfileFigures()).connections = entry.connections
-        entry.per_day = {day: entry.per_day.get(day, 0) for day in days}
+        entry.per_day = {day: entry.per_day.get(day, 0) for day in period_days}
         entry.by_hour = {(w, h): entry.by_hour.get((w, h), 0) for w in range(1, 8) for h in range(24)}
     return dict(figures)
 
@@ -365,7 +366,9 @@ class Report:
     year_before: StructureMonth
     apps: list[str]  # the catalogue: every app of the three months, most opened this month first
     # How much of each month the source covers (WHOLE, PART, NONE): a compared month not WHOLE is not compared.
-    coverage: dict[str, str] = field(default_factory=lambda: {"current": WHOLE, "previous": WHOLE, "year_before": WHOLE})
+    coverage: dict[str, str] = field(
+        default_factory=lambda: {"current": WHOLE, "previous": WHOLE, "year_before": WHOLE}
+    )
     data_since: date | None = None  # the local day of the source's first connection
     as_of: datetime | None = None  # a provisional report of the current month: the instant it is as of
 

@@ -107,8 +107,8 @@ class Staging:
             self._undo(moved, created)
             raise
         finally:
-            for directory in [*sources.values(), *targets.values()]:
-                directory.close()
+            for held in [*sources.values(), *targets.values()]:
+                held.close()
         return [self.out / path.parent.name / path.name for path in staged]
 
     def _undo(self, moved: list[tuple[Directory, str, str | None]], created: list[str]) -> None:
