@@ -195,7 +195,9 @@ def cmd_import_directory(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Monthly reports (reports/): one line and exit 2 for a bad month, format or structure."""
+    """Monthly reports (reports/): one line and exit 2 for a bad month (malformed, not begun, not over without
+    --partial, before the source's data), format or structure, or an output that cannot be written (then
+    nothing new is left)."""
     from ent_exporter.extras import require
 
     require("reports")
@@ -237,6 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             language=language,
             min_count=config.privacy.min_count,
             app_names=settings.app_names() if settings else None,
+            partial=args.partial,
         )
     except ReportError as error:
         print(f"ent-exporter: report: {error}", file=sys.stderr)
@@ -349,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: reports.directory of the config, else ./reports)",
     )
     report.add_argument("--lang", choices=["fr", "en"], help="default: reports.language of the config, else fr")
+    report.add_argument(
+        "--partial",
+        action="store_true",
+        help="the current, unfinished month: a provisional report as of now (without it, refused)",
+    )
     report.set_defaults(handler=cmd_report)
 
     dsn_help = (

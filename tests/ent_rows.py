@@ -238,12 +238,19 @@ def is_activated(activated_at: datetime | None, now: datetime) -> bool:
     return activated_at is not None and activated_at <= now
 
 
+def exists(created_at: datetime | None, activated_at: datetime | None, now: datetime) -> bool:
+    """Whether an account is one at ``now``: created by then (or activated by then)."""
+    return created_at is None or created_at <= now or is_activated(activated_at, now)
+
+
 def expected_accounts(rows: EntRows, now: datetime):
     """(ent_accounts, ent_account_activation_ratio). "all": users per profile, activated if any attachment
     is; profile="all": people (per structure, and platform-wide), activated if any of their attachments is."""
     counts: Counter = Counter()
     people: dict[tuple, bool] = {}  # (structure, profile, user) of the series that count people
-    for user, structure, profile, _created, activated_at in rows.accounts:
+    for user, structure, profile, created, activated_at in rows.accounts:
+        if not exists(created, activated_at, now):
+            continue
         activated = is_activated(activated_at, now)
         counts[(fold(structure), fold(profile), activated)] += 1
         for key in (("all", fold(profile), user), (fold(structure), "all", user), ("all", "all", user)):

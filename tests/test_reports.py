@@ -211,8 +211,10 @@ def recount(rows: Rows, text: str) -> dict[str, dict]:
 
     people: dict[tuple, dict[str, bool]] = defaultdict(dict)  # (structure, profile) -> user -> activated
     attachments: dict[tuple, list[bool]] = defaultdict(list)
-    for user, structure, profile, _created, activated_at in rows.accounts:
+    for user, structure, profile, created, activated_at in rows.accounts:
         activated = activated_at is not None and activated_at < end
+        if not (created is None or created < end or activated):
+            continue  # created after the month: not an account of it
         for key in ((fold(structure), fold(profile)), (fold(structure), TOTAL), ("all", fold(profile)), ("all", TOTAL)):
             people[key][user] = people[key].get(user, False) or activated
         attachments[(fold(structure), fold(profile))].append(activated)

@@ -167,7 +167,9 @@ def expected_accounts(raw: RawData, now: datetime):
     # over the structures, (structure, "all") over the profiles, ("all", "all") over both.
     people: dict[tuple, bool] = {}
     keys = set()
-    for user, structure, profile, _created, activated_at in raw.accounts:
+    for user, structure, profile, created, activated_at in raw.accounts:
+        if not (created is None or created <= now or is_activated(activated_at, now)):
+            continue  # not an account yet
         state = "activated" if is_activated(activated_at, now) else "pending"
         s, p = _label(structure), _label(profile)
         counts[(s, p, state)] += 1

@@ -1,7 +1,9 @@
 """Accounts by activation state, and the activation ratio, per structure and profile.
 
 An account is one attachment of a user to a structure (a row of ``accounts``): a user
-attached to two structures has an account in each. Platform-wide (structure="all") a
+attached to two structures has an account in each. It counts from its creation on (``created_at``
+passed, or ``activated_at`` if that is earlier): an account created later is not one yet, so a
+closed period's figures do not change as new accounts arrive. Platform-wide (structure="all") a
 user counts once per profile, as activated when any of their attachments under that
 profile is activated and as pending otherwise, so activated + pending = distinct users.
 profile="all" counts people over every profile: per structure, its distinct users (activated
@@ -49,6 +51,9 @@ ACCOUNT_STATES = sql.SQL("""
                coalesce(nullif(profile, ''), 'unknown') AS profile,
                coalesce(activated_at <= %(now)s, false) AS activated
         FROM {accounts}
+        -- The accounts that exist at now: created by then (or activated by then, if the dates disagree; a
+        -- NULL created_at, which the contract does not allow, as always there).
+        WHERE created_at IS NULL OR least(created_at, activated_at) <= %(now)s
     ), platform_user AS (
         SELECT user_id, profile, bool_or(activated) AS activated
         FROM attachment GROUP BY 1, 2

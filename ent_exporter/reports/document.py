@@ -14,12 +14,14 @@ from datetime import datetime
 from ent_exporter.aggregation.periods import zone_name
 from ent_exporter.engine.collector import UNKNOWN
 from ent_exporter.reports import labels
-from ent_exporter.reports.figures import INACTIVE_DAYS, TOTAL, AccountFigures, ProfileFigures, Report
+from ent_exporter.reports.figures import INACTIVE_DAYS, TOTAL, AccountFigures, ProfileFigures, Report, StructureMonth
 
 RATES = {"activation_ratio"}
 # The opening sentences name a profile's change of visitors only when it had this many both months:
 # from 3 to 6 people is "+100 %", which says nothing.
 LEAD_MIN_VISITORS = 10
+# Figures of a span of time (not of an instant): a provisional month's are not compared with whole months.
+FLOWS = {"connections", "visitors", "visits_per_visitor", "app_openings"}
 DECIMALS = {"visits_per_visitor": 2, "activation_ratio": 3}
 
 
@@ -47,6 +49,9 @@ class Document:
     lead: str = ""  # the month in two or three sentences, at the top of page 1
     app_names: dict[str, str] = field(default_factory=dict)  # identifier -> name shown (tables and charts)
     footnote: str = ""
+    # What the reader must know about the figures (the source's coverage, a provisional month).
+    notes: list[str] = field(default_factory=list)
+    provisional: str = ""  # "provisoire, au 6 décembre 2026" on a current month's report (every page)
 
 
 def _display(language: str, key: str, value: float | None) -> str:
@@ -83,6 +88,14 @@ def build(
     platform = report.structure.structure_id == "all"
     subtitle = t("platform") if platform else f"{report.structure.name} ({report.structure.structure_id})"
     last_day = month.days[-1]
+    provisional, notes = "", []
+    if report.as_of is not None:
+        as_of = labels.long_date(language, report.as_of.astimezone(month.zone).date())
+        provisional = t("provisional", date=as_of)
+        subtitle = f"{subtitle} — {provisional}"  # the subtitle is in every page's footer
+        notes.append(t("partial", date=as_of))
+    if report.data_since is not None and set(report.coverage.values()) != {"whole"}:
+        notes.append(t("data_since", date=labels.long_date(language, report.data_since)))
     document = Document(
         language=language,
         title=f"{t('report_title')} — {labels.month_name(language, month.year, month.month)}",
@@ -95,37 +108,51 @@ def build(
             zone=labels.zone_words(language, zone_name(month.zone)),
         ),
         footnote=t("footnote") + (" " + t("privacy", min_count=min_count) if min_count > 0 else ""),
+        notes=notes,
+        provisional=provisional,
     )
+    if notes:  # (until the layout places Document.notes itself: on the period line, page 1)
+        document.period = " ".join([document.period, *notes])
     current, previous, year_before = report.current, report.previous, report.year_before
     names = document.app_names = labels.app_names(language, report.apps, app_names)
 
-    # Key figures, with the previous month and the same month a year before.
-    now, before, last_year = current.headline(), previous.headline(), year_before.headline()
+    # Key figures, with the previous month and the same month a year before: "—" (an empty CSV cell), never
+    # a 0, for a month the source does not wholly cover; no change for a provisional month's flows.
+    now = current.headline()
+    compared = {which: report.compared(which) for which in ("previous", "year_before")}
+    others = {"previous": previous.headline(), "year_before": year_before.headline()}
+    dash = t("not_available")
     rows, csv_rows = [], []
     for key, value in now.items():
         rate = key in RATES
-        rows.append(
-            [
-                labels.indicator(language, key)[0],
-                _display(language, key, value),
-                _display(language, key, before[key]),
-                labels.change(language, value, before[key], rate=rate),
-                _display(language, key, last_year[key]),
-                labels.change(language, value, last_year[key], rate=rate),
-            ]
+        row, csv_row = (
+            [labels.indicator(language, key)[0], _display(language, key, value)],
+            [key, _csv_value(key, value)],
         )
-        change_before = _rate_change(value, before[key]) if rate else labels.percent_change(value, before[key])
-        change_year = _rate_change(value, last_year[key]) if rate else labels.percent_change(value, last_year[key])
-        csv_rows.append(
-            [
-                key,
-                _csv_value(key, value),
-                _csv_value(key, before[key]),
-                "" if change_before is None else round(change_before, 2),
-                _csv_value(key, last_year[key]),
-                "" if change_year is None else round(change_year, 2),
+        for which, other in others.items():
+            if not compared[which]:
+                row += [dash, dash]
+                csv_row += ["", ""]
+                continue
+            changed = not (report.as_of is not None and key in FLOWS)
+            difference = _rate_change(value, other[key]) if rate else labels.percent_change(value, other[key])
+            row += [
+                _display(language, key, other[key]),
+                labels.change(language, value, other[key], rate=rate) if changed else dash,
             ]
-        )
+            csv_row += [
+                _csv_value(key, other[key]),
+                "" if difference is None or not changed else round(difference, 2),
+            ]
+        rows.append(row)
+        csv_rows.append(csv_row)
+    # The opening sentences compare with the previous month only where the summary does.
+    before = {
+        key: others["previous"][key]
+        if compared["previous"] and not (report.as_of is not None and key in FLOWS)
+        else None
+        for key in now
+    }
     document.lead = _lead(report, language, now, before, names)
     document.sections.append(
         Section(
@@ -208,25 +235,29 @@ def build(
     def app_people(app: str) -> int | None:
         return None if app in current.apps_withheld else current.apps.get(app, (0, 0))[1]
 
-    rows = [
-        [
-            names[app],
-            labels.number(language, current.apps.get(app, (0, 0))[0]),
-            _display(language, "people", app_people(app)),
-            labels.number(language, previous.apps.get(app, (0, 0))[0]),
-        ]
-        for app in report.apps
-    ]
-    csv_rows = [
-        [
-            app,
-            current.apps.get(app, (0, 0))[0],
-            _csv_value("people", app_people(app)),
-            previous.apps.get(app, (0, 0))[0],
-            year_before.apps.get(app, (0, 0))[0],
-        ]
-        for app in report.apps
-    ]
+    def openings(figures: StructureMonth, which: str, app: str) -> int | None:  # None: a month not compared
+        return figures.apps.get(app, (0, 0))[0] if report.compared(which) else None
+
+    rows, csv_rows = [], []
+    for app in report.apps:
+        before, last_year = openings(previous, "previous", app), openings(year_before, "year_before", app)
+        rows.append(
+            [
+                names[app],
+                labels.number(language, current.apps.get(app, (0, 0))[0]),
+                _display(language, "people", app_people(app)),
+                dash if before is None else labels.number(language, before),
+            ]
+        )
+        csv_rows.append(
+            [
+                app,
+                current.apps.get(app, (0, 0))[0],
+                _csv_value("people", app_people(app)),
+                "" if before is None else before,
+                "" if last_year is None else last_year,
+            ]
+        )
     document.sections.append(
         Section(
             "applications",

@@ -1,25 +1,31 @@
 """The figures of one calendar month, for every structure and the platform at once.
 
-Same definitions as the metrics (see docs/metrics.md), over the month
-[1st 00:00, next 1st 00:00) in the platform's timezone (DST months last 743 or 745 hours):
+Each figure is what the exporter publishes for that closed period (see docs/metrics.md), over the
+month [1st 00:00, next 1st 00:00) in the platform's timezone (DST months last 743 or 745 hours):
+
+- visitors and visits per visitor: ``ent_unique_visitors`` / ``ent_visits_per_visitor`` of the
+  month (``period="previous_month"`` once it is closed), by the indicator's own statement
+  (ent_exporter.indicators.visitors.PERIOD_VISITORS); per profile of the login, and ``TOTAL`` =
+  distinct people over every profile;
+- accounts, activated and pending, and the activation ratio: ``ent_accounts`` /
+  ``ent_account_activation_ratio`` as of the month's last instant (the AccountsCollector run at that
+  instant: accounts created, and activated, before the month's end); ``TOTAL`` and structure ``all``
+  count distinct people;
+- inactive accounts: ``ent_inactive_accounts`` as of the month's last instant (the
+  ActivityCollector's one-statement count at that instant): 30 (90) days that end with the month.
+
+What no indicator publishes per closed month is counted here, with the same attribution:
 
 - connections: successful logins, each attributed to every structure of its user (a login
   without a user, or of a user without an account, to ``unknown``) and once to the platform
   (``all``), as ``ent_logins_total``; per local day, per profile, and by local ISO weekday ×
   hour (as ``ent_logins_by_hour``, over the month instead of 28 days);
-- visitors: distinct users with a login in the month, per profile of the login (as
-  ``ent_unique_visitors{period="previous_month"}``), plus ``TOTAL`` = distinct people over every
-  profile; visits per visitor = their logins ÷ visitors (0 when none);
-- applications: openings per app, as ``ent_app_accesses_total``, and distinct people who opened it;
-- accounts at the month's end (as of its last instant): activated (``activated_at`` before the
-  end) and pending attachments per profile, as ``ent_accounts``; ``TOTAL`` and structure ``all``
-  count distinct people (activated when any attachment is); activation ratio = activated ÷ all;
-- inactive accounts: activated accounts whose user has no login in the 30 (90) days that end
-  with the month, as ``ent_inactive_accounts`` computed at the month's last instant.
+- applications: openings per app, as ``ent_app_accesses_total``, and distinct people who opened it.
 
-One run is four statements, each one pass over the month's rows (or over accounts) for every
-structure together: no statement per structure, so a month of a regional platform costs the
-same whether one report or a thousand are written.
+Each statement is one pass over the month's rows (or over accounts) for every structure together:
+none per structure, so a month of a regional platform costs the same whether one report or a
+thousand are written. A compared month (the previous one, the same one a year before) that the
+source covers only in part, or not at all, is not compared (see ``coverage``).
 """
 
 from __future__ import annotations
@@ -27,12 +33,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from typing import cast
 
 from psycopg import sql
 
 from ent_exporter.aggregation.periods import local_midnight, zone_name
 from ent_exporter.engine import privacy
-from ent_exporter.engine.collector import ALL_PROFILES, ALL_STRUCTURES, UNKNOWN, Source
+from ent_exporter.engine.collector import ALL_PROFILES, ALL_STRUCTURES, UNKNOWN, Context, Source
+from ent_exporter.indicators.accounts import ACCOUNTS, AccountsCollector
+from ent_exporter.indicators.activity import INACTIVE_ACCOUNTS, ActivityCollector
+from ent_exporter.indicators.visitors import PERIOD_VISITORS
 
 TOTAL = "*"  # the profile of a "distinct people over every profile" row (never a platform profile: it is folded)
 JUST_BEFORE = timedelta(microseconds=1)  # timestamptz resolution: "as of the month's last instant"
@@ -50,10 +60,10 @@ def _attribution(visits: str) -> str:
         ) AS attached ON true"""
 
 
-# Logins of the month per user, profile, local day and hour (one pass over the month's rows), each
-# user's structures looked up once; then the sums per day and per weekday x hour, and per profile and
-# per person (people counted by rows of per-user aggregates: no count(DISTINCT), which would sort
-# every grouping). The first column says which aggregate a row is (the BY_* codes below).
+# Logins of the period per user, profile, local day and hour (one pass over its rows), each user's
+# structures looked up once; then the sums per day, per weekday x hour and per profile. The first
+# column says which aggregate a row is (the BY_* codes below). People are not counted here: visitors
+# are the indicator's (ent_exporter.indicators.visitors.PERIOD_VISITORS).
 MONTH_LOGINS = sql.SQL(
     """
     WITH per_hour AS (
@@ -71,39 +81,26 @@ MONTH_LOGINS = sql.SQL(
     + """
     ), per_profile AS (
         SELECT user_id, profile, sum(logins) AS logins FROM per_hour GROUP BY 1, 2
-    ), per_person AS (
-        SELECT user_id, sum(logins) AS logins FROM per_profile GROUP BY 1
     )
-    SELECT 11, coalesce(a.structure, 'unknown'), NULL, p.day, NULL::int, NULL::int, sum(p.logins), 0, 0
+    SELECT 11, coalesce(a.structure, 'unknown'), NULL, p.day, NULL::int, NULL::int, sum(p.logins)
     FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 4
     UNION ALL
-    SELECT 11, 'all', NULL, day, NULL, NULL, sum(logins), 0, 0 FROM per_hour GROUP BY 4
+    SELECT 11, 'all', NULL, day, NULL, NULL, sum(logins) FROM per_hour GROUP BY 4
     UNION ALL
-    SELECT 12, coalesce(a.structure, 'unknown'), NULL, NULL, p.weekday, p.hour, sum(p.logins), 0, 0
+    SELECT 12, coalesce(a.structure, 'unknown'), NULL, NULL, p.weekday, p.hour, sum(p.logins)
     FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 5, 6
     UNION ALL
-    SELECT 12, 'all', NULL, NULL, weekday, hour, sum(logins), 0, 0 FROM per_hour GROUP BY 5, 6
+    SELECT 12, 'all', NULL, NULL, weekday, hour, sum(logins) FROM per_hour GROUP BY 5, 6
     UNION ALL
-    SELECT 7, coalesce(a.structure, 'unknown'), p.profile, NULL, NULL, NULL, sum(p.logins),
-           coalesce(sum(p.logins) FILTER (WHERE p.user_id IS NOT NULL), 0), count(p.user_id)
+    SELECT 7, coalesce(a.structure, 'unknown'), p.profile, NULL, NULL, NULL, sum(p.logins)
     FROM per_profile AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 3
     UNION ALL
-    SELECT 7, 'all', profile, NULL, NULL, NULL, sum(logins),
-           coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(user_id)
-    FROM per_profile GROUP BY 3
-    UNION ALL
-    SELECT 15, coalesce(a.structure, 'unknown'), NULL, NULL, NULL, NULL, sum(p.logins),
-           coalesce(sum(p.logins) FILTER (WHERE p.user_id IS NOT NULL), 0), count(p.user_id)
-    FROM per_person AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2
-    UNION ALL
-    SELECT 15, 'all', NULL, NULL, NULL, NULL, sum(logins),
-           coalesce(sum(logins) FILTER (WHERE user_id IS NOT NULL), 0), count(user_id)
-    FROM per_person HAVING count(*) > 0
+    SELECT 7, 'all', profile, NULL, NULL, NULL, sum(logins) FROM per_profile GROUP BY 3
 """
 )
-BY_PROFILE, BY_STRUCTURE, BY_DAY, BY_HOUR = 7, 15, 11, 12
+BY_PROFILE, BY_DAY, BY_HOUR = 7, 11, 12
 
-# Openings of the month per user and app, attributed like logins; per structure and app.
+# Openings of the period per user and app, attributed like logins; per structure and app.
 MONTH_APPS = sql.SQL(
     """
     WITH per_user AS (
@@ -125,37 +122,8 @@ MONTH_APPS = sql.SQL(
 """
 )
 
-# Accounts as of the month's last instant, with each user's last login of the 90 days before.
-# Level (GROUPING(structure, profile)): 0 per structure and profile (attachments, as ent_accounts),
-# 1 per structure (distinct people), 2 per profile platform-wide, 3 platform-wide (distinct people).
-MONTH_ACCOUNTS = sql.SQL("""
-    WITH recent AS (
-        SELECT user_id, max(occurred_at) AS last_login
-        FROM {login_events}
-        WHERE occurred_at > %(since_90)s AND occurred_at <= %(as_of)s AND user_id IS NOT NULL
-        GROUP BY user_id
-    ), attachment AS (
-        SELECT a.user_id,
-               coalesce(nullif(a.structure_id, ''), 'unknown') AS structure,
-               coalesce(nullif(a.profile, ''), 'unknown') AS profile,
-               coalesce(a.activated_at <= %(as_of)s, false) AS activated,
-               r.last_login
-        FROM {accounts} AS a LEFT JOIN recent AS r ON r.user_id = a.user_id
-    ), person AS (
-        SELECT GROUPING(structure, profile) AS level, structure, profile, user_id,
-               count(*) AS attachments, count(*) FILTER (WHERE activated) AS activated_attachments,
-               bool_or(activated) AS activated, max(last_login) AS last_login
-        FROM attachment
-        GROUP BY GROUPING SETS ((structure, profile, user_id), (structure, user_id), (profile, user_id), (user_id))
-    )
-    SELECT level, structure, profile,
-           CASE WHEN level = 0 THEN sum(activated_attachments) ELSE count(*) FILTER (WHERE activated) END,
-           CASE WHEN level = 0 THEN sum(attachments - activated_attachments)
-                ELSE count(*) FILTER (WHERE NOT activated) END,
-           count(*) FILTER (WHERE activated AND (last_login IS NULL OR last_login <= %(since_30)s)),
-           count(*) FILTER (WHERE activated AND last_login IS NULL)
-    FROM person GROUP BY 1, 2, 3
-""")
+# The source's first connection (the index on occurred_at: one row read): what the reports cover.
+FIRST_EVENT = sql.SQL("SELECT occurred_at FROM {login_events} ORDER BY occurred_at LIMIT 1")
 
 STRUCTURES = sql.SQL("""
     SELECT structure_id, name, kind FROM {structures}
@@ -212,7 +180,7 @@ class Month:
 class ProfileFigures:
     visitors: int = 0
     connections: int = 0  # logins of the profile (all of them, as ent_logins_total)
-    visitor_connections: int = 0  # logins with a user: the numerator of visits per visitor
+    visitor_connections: int = 0  # logins with a user (the indicator's): the numerator of visits per visitor
     visitors_withheld: bool = False  # privacy.min_count: the count of visitors is not shown
 
     @property
@@ -297,8 +265,41 @@ def structures(source: Source) -> dict[str, Structure]:
     return found
 
 
-def month_figures(source: Source, month: Month) -> dict[str, StructureMonth]:
-    """Every structure's figures of ``month`` (and ``all``): four set-based statements."""
+def first_event(source: Source) -> datetime | None:
+    """The instant of the source's first connection (None: none at all)."""
+    rows = source.fetch(FIRST_EVENT)
+    return rows[0][0] if rows else None
+
+
+WHOLE, PART, NONE = "whole", "part", "none"
+
+
+def coverage(month: Month, first: datetime | None) -> str:
+    """How much of ``month`` the source covers: WHOLE (its data begins on the month's first day or
+    before), PART (it begins on a later day of the month), NONE (after the month, or no data)."""
+    if first is None or first >= month.end:
+        return NONE
+    return PART if first.astimezone(month.zone).date() > month.first_day else WHOLE
+
+
+def _visitors(source: Source, start: datetime, end: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+    """(structure, profile or "all") -> (visitors, their logins) over [start, end): the statement of
+    ``ent_unique_visitors`` / ``ent_visits_per_visitor`` (its ``previous_month`` period for a closed month)."""
+    rows = source.fetch(
+        PERIOD_VISITORS,
+        {"periods": ["month"], "starts": [start], "ends": [end], "window_start": start, "window_end": end},
+    )
+    return {(structure, profile): (int(people), int(logins)) for _, structure, profile, people, logins in rows}
+
+
+def _context(source: Source, now: datetime, zone: tzinfo) -> Context:
+    return Context(source=source, now=now, timezone=zone, state={})
+
+
+def month_figures(source: Source, month: Month, as_of: datetime | None = None) -> dict[str, StructureMonth]:
+    """Every structure's figures of ``month`` (and ``all``), as the exporter publishes them for that
+    closed period; ``as_of``: the instant of a provisional report of the current month (its figures
+    over [its start, as_of], accounts as of ``as_of``). Set-based statements, none per structure."""
     figures: dict[str, StructureMonth] = defaultdict(lambda: StructureMonth(""))
 
     def of(structure: str) -> StructureMonth:
@@ -306,39 +307,43 @@ def month_figures(source: Source, month: Month) -> dict[str, StructureMonth]:
         entry.structure = structure
         return entry
 
-    window = {"start": month.start, "end": month.end, "zone": zone_name(month.zone)}
-    for grouping, structure, profile, day, weekday, hour, logins, with_user, visitors in source.fetch(
-        MONTH_LOGINS, window
-    ):
+    # [start, end) of the events; the instant the accounts are counted at (the month's last instant).
+    end = month.end if as_of is None else min(month.end, as_of + JUST_BEFORE)
+    instant = end - JUST_BEFORE
+    window = {"start": month.start, "end": end, "zone": zone_name(month.zone)}
+    for grouping, structure, profile, day, weekday, hour, logins in source.fetch(MONTH_LOGINS, window):
         entry = of(structure)
         if grouping == BY_PROFILE:
-            entry.profiles[profile] = ProfileFigures(int(visitors), int(logins), int(with_user))
-        elif grouping == BY_STRUCTURE:
-            entry.profiles[TOTAL] = ProfileFigures(int(visitors), int(logins), int(with_user))
-            entry.connections = int(logins)
+            entry.profiles.setdefault(profile, ProfileFigures()).connections = int(logins)
+            entry.connections += int(logins)
         elif grouping == BY_DAY:
             entry.per_day[day] = int(logins)
         elif grouping == BY_HOUR:
             entry.by_hour[(weekday, hour)] = int(logins)
+    # Visitors and visits per visitor: the indicator's statement over the same period.
+    for (structure, profile), (people, logins) in _visitors(source, month.start, end).items():
+        visiting = of(structure).profiles.setdefault(TOTAL if profile == ALL_PROFILES else profile, ProfileFigures())
+        visiting.visitors, visiting.visitor_connections = people, logins
     for structure, app, openings, people in source.fetch(MONTH_APPS, window):
         of(structure).apps[app] = (int(openings), int(people))
-    as_of = month.end - JUST_BEFORE
-    for level, structure, profile, activated, pending, inactive_30, inactive_90 in source.fetch(
-        MONTH_ACCOUNTS,
-        {
-            "as_of": as_of,
-            "since_30": as_of - timedelta(days=30),
-            "since_90": as_of - timedelta(days=90),
-        },
-    ):
-        key_structure = ALL_STRUCTURES if level in (2, 3) else structure
-        key_profile = TOTAL if level in (1, 3) else profile
-        of(key_structure).accounts[key_profile] = AccountFigures(
-            int(activated), int(pending), {30: int(inactive_30), 90: int(inactive_90)}
-        )
-    # Every day of the month and every cell of the grid, zeros included.
+    # Accounts and inactive accounts: the indicators themselves, run as of the month's last instant.
+    ctx = _context(source, instant, month.zone)
+    states = AccountsCollector().collect(ctx).samples[ACCOUNTS.name]
+    inactive = ActivityCollector().recount(ctx).samples[INACTIVE_ACCOUNTS.name]
+    for (structure, profile, state), value in states.items():
+        account = of(structure).accounts.setdefault(TOTAL if profile == ALL_PROFILES else profile, AccountFigures())
+        setattr(account, state, int(cast(float, value)))  # (gauges: numbers)
+    for (structure, profile, number), value in inactive.items():
+        found = figures.get(structure)
+        attached = found.accounts.get(TOTAL if profile == ALL_PROFILES else profile) if found else None
+        if attached is not None:  # (an activated account is one: its pair has accounts)
+            attached.inactive[int(number)] = int(cast(float, value))
+    # Every day of the period and every cell of the grid, zeros included; every login under TOTAL.
+    period_days = [day for day in month.days if local_midnight(day, month.zone) < end]
     for entry in figures.values():
-        entry.per_day = {day: entry.per_day.get(day, 0) for day in month.days}
+        if entry.profiles:
+            entry.profiles.setdefault(TOTAL, ProfileFigures()).connections = entry.connections
+        entry.per_day = {day: entry.per_day.get(day, 0) for day in period_days}
         entry.by_hour = {(w, h): entry.by_hour.get((w, h), 0) for w in range(1, 8) for h in range(24)}
     return dict(figures)
 
@@ -360,22 +365,50 @@ class Report:
     previous: StructureMonth
     year_before: StructureMonth
     apps: list[str]  # the catalogue: every app of the three months, most opened this month first
+    # How much of each month the source covers (WHOLE, PART, NONE): a compared month not WHOLE is not compared.
+    coverage: dict[str, str] = field(
+        default_factory=lambda: {"current": WHOLE, "previous": WHOLE, "year_before": WHOLE}
+    )
+    data_since: date | None = None  # the local day of the source's first connection
+    as_of: datetime | None = None  # a provisional report of the current month: the instant it is as of
+
+    def compared(self, which: str) -> bool:
+        """Whether the ``previous`` or ``year_before`` month is compared (the source covers all of it)."""
+        return self.coverage[which] == WHOLE
 
 
-def build_reports(source: Source, month: Month, wanted: list[str] | None = None, min_count: int = 0) -> list[Report]:
+def build_reports(
+    source: Source,
+    month: Month,
+    wanted: list[str] | None = None,
+    min_count: int = 0,
+    as_of: datetime | None = None,
+) -> list[Report]:
     """The reports of ``month`` for ``wanted`` structure ids (None: every structure and the platform);
-    people counts below ``min_count`` as 0 (privacy.min_count)."""
+    people counts below ``min_count`` withheld (privacy.min_count); ``as_of``: a provisional report
+    of the current month as of that instant. A compared month the source does not cover at all is not
+    read (its figures are not shown)."""
     known = structures(source)
     known.pop("unknown", None)  # events nobody's account explains: in the platform's figures, not a report
     platform = Structure(ALL_STRUCTURES, "", "platform")
     ids = sorted(known) + [ALL_STRUCTURES] if wanted is None else wanted
-    months = [apply_privacy(month_figures(source, m), min_count) for m in (month, month.shift(-1), month.shift(-12))]
+    first = first_event(source)
+    periods = {"current": month, "previous": month.shift(-1), "year_before": month.shift(-12)}
+    covered = {which: coverage(m, first) for which, m in periods.items()}
+    months = {
+        which: apply_privacy(month_figures(source, m, as_of if which == "current" else None), min_count)
+        if which == "current" or covered[which] != NONE
+        else {}
+        for which, m in periods.items()
+    }
+    since = first.astimezone(month.zone).date() if first is not None else None
     reports = []
     for structure_id in ids:
         current, previous, year_before = (
-            figures.get(structure_id) or empty(structure_id, m)
-            for figures, m in zip(months, (month, month.shift(-1), month.shift(-12)))
+            months[which].get(structure_id) or empty(structure_id, periods[which]) for which in periods
         )
+        if as_of is not None:
+            current.per_day = {d: n for d, n in current.per_day.items() if local_midnight(d, month.zone) <= as_of}
         catalogue = set(current.apps) | set(previous.apps) | set(year_before.apps)
         apps = sorted(catalogue, key=lambda app: (-current.apps.get(app, (0, 0))[0], app))
         reports.append(
@@ -386,6 +419,9 @@ def build_reports(source: Source, month: Month, wanted: list[str] | None = None,
                 previous,
                 year_before,
                 apps,
+                dict(covered),
+                since,
+                as_of,
             )
         )
     return reports

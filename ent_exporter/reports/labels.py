@@ -225,6 +225,11 @@ TEXT = {
         "accounts": "Comptes",
         "visitors_axis": "Visiteurs (personnes distinctes)",
         "local_hour": "Heure ({zone})",
+        "data_since": "Données disponibles depuis le {date} : un mois qu'elles ne couvrent pas en entier n'est pas"
+        " comparé (« — »).",
+        "provisional": "provisoire, au {date}",
+        "partial": "Mois en cours : chiffres provisoires au {date} ; les évolutions des connexions, des visiteurs et"
+        " des ouvertures d'applications attendent la fin du mois (« — »).",
     },
     "en": {
         "report_title": "Monthly ENT usage report",
@@ -271,6 +276,10 @@ TEXT = {
         "accounts": "Accounts",
         "visitors_axis": "Visitors (distinct people)",
         "local_hour": "Hour ({zone})",
+        "data_since": "Data available since {date}: a month they do not wholly cover is not compared (“—”).",
+        "provisional": "provisional, as of {date}",
+        "partial": "Current month: provisional figures as of {date}; the changes in connections, visitors and"
+        " application openings wait for the month's end (“—”).",
     },
 }
 

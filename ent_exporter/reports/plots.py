@@ -126,12 +126,16 @@ def visitors_by_profile(report: Report, language: str) -> bytes:
     ]
     figure, axes = _figure(7.0, 0.45 * max(len(profiles), 2) + 0.6)
     values = [report.current.profiles[p].visitors for p in profiles]
-    before = [report.previous.profiles[p].visitors if p in report.previous.profiles else 0 for p in profiles]
     positions = range(len(profiles))
-    axes.barh([y + 0.2 for y in positions], values, height=0.4, color=BLUE, label=labels.text(language, "value"))
-    axes.barh(
-        [y - 0.2 for y in positions], before, height=0.4, color=GREY, label=labels.text(language, "previous_month")
-    )
+    # The previous month's bars only when it is compared (wholly covered, and this month is not provisional).
+    if report.compared("previous") and report.as_of is None:
+        before = [report.previous.profiles[p].visitors if p in report.previous.profiles else 0 for p in profiles]
+        axes.barh([y + 0.2 for y in positions], values, height=0.4, color=BLUE, label=labels.text(language, "value"))
+        axes.barh(
+            [y - 0.2 for y in positions], before, height=0.4, color=GREY, label=labels.text(language, "previous_month")
+        )
+    else:
+        axes.barh(list(positions), values, height=0.6, color=BLUE, label=labels.text(language, "value"))
     axes.set_yticks(list(positions), [labels.profile_name(language, p) for p in profiles], fontsize=8)
     axes.set_xlabel(labels.text(language, "visitors_axis"), fontsize=8)
     axes.legend(fontsize=7, frameon=False, ncol=2, loc="lower right", bbox_to_anchor=(1.0, 1.0))
