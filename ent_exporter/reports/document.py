@@ -147,13 +147,13 @@ def build(
         rows.append(row)
         csv_rows.append(csv_row)
     # The opening sentences compare with the previous month only where the summary does.
-    before = {
+    comparable = {
         key: others["previous"][key]
         if compared["previous"] and not (report.as_of is not None and key in FLOWS)
         else None
         for key in now
     }
-    document.lead = _lead(report, language, now, before, names)
+    document.lead = _lead(report, language, now, comparable, names)
     document.sections.append(
         Section(
             "summary",
