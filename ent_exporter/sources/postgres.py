@@ -1,4 +1,11 @@
-"""The platform database, read-only, through a small psycopg connection pool."""
+"""The platform database, read-only, through a small psycopg connection pool.
+
+Every statement runs inside a transaction opened ``READ ONLY`` with ``SET LOCAL statement_timeout``
+and ended by ``ROLLBACK`` (which also undoes a session-level ``set_config(..., false)`` made in
+it); a connection going back to the pool is reset besides (``RESET ALL``, advisory locks
+released, the session's settings asserted again). A statement whose answer does not come by its
+client-side deadline is cancelled on the server and its connection dropped. The role created by
+``init-source`` is the real wall; these are defence in depth (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import selectors
 import socket
 import threading
 import time
@@ -34,6 +42,16 @@ CLIENT_MARGIN_SECONDS = 5.0
 # 1, 2, 4... s) before it gives up; the next statement starts a new attempt. psycopg_pool's
 # default (300 s) let the backoff grow to minutes after a long outage.
 RECONNECT_TIMEOUT_SECONDS = 10.0
+# Longest time a cancel request (sent when a statement's client-side deadline passes) may take;
+# it runs beside the dropped connection, never delays the caller.
+CANCEL_SECONDS = 5.0
+# What a connection going back to the pool is reset with, after the ROLLBACK that ended its
+# statement's transaction. Not DISCARD ALL: it would also drop the statements psycopg prepared
+# (a connection's repeated statements are prepared after a few runs); what a statement can leave
+# behind a ROLLBACK (a session advisory lock, a WITH HOLD cursor) and any setting is undone here.
+RESET_SESSION = (
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()"
+)
 
 
 class _Watchdog:
@@ -88,19 +106,27 @@ _WATCHDOG = _Watchdog()
 
 @contextlib.contextmanager
 def _deadline(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
-    """Bounds every wait on ``conn`` inside the block: when ``seconds`` pass, the connection's
-    socket is shut down, the blocked call returns with an OperationalError and the pool drops
-    the connection. Works whatever the server does (a cancel request would need it to answer)."""
+    """Bounds every wait on ``conn`` inside the block: when ``seconds`` pass, a cancel request for
+    the running statement is sent to the server (beside, bounded by CANCEL_SECONDS) and the
+    connection's socket is shut down: the blocked call returns with an OperationalError and the
+    pool drops the connection. Works whatever the server does (the cancel request needs it to
+    answer; the cut does not)."""
     expired = threading.Event()
+    guard = threading.Lock()  # the cut never reaches a connection once the block is left
+    left = False
 
     def cut() -> None:
-        expired.set()
-        try:
-            fd = conn.pgconn.socket
-            with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as duplicate:
-                duplicate.shutdown(socket.SHUT_RDWR)
-        except Exception:  # already closed: nothing is waiting any more
-            pass
+        with guard:
+            if left:
+                return
+            expired.set()
+            _cancel_in_background(conn)
+            try:
+                fd = conn.pgconn.socket
+                with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as duplicate:
+                    duplicate.shutdown(socket.SHUT_RDWR)
+            except Exception:  # already closed: nothing is waiting any more
+                pass
 
     armed = _WATCHDOG.arm(seconds, cut)
     try:
@@ -111,6 +137,57 @@ def _deadline(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
         raise
     finally:
         _WATCHDOG.disarm(armed)
+        with guard:
+            left = True
+
+
+def _cancel_in_background(conn: psycopg.Connection) -> None:
+    """Sends a cancel request for what ``conn`` runs, from a thread of its own, so that the server
+    stops the statement even though the client gave up on it (a statement lives on the server
+    after its client is gone until it tries to answer). The request's token is taken now, while
+    the connection is open."""
+    try:
+        if psycopg.capabilities.has_cancel_safe():
+            token: Any = conn.pgconn.cancel_conn()
+            send = _poll_cancel
+        else:  # libpq < 17: the blocking request, bounded only by the server's answer
+            token, send = conn.pgconn.get_cancel(), _blocking_cancel
+    except Exception:  # already closed: nothing runs any more
+        return
+    threading.Thread(target=send, args=(token,), name="ent-exporter-cancel", daemon=True).start()
+
+
+def _poll_cancel(token: Any) -> None:
+    """Drives a libpq cancel connection (PQcancelStart/PQcancelPoll) for at most CANCEL_SECONDS."""
+    until = time.monotonic() + CANCEL_SECONDS
+    try:
+        token.start()
+        while True:
+            status = token.poll()
+            if status in (psycopg.pq.PollingStatus.OK, psycopg.pq.PollingStatus.FAILED):
+                if status == psycopg.pq.PollingStatus.FAILED:
+                    log.warning("cancelling a statement on the server failed: %s", token.get_error_message().strip())
+                return
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                log.warning("cancelling a statement on the server: no answer within %g s", CANCEL_SECONDS)
+                return
+            event = selectors.EVENT_READ if status == psycopg.pq.PollingStatus.READING else selectors.EVENT_WRITE
+            with selectors.DefaultSelector() as selector:
+                selector.register(token.socket, event)
+                selector.select(remaining)
+    except Exception as error:  # a failed cancel leaves the server's own statement_timeout
+        log.warning("cancelling a statement on the server failed: %s", error)
+    finally:
+        with contextlib.suppress(Exception):
+            token.finish()
+
+
+def _blocking_cancel(token: Any) -> None:
+    try:
+        token.cancel()
+    except Exception as error:
+        log.warning("cancelling a statement on the server failed: %s", error)
 
 
 class PostgresSource:
@@ -130,6 +207,14 @@ class PostgresSource:
         self._wait_seconds = connect_timeout_seconds
         # Every statement's answer is awaited at most this long (client side).
         self.answer_seconds = statement_timeout_seconds + CLIENT_MARGIN_SECONDS
+        timeout_ms = int(statement_timeout_seconds * 1000)
+        session = f"SET default_transaction_read_only = on; SET statement_timeout = {timeout_ms}"
+        # Each use of a connection: a read-only transaction whose timeout is its own (SET LOCAL);
+        # ended by ROLLBACK, it takes with it whatever a statement set, at session level included.
+        self._local_timeout = f"SET LOCAL statement_timeout = {timeout_ms}"
+        self._begin = f"BEGIN READ ONLY; {self._local_timeout}"
+        self._begin_snapshot = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self._local_timeout}"
+        self._reset_session = f"{RESET_SESSION}; {session}"
         self.pool = psycopg_pool.ConnectionPool(
             dsn,
             min_size=1,
@@ -137,6 +222,7 @@ class PostgresSource:
             open=False,
             timeout=connect_timeout_seconds,
             check=self._check,
+            reset=self._reset,
             reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             kwargs={
                 "application_name": "ent-exporter",
@@ -160,6 +246,15 @@ class PostgresSource:
             with _deadline(conn, self._wait_seconds):
                 psycopg_pool.ConnectionPool.check_connection(conn)
         except SourceUnavailable as error:  # the pool drops the connection and takes another
+            raise psycopg.OperationalError(str(error)) from error
+
+    def _reset(self, conn: psycopg.Connection) -> None:
+        """The pool's reset of a connection given back (after its transaction's ROLLBACK): nothing
+        a statement set outlives its use, whatever it did (bounded like a statement)."""
+        try:
+            with _deadline(conn, self._wait_seconds):
+                conn.execute(self._reset_session)
+        except SourceUnavailable as error:  # the pool drops the connection
             raise psycopg.OperationalError(str(error)) from error
 
     def open(self) -> None:
@@ -197,7 +292,14 @@ class PostgresSource:
     ) -> list[tuple]:
         statement = self.compose(query, **placeholders)
         with self._connection() as conn, _deadline(conn, self.answer_seconds):
-            return conn.execute(statement, params).fetchall()
+            conn.execute(self._begin)
+            try:
+                rows = conn.execute(statement, params).fetchall()
+            except BaseException:
+                _rollback(conn)
+                raise
+            conn.execute("ROLLBACK")  # (read only: nothing to commit)
+            return rows
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -205,13 +307,12 @@ class PostgresSource:
         transaction): what one of them finds missing, another does not find present."""
         with self._connection() as conn:
             with _deadline(conn, self.answer_seconds):
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                conn.execute(self._begin_snapshot)
             try:
                 yield Snapshot(self, conn)
             finally:
-                if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    with contextlib.suppress(Exception), _deadline(conn, self._wait_seconds):
-                        conn.execute("ROLLBACK")
+                with _deadline(conn, self._wait_seconds):
+                    _rollback(conn)
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -248,4 +349,14 @@ class Snapshot:
     ) -> list[tuple]:
         statement = self.source.compose(query, **placeholders)
         with _deadline(self._conn, self.source.answer_seconds):
+            # Its own timeout again: an earlier statement of the transaction may have changed it.
+            self._conn.execute(self.source._local_timeout)
             return self._conn.execute(statement, params).fetchall()
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    """Ends the transaction of ``conn`` if it still has one; a connection that cannot is left to
+    the pool, which rolls it back or drops it."""
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
