@@ -107,27 +107,28 @@ def test_turning_the_read_only_default_off_does_not_outlive_the_statement(source
     assert written(source_dsn) == (0, 0)
 
 
-def test_a_setting_left_on_a_connection_is_reset_when_it_goes_back_to_the_pool(source_dsn):
-    """The second line: a session-level setting that survived its transaction (committed, which the
-    source never does) is undone by the pool's reset, and so is a session advisory lock."""
+def test_what_outlives_a_transaction_is_reset_before_the_connection_goes_back(source_dsn):
+    """The second line, beyond the ROLLBACK: a setting made outside the transaction (a statement that
+    ended it with COMMIT, which no SELECT can, then set_config in autocommit) and a session
+    advisory lock (which a ROLLBACK keeps) are undone before the pool has the connection back."""
     with open_source(source_dsn, max_connections=1) as source:
         pid = source.fetch(sql.SQL("SELECT pg_backend_pid()"))[0][0]
-        with source.pool.connection() as conn:
-            conn.execute("BEGIN")
-            conn.execute(READ_ONLY_OFF)
-            conn.execute(TIMEOUT_OFF)
-            conn.execute("SELECT pg_advisory_lock(23)")
-            conn.execute("COMMIT")
-            assert conn.execute(SESSION).fetchone() == (pid, "off", "off", "0")
+        with source.snapshot() as snapshot:
+            with pytest.raises(psycopg.ProgrammingError, match="didn't produce records"):
+                snapshot.fetch(sql.SQL("COMMIT"))
+            snapshot.fetch(READ_ONLY_OFF)
+            snapshot.fetch(TIMEOUT_OFF)
+            snapshot.fetch(sql.SQL("SELECT pg_advisory_lock(23)"))
+            assert snapshot.fetch(SESSION) == [(pid, "off", "off", "0")]  # (no transaction: nothing to roll back)
         assert source.fetch(SESSION) == [(pid, "on", "on", "1s")]
         for statement in WRITES:
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
                 source.fetch(statement)
         source.fetch(sql.SQL("SELECT pg_advisory_lock(24)"))  # a statement's own lock goes the same way
-        assert source.fetch(sql.SQL("SELECT pg_backend_pid()")) == [(pid,)]
         with psycopg.connect(source_dsn) as observer:
             held = observer.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
         assert held == (0,)
+        assert source.fetch(sql.SQL("SELECT pg_backend_pid()")) == [(pid,)]  # the same connection throughout
     assert written(source_dsn) == (0, 0)
 
 
@@ -296,14 +297,15 @@ REFUSED = {
     "ts_stat": ("SELECT count(*) AS value FROM ts_stat('SELECT 1')", _function("ts_stat", RUNS_SQL)),
     "two at once": (
         "SELECT lo_unlink(pg_advisory_lock(1)::text::oid) AS value",
-        _message(
-            f"lo_unlink() ({LARGE_OBJECTS}), pg_advisory_lock() ({LOCKS}) are not allowed in a custom statement"
-        ),
+        _message(f"lo_unlink() ({LARGE_OBJECTS}), pg_advisory_lock() ({LOCKS}) are not allowed in a custom statement"),
     ),
     "whatever the case": ('SELECT "SET_CONFIG"(1) AS value', _function("SET_CONFIG", SETTINGS)),
     "COPY": ("COPY ent.accounts TO STDOUT", _message("a SELECT (or WITH ... SELECT) is expected, not COPY")),
     "SET": ("SET statement_timeout = 0", _message("a SELECT (or WITH ... SELECT) is expected, not SET")),
-    "SET LOCAL": ("SET LOCAL transaction_read_only = off", _message("a SELECT (or WITH ... SELECT) is expected, not SET")),
+    "SET LOCAL": (
+        "SET LOCAL transaction_read_only = off",
+        _message("a SELECT (or WITH ... SELECT) is expected, not SET"),
+    ),
     "RESET": ("RESET ALL", _message("a SELECT (or WITH ... SELECT) is expected, not RESET")),
     "DO": ("DO $$ BEGIN PERFORM 1; END $$", _message("a SELECT (or WITH ... SELECT) is expected, not DO")),
     "CALL": ("CALL ent.housekeeping()", _message("a SELECT (or WITH ... SELECT) is expected, not CALL")),

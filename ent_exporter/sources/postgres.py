@@ -1,11 +1,13 @@
 """The platform database, read-only, through a small psycopg connection pool.
 
-Every statement runs inside a transaction opened ``READ ONLY`` with ``SET LOCAL statement_timeout``
-and ended by ``ROLLBACK`` (which also undoes a session-level ``set_config(..., false)`` made in
-it); a connection going back to the pool is reset besides (``RESET ALL``, advisory locks
-released, the session's settings asserted again). A statement whose answer does not come by its
-client-side deadline is cancelled on the server and its connection dropped. The role created by
-``init-source`` is the real wall; these are defence in depth (docs/security.md)."""
+Every statement runs inside a transaction begun ``READ ONLY`` with ``SET LOCAL statement_timeout``
+(by the pool's check of a connection before lending it: one round trip for both) and ended by
+``ROLLBACK``, which also undoes a session-level ``set_config(..., false)`` made in it, with a reset
+of the session in the same round trip (``RESET ALL``, advisory locks released, the session's
+settings asserted again); a connection that cannot be reset is closed, never lent again. A
+statement whose answer does not come by its client-side deadline is cancelled on the server and its
+connection dropped. The role created by ``init-source`` is the real wall; these are defence in
+depth (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -45,13 +47,13 @@ RECONNECT_TIMEOUT_SECONDS = 10.0
 # Longest time a cancel request (sent when a statement's client-side deadline passes) may take;
 # it runs beside the dropped connection, never delays the caller.
 CANCEL_SECONDS = 5.0
-# What a connection going back to the pool is reset with, after the ROLLBACK that ended its
-# statement's transaction. Not DISCARD ALL: it would also drop the statements psycopg prepared
-# (a connection's repeated statements are prepared after a few runs); what a statement can leave
-# behind a ROLLBACK (a session advisory lock, a WITH HOLD cursor) and any setting is undone here.
-RESET_SESSION = (
-    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()"
-)
+# What a connection is reset with, in the round trip of the ROLLBACK that ends its transaction,
+# before it goes back to the pool: what a statement can leave behind a ROLLBACK (a session advisory
+# lock, a WITH HOLD cursor) is undone, and every setting. Not DISCARD ALL: it would also drop the
+# statements psycopg prepared (a connection's repeated statements are prepared after a few runs).
+# Sent by the source itself rather than by the pool's reset callback, which hands every returned
+# connection to a worker thread (a counter catching up chunk by chunk took 1.8 times as long).
+RESET_SESSION = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()"
 
 
 class _Watchdog:
@@ -208,13 +210,15 @@ class PostgresSource:
         # Every statement's answer is awaited at most this long (client side).
         self.answer_seconds = statement_timeout_seconds + CLIENT_MARGIN_SECONDS
         timeout_ms = int(statement_timeout_seconds * 1000)
-        session = f"SET default_transaction_read_only = on; SET statement_timeout = {timeout_ms}"
         # Each use of a connection: a read-only transaction whose timeout is its own (SET LOCAL);
         # ended by ROLLBACK, it takes with it whatever a statement set, at session level included.
-        self._local_timeout = f"SET LOCAL statement_timeout = {timeout_ms}"
-        self._begin = f"BEGIN READ ONLY; {self._local_timeout}"
-        self._begin_snapshot = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self._local_timeout}"
-        self._reset_session = f"{RESET_SESSION}; {session}"
+        # REPEATABLE READ: the statements of a snapshot see one state of the database (for one
+        # statement alone, the same as READ COMMITTED).
+        self.local_timeout = f"SET LOCAL statement_timeout = {timeout_ms}"
+        self._begin = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self.local_timeout}"
+        self._end = (
+            f"ROLLBACK; {RESET_SESSION}; SET default_transaction_read_only = on; SET statement_timeout = {timeout_ms}"
+        )
         self.pool = psycopg_pool.ConnectionPool(
             dsn,
             min_size=1,
@@ -222,7 +226,6 @@ class PostgresSource:
             open=False,
             timeout=connect_timeout_seconds,
             check=self._check,
-            reset=self._reset,
             reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             kwargs={
                 "application_name": "ent-exporter",
@@ -232,29 +235,19 @@ class PostgresSource:
                 "keepalives_idle": 30,
                 "keepalives_interval": 10,
                 "keepalives_count": 3,
-                "options": (
-                    f"-c default_transaction_read_only=on -c statement_timeout={int(statement_timeout_seconds * 1000)}"
-                ),
+                "options": f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms}",
                 "autocommit": True,
             },
             name="ent-exporter",
         )
 
     def _check(self, conn: psycopg.Connection) -> None:
-        """The pool's check of a connection before lending it, bounded like a statement."""
+        """The pool's check of a connection before lending it, bounded like a statement: it starts
+        the read-only transaction the connection is lent for (one round trip for both)."""
         try:
             with _deadline(conn, self._wait_seconds):
-                psycopg_pool.ConnectionPool.check_connection(conn)
+                conn.execute(self._begin)
         except SourceUnavailable as error:  # the pool drops the connection and takes another
-            raise psycopg.OperationalError(str(error)) from error
-
-    def _reset(self, conn: psycopg.Connection) -> None:
-        """The pool's reset of a connection given back (after its transaction's ROLLBACK): nothing
-        a statement set outlives its use, whatever it did (bounded like a statement)."""
-        try:
-            with _deadline(conn, self._wait_seconds):
-                conn.execute(self._reset_session)
-        except SourceUnavailable as error:  # the pool drops the connection
             raise psycopg.OperationalError(str(error)) from error
 
     def open(self) -> None:
@@ -291,28 +284,34 @@ class PostgresSource:
         **placeholders: str | sql.Composable,
     ) -> list[tuple]:
         statement = self.compose(query, **placeholders)
-        with self._connection() as conn, _deadline(conn, self.answer_seconds):
-            conn.execute(self._begin)
-            try:
-                rows = conn.execute(statement, params).fetchall()
-            except BaseException:
-                _rollback(conn)
-                raise
-            conn.execute("ROLLBACK")  # (read only: nothing to commit)
-            return rows
+        with self._transaction() as conn, _deadline(conn, self.answer_seconds):
+            return conn.execute(statement, params).fetchall()
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         """Statements that all see one snapshot of the database (a REPEATABLE READ, read-only
         transaction): what one of them finds missing, another does not find present."""
+        with self._transaction() as conn:
+            yield Snapshot(self, conn)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection in its read-only transaction; then, whatever happened, the
+        transaction rolled back and the session reset (one round trip), or the connection closed
+        if that cannot be done, so that the pool never lends it again."""
         with self._connection() as conn:
-            with _deadline(conn, self.answer_seconds):
-                conn.execute(self._begin_snapshot)
             try:
-                yield Snapshot(self, conn)
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:  # (not checked)
+                    with _deadline(conn, self.answer_seconds):
+                        conn.execute(self._begin)
+                yield conn
             finally:
-                with _deadline(conn, self._wait_seconds):
-                    _rollback(conn)
+                if not conn.closed:
+                    try:
+                        with _deadline(conn, self._wait_seconds):
+                            conn.execute(self._end)  # (read only: nothing to commit)
+                    except Exception:  # not reset: not lent again (the pool opens another)
+                        conn.close()
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -335,6 +334,7 @@ class Snapshot:
         self.source = source
         self.schema, self.relations = source.schema, source.relations
         self._conn = conn
+        self._ran = False
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -349,14 +349,7 @@ class Snapshot:
     ) -> list[tuple]:
         statement = self.source.compose(query, **placeholders)
         with _deadline(self._conn, self.source.answer_seconds):
-            # Its own timeout again: an earlier statement of the transaction may have changed it.
-            self._conn.execute(self.source._local_timeout)
+            if self._ran:  # its own timeout again: an earlier statement of the transaction may have changed it
+                self._conn.execute(self.source.local_timeout)
+            self._ran = True
             return self._conn.execute(statement, params).fetchall()
-
-
-def _rollback(conn: psycopg.Connection) -> None:
-    """Ends the transaction of ``conn`` if it still has one; a connection that cannot is left to
-    the pool, which rolls it back or drops it."""
-    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        with contextlib.suppress(Exception):
-            conn.execute("ROLLBACK")
