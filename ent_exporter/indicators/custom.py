@@ -1,7 +1,7 @@
 """Indicators an administrator declares in the configuration (``custom:``), without Python.
 
 Each entry of ``custom:`` becomes one collector (named ``custom_<metric>``) with one metric
-family, run by the same runtime as the collector classes: read-only session, statement
+family, run by the same runtime as the collector classes: read-only transaction, statement
 timeout, result persisted with the state and published atomically, cardinality guard and
 ``privacy.min_count`` (when the entry says ``counts_people``) applied by the exposition.
 
@@ -315,7 +315,8 @@ def check_statement(settings: Settings) -> str | None:
         kind = type(statement).__name__
         named = STATEMENT_NAMES.get(kind, kind.removesuffix("Stmt").upper())
         if isinstance(statement, ast.VariableSetStmt):
-            named = "RESET" if statement.kind.name.startswith("VAR_RESET") else "SET"
+            resets = statement.kind is not None and statement.kind.name.startswith("VAR_RESET")
+            named = "RESET" if resets else "SET"
         return f"a SELECT (or WITH ... SELECT) is expected, not {named}"
 
     writes: list[str] = []
@@ -330,16 +331,16 @@ def check_statement(settings: Settings) -> str | None:
             elif isinstance(node, ast.FuncCall):
                 assert node.funcname is not None  # (a call names its function)
                 name = node.funcname[-1].sval
-                reason = forbidden_function(name)
-                if reason is not None and (name not in calls or node.location < calls[name][0]):
-                    calls[name] = (node.location, reason)
+                reason, where = forbidden_function(name), node.location or 0
+                if reason is not None and (name not in calls or where < calls[name][0]):
+                    calls[name] = (where, reason)
 
     _Writes()(statement)
     if writes:
         return f"read-only statements only: found {', '.join(sorted(set(writes)))}"
     if calls:
-        said = ", ".join(f"{name}() ({reason})" for name, (_, reason) in sorted(calls.items(), key=lambda c: c[1]))
-        return f"{said} {'is' if len(calls) == 1 else 'are'} not allowed in a custom statement"
+        listed = ", ".join(f"{name}() ({reason})" for name, (_, reason) in sorted(calls.items(), key=lambda c: c[1]))
+        return f"{listed} {'is' if len(calls) == 1 else 'are'} not allowed in a custom statement"
     columns = result_columns(statement)
     wanted = [*settings.labels, VALUE_COLUMN]
     unnamed = [str(position) for position, (name, _) in enumerate(columns, 1) if name is None]
