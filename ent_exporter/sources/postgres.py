@@ -2,9 +2,10 @@
 
 Every statement runs inside a transaction begun ``READ ONLY`` with ``SET LOCAL statement_timeout``
 (by the pool's check of a connection before lending it: one round trip for both) and ended by
-``ROLLBACK``, which also undoes a session-level ``set_config(..., false)`` made in it, with a reset
-of the session in the same round trip (``RESET ALL``, advisory locks released, the session's
-settings asserted again); a connection that cannot be reset is closed, never lent again. A
+``ROLLBACK``, which also undoes a session-level ``set_config(..., false)`` made in it, with the
+session's advisory locks released in the same round trip; a transaction that ended before is
+followed by a reset of the session (``RESET ALL``, the session's settings asserted again); a
+connection that cannot be ended so is closed, never lent again. A
 statement whose answer does not come by its client-side deadline is cancelled on the server and its
 connection dropped. The role created by ``init-source`` is the real wall; these are defence in
 depth (docs/security.md)."""
@@ -47,12 +48,13 @@ RECONNECT_TIMEOUT_SECONDS = 10.0
 # Longest time a cancel request (sent when a statement's client-side deadline passes) may take;
 # it runs beside the dropped connection, never delays the caller.
 CANCEL_SECONDS = 5.0
-# What a connection is reset with, in the round trip of the ROLLBACK that ends its transaction,
-# before it goes back to the pool: what a statement can leave behind a ROLLBACK (a session advisory
-# lock, a WITH HOLD cursor) is undone, and every setting. Not DISCARD ALL: it would also drop the
-# statements psycopg prepared (a connection's repeated statements are prepared after a few runs).
-# Sent by the source itself rather than by the pool's reset callback, which hands every returned
-# connection to a worker thread (a counter catching up chunk by chunk took 1.8 times as long).
+# What a connection is reset with before it goes back to the pool when its transaction ended
+# before the source's ROLLBACK (a statement cannot end it; a setting made after would outlive
+# it). Not after every use: RESET ALL and SET SESSION AUTHORIZATION make the next statements
+# slower (a counter catching up chunk by chunk took 2.5 times as long), and a ROLLBACK already
+# undoes every setting made in the transaction. Not DISCARD ALL: it would also drop the statements
+# psycopg prepared. Sent by the source itself, not by the pool's reset callback, which hands every
+# returned connection to a worker thread.
 RESET_SESSION = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()"
 
 
@@ -216,9 +218,10 @@ class PostgresSource:
         # statement alone, the same as READ COMMITTED).
         self.local_timeout = f"SET LOCAL statement_timeout = {timeout_ms}"
         self._begin = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self.local_timeout}"
-        self._end = (
-            f"ROLLBACK; {RESET_SESSION}; SET default_transaction_read_only = on; SET statement_timeout = {timeout_ms}"
-        )
+        # The ROLLBACK undoes every setting made in the transaction; a session advisory lock
+        # outlives it. Were the transaction already over (ended under the source), the reset.
+        self._end = "ROLLBACK; SELECT pg_advisory_unlock_all()"
+        self._reset = f"{RESET_SESSION}; SET default_transaction_read_only = on; SET statement_timeout = {timeout_ms}"
         self.pool = psycopg_pool.ConnectionPool(
             dsn,
             min_size=1,
@@ -309,7 +312,8 @@ class PostgresSource:
                 if not conn.closed:
                     try:
                         with _deadline(conn, self._wait_seconds):
-                            conn.execute(self._end)  # (read only: nothing to commit)
+                            ended = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                            conn.execute(self._reset if ended else self._end)  # (read only: nothing to commit)
                     except Exception:  # not reset: not lent again (the pool opens another)
                         conn.close()
 
