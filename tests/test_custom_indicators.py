@@ -255,6 +255,11 @@ BAD = {
         "read-only statements only: found DELETE",
     ),
     "not a select": (_entry(sql="TRUNCATE {accounts}"), "custom.0.sql", "a SELECT"),
+    "leaves the sandbox": (
+        _entry(sql="SELECT structure_id AS structure, profile, pg_sleep(30)::int AS value FROM {accounts}"),
+        "custom.0.sql",
+        "pg_sleep() (waits on the server) is not allowed in a custom statement",
+    ),
     "two statements": (
         _entry(sql="SELECT 'a' AS structure, 'b' AS profile, 1 AS value; SELECT 2"),
         "custom.0.sql",

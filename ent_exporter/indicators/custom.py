@@ -1,7 +1,7 @@
 """Indicators an administrator declares in the configuration (``custom:``), without Python.
 
 Each entry of ``custom:`` becomes one collector (named ``custom_<metric>``) with one metric
-family, run by the same runtime as the collector classes: read-only session, statement
+family, run by the same runtime as the collector classes: read-only transaction, statement
 timeout, result persisted with the state and published atomically, cardinality guard and
 ``privacy.min_count`` (when the entry says ``counts_people``) applied by the exposition.
 
@@ -17,7 +17,8 @@ alias it), and returns counts per label values; the runtime adds them up across 
 
 What is checked when the configuration is loaded (no database needed): the metric and label
 names, one statement that is a plain SELECT (no INSERT/UPDATE/DELETE/MERGE, not even in a
-WITH, no SELECT INTO, no FOR UPDATE), placeholders that exist, the result's columns (named
+WITH, no SELECT INTO, no FOR UPDATE) and that calls no function of FORBIDDEN_FUNCTIONS
+(set_config, pg_sleep, lo_*, dblink, ...), placeholders that exist, the result's columns (named
 labels + value, when the statement names them, which it must), and no label taken straight
 from a column that identifies a person (``user_id``, ...). ``check-config --connect`` also has
 the database plan the statement. Everything else (what a label holds, that counts are
@@ -26,6 +27,7 @@ additive) is the administrator's responsibility, as docs/custom-indicators.md sa
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import string
 from collections.abc import Iterable
@@ -86,6 +88,93 @@ RELATIONS = (
     "user_classes",
 )
 EVENTS_ALIAS = "events"
+
+# Functions a statement may not call, by what they do: the read-only transaction, its timeout and
+# the reset of each connection (ent_exporter.sources.postgres) stop most of them at run time, the
+# role made by init-source the rest; refusing them at load says so before anything runs. Names
+# (exact, or a prefix ending with "*") are compared whatever their schema or case.
+FORBIDDEN_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "changes the session's settings": ("set_config",),
+    "waits on the server": ("pg_sleep*",),
+    "reads or writes large objects": ("lo_*", "loread", "lowrite"),
+    "connects to another database": ("dblink*",),
+    "reads the server's files": (
+        "pg_read_file",
+        "pg_read_binary_file",
+        "pg_ls_*",
+        "pg_stat_file",
+        "pg_file_*",
+        "pg_logdir_ls",
+    ),
+    "acts on the server or other sessions": (
+        "pg_terminate_backend",
+        "pg_cancel_backend",
+        "pg_signal_backend",
+        "pg_reload_conf",
+        "pg_rotate_logfile*",
+        "pg_promote",
+        "pg_switch_wal",
+        "pg_create_restore_point",
+        "pg_backup_*",
+        "pg_start_backup",
+        "pg_stop_backup",
+        "pg_wal_replay_*",
+        "pg_log_backend_memory_contexts",
+        "pg_log_standby_snapshot",
+        "pg_notify",
+        "pg_stat_reset*",
+        "pg_stat_statements_reset",
+        "*replication_slot*",
+        "pg_replication_origin_*",
+        "pg_logical_*",
+        "pg_import_system_collations",
+        "pg_nextoid",
+        "binary_upgrade_*",
+    ),
+    "takes a lock": ("pg_advisory_*", "pg_try_advisory_*"),
+    "uses transaction ids": ("txid_*", "pg_current_xact_id*"),
+    "changes a sequence": ("nextval", "setval"),
+    "writes to the database": (
+        "brin_summarize_*",
+        "brin_desummarize_range",
+        "gin_clean_pending_list",
+        "pg_restore_*_stats",
+        "pg_clear_*_stats",
+        "pg_set_*_stats",
+    ),
+    "runs SQL given as text, which no check sees": (
+        "query_to_xml*",
+        "cursor_to_xml*",
+        "table_to_xml*",
+        "schema_to_xml*",
+        "database_to_xml*",
+        "ts_stat",
+        "ts_rewrite",
+    ),
+}
+# Statements other than SELECT, named as written (the parser's node names otherwise).
+STATEMENT_NAMES = {
+    "VariableShowStmt": "SHOW",
+    "TransactionStmt": "a transaction command",
+    "CopyStmt": "COPY",
+    "DoStmt": "DO",
+    "CallStmt": "CALL",
+    "LockStmt": "LOCK",
+    "ExecuteStmt": "EXECUTE",
+    "PrepareStmt": "PREPARE",
+    "DeclareCursorStmt": "DECLARE",
+    "ListenStmt": "LISTEN",
+    "NotifyStmt": "NOTIFY",
+}
+
+
+def forbidden_function(name: str) -> str | None:
+    """What the function ``name`` (unqualified) does that a custom statement may not, or None."""
+    name = name.lower()
+    for reason, patterns in FORBIDDEN_FUNCTIONS.items():
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+            return reason
+    return None
 
 
 class Settings(BaseModel):
@@ -223,9 +312,15 @@ def check_statement(settings: Settings) -> str | None:
         return f"one statement expected, found {len(statements)}"
     statement = statements[0].stmt
     if not isinstance(statement, ast.SelectStmt):
-        return f"a SELECT (or WITH ... SELECT) is expected, not {type(statement).__name__.removesuffix('Stmt').upper()}"
+        kind = type(statement).__name__
+        named = STATEMENT_NAMES.get(kind, kind.removesuffix("Stmt").upper())
+        if isinstance(statement, ast.VariableSetStmt):
+            resets = statement.kind is not None and statement.kind.name.startswith("VAR_RESET")
+            named = "RESET" if resets else "SET"
+        return f"a SELECT (or WITH ... SELECT) is expected, not {named}"
 
     writes: list[str] = []
+    calls: dict[str, tuple[int, str]] = {}  # forbidden function -> (where in the text, what it does)
 
     class _Writes(Visitor):
         def visit(self, ancestors, node):
@@ -233,10 +328,19 @@ def check_statement(settings: Settings) -> str | None:
                 writes.append(type(node).__name__.removesuffix("Stmt").upper())
             elif isinstance(node, ast.SelectStmt) and (node.intoClause is not None or node.lockingClause):
                 writes.append("SELECT INTO" if node.intoClause is not None else "FOR UPDATE/SHARE")
+            elif isinstance(node, ast.FuncCall):
+                assert node.funcname is not None  # (a call names its function)
+                name = node.funcname[-1].sval
+                reason, where = forbidden_function(name), node.location or 0
+                if reason is not None and (name not in calls or where < calls[name][0]):
+                    calls[name] = (where, reason)
 
     _Writes()(statement)
     if writes:
         return f"read-only statements only: found {', '.join(sorted(set(writes)))}"
+    if calls:
+        listed = ", ".join(f"{name}() ({reason})" for name, (_, reason) in sorted(calls.items(), key=lambda c: c[1]))
+        return f"{listed} {'is' if len(calls) == 1 else 'are'} not allowed in a custom statement"
     columns = result_columns(statement)
     wanted = [*settings.labels, VALUE_COLUMN]
     unnamed = [str(position) for position, (name, _) in enumerate(columns, 1) if name is None]
