@@ -17,15 +17,17 @@ import pytest
 from psycopg import sql
 
 from ent_exporter.config import ConfigError, parse_config
-from ent_exporter.engine.collector import SourceUnavailable
+from ent_exporter.engine.collector import SourceUnavailable, UntrustedSQL
 from ent_exporter.sources.postgres import PostgresSource, Snapshot
 from tests.support import wait_until
 
 STATEMENT_TIMEOUT_SECONDS = 1.0
 CONNECTIONS = 3
 
-READ_ONLY_OFF = sql.SQL("SELECT pg_backend_pid(), set_config('default_transaction_read_only', 'off', false)")
-TIMEOUT_OFF = sql.SQL("SELECT pg_backend_pid(), set_config('statement_timeout', '0', false)")
+# What a custom: statement could run (the load-time check would refuse them: they are handed to the
+# source directly, as the UntrustedSQL custom indicators' statements are).
+READ_ONLY_OFF = UntrustedSQL("SELECT pg_backend_pid(), set_config('default_transaction_read_only', 'off', false)")
+TIMEOUT_OFF = UntrustedSQL("SELECT pg_backend_pid(), set_config('statement_timeout', '0', false)")
 SESSION = sql.SQL(
     "SELECT pg_backend_pid(), current_setting('default_transaction_read_only'), "
     "current_setting('transaction_read_only'), current_setting('statement_timeout')"
@@ -115,16 +117,16 @@ def test_what_outlives_a_transaction_is_reset_before_the_connection_goes_back(so
         pid = source.fetch(sql.SQL("SELECT pg_backend_pid()"))[0][0]
         with source.snapshot() as snapshot:
             with pytest.raises(psycopg.ProgrammingError, match="didn't produce records"):
-                snapshot.fetch(sql.SQL("COMMIT"))
+                snapshot.fetch(UntrustedSQL("COMMIT"))
             snapshot.fetch(READ_ONLY_OFF)
             snapshot.fetch(TIMEOUT_OFF)
-            snapshot.fetch(sql.SQL("SELECT pg_advisory_lock(23)"))
+            snapshot.fetch(UntrustedSQL("SELECT pg_advisory_lock(23)"))
             assert snapshot.fetch(SESSION) == [(pid, "off", "off", "0")]  # (no transaction: nothing to roll back)
         assert source.fetch(SESSION) == [(pid, "on", "on", "1s")]
         for statement in WRITES:
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
                 source.fetch(statement)
-        source.fetch(sql.SQL("SELECT pg_advisory_lock(24)"))  # a statement's own lock goes the same way
+        source.fetch(UntrustedSQL("SELECT pg_advisory_lock(24)"))  # a statement's own lock goes the same way
         with psycopg.connect(source_dsn) as observer:
             held = observer.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
         assert held == (0,)
@@ -154,12 +156,17 @@ def test_lifting_the_timeout_does_not_outlive_the_statement(source_dsn):
 
 @pytest.mark.parametrize("scope", ["false", "true"])
 def test_within_one_snapshot_each_statement_has_its_own_timeout(source_dsn, scope):
-    """A snapshot's statements share a transaction: the timeout is set again before each one."""
+    """A snapshot's statements share a transaction: after a custom statement (UntrustedSQL, as custom
+    indicators' are), the timeout is set again before the next one."""
     with open_source(source_dsn) as source, source.snapshot() as snapshot:
-        lifted = snapshot.fetch(sql.SQL(f"SELECT set_config('statement_timeout', '0', {scope})"))
+        lifted = snapshot.fetch(UntrustedSQL(f"SELECT set_config('statement_timeout', '0', {scope})"))
         assert lifted == [("0",)]
         with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
             snapshot.fetch(sql.SQL("SELECT pg_sleep(5)"))
+    # The statements the exporter writes are trusted: no round trip to set the timeout again after them.
+    with open_source(source_dsn) as source, source.snapshot() as snapshot:
+        assert snapshot.fetch(sql.SQL("SELECT 1")) == [(1,)]
+        assert snapshot.fetch(sql.SQL("SELECT current_setting('statement_timeout')")) == [("1s",)]
 
 
 def test_a_statement_past_its_deadline_is_cancelled_on_the_server(source_dsn):
@@ -337,3 +344,24 @@ def test_ordinary_statements_pass_the_load_check(case):
     entry = {"metric": "ent_custom_probe", "type": "gauge", "help": "A probe.", "sql": ACCEPTED[case]}
     config = parse_config({"source": {"dsn": "dbname=x"}, "custom": [entry]}, "custom.yml", environ={})
     assert [custom.metric for custom in config.custom] == ["ent_custom_probe"]
+
+
+def test_custom_statements_reach_the_source_as_untrusted():
+    """What puts a custom: statement in the sandbox: the collectors hand it to the source as UntrustedSQL
+    (a gauge's statement, a counter's delta statement)."""
+    from ent_exporter.app import custom_collectors
+    from ent_exporter.indicators import discover
+
+    gauge = {"metric": "ent_custom_g", "type": "gauge", "help": "G.", "sql": "SELECT 1 AS value"}
+    counter = {
+        "metric": "ent_custom_c_total",
+        "type": "counter",
+        "help": "C.",
+        "events": "login_events",
+        "watermark": "event_id",
+        "sql": "SELECT count(*) AS value FROM {events}",
+    }
+    config = parse_config({"source": {"dsn": "dbname=x"}, "custom": [gauge, counter]}, "custom.yml", environ={})
+    made = custom_collectors(config, "custom.yml", discover())
+    assert [type(c).__name__ for c in made] == ["CustomGauge", "CustomCounter"]
+    assert isinstance(made[0].query, UntrustedSQL) and isinstance(made[1].delta_query, UntrustedSQL)

@@ -155,6 +155,11 @@ class RunRefused(Exception):
     the run fails with one ERROR line, no traceback."""
 
 
+class UntrustedSQL(sql.SQL):
+    """A statement the exporter did not write (a ``custom:`` indicator's): a source gives it no trust it
+    gives its own (ent_exporter.sources.postgres re-asserts the session's bounds after it)."""
+
+
 class Source(Protocol):
     """Read-only access to the contract's relations (see ent_exporter.sources.postgres): what indicators
     and reports use of a source."""

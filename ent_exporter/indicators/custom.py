@@ -48,6 +48,7 @@ from ent_exporter.engine.collector import (
     LabelValues,
     Result,
     Samples,
+    UntrustedSQL,
     Value,
     label,
 )
@@ -407,7 +408,7 @@ def _wrapped(settings: Settings, inner: str) -> sql.SQL:
     is text, the value a double precision: a value that is not a number fails the run, loudly).
     Label names are checked identifiers: quoting them is all they need."""
     columns = ", ".join([f'("{name}")::text' for name in settings.labels] + [f'("{VALUE_COLUMN}")::double precision'])
-    return sql.SQL(f'SELECT {columns}\nFROM (\n{inner}\n) AS custom\nWHERE "{VALUE_COLUMN}" IS NOT NULL')
+    return UntrustedSQL(f'SELECT {columns}\nFROM (\n{inner}\n) AS custom\nWHERE "{VALUE_COLUMN}" IS NOT NULL')
 
 
 class CustomGauge(Collector):
