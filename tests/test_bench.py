@@ -229,3 +229,63 @@ def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
     (tmp_path / "collectors" / "old.json").write_text(json.dumps(version_1))
     old = store.load("old")
     assert plain(old.samples) == samples and old.state["seen"] == ["a"] and old.complete is False
+
+
+# -- every report of a month (bench/reports.py) ----------------------------------------------
+
+
+def test_the_reports_benchmark_writes_every_report_of_the_month(tmp_path):
+    """bench.reports at a tiny size: seeded over exactly the month, every report of it written in
+    every format by a process of its own, measured, and its section put into BENCHMARKS.md before
+    the history disk's, the rest of the file kept."""
+    from bench import reports
+
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text("# Benchmarks\n\n## Targets\n\nbench.run's\n\n## A year of history\n\nbench.history_disk's\n")
+    scale = reports.Scale(structures=2, accounts=60, events=6_000)
+    result = reports.run([scale], "2026-11", tmp_path / "work", progress=False, output=output)
+    (run,) = result.runs
+    assert (run.structures, run.accounts) == (2, 60) and run.seeded
+    assert run.events == pytest.approx(6_000, rel=0.1) and run.logins + run.app_openings < run.events
+    assert run.reports == 3  # two structures and the platform
+    by_format = run.files_by_format
+    assert by_format["pdf"] == by_format["html"] == 3 and by_format["csv"] % 3 == 0 and by_format["csv"] >= 3
+    assert run.files == sum(by_format.values()) and run.bytes > 0
+    # The statements read each of the month's logins and openings at least once, as the role bench_ent.
+    assert run.rows_read >= run.logins + run.app_openings and run.statements > 0 and run.db_ms > 0
+    assert run.statements_seconds + run.rendering_seconds == pytest.approx(run.total_seconds)
+    assert 0 < run.statements_seconds < run.total_seconds < run.process_seconds
+    assert run.peak_rss_kb > 0
+    assert not (tmp_path / "work" / "structures-2" / "reports").exists()  # the reports written are removed
+    text = output.read_text()
+    assert text.index("## Targets") < text.index(reports.SECTION) < text.index("## A year of history")
+    assert "bench.run's" in text and "bench.history_disk's" in text
+    assert "python -m bench.reports --month --report-month 2026-11 --output BENCHMARKS.md" in text
+    assert result.summary_line().startswith("bench.reports: 3 reports")
+    # Written again, the section is replaced, not added; bench.run keeps it when it rewrites the file.
+    reports.write_section(output, reports.markdown(result))
+    assert output.read_text() == text
+    kept = reports.kept_section(output)
+    assert kept.startswith("\n" + reports.SECTION) and "## A year of history" not in kept and "## Targets" not in kept
+
+
+def test_the_reports_benchmark_command_line_and_its_growth_sentence():
+    from bench import reports
+
+    month = reports.scales_of(reports.parse(["--month", "--scales", "100,300"]))
+    assert [(s.structures, s.accounts, s.events) for s in month] == [
+        (100, 50_000, 5_000_000),
+        (300, 150_000, 15_000_000),
+        (1000, 500_000, 50_000_000),
+    ]
+    runs = [
+        reports.ScaleRun(
+            n, n * 500, n * 50_000, n, n, True, 0.0, n + 1, 8 * (n + 1), 1, n / 10, n / 2, n * 0.6, n, n, 1, n, n * 1024
+        )
+        for n in (100, 1000)
+    ]
+    result = reports.Result("2026-11", {}, {}, runs, "", "", [])
+    assert result.largest.structures == 1000
+    assert reports.growth(result).startswith(
+        "From 100 to 1,000 structures (10× the structures, accounts and events), the statements took 10.0× as long"
+    )
