@@ -278,14 +278,25 @@ def test_the_reports_benchmark_command_line_and_its_growth_sentence():
         (300, 150_000, 15_000_000),
         (1000, 500_000, 50_000_000),
     ]
-    runs = [
-        reports.ScaleRun(
-            n, n * 500, n * 50_000, n, n, True, 0.0, n + 1, 8 * (n + 1), 1, n / 10, n / 2, n * 0.6, n, n, 1, n, n * 1024
-        )
-        for n in (100, 1000)
-    ]
+
+    def scale_run(n: int, rendered: int) -> reports.ScaleRun:
+        # n structures: statements n / 10 s; rendering 0.5 s per report, of `rendered` reports of n + 1.
+        return reports.ScaleRun(
+            structures=n, accounts=n * 500, events=n * 50_000, logins=n, app_openings=n, seeded=True,
+            seed_seconds=0.0, reports=rendered, files=8 * rendered, bytes=1, statements_seconds=n / 10,
+            rendering_seconds=rendered / 2, total_seconds=n / 10 + rendered / 2, process_seconds=n, db_ms=n,
+            statements=1, rows_read=n, peak_rss_kb=n * 1024, all_reports=n + 1,
+        )  # fmt: skip
+
+    runs = [scale_run(100, 101), scale_run(1000, 101)]
     result = reports.Result("2026-11", {}, {}, runs, "", "", [])
-    assert result.largest.structures == 1000
-    assert reports.growth(result).startswith(
+    assert result.largest.structures == 1000 and runs[1].sampled and not runs[0].sampled
+    assert runs[1].every_report_seconds == pytest.approx(100 + 1001 / 2)
+    assert reports.growth(result) == (
         "From 100 to 1,000 structures (10× the structures, accounts and events), the statements took 10.0× as long"
+        " (they read the month's events: they grow with the events), the rendering 9.9× (it grows with the number"
+        " of reports), the peak RSS 10.0×."
     )
+    text = reports.markdown(result)
+    assert "--month --scales 100 --sample 101 --report-month 2026-11" in text
+    assert "**missed**: 10.0 minutes, the rendering of every report extrapolated" in text
