@@ -128,9 +128,18 @@ class Seeding:
 
 
 def seed(
-    admin_dsn: str, *, structures: int, accounts: int, events: int, days: int, keep: bool, progress: bool = True
+    admin_dsn: str,
+    *,
+    structures: int,
+    accounts: int,
+    events: int,
+    days: int,
+    keep: bool,
+    progress: bool = True,
+    end: datetime | None = None,
 ) -> Seeding:
-    """Seeds the synthetic ENT (or reuses it with ``keep`` when it was seeded with the same sizes)."""
+    """Seeds the synthetic ENT (or reuses it with ``keep`` when it was seeded with the same sizes, and
+    the same ``end``); its history is the ``days`` before ``end`` (default: now, to the minute)."""
     with psycopg.connect(admin_dsn) as conn:
         marker = demo_data.read_marker(conn, SCHEMA)
         conn.rollback()
@@ -141,6 +150,8 @@ def seed(
             "days": str(days),
             "generator_version": demo_data.GENERATOR_VERSION,
         }
+        if end is not None:
+            wanted["end"] = end.astimezone(UTC).isoformat()
         if keep and marker and all(marker.get(k) == v for k, v in wanted.items()):
             counts = {t: int(marker[f"rows.{t}"]) for t in TABLES}
             with conn.transaction():
@@ -163,7 +174,14 @@ def seed(
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, index)))
         conn.commit()
         summary = demo_data.seed(
-            conn, SCHEMA, days=days, structures=structures, accounts=accounts, events=events, progress=progress
+            conn,
+            SCHEMA,
+            days=days,
+            end=end,
+            structures=structures,
+            accounts=accounts,
+            events=events,
+            progress=progress,
         )
     began = time.perf_counter()
     with psycopg.connect(admin_dsn) as conn:

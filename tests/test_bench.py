@@ -229,3 +229,74 @@ def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
     (tmp_path / "collectors" / "old.json").write_text(json.dumps(version_1))
     old = store.load("old")
     assert plain(old.samples) == samples and old.state["seen"] == ["a"] and old.complete is False
+
+
+# -- every report of a month (bench/reports.py) ----------------------------------------------
+
+
+def test_the_reports_benchmark_writes_every_report_of_the_month(tmp_path):
+    """bench.reports at a tiny size: seeded over exactly the month, every report of it written in
+    every format by a process of its own, measured, and its section put into BENCHMARKS.md before
+    the history disk's, the rest of the file kept."""
+    from bench import reports
+
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text("# Benchmarks\n\n## Targets\n\nbench.run's\n\n## A year of history\n\nbench.history_disk's\n")
+    scale = reports.Scale(structures=2, accounts=60, events=6_000)
+    result = reports.run([scale], "2026-11", tmp_path / "work", progress=False, output=output)
+    (run,) = result.runs
+    assert (run.structures, run.accounts) == (2, 60) and run.seeded
+    assert run.events == pytest.approx(6_000, rel=0.1) and run.logins + run.app_openings < run.events
+    assert run.reports == 3  # two structures and the platform
+    by_format = run.files_by_format
+    assert by_format["pdf"] == by_format["html"] == 3 and by_format["csv"] % 3 == 0 and by_format["csv"] >= 3
+    assert run.files == sum(by_format.values()) and run.bytes > 0
+    # The statements read each of the month's logins and openings at least once, as the role bench_ent.
+    assert run.rows_read >= run.logins + run.app_openings and run.statements > 0 and run.db_ms > 0
+    assert run.statements_seconds + run.rendering_seconds == pytest.approx(run.total_seconds)
+    assert 0 < run.statements_seconds < run.total_seconds < run.process_seconds
+    assert run.peak_rss_kb > 0
+    assert not (tmp_path / "work" / "structures-2" / "reports").exists()  # the reports written are removed
+    text = output.read_text()
+    assert text.index("## Targets") < text.index(reports.SECTION) < text.index("## A year of history")
+    assert "bench.run's" in text and "bench.history_disk's" in text
+    assert "python -m bench.reports --month --report-month 2026-11 --output BENCHMARKS.md" in text
+    assert result.summary_line().startswith("bench.reports: 3 reports")
+    # Written again, the section is replaced, not added; bench.run keeps it when it rewrites the file.
+    reports.write_section(output, reports.markdown(result))
+    assert output.read_text() == text
+    kept = reports.kept_section(output)
+    assert kept.startswith("\n" + reports.SECTION) and "## A year of history" not in kept and "## Targets" not in kept
+
+
+def test_the_reports_benchmark_command_line_and_its_growth_sentence():
+    from bench import reports
+
+    month = reports.scales_of(reports.parse(["--month", "--scales", "100,300"]))
+    assert [(s.structures, s.accounts, s.events) for s in month] == [
+        (100, 50_000, 5_000_000),
+        (300, 150_000, 15_000_000),
+        (1000, 500_000, 50_000_000),
+    ]
+
+    def scale_run(n: int, rendered: int) -> reports.ScaleRun:
+        # n structures: statements n / 10 s; rendering 0.5 s per report, of `rendered` reports of n + 1.
+        return reports.ScaleRun(
+            structures=n, accounts=n * 500, events=n * 50_000, logins=n, app_openings=n, seeded=True,
+            seed_seconds=0.0, reports=rendered, files=8 * rendered, bytes=1, statements_seconds=n / 10,
+            rendering_seconds=rendered / 2, total_seconds=n / 10 + rendered / 2, process_seconds=n, db_ms=n,
+            statements=1, rows_read=n, peak_rss_kb=n * 1024, all_reports=n + 1,
+        )  # fmt: skip
+
+    runs = [scale_run(100, 101), scale_run(1000, 101)]
+    result = reports.Result("2026-11", {}, {}, runs, "", "", [])
+    assert result.largest.structures == 1000 and runs[1].sampled and not runs[0].sampled
+    assert runs[1].every_report_seconds == pytest.approx(100 + 1001 / 2)
+    assert reports.growth(result) == (
+        "From 100 to 1,000 structures (10× the structures, accounts and events), the statements took 10.0× as long"
+        " (they read the month's events: they grow with the events), the rendering 9.9× (it grows with the number"
+        " of reports), the peak RSS 10.0×."
+    )
+    text = reports.markdown(result)
+    assert "--month --scales 100 --sample 101 --report-month 2026-11" in text
+    assert "**missed**: 10.0 minutes, the rendering of every report extrapolated" in text

@@ -713,7 +713,15 @@ def test_the_daemon_writes_the_closed_month_at_start_when_it_is_missing(data, tm
     exporter.start()
     try:
         platform = tmp_path / "monthly" / "all"
-        wait_until(lambda: (platform / "2026-10.pdf").exists(), timeout=240, message="the platform's report")
+        # Published, and the staging directory removed (right after the files are moved into place).
+        wait_until(
+            lambda: (
+                (platform / "2026-10.pdf").exists()
+                and not any(p.name.startswith(".ent-exporter-") for p in (tmp_path / "monthly").iterdir())
+            ),
+            timeout=240,
+            message="the platform's report",
+        )
     finally:
         exporter.stop()
     assert {p.name for p in (tmp_path / "monthly").iterdir()} == set(STRUCTURE_IDS) | {"all"}

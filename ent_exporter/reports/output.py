@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import html
 import io
 import re
@@ -57,19 +58,69 @@ def _font_files() -> tuple[str, str]:
     return str(directory / "DejaVuSans.ttf"), str(directory / "DejaVuSans-Bold.ttf")
 
 
+# What the reports write: Latin scripts, punctuation, currency, arrows, mathematical signs, shapes.
+LATIN_RANGES = ((0x20, 0x7E), (0xA0, 0x24F), (0x2000, 0x206F), (0x20A0, 0x20CF), (0x2100, 0x22FF), (0x25A0, 0x25FF))
+
+
+@functools.cache
+def _latin_font_files() -> tuple[str, str] | None:
+    """DejaVu Sans cut down to LATIN_RANGES (about 900 of its 6,000 glyphs), made once per process
+    into a temporary directory (removed at exit). fpdf2 parses the whole font file of every
+    document (``add_font``) and subsets it when writing: with the full font that was most of a
+    PDF's time. None when it cannot be made (then the full font is used)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from fontTools import subset
+
+    try:
+        directory = tempfile.mkdtemp(prefix="ent-exporter-pdf-fonts-")
+    except OSError:
+        return None
+    atexit.register(shutil.rmtree, directory, True)
+    options = subset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True)
+    options.name_IDs, options.name_languages, options.layout_features = ["*"], ["*"], []
+    unicodes = [code for first, last in LATIN_RANGES for code in range(first, last + 1)]
+    made = []
+    try:
+        for source in _font_files():
+            font = subset.load_font(source, options)
+            subsetter = subset.Subsetter(options)
+            subsetter.populate(unicodes=unicodes)
+            subsetter.subset(font)
+            target = str(Path(directory) / Path(source).name)
+            subset.save_font(font, target, options)
+            made.append(target)
+    except OSError:
+        return None
+    return made[0], made[1]
+
+
 HEADING_HEIGHT = 22  # mm: a section's title and sentence, above its chart
 MIN_CHART_SCALE = 0.7
 
 
 def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
+    """The PDF, with the Latin cut of the font (_latin_font_files); drawn again with the whole font
+    when a character of the document is not in it (a name in another script: fpdf2 notes the
+    characters it finds no glyph for as it lays out the text, before writing the file)."""
     import logging
 
-    from fpdf import FPDF
-
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting narrates every table at INFO
+    latin = _latin_font_files()
+    if latin is not None:
+        pdf = _pdf(document, charts, latin)
+        if not any(getattr(font, "missing_glyphs", None) for font in pdf.fonts.values()):
+            return bytes(pdf.output())
+    return bytes(_pdf(document, charts, _font_files()).output())
+
+
+def _pdf(document: Document, charts: dict[str, bytes], fonts: tuple[str, str]):
+    from fpdf import FPDF
     from fpdf.fonts import FontFace
 
-    regular, bold = _font_files()
+    regular, bold = fonts
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_creator("ent-exporter")
     pdf.set_title(document.title)
@@ -150,7 +201,7 @@ def pdf_bytes(document: Document, charts: dict[str, bytes]) -> bytes:
     pdf.set_font("DejaVu", "", 7)
     pdf.set_text_color(90)
     pdf.multi_cell(0, 3.5, document.footnote, new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
+    return pdf
 
 
 def _aspect(png: bytes) -> float:
