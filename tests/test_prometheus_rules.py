@@ -123,14 +123,21 @@ def test_runbook_table_matches_the_rules():
 def test_alert_semantics_the_issue_asks_for():
     """Issue 14: the failure alert keeps firing when traffic drops; latency has a traffic guard; Silent does
     not compare with exactly one week earlier (DST); a never-succeeded collector is caught; the Watchdog
-    always fires with severity none."""
+    always fires with severity none. Issue 25: Silent keeps firing while the connector is dead."""
     defined = alerts()
     (failure,) = defined["ENTConnectorFailureRatioHigh"]
     assert failure.get("keep_firing_for")
     (latency,) = defined["ENTConnectorLatencyHigh"]
     assert "connector:ent_connector_requests:rate5m * 300 >=" in latency["expr"]
     (silent,) = defined["ENTConnectorSilent"]
-    assert "offset 1w" not in silent["expr"] and "offset 15m" in silent["expr"]
+    # Issue 25: it fires until calls come back, from a memory of the connector being busy when its calls
+    # stopped (a recording rule carrying its own last value), not from "busy in the hour before", which
+    # stops being true an hour into the silence.
+    memory = "connector:ent_connector_requests:total_last_busy"
+    assert memory in silent["expr"] and "offset" not in silent["expr"]
+    (remember,) = [rule for rule in rules() if rule.get("record") == memory]
+    assert "offset 1w" not in remember["expr"] and "offset 167h" in remember["expr"]
+    assert f"last_over_time({memory}[1h])" in remember["expr"]
     stale = {rule["labels"]["reason"]: rule for rule in defined["ENTCollectorStale"]}
     assert set(stale) == {"overdue", "never_succeeded"}
     assert "unless on (job, instance, collector)" in stale["never_succeeded"]["expr"]

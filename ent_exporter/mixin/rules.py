@@ -23,6 +23,11 @@ CONNECTOR_LATENCY_QUANTILE = "connector_quantile:ent_connector_request_duration_
 STRUCTURE_LOGINS_RATE = "structure:ent_logins:rate5m"
 STRUCTURE_PROFILE_LOGINS_RATE = "structure_profile:ent_logins:rate5m"
 LATENCY_QUANTILES = ("0.5", "0.95", "0.99")
+# The counter of a connector's calls at the last moment it was busy, carried forward while no call
+# comes: what ENTConnectorSilent remembers (see silent_memory_rule).
+CONNECTOR_LAST_BUSY_TOTAL = "connector:ent_connector_requests:total_last_busy"
+# The labels every connector rule keeps: one exporter's connector is never merged with another's.
+BY_CONNECTOR = "job, instance, connector"
 
 # The alerts (names are part of the interface: Alertmanager routes, the runbook's anchors).
 CONNECTOR_FAILURE_RATIO_HIGH = "ENTConnectorFailureRatioHigh"
@@ -49,6 +54,48 @@ PROBE_ALERTS = (CONNECTOR_PROBE_FAILING, CONNECTOR_PROBES_UNRELIABLE, CERTIFICAT
 def num(value: float) -> str:
     """A threshold as PromQL and humans write it: 0.1, 2.5, 2 (not 2.0)."""
     return f"{value:g}"
+
+
+def _week_window(c: Config) -> tuple[str, str]:
+    """A week earlier around the same instant, [now - 1w - margin - window, now - 1w + margin]:
+    (range, offset) for rate(...[range] offset offset)."""
+    margin = c.connector_silent_week_margin_hours
+    return f"{2 * margin * 60 + seconds(c.connector_silent_window) // 60}m", f"{7 * 24 - margin}h"
+
+
+def silent_memory_rule(c: Config = CONFIG) -> dict:
+    """Per connector, the calls counter as it was the last time the connector was busy, as long as
+    no call came since; absent otherwise.
+
+    Busy: at least connector_silent_usual_per_minute calls a minute over the last
+    connector_silent_before, and as many a week earlier around this time. While busy the rule records
+    the counter; once calls stop it carries its own last value forward for as long as the counter has
+    not moved past it (counts are whole numbers: "less than one call more" is "no call"). Calls coming
+    back end it; a gap in the data (Prometheus or the exporter down) of up to
+    connector_silent_memory_gap does not. ENTConnectorSilent fires while this exists and the last
+    connector_silent_window had no call: from the start of the silence until calls come back, however
+    long, where a comparison with "the hour before" would stop an hour after the calls did.
+    """
+    per = BY_CONNECTOR
+    usual = num(c.connector_silent_usual_per_minute)
+    week_range, week_offset = _week_window(c)
+    gap = c.connector_silent_memory_gap
+    calls = f"sum by ({per}) (ent_connector_requests_total)"
+    return {
+        "record": CONNECTOR_LAST_BUSY_TOTAL,
+        "expr": (
+            f"(\n  {calls}\n"
+            f"  and on ({per})\n"
+            f"  sum by ({per}) (rate(ent_connector_requests_total[{c.connector_silent_before}])) * 60 >= {usual}\n"
+            f"  and on ({per})\n"
+            f"  sum by ({per}) (rate(ent_connector_requests_total[{week_range}] offset {week_offset})) * 60"
+            f" >= {usual}\n)\n"
+            "or\n"
+            f"(\n  last_over_time({CONNECTOR_LAST_BUSY_TOTAL}[{gap}])\n"
+            f"  and on ({per})\n"
+            f"  ({calls} - on ({per}) last_over_time({CONNECTOR_LAST_BUSY_TOTAL}[{gap}])) < 1\n)\n"
+        ),
+    }
 
 
 def recording_rules(c: Config = CONFIG) -> list[dict]:
@@ -83,6 +130,7 @@ def recording_rules(c: Config = CONFIG) -> list[dict]:
     rules += [
         {"record": STRUCTURE_LOGINS_RATE, "expr": "sum by (structure) (rate(ent_logins_total[5m]))"},
         {"record": STRUCTURE_PROFILE_LOGINS_RATE, "expr": "sum by (structure, profile) (rate(ent_logins_total[5m]))"},
+        silent_memory_rule(c),
     ]
     return [{"name": "ent-exporter.rules", "rules": rules}]
 
@@ -122,9 +170,6 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
     slow = c.connector_failure_slow_window
     silent = c.connector_silent_window
     margin = c.connector_silent_week_margin_hours
-    # Last week around the same instant: [now - 1w - margin - window, now - 1w + margin].
-    week_window = f"{2 * margin * 60 + seconds(silent) // 60}m"
-    week_offset = f"{7 * 24 - margin}h"
     connectors = [
         _alert(
             c,
@@ -160,21 +205,17 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
         _alert(
             c,
             CONNECTOR_SILENT,
-            f"sum by (connector) (increase(ent_connector_requests_total[{silent}])) == 0\n"
-            "and on (connector)\n"
-            f"sum by (connector) (rate(ent_connector_requests_total[{c.connector_silent_before}] offset {silent}))"
-            f" * 60 >= {num(c.connector_silent_usual_per_minute)}\n"
-            "and on (connector)\n"
-            f"sum by (connector) (rate(ent_connector_requests_total[{week_window}] offset {week_offset})) * 60"
-            f" >= {num(c.connector_silent_usual_per_minute)}\n",
+            f"sum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total[{silent}])) == 0\n"
+            f"and on ({BY_CONNECTOR})\n"
+            f"{CONNECTOR_LAST_BUSY_TOTAL}\n",
             c.connector_silent_for,
             "warning",
-            "Connector {{ $labels.connector }} has had no call for " + silent + ".",
-            f"Connector {{{{ $labels.connector }}}} has had no call at all in the last {silent}, although it had "
+            "Connector {{ $labels.connector }} receives no call (none for " + silent + " at least).",
+            f"Connector {{{{ $labels.connector }}}} has had no call at all for {silent} or more, although it had "
             f"at least {num(c.connector_silent_usual_per_minute)} call(s) per minute in the {c.connector_silent_before}"
-            f" before, and as many a week ago around this time (within {margin} h either side: the same local "
-            "hour across a DST change). The integration may be disconnected, or the platform no longer logs its "
-            "calls.",
+            f" before its calls stopped, and as many a week earlier around that time (within {margin} h either side: "
+            "the same local hour across a DST change). It keeps firing until calls come back. The integration may be "
+            "disconnected, or the platform no longer logs its calls.",
         ),
         _alert(
             c,
