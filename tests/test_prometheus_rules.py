@@ -160,6 +160,19 @@ def test_recording_rules_follow_level_metric_operations():
     } <= set(records)
 
 
+def test_rules_keep_each_exporter_apart():
+    """Issue 25: several exporters (platforms) may feed one Prometheus. Every aggregation and every
+    vector match of the rules keeps job and instance, so one platform's failures are not diluted by
+    another's, and a structure code (unique within one platform only) is not merged across them."""
+    for rule in rules():
+        name = rule.get("alert") or rule.get("record")
+        for clause in re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"]):
+            labels = {label.strip() for label in clause.split(",")}
+            assert {"job", "instance"} <= labels, f"{name}: ({clause}) drops job or instance"
+        # An aggregation without by () before its argument would merge every exporter.
+        assert not re.findall(r"\b(?:sum|max|min|avg|count|topk|bottomk)\s*\(", rule["expr"]), name
+
+
 def test_rule_expressions_use_only_exported_metrics():
     allowed = allowed_series_names()
     unknown = {

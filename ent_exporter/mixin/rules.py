@@ -28,6 +28,7 @@ LATENCY_QUANTILES = ("0.5", "0.95", "0.99")
 CONNECTOR_LAST_BUSY_TOTAL = "connector:ent_connector_requests:total_last_busy"
 # The labels every connector rule keeps: one exporter's connector is never merged with another's.
 BY_CONNECTOR = "job, instance, connector"
+BY_STRUCTURE = "job, instance, structure"  # a structure code is unique within one platform (exporter) only
 
 # The alerts (names are part of the interface: Alertmanager routes, the runbook's anchors).
 CONNECTOR_FAILURE_RATIO_HIGH = "ENTConnectorFailureRatioHigh"
@@ -102,21 +103,21 @@ def recording_rules(c: Config = CONFIG) -> list[dict]:
     rules: list[dict[str, Any]] = [
         {
             "record": CONNECTOR_OUTCOME_RATE,
-            "expr": "sum by (connector, outcome) (rate(ent_connector_requests_total[5m]))",
+            "expr": f"sum by ({BY_CONNECTOR}, outcome) (rate(ent_connector_requests_total[5m]))",
         },
-        {"record": CONNECTOR_RATE, "expr": "sum by (connector) (rate(ent_connector_requests_total[5m]))"},
+        {"record": CONNECTOR_RATE, "expr": f"sum by ({BY_CONNECTOR}) (rate(ent_connector_requests_total[5m]))"},
         # A connector without any failure has no outcome="failure" series: it counts as 0, not as absent.
         {
             "record": CONNECTOR_FAILURE_RATIO,
             "expr": (
-                f'(\n  sum by (connector) ({CONNECTOR_OUTCOME_RATE}{{outcome="failure"}})\n'
+                f'(\n  sum by ({BY_CONNECTOR}) ({CONNECTOR_OUTCOME_RATE}{{outcome="failure"}})\n'
                 f"  or\n  0 * {CONNECTOR_RATE}\n)\n/\n{CONNECTOR_RATE}\n"
             ),
         },
         {"record": CONNECTOR_SUCCESS_RATIO, "expr": f"1 - {CONNECTOR_FAILURE_RATIO}"},
         {
             "record": CONNECTOR_BUCKET_RATE,
-            "expr": "sum by (connector, le) (rate(ent_connector_request_duration_seconds_bucket[5m]))",
+            "expr": f"sum by ({BY_CONNECTOR}, le) (rate(ent_connector_request_duration_seconds_bucket[5m]))",
         },
     ]
     for quantile in LATENCY_QUANTILES:
@@ -128,8 +129,11 @@ def recording_rules(c: Config = CONFIG) -> list[dict]:
             }
         )
     rules += [
-        {"record": STRUCTURE_LOGINS_RATE, "expr": "sum by (structure) (rate(ent_logins_total[5m]))"},
-        {"record": STRUCTURE_PROFILE_LOGINS_RATE, "expr": "sum by (structure, profile) (rate(ent_logins_total[5m]))"},
+        {"record": STRUCTURE_LOGINS_RATE, "expr": f"sum by ({BY_STRUCTURE}) (rate(ent_logins_total[5m]))"},
+        {
+            "record": STRUCTURE_PROFILE_LOGINS_RATE,
+            "expr": f"sum by ({BY_STRUCTURE}, profile) (rate(ent_logins_total[5m]))",
+        },
         silent_memory_rule(c),
     ]
     return [{"name": "ent-exporter.rules", "rules": rules}]
@@ -175,7 +179,7 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             c,
             CONNECTOR_FAILURE_RATIO_HIGH,
             f"{CONNECTOR_FAILURE_RATIO} > {num(c.connector_failure_ratio)}\n"
-            f"and\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            f"and on ({BY_CONNECTOR})\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
             c.connector_failure_for,
             "critical",
             "Connector {{ $labels.connector }} fails {{ $value | humanizePercentage }} of its calls.",
@@ -187,12 +191,12 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
         _alert(
             c,
             CONNECTOR_FAILURE_RATIO_HIGH_LOW_TRAFFIC,
-            f'sum by (connector) (increase(ent_connector_requests_total{{outcome="failure"}}[{slow}]))\n'
-            f"/\nsum by (connector) (increase(ent_connector_requests_total[{slow}]))\n"
+            f'sum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total{{outcome="failure"}}[{slow}]))\n'
+            f"/\nsum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total[{slow}]))\n"
             f"> {num(c.connector_failure_ratio)}\n"
-            f"and on (connector)\nsum by (connector) (increase(ent_connector_requests_total[{slow}]))"
+            f"and on ({BY_CONNECTOR})\nsum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total[{slow}]))"
             f" >= {c.connector_min_requests_slow_window}\n"
-            f"unless on (connector)\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            f"unless on ({BY_CONNECTOR})\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
             c.connector_failure_slow_for,
             "warning",
             "Connector {{ $labels.connector }} fails {{ $value | humanizePercentage }} of its few calls.",
@@ -221,7 +225,7 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             c,
             CONNECTOR_LATENCY_HIGH,
             f'{CONNECTOR_LATENCY_QUANTILE}{{quantile="0.95"}} > {num(c.connector_latency_p95_seconds)}\n'
-            f"and on (connector)\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            f"and on ({BY_CONNECTOR})\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
             c.connector_latency_for,
             "warning",
             "Connector {{ $labels.connector }} is slow: p95 latency {{ $value | humanizeDuration }}.",
@@ -447,17 +451,17 @@ def history_rules(c: Config = CONFIG) -> list[dict]:
             "rules": [
                 {
                     "record": STRUCTURE_PROFILE_LOGINS_1D,
-                    "expr": "sum by (structure, profile) (increase(ent_logins_total[1d]))",
+                    "expr": f"sum by ({BY_STRUCTURE}, profile) (increase(ent_logins_total[1d]))",
                 },
                 # Logins are events: a structure's profiles add up (people would not, see the visitors gauges).
-                {"record": STRUCTURE_LOGINS_1D, "expr": "sum by (structure) (increase(ent_logins_total[1d]))"},
+                {"record": STRUCTURE_LOGINS_1D, "expr": f"sum by ({BY_STRUCTURE}) (increase(ent_logins_total[1d]))"},
                 {
                     "record": STRUCTURE_APP_ACCESSES_1D,
-                    "expr": "sum by (structure, app) (increase(ent_app_accesses_total[1d]))",
+                    "expr": f"sum by ({BY_STRUCTURE}, app) (increase(ent_app_accesses_total[1d]))",
                 },
                 {
                     "record": STRUCTURE_PROFILE_ACTIVATIONS_1D,
-                    "expr": "sum by (structure, profile) (increase(ent_account_activations_total[1d]))",
+                    "expr": f"sum by ({BY_STRUCTURE}, profile) (increase(ent_account_activations_total[1d]))",
                 },
             ],
         }
