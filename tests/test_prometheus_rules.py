@@ -89,6 +89,40 @@ def test_every_alert_is_tested_firing_and_not_firing():
     assert names - quiet - ALWAYS_FIRING == set(), f"alerts never tested not firing: {sorted(names - quiet)}"
 
 
+def duration_seconds(duration: str) -> int:
+    """A promtool duration (1w190m, 6h5m, 80m) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return sum(int(number) * units[unit] for number, unit in re.findall(r"(\d+)([smhdw])", duration))
+
+
+def test_every_alert_is_tested_for_how_long_it_keeps_firing():
+    """Issue 25: not only when an alert starts. In one test (one set of input series) some alert of
+    each rule (one label set) is expected firing at two instants at least, and then gone once its
+    cause is (the Watchdog, which never resolves, excepted)."""
+    kept, resolved = set(), set()
+    for path in UNIT_TESTS:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            # (alert name, its labels) -> the instants it is expected firing; alert name -> every instant tested.
+            firing: dict[tuple[str, frozenset], set[int]] = {}
+            tested: dict[str, dict[int, set[frozenset]]] = {}
+            for case in test.get("alert_rule_test", []):
+                moment = duration_seconds(case["eval_time"])
+                found = {frozenset(a["exp_labels"].items()) for a in case.get("exp_alerts") or []}
+                tested.setdefault(case["alertname"], {}).setdefault(moment, set()).update(found)
+                for labels in found:
+                    firing.setdefault((case["alertname"], labels), set()).add(moment)
+            for (name, labels), moments in firing.items():
+                if len(moments) >= 2:
+                    kept.add(name)
+                    later = [m for m, found in tested[name].items() if m > max(moments) and labels not in found]
+                    if later:
+                        resolved.add(name)
+    names = set(alerts())
+    assert names - kept == set(), f"alerts never tested still firing later: {sorted(names - kept)}"
+    unresolved = names - resolved - ALWAYS_FIRING
+    assert unresolved == set(), f"alerts never tested resolving: {sorted(unresolved)}"
+
+
 def test_required_alerts_exist_with_severity_and_annotations():
     defined = alerts()
     assert REQUIRED_ALERTS <= set(defined), f"missing: {sorted(REQUIRED_ALERTS - set(defined))}"
