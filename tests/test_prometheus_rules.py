@@ -89,6 +89,40 @@ def test_every_alert_is_tested_firing_and_not_firing():
     assert names - quiet - ALWAYS_FIRING == set(), f"alerts never tested not firing: {sorted(names - quiet)}"
 
 
+def duration_seconds(duration: str) -> int:
+    """A promtool duration (1w190m, 6h5m, 80m) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return sum(int(number) * units[unit] for number, unit in re.findall(r"(\d+)([smhdw])", duration))
+
+
+def test_every_alert_is_tested_for_how_long_it_keeps_firing():
+    """Issue 25: not only when an alert starts. In one test (one set of input series) some alert of
+    each rule (one label set) is expected firing at two instants at least, and then gone once its
+    cause is (the Watchdog, which never resolves, excepted)."""
+    kept, resolved = set(), set()
+    for path in UNIT_TESTS:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            # (alert name, its labels) -> the instants it is expected firing; alert name -> every instant tested.
+            firing: dict[tuple[str, frozenset], set[int]] = {}
+            tested: dict[str, dict[int, set[frozenset]]] = {}
+            for case in test.get("alert_rule_test", []):
+                moment = duration_seconds(case["eval_time"])
+                found = {frozenset(a["exp_labels"].items()) for a in case.get("exp_alerts") or []}
+                tested.setdefault(case["alertname"], {}).setdefault(moment, set()).update(found)
+                for labels in found:
+                    firing.setdefault((case["alertname"], labels), set()).add(moment)
+            for (name, labels), moments in firing.items():
+                if len(moments) >= 2:
+                    kept.add(name)
+                    later = [m for m, found in tested[name].items() if m > max(moments) and labels not in found]
+                    if later:
+                        resolved.add(name)
+    names = set(alerts())
+    assert names - kept == set(), f"alerts never tested still firing later: {sorted(names - kept)}"
+    unresolved = names - resolved - ALWAYS_FIRING
+    assert unresolved == set(), f"alerts never tested resolving: {sorted(unresolved)}"
+
+
 def test_required_alerts_exist_with_severity_and_annotations():
     defined = alerts()
     assert REQUIRED_ALERTS <= set(defined), f"missing: {sorted(REQUIRED_ALERTS - set(defined))}"
@@ -123,14 +157,21 @@ def test_runbook_table_matches_the_rules():
 def test_alert_semantics_the_issue_asks_for():
     """Issue 14: the failure alert keeps firing when traffic drops; latency has a traffic guard; Silent does
     not compare with exactly one week earlier (DST); a never-succeeded collector is caught; the Watchdog
-    always fires with severity none."""
+    always fires with severity none. Issue 25: Silent keeps firing while the connector is dead."""
     defined = alerts()
     (failure,) = defined["ENTConnectorFailureRatioHigh"]
     assert failure.get("keep_firing_for")
     (latency,) = defined["ENTConnectorLatencyHigh"]
     assert "connector:ent_connector_requests:rate5m * 300 >=" in latency["expr"]
     (silent,) = defined["ENTConnectorSilent"]
-    assert "offset 1w" not in silent["expr"] and "offset 15m" in silent["expr"]
+    # Issue 25: it fires until calls come back, from a memory of the connector being busy when its calls
+    # stopped (a recording rule carrying its own last value), not from "busy in the hour before", which
+    # stops being true an hour into the silence.
+    memory = "connector:ent_connector_requests:total_last_busy"
+    assert memory in silent["expr"] and "offset" not in silent["expr"]
+    (remember,) = [rule for rule in rules() if rule.get("record") == memory]
+    assert "offset 1w" not in remember["expr"] and "offset 167h" in remember["expr"]
+    assert f"last_over_time({memory}[1h])" in remember["expr"]
     stale = {rule["labels"]["reason"]: rule for rule in defined["ENTCollectorStale"]}
     assert set(stale) == {"overdue", "never_succeeded"}
     assert "unless on (job, instance, collector)" in stale["never_succeeded"]["expr"]
@@ -151,6 +192,19 @@ def test_recording_rules_follow_level_metric_operations():
         "connector_quantile:ent_connector_request_duration_seconds:histogram_quantile_rate5m",
         "structure:ent_logins:rate5m",
     } <= set(records)
+
+
+def test_rules_keep_each_exporter_apart():
+    """Issue 25: several exporters (platforms) may feed one Prometheus. Every aggregation and every
+    vector match of the rules keeps job and instance, so one platform's failures are not diluted by
+    another's, and a structure code (unique within one platform only) is not merged across them."""
+    for rule in rules():
+        name = rule.get("alert") or rule.get("record")
+        for clause in re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"]):
+            labels = {label.strip() for label in clause.split(",")}
+            assert {"job", "instance"} <= labels, f"{name}: ({clause}) drops job or instance"
+        # An aggregation without by () before its argument would merge every exporter.
+        assert not re.findall(r"\b(?:sum|max|min|avg|count|topk|bottomk)\s*\(", rule["expr"]), name
 
 
 def test_rule_expressions_use_only_exported_metrics():

@@ -86,6 +86,10 @@ class Config:
     connector_silent_before: str = "1h"
     connector_silent_week_margin_hours: int = 1
     connector_silent_for: str = "15m"
+    # Once silent, the alert keeps firing until calls come back, however long that takes: a
+    # recording rule remembers the connector was busy when its calls stopped. The memory survives
+    # Prometheus or the exporter being down (no sample) for at most this long.
+    connector_silent_memory_gap: str = "1h"
 
     # -- active probes (probes: in the exporter's configuration) ---------------------------
     # A probe alert fires when a connector's last probe has failed for this long: at the

@@ -23,6 +23,12 @@ CONNECTOR_LATENCY_QUANTILE = "connector_quantile:ent_connector_request_duration_
 STRUCTURE_LOGINS_RATE = "structure:ent_logins:rate5m"
 STRUCTURE_PROFILE_LOGINS_RATE = "structure_profile:ent_logins:rate5m"
 LATENCY_QUANTILES = ("0.5", "0.95", "0.99")
+# The counter of a connector's calls at the last moment it was busy, carried forward while no call
+# comes: what ENTConnectorSilent remembers (see silent_memory_rule).
+CONNECTOR_LAST_BUSY_TOTAL = "connector:ent_connector_requests:total_last_busy"
+# The labels every connector rule keeps: one exporter's connector is never merged with another's.
+BY_CONNECTOR = "job, instance, connector"
+BY_STRUCTURE = "job, instance, structure"  # a structure code is unique within one platform (exporter) only
 
 # The alerts (names are part of the interface: Alertmanager routes, the runbook's anchors).
 CONNECTOR_FAILURE_RATIO_HIGH = "ENTConnectorFailureRatioHigh"
@@ -51,25 +57,67 @@ def num(value: float) -> str:
     return f"{value:g}"
 
 
+def _week_window(c: Config) -> tuple[str, str]:
+    """A week earlier around the same instant, [now - 1w - margin - window, now - 1w + margin]:
+    (range, offset) for rate(...[range] offset offset)."""
+    margin = c.connector_silent_week_margin_hours
+    return f"{2 * margin * 60 + seconds(c.connector_silent_window) // 60}m", f"{7 * 24 - margin}h"
+
+
+def silent_memory_rule(c: Config = CONFIG) -> dict:
+    """Per connector, the calls counter as it was the last time the connector was busy, as long as
+    no call came since; absent otherwise.
+
+    Busy: at least connector_silent_usual_per_minute calls a minute over the last
+    connector_silent_before, and as many a week earlier around this time. While busy the rule records
+    the counter; once calls stop it carries its own last value forward for as long as the counter has
+    not moved past it (counts are whole numbers: "less than one call more" is "no call"). Calls coming
+    back end it; a gap in the data (Prometheus or the exporter down) of up to
+    connector_silent_memory_gap does not. ENTConnectorSilent fires while this exists and the last
+    connector_silent_window had no call: from the start of the silence until calls come back, however
+    long, where a comparison with "the hour before" would stop an hour after the calls did.
+    """
+    per = BY_CONNECTOR
+    usual = num(c.connector_silent_usual_per_minute)
+    week_range, week_offset = _week_window(c)
+    gap = c.connector_silent_memory_gap
+    calls = f"sum by ({per}) (ent_connector_requests_total)"
+    return {
+        "record": CONNECTOR_LAST_BUSY_TOTAL,
+        "expr": (
+            f"(\n  {calls}\n"
+            f"  and on ({per})\n"
+            f"  sum by ({per}) (rate(ent_connector_requests_total[{c.connector_silent_before}])) * 60 >= {usual}\n"
+            f"  and on ({per})\n"
+            f"  sum by ({per}) (rate(ent_connector_requests_total[{week_range}] offset {week_offset})) * 60"
+            f" >= {usual}\n)\n"
+            "or\n"
+            f"(\n  last_over_time({CONNECTOR_LAST_BUSY_TOTAL}[{gap}])\n"
+            f"  and on ({per})\n"
+            f"  ({calls} - on ({per}) last_over_time({CONNECTOR_LAST_BUSY_TOTAL}[{gap}])) < 1\n)\n"
+        ),
+    }
+
+
 def recording_rules(c: Config = CONFIG) -> list[dict]:
     rules: list[dict[str, Any]] = [
         {
             "record": CONNECTOR_OUTCOME_RATE,
-            "expr": "sum by (connector, outcome) (rate(ent_connector_requests_total[5m]))",
+            "expr": f"sum by ({BY_CONNECTOR}, outcome) (rate(ent_connector_requests_total[5m]))",
         },
-        {"record": CONNECTOR_RATE, "expr": "sum by (connector) (rate(ent_connector_requests_total[5m]))"},
+        {"record": CONNECTOR_RATE, "expr": f"sum by ({BY_CONNECTOR}) (rate(ent_connector_requests_total[5m]))"},
         # A connector without any failure has no outcome="failure" series: it counts as 0, not as absent.
         {
             "record": CONNECTOR_FAILURE_RATIO,
             "expr": (
-                f'(\n  sum by (connector) ({CONNECTOR_OUTCOME_RATE}{{outcome="failure"}})\n'
+                f'(\n  sum by ({BY_CONNECTOR}) ({CONNECTOR_OUTCOME_RATE}{{outcome="failure"}})\n'
                 f"  or\n  0 * {CONNECTOR_RATE}\n)\n/\n{CONNECTOR_RATE}\n"
             ),
         },
         {"record": CONNECTOR_SUCCESS_RATIO, "expr": f"1 - {CONNECTOR_FAILURE_RATIO}"},
         {
             "record": CONNECTOR_BUCKET_RATE,
-            "expr": "sum by (connector, le) (rate(ent_connector_request_duration_seconds_bucket[5m]))",
+            "expr": f"sum by ({BY_CONNECTOR}, le) (rate(ent_connector_request_duration_seconds_bucket[5m]))",
         },
     ]
     for quantile in LATENCY_QUANTILES:
@@ -81,8 +129,12 @@ def recording_rules(c: Config = CONFIG) -> list[dict]:
             }
         )
     rules += [
-        {"record": STRUCTURE_LOGINS_RATE, "expr": "sum by (structure) (rate(ent_logins_total[5m]))"},
-        {"record": STRUCTURE_PROFILE_LOGINS_RATE, "expr": "sum by (structure, profile) (rate(ent_logins_total[5m]))"},
+        {"record": STRUCTURE_LOGINS_RATE, "expr": f"sum by ({BY_STRUCTURE}) (rate(ent_logins_total[5m]))"},
+        {
+            "record": STRUCTURE_PROFILE_LOGINS_RATE,
+            "expr": f"sum by ({BY_STRUCTURE}, profile) (rate(ent_logins_total[5m]))",
+        },
+        silent_memory_rule(c),
     ]
     return [{"name": "ent-exporter.rules", "rules": rules}]
 
@@ -122,15 +174,12 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
     slow = c.connector_failure_slow_window
     silent = c.connector_silent_window
     margin = c.connector_silent_week_margin_hours
-    # Last week around the same instant: [now - 1w - margin - window, now - 1w + margin].
-    week_window = f"{2 * margin * 60 + seconds(silent) // 60}m"
-    week_offset = f"{7 * 24 - margin}h"
     connectors = [
         _alert(
             c,
             CONNECTOR_FAILURE_RATIO_HIGH,
             f"{CONNECTOR_FAILURE_RATIO} > {num(c.connector_failure_ratio)}\n"
-            f"and\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            f"and on ({BY_CONNECTOR})\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
             c.connector_failure_for,
             "critical",
             "Connector {{ $labels.connector }} fails {{ $value | humanizePercentage }} of its calls.",
@@ -142,12 +191,12 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
         _alert(
             c,
             CONNECTOR_FAILURE_RATIO_HIGH_LOW_TRAFFIC,
-            f'sum by (connector) (increase(ent_connector_requests_total{{outcome="failure"}}[{slow}]))\n'
-            f"/\nsum by (connector) (increase(ent_connector_requests_total[{slow}]))\n"
+            f'sum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total{{outcome="failure"}}[{slow}]))\n'
+            f"/\nsum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total[{slow}]))\n"
             f"> {num(c.connector_failure_ratio)}\n"
-            f"and on (connector)\nsum by (connector) (increase(ent_connector_requests_total[{slow}]))"
+            f"and on ({BY_CONNECTOR})\nsum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total[{slow}]))"
             f" >= {c.connector_min_requests_slow_window}\n"
-            f"unless on (connector)\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            f"unless on ({BY_CONNECTOR})\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
             c.connector_failure_slow_for,
             "warning",
             "Connector {{ $labels.connector }} fails {{ $value | humanizePercentage }} of its few calls.",
@@ -160,27 +209,23 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
         _alert(
             c,
             CONNECTOR_SILENT,
-            f"sum by (connector) (increase(ent_connector_requests_total[{silent}])) == 0\n"
-            "and on (connector)\n"
-            f"sum by (connector) (rate(ent_connector_requests_total[{c.connector_silent_before}] offset {silent}))"
-            f" * 60 >= {num(c.connector_silent_usual_per_minute)}\n"
-            "and on (connector)\n"
-            f"sum by (connector) (rate(ent_connector_requests_total[{week_window}] offset {week_offset})) * 60"
-            f" >= {num(c.connector_silent_usual_per_minute)}\n",
+            f"sum by ({BY_CONNECTOR}) (increase(ent_connector_requests_total[{silent}])) == 0\n"
+            f"and on ({BY_CONNECTOR})\n"
+            f"{CONNECTOR_LAST_BUSY_TOTAL}\n",
             c.connector_silent_for,
             "warning",
-            "Connector {{ $labels.connector }} has had no call for " + silent + ".",
-            f"Connector {{{{ $labels.connector }}}} has had no call at all in the last {silent}, although it had "
+            "Connector {{ $labels.connector }} receives no call (none for " + silent + " at least).",
+            f"Connector {{{{ $labels.connector }}}} has had no call at all for {silent} or more, although it had "
             f"at least {num(c.connector_silent_usual_per_minute)} call(s) per minute in the {c.connector_silent_before}"
-            f" before, and as many a week ago around this time (within {margin} h either side: the same local "
-            "hour across a DST change). The integration may be disconnected, or the platform no longer logs its "
-            "calls.",
+            f" before its calls stopped, and as many a week earlier around that time (within {margin} h either side: "
+            "the same local hour across a DST change). It keeps firing until calls come back. The integration may be "
+            "disconnected, or the platform no longer logs its calls.",
         ),
         _alert(
             c,
             CONNECTOR_LATENCY_HIGH,
             f'{CONNECTOR_LATENCY_QUANTILE}{{quantile="0.95"}} > {num(c.connector_latency_p95_seconds)}\n'
-            f"and on (connector)\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
+            f"and on ({BY_CONNECTOR})\n{CONNECTOR_RATE} * 300 >= {min_rate}\n",
             c.connector_latency_for,
             "warning",
             "Connector {{ $labels.connector }} is slow: p95 latency {{ $value | humanizeDuration }}.",
@@ -406,17 +451,17 @@ def history_rules(c: Config = CONFIG) -> list[dict]:
             "rules": [
                 {
                     "record": STRUCTURE_PROFILE_LOGINS_1D,
-                    "expr": "sum by (structure, profile) (increase(ent_logins_total[1d]))",
+                    "expr": f"sum by ({BY_STRUCTURE}, profile) (increase(ent_logins_total[1d]))",
                 },
                 # Logins are events: a structure's profiles add up (people would not, see the visitors gauges).
-                {"record": STRUCTURE_LOGINS_1D, "expr": "sum by (structure) (increase(ent_logins_total[1d]))"},
+                {"record": STRUCTURE_LOGINS_1D, "expr": f"sum by ({BY_STRUCTURE}) (increase(ent_logins_total[1d]))"},
                 {
                     "record": STRUCTURE_APP_ACCESSES_1D,
-                    "expr": "sum by (structure, app) (increase(ent_app_accesses_total[1d]))",
+                    "expr": f"sum by ({BY_STRUCTURE}, app) (increase(ent_app_accesses_total[1d]))",
                 },
                 {
                     "record": STRUCTURE_PROFILE_ACTIVATIONS_1D,
-                    "expr": "sum by (structure, profile) (increase(ent_account_activations_total[1d]))",
+                    "expr": f"sum by ({BY_STRUCTURE}, profile) (increase(ent_account_activations_total[1d]))",
                 },
             ],
         }
