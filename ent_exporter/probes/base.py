@@ -29,8 +29,13 @@ TLS = "tls"  # TLS handshake failed: certificate expired, untrusted, wrong name,
 AUTH = "auth"  # the server answered but refused the probe's credentials
 STATUS = "status"  # the server answered with an unexpected status (HTTP code, SMTP reply, CAS failure)
 CONTENT = "content"  # the answer came but not with the expected content (body, search result, ticket)
+TOO_LARGE = "too_large"  # the answer went past max_response_bytes: reading stopped there
 ERROR = "error"  # anything else (protocol error, unexpected exception): see the log
-REASONS: tuple[str, ...] = (TIMEOUT, REFUSED, DNS, TLS, AUTH, STATUS, CONTENT, ERROR)
+REASONS: tuple[str, ...] = (TIMEOUT, REFUSED, DNS, TLS, AUTH, STATUS, CONTENT, TOO_LARGE, ERROR)
+
+# What a probe reads of one answer at most, by default (blackbox_exporter has no default; 1 MiB is far
+# above any login page or CAS answer, and far below what could hurt the exporter).
+MAX_RESPONSE_BYTES = 1 << 20
 
 
 class ProbeFailure(Exception):
@@ -164,6 +169,18 @@ class ProbeSettings(BaseModel):
                 f"({self.interval_seconds:g})"
             )
         return self
+
+
+class LimitSettings(BaseModel):
+    """The size bound of the kinds that read an answer's body."""
+
+    max_response_bytes: int = Field(
+        MAX_RESPONSE_BYTES,
+        ge=1024,
+        le=1 << 30,
+        description="what the probe reads of one answer at most; past it, reading stops and the probe fails"
+        " with reason too_large",
+    )
 
 
 class TLSSettings(BaseModel):

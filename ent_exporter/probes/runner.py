@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 PUBLISHER = "probes"
+# Probes talking to their targets at once, at most: each may hold up to its max_response_bytes, so the
+# probes' memory stays bounded however many are configured. A probe waiting for a slot has not started.
+MAX_IN_FLIGHT = 16
 SUCCESS, FAILURE = "success", "failure"
 # Each failure reason (the label value) in French, for the catalogue's meaning of FAILURES.
 REASONS_FR = {
@@ -38,6 +41,7 @@ REASONS_FR = {
     "auth": "authentification",
     "status": "statut inattendu",
     "content": "contenu inattendu",
+    "too_large": "réponse trop grande",
     "error": "autre erreur",
 }
 PROBES = Family(
@@ -138,12 +142,15 @@ class ProbeRunner:
         exposition: Exposition,
         *,
         clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.probes = [make_probe(s) for s in settings]
         self.exposition = exposition
         self.clock = clock
         self._states = [_State() for _ in self.probes]
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         exposition.declare(FAMILIES)
@@ -203,7 +210,8 @@ class ProbeRunner:
                 )
                 self._record(index, stuck, bound)
                 return stuck
-            started = self.clock()
+        self._slots.acquire()  # released by the attempt when it ends, within its bound or not
+        started = self.clock()
         box: list[CheckResult | ProbeFailure] = []
 
         def attempt() -> None:
@@ -213,6 +221,8 @@ class ProbeRunner:
                 box.append(failure)
             except Exception as error:  # a bug or an unexpected library error: still a bounded label
                 box.append(classify(error))
+            finally:
+                self._slots.release()
 
         state.attempt = threading.Thread(target=attempt, daemon=True, name=f"probe-attempt-{index}")
         state.attempt_started = started
