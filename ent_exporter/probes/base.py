@@ -51,9 +51,54 @@ class ProbeFailure(Exception):
 
 @dataclass
 class CheckResult:
-    """What a successful check learnt beside "it works": the peer certificate's expiry, if TLS was used."""
+    """What a successful check learnt beside "it works": if TLS was used, when the presented chain
+    expires (its earliest notAfter, like blackbox_exporter's probe_ssl_earliest_cert_expiry) and when
+    the leaf, the server's own certificate, does."""
 
-    certificate_expiry: float | None = None  # Unix time of the certificate's notAfter
+    certificate_expiry: float | None = None  # Unix time of the earliest notAfter of the presented chain
+    leaf_expiry: float | None = None  # Unix time of the leaf certificate's notAfter
+
+
+@dataclass(frozen=True)
+class Expiries:
+    """The expiries of a presented chain: the earliest of all its certificates, and the leaf's."""
+
+    earliest: float | None = None
+    leaf: float | None = None
+
+
+def presented_chain(ssl_object: Any) -> list[bytes]:
+    """The certificates the peer presented (DER, leaf first), verified or not, of an SSLSocket or an
+    SSLObject. Python 3.13 has get_unverified_chain() (DER); before, the private _sslobj has it (certificate
+    objects)."""
+    for owner in (ssl_object, getattr(ssl_object, "_sslobj", None)):
+        method = getattr(owner, "get_unverified_chain", None)
+        if method is not None:
+            return [_der(certificate) for certificate in method() or []]
+    leaf = ssl_object.getpeercert(True)
+    return [leaf] if leaf else []
+
+
+def _der(certificate: Any) -> bytes:
+    if isinstance(certificate, bytes | bytearray):
+        return bytes(certificate)
+    return certificate.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+
+
+def chain_expiries(ssl_object: Any) -> Expiries:
+    """When the chain ``ssl_object``'s peer presented expires: its earliest notAfter, and the leaf's."""
+    if ssl_object is None:
+        return Expiries()
+    chain = presented_chain(ssl_object)
+    if not chain:
+        return Expiries()
+    expiries = [certificate_expiry(der) for der in chain]
+    known = [when for when in expiries if when is not None]
+    return Expiries(min(known) if known else None, expiries[0])
+
+
+def tls_result(expiries: Expiries) -> CheckResult:
+    return CheckResult(expiries.earliest, expiries.leaf)
 
 
 def classify(error: BaseException) -> ProbeFailure:

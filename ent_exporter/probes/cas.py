@@ -22,6 +22,7 @@ from ent_exporter.probes.base import (
     TLSSettings,
     parse_url,
     require_variable,
+    tls_result,
 )
 from ent_exporter.probes.http import PORTS, request
 
@@ -76,7 +77,7 @@ class CASProbe(Probe):
             raise ProbeFailure(CONTENT, f"{s.url}/login has no login form")
         if s.username is not None:
             self._ticket_flow()
-        return CheckResult(login.certificate_expiry)
+        return tls_result(login.expiries)
 
     def _ticket_flow(self) -> None:
         s = self.settings

@@ -19,15 +19,17 @@ from ent_exporter.probes.base import (
     TIMEOUT,
     TOO_LARGE,
     CheckResult,
+    Expiries,
     LimitSettings,
     Probe,
     ProbeFailure,
     ProbeSettings,
     TLSSettings,
-    certificate_expiry,
+    chain_expiries,
     classify,
     parse_url,
     tls_context,
+    tls_result,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +94,7 @@ class Answer:
     headers: httpx.Headers
     body: bytes
     encoding: str
-    certificate_expiry: float | None = None
+    expiries: Expiries = Expiries()
 
     @property
     def text(self) -> str:
@@ -131,12 +133,12 @@ def request(
 ) -> Answer:
     """One HTTP exchange, bounded by ``timeout`` as a whole and by ``limit`` bytes of each body, never to
     a host the configuration does not name; the answer carries the expiry of the first TLS peer's
-    certificate (or None). Network errors become ProbeFailure."""
+    certificate chain. Network errors become ProbeFailure."""
     import httpx
 
     named = {urlsplit(url).hostname} | set(allowed_hosts)
     deadline = time.monotonic() + timeout
-    expiry: list[float | None] = []
+    expiry: list[Expiries] = []
 
     def only_named_hosts(req: httpx.Request) -> None:
         if req.url.host not in named:
@@ -151,7 +153,7 @@ def request(
             return
         stream = response.extensions.get("network_stream")
         ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-        expiry.append(certificate_expiry(ssl_object.getpeercert(True)) if ssl_object else None)
+        expiry.append(chain_expiries(ssl_object))
 
     verify = tls_context(settings.verify_tls, settings.ca_file)
     headers = {"Accept-Encoding": "identity", **kwargs.pop("headers", {})}  # the limit counts what is sent
@@ -177,7 +179,7 @@ def request(
                         response.headers,
                         body,
                         response.encoding or "utf-8",
-                        expiry[0] if expiry else None,
+                        expiry[0] if expiry else Expiries(),
                     )
                 finally:
                     response.close()  # unread bytes are dropped with the connection
@@ -213,4 +215,4 @@ class HTTPProbe(Probe):
             )
         if s.body_regex is not None and not re.search(s.body_regex, response.text):
             raise ProbeFailure(CONTENT, f"the body of {s.url} does not match {s.body_regex!r}")
-        return CheckResult(response.certificate_expiry)
+        return tls_result(response.expiries)

@@ -16,17 +16,19 @@ from ent_exporter.probes.base import (
     TIMEOUT,
     TLS,
     CheckResult,
+    Expiries,
     Probe,
     ProbeFailure,
     ProbeSettings,
     Secret,
     TLSSettings,
-    certificate_expiry,
+    chain_expiries,
     classify,
     from_message,
     host_port,
     parse_url,
     require_variable,
+    tls_result,
 )
 
 PORTS = {"ldap": 389, "ldaps": 636}
@@ -98,13 +100,13 @@ class LDAPProbe(Probe):
             read_only=True,
             auto_referrals=False,
         )
-        expiry = None
+        expiries = Expiries()
         try:
             connection.open()
             if s.start_tls and not connection.start_tls():
                 raise ProbeFailure(TLS, f"StartTLS refused: {connection.result}")
             if secure or s.start_tls:
-                expiry = certificate_expiry(connection.socket.getpeercert(True))
+                expiries = chain_expiries(connection.socket)
             if not connection.bind():
                 result = connection.result or {}
                 code = result.get("result")
@@ -148,4 +150,4 @@ class LDAPProbe(Probe):
                 connection.unbind()
             except Exception:
                 pass
-        return CheckResult(expiry)
+        return tls_result(expiries)

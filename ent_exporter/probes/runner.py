@@ -89,15 +89,30 @@ UP = Family(
 CERTIFICATE_EXPIRY = Family(
     "ent_connector_certificate_expiry_timestamp_seconds",
     Kind.GAUGE,
-    "Unix time at which the TLS certificate the connector's probes last saw expires (the soonest of its probes).",
+    "Unix time at which the TLS certificate chain the connector's probes last saw expires: the earliest notAfter"
+    " of every certificate presented, leaf and intermediates (like blackbox_exporter's"
+    " probe_ssl_earliest_cert_expiry), the soonest of its probes.",
     ("connector",),
     unit="timestamp",
     title_en="Certificate expiry",
     title_fr="Expiration des certificats",
-    meaning_fr="Date d'expiration du certificat TLS que les sondes du connecteur ont vu en dernier (la plus proche de"
-    " ses sondes).",
+    meaning_fr="Date d'expiration de la chaîne de certificats TLS que les sondes du connecteur ont vue en dernier :"
+    " la plus proche des dates de fin de tous les certificats présentés, serveur et intermédiaires (la plus proche"
+    " de ses sondes).",
 )
-FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY)
+LEAF_EXPIRY = Family(
+    "ent_connector_leaf_certificate_expiry_timestamp_seconds",
+    Kind.GAUGE,
+    "Unix time at which the server's own TLS certificate (the leaf of the chain) the connector's probes last saw"
+    " expires, the soonest of its probes; the chain's earliest is ent_connector_certificate_expiry_timestamp_seconds.",
+    ("connector",),
+    unit="timestamp",
+    title_en="Server certificate expiry",
+    title_fr="Expiration des certificats serveurs",
+    meaning_fr="Date d'expiration du certificat TLS du serveur lui-même (la feuille de la chaîne) que les sondes du"
+    " connecteur ont vu en dernier, la plus proche de ses sondes.",
+)
+FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY, LEAF_EXPIRY)
 
 
 @dataclass
@@ -111,6 +126,7 @@ class _State:
     )
     success: float | None = None
     certificate_expiry: float | None = None
+    leaf_expiry: float | None = None
     reason: str | None = "never run"  # last failure reason, None after a success (to log changes only)
     attempt: threading.Thread | None = None  # the worker of the last attempt (may outlive its bound)
     attempt_started: float = 0.0
@@ -248,6 +264,8 @@ class ProbeRunner:
                 state.success = 1.0
                 if outcome.certificate_expiry is not None:
                     state.certificate_expiry = outcome.certificate_expiry
+                if outcome.leaf_expiry is not None:
+                    state.leaf_expiry = outcome.leaf_expiry
                 reason = None
             changed, state.reason = state.reason != reason, reason
         if changed:
@@ -262,6 +280,7 @@ class ProbeRunner:
         with self._lock:
             samples: Samples = {family.name: {} for family in FAMILIES}
             expiries: dict[str, float] = {}
+            leaves: dict[str, float] = {}
             for probe, state in zip(self.probes, self._states):
                 key = (probe.settings.connector, probe.settings.kind)
                 for outcome, count in state.outcomes.items():
@@ -273,12 +292,12 @@ class ProbeRunner:
                 )
                 if state.success is not None:
                     samples[UP.name][key] = state.success
-                if state.certificate_expiry is not None:
-                    connector = probe.settings.connector
-                    expiries[connector] = min(
-                        expiries.get(connector, state.certificate_expiry), state.certificate_expiry
-                    )
+                connector = probe.settings.connector
+                for soonest, when in ((expiries, state.certificate_expiry), (leaves, state.leaf_expiry)):
+                    if when is not None:
+                        soonest[connector] = min(soonest.get(connector, when), when)
             samples[CERTIFICATE_EXPIRY.name] = {(connector,): when for connector, when in expiries.items()}
+            samples[LEAF_EXPIRY.name] = {(connector,): when for connector, when in leaves.items()}
         return samples
 
     def _publish(self) -> None:

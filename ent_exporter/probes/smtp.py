@@ -13,15 +13,17 @@ from ent_exporter.probes.base import (
     STATUS,
     TLS,
     CheckResult,
+    Expiries,
     Probe,
     ProbeFailure,
     ProbeSettings,
     TLSSettings,
-    certificate_expiry,
+    chain_expiries,
     classify,
     host_port,
     parse_url,
     tls_context,
+    tls_result,
 )
 
 PORTS = {"smtp": 25, "smtps": 465}
@@ -54,7 +56,7 @@ class SMTPProbe(Probe):
         s = self.settings
         host, port = host_port(s.url, PORTS)
         context = tls_context(s.verify_tls, s.ca_file)
-        expiry = None
+        expiries = Expiries()
         try:
             if s.url.startswith("smtps:"):
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -74,7 +76,7 @@ class SMTPProbe(Probe):
                     if code != 250:
                         raise ProbeFailure(STATUS, f"EHLO after STARTTLS answered {code}")
                 if isinstance(client.sock, ssl.SSLSocket):
-                    expiry = certificate_expiry(client.sock.getpeercert(True))
+                    expiries = chain_expiries(client.sock)
                 try:
                     client.quit()
                 except (smtplib.SMTPException, OSError):
@@ -91,4 +93,4 @@ class SMTPProbe(Probe):
             raise ProbeFailure(STATUS, f"{error.smtp_code} {error.smtp_error!r}") from None
         except (TimeoutError, OSError) as error:
             raise classify(error) from None
-        return CheckResult(expiry)
+        return tls_result(expiries)

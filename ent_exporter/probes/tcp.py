@@ -13,9 +13,10 @@ from ent_exporter.probes.base import (
     Probe,
     ProbeSettings,
     TLSSettings,
-    certificate_expiry,
+    chain_expiries,
     classify,
     tls_context,
+    tls_result,
 )
 
 
@@ -78,6 +79,6 @@ class TLSProbe(Probe):
         try:
             with socket.create_connection((host, port), timeout=self.timeout) as raw:
                 with context.wrap_socket(raw, server_hostname=s.server_name or host) as secure:
-                    return CheckResult(certificate_expiry(secure.getpeercert(True)))
+                    return tls_result(chain_expiries(secure))
         except OSError as error:  # ssl.SSLError is an OSError
             raise classify(error) from None
