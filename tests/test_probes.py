@@ -565,3 +565,31 @@ def test_failure_detail_is_logged_once_per_change(caplog, https, certificates):
     assert len(messages) == 2, messages
     assert "failed (status)" in messages[0] and "503" in messages[0]
     assert "succeeded" in messages[1]
+
+
+# -- DNS -------------------------------------------------------------------------------------------
+
+UNRESOLVABLE = "ent-probe-test.invalid"  # RFC 6761: .invalid never resolves
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"kind": "ldap", "url": f"ldap://{UNRESOLVABLE}"},
+        {"kind": "ldap", "url": f"ldaps://{UNRESOLVABLE}:636"},
+        {"kind": "ldap", "url": f"ldap://{UNRESOLVABLE}", "start_tls": True},
+        {"kind": "http", "url": f"https://{UNRESOLVABLE}/"},
+        {"kind": "http", "url": f"http://{UNRESOLVABLE}/"},
+        {"kind": "cas", "url": f"https://{UNRESOLVABLE}/cas"},
+        {"kind": "smtp", "url": f"smtp://{UNRESOLVABLE}"},
+        {"kind": "smtp", "url": f"smtps://{UNRESOLVABLE}"},
+        {"kind": "tcp", "address": f"{UNRESOLVABLE}:389"},
+        {"kind": "tls", "address": f"{UNRESOLVABLE}:443"},
+    ],
+    ids=lambda entry: entry.get("url", entry.get("address", "")).split(":")[0] + "-" + entry["kind"],
+)
+def test_a_name_that_does_not_resolve_is_dns_on_every_kind(entry):
+    r = runner({"connector": "gar", "timeout_seconds": 5, **entry})
+    outcome, samples = outcome_of(r)
+    assert outcome == "dns"
+    assert_counted(samples, "gar", entry["kind"], 0, {"dns": 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import ssl
 from typing import Literal
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from ent_exporter.probes.base import (
     AUTH,
     CONTENT,
+    DNS,
     ERROR,
     STATUS,
     TIMEOUT,
@@ -102,6 +104,9 @@ class LDAPProbe(Probe):
         )
         expiries = Expiries()
         try:
+            # ldap3 turns a name that does not resolve into "invalid server address", like any other
+            # address problem: resolve first, so that it is reason dns as for every other kind.
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             connection.open()
             if s.start_tls and not connection.start_tls():
                 raise ProbeFailure(TLS, f"StartTLS refused: {connection.result}")
@@ -140,6 +145,8 @@ class LDAPProbe(Probe):
                 raise ProbeFailure(TIMEOUT, f"no answer within {self.timeout:g} s ({error})") from None
             raise classify(error) from None
         except lx.LDAPSocketOpenError as error:
+            if "invalid server address" in str(error):
+                raise ProbeFailure(DNS, f"{host} does not resolve ({error})") from None
             raise from_message(error) from None
         except lx.LDAPException as error:
             raise ProbeFailure(ERROR, f"{type(error).__name__}: {error}") from None
