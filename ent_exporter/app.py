@@ -278,7 +278,9 @@ class Exporter:
         check_reports_dir(self.config, self.origin)
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
         # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
-        self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)
+        self.probes = ProbeRunner(
+            self.config.probes, self.runtime.exposition, state_dir=self.config.state_dir, wall=self.clock
+        )
         # process_* (CPU, memory, fds): read every few seconds in the background, never on a scrape.
         self.process = ProcessPublisher(self.runtime.exposition)
         address, port = self.config.listen.address, self.config.listen.port
@@ -297,6 +299,10 @@ class Exporter:
         except OSError as error:
             raise bind_error(address, port, error, f"{self.origin}: listen") from None
         self.runtime.restore()
+        # The probes' counters and last results back from the state, then every probe once (each within
+        # its timeout, all at once): the first scrape has their own results, no restart looks like a recovery.
+        self.probes.restore()
+        self.probes.run_all_once()
         self.server.start()
         self.source.open()
         self.scheduler = CollectorScheduler(

@@ -4,22 +4,28 @@ A probe that hangs (a server that accepts the connection and says nothing) costs
 timeout and nothing else: the attempt runs in a worker thread that the probe's thread waits
 for at most ``timeout_seconds``; past that the attempt counts as a timeout, and no new
 attempt of that probe starts while the stuck one lingers. Other probes, the collectors
-and the scrapes never wait for a probe. Counters live in memory (a restart resets them,
-which Prometheus' rate() handles) and are published through the exposition like any
-collector's samples; the failure detail goes to the log once per change of state.
+and the scrapes never wait for a probe. Counters are published through the exposition like any
+collector's samples and saved in the state directory (``restore`` takes them back at start, with
+the last success and certificate expiries, so that a restart neither resets a counter nor looks
+like a recovery); the failure detail goes to the log once per change of state.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import ent_exporter.probes as probe_kinds
+from ent_exporter.engine import clock as clocks
 from ent_exporter.engine.collector import Family, HistogramValue, Kind, Samples
 from ent_exporter.engine.exposition import Exposition
+from ent_exporter.engine.files import Directory
 from ent_exporter.indicators.connectors import DURATION_BUCKETS_SECONDS
 from ent_exporter.probes.base import REASONS, TIMEOUT, CheckResult, Probe, ProbeFailure, ProbeSettings, classify
 
@@ -112,7 +118,24 @@ LEAF_EXPIRY = Family(
     meaning_fr="Date d'expiration du certificat TLS du serveur lui-même (la feuille de la chaîne) que les sondes du"
     " connecteur ont vu en dernier, la plus proche de ses sondes.",
 )
-FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY, LEAF_EXPIRY)
+LAST_RUN = Family(
+    "ent_connector_probe_last_run_timestamp_seconds",
+    Kind.GAUGE,
+    "Unix time at which the probe last ended: after a restart, the success and certificate expiries restored from"
+    " the state are this old until the probe runs again.",
+    ("connector", "kind"),
+    unit="timestamp",
+    title_en="Last probe",
+    title_fr="Dernière sonde",
+    meaning_fr="Date à laquelle la sonde s'est terminée pour la dernière fois : après un redémarrage, l'état et les"
+    " dates d'expiration repris de l'état enregistré ont cet âge jusqu'à la sonde suivante.",
+)
+FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY, LEAF_EXPIRY, LAST_RUN)
+
+# The probes' state file, in its own directory under state_dir: the counters (so that they never go
+# backwards across a restart), the last success and certificate expiries, and when each probe last ran.
+STATE_DIRECTORY, STATE_FILE, STATE_VERSION = "probes", "probes.json", 1
+SAVE_GAP_SECONDS = 1.0  # at most one write a second, whatever the number of probes
 
 
 @dataclass
@@ -127,6 +150,7 @@ class _State:
     success: float | None = None
     certificate_expiry: float | None = None
     leaf_expiry: float | None = None
+    last_run: float | None = None  # Unix time the last attempt ended (wall clock)
     reason: str | None = "never run"  # last failure reason, None after a success (to log changes only)
     attempt: threading.Thread | None = None  # the worker of the last attempt (may outlive its bound)
     attempt_started: float = 0.0
@@ -140,6 +164,41 @@ class _State:
             self.duration.count + 1.0,
             self.duration.sum + seconds,
         )
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
+        raise ValueError(f"not a count: {value!r}")
+    return float(value)
+
+
+def _optional(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+def _restore(state: _State, entry: dict[str, Any]) -> None:
+    """One probe's stored values into its state (ValueError, KeyError or TypeError on a wrong shape)."""
+    outcomes = {outcome: _number(entry["outcomes"][outcome]) for outcome in (SUCCESS, FAILURE)}
+    # A reason the stored file does not know starts at 0; one this version no longer has is dropped.
+    failures = {reason: _number(entry["failures"].get(reason, 0)) for reason in REASONS}
+    duration = entry["duration"]
+    buckets = [_number(count) for count in duration["buckets"]]
+    if len(buckets) != len(DURATION_BUCKETS_SECONDS):
+        raise ValueError("the duration histogram has other buckets")
+    success = _optional(entry.get("success"))
+    if success not in (None, 0.0, 1.0):
+        raise ValueError(f"success is {success!r}")
+    state.outcomes, state.failures = outcomes, failures
+    state.duration = HistogramValue(buckets, _number(duration["count"]), _number(duration["sum"]))
+    state.success = success
+    state.certificate_expiry = _optional(entry.get("certificate_expiry"))
+    state.leaf_expiry = _optional(entry.get("leaf_expiry"))
+    state.last_run = _optional(entry.get("last_run"))
+    state.reason = None if success == 1.0 else "restored"  # the first run's outcome is logged
 
 
 def make_probe(settings: ProbeSettings | Probe) -> Probe:
@@ -159,10 +218,17 @@ class ProbeRunner:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_in_flight: int = MAX_IN_FLIGHT,
+        state_dir: Path | None = None,
+        wall: clocks.Clock | None = None,
     ) -> None:
         self.probes = [make_probe(s) for s in settings]
         self.exposition = exposition
         self.clock = clock
+        self.wall = wall or clocks.default()
+        self.state_dir = state_dir
+        self._dirty = threading.Event()
+        self._saver: threading.Thread | None = None
+        self._initial_done = False
         self._states = [_State() for _ in self.probes]
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_in_flight)
@@ -180,6 +246,9 @@ class ProbeRunner:
     # -- the threads -------------------------------------------------------------------
     def start(self) -> None:
         self._stopping.clear()
+        if self.state_dir is not None and self.probes:
+            self._saver = threading.Thread(target=self._save_loop, daemon=True, name="probe-state")
+            self._saver.start()
         for index, probe in enumerate(self.probes):
             thread = threading.Thread(
                 target=self._loop,
@@ -197,10 +266,106 @@ class ProbeRunner:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        if self._saver is not None:
+            self._saver.join(timeout)
+            self._saver = None
+        self.save()
+
+    def run_all_once(self) -> list[CheckResult | ProbeFailure]:
+        """Runs every probe once, all at once (within the in-flight bound), and waits for them: at start,
+        before /metrics is served, so that its first scrape has every probe's own result."""
+        outcomes: list[CheckResult | ProbeFailure | None] = [None] * len(self.probes)
+
+        def one(index: int) -> None:
+            try:
+                outcomes[index] = self.run_once(index)
+            except Exception:
+                log.exception("%s: the probe runner failed", self._name(index))
+
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(self.probes))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self._initial_done = True
+        self.save()
+        return [o for o in outcomes if o is not None]
+
+    # -- the state file ------------------------------------------------------------------
+    @staticmethod
+    def _key(probe: Probe) -> str:
+        return f"{probe.settings.connector}/{probe.settings.kind}"
+
+    def save(self) -> None:
+        """Writes every probe's counters and last values (write-then-rename: old or new, never half)."""
+        if self.state_dir is None or not self.probes:
+            return
+        with self._lock:
+            probes = {
+                self._key(probe): {
+                    "outcomes": dict(state.outcomes),
+                    "failures": dict(state.failures),
+                    "duration": {
+                        "buckets": list(state.duration.buckets),
+                        "count": state.duration.count,
+                        "sum": state.duration.sum,
+                    },
+                    "success": state.success,
+                    "certificate_expiry": state.certificate_expiry,
+                    "leaf_expiry": state.leaf_expiry,
+                    "last_run": state.last_run,
+                }
+                for probe, state in zip(self.probes, self._states)
+            }
+        data = json.dumps({"version": STATE_VERSION, "probes": probes}, sort_keys=True).encode()
+        try:
+            with Directory.open(self.state_dir, STATE_DIRECTORY) as directory:
+                directory.write(STATE_FILE, data, mode=0o600)
+        except OSError as error:
+            log.error("cannot save the probes' state in %s: %s", self.state_dir / STATE_DIRECTORY, error)
+
+    def _save_loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._dirty.wait(0.5):
+                self._dirty.clear()
+                self.save()
+                self._stopping.wait(SAVE_GAP_SECONDS)
+
+    def restore(self) -> int:
+        """Takes the counters and last values of the state file back, for the probes still configured (by
+        connector and kind); publishes them. A file that cannot be read is logged and ignored (the
+        counters start again from 0, which rate() handles). Returns how many probes were restored."""
+        if self.state_dir is None or not self.probes:
+            return 0
+        path = self.state_dir / STATE_DIRECTORY / STATE_FILE
+        try:
+            with Directory.open(self.state_dir, STATE_DIRECTORY) as directory:
+                data = json.loads(directory.read(STATE_FILE))
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError(f"not a version {STATE_VERSION} probes state")
+            stored = data["probes"]
+            restored = 0
+            with self._lock:
+                for probe, state in zip(self.probes, self._states):
+                    entry = stored.get(self._key(probe))
+                    if entry is not None:
+                        _restore(state, entry)
+                        restored += 1
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            log.warning("ignoring the probes' state %s (%s): their counters start from 0", path, error)
+            self._states = [_State() for _ in self.probes]
+            return 0
+        self._publish()
+        if restored:
+            log.info("restored the counters and last results of %d probe(s) from %s", restored, path)
+        return restored
 
     def _loop(self, index: int) -> None:
         interval = self.probes[index].settings.interval_seconds
-        next_start = self.clock()
+        # After run_all_once (at start), the next run is one interval later.
+        next_start = self.clock() + (interval if self._initial_done else 0.0)
         while not self._stopping.wait(max(0.0, next_start - self.clock())):
             # Start to start: never more often than the interval, however long a probe takes.
             next_start = self.clock() + interval
@@ -252,7 +417,9 @@ class ProbeRunner:
 
     def _record(self, index: int, outcome: CheckResult | ProbeFailure, seconds: float) -> None:
         state = self._states[index]
+        ended = self.wall.time()
         with self._lock:
+            state.last_run = ended
             state.observe(seconds)
             if isinstance(outcome, ProbeFailure):
                 state.outcomes[FAILURE] += 1
@@ -274,6 +441,7 @@ class ProbeRunner:
             else:
                 log.info("%s succeeded (in %.3f s)", self._name(index), seconds)
         self._publish()
+        self._dirty.set()
 
     # -- the metrics ----------------------------------------------------------------------
     def samples(self) -> Samples:
@@ -292,6 +460,8 @@ class ProbeRunner:
                 )
                 if state.success is not None:
                     samples[UP.name][key] = state.success
+                if state.last_run is not None:
+                    samples[LAST_RUN.name][key] = state.last_run
                 connector = probe.settings.connector
                 for soonest, when in ((expiries, state.certificate_expiry), (leaves, state.leaf_expiry)):
                     if when is not None:
