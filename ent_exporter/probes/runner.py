@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import zlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -135,7 +137,20 @@ FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY, LEAF_EXPIRY, LAS
 # The probes' state file, in its own directory under state_dir: the counters (so that they never go
 # backwards across a restart), the last success and certificate expiries, and when each probe last ran.
 STATE_DIRECTORY, STATE_FILE, STATE_VERSION = "probes", "probes.json", 1
-SAVE_GAP_SECONDS = 1.0  # at most one write a second, whatever the number of probes
+SAVE_GAP_SECONDS = 1.0
+# Each run starts after its interval plus a jitter drawn anew each time, up to this share of the
+# interval (at most JITTER_MAX_SECONDS): probes never fall into step, and never run more often.
+JITTER_SHARE, JITTER_MAX_SECONDS = 0.05, 2.0
+
+
+def offset(key: str, interval: float) -> float:
+    """Where in its interval a probe runs: stable (a hash of its connector and kind, the same at every
+    start, like Prometheus' scrape offsets), spread evenly over [0, interval)."""
+    return zlib.crc32(key.encode()) / 2**32 * interval
+
+
+def jitter_bound(interval: float) -> float:
+    return min(JITTER_SHARE * interval, JITTER_MAX_SECONDS)  # at most one write a second, whatever the number of probes
 
 
 @dataclass
@@ -229,6 +244,7 @@ class ProbeRunner:
         self._dirty = threading.Event()
         self._saver: threading.Thread | None = None
         self._initial_done = False
+        self.random = random.Random()  # the jitter's draws
         self._states = [_State() for _ in self.probes]
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_in_flight)
@@ -364,11 +380,14 @@ class ProbeRunner:
 
     def _loop(self, index: int) -> None:
         interval = self.probes[index].settings.interval_seconds
-        # After run_all_once (at start), the next run is one interval later.
-        next_start = self.clock() + (interval if self._initial_done else 0.0)
+        # The first run at the probe's own offset in its interval (after run_all_once at start, one
+        # interval later still): probes configured together do not run together.
+        first = offset(self._key(self.probes[index]), interval)
+        next_start = self.clock() + first + (interval if self._initial_done else 0.0)
         while not self._stopping.wait(max(0.0, next_start - self.clock())):
-            # Start to start: never more often than the interval, however long a probe takes.
-            next_start = self.clock() + interval
+            # Start to start: never more often than the interval, however long a probe takes; a fresh
+            # jitter each time keeps two probes from staying in step.
+            next_start = self.clock() + interval + self.random.uniform(0.0, jitter_bound(interval))
             try:
                 self.run_once(index)
             except Exception:  # the loop must survive anything a probe kind does
