@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import random
-import zlib
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
