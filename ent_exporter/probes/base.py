@@ -13,8 +13,13 @@ Defining a concrete subclass registers it by its ``kind``.
 from __future__ import annotations
 
 import errno
+import functools
+import os
 import socket
 import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import SplitResult, urlsplit
@@ -161,7 +166,18 @@ def certificate_expiry(der: bytes | None) -> float | None:
 
 
 def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    """Verification on by default, against the system's CAs or the given CA file."""
+    """Verification on by default, against the system's CAs or the given CA file. Made once and kept
+    (loading the system's CAs takes tens of milliseconds, which each probe would count): a new one when
+    the CA file changes."""
+    try:
+        stamp = os.stat(ca_file).st_mtime_ns if ca_file is not None else None
+    except OSError:
+        stamp = None
+    return _tls_context(verify, ca_file, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _tls_context(verify: bool, ca_file: str | None, stamp: int | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file)
     if not verify:
         context.check_hostname = False
@@ -274,6 +290,66 @@ class Secret(BaseModel):
         return self._password
 
 
+# The phases of a probe (the ``phase`` label), blackbox_exporter's names where it has them: the name
+# lookup, the TCP connection, the TLS handshake, the exchange with the server (HTTP request and
+# answer, LDAP bind and search, SMTP greeting and EHLO), and "processing", the exporter's own time:
+# the probe's whole duration less the other phases (blackbox's "processing" is the server's time
+# to the first byte, part of our "request").
+PHASES: tuple[str, ...] = ("resolve", "connect", "tls", "request", "processing")
+
+
+class Phases:
+    """The time each phase of one attempt took (time.monotonic), measured by ``with phases("connect"):``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def restart(self) -> None:
+        """Starts the stopwatch that ``lap`` reads."""
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        """The time since the last lap (or restart) goes to phase ``name``."""
+        now = time.monotonic()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
+
+
+def resolve(host: str, port: int, phases: Phases) -> list[tuple[Any, ...]]:
+    """The addresses of ``host`` (the resolve phase); a name that does not resolve is reason dns."""
+    with phases("resolve"):
+        try:
+            return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            raise classify(error) from None
+
+
+def connect(host: str, port: int, timeout: float, phases: Phases) -> socket.socket:
+    """A TCP connection to the first of ``host``'s addresses that accepts (resolve, then connect)."""
+    addresses = resolve(host, port, phases)
+    last: OSError | None = None
+    with phases("connect"):
+        for family, kind, protocol, _, address in addresses:
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(address)
+                return sock
+            except OSError as error:
+                sock.close()
+                last = error
+    raise classify(last or OSError(f"no address for {host}"))
+
+
 _REGISTRY: dict[str, type[Probe]] = {}
 
 
@@ -300,10 +376,17 @@ class Probe:
 
     def __init__(self, settings: ProbeSettings) -> None:
         self.settings = settings
+        self.phase = Phases()  # a fresh one for each attempt (the runner's)
 
     @property
     def timeout(self) -> float:
         return self.settings.timeout_seconds
+
+    def prepare(self) -> None:
+        """Once, before the first attempt: what would otherwise count in the first probe's duration
+        (importing a client library, loading the CAs)."""
+        if isinstance(self.settings, TLSSettings):
+            tls_context(self.settings.verify_tls, self.settings.ca_file)
 
     def check(self) -> CheckResult:
         """Talks to the target once; returns on success, raises ProbeFailure otherwise."""

@@ -68,9 +68,14 @@ class CASProbe(Probe):
     Settings = CASSettings
     settings: CASSettings
 
+    def prepare(self) -> None:
+        import httpx  # noqa: F401
+
+        super().prepare()
+
     def check(self) -> CheckResult:
         s = self.settings
-        login = request(f"{s.url}/login", s, self.timeout, limit=s.max_response_bytes)
+        login = request(f"{s.url}/login", s, self.timeout, limit=s.max_response_bytes, phases=self.phase)
         if login.status_code != 200:
             raise ProbeFailure(STATUS, f"GET {s.url}/login answered {login.status_code}, expected 200")
         if not FORM.search(login.text):
@@ -90,6 +95,7 @@ class CASProbe(Probe):
             method="POST",
             data={"username": s.username, "password": s.password or ""},
             limit=limit,
+            phases=self.phase,
         )
         if granting.status_code in (400, 401, 403):
             raise ProbeFailure(AUTH, f"POST {tickets} refused the test account {s.username} ({granting.status_code})")
@@ -101,7 +107,9 @@ class CASProbe(Probe):
                 STATUS, f"the ticket-granting ticket is at {location}, a host the configuration does not name"
             )
         try:
-            service = request(location, s, self.timeout, method="POST", data={"service": s.service}, limit=limit)
+            service = request(
+                location, s, self.timeout, method="POST", data={"service": s.service}, limit=limit, phases=self.phase
+            )
             ticket = service.text.strip()
             if service.status_code != 200 or not ticket.startswith("ST-"):
                 raise ProbeFailure(STATUS, f"POST {tickets}/… answered {service.status_code} without a service ticket")
@@ -111,6 +119,7 @@ class CASProbe(Probe):
                 self.timeout,
                 params={"service": s.service, "ticket": ticket},
                 limit=limit,
+                phases=self.phase,
             )
             if validation.status_code != 200:
                 raise ProbeFailure(STATUS, f"GET {s.url}/serviceValidate answered {validation.status_code}")
@@ -125,6 +134,6 @@ class CASProbe(Probe):
                 raise ProbeFailure(CONTENT, f"serviceValidate names {user.group(1)!r}, not the test account")
         finally:
             try:  # log the test account out: no ticket-granting ticket left behind
-                request(location, s, self.timeout, method="DELETE", limit=limit)
+                request(location, s, self.timeout, method="DELETE", limit=limit, phases=self.phase)
             except ProbeFailure:
                 pass

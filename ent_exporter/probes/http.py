@@ -21,6 +21,7 @@ from ent_exporter.probes.base import (
     CheckResult,
     Expiries,
     LimitSettings,
+    Phases,
     Probe,
     ProbeFailure,
     ProbeSettings,
@@ -28,6 +29,7 @@ from ent_exporter.probes.base import (
     chain_expiries,
     classify,
     parse_url,
+    resolve,
     tls_context,
     tls_result,
 )
@@ -129,12 +131,31 @@ def request(
     follow: bool = False,
     allowed_hosts: Collection[str] = frozenset(),
     limit: int = MAX_RESPONSE_BYTES,
+    phases: Phases | None = None,
     **kwargs,
 ) -> Answer:
     """One HTTP exchange, bounded by ``timeout`` as a whole and by ``limit`` bytes of each body, never to
     a host the configuration does not name; the answer carries the expiry of the first TLS peer's
-    certificate chain. Network errors become ProbeFailure."""
+    certificate chain. Network errors become ProbeFailure. ``phases``: the time of each is added there
+    (resolve, connect, tls, and request: the rest of the exchange)."""
     import httpx
+
+    phases = phases if phases is not None else Phases()
+    parts = urlsplit(url)
+    # Resolved first: the resolve phase (httpcore's own lookup then finds the system's cache, if any).
+    resolve(parts.hostname or "", parts.port or PORTS[parts.scheme], phases)
+    started: dict[str, float] = {}
+    network = {"connect": 0.0, "tls": 0.0}
+
+    def trace(event: str, info: dict) -> None:
+        for step, phase in (("connection.connect_tcp.", "connect"), ("connection.start_tls.", "tls")):
+            if event.startswith(step):
+                if event.endswith(".started"):
+                    started[phase] = time.monotonic()
+                elif phase in started:
+                    seconds = time.monotonic() - started.pop(phase)
+                    phases.seconds[phase] = phases.seconds.get(phase, 0.0) + seconds
+                    network[phase] += seconds
 
     named = {urlsplit(url).hostname} | set(allowed_hosts)
     deadline = time.monotonic() + timeout
@@ -166,14 +187,19 @@ def request(
             event_hooks={"request": [only_named_hosts], "response": [keep_certificate]},
         ) as client:
             next_request: httpx.Request | None = client.build_request(method, url, headers=headers, **kwargs)
+            exchange = time.monotonic()
             for _ in range(MAX_REDIRECTS + 1):
                 assert next_request is not None
+                next_request.extensions["trace"] = trace
                 response = client.send(next_request, stream=True)
                 try:
                     if follow and response.next_request is not None:
                         next_request = response.next_request
                         continue
                     body = read_bounded(response, limit, deadline)
+                    phases.seconds["request"] = phases.seconds.get("request", 0.0) + max(
+                        0.0, time.monotonic() - exchange - network["connect"] - network["tls"]
+                    )
                     return Answer(
                         response.status_code,
                         response.headers,
@@ -195,6 +221,11 @@ class HTTPProbe(Probe):
     Settings = HTTPSettings
     settings: HTTPSettings
 
+    def prepare(self) -> None:
+        import httpx  # noqa: F401
+
+        super().prepare()
+
     def check(self) -> CheckResult:
         s = self.settings
         response = request(
@@ -205,6 +236,7 @@ class HTTPProbe(Probe):
             follow=s.follow_redirects,
             allowed_hosts=set(s.redirect_hosts),
             limit=s.max_response_bytes,
+            phases=self.phase,
         )
         if response.status_code not in s.expect_status:
             where = f" (to {response.headers.get('location')})" if response.is_redirect else ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import ssl
 from typing import Literal
 
@@ -30,6 +29,7 @@ from ent_exporter.probes.base import (
     host_port,
     parse_url,
     require_variable,
+    resolve,
     tls_result,
 )
 
@@ -79,6 +79,11 @@ class LDAPProbe(Probe):
     Settings = LDAPSettings
     settings: LDAPSettings
 
+    def prepare(self) -> None:
+        import ldap3  # noqa: F401
+
+        super().prepare()
+
     def check(self) -> CheckResult:
         import ldap3
         from ldap3.core import exceptions as lx
@@ -106,10 +111,14 @@ class LDAPProbe(Probe):
         try:
             # ldap3 turns a name that does not resolve into "invalid server address", like any other
             # address problem: resolve first, so that it is reason dns as for every other kind.
-            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            resolve(host, port, self.phase)
+            self.phase.restart()
             connection.open()
+            self.phase.lap("connect")  # ldaps://: the TLS handshake included (ldap3 does both in one call)
             if s.start_tls and not connection.start_tls():
                 raise ProbeFailure(TLS, f"StartTLS refused: {connection.result}")
+            if s.start_tls:
+                self.phase.lap("tls")
             if secure or s.start_tls:
                 expiries = chain_expiries(connection.socket)
             if not connection.bind():
@@ -136,6 +145,7 @@ class LDAPProbe(Probe):
                     raise ProbeFailure(STATUS, f"search under {s.search.base} failed: {result.get('description')}")
                 if not connection.entries and not connection.response:
                     raise ProbeFailure(CONTENT, f"search {s.search.filter} under {s.search.base} found no entry")
+            self.phase.lap("request")  # the bind and the search
         except ProbeFailure:
             raise
         except lx.LDAPResponseTimeoutError as error:

@@ -29,7 +29,17 @@ from ent_exporter.engine.collector import Family, HistogramValue, Kind, Samples
 from ent_exporter.engine.exposition import Exposition
 from ent_exporter.engine.files import Directory
 from ent_exporter.indicators.connectors import DURATION_BUCKETS_SECONDS
-from ent_exporter.probes.base import REASONS, TIMEOUT, CheckResult, Probe, ProbeFailure, ProbeSettings, classify
+from ent_exporter.probes.base import (
+    PHASES,
+    REASONS,
+    TIMEOUT,
+    CheckResult,
+    Phases,
+    Probe,
+    ProbeFailure,
+    ProbeSettings,
+    classify,
+)
 
 log = logging.getLogger(__name__)
 # One line per request at INFO: a probe's outcome is logged here, once per change.
@@ -132,7 +142,23 @@ LAST_RUN = Family(
     meaning_fr="Date à laquelle la sonde s'est terminée pour la dernière fois : après un redémarrage, l'état et les"
     " dates d'expiration repris de l'état enregistré ont cet âge jusqu'à la sonde suivante.",
 )
-FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY, LEAF_EXPIRY, LAST_RUN)
+# Finer than the probes' buckets: a bind on the same network takes a millisecond or two.
+PHASE_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PHASE_DURATION = Family(
+    "ent_connector_probe_phase_duration_seconds",
+    Kind.HISTOGRAM,
+    "Duration of each phase of the successful active probes of the connector: resolve, connect, tls, request (the"
+    " exchange: HTTP request and answer, LDAP bind and search, SMTP EHLO), processing (the exporter's own time).",
+    ("connector", "kind", "phase"),
+    PHASE_BUCKETS_SECONDS,
+    unit="seconds",
+    title_en="Probe phases",
+    title_fr="Étapes des sondes",
+    meaning_fr="Durée de chaque étape des sondes actives réussies du connecteur : résolution du nom (resolve), connexion"
+    " (connect), négociation TLS (tls), échange avec le serveur (request : requête HTTP, bind et recherche LDAP, EHLO"
+    " SMTP), temps propre de l'exportateur (processing).",
+)
+FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY, LEAF_EXPIRY, LAST_RUN, PHASE_DURATION)
 
 # The probes' state file, in its own directory under state_dir: the counters (so that they never go
 # backwards across a restart), the last success and certificate expiries, and when each probe last ran.
@@ -166,19 +192,29 @@ class _State:
     certificate_expiry: float | None = None
     leaf_expiry: float | None = None
     last_run: float | None = None  # Unix time the last attempt ended (wall clock)
+    phases: dict[str, HistogramValue] = field(default_factory=dict)  # the phases seen so far
     reason: str | None = "never run"  # last failure reason, None after a success (to log changes only)
     attempt: threading.Thread | None = None  # the worker of the last attempt (may outlive its bound)
     attempt_started: float = 0.0
 
     def observe(self, seconds: float) -> None:
-        self.duration = HistogramValue(
-            [
-                count + (1.0 if seconds <= bound else 0.0)
-                for count, bound in zip(self.duration.buckets, DURATION_BUCKETS_SECONDS)
-            ],
-            self.duration.count + 1.0,
-            self.duration.sum + seconds,
-        )
+        self.duration = _observed(self.duration, DURATION_BUCKETS_SECONDS, seconds)
+
+    def observe_phases(self, phases: dict[str, float], total: float) -> None:
+        """One successful attempt's phases; processing is the total less the others."""
+        measured = {phase: seconds for phase, seconds in phases.items() if phase in PHASES and phase != "processing"}
+        measured["processing"] = max(0.0, total - sum(measured.values()))
+        for phase, seconds in measured.items():
+            empty = HistogramValue([0.0] * len(PHASE_BUCKETS_SECONDS), 0.0, 0.0)
+            self.phases[phase] = _observed(self.phases.get(phase, empty), PHASE_BUCKETS_SECONDS, seconds)
+
+
+def _observed(histogram: HistogramValue, bounds: tuple[float, ...], seconds: float) -> HistogramValue:
+    return HistogramValue(
+        [count + (1.0 if seconds <= bound else 0.0) for count, bound in zip(histogram.buckets, bounds)],
+        histogram.count + 1.0,
+        histogram.sum + seconds,
+    )
 
 
 def _number(value: Any) -> float:
@@ -195,20 +231,30 @@ def _optional(value: Any) -> float | None:
     return float(value)
 
 
+def _histogram(stored: dict[str, Any], bounds: tuple[float, ...]) -> HistogramValue:
+    buckets = [_number(count) for count in stored["buckets"]]
+    if len(buckets) != len(bounds):
+        raise ValueError("a histogram has other buckets")
+    return HistogramValue(buckets, _number(stored["count"]), _number(stored["sum"]))
+
+
 def _restore(state: _State, entry: dict[str, Any]) -> None:
     """One probe's stored values into its state (ValueError, KeyError or TypeError on a wrong shape)."""
     outcomes = {outcome: _number(entry["outcomes"][outcome]) for outcome in (SUCCESS, FAILURE)}
     # A reason the stored file does not know starts at 0; one this version no longer has is dropped.
     failures = {reason: _number(entry["failures"].get(reason, 0)) for reason in REASONS}
-    duration = entry["duration"]
-    buckets = [_number(count) for count in duration["buckets"]]
-    if len(buckets) != len(DURATION_BUCKETS_SECONDS):
-        raise ValueError("the duration histogram has other buckets")
+    duration = _histogram(entry["duration"], DURATION_BUCKETS_SECONDS)
+    phases = {
+        phase: _histogram(histogram, PHASE_BUCKETS_SECONDS)
+        for phase, histogram in entry.get("phases", {}).items()
+        if phase in PHASES
+    }
     success = _optional(entry.get("success"))
     if success not in (None, 0.0, 1.0):
         raise ValueError(f"success is {success!r}")
     state.outcomes, state.failures = outcomes, failures
-    state.duration = HistogramValue(buckets, _number(duration["count"]), _number(duration["sum"]))
+    state.duration = duration
+    state.phases = phases
     state.success = success
     state.certificate_expiry = _optional(entry.get("certificate_expiry"))
     state.leaf_expiry = _optional(entry.get("leaf_expiry"))
@@ -252,6 +298,11 @@ class ProbeRunner:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         exposition.declare(FAMILIES)
+        for probe in self.probes:
+            try:
+                probe.prepare()
+            except Exception as error:  # the probe's own attempt will say what is wrong, with its reason
+                log.debug("%s: preparing failed: %s", probe.settings.connector, error)
         if self.probes:  # every counter at 0 from the start: the first failure is an increase
             self._publish()
 
@@ -330,6 +381,10 @@ class ProbeRunner:
                     "certificate_expiry": state.certificate_expiry,
                     "leaf_expiry": state.leaf_expiry,
                     "last_run": state.last_run,
+                    "phases": {
+                        phase: {"buckets": list(h.buckets), "count": h.count, "sum": h.sum}
+                        for phase, h in state.phases.items()
+                    },
                 }
                 for probe, state in zip(self.probes, self._states)
             }
@@ -424,6 +479,7 @@ class ProbeRunner:
             finally:
                 self._slots.release()
 
+        probe.phase = Phases()
         state.attempt = threading.Thread(target=attempt, daemon=True, name=f"probe-attempt-{index}")
         state.attempt_started = started
         state.attempt.start()
@@ -431,10 +487,16 @@ class ProbeRunner:
         elapsed = self.clock() - started
         outcome = box[0] if box else ProbeFailure(TIMEOUT, f"no answer within {bound:g} s")
         # join() returns at the bound at the latest (give or take the scheduler): a timeout counts its bound.
-        self._record(index, outcome, min(elapsed, bound))
+        self._record(index, outcome, min(elapsed, bound), probe.phase.seconds if box else None)
         return outcome
 
-    def _record(self, index: int, outcome: CheckResult | ProbeFailure, seconds: float) -> None:
+    def _record(
+        self,
+        index: int,
+        outcome: CheckResult | ProbeFailure,
+        seconds: float,
+        phases: dict[str, float] | None = None,
+    ) -> None:
         state = self._states[index]
         ended = self.wall.time()
         with self._lock:
@@ -447,6 +509,8 @@ class ProbeRunner:
                 reason = outcome.reason
             else:
                 state.outcomes[SUCCESS] += 1
+                if phases is not None:
+                    state.observe_phases(phases, seconds)
                 state.success = 1.0
                 if outcome.certificate_expiry is not None:
                     state.certificate_expiry = outcome.certificate_expiry
@@ -481,6 +545,10 @@ class ProbeRunner:
                     samples[UP.name][key] = state.success
                 if state.last_run is not None:
                     samples[LAST_RUN.name][key] = state.last_run
+                for phase, histogram in state.phases.items():
+                    samples[PHASE_DURATION.name][(*key, phase)] = HistogramValue(
+                        list(histogram.buckets), histogram.count, histogram.sum
+                    )
                 connector = probe.settings.connector
                 for soonest, when in ((expiries, state.certificate_expiry), (leaves, state.leaf_expiry)):
                     if when is not None:

@@ -22,6 +22,7 @@ from ent_exporter.probes.base import (
     classify,
     host_port,
     parse_url,
+    resolve,
     tls_context,
     tls_result,
 )
@@ -58,12 +59,15 @@ class SMTPProbe(Probe):
         context = tls_context(s.verify_tls, s.ca_file)
         expiries = Expiries()
         try:
+            resolve(host, port, self.phase)  # a name that does not resolve is dns before smtplib tries
+            self.phase.restart()
             if s.url.startswith("smtps:"):
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
                     host, port, local_hostname=s.ehlo_name, timeout=self.timeout, context=context
                 )
             else:
                 client = smtplib.SMTP(host, port, local_hostname=s.ehlo_name, timeout=self.timeout)
+            self.phase.lap("connect")  # and the greeting (smtps://: the TLS handshake too)
             try:
                 code, message = client.ehlo()
                 if code != 250:
@@ -71,10 +75,13 @@ class SMTPProbe(Probe):
                 if s.starttls:
                     if not client.has_extn("starttls"):
                         raise ProbeFailure(TLS, f"{host}:{port} does not offer STARTTLS")
+                    self.phase.lap("request")
                     client.starttls(context=context)
+                    self.phase.lap("tls")
                     code, message = client.ehlo()
                     if code != 250:
                         raise ProbeFailure(STATUS, f"EHLO after STARTTLS answered {code}")
+                self.phase.lap("request")  # EHLO (both, with STARTTLS)
                 if isinstance(client.sock, ssl.SSLSocket):
                     expiries = chain_expiries(client.sock)
                 try:
