@@ -317,6 +317,25 @@ class Exporter:
         scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
         log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
 
+    def reload(self) -> None:
+        """SIGHUP: the probes of the configuration file re-read (counters kept), then the web configuration."""
+        self.reload_probes()
+        self.reload_web()
+
+    def reload_probes(self) -> None:
+        """The configuration file read again for its probes: ``probes:`` applied, nothing else; an invalid
+        file keeps the probes in use (an ERROR says why)."""
+        from ent_exporter.config import load_config
+
+        if self.probes is None:
+            return
+        try:
+            config = load_config(self.origin)
+        except ConfigError as error:
+            log.error("SIGHUP: %s; the probes in use are kept", str(error).replace("\n  ", "; "))
+            return
+        log.info("SIGHUP: %s re-read for its probes: %s", self.origin, self.probes.reload(config.probes))
+
     def reload_web(self) -> None:
         """SIGHUP: the --web.config.file read again and applied to the connections that come next;
         an invalid file keeps the configuration in use (an ERROR says why)."""

@@ -109,3 +109,44 @@ def test_a_removed_probe_is_forgotten_and_a_bad_file_starts_from_zero(tmp_path, 
         assert "ignoring the probes' state" in caplog.text and "start from 0" in caplog.text
     finally:
         holder.close()
+
+
+def test_a_reload_keeps_the_counters_of_the_probes_still_configured(tmp_path):
+    """SIGHUP's reload: gar (kept, its address changed) keeps its counters, ent is removed, cas added at 0;
+    the loops go on with the new settings."""
+    holder = closed_port()
+    web = WebServer(PagesHandler)
+    clock = FixedClock(T0)
+    gar = {"connector": "gar", "kind": "tcp", "address": f"127.0.0.1:{holder.getsockname()[1]}"}
+    ent = {"connector": "ent", "kind": "tcp", "address": f"127.0.0.1:{holder.getsockname()[1]}"}
+    try:
+        r = runner(tmp_path, clock, gar, ent)
+        r.run_all_once()
+        r.run_once(0)
+        r.start()
+        config = parse_config(
+            {
+                "source": {"dsn": "x"},
+                "probes": [
+                    {**gar, "address": f"127.0.0.1:{web.port}"},
+                    {"connector": "cas", "kind": "http", "url": web.url("/ok")},
+                ],
+            },
+            "test.yml",
+            environ={},
+        )
+        said = r.reload(config.probes)
+        assert said == "1 probe(s) kept with their counters, added: cas/http, removed: ent/tcp"
+        assert len(r._threads) == 2  # running again
+        r.run_once(0)
+        r.stop()
+        samples = exposed(r)
+    finally:
+        holder.close()
+        web.close()
+    gar_key = (("connector", "gar"), ("kind", "tcp"))
+    probes = samples["ent_connector_probes_total"]
+    assert probes[(*gar_key, ("outcome", "failure"))] == 2.0  # before the reload
+    assert probes[(*gar_key, ("outcome", "success"))] >= 1.0  # after, to the new address
+    assert {dict(k)["connector"] for k in probes} == {"gar", "cas"}
+    assert probes[(("connector", "cas"), ("kind", "http"), ("outcome", "failure"))] == 0.0

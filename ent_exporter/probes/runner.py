@@ -338,6 +338,40 @@ class ProbeRunner:
             self._saver = None
         self.save()
 
+    def reload(self, settings: Iterable[ProbeSettings | Probe]) -> str:
+        """SIGHUP: the probes of a new configuration in place of these. A probe with the same connector and
+        kind keeps its counters and last values (its settings may change); a new one starts at 0; a
+        removed one's series go. Returns what changed, for the log."""
+        running = bool(self._threads)
+        if running:  # each loop ends after its run in progress (bounded by its timeout)
+            self._stopping.set()
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
+            if self._saver is not None:
+                self._saver.join()
+                self._saver = None
+        new = [make_probe(s) for s in settings]
+        for probe in new:
+            try:
+                probe.prepare()
+            except Exception as error:
+                log.debug("%s: preparing failed: %s", probe.settings.connector, error)
+        with self._lock:
+            old = {self._key(probe): state for probe, state in zip(self.probes, self._states)}
+            states = [old.get(self._key(probe)) or _State() for probe in new]
+            added = [self._key(p) for p in new if self._key(p) not in old]
+            kept = [self._key(p) for p in new if self._key(p) in old]
+            removed = sorted(set(old) - {self._key(p) for p in new})
+            self.probes, self._states = new, states
+        self._publish()
+        self.save()
+        if running:
+            self.start()
+        return f"{len(kept)} probe(s) kept with their counters, added: {', '.join(added) or 'none'}, removed: " + (
+            ", ".join(removed) or "none"
+        )
+
     def run_all_once(self) -> list[CheckResult | ProbeFailure]:
         """Runs every probe once, all at once (within the in-flight bound), and waits for them: at start,
         before /metrics is served, so that its first scrape has every probe's own result."""
