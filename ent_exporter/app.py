@@ -278,7 +278,9 @@ class Exporter:
         check_reports_dir(self.config, self.origin)
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
         # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
-        self.probes = ProbeRunner(self.config.probes, self.runtime.exposition)
+        self.probes = ProbeRunner(
+            self.config.probes, self.runtime.exposition, state_dir=self.config.state_dir, wall=self.clock
+        )
         # process_* (CPU, memory, fds): read every few seconds in the background, never on a scrape.
         self.process = ProcessPublisher(self.runtime.exposition)
         address, port = self.config.listen.address, self.config.listen.port
@@ -297,6 +299,10 @@ class Exporter:
         except OSError as error:
             raise bind_error(address, port, error, f"{self.origin}: listen") from None
         self.runtime.restore()
+        # The probes' counters and last results back from the state, then every probe once (each within
+        # its timeout, all at once): the first scrape has their own results, no restart looks like a recovery.
+        self.probes.restore()
+        self.probes.run_all_once()
         self.server.start()
         self.source.open()
         self.scheduler = CollectorScheduler(
@@ -310,6 +316,25 @@ class Exporter:
         self.process.start()
         scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
         log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
+
+    def reload(self) -> None:
+        """SIGHUP: the probes of the configuration file re-read (counters kept), then the web configuration."""
+        self.reload_probes()
+        self.reload_web()
+
+    def reload_probes(self) -> None:
+        """The configuration file read again for its probes: ``probes:`` applied, nothing else; an invalid
+        file keeps the probes in use (an ERROR says why)."""
+        from ent_exporter.config import load_config
+
+        if self.probes is None:
+            return
+        try:
+            config = load_config(self.origin)
+        except ConfigError as error:
+            log.error("SIGHUP: %s; the probes in use are kept", str(error).replace("\n  ", "; "))
+            return
+        log.info("SIGHUP: %s re-read for its probes: %s", self.origin, self.probes.reload(config.probes))
 
     def reload_web(self) -> None:
         """SIGHUP: the --web.config.file read again and applied to the connections that come next;

@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     exporter = Exporter(config, str(args.config), _web_config(args), web_config_file=args.web_config_file)
     exporter.start()
     try:
-        wait_for_termination(on_hangup=exporter.reload_web)
+        wait_for_termination(on_hangup=exporter.reload)
     finally:
         exporter.stop()
     return 0

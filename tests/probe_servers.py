@@ -42,26 +42,11 @@ class Certificates:
         return context
 
 
-def make_certificates(directory: Path, not_after: datetime = NOT_AFTER, name: str = "server") -> Certificates:
-    import ipaddress
-
+def _ca_extensions(builder, public_key):
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"ent-exporter test CA {name}")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(VALID_FROM)
-        .not_valid_after(datetime(2100, 1, 1, tzinfo=UTC))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -76,14 +61,62 @@ def make_certificates(directory: Path, not_after: datetime = NOT_AFTER, name: st
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
+
+
+def make_certificates(
+    directory: Path,
+    not_after: datetime = NOT_AFTER,
+    name: str = "server",
+    intermediate_not_after: datetime | None = None,
+) -> Certificates:
+    """A test CA and a server certificate it signs; with ``intermediate_not_after``, signed through an
+    intermediate CA expiring then, the server's PEM holding the chain (leaf, then the intermediate)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"ent-exporter test CA {name}")])
+    ca = _ca_extensions(
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(VALID_FROM)
+        .not_valid_after(datetime(2100, 1, 1, tzinfo=UTC)),
+        ca_key.public_key(),
+    ).sign(ca_key, hashes.SHA256())
+    issuer_key, issuer_name, chain = ca_key, ca_name, []
+    if intermediate_not_after is not None:
+        issuer_key = ec.generate_private_key(ec.SECP256R1())
+        issuer_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"ent-exporter test intermediate {name}")])
+        intermediate = (
+            _ca_extensions(
+                x509.CertificateBuilder()
+                .subject_name(issuer_name)
+                .issuer_name(ca_name)
+                .public_key(issuer_key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(VALID_FROM)
+                .not_valid_after(intermediate_not_after),
+                issuer_key.public_key(),
+            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        chain = [intermediate]
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(VALID_FROM)
@@ -93,12 +126,12 @@ def make_certificates(directory: Path, not_after: datetime = NOT_AFTER, name: st
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        .sign(issuer_key, hashes.SHA256())
     )
     paths = Certificates(directory / f"{name}-ca.pem", directory / f"{name}.pem", directory / f"{name}.key", not_after)
     paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.cert.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *chain]))
     paths.key.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import urllib.request
+import zlib
 from typing import Literal
 
 import pytest
@@ -280,8 +281,14 @@ def test_the_interval_is_start_to_start_and_never_shorter():
 
         r._stopping = Stopping()
         r._loop(0)
-        assert runs == [1000.0, 1030.0, 1060.0]
-        assert waits[0] == 0.0 and all(w == pytest.approx(30.0, abs=1e-6) for w in waits[1:])
+        # The first run at the probe's stable offset in its interval (crc32 of "pronote/http", computed
+        # apart); then every interval plus a jitter in [0, 1.5 s) (5% of 30 s): never sooner.
+        first = 4058258399 / 2**32 * 30
+        assert zlib.crc32(b"pronote/http") == 4058258399
+        assert runs[0] == pytest.approx(1000.0 + first)
+        assert waits[0] == pytest.approx(first)
+        gaps = [b - a for a, b in zip(runs, runs[1:])]
+        assert all(30.0 <= gap < 31.5 for gap in gaps), gaps
     finally:
         web.close()
 
@@ -565,3 +572,45 @@ def test_failure_detail_is_logged_once_per_change(caplog, https, certificates):
     assert len(messages) == 2, messages
     assert "failed (status)" in messages[0] and "503" in messages[0]
     assert "succeeded" in messages[1]
+
+
+# -- DNS -------------------------------------------------------------------------------------------
+
+UNRESOLVABLE = "ent-probe-test.invalid"  # RFC 6761: .invalid never resolves
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"kind": "ldap", "url": f"ldap://{UNRESOLVABLE}"},
+        {"kind": "ldap", "url": f"ldaps://{UNRESOLVABLE}:636"},
+        {"kind": "ldap", "url": f"ldap://{UNRESOLVABLE}", "start_tls": True},
+        {"kind": "http", "url": f"https://{UNRESOLVABLE}/"},
+        {"kind": "http", "url": f"http://{UNRESOLVABLE}/"},
+        {"kind": "cas", "url": f"https://{UNRESOLVABLE}/cas"},
+        {"kind": "smtp", "url": f"smtp://{UNRESOLVABLE}"},
+        {"kind": "smtp", "url": f"smtps://{UNRESOLVABLE}"},
+        {"kind": "tcp", "address": f"{UNRESOLVABLE}:389"},
+        {"kind": "tls", "address": f"{UNRESOLVABLE}:443"},
+    ],
+    ids=lambda entry: entry.get("url", entry.get("address", "")).split(":")[0] + "-" + entry["kind"],
+)
+def test_a_name_that_does_not_resolve_is_dns_on_every_kind(entry):
+    r = runner({"connector": "gar", "timeout_seconds": 5, **entry})
+    outcome, samples = outcome_of(r)
+    assert outcome == "dns"
+    assert_counted(samples, "gar", entry["kind"], 0, {"dns": 1})
+
+
+def test_offsets_are_stable_and_spread_the_probes_over_their_interval():
+    """Fifty probes of one interval: their offsets are the same at every start, all different, and spread
+    over the whole interval."""
+    from ent_exporter.probes.runner import offset
+
+    keys = [f"connector{i}/ldap" for i in range(50)]
+    offsets = sorted(offset(k, 30.0) for k in keys)
+    assert offsets == sorted(offset(k, 30.0) for k in keys)  # stable
+    assert all(0.0 <= o < 30.0 for o in offsets)
+    assert len(set(offsets)) == 50
+    # Spread: every 6-second fifth of the interval has some of them.
+    assert {int(o // 6) for o in offsets} == {0, 1, 2, 3, 4}

@@ -95,6 +95,11 @@ class Config:
     # A probe alert fires when a connector's last probe has failed for this long: at the
     # default probe interval (30 s) about 3 failed probes in a row.
     connector_probe_failing_for: str = "1m"
+    # An exporter restart (its scrapes fail, its series go stale) shorter than this is not a false
+    # "resolved": the failing alert reads the last value seen within it, and the certificate alerts
+    # keep firing as long (the restarted exporter probes once before its first scrape, with its
+    # state's counters and last results).
+    connector_probe_restart_gap: str = "5m"
     # Intermittent failures: the share of failed probes over the window (counters: no
     # failure between two scrapes is lost) above which a ticket is opened.
     connector_probe_failure_ratio: float = 0.2

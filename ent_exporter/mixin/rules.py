@@ -240,7 +240,9 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
         _alert(
             c,
             CONNECTOR_PROBE_FAILING,
-            f"ent_connector_probe_success{{{sel}}} == 0\n",
+            # The last value seen within the window, not the instant one: an exporter restart (its series go
+            # stale for a scrape or two) is not a false "resolved"; a success resolves at once.
+            f"last_over_time(ent_connector_probe_success{{{sel}}}[{c.connector_probe_restart_gap}]) == 0\n",
             c.connector_probe_failing_for,
             "critical",
             "Connector {{ $labels.connector }} fails its {{ $labels.kind }} probe.",
@@ -274,6 +276,7 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             "The TLS certificate the exporter's probes of connector {{ $labels.connector }} see expires in "
             f"{{{{ $value | humanizeDuration }}}} (alert under {num(c.certificate_expiry_warning_days)} days). "
             "Renew it before the connector stops working.",
+            keep_firing_for=c.connector_probe_restart_gap,
         ),
         _alert(
             c,
@@ -286,6 +289,7 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             "The TLS certificate the exporter's probes of connector {{ $labels.connector }} see expires in "
             f"{{{{ $value | humanizeDuration }}}} (alert under {num(c.certificate_expiry_critical_days)} days; "
             "negative: already expired). Clients that verify it will refuse the connector.",
+            keep_firing_for=c.connector_probe_restart_gap,
         ),
     ]
     exporter = [

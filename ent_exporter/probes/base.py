@@ -13,8 +13,13 @@ Defining a concrete subclass registers it by its ``kind``.
 from __future__ import annotations
 
 import errno
+import functools
+import os
 import socket
 import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import SplitResult, urlsplit
@@ -29,8 +34,13 @@ TLS = "tls"  # TLS handshake failed: certificate expired, untrusted, wrong name,
 AUTH = "auth"  # the server answered but refused the probe's credentials
 STATUS = "status"  # the server answered with an unexpected status (HTTP code, SMTP reply, CAS failure)
 CONTENT = "content"  # the answer came but not with the expected content (body, search result, ticket)
+TOO_LARGE = "too_large"  # the answer went past max_response_bytes: reading stopped there
 ERROR = "error"  # anything else (protocol error, unexpected exception): see the log
-REASONS: tuple[str, ...] = (TIMEOUT, REFUSED, DNS, TLS, AUTH, STATUS, CONTENT, ERROR)
+REASONS: tuple[str, ...] = (TIMEOUT, REFUSED, DNS, TLS, AUTH, STATUS, CONTENT, TOO_LARGE, ERROR)
+
+# What a probe reads of one answer at most, by default (blackbox_exporter has no default; 1 MiB is far
+# above any login page or CAS answer, and far below what could hurt the exporter).
+MAX_RESPONSE_BYTES = 1 << 20
 
 
 class ProbeFailure(Exception):
@@ -46,9 +56,54 @@ class ProbeFailure(Exception):
 
 @dataclass
 class CheckResult:
-    """What a successful check learnt beside "it works": the peer certificate's expiry, if TLS was used."""
+    """What a successful check learnt beside "it works": if TLS was used, when the presented chain
+    expires (its earliest notAfter, like blackbox_exporter's probe_ssl_earliest_cert_expiry) and when
+    the leaf, the server's own certificate, does."""
 
-    certificate_expiry: float | None = None  # Unix time of the certificate's notAfter
+    certificate_expiry: float | None = None  # Unix time of the earliest notAfter of the presented chain
+    leaf_expiry: float | None = None  # Unix time of the leaf certificate's notAfter
+
+
+@dataclass(frozen=True)
+class Expiries:
+    """The expiries of a presented chain: the earliest of all its certificates, and the leaf's."""
+
+    earliest: float | None = None
+    leaf: float | None = None
+
+
+def presented_chain(ssl_object: Any) -> list[bytes]:
+    """The certificates the peer presented (DER, leaf first), verified or not, of an SSLSocket or an
+    SSLObject. Python 3.13 has get_unverified_chain() (DER); before, the private _sslobj has it (certificate
+    objects)."""
+    for owner in (ssl_object, getattr(ssl_object, "_sslobj", None)):
+        method = getattr(owner, "get_unverified_chain", None)
+        if method is not None:
+            return [_der(certificate) for certificate in method() or []]
+    leaf = ssl_object.getpeercert(True)
+    return [leaf] if leaf else []
+
+
+def _der(certificate: Any) -> bytes:
+    if isinstance(certificate, bytes | bytearray):
+        return bytes(certificate)
+    return certificate.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+
+
+def chain_expiries(ssl_object: Any) -> Expiries:
+    """When the chain ``ssl_object``'s peer presented expires: its earliest notAfter, and the leaf's."""
+    if ssl_object is None:
+        return Expiries()
+    chain = presented_chain(ssl_object)
+    if not chain:
+        return Expiries()
+    expiries = [certificate_expiry(der) for der in chain]
+    known = [when for when in expiries if when is not None]
+    return Expiries(min(known) if known else None, expiries[0])
+
+
+def tls_result(expiries: Expiries) -> CheckResult:
+    return CheckResult(expiries.earliest, expiries.leaf)
 
 
 def classify(error: BaseException) -> ProbeFailure:
@@ -111,7 +166,18 @@ def certificate_expiry(der: bytes | None) -> float | None:
 
 
 def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    """Verification on by default, against the system's CAs or the given CA file."""
+    """Verification on by default, against the system's CAs or the given CA file. Made once and kept
+    (loading the system's CAs takes tens of milliseconds, which each probe would count): a new one when
+    the CA file changes."""
+    try:
+        stamp = os.stat(ca_file).st_mtime_ns if ca_file is not None else None
+    except OSError:
+        stamp = None
+    return _tls_context(verify, ca_file, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _tls_context(verify: bool, ca_file: str | None, stamp: int | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file)
     if not verify:
         context.check_hostname = False
@@ -166,6 +232,18 @@ class ProbeSettings(BaseModel):
         return self
 
 
+class LimitSettings(BaseModel):
+    """The size bound of the kinds that read an answer's body."""
+
+    max_response_bytes: int = Field(
+        MAX_RESPONSE_BYTES,
+        ge=1024,
+        le=1 << 30,
+        description="what the probe reads of one answer at most; past it, reading stops and the probe fails"
+        " with reason too_large",
+    )
+
+
 class TLSSettings(BaseModel):
     """TLS options shared by the kinds that may use it."""
 
@@ -212,6 +290,66 @@ class Secret(BaseModel):
         return self._password
 
 
+# The phases of a probe (the ``phase`` label), blackbox_exporter's names where it has them: the name
+# lookup, the TCP connection, the TLS handshake, the exchange with the server (HTTP request and
+# answer, LDAP bind and search, SMTP greeting and EHLO), and "processing", the exporter's own time:
+# the probe's whole duration less the other phases (blackbox's "processing" is the server's time
+# to the first byte, part of our "request").
+PHASES: tuple[str, ...] = ("resolve", "connect", "tls", "request", "processing")
+
+
+class Phases:
+    """The time each phase of one attempt took (time.monotonic), measured by ``with phases("connect"):``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def restart(self) -> None:
+        """Starts the stopwatch that ``lap`` reads."""
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        """The time since the last lap (or restart) goes to phase ``name``."""
+        now = time.monotonic()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
+
+
+def resolve(host: str, port: int, phases: Phases) -> list[tuple[Any, ...]]:
+    """The addresses of ``host`` (the resolve phase); a name that does not resolve is reason dns."""
+    with phases("resolve"):
+        try:
+            return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            raise classify(error) from None
+
+
+def connect(host: str, port: int, timeout: float, phases: Phases) -> socket.socket:
+    """A TCP connection to the first of ``host``'s addresses that accepts (resolve, then connect)."""
+    addresses = resolve(host, port, phases)
+    last: OSError | None = None
+    with phases("connect"):
+        for family, kind, protocol, _, address in addresses:
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(address)
+                return sock
+            except OSError as error:
+                sock.close()
+                last = error
+    raise classify(last or OSError(f"no address for {host}"))
+
+
 _REGISTRY: dict[str, type[Probe]] = {}
 
 
@@ -238,10 +376,17 @@ class Probe:
 
     def __init__(self, settings: ProbeSettings) -> None:
         self.settings = settings
+        self.phase = Phases()  # a fresh one for each attempt (the runner's)
 
     @property
     def timeout(self) -> float:
         return self.settings.timeout_seconds
+
+    def prepare(self) -> None:
+        """Once, before the first attempt: what would otherwise count in the first probe's duration
+        (importing a client library, loading the CAs)."""
+        if isinstance(self.settings, TLSSettings):
+            tls_context(self.settings.verify_tls, self.settings.ca_file)
 
     def check(self) -> CheckResult:
         """Talks to the target once; returns on success, raises ProbeFailure otherwise."""

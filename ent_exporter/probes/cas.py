@@ -14,6 +14,7 @@ from ent_exporter.probes.base import (
     CONTENT,
     STATUS,
     CheckResult,
+    LimitSettings,
     Probe,
     ProbeFailure,
     ProbeSettings,
@@ -21,6 +22,7 @@ from ent_exporter.probes.base import (
     TLSSettings,
     parse_url,
     require_variable,
+    tls_result,
 )
 from ent_exporter.probes.http import PORTS, request
 
@@ -29,7 +31,7 @@ SUCCESS = re.compile(r"<cas:authenticationSuccess>.*?<cas:user>\s*([^<]*?)\s*</c
 FAILURE = re.compile(r"<cas:authenticationFailure\s+code=\"([^\"]*)\"", re.S)
 
 
-class CASSettings(ProbeSettings, TLSSettings, Secret):
+class CASSettings(ProbeSettings, TLSSettings, LimitSettings, Secret):
     kind: Literal["cas"] = Field(description="a CAS server: its login form, and the ticket flow with a test account")
     url: str = Field(description="the CAS server's base URL (the one /login is under), https://")
     service: str | None = Field(None, description="service URL the test ticket is issued for")
@@ -66,22 +68,34 @@ class CASProbe(Probe):
     Settings = CASSettings
     settings: CASSettings
 
+    def prepare(self) -> None:
+        import httpx  # noqa: F401
+
+        super().prepare()
+
     def check(self) -> CheckResult:
         s = self.settings
-        login, expiry = request(f"{s.url}/login", s, self.timeout)
+        login = request(f"{s.url}/login", s, self.timeout, limit=s.max_response_bytes, phases=self.phase)
         if login.status_code != 200:
             raise ProbeFailure(STATUS, f"GET {s.url}/login answered {login.status_code}, expected 200")
         if not FORM.search(login.text):
             raise ProbeFailure(CONTENT, f"{s.url}/login has no login form")
         if s.username is not None:
             self._ticket_flow()
-        return CheckResult(expiry)
+        return tls_result(login.expiries)
 
     def _ticket_flow(self) -> None:
         s = self.settings
         tickets = f"{s.url}/v1/tickets"
-        granting, _ = request(
-            tickets, s, self.timeout, method="POST", data={"username": s.username, "password": s.password or ""}
+        limit = s.max_response_bytes
+        granting = request(
+            tickets,
+            s,
+            self.timeout,
+            method="POST",
+            data={"username": s.username, "password": s.password or ""},
+            limit=limit,
+            phases=self.phase,
         )
         if granting.status_code in (400, 401, 403):
             raise ProbeFailure(AUTH, f"POST {tickets} refused the test account {s.username} ({granting.status_code})")
@@ -93,12 +107,19 @@ class CASProbe(Probe):
                 STATUS, f"the ticket-granting ticket is at {location}, a host the configuration does not name"
             )
         try:
-            service, _ = request(location, s, self.timeout, method="POST", data={"service": s.service})
+            service = request(
+                location, s, self.timeout, method="POST", data={"service": s.service}, limit=limit, phases=self.phase
+            )
             ticket = service.text.strip()
             if service.status_code != 200 or not ticket.startswith("ST-"):
                 raise ProbeFailure(STATUS, f"POST {tickets}/… answered {service.status_code} without a service ticket")
-            validation, _ = request(
-                f"{s.url}/serviceValidate", s, self.timeout, params={"service": s.service, "ticket": ticket}
+            validation = request(
+                f"{s.url}/serviceValidate",
+                s,
+                self.timeout,
+                params={"service": s.service, "ticket": ticket},
+                limit=limit,
+                phases=self.phase,
             )
             if validation.status_code != 200:
                 raise ProbeFailure(STATUS, f"GET {s.url}/serviceValidate answered {validation.status_code}")
@@ -113,6 +134,6 @@ class CASProbe(Probe):
                 raise ProbeFailure(CONTENT, f"serviceValidate names {user.group(1)!r}, not the test account")
         finally:
             try:  # log the test account out: no ticket-granting ticket left behind
-                request(location, s, self.timeout, method="DELETE")
+                request(location, s, self.timeout, method="DELETE", limit=limit, phases=self.phase)
             except ProbeFailure:
                 pass

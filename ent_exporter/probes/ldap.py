@@ -11,22 +11,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from ent_exporter.probes.base import (
     AUTH,
     CONTENT,
+    DNS,
     ERROR,
     STATUS,
     TIMEOUT,
     TLS,
     CheckResult,
+    Expiries,
     Probe,
     ProbeFailure,
     ProbeSettings,
     Secret,
     TLSSettings,
-    certificate_expiry,
+    chain_expiries,
     classify,
     from_message,
     host_port,
     parse_url,
     require_variable,
+    resolve,
+    tls_result,
 )
 
 PORTS = {"ldap": 389, "ldaps": 636}
@@ -75,6 +79,11 @@ class LDAPProbe(Probe):
     Settings = LDAPSettings
     settings: LDAPSettings
 
+    def prepare(self) -> None:
+        import ldap3  # noqa: F401
+
+        super().prepare()
+
     def check(self) -> CheckResult:
         import ldap3
         from ldap3.core import exceptions as lx
@@ -98,13 +107,20 @@ class LDAPProbe(Probe):
             read_only=True,
             auto_referrals=False,
         )
-        expiry = None
+        expiries = Expiries()
         try:
+            # ldap3 turns a name that does not resolve into "invalid server address", like any other
+            # address problem: resolve first, so that it is reason dns as for every other kind.
+            resolve(host, port, self.phase)
+            self.phase.restart()
             connection.open()
+            self.phase.lap("connect")  # ldaps://: the TLS handshake included (ldap3 does both in one call)
             if s.start_tls and not connection.start_tls():
                 raise ProbeFailure(TLS, f"StartTLS refused: {connection.result}")
+            if s.start_tls:
+                self.phase.lap("tls")
             if secure or s.start_tls:
-                expiry = certificate_expiry(connection.socket.getpeercert(True))
+                expiries = chain_expiries(connection.socket)
             if not connection.bind():
                 result = connection.result or {}
                 code = result.get("result")
@@ -129,6 +145,7 @@ class LDAPProbe(Probe):
                     raise ProbeFailure(STATUS, f"search under {s.search.base} failed: {result.get('description')}")
                 if not connection.entries and not connection.response:
                     raise ProbeFailure(CONTENT, f"search {s.search.filter} under {s.search.base} found no entry")
+            self.phase.lap("request")  # the bind and the search
         except ProbeFailure:
             raise
         except lx.LDAPResponseTimeoutError as error:
@@ -138,6 +155,8 @@ class LDAPProbe(Probe):
                 raise ProbeFailure(TIMEOUT, f"no answer within {self.timeout:g} s ({error})") from None
             raise classify(error) from None
         except lx.LDAPSocketOpenError as error:
+            if "invalid server address" in str(error):
+                raise ProbeFailure(DNS, f"{host} does not resolve ({error})") from None
             raise from_message(error) from None
         except lx.LDAPException as error:
             raise ProbeFailure(ERROR, f"{type(error).__name__}: {error}") from None
@@ -148,4 +167,4 @@ class LDAPProbe(Probe):
                 connection.unbind()
             except Exception:
                 pass
-        return CheckResult(expiry)
+        return tls_result(expiries)

@@ -13,15 +13,18 @@ from ent_exporter.probes.base import (
     STATUS,
     TLS,
     CheckResult,
+    Expiries,
     Probe,
     ProbeFailure,
     ProbeSettings,
     TLSSettings,
-    certificate_expiry,
+    chain_expiries,
     classify,
     host_port,
     parse_url,
+    resolve,
     tls_context,
+    tls_result,
 )
 
 PORTS = {"smtp": 25, "smtps": 465}
@@ -54,14 +57,17 @@ class SMTPProbe(Probe):
         s = self.settings
         host, port = host_port(s.url, PORTS)
         context = tls_context(s.verify_tls, s.ca_file)
-        expiry = None
+        expiries = Expiries()
         try:
+            resolve(host, port, self.phase)  # a name that does not resolve is dns before smtplib tries
+            self.phase.restart()
             if s.url.startswith("smtps:"):
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
                     host, port, local_hostname=s.ehlo_name, timeout=self.timeout, context=context
                 )
             else:
                 client = smtplib.SMTP(host, port, local_hostname=s.ehlo_name, timeout=self.timeout)
+            self.phase.lap("connect")  # and the greeting (smtps://: the TLS handshake too)
             try:
                 code, message = client.ehlo()
                 if code != 250:
@@ -69,12 +75,15 @@ class SMTPProbe(Probe):
                 if s.starttls:
                     if not client.has_extn("starttls"):
                         raise ProbeFailure(TLS, f"{host}:{port} does not offer STARTTLS")
+                    self.phase.lap("request")
                     client.starttls(context=context)
+                    self.phase.lap("tls")
                     code, message = client.ehlo()
                     if code != 250:
                         raise ProbeFailure(STATUS, f"EHLO after STARTTLS answered {code}")
+                self.phase.lap("request")  # EHLO (both, with STARTTLS)
                 if isinstance(client.sock, ssl.SSLSocket):
-                    expiry = certificate_expiry(client.sock.getpeercert(True))
+                    expiries = chain_expiries(client.sock)
                 try:
                     client.quit()
                 except (smtplib.SMTPException, OSError):
@@ -91,4 +100,4 @@ class SMTPProbe(Probe):
             raise ProbeFailure(STATUS, f"{error.smtp_code} {error.smtp_error!r}") from None
         except (TimeoutError, OSError) as error:
             raise classify(error) from None
-        return CheckResult(expiry)
+        return tls_result(expiries)

@@ -3,7 +3,6 @@ peer certificate's expiry."""
 
 from __future__ import annotations
 
-import socket
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -13,9 +12,11 @@ from ent_exporter.probes.base import (
     Probe,
     ProbeSettings,
     TLSSettings,
-    certificate_expiry,
+    chain_expiries,
     classify,
+    connect,
     tls_context,
+    tls_result,
 )
 
 
@@ -59,10 +60,8 @@ class TCPProbe(Probe):
     settings: TCPSettings
 
     def check(self) -> CheckResult:
-        try:
-            socket.create_connection(split_address(self.settings.address), timeout=self.timeout).close()
-        except OSError as error:
-            raise classify(error) from None
+        host, port = split_address(self.settings.address)
+        connect(host, port, self.timeout, self.phase).close()
         return CheckResult()
 
 
@@ -76,8 +75,10 @@ class TLSProbe(Probe):
         host, port = split_address(s.address)
         context = tls_context(s.verify_tls, s.ca_file)
         try:
-            with socket.create_connection((host, port), timeout=self.timeout) as raw:
-                with context.wrap_socket(raw, server_hostname=s.server_name or host) as secure:
-                    return CheckResult(certificate_expiry(secure.getpeercert(True)))
+            with connect(host, port, self.timeout, self.phase) as raw:
+                with self.phase("tls"):
+                    secure = context.wrap_socket(raw, server_hostname=s.server_name or host)
+                with secure:
+                    return tls_result(chain_expiries(secure))
         except OSError as error:  # ssl.SSLError is an OSError
             raise classify(error) from None
