@@ -19,12 +19,11 @@ from pathlib import Path
 from random import Random
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from ent_exporter import cli
 from ent_exporter.engine import clock as clocks
-from tests.support import canonical_database, parse, run_cli, write_config
+from tests.support import canonical_database, insert_report_rows, parse, run_cli, write_config
 
 pytestmark = pytest.mark.time_sensitive
 
@@ -115,16 +114,7 @@ def generate(seed: int = 24) -> Rows:
 
 
 def insert(dsn: str, rows: Rows) -> None:
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.executemany("INSERT INTO ent.structures VALUES (%s, %s, %s)", STRUCTURES)
-        for relation, columns, data in (
-            ("accounts", "user_id, structure_id, profile, created_at, activated_at", rows.accounts),
-            ("login_events", "user_id, profile, occurred_at", rows.logins),
-            ("app_access_events", "user_id, profile, app, occurred_at", rows.apps),
-        ):
-            with cursor.copy(f"COPY ent.{relation} ({columns}) FROM STDIN") as copy:
-                for row in data:
-                    copy.write_row(row)
+    insert_report_rows(dsn, STRUCTURES, rows)
 
 
 # -- the truth, from the raw rows ----------------------------------------------------------------------

@@ -15,7 +15,6 @@ from pathlib import Path
 from random import Random
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from ent_exporter.app import make_source
@@ -27,7 +26,7 @@ from ent_exporter.reports import labels
 from ent_exporter.reports.figures import TOTAL, Month, build_reports, month_figures
 from ent_exporter.reports.job import ReportJob
 from ent_exporter.reports.settings import ReportsConfig
-from tests.support import canonical_database, run_cli, write_config
+from tests.support import canonical_database, insert_report_rows, run_cli, write_config
 
 pytestmark = pytest.mark.time_sensitive
 
@@ -141,16 +140,7 @@ def generate(seed: int = 15) -> Rows:
 
 
 def insert(dsn: str, rows: Rows) -> None:
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.executemany("INSERT INTO ent.structures VALUES (%s, %s, %s)", STRUCTURES)
-        for relation, columns, data in (
-            ("accounts", "user_id, structure_id, profile, created_at, activated_at", rows.accounts),
-            ("login_events", "user_id, profile, occurred_at", rows.logins),
-            ("app_access_events", "user_id, profile, app, occurred_at", rows.apps),
-        ):
-            with cursor.copy(f"COPY ent.{relation} ({columns}) FROM STDIN") as copy:
-                for row in data:
-                    copy.write_row(row)
+    insert_report_rows(dsn, STRUCTURES, rows)
 
 
 # -- the truth, from the raw rows -----------------------------------------------------------------
