@@ -562,7 +562,9 @@ def test_check_config_names_what_is_wrong_in_the_web_config_and_the_dsn(tmp_path
     assert result.returncode == 2 and "source.dsn" in result.stderr and 'missing "="' in result.stderr, result.stderr
 
 
-def test_serve_takes_the_web_config_file(source_dsn, tmp_path):
+def serve_with_web_config(source_dsn: str, tmp_path: Path) -> tuple[Path, int, subprocess.Popen, ssl.SSLContext]:
+    """``ent-exporter serve --web.config.file`` as a real process (TLS and basic auth): the web config's
+    path, the port, the process and a client context trusting the test's CA."""
     web = web_config_file(tmp_path)
     port = free_port()
     config = write_config(tmp_path / "config.yml", source_dsn, listen={"address": "127.0.0.1", "port": port})
@@ -573,7 +575,11 @@ def test_serve_takes_the_web_config_file(source_dsn, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    return web, port, serve, ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+
+
+def test_serve_takes_the_web_config_file(source_dsn, tmp_path):
+    web, port, serve, context = serve_with_web_config(source_dsn, tmp_path)
     auth = "Basic " + base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
 
     def get(headers: dict) -> tuple[int, bytes]:
@@ -819,17 +825,7 @@ def test_password_checks_beyond_the_bound_are_answered_429_at_once(server, tmp_p
 
 
 def test_sighup_rereads_the_web_config_and_keeps_it_when_the_new_one_is_invalid(source_dsn, tmp_path):
-    web = web_config_file(tmp_path)
-    port = free_port()
-    config = write_config(tmp_path / "config.yml", source_dsn, listen={"address": "127.0.0.1", "port": port})
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "ent_exporter.cli", "serve", "--config", str(config), "--web.config.file", str(web)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    web, port, serve, context = serve_with_web_config(source_dsn, tmp_path)
 
     def status(user: str, password: str) -> int:
         return tls_get(port, context, {"Authorization": basic(user, password)})
