@@ -127,7 +127,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from ent_exporter.app import ProbeExporter, wait_for_termination
 
     config = load_config(args.config, probes_only=True)
-    exporter = ProbeExporter(config, str(args.config), _web_config(args), web_config_file=args.web_config_file)
+    web = _web_config(args)
+    if args.check:  # as check-config does for the statistics exporter's file: nothing started
+        from ent_exporter.app import check_writable_dir, listen_in_use
+
+        check_writable_dir(config.state_dir, "state_dir", str(args.config))
+        in_use = listen_in_use(config.listen.address, config.listen.port)
+        if in_use:
+            print(f"{args.config}: note: {in_use}", file=sys.stderr)
+        kinds = ", ".join(f"{probe.connector}/{probe.kind}" for probe in config.probes)
+        print(f"{args.config}: probe configuration is valid ({len(config.probes)} probes: {kinds})")
+        return 0
+    exporter = ProbeExporter(config, str(args.config), web, web_config_file=args.web_config_file)
     exporter.start()
     try:
         wait_for_termination(on_hangup=exporter.reload)
@@ -321,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, type=Path, metavar="FILE")
+        if name == "probe":
+            sub.add_argument(
+                "--check", action="store_true", help="only validate the file (and the state directory), then exit"
+            )
         if name == "check-config":
             sub.add_argument(
                 "--connect",

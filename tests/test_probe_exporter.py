@@ -140,7 +140,21 @@ def test_probe_exporter_alone_first_scrape_reload_and_restart(tmp_path):
 def test_a_probe_exporter_file_is_checked(tmp_path, text, message):
     path = tmp_path / "probes.yml"
     path.write_text(text)
-    result = run_cli("probe", "--config", str(path), env={**os.environ, "ENT_EXPORTER_DSN": ""})
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith(f"ent-exporter: {path}: {message}"), result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
+    for check in ((), ("--check",)):
+        result = run_cli("probe", "--config", str(path), *check, env={**os.environ, "ENT_EXPORTER_DSN": ""})
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"ent-exporter: {path}: {message}"), result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_check_validates_without_starting(tmp_path):
+    path = tmp_path / "probes.yml"
+    path.write_text(
+        "listen: {address: 127.0.0.1, port: 9878}\nstate_dir: probe-state\nprobes:\n"
+        "  - {connector: gar, kind: tcp, address: 'gar.example:443'}\n"
+        "  - {connector: pronote, kind: http, url: 'https://p.example/', bearer_token_env: T}\n"
+    )
+    result = run_cli("probe", "--config", str(path), "--check", env={**os.environ, "T": "token"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{path}: probe configuration is valid (2 probes: gar/tcp, pronote/http)\n"
+    assert (tmp_path / "probe-state").is_dir()
