@@ -11,20 +11,20 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ent_exporter import extras, indicators
 from ent_exporter.config import Config, ConfigError
 from ent_exporter.engine import clock as clocks
 from ent_exporter.engine import memory
 from ent_exporter.engine.collector import Cadence, Collector, Family, Kind
-from ent_exporter.engine.exposition import Policy
+from ent_exporter.engine.exposition import Exposition, Policy
 from ent_exporter.engine.files import Directory
 from ent_exporter.engine.process_metrics import ProcessPublisher
 from ent_exporter.engine.runtime import Runtime
 from ent_exporter.engine.scheduler import CollectorScheduler
 from ent_exporter.engine.state import StateStore
-from ent_exporter.probes.runner import ProbeRunner
+from ent_exporter.probes.runner import STATE_DIRECTORY, ProbeRunner
 from ent_exporter.sources.postgres import PostgresSource
 from ent_exporter.web.config import WebConfig
 from ent_exporter.web.server import MetricsServer
@@ -217,7 +217,57 @@ def bind_error(address: str, port: int, error: OSError, key: str) -> StartupErro
     return StartupError(f"{key}: cannot listen on {address}:{port}: {why}")
 
 
-class Exporter:
+class Reloading:
+    """SIGHUP for the daemons that serve probes (``Exporter``, ``ProbeExporter``): their probes and web
+    configuration read again."""
+
+    origin: str
+    probes: ProbeRunner | None
+    server: MetricsServer | None
+    web: WebConfig | None
+    web_config_file: Path | None
+    probes_only: ClassVar[bool] = False  # the file is a probe exporter's (config.PROBE_KEYS)
+
+    def reload(self) -> None:
+        """SIGHUP: the probes of the configuration file re-read (counters kept), then the web configuration."""
+        self.reload_probes()
+        self.reload_web()
+
+    def reload_probes(self) -> None:
+        """The configuration file read again for its probes: ``probes:`` applied, nothing else; an invalid
+        file keeps the probes in use (an ERROR says why)."""
+        from ent_exporter.config import load_config
+
+        if self.probes is None:
+            return
+        try:
+            config = load_config(self.origin, probes_only=self.probes_only)
+        except ConfigError as error:
+            log.error("SIGHUP: %s; the probes in use are kept", str(error).replace("\n  ", "; "))
+            return
+        log.info("SIGHUP: %s re-read for its probes: %s", self.origin, self.probes.reload(config.probes))
+
+    def reload_web(self) -> None:
+        """SIGHUP: the --web.config.file read again and applied to the connections that come next;
+        an invalid file keeps the configuration in use (an ERROR says why)."""
+        if self.web_config_file is None:
+            log.info("SIGHUP: no --web.config.file to re-read")
+            return
+        from ent_exporter.web.config import changes, load_web_config
+
+        try:
+            web = load_web_config(self.web_config_file)
+        except ConfigError as error:
+            log.error("SIGHUP: %s; the web configuration in use is kept", str(error).replace("\n  ", "; "))
+            return
+        said = changes(self.web, web)
+        if self.server is not None:
+            self.server.reload(web)
+        self.web = web
+        log.info("SIGHUP: %s re-read: %s", self.web_config_file, "; ".join(said) or "no change")
+
+
+class Exporter(Reloading):
     """The daemon: restored state served at once, collectors on their cadences, HTTP on top."""
 
     def __init__(
@@ -317,44 +367,6 @@ class Exporter:
         scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
         log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
 
-    def reload(self) -> None:
-        """SIGHUP: the probes of the configuration file re-read (counters kept), then the web configuration."""
-        self.reload_probes()
-        self.reload_web()
-
-    def reload_probes(self) -> None:
-        """The configuration file read again for its probes: ``probes:`` applied, nothing else; an invalid
-        file keeps the probes in use (an ERROR says why)."""
-        from ent_exporter.config import load_config
-
-        if self.probes is None:
-            return
-        try:
-            config = load_config(self.origin)
-        except ConfigError as error:
-            log.error("SIGHUP: %s; the probes in use are kept", str(error).replace("\n  ", "; "))
-            return
-        log.info("SIGHUP: %s re-read for its probes: %s", self.origin, self.probes.reload(config.probes))
-
-    def reload_web(self) -> None:
-        """SIGHUP: the --web.config.file read again and applied to the connections that come next;
-        an invalid file keeps the configuration in use (an ERROR says why)."""
-        if self.web_config_file is None:
-            log.info("SIGHUP: no --web.config.file to re-read")
-            return
-        from ent_exporter.web.config import changes, load_web_config
-
-        try:
-            web = load_web_config(self.web_config_file)
-        except ConfigError as error:
-            log.error("SIGHUP: %s; the web configuration in use is kept", str(error).replace("\n  ", "; "))
-            return
-        said = changes(self.web, web)
-        if self.server is not None:
-            self.server.reload(web)
-        self.web = web
-        log.info("SIGHUP: %s re-read: %s", self.web_config_file, "; ".join(said) or "no change")
-
     def _attach_reports(self) -> None:
         """The monthly reports (reports: in the config), a job of their own on the collectors' scheduler."""
         if self.config.reports is None:
@@ -384,6 +396,88 @@ class Exporter:
         if self.server:
             self.server.stop()
         self.source.close()
+
+
+class ProbeExporter(Reloading):
+    """``ent-exporter probe``: the probes of a probe exporter's file alone, on their own port with their own
+    state (no database): the same metrics as the statistics exporter's probes, and the process metrics."""
+
+    probes_only = True
+
+    def __init__(
+        self,
+        config: Config,
+        origin: str = "configuration",
+        web: WebConfig | None = None,
+        *,
+        clock: clocks.Clock | None = None,
+        web_config_file: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.origin = origin
+        self.web = web
+        self.web_config_file = web_config_file
+        self.clock = clock or clocks.default()
+        self.exposition = Exposition([])
+        self.probes = None
+        self.server = None
+        self.process: ProcessPublisher | None = None
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "probes": len(self.probes.probes) if self.probes else 0}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready once every probe ran once (start() serves only then)."""
+        return True, {"status": "ready"}
+
+    def start(self) -> None:
+        check_writable_dir(self.config.state_dir, "state_dir", self.origin)
+        try:  # the probes' own directory (never a symbolic link, ent_exporter.engine.files)
+            Directory.open(self.config.state_dir, STATE_DIRECTORY).close()
+        except OSError as error:
+            raise StartupError(
+                f"{self.origin}: state_dir: {error.filename} cannot be used ({error.strerror or error})"
+            ) from None
+        memory.tune()
+        self.probes = ProbeRunner(self.config.probes, self.exposition, state_dir=self.config.state_dir, wall=self.clock)
+        self.process = ProcessPublisher(self.exposition)
+        listen = self.config.listen
+        try:
+            self.server = MetricsServer(
+                listen.address,
+                listen.port,
+                self.exposition,
+                self.health,
+                self.readiness,
+                web=self.web,
+                read_timeout=listen.read_timeout_seconds,
+                max_connections=listen.max_connections,
+                max_untrusted_per_peer=listen.max_unauthenticated_per_peer,
+            )
+        except OSError as error:
+            raise bind_error(listen.address, listen.port, error, f"{self.origin}: listen") from None
+        # As the statistics exporter: counters back from the state, every probe once, then /metrics.
+        self.probes.restore()
+        self.probes.run_all_once()
+        self.server.start()
+        self.probes.start()
+        self.process.start()
+        scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
+        log.info(
+            "serving the probes only (%d) on %s://%s:%d/metrics",
+            len(self.probes.probes),
+            scheme,
+            listen.address,
+            self.server.port,
+        )
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+        if self.probes:
+            self.probes.stop()
+        if self.server:
+            self.server.stop()
 
 
 def wait_for_termination(on_hangup: Callable[[], None] | None = None) -> None:

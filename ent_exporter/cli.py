@@ -122,6 +122,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """The probes alone (a probe exporter's file: listen, state_dir, probes), beside the statistics exporter."""
+    from ent_exporter.app import ProbeExporter, wait_for_termination
+
+    config = load_config(args.config, probes_only=True)
+    web = _web_config(args)
+    if args.check:  # as check-config does for the statistics exporter's file: nothing started
+        from ent_exporter.app import check_writable_dir, listen_in_use
+
+        check_writable_dir(config.state_dir, "state_dir", str(args.config))
+        in_use = listen_in_use(config.listen.address, config.listen.port)
+        if in_use:
+            print(f"{args.config}: note: {in_use}", file=sys.stderr)
+        kinds = ", ".join(f"{probe.connector}/{probe.kind}" for probe in config.probes)
+        print(f"{args.config}: probe configuration is valid ({len(config.probes)} probes: {kinds})")
+        return 0
+    exporter = ProbeExporter(config, str(args.config), web, web_config_file=args.web_config_file)
+    exporter.start()
+    try:
+        wait_for_termination(on_hangup=exporter.reload)
+    finally:
+        exporter.stop()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ent_exporter.extras import require
 
@@ -301,11 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, handler, text in (
         ("serve", cmd_serve, "the production daemon"),
+        ("probe", cmd_probe, "the connector probes alone: a file with listen, state_dir and probes only, no database"),
         ("once", cmd_once, "run every collector once and print the exposition"),
         ("check-config", cmd_check_config, "validate a configuration file"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, type=Path, metavar="FILE")
+        if name == "probe":
+            sub.add_argument(
+                "--check", action="store_true", help="only validate the file (and the state directory), then exit"
+            )
         if name == "check-config":
             sub.add_argument(
                 "--connect",
@@ -313,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="also connect: the database, the schema, the contract's relations, their columns "
                 "and the role's rights, one line per problem (exit 1 if any)",
             )
-        if name in ("serve", "check-config"):
+        if name in ("serve", "probe", "check-config"):
             sub.add_argument(
                 "--web.config.file", dest="web_config_file", type=Path, metavar="WEB", help=WEB_CONFIG_HELP
             )

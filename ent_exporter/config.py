@@ -263,14 +263,36 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{key}: {message}"
 
 
-def parse_config(data: Any, origin: str, environ: Mapping[str, str] | None = None) -> Config:
-    """Validates already-parsed YAML; ``origin`` names the file in error messages."""
+# The keys of a probe exporter's file (``ent-exporter probe``): no database, only its probes, its port and its state.
+PROBE_KEYS = ("listen", "state_dir", "probes")
+
+
+def _probes_only(data: dict[str, Any], origin: str) -> dict[str, Any]:
+    """A probe exporter's file, checked for keys it does not read; a source it never opens filled in."""
+    for key in data:
+        if key not in PROBE_KEYS:
+            raise ConfigError(
+                f"{origin}: invalid configuration\n  {key}: not read by ent-exporter probe (its file has only "
+                f"{', '.join(PROBE_KEYS)})"
+            )
+    if not data.get("probes"):
+        raise ConfigError(f"{origin}: invalid configuration\n  probes: ent-exporter probe needs at least one probe")
+    return {**data, "source": {"dsn": "(not used by ent-exporter probe)"}}
+
+
+def parse_config(
+    data: Any, origin: str, environ: Mapping[str, str] | None = None, *, probes_only: bool = False
+) -> Config:
+    """Validates already-parsed YAML; ``origin`` names the file in error messages. ``probes_only``: a probe
+    exporter's file (PROBE_KEYS only, no source)."""
     environ = os.environ if environ is None else environ
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the configuration must be a mapping of keys, not {type(data).__name__}")
-    if environ.get(DSN_ENVIRONMENT_VARIABLE):
+    if probes_only:
+        data = _probes_only(data, origin)
+    elif environ.get(DSN_ENVIRONMENT_VARIABLE):
         source = data.get("source") or {}
         if isinstance(source, dict):
             data = {**data, "source": {**source, "dsn": environ[DSN_ENVIRONMENT_VARIABLE]}}
@@ -309,7 +331,9 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 (a SafeLoader)
 
 
-def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str], environ: dict[str, str] | None = None, *, probes_only: bool = False
+) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
@@ -322,7 +346,7 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
-    config = parse_config(data, str(path), environ)
+    config = parse_config(data, str(path), environ, probes_only=probes_only)
     if not config.state_dir.is_absolute():
         # Relative state directories are relative to the config file, not the working directory.
         config.state_dir = (path.parent / config.state_dir).resolve()

@@ -338,6 +338,25 @@ class PagesHandler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
+def guarded_handler(expected: dict[str, str], seen: list[dict[str, str]]) -> type[BaseHTTPRequestHandler]:
+    """/private: 200 only when every header of ``expected`` came with its exact value (Authorization
+    included), else 401 with a WWW-Authenticate challenge; each request's headers are kept in ``seen``."""
+
+    class GuardedHandler(PagesHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(dict(self.headers.items()))
+            if urlsplit(self.path).path != "/private":
+                super().do_GET()
+            elif all(self.headers.get(name) == value for name, value in expected.items()):
+                self._reply(200, b"<html><body>tableau de bord</body></html>")
+            else:
+                self._reply(401, b"unauthorized", {"WWW-Authenticate": 'Basic realm="ent"'})
+
+        do_HEAD = do_GET
+
+    return GuardedHandler
+
+
 @dataclass
 class CASState:
     users: dict[str, str]

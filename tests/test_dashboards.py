@@ -31,6 +31,17 @@ GENERATE = "python -m ent_exporter.mixin.generate"
 DATASOURCE_UID = "ent-prometheus"
 
 # -- what the exporter exports (design.md's metric table and the exporter's self-metrics) ---
+# The probes' details, exported for an operator's own queries (the chain's leaf, the last run, the phases, the
+# HTTP status, the TLS version): no panel draws them.
+PROBE_DETAIL_METRICS: frozenset[str] = frozenset(
+    {
+        "ent_connector_leaf_certificate_expiry_timestamp_seconds",
+        "ent_connector_probe_last_run_timestamp_seconds",
+        "ent_connector_probe_phase_duration_seconds",
+        "ent_connector_probe_http_status_code",
+        "ent_connector_probe_tls_version_info",
+    }
+)
 # The one list of metric families the dashboards and rules may use. Histograms (and gauge
 # histograms) are listed by family name; their series are <name>_bucket/_count/_sum.
 EXPORTED_METRICS: frozenset[str] = frozenset(
@@ -61,6 +72,7 @@ EXPORTED_METRICS: frozenset[str] = frozenset(
         "ent_connector_probe_duration_seconds",
         "ent_connector_probe_success",
         "ent_connector_certificate_expiry_timestamp_seconds",
+        *PROBE_DETAIL_METRICS,
         # prometheus-client's process collector, published by ent_exporter/engine/process_metrics.py.
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
@@ -87,9 +99,14 @@ EXPORTED_METRICS: frozenset[str] = frozenset(
     }
 )
 # Exported, but no panel needs them.
-UNDRAWN_METRICS: frozenset[str] = frozenset({"process_virtual_memory_bytes"})
+UNDRAWN_METRICS: frozenset[str] = frozenset({"process_virtual_memory_bytes", *PROBE_DETAIL_METRICS})
 HISTOGRAMS: frozenset[str] = frozenset(
-    {"ent_connector_request_duration_seconds", "ent_user_logins_30d", "ent_connector_probe_duration_seconds"}
+    {
+        "ent_connector_request_duration_seconds",
+        "ent_user_logins_30d",
+        "ent_connector_probe_duration_seconds",
+        "ent_connector_probe_phase_duration_seconds",
+    }
 )
 # Series Prometheus itself makes: scrape health and alert state.
 PROMETHEUS_SERIES: frozenset[str] = frozenset(
@@ -385,6 +402,15 @@ def test_panel_queries_use_only_exported_metrics_and_recording_rules():
     }
     drawn = EXPORTED_METRICS - UNDRAWN_METRICS
     assert drawn <= families, f"exported but on no panel: {sorted(drawn - families)}"
+
+
+def test_every_probe_family_is_listed():
+    from ent_exporter.probes import runner
+
+    families = {family.name for family in runner.FAMILIES}
+    assert families <= EXPORTED_METRICS, sorted(families - EXPORTED_METRICS)
+    histograms = {family.name for family in runner.FAMILIES if family.buckets}
+    assert histograms <= HISTOGRAMS, sorted(histograms - HISTOGRAMS)
 
 
 def test_metric_names_extraction():

@@ -6,6 +6,8 @@ through an intermediate that ends in 2031."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 from datetime import UTC, datetime
 
 import pytest
@@ -78,6 +80,8 @@ def test_every_kind_reports_the_chain_s_earliest_expiry_and_the_leaf_s(chained, 
         outcomes = [r.run_once(i) for i in range(len(probes))]
         assert all(isinstance(o, CheckResult) for o in outcomes), outcomes
         samples = parse(r.exposition.body().decode())
+        # The TLS version each server agrees with a client of its own (Python's ssl, blackbox's spelling).
+        agreed = {port: handshake_version(port, ca) for port in (https.port, slapd.tls_port)}
     finally:
         smtp.stop()
         slapd.stop()
@@ -85,6 +89,20 @@ def test_every_kind_reports_the_chain_s_earliest_expiry_and_the_leaf_s(chained, 
     connectors = ["pronote", "gar", "edu", "ldap", "ldap-starttls", "smtp"]
     assert samples[CHAIN] == {(("connector", c),): 1927857906.0 for c in connectors}
     assert samples[LEAF] == {(("connector", c),): 4086506096.0 for c in connectors}
+    # Every kind publishes its handshake's TLS version; where a plain handshake can be made, the same as it.
+    versions = {dict(k)["connector"]: dict(k)["version"] for k in samples["ent_connector_probe_tls_version_info"]}
+    assert set(versions) == set(connectors)
+    assert versions["pronote"] == versions["gar"] == versions["edu"] == agreed[https.port]
+    assert versions["ldap"] == agreed[slapd.tls_port]
+    assert {versions["ldap-starttls"], versions["smtp"]} <= {"TLS 1.2", "TLS 1.3"}
+
+
+def handshake_version(port: int, ca: str) -> str:
+    context = ssl.create_default_context(cafile=ca)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as secure:
+            version = secure.version() or ""
+    return {"TLSv1.2": "TLS 1.2", "TLSv1.3": "TLS 1.3"}[version]
 
 
 def test_a_leaf_alone_is_both(tmp_path):

@@ -18,11 +18,12 @@ from tests.support import REPO, free_port, parse, wait_until, write_config
 GAR = (("connector", "gar"), ("kind", "tcp"))
 
 
-def serve(config) -> subprocess.Popen:
+def serve(config, command: str = "serve", environ: dict[str, str] | None = None) -> subprocess.Popen:
+    """``ent-exporter COMMAND --config CONFIG`` as a real process (``environ`` added to the environment)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "ent_exporter.cli", "serve", "--config", str(config)],
+        [sys.executable, "-m", "ent_exporter.cli", command, "--config", str(config)],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(environ or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -67,6 +67,23 @@ CASES = {
         "probes:\n  - {connector: p, kind: tls, address: 'p:443', ca_file: /nonexistent/ca.pem}\n",
         ["probes.0.ca_file", "cannot read '/nonexistent/ca.pem'"],
     ),
+    "basic auth password in the file": (
+        "probes:\n  - {connector: p, kind: http, url: 'https://p', basic_auth: {username: probe, password: hunter2}}\n",
+        ["probes.0.basic_auth.password", "unknown key"],
+    ),
+    "unreadable password file": (
+        "probes:\n  - {connector: p, kind: http, url: 'https://p',"
+        " basic_auth: {username: probe, password_file: /nonexistent/password}}\n",
+        ["probes.0.basic_auth.password_file", "cannot read '/nonexistent/password' (No such file or directory)"],
+    ),
+    "missing bearer token variable": (
+        "probes:\n  - {connector: p, kind: http, url: 'https://p', bearer_token_env: ENT_TEST_UNSET_PASSWORD}\n",
+        ["probes.0.bearer_token_env", "environment variable ENT_TEST_UNSET_PASSWORD is not set"],
+    ),
+    "Authorization among the headers": (
+        "probes:\n  - {connector: p, kind: http, url: 'https://p', headers: {Authorization: 'Bearer x'}}\n",
+        ["probes.0.headers", "Authorization is set by the probe itself (use basic_auth or bearer_token_env/_file)"],
+    ),
     "bad connector label": (
         "probes:\n  - {connector: 'LDAP académie', kind: tcp, address: 'l:389'}\n",
         ["probes.0.connector"],

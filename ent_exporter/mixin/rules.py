@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ent_exporter.mixin.config import CONFIG, Config
+from ent_exporter.probes.base import REASONS
 
 # Recording rules: what the dashboards and alerts compute again and again.
 CONNECTOR_OUTCOME_RATE = "connector_outcome:ent_connector_requests:rate5m"
@@ -248,7 +249,7 @@ def alerting_rules(c: Config = CONFIG) -> list[dict]:
             "Connector {{ $labels.connector }} fails its {{ $labels.kind }} probe.",
             "The exporter's {{ $labels.kind }} probe of connector {{ $labels.connector }} has failed every time for "
             f"{c.connector_probe_failing_for} (about 3 probes in a row at the default 30 s interval). "
-            "ent_connector_probe_failures_total says why (timeout, refused, dns, tls, auth, status, content, error); "
+            f"ent_connector_probe_failures_total says why ({', '.join(REASONS)}); "
             "the exporter's log has the detail.",
         ),
         _alert(

@@ -43,33 +43,50 @@ REASONS: tuple[str, ...] = (TIMEOUT, REFUSED, DNS, TLS, AUTH, STATUS, CONTENT, T
 MAX_RESPONSE_BYTES = 1 << 20
 
 
-class ProbeFailure(Exception):
-    """A failed check: ``reason`` is one of REASONS (the label), ``detail`` goes to the log."""
+@dataclass
+class CheckResult:
+    """What a check learnt beside "it works": if TLS was used, when the presented chain expires (its
+    earliest notAfter, like blackbox_exporter's probe_ssl_earliest_cert_expiry), when the leaf, the
+    server's own certificate, does, and the TLS version agreed; over HTTP, the answer's status code."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    certificate_expiry: float | None = None  # Unix time of the earliest notAfter of the presented chain
+    leaf_expiry: float | None = None  # Unix time of the leaf certificate's notAfter
+    tls_version: str | None = None  # "TLS 1.3", blackbox_exporter's spelling (Go's tls.VersionName)
+    http_status: int | None = None  # the status code of the answer the check judged
+
+
+class ProbeFailure(Exception):
+    """A failed check: ``reason`` is one of REASONS (the label), ``detail`` goes to the log; ``learnt``,
+    what the check saw before it failed (an HTTP status, a TLS version)."""
+
+    def __init__(self, reason: str, detail: str, learnt: CheckResult | None = None) -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown probe failure reason {reason!r}")
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-@dataclass
-class CheckResult:
-    """What a successful check learnt beside "it works": if TLS was used, when the presented chain
-    expires (its earliest notAfter, like blackbox_exporter's probe_ssl_earliest_cert_expiry) and when
-    the leaf, the server's own certificate, does."""
-
-    certificate_expiry: float | None = None  # Unix time of the earliest notAfter of the presented chain
-    leaf_expiry: float | None = None  # Unix time of the leaf certificate's notAfter
+        self.learnt = learnt
 
 
 @dataclass(frozen=True)
 class Expiries:
-    """The expiries of a presented chain: the earliest of all its certificates, and the leaf's."""
+    """The expiries of a presented chain: the earliest of all its certificates, and the leaf's; and the
+    TLS version of the connection that presented it."""
 
     earliest: float | None = None
     leaf: float | None = None
+    version: str | None = None
+
+
+def tls_version_name(ssl_object: Any) -> str | None:
+    """The connection's TLS version as blackbox_exporter's probe_tls_version_info spells it ("TLS 1.3")."""
+    version = ssl_object.version() if ssl_object is not None else None
+    if not version:
+        return None
+    if version.startswith("TLSv"):
+        number = version.removeprefix("TLSv")
+        return f"TLS {number if '.' in number else number + '.0'}"
+    return version  # (SSLv3, which Go spells the same)
 
 
 def presented_chain(ssl_object: Any) -> list[bytes]:
@@ -95,15 +112,16 @@ def chain_expiries(ssl_object: Any) -> Expiries:
     if ssl_object is None:
         return Expiries()
     chain = presented_chain(ssl_object)
+    version = tls_version_name(ssl_object)
     if not chain:
-        return Expiries()
+        return Expiries(version=version)
     expiries = [certificate_expiry(der) for der in chain]
     known = [when for when in expiries if when is not None]
-    return Expiries(min(known) if known else None, expiries[0])
+    return Expiries(min(known) if known else None, expiries[0], version)
 
 
-def tls_result(expiries: Expiries) -> CheckResult:
-    return CheckResult(expiries.earliest, expiries.leaf)
+def tls_result(expiries: Expiries, http_status: int | None = None) -> CheckResult:
+    return CheckResult(expiries.earliest, expiries.leaf, expiries.version, http_status)
 
 
 def classify(error: BaseException) -> ProbeFailure:
@@ -358,6 +376,9 @@ class Probe:
 
     kind: ClassVar[str]
     Settings: ClassVar[type[ProbeSettings]]
+    # Whether its last answer's HTTP status is published (ent_connector_probe_http_status_code; 0 when
+    # no answer came, as blackbox_exporter's probe_http_status_code).
+    reports_status: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

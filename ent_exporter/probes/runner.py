@@ -158,7 +158,42 @@ PHASE_DURATION = Family(
     " (connect), négociation TLS (tls), échange avec le serveur (request : requête HTTP, bind et recherche LDAP, EHLO"
     " SMTP), temps propre de l'exportateur (processing).",
 )
-FAMILIES = (PROBES, FAILURES, DURATION, UP, CERTIFICATE_EXPIRY, LEAF_EXPIRY, LAST_RUN, PHASE_DURATION)
+HTTP_STATUS = Family(
+    "ent_connector_probe_http_status_code",
+    Kind.GAUGE,
+    "HTTP status code of the answer to the last HTTP probe of the connector, 0 when no answer came (like"
+    " blackbox_exporter's probe_http_status_code).",
+    ("connector", "kind"),
+    additive=False,
+    title_en="HTTP status",
+    title_fr="Code de statut HTTP",
+    meaning_fr="Code de statut HTTP de la réponse à la dernière sonde HTTP du connecteur, 0 si aucune réponse n'est"
+    " venue.",
+)
+TLS_VERSION = Family(
+    "ent_connector_probe_tls_version_info",
+    Kind.GAUGE,
+    "TLS version the connector's server agreed with the probe at its last handshake (always 1; the version label,"
+    " spelt as blackbox_exporter's probe_tls_version_info: TLS 1.2, TLS 1.3).",
+    ("connector", "kind", "version"),
+    additive=False,
+    title_en="TLS version",
+    title_fr="Version de TLS",
+    meaning_fr="Version de TLS que le serveur du connecteur a négociée avec la sonde lors de sa dernière négociation"
+    " (toujours 1 ; la version dans le libellé version : TLS 1.2, TLS 1.3).",
+)
+FAMILIES = (
+    PROBES,
+    FAILURES,
+    DURATION,
+    UP,
+    CERTIFICATE_EXPIRY,
+    LEAF_EXPIRY,
+    LAST_RUN,
+    PHASE_DURATION,
+    HTTP_STATUS,
+    TLS_VERSION,
+)
 
 # The probes' state file, in its own directory under state_dir: the counters (so that they never go
 # backwards across a restart), the last success and certificate expiries, and when each probe last ran.
@@ -192,6 +227,8 @@ class _State:
     certificate_expiry: float | None = None
     leaf_expiry: float | None = None
     last_run: float | None = None  # Unix time the last attempt ended (wall clock)
+    http_status: float | None = None  # the last answer's HTTP status, 0 without an answer (HTTP kinds only)
+    tls_version: str | None = None  # the version agreed at the last TLS handshake
     phases: dict[str, HistogramValue] = field(default_factory=dict)  # the phases seen so far
     reason: str | None = "never run"  # last failure reason, None after a success (to log changes only)
     attempt: threading.Thread | None = None  # the worker of the last attempt (may outlive its bound)
@@ -259,6 +296,11 @@ def _restore(state: _State, entry: dict[str, Any]) -> None:
     state.certificate_expiry = _optional(entry.get("certificate_expiry"))
     state.leaf_expiry = _optional(entry.get("leaf_expiry"))
     state.last_run = _optional(entry.get("last_run"))
+    state.http_status = _optional(entry.get("http_status"))
+    version = entry.get("tls_version")
+    if version is not None and not (isinstance(version, str) and 0 < len(version) <= 16):
+        raise ValueError(f"tls_version is {version!r}")
+    state.tls_version = version
     state.reason = None if success == 1.0 else "restored"  # the first run's outcome is logged
 
 
@@ -415,6 +457,8 @@ class ProbeRunner:
                     "certificate_expiry": state.certificate_expiry,
                     "leaf_expiry": state.leaf_expiry,
                     "last_run": state.last_run,
+                    "http_status": state.http_status,
+                    "tls_version": state.tls_version,
                     "phases": {
                         phase: {"buckets": list(h.buckets), "count": h.count, "sum": h.sum}
                         for phase, h in state.phases.items()
@@ -533,9 +577,14 @@ class ProbeRunner:
     ) -> None:
         state = self._states[index]
         ended = self.wall.time()
+        learnt = outcome.learnt if isinstance(outcome, ProbeFailure) else outcome
         with self._lock:
             state.last_run = ended
             state.observe(seconds)
+            if self.probes[index].reports_status:
+                state.http_status = float(learnt.http_status) if learnt and learnt.http_status else 0.0
+            if learnt is not None and learnt.tls_version is not None:
+                state.tls_version = learnt.tls_version
             if isinstance(outcome, ProbeFailure):
                 state.outcomes[FAILURE] += 1
                 state.failures[outcome.reason] += 1
@@ -579,6 +628,10 @@ class ProbeRunner:
                     samples[UP.name][key] = state.success
                 if state.last_run is not None:
                     samples[LAST_RUN.name][key] = state.last_run
+                if state.http_status is not None:
+                    samples[HTTP_STATUS.name][key] = state.http_status
+                if state.tls_version is not None:
+                    samples[TLS_VERSION.name][(*key, state.tls_version)] = 1.0
                 for phase, histogram in state.phases.items():
                     samples[PHASE_DURATION.name][(*key, phase)] = HistogramValue(
                         list(histogram.buckets), histogram.count, histogram.sum

@@ -95,7 +95,11 @@ class SMTPProbe(Probe):
         except smtplib.SMTPConnectError as error:
             raise ProbeFailure(STATUS, f"the greeting was {error.smtp_code} {error.smtp_error!r}") from None
         except smtplib.SMTPServerDisconnected as error:
-            raise ProbeFailure(ERROR, f"the server closed the connection: {error}") from None
+            # smtplib turns a read that timed out into a disconnection: its cause says which it was.
+            failure = classify(error)
+            if failure.reason == ERROR:
+                failure = ProbeFailure(ERROR, f"the server closed the connection: {error}")
+            raise failure from None
         except smtplib.SMTPResponseException as error:
             raise ProbeFailure(STATUS, f"{error.smtp_code} {error.smtp_error!r}") from None
         except (TimeoutError, OSError) as error:
