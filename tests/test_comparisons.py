@@ -42,7 +42,9 @@ def rows() -> EntRows:
     rows = EntRows(structures=[("S1", "Collège Jean Moulin", "college"), ("S2", "Lycée Victor Hugo", "lycee")])
     users = [f"u{n}" for n in range(40)]
     for n, user in enumerate(users):
-        rows.accounts.append((user, "S1" if n % 3 else "S2", "Teacher" if n % 4 == 0 else "Student", paris(2026, 9, 1), None))
+        rows.accounts.append(
+            (user, "S1" if n % 3 else "S2", "Teacher" if n % 4 == 0 else "Student", paris(2026, 9, 1), None)
+        )
     rows.accounts.append(("u0", "S2", "Teacher", paris(2026, 9, 1), None))  # two structures
     # Logins every few hours from mid-January to mid-March, in 2027, 2028 and 2029.
     for year in (2027, 2028, 2029):
