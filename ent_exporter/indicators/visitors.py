@@ -149,11 +149,7 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
         windows = [
             (
                 name,
-                (
-                    log.days[day].whole()
-                    for day in days_between(start.astimezone(zone).date(), last)
-                    if day in log.days
-                ),
+                (log.days[day].whole() for day in days_between(start.astimezone(zone).date(), last) if day in log.days),
             )
             for name, start, _ in periods
         ]
