@@ -325,13 +325,38 @@ def gauge_series(data: dict, earlier: dict | None = None, lowest: int = 0) -> di
     return series
 
 
+# The history rules (prometheus/rules/ent-exporter.history.yml) the daily bars read: counter -> rule.
+HISTORY_RULES = {
+    "ent_logins_total": "structure_profile:ent_logins:increase1d",
+    "ent_account_activations_total": "structure_profile:ent_account_activations:increase1d",
+    "ent_app_accesses_total": "structure_profile:ent_app_accesses:increase1d",
+}
+
+
+def history_rule_series(counters: dict, end: datetime) -> dict[tuple, list[float]]:
+    """The history rules as Prometheus records them once an hour (here on the hour): per structure and profile,
+    sum by (structure, profile) (increase(counter[1d])) — on scrapes aligned with the hour, the counter minus
+    its value a day before (or at the window's first scrape)."""
+    at = scrape_times(SCRAPE, end)
+    out: dict[tuple, list[float]] = defaultdict(lambda: [0.0] * len(scrape_times(3600, end)))
+    for key, values in counters.items():
+        if key[0] not in HISTORY_RULES:
+            continue
+        labels = dict(key[1:])
+        rule = (HISTORY_RULES[key[0]], ("structure", labels["structure"]), ("profile", labels["profile"]))
+        for index, t in enumerate(scrape_times(3600, end)):
+            now, before = (t - at[0]) // SCRAPE, max(t - 86400 - at[0], 0) // SCRAPE
+            out[rule][index] += values[now] - values[before]
+    return dict(out)
+
+
 def openmetrics(*windows: tuple[dict, dict, datetime]) -> str:
     """OpenMetrics text of windows of history (counters, gauges, end), earliest first: one family at a
-    time, every series in time order, timestamps pinned."""
+    time, every series in time order, timestamps pinned; the history rules' series from the counters."""
     lines = []
     families: dict[str, dict] = defaultdict(lambda: defaultdict(list))
     for counters, gauges, end in windows:
-        for every, series in ((SCRAPE, counters), (GAUGE_EVERY, gauges)):
+        for every, series in ((SCRAPE, counters), (GAUGE_EVERY, gauges), (3600, history_rule_series(counters, end))):
             for key, values in series.items():
                 families[key[0]][key].extend(zip(values, scrape_times(every, end)))
     for name in sorted(families):
