@@ -38,3 +38,19 @@ def test_a_raw_series_read_over_a_range_is_refused():
     assert refresh.raw_ranges('sum(increase(ent_logins_total{structure!="all"}[$__range]))') == ["ent_logins_total"]
     assert refresh.raw_ranges('ent_logins_total{a="b"} - ent_logins_total{a="b"} offset $__range') == []
     assert all(not refresh.raw_ranges(t["expr"]) for p in refresh.panels() for t in p["targets"])
+
+
+def test_its_section_goes_before_the_history_disk_and_is_kept(tmp_path, measured):
+    """Written into BENCHMARKS.md before "A year of history", replaced (not added) when written again, and
+    what bench.run keeps of it is that section alone."""
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text("# Benchmarks\n\n## Targets\n\nbench.run's\n\n## A year of history\n\nbench.history_disk's\n")
+    body = refresh.markdown(measured[2], "python -m bench.refresh --structures 2 --apps 2")
+    refresh.write_section(output, body)
+    text = output.read_text()
+    assert text.index("## Targets") < text.index(refresh.SECTION) < text.index("## A year of history")
+    assert "bench.run's" in text and "bench.history_disk's" in text and f"**{measured[2].total:,} samples**" in text
+    refresh.write_section(output, body)
+    assert output.read_text() == text
+    kept = refresh.kept_section(output)
+    assert kept.startswith("\n" + refresh.SECTION) and "## A year of history" not in kept and "## Targets" not in kept
