@@ -329,13 +329,13 @@ def gauge_series(data: dict, earlier: dict | None = None, lowest: int = 0) -> di
 HISTORY_RULES = {
     "ent_logins_total": "structure_profile:ent_logins:increase1d",
     "ent_account_activations_total": "structure_profile:ent_account_activations:increase1d",
-    "ent_app_accesses_total": "structure_profile:ent_app_accesses:increase1d",
+    "ent_app_accesses_total": "structure_app_profile:ent_app_accesses:increase1d",
 }
 
 
 def history_rule_series(counters: dict, end: datetime) -> dict[tuple, list[float]]:
-    """The history rules as Prometheus records them once an hour (here on the hour): per structure and profile,
-    sum by (structure, profile) (increase(counter[1d])) — on scrapes aligned with the hour, the counter minus
+    """The history rules as Prometheus records them once an hour (here on the hour): per structure and profile
+    (and app), sum by (structure, profile) (increase(counter[1d])) — on scrapes aligned with the hour, the counter minus
     its value a day before (or at the window's first scrape)."""
     at = scrape_times(SCRAPE, end)
     out: dict[tuple, list[float]] = defaultdict(lambda: [0.0] * len(scrape_times(3600, end)))
@@ -343,7 +343,8 @@ def history_rule_series(counters: dict, end: datetime) -> dict[tuple, list[float
         if key[0] not in HISTORY_RULES:
             continue
         labels = dict(key[1:])
-        rule = (HISTORY_RULES[key[0]], ("structure", labels["structure"]), ("profile", labels["profile"]))
+        kept = ("structure", "app", "profile") if "app" in labels else ("structure", "profile")
+        rule = (HISTORY_RULES[key[0]], *((name, labels[name]) for name in kept))
         for index, t in enumerate(scrape_times(3600, end)):
             now, before = (t - at[0]) // SCRAPE, max(t - 86400 - at[0], 0) // SCRAPE
             out[rule][index] += values[now] - values[before]

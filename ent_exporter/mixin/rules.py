@@ -445,7 +445,9 @@ STRUCTURE_PROFILE_LOGINS_1D = "structure_profile:ent_logins:increase1d"
 STRUCTURE_LOGINS_1D = "structure:ent_logins:increase1d"
 STRUCTURE_APP_ACCESSES_1D = "structure_app:ent_app_accesses:increase1d"
 STRUCTURE_PROFILE_ACTIVATIONS_1D = "structure_profile:ent_account_activations:increase1d"
-STRUCTURE_PROFILE_APP_ACCESSES_1D = "structure_profile:ent_app_accesses:increase1d"
+# Per application and profile (as published: per structure, profile="all" under the series budget): the
+# daily bars of openings, by profile over every application or the ones picked.
+STRUCTURE_APP_PROFILE_ACCESSES_1D = "structure_app_profile:ent_app_accesses:increase1d"
 
 
 def daily(rule: str, selector: str) -> str:
@@ -471,8 +473,8 @@ def history_rules(c: Config = CONFIG) -> list[dict]:
                     "expr": f"sum by ({BY_STRUCTURE}, app) (increase(ent_app_accesses_total[1d]))",
                 },
                 {
-                    "record": STRUCTURE_PROFILE_APP_ACCESSES_1D,
-                    "expr": f"sum by ({BY_STRUCTURE}, profile) (increase(ent_app_accesses_total[1d]))",
+                    "record": STRUCTURE_APP_PROFILE_ACCESSES_1D,
+                    "expr": f"sum by ({BY_STRUCTURE}, app, profile) (increase(ent_app_accesses_total[1d]))",
                 },
                 {
                     "record": STRUCTURE_PROFILE_ACTIVATIONS_1D,

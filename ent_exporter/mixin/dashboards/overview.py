@@ -19,8 +19,8 @@ from ent_exporter.mixin.panels import (
     timeseries,
 )
 from ent_exporter.mixin.rules import (
+    STRUCTURE_APP_PROFILE_ACCESSES_1D,
     STRUCTURE_PROFILE_ACTIVATIONS_1D,
-    STRUCTURE_PROFILE_APP_ACCESSES_1D,
     STRUCTURE_PROFILE_LOGINS_1D,
     daily,
 )
@@ -457,7 +457,7 @@ panels = [
         timeseries(
             "Application openings per day by profile",
             "Application openings per day (the 24 hours ending at each bar), stacked by profile.",
-            target(f"sum by (profile) ({daily(STRUCTURE_PROFILE_APP_ACCESSES_1D, APP)})", "{{profile}}"),
+            target(f"sum by (profile) ({daily(STRUCTURE_APP_PROFILE_ACCESSES_1D, APP)})", "{{profile}}"),
             "short",
             bars=True,
             stack=True,
