@@ -187,8 +187,8 @@ class PreviousMonthVisitorsCollector(_PeriodVisitors):
 class YearEarlierMonthVisitorsCollector(CurrentPeriodVisitorsCollector):
     """The month to date's calendar days a year earlier (see month_to_date_a_year_earlier), every hour:
     what the month to date is compared with, never PromQL's 365-day ``offset 1y``. The same day log
-    as the month to date's, a year back: its closed days are read once, then each run reads the
-    hour that joined the window."""
+    as the month to date's, a year back: its closed days are read once, then each run reads what joined
+    the window (and the late-commit tail again, as the month to date's does)."""
 
     name = "visitors_month_a_year_earlier"
     cadence = Cadence.HOURLY
