@@ -679,13 +679,18 @@ def run(options: Options) -> Report:
     finally:
         server.cleanup()
     if options.output:
-        from bench import probes, reports
+        from bench import probes, refresh, reports
         from bench.history_disk import kept_section
         from bench.report import markdown
 
-        # The reports', the probes' and the history disk's sections are bench/reports.py's, bench/probes.py's
-        # and bench/history_disk.py's (other runs): kept as they are.
-        kept = reports.kept_section(options.output) + probes.kept_section(options.output) + kept_section(options.output)
+        # The reports', the probes', the refresh samples' and the history disk's sections are bench/reports.py's,
+        # bench/probes.py's, bench/refresh.py's and bench/history_disk.py's (other runs): kept as they are.
+        kept = (
+            reports.kept_section(options.output)
+            + probes.kept_section(options.output)
+            + refresh.kept_section(options.output)
+            + kept_section(options.output)
+        )
         options.output.write_text(markdown(report) + kept)
         say(f"wrote {options.output}")
     return report

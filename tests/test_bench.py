@@ -97,11 +97,11 @@ def test_the_scrape_floor_the_series_budget_and_a_real_prometheus(report):
     assert report.scrape_floor_ratio > 0
     # The budget's shape per structure: the heatmap's marginals (24 hours + 7 weekdays), the
     # logins-per-user distribution for profile="all" only (7 buckets, +Inf, _count, _sum), visits per
-    # visitor for profile="all" only (day, week, month, previous_month); visitors per profile, at most
-    # 7 profile values (Edifice's five, "unknown", "all") x 4 periods.
+    # visitor for profile="all" only (day, week, month, previous_month, month_a_year_earlier); visitors per
+    # profile, at most 7 profile values (Edifice's five, "unknown", "all") x 5 periods.
     shape = report.series_per_structure
     assert shape["ent_logins_by_hour"] == 31 and shape["ent_user_logins_30d"] == 10, shape
-    assert shape["ent_visits_per_visitor"] == 4 and 24 <= shape["ent_unique_visitors"] <= 28, shape
+    assert shape["ent_visits_per_visitor"] == 5 and 30 <= shape["ent_unique_visitors"] <= 35, shape
     # The synthetic data has Edifice's five profiles and "unknown": within the budget all the same.
     assert 0 < report.per_structure <= bench.TARGETS["series_per_structure"]
     default, full = report.prometheus_default, report.prometheus_full

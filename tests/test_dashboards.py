@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ent_exporter.mixin.panels import shifted
 from tests.support import require_binary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,9 +109,11 @@ HISTOGRAMS: frozenset[str] = frozenset(
         "ent_connector_probe_phase_duration_seconds",
     }
 )
-# Series Prometheus itself makes: scrape health and alert state.
+# Series Prometheus itself makes: scrape health and alert state; from its self-scrape (job "prometheus"),
+# the oldest instant it stores (a comparison is shown only when its whole window is stored).
 PROMETHEUS_SERIES: frozenset[str] = frozenset(
     {
+        "prometheus_tsdb_lowest_timestamp_seconds",
         "up",
         "scrape_duration_seconds",
         "scrape_samples_scraped",
@@ -394,8 +397,17 @@ def test_panel_queries_use_only_exported_metrics_and_recording_rules():
         f"{d} / {p}: {sorted(metric_names(e) - allowed)} in {e}" for d, p, e in queries if metric_names(e) - allowed
     ]
     assert not unknown, "queries on metrics the exporter does not export:\n" + "\n".join(unknown)
-    # And they do use them: every exported family appears in some panel.
+    # And they do use them: every exported family appears in some panel, or in a recording rule a panel reads
+    # (the daily bars read the history rules).
     used = set().union(*(metric_names(e) for _, _, e in queries))
+    recorded = {
+        rule["record"]: rule["expr"]
+        for path in sorted(RULES.glob("*.yml"))
+        for group in yaml.safe_load(path.read_text()).get("groups", [])
+        for rule in group.get("rules", [])
+        if "record" in rule
+    }
+    used |= set().union(*(metric_names(recorded[name]) for name in used if name in recorded))
     families = {
         re.sub(r"_(bucket|count|sum)$", "", n) if re.sub(r"_(bucket|count|sum)$", "", n) in HISTOGRAMS else n
         for n in used
@@ -806,8 +818,10 @@ def test_provisioning_installs_french_by_default_and_english_on_a_switch():
 
 
 def test_headline_comparisons_use_the_previous_period_and_a_year_earlier():
-    """Each comparison: the figure, the same query offset by the period (or the closed previous month for a
-    month to date) and by a year, and the changes in percent with nothing when the earlier figure is 0."""
+    """Each comparison: the figure, the same query offset by the period and by 52 weeks, each only while
+    Prometheus stores its whole window (prometheus_tsdb_lowest_timestamp_seconds), or for a month to date the
+    exporter's closed previous month and the same calendar days a year earlier; the changes in percent with
+    nothing when the earlier figure is 0."""
     comparisons = [
         (name, p)
         for name, d in load_dashboards("en").items()
@@ -823,17 +837,27 @@ def test_headline_comparisons_use_the_previous_period_and_a_year_earlier():
         "Activation ratio compared",
         "Inactive accounts compared",
     }
+
+    def guarded(expr: str, offset: str, back: str) -> bool:
+        return expr == (
+            f"(\n{shifted(exprs['A'], offset)}\n)\nand on ()\n"
+            f"(time() - ({back}) > max(prometheus_tsdb_lowest_timestamp_seconds))"
+        )
+
     for _name, panel in comparisons:
         exprs = {t["refId"]: t["expr"] for t in panel["targets"]}
         assert all(t["instant"] for t in panel["targets"]), panel["title"]
-        assert "offset" not in exprs["A"]
-        assert " offset 1y" in exprs["D"] and exprs["D"].replace(" offset 1y", "") == exprs["A"]
+        assert "offset" not in exprs["A"] and "1y" not in "".join(exprs.values())
         assert "> 0" in exprs["E"]
         if "visitor" in panel["title"].lower():
             assert 'period="previous_month"' in exprs["B"] and "C" not in exprs, panel["title"]
-        else:
-            assert exprs["B"].replace(" offset $__range", "") == exprs["A"], panel["title"]
-            assert "> 0" in exprs["C"]
+            assert exprs["D"] == exprs["A"].replace('period="month"', 'period="month_a_year_earlier"')
+            assert "offset" not in exprs["D"]
+            continue
+        over_period = "[$__range]" in exprs["A"]
+        assert guarded(exprs["B"], "$__range", "2 * $__range_s" if over_period else "$__range_s"), panel["title"]
+        assert guarded(exprs["D"], "52w", f"{52 * 7 * 86400} + {'$__range_s' if over_period else '0'}")
+        assert "> 0" in exprs["C"]
 
 
 def test_profiles_periods_and_states_have_french_names():

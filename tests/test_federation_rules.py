@@ -40,8 +40,14 @@ def test_the_regional_configuration_labels_its_platform_and_writes_remotely():
     config = yaml.safe_load(REGIONAL.read_text())
     assert config["global"]["external_labels"]["platform"]
     assert config["remote_write"] and config["remote_write"][0]["url"].startswith("http")
-    targets = [t for job in config["scrape_configs"] for group in job["static_configs"] for t in group["targets"]]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = [t for group in jobs["ent-exporter"]["static_configs"] for t in group["targets"]]
     assert targets == ["ent-exporter:9877"]  # one exporter per platform
+    # Itself, for one series only: the oldest instant it stores (the dashboards' comparisons read it).
+    assert set(jobs) == {"ent-exporter", "prometheus"}
+    assert jobs["prometheus"]["metric_relabel_configs"] == [
+        {"source_labels": ["__name__"], "regex": "prometheus_tsdb_lowest_timestamp_seconds", "action": "keep"}
+    ]
 
 
 def test_promtool_accepts_the_rules():

@@ -17,6 +17,7 @@ import pytest
 from ent_exporter.app import make_runtime, make_source
 from ent_exporter.config import parse_config
 from tests.support import FULL_BREAKDOWNS, RawData, insert, make_accounts, make_events, parse
+from tests.test_comparisons import year_earlier_window
 from tests.test_window_collectors import calendar_periods, expected_visitors, previous_month_period
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -124,7 +125,8 @@ def test_at_most_150_active_series_per_structure_by_default(seeded):
 
 @pytest.mark.parametrize("now", [NOW, APRIL], ids=["month to date", "previous month"])
 def test_visits_per_visitor_per_structure_is_the_ratio_over_everyone_and_all_stays_whole(seeded_rows, now):
-    """Both collectors of ent_visits_per_visitor (hourly: day, week, month; monthly: previous_month)
+    """The collectors of ent_visits_per_visitor (hourly: day, week, month; monthly: previous_month; hourly:
+    month_a_year_earlier, empty here: the rows start later)
     follow the budget: per structure, profile="all" only, the collector's own ratio (logins of
     everyone ÷ distinct people), recomputed here from the raw rows; structure="all" per profile."""
     dsn, raw = seeded_rows
@@ -132,7 +134,9 @@ def test_visits_per_visitor_per_structure_is_the_ratio_over_everyone_and_all_sta
         tuple(value for _name, value in key): ratio
         for key, ratio in exposition(dsn, now=now)["ent_visits_per_visitor"].items()
     }  # (period, profile, structure)
-    _visitors, ratios = expected_visitors(raw, {**calendar_periods(now), **previous_month_period(now)})
+    start, end = year_earlier_window(now)  # [start, end] inclusive; expected_visitors takes [start, end)
+    year_earlier = {"month_a_year_earlier": (start, end + timedelta(microseconds=1))}
+    _visitors, ratios = expected_visitors(raw, {**calendar_periods(now), **previous_month_period(now), **year_earlier})
     expected = {
         (period, profile, structure): ratio
         for (structure, profile, period), ratio in ratios.items()

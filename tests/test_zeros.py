@@ -70,7 +70,9 @@ def test_every_known_structure_and_profile_is_published_at_zero(source_dsn, mome
     people = pairs | {("S-busy", "all"), ("S-quiet", "all"), ("all", "all")}
     periods = ("day", "week", "month")  # the hourly collector; previous_month is the monthly one's
     visitors = samples["ent_unique_visitors"]
-    expected = {(*pair, period): 0.0 for pair in people for period in (*periods, "previous_month")}
+    # month_a_year_earlier (its own hourly collector): nobody logged in a year before, 0 all the same.
+    every = (*periods, "previous_month", "month_a_year_earlier")
+    expected = {(*pair, period): 0.0 for pair in people for period in every}
     login = now.astimezone(UTC) - timedelta(hours=1)
     month = _period_start(now, "month")
     previous = _period_start(month - timedelta(days=1), "month")

@@ -36,6 +36,20 @@ def previous_month(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
     return local_midnight((this_month - timedelta(days=1)).replace(day=1), zone), local_midnight(this_month, zone)
 
 
+def month_to_date_a_year_earlier(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The same calendar days as the month to date, a year earlier: [the 1st of this month a year
+    earlier, the same local date and time a year earlier], as [start, end) with the end just after
+    that instant. A 29 February, which the year before lacks, maps to the end of that February:
+    the month to date of a 29 February is compared with the whole February before it."""
+    local = now.astimezone(zone)
+    start = local_midnight(date(local.year - 1, local.month, 1), zone)
+    try:
+        same = local.replace(year=local.year - 1)
+    except ValueError:  # 29 February
+        return start, local_midnight(date(local.year - 1, 3, 1), zone)
+    return start, same.astimezone(UTC) + timedelta(microseconds=1)
+
+
 def zone_name(zone: tzinfo) -> str:
     """The IANA name PostgreSQL's AT TIME ZONE needs (ZoneInfo.key, pytz's zone, or UTC)."""
     name = getattr(zone, "key", None) or getattr(zone, "zone", None)

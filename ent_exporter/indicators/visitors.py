@@ -1,5 +1,5 @@
 """Unique visitors and visits per visitor over calendar periods (day, week and month to date;
-the previous closed month).
+the previous closed month; the month to date a year earlier).
 
 A visitor is a user with at least one login in the period. The profile is the login's:
 a user who logged in under two profiles is a visitor in each, with the logins of that
@@ -9,9 +9,10 @@ A login without a user_id is nobody's visit: it counts neither as a visitor nor 
 Every structure and profile known from ``accounts`` has a series in every period, 0 when
 nobody of it has logged in yet (see ent_exporter.aggregation.known).
 
-Two collectors publish these families, with disjoint ``period`` values: the hourly one
-(day, week, month to date) and the monthly one (previous_month). They share the Family
-constants below, as the runtime requires of families merged by name.
+Three collectors publish these families, with disjoint ``period`` values: the hourly one
+(day, week, month to date), the monthly one (previous_month) and the hourly one of the same
+calendar days a year earlier (month_a_year_earlier, what a month to date is compared with).
+They share the Family constants below, as the runtime requires of families merged by name.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from psycopg import sql
 
 from ent_exporter.aggregation.days import PROFILE, Attachments, DayLog, days_between
 from ent_exporter.aggregation.known import people_pairs, zeros
-from ent_exporter.aggregation.periods import day_start, month_start, previous_month, utc, week_start
+from ent_exporter.aggregation.periods import (
+    day_start,
+    month_start,
+    month_to_date_a_year_earlier,
+    previous_month,
+    utc,
+    week_start,
+)
 from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result, Samples
 
 LABELS = ("structure", "profile", "period")
@@ -31,13 +39,14 @@ JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: [start, now] =
 UNIQUE_VISITORS = Family(
     "ent_unique_visitors",
     Kind.GAUGE,
-    "Distinct users with at least one login in the calendar period (day, week, month to date; previous_month).",
+    "Distinct users with at least one login in the calendar period (day, week, month to date; previous_month;"
+    " month_a_year_earlier: the month to date's days a year earlier).",
     LABELS,
     counts_people=True,
     title_en="Unique visitors",
     title_fr="Visiteurs uniques",
     meaning_fr="Personnes distinctes qui se sont connectées au moins une fois dans la période calendaire (jour,"
-    " semaine, mois en cours ; mois précédent).",
+    " semaine, mois en cours ; mois précédent ; month_a_year_earlier : les jours du mois en cours un an plus tôt).",
 )
 VISITS_PER_VISITOR = Family(
     "ent_visits_per_visitor",
@@ -135,16 +144,12 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
         log = DayLog(ctx.state, (PROFILE,))
         end = max(end for _, _, end in periods)
         log.update(ctx, first, end)
-        today = ctx.now.astimezone(zone).date()
+        last = (end - JUST_AFTER).astimezone(zone).date()  # the periods' last local day (today, here)
         # Each period's days, decoded one at a time as combine_days reaches them (never the month's at once).
         windows = [
             (
                 name,
-                (
-                    log.days[day].whole()
-                    for day in days_between(start.astimezone(zone).date(), today)
-                    if day in log.days
-                ),
+                (log.days[day].whole() for day in days_between(start.astimezone(zone).date(), last) if day in log.days),
             )
             for name, start, _ in periods
         ]
@@ -177,6 +182,19 @@ class PreviousMonthVisitorsCollector(_PeriodVisitors):
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         return [("previous_month", *previous_month(ctx.now, ctx.timezone))]
+
+
+class YearEarlierMonthVisitorsCollector(CurrentPeriodVisitorsCollector):
+    """The month to date's calendar days a year earlier (see month_to_date_a_year_earlier), every hour:
+    what the month to date is compared with, never PromQL's 365-day ``offset 1y``. The same day log
+    as the month to date's, a year back: its closed days are read once, then each run reads what joined
+    the window (and the late-commit tail again, as the month to date's does)."""
+
+    name = "visitors_month_a_year_earlier"
+    cadence = Cadence.HOURLY
+
+    def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
+        return [("month_a_year_earlier", *month_to_date_a_year_earlier(ctx.now, ctx.timezone))]
 
 
 def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str, str], tuple[int, float]]:

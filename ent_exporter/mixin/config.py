@@ -49,7 +49,10 @@ class Config:
     # to it, and the calendar periods (month to date) are too.
     timezone: str = "Europe/Paris"
     default_time_from: str = "now-7d"
-    refresh: str = "1m"
+    # Auto-refresh: at most every 5 minutes (REFRESH_INTERVALS offers no shorter one). A refresh of the
+    # regional dashboard over a year reads millions of samples (BENCHMARKS.md); the exporter's
+    # figures change hourly or daily, its counters every minute.
+    refresh: str = "5m"
     # Value of $structure when "All" is picked: the platform-wide series.
     all_structures: str = "all"
 

@@ -288,8 +288,9 @@ OVERVIEW_FR = {
     "Visitors this month": "Visiteurs ce mois-ci",
     "Activated people": "Comptes activés",
     "Over the period": "Sur la période",
-    "Successful logins per day (each bar: the 24 hours ending at its time, midnight UTC), stacked by profile, from "
-    "the raw counter: exact at any time range. At ranges under a day, one bar.": "Nombre de connexions réussies par jour, empilées par profil.",
+    "Successful logins per day (each bar: the 24 hours before the daily history rule's last hourly value at its "
+    "time, midnight UTC), stacked by profile: one sample per series a day, so a year stays cheap. At ranges under "
+    "a day, one bar.": "Nombre de connexions réussies par jour, empilées par profil.",
     "logins per day": "connexions par jour",
     "Connections per day by profile": "Connexions par jour et par profil",
     "Distinct users (over every profile, each person once) with a login in the current day, ISO week and month (to "

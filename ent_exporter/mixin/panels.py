@@ -774,7 +774,7 @@ def dashboard(
         templating=g.Templating(list=variables),
         annotations=g.Annotations(list=dashboard_annotations()),
         timePicker=g.TimePicker(
-            refreshIntervals=["30s", "1m", "5m", "15m", "1h"], timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]
+            refreshIntervals=list(REFRESH_INTERVALS), timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]
         ),
     ).auto_panel_ids()
 
@@ -814,10 +814,29 @@ def panel_link(title: str, url: str) -> dict:
     }
 
 
+def growth_in_period(selector: str) -> str:
+    """A counter's growth over the time picker's period, per series, read at the period's two ends: the
+    same figure as ``increase(selector[$__range])`` on the scrapes at the ends (which is what a count in the
+    period is), but two samples per series whatever the range, where increase() reads every sample of it
+    (a year of 30-second scrapes: a million per series). A series must exist at both ends (the exporter
+    publishes every known structure and profile from 0, and keeps its counters across restarts)."""
+    return f"({selector} - {selector} offset $__range)"
+
+
+REFRESH_INTERVALS = ("5m", "15m", "30m", "1h")  # the auto-refresh choices: never more often than 5 minutes
+
+
 # -- comparisons ------------------------------------------------------------------------------
 
 PREVIOUS_PERIOD = "$__range"  # the period just before the time picker's, of the same length
-A_YEAR = "1y"  # PromQL's year: 365 days (the same calendar date, one day off across a 29 February)
+# A year earlier, for a rolling window or a stock: 52 weeks (364 days), the same weekdays (a Wednesday
+# afternoon without classes beside a Wednesday afternoon), never PromQL's 1y of 365 days. Calendar spans
+# (a month to date) are compared through the exporter's own series of that span a year earlier.
+A_YEAR = "52w"
+A_YEAR_SECONDS = 52 * 7 * 86400
+# What Prometheus says about its own storage: the oldest instant it holds (its self-scrape, job
+# "prometheus"). A comparison is shown only when it stores everything since its window's start.
+LOWEST_STORED = "prometheus_tsdb_lowest_timestamp_seconds"
 CHANGE = [(None, "red"), (0, "green")]
 _SELECTOR = re.compile(r"(\b[a-zA-Z_:][\w:]*\{[^}]*\}(?:\[[^\]]*\])?)")
 
@@ -825,6 +844,12 @@ _SELECTOR = re.compile(r"(\b[a-zA-Z_:][\w:]*\{[^}]*\}(?:\[[^\]]*\])?)")
 def shifted(expr: str, offset: str) -> str:
     """``expr`` as it was ``offset`` earlier: every selector (with its range) gets ``offset``."""
     return _SELECTOR.sub(lambda m: f"{m.group(1)} offset {offset}", expr)
+
+
+def stored_since(expr: str, seconds_back: str) -> str:
+    """``expr``, or nothing unless Prometheus stores every instant since ``seconds_back`` (PromQL, in seconds)
+    before the evaluation: an earlier window partly out of the retention would read as a fall."""
+    return f"(\n{expr}\n)\nand on ()\n(time() - ({seconds_back}) > max({LOWEST_STORED}))"
 
 
 def change(current: str, earlier: str) -> str:
@@ -841,22 +866,29 @@ def comparison(
     *,
     decimals: int | None = None,
     previous: str | None = None,
+    year: str | None = None,
     labels: tuple[str, ...] = ("This period", "Previous period", "Change", "A year earlier", "Change in a year"),
     links=None,
 ) -> g.Stat:
     """A headline figure beside the previous period and the same period a year earlier, with the change in
     percent. ``expr`` is the figure now (an instant query over [$__range] for counters, a value for gauges):
-    the previous period is the same query ``offset $__range``, a year earlier ``offset 1y``. ``previous``
-    replaces the previous-period query where an offset would not compare like with like (a month to date
-    beside a closed month): then no change is computed for it."""
-    before = previous if previous is not None else shifted(expr, PREVIOUS_PERIOD)
-    year = shifted(expr, A_YEAR)
+    the previous period is the same query ``offset $__range``, a year earlier ``offset 52w``, each shown
+    only when Prometheus stores its whole window (else "—"). ``previous`` and ``year`` replace them where an
+    offset would not compare like with like (a month to date: the closed previous month, the same calendar
+    days a year earlier, series the exporter publishes); no change is computed beside ``previous``."""
+    span = "$__range_s" if "[$__range]" in expr else "0"  # a count over the period reaches back that far more
+    before = (
+        previous
+        if previous is not None
+        else stored_since(shifted(expr, PREVIOUS_PERIOD), "$__range_s" if span == "0" else "2 * $__range_s")
+    )
+    then = year if year is not None else stored_since(shifted(expr, A_YEAR), f"{A_YEAR_SECONDS} + {span}")
     targets = [target(expr, labels[0], ref="A", instant=True), target(before, labels[1], ref="B", instant=True)]
     if previous is None:
         targets.append(target(change(expr, before), labels[2], ref="C", instant=True))
     targets += [
-        target(year, labels[3], ref="D", instant=True),
-        target(change(expr, year), labels[4], ref="E", instant=True),
+        target(then, labels[3], ref="D", instant=True),
+        target(change(expr, then), labels[4], ref="E", instant=True),
     ]
     percent = [
         {

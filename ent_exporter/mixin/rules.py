@@ -446,6 +446,15 @@ STRUCTURE_PROFILE_LOGINS_1D = "structure_profile:ent_logins:increase1d"
 STRUCTURE_LOGINS_1D = "structure:ent_logins:increase1d"
 STRUCTURE_APP_ACCESSES_1D = "structure_app:ent_app_accesses:increase1d"
 STRUCTURE_PROFILE_ACTIVATIONS_1D = "structure_profile:ent_account_activations:increase1d"
+# Per application and profile (as published: per structure, profile="all" under the series budget): the
+# daily bars of openings, by profile over every application or the ones picked.
+STRUCTURE_APP_PROFILE_ACCESSES_1D = "structure_app_profile:ent_app_accesses:increase1d"
+
+
+def daily(rule: str, selector: str) -> str:
+    """A history rule's daily figure as a panel reads it at a 1-day step: its last hourly value before each
+    step (beyond Prometheus' 5-minute lookback, hence last_over_time): the 24 hours before it."""
+    return f"last_over_time({rule}{{{selector}}}[{HISTORY_INTERVAL}])"
 
 
 def history_rules(c: Config = CONFIG) -> list[dict]:
@@ -463,6 +472,10 @@ def history_rules(c: Config = CONFIG) -> list[dict]:
                 {
                     "record": STRUCTURE_APP_ACCESSES_1D,
                     "expr": f"sum by ({BY_STRUCTURE}, app) (increase(ent_app_accesses_total[1d]))",
+                },
+                {
+                    "record": STRUCTURE_APP_PROFILE_ACCESSES_1D,
+                    "expr": f"sum by ({BY_STRUCTURE}, app, profile) (increase(ent_app_accesses_total[1d]))",
                 },
                 {
                     "record": STRUCTURE_PROFILE_ACTIVATIONS_1D,

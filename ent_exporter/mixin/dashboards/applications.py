@@ -15,6 +15,7 @@ from ent_exporter.mixin.panels import (
     target,
     timeseries,
 )
+from ent_exporter.mixin.rules import STRUCTURE_APP_PROFILE_ACCESSES_1D, daily
 
 S = f'structure="$structure", profile=~"$profile", {INSTANCE}'
 # ent_app_accesses_total per structure is profile="all" (the sum over profiles) unless
@@ -121,7 +122,7 @@ panels = [
             "Openings per day by profile",
             "Application openings per day (the 24 hours ending at each bar, midnight UTC), per profile "
             "(selected applications), stacked.",
-            target(f"sum by (profile) (increase(ent_app_accesses_total{{{SA}}}[1d]))", "{{profile}}"),
+            target(f"sum by (profile) ({daily(STRUCTURE_APP_PROFILE_ACCESSES_1D, SA)})", "{{profile}}"),
             "short",
             bars=True,
             stack=True,

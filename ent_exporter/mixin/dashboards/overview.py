@@ -18,6 +18,12 @@ from ent_exporter.mixin.panels import (
     target,
     timeseries,
 )
+from ent_exporter.mixin.rules import (
+    STRUCTURE_APP_PROFILE_ACCESSES_1D,
+    STRUCTURE_PROFILE_ACTIVATIONS_1D,
+    STRUCTURE_PROFILE_LOGINS_1D,
+    daily,
+)
 
 S = f'structure="$structure", profile=~"$profile", {INSTANCE}'
 # People counts: per profile, the profiles picked ("all", each person once over every profile, is
@@ -205,6 +211,7 @@ panels = [
             "short",
             decimals=0,
             previous=everyone("previous_month"),
+            year=everyone("month_a_year_earlier"),
             labels=MONTH_COMPARED,
         ),
         6,
@@ -219,6 +226,7 @@ panels = [
             "short",
             decimals=2,
             previous=visits_per_visitor("previous_month"),
+            year=visits_per_visitor("month_a_year_earlier"),
             labels=MONTH_COMPARED,
         ),
         6,
@@ -401,9 +409,10 @@ panels = [
     (
         timeseries(
             "Connections per day by profile",
-            "Successful logins per day (each bar: the 24 hours ending at its time, midnight UTC), stacked by "
-            "profile, from the raw counter: exact at any time range. At ranges under a day, one bar.",
-            target(f"sum by (profile) (increase(ent_logins_total{{{S}}}[1d]))", "{{profile}}"),
+            "Successful logins per day (each bar: the 24 hours before the daily history rule's last hourly "
+            "value at its time, midnight UTC), stacked by profile: one sample per series a day, so a year stays "
+            "cheap. At ranges under a day, one bar.",
+            target(f"sum by (profile) ({daily(STRUCTURE_PROFILE_LOGINS_1D, S)})", "{{profile}}"),
             "short",
             bars=True,
             stack=True,
@@ -433,7 +442,7 @@ panels = [
         timeseries(
             "Account activations per day by profile",
             "Accounts activated per day (the 24 hours ending at each bar), stacked by profile.",
-            target(f"sum by (profile) (increase(ent_account_activations_total{{{S}}}[1d]))", "{{profile}}"),
+            target(f"sum by (profile) ({daily(STRUCTURE_PROFILE_ACTIVATIONS_1D, S)})", "{{profile}}"),
             "short",
             bars=True,
             stack=True,
@@ -448,7 +457,7 @@ panels = [
         timeseries(
             "Application openings per day by profile",
             "Application openings per day (the 24 hours ending at each bar), stacked by profile.",
-            target(f"sum by (profile) (increase(ent_app_accesses_total{{{APP}}}[1d]))", "{{profile}}"),
+            target(f"sum by (profile) ({daily(STRUCTURE_APP_PROFILE_ACCESSES_1D, APP)})", "{{profile}}"),
             "short",
             bars=True,
             stack=True,

@@ -15,6 +15,7 @@ from ent_exporter.mixin.panels import (
     bargauge,
     dashboard,
     drill_down,
+    growth_in_period,
     kind_variable,
     platform_variable,
     row,
@@ -28,10 +29,12 @@ KEY = "platform, instance, structure"  # a structure code is unique within one p
 STRUCTURES = f'structure!="all", profile="all", {R}'
 INFO = f'max by ({KEY}, name, kind) (ent_structure_info{{kind=~"$kind", {R}}})'
 ACTIVATED = f'max by ({KEY}) (ent_accounts{{{STRUCTURES}, state="activated"}})'
+# Counts in the period read at its two ends (growth_in_period): two samples per series at any range.
+LOGINS = f'ent_logins_total{{structure!="all", {R}}}'
+ACCESSES = f'ent_app_accesses_total{{structure="all", {R}}}'
 INDICATORS = {
     "activation": f"max by ({KEY}) (ent_account_activation_ratio{{{STRUCTURES}}})",
-    "per_account": f'sum by ({KEY}) (increase(ent_logins_total{{structure!="all", {R}}}[$__range]))\n'
-    f"/\n({ACTIVATED} > 0)",
+    "per_account": f"sum by ({KEY}) {growth_in_period(LOGINS)}\n/\n({ACTIVATED} > 0)",
     "inactive": f'max by ({KEY}) (ent_inactive_accounts{{{STRUCTURES}, days="30"}})\n/\n({ACTIVATED} > 0)',
     "visitors": f'max by ({KEY}) (ent_unique_visitors{{{STRUCTURES}, period="month"}})',
 }
@@ -44,12 +47,13 @@ def of_kind(expr: str) -> str:
 
 N = CONFIG.ranking_size
 # Applications: openings in the period over the whole platform (structure="all": an opening counts once),
-# and the catalogue, every application with a series now or in the retention (hourly samples).
-OPENINGS = f'sum by (app) (increase(ent_app_accesses_total{{structure="all", {R}}}[$__range]))'
+# and the catalogue, every application with a series now or in the retention (one look a day: an application's
+# counter, once published, stays; 400 looks per series rather than 9,600 at each refresh).
+OPENINGS = f"sum by (app) {growth_in_period(ACCESSES)}"
 CATALOGUE = (
     f'group by (app) (ent_app_accesses_total{{structure="all", {R}}})\n'
     f'or group by (app) (max_over_time((group by (app) (ent_app_accesses_total{{structure="all", {R}}}))'
-    f"[{CONFIG.catalogue_lookback}:1h]))"
+    f"[{CONFIG.catalogue_lookback}:1d]))"
 )
 USE = f"{OPENINGS}\nor on (app)\n0 * ({CATALOGUE})"
 # Share of all openings (0 for every application when nobody opened any: no 0/0).
