@@ -42,6 +42,12 @@ ACTIVATION_RATIO = [(None, "red"), (0.5, "yellow"), (0.8, "green")]
 UP_DOWN = [(None, "red"), (1, "green")]
 
 
+def shown_unit(unit: str) -> str:
+    """The unit Grafana is given: counts ("short" in the sources) are written with the browser's locale
+    ("locale": 12 345 and 2,5 in French) instead of Grafana's "short" (12 K, 2 Mil, 1.8 Tri)."""
+    return "locale" if unit == "short" else unit
+
+
 def steps(thresholds: Sequence[tuple[float | None, str]]) -> list[dict]:
     return [{"color": color, "value": value} for value, color in thresholds]
 
@@ -99,7 +105,7 @@ def _field_config(
     mappings: list | None = None,
 ) -> dict:
     defaults = {
-        "unit": unit,
+        "unit": shown_unit(unit),
         "thresholds": {"mode": "absolute", "steps": steps(thresholds)},
         "mappings": mappings or [],
     }
@@ -277,7 +283,7 @@ class BarGauge(g.Panel):
                 "type": "bargauge",
                 "fieldConfig": {
                     "defaults": {
-                        "unit": self.unit,
+                        "unit": shown_unit(self.unit),
                         "min": self.minValue,
                         "max": self.maxValue,
                         "color": {"mode": "thresholds"},
@@ -417,7 +423,7 @@ def heatmap(
     options = {
         "calculate": False,
         "cellGap": 1,
-        "cellValues": {"unit": cell_unit},
+        "cellValues": {"unit": shown_unit(cell_unit)},
         "color": {
             "mode": "scheme",
             "scheme": scheme,
@@ -433,7 +439,7 @@ def heatmap(
         "rowsFrame": {"layout": "auto"},
         "showValue": "never",
         "tooltip": {"mode": "single", "yHistogram": False, "showColorScale": True},
-        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": y_unit},
+        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": shown_unit(y_unit)},
     }
     extra = _merge(
         _field_config(

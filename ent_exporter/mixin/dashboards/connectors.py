@@ -64,10 +64,11 @@ PROBED = (
     "default, on every platform; one account and one path, not every user's. "
 )
 DAY = 86400
+# In days (the bar's unit: "j" in French; Grafana's own time units print English words).
 CERTIFICATE = [
     (None, "red"),
-    (CONFIG.certificate_expiry_critical_days * DAY, "orange"),
-    (CONFIG.certificate_expiry_warning_days * DAY, "green"),
+    (CONFIG.certificate_expiry_critical_days, "orange"),
+    (CONFIG.certificate_expiry_warning_days, "green"),
 ]
 PROBE_STATE_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
 STATE_MAPPINGS = value_map({"0": "OK", "1": "Pending", "2": "Firing"}, {"0": "green", "1": "orange", "2": "red"})
@@ -146,9 +147,10 @@ panels = [
             f"under {num(CONFIG.certificate_expiry_warning_days)} days, red under "
             f"{num(CONFIG.certificate_expiry_critical_days)}: the alerts' thresholds. Connectors probed without "
             "TLS have no bar.",
-            instant(f"ent_connector_certificate_expiry_timestamp_seconds{{{C}}} - time()", "{{connector}}"),
-            "s",
+            instant(f"(ent_connector_certificate_expiry_timestamp_seconds{{{C}}} - time()) / {DAY}", "{{connector}}"),
+            "suffix:d",
             CERTIFICATE,
+            decimals=1,
         ),
         8,
         5,
@@ -229,7 +231,7 @@ panels = [
             PLATFORM + "Calls per second through each connector, successful and failed, averaged over Grafana's "
             "interval from the raw counter (every call counts at any range).",
             target(f"sum by (connector, outcome) (rate({CALLS}[$__rate_interval]))", "{{connector}} {{outcome}}"),
-            "reqps",
+            "suffix:calls/s",
             axis_label="calls per second",
             interval="1m",
             max_points=500,
@@ -262,7 +264,7 @@ panels = [
             "Failed calls",
             "Failed calls per second, per connector, from the raw counter (0 when it has none).",
             target(f"{FAILED_RATE}\nor 0 * {CALL_RATE}", "{{connector}}"),
-            "reqps",
+            "suffix:calls/s",
             [(None, "green"), (0.000001, "red")],
             bars=False,
             axis_label="failures per second",
@@ -321,8 +323,8 @@ panels = [
                 "{{le}}",
                 fmt="heatmap",
             ),
-            "reqps",
-            cell_unit="reqps",
+            "suffix:calls/s",
+            cell_unit="suffix:calls/s",
             y_unit="s",
             scheme="Spectral",
             interval="1m",

@@ -142,9 +142,9 @@ panels = [
     (
         timeseries(
             "Time since last success",
-            "Per collector: seconds since its last complete run (log scale: cadences go from a minute to a month).",
-            target(AGE, "{{collector}}"),
-            "s",
+            "Per collector: hours since its last complete run (log scale: cadences go from a minute to a month).",
+            target(f"({AGE}) / 3600", "{{collector}}"),
+            "suffix:h",
             min_value=None,
             log_scale=True,
         ),
@@ -239,9 +239,9 @@ panels = [
             "Uptime",
             "Time since the exporter's process started (process_start_time_seconds): a recent restart explains "
             "counters starting over in the probes (in memory) and collectors running at start-up.",
-            instant(f"time() - process_start_time_seconds{{{J}}}", "{{instance}}"),
-            "s",
-            decimals=0,
+            instant(f"(time() - process_start_time_seconds{{{J}}}) / 86400", "{{instance}}"),
+            "suffix:d",
+            decimals=1,
         ),
         24,
         3,
@@ -316,7 +316,7 @@ panels = [
 
 # -- account feeds (issue 16): the directory import, Moodle's synchronisation tasks ---------------
 FEED_AGE = f"time() - ent_account_feed_last_success_timestamp_seconds{{{J}}}"
-FEED_MAX_AGE = CONFIG.account_feed_max_age_hours * 3600
+FEED_MAX_AGE_HOURS = CONFIG.account_feed_max_age_hours
 panels += [
     row("Account feeds"),
     (
@@ -325,9 +325,10 @@ panels += [
             "Per account feed (the directory import; Moodle's user and enrolment synchronisation tasks): time "
             f"since its last successful run. Red from {num(CONFIG.account_feed_max_age_hours)} hours, where "
             f"{ACCOUNT_FEED_OVERDUE} fires.",
-            instant(FEED_AGE, "{{feed}}"),
-            "s",
-            [(None, "green"), (FEED_MAX_AGE * 0.9, "yellow"), (FEED_MAX_AGE, "red")],
+            instant(f"({FEED_AGE}) / 3600", "{{feed}}"),
+            "suffix:h",
+            [(None, "green"), (FEED_MAX_AGE_HOURS * 0.9, "yellow"), (FEED_MAX_AGE_HOURS, "red")],
+            decimals=1,
         ),
         8,
         8,
