@@ -260,6 +260,7 @@ def _legends(where: str, panel: dict, values: dict[str, set[str]]) -> Iterator[t
 
 
 FRENCH = load_dashboards("fr")
+OPERATORS = ("connectors", "exporter")  # the on-call person's dashboards (ent_exporter.mixin.panels.OPS_DASHBOARDS)
 
 
 @pytest.mark.parametrize("stem", sorted(FRENCH))
@@ -281,6 +282,15 @@ def test_no_french_description_names_a_configuration_key(stem):
         if "description" in where and CONFIG_KEY.search(text)
     ]
     assert not keys, "\n".join(keys)
+
+
+@pytest.mark.parametrize("stem", sorted(FRENCH))
+def test_alert_annotations_only_on_the_operators_dashboards(stem):
+    """Alert names and severities are Prometheus' identifiers (English): shown on the operators' dashboards
+    (connectors, exporter health) only, never on those heads of establishment and the region read."""
+    exprs = [a.get("target", {}).get("expr", "") for a in FRENCH[stem]["annotations"]["list"]]
+    shown = any("ALERTS" in expr or "ent_exporter_collector_failures_total" in expr for expr in exprs)
+    assert shown == (stem in OPERATORS), stem
 
 
 def test_the_scan_finds_what_it_looks_for():

@@ -685,6 +685,10 @@ def dashboard_links() -> list[g.DashboardLink]:
     ]
 
 
+# The operators' dashboards: they show the firing alerts and failed collector runs as annotations, named
+# as Prometheus names them (alert names, severities, collectors: identifiers, in English). The others are
+# read by heads of establishment and the region, in their language: no such annotations there.
+OPS_DASHBOARDS = ("connectors", "exporter")
 ALERT_ANNOTATION = 'ALERTS{alertname=~"ENT.+", alertname!="ENTWatchdog", alertstate="firing"}'
 FAILURE_ANNOTATION = (
     f"sum by (instance, collector) (changes(ent_exporter_collector_failures_total{{{CONFIG.exporter_selector}, "
@@ -692,8 +696,9 @@ FAILURE_ANNOTATION = (
 )
 
 
-def dashboard_annotations() -> list[dict]:
-    """Grafana's own annotations, firing ENT alerts (red) and failed collector runs (orange)."""
+def dashboard_annotations(ops: bool = True) -> list[dict]:
+    """Grafana's own annotations; on the operators' dashboards, firing ENT alerts (red) and failed collector
+    runs (orange)."""
 
     def prometheus(name: str, color: str, expr: str, title: str, text: str) -> dict:
         return {
@@ -713,7 +718,7 @@ def dashboard_annotations() -> list[dict]:
             },
         }
 
-    return [
+    builtin = [
         {
             "builtIn": 1,
             "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -722,7 +727,12 @@ def dashboard_annotations() -> list[dict]:
             "iconColor": "rgba(0, 211, 255, 1)",
             "name": "Annotations & Alerts",
             "type": "dashboard",
-        },
+        }
+    ]
+    if not ops:
+        return builtin
+    return [
+        *builtin,
         prometheus(
             "ENT alerts firing",
             "red",
@@ -778,7 +788,7 @@ def dashboard(
         links=dashboard_links(),
         panels=_collapse(layout(panels)),
         templating=g.Templating(list=variables),
-        annotations=g.Annotations(list=dashboard_annotations()),
+        annotations=g.Annotations(list=dashboard_annotations(ops=key in OPS_DASHBOARDS)),
         timePicker=g.TimePicker(
             refreshIntervals=["30s", "1m", "5m", "15m", "1h"], timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]
         ),
