@@ -620,7 +620,15 @@ def test_visits_per_visitor_by_profile_is_read_only_where_published_and_the_pane
                 if 'profile="all"' in matchers:
                     continue
                 readers += 1
-                assert 'profile!="all"' in matchers and not re.search(r"\b(?:or|sum|avg)\b", expr), (name, expr)
+                # Over several exporters: the sum of each one's ratio × its visitors (its logins) ÷ the sum of
+                # the visitors, from the same series; never a sum or an average of ratios, nor an "or" fallback.
+                assert 'profile!="all"' in matchers and not re.search(r"\b(?:or|avg|max)\b", expr), (name, expr)
+                assert re.search(
+                    r"sum by \(profile\) \(ent_visits_per_visitor\{([^}]*)\} \* ent_unique_visitors\{\1\}\)", expr
+                ), (
+                    name,
+                    expr,
+                )
                 # English (the operators' language) names the option; French says it is an option of the
                 # exporter's series budget and names no configuration key (tests/test_french_dashboards.py).
                 key = "breakdowns.visits_per_visitor_by_profile_per_structure"

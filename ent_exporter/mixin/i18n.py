@@ -623,7 +623,7 @@ EXPORTER_FR = {
     "Source, scrapes and series": "Base, collectes et séries",
     "Up (green) or down (red) over time: the exporter's access to its database (ent_exporter_source_up) and "
     "Prometheus' scrape of the exporter (up).": "Disponibilité (vert) ou non (rouge) de la base pour l'exportateur et de l'exportateur pour Prometheus.",
-    "source database": "base de la plateforme",
+    "source database {{instance}}": "base de la plateforme {{instance}}",
     "scrape {{instance}}": "collecte {{instance}}",
     "Source database and scrape": "Base et collecte",
     "How long Prometheus takes to scrape the exporter (scrape_duration_seconds): a scrape only copies a pre-rendered "
@@ -665,7 +665,10 @@ ISSUE16_FR = {
     "Now (read daily)": "Maintenant (lu chaque jour)",
     'People enrolled in at least one course of the selected structure ("All": of the platform, each person once), ent_course_enrolled_users.': "Personnes inscrites à au moins un cours de la structure choisie (« Tous » : de la plateforme, chaque personne une fois).",
     "Enrolled people who completed at least one course (ent_course_completed_users).": "Personnes inscrites qui ont achevé au moins un cours.",
-    "Completed enrolments divided by enrolments (a person in a course is one enrolment).": "Inscriptions achevées divisées par les inscriptions (une personne dans un cours est une inscription).",
+    "Completed enrolments divided by enrolments (a person in a course is one enrolment), per exporter (platform): "
+    "ratios of two platforms are not added.": "Inscriptions achevées divisées par les inscriptions (une personne "
+    "dans un cours est une inscription), par exportateur (plateforme) : les taux de deux plateformes ne "
+    "s'additionnent pas.",
     "Activity completion records of the enrolled people, every state (complete, passed, failed).": "Activités achevées par les personnes inscrites, tous états confondus (achevée, réussie, échouée).",
     "Course badges held by the enrolled people (ent_course_badges_issued).": "Badges de cours détenus par les personnes inscrites.",
     "Enrolled people and people who completed a course, day after day.": "Personnes inscrites et personnes ayant achevé un cours, jour après jour.",

@@ -465,11 +465,22 @@ def heatmap(
     )
 
 
+# A state timeline's queries read min_over_time / max_over_time over [$__interval] (an outage shorter than the
+# step is drawn, not stepped over); its minimum interval covers two scrapes, so the range is never empty.
+STATE_INTERVAL = "1m"
+
+
 def state_timeline(
     title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, mappings=None, links=None
 ) -> g.StateTimeline:
+    """A state timeline. Its queries must say how a state is kept over Grafana's interval: each reads
+    ``min_over_time`` (up/success: one failure shows) or ``max_over_time`` (alerts: one firing shows)."""
+    for query in _targets(targets):
+        if "_over_time(" not in query.expr or "[$__interval]" not in query.expr:
+            raise ValueError(f"panel {title!r}: a state timeline reads min/max_over_time over [$__interval]")
     return g.StateTimeline(
         **_common(title, description, targets, links),
+        interval=STATE_INTERVAL,
         mappings=mappings or [],
         thresholds=steps(thresholds),
         showValue="never",
@@ -530,6 +541,31 @@ class BarChart(g.Panel):
                 },
             }
         )
+
+
+# -- ratios over several exporters -----------------------------------------------------------------
+# A ratio family (additive=False) is never summed nor maxed across exporters (platforms have different people):
+# the panels divide the sum of its numerator by the sum of its denominator, from the series the exporter publishes.
+
+
+def activation_ratio(selector: str, by: str = "") -> str:
+    """ent_account_activation_ratio's definition (activated accounts ÷ all accounts) over the exporters selected:
+    sum of ent_accounts{state="activated"} ÷ sum of ent_accounts, grouped ``by`` (e.g. "profile")."""
+    group = f" by ({by})" if by else ""
+    return (
+        f'sum{group} (ent_accounts{{{selector}, state="activated"}})\n/\n(sum{group} (ent_accounts{{{selector}}}) > 0)'
+    )
+
+
+def visits_per_visitor_pooled(selector: str, by: str = "") -> str:
+    """ent_visits_per_visitor (logins of the period ÷ its unique visitors) over the exporters selected: each
+    exporter's ratio times its visitors is its logins, so the sum of those ÷ the sum of the visitors is the ratio
+    of the exporters together. ``selector`` names the period and profile (the same series of both families)."""
+    group = f" by ({by})" if by else ""
+    return (
+        f"sum{group} (ent_visits_per_visitor{{{selector}}} * ent_unique_visitors{{{selector}}})\n/\n"
+        f"(sum{group} (ent_unique_visitors{{{selector}}}) > 0)"
+    )
 
 
 # -- variables -----------------------------------------------------------------------------
@@ -634,7 +670,8 @@ def connector_variable() -> dict:
     return _query_variable(
         "connector",
         "Connector",
-        'label_values({__name__=~"ent_connector_requests_total|ent_connector_probe_success"}, connector)',
+        'label_values({__name__=~"ent_connector_requests_total|ent_connector_probe_success", instance=~"$instance"}, '
+        "connector)",
         multi=True,
         description="Connectors: authentication (LDAP, CAS, SAML) and integrations (Pronote, the GAR...), "
         "platform-reported or probed by the exporter.",

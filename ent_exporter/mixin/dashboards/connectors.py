@@ -47,12 +47,25 @@ NO_CALLS = "no calls"
 ALERTS = "|".join(CONNECTOR_ALERTS + PROBE_ALERTS)
 # 2 = an alert of the connector fires, 1 = one is pending, 0 = none (every connector with
 # traffic or a probe has a value).
+# Per exporter (instance) and connector: the alerts and the recording rules keep the instance, so one
+# platform's failing connector is its own row, never diluted by another platform's calls.
+PER = "instance, connector"
+PER_LEGEND = "{{connector}} · {{instance}}"
 ALERT_STATE = (
-    "max by (connector) (\n"
-    f'  2 * ALERTS{{alertname=~"{ALERTS}", alertstate="firing", connector=~"$connector"}}\n'
-    f'  or ALERTS{{alertname=~"{ALERTS}", alertstate="pending", connector=~"$connector"}}\n'
-    f'  or 0 * {CONNECTOR_RATE}{{connector=~"$connector"}}\n'
-    f"  or 0 * max by (connector) (ent_connector_probe_success{{{C}}})\n"
+    f"max by ({PER}) (\n"
+    f'  2 * ALERTS{{alertname=~"{ALERTS}", alertstate="firing", {C}}}\n'
+    f'  or ALERTS{{alertname=~"{ALERTS}", alertstate="pending", {C}}}\n'
+    f"  or 0 * {CONNECTOR_RATE}{{{C}}}\n"
+    f"  or 0 * max by ({PER}) (ent_connector_probe_success{{{C}}})\n"
+    ")"
+)
+# The same over time: the worst state of each Grafana interval (a 2-minute firing within an hour-long step shows).
+ALERT_STATE_OVER_TIME = (
+    f"max by ({PER}) (\n"
+    f'  2 * max_over_time(ALERTS{{alertname=~"{ALERTS}", alertstate="firing", {C}}}[$__interval])\n'
+    f'  or max_over_time(ALERTS{{alertname=~"{ALERTS}", alertstate="pending", {C}}}[$__interval])\n'
+    f"  or 0 * max_over_time({CONNECTOR_RATE}{{{C}}}[$__interval])\n"
+    f"  or 0 * max_over_time(ent_connector_probe_success{{{C}}}[$__interval])\n"
     ")"
 )
 PLATFORM = (
@@ -96,7 +109,7 @@ panels = [
             "Alert state",
             "Per connector: Firing when one of its alerts fires, Pending when one is about to, OK otherwise. "
             + ALERT_TEXT,
-            instant(ALERT_STATE, "{{connector}}"),
+            instant(ALERT_STATE, PER_LEGEND),
             "none",
             STATE_THRESHOLDS,
             text_mode="value_and_name",
@@ -112,7 +125,7 @@ panels = [
             "Per connector: successful calls ÷ all calls over the last 5 minutes (recording rule "
             f"{CONNECTOR_SUCCESS_RATIO}). Red below {num((1 - CONFIG.connector_failure_ratio) * 100)} %: the "
             'failure alert\'s threshold. A connector without a call in 5 minutes says "no calls", not a ratio.',
-            instant(f'{CONNECTOR_SUCCESS_RATIO}{{connector=~"$connector"}} and {CONNECTOR_RATE} > 0', "{{connector}}"),
+            instant(f"{CONNECTOR_SUCCESS_RATIO}{{{C}}} and {CONNECTOR_RATE}{{{C}}} > 0", PER_LEGEND),
             "percentunit",
             SUCCESS_RATIO,
             text_mode="value_and_name",
@@ -177,7 +190,10 @@ panels = [
         state_timeline(
             "Probe state over time",
             PROBED + "When each probe was up (green) or down (red).",
-            target(f"min by (connector, kind) (ent_connector_probe_success{{{C}}})", "{{connector}} ({{kind}})"),
+            target(
+                f"min by (connector, kind) (min_over_time(ent_connector_probe_success{{{C}}}[$__interval]))",
+                "{{connector}} ({{kind}})",
+            ),
             "none",
             UP_DOWN,
             mappings=PROBE_STATE_MAPPINGS,
@@ -279,7 +295,7 @@ panels = [
         state_timeline(
             "Alert state over time",
             "When each connector's alerts were pending (orange) or firing (red). " + ALERT_TEXT,
-            target(ALERT_STATE, "{{connector}}"),
+            target(ALERT_STATE_OVER_TIME, PER_LEGEND),
             "none",
             STATE_THRESHOLDS,
             mappings=STATE_MAPPINGS,
@@ -338,9 +354,8 @@ panels = [
             "Current p95 call duration per connector (5 minutes); red above the alert threshold "
             f'({num(CONFIG.connector_latency_p95_seconds)} s). "no calls" when a connector had none.',
             instant(
-                f'{CONNECTOR_LATENCY_QUANTILE}{{connector=~"$connector", quantile="0.95"}}'
-                f" and on (connector) {CONNECTOR_RATE} > 0",
-                "{{connector}}",
+                f'{CONNECTOR_LATENCY_QUANTILE}{{{C}, quantile="0.95"}} and on ({PER}) {CONNECTOR_RATE}{{{C}}} > 0',
+                PER_LEGEND,
             ),
             "s",
             LATENCY,

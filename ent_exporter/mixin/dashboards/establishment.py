@@ -4,6 +4,7 @@ activation funnel, inactive accounts, login frequency, application usage by prof
 from ent_exporter.mixin.panels import (
     ACTIVATION_RATIO,
     INSTANCE,
+    activation_ratio,
     barchart,
     bargauge,
     comparison,
@@ -285,7 +286,7 @@ panels = [
         bargauge(
             "Activation ratio by profile",
             "Activated accounts divided by all accounts, per profile (daily). Red below 50 %, yellow below 80 %.",
-            instant(f"max by (profile) (ent_account_activation_ratio{{{SP}}})", "{{profile}}"),
+            instant(activation_ratio(SP, "profile"), "{{profile}}"),
             "percentunit",
             ACTIVATION_RATIO,
             max_value=1,

@@ -253,8 +253,12 @@ panels = [
             "Up (green) or down (red) over time: the exporter's access to its database "
             "(ent_exporter_source_up) and Prometheus' scrape of the exporter (up).",
             [
-                target(f"ent_exporter_source_up{{{J}}}", "source database", ref="A"),
-                target(f"up{{{J}}}", "scrape {{instance}}", ref="B"),
+                target(
+                    f"min_over_time(ent_exporter_source_up{{{J}}}[$__interval])",
+                    "source database {{instance}}",
+                    ref="A",
+                ),
+                target(f"min_over_time(up{{{J}}}[$__interval])", "scrape {{instance}}", ref="B"),
             ],
             "none",
             UP_DOWN,
@@ -338,7 +342,7 @@ panels += [
             "Last run succeeded",
             f"Per feed: whether its last run succeeded (ent_account_feed_last_run_success). Alert: "
             f"{ACCOUNT_FEED_FAILED}.",
-            target(f"ent_account_feed_last_run_success{{{J}}}", "{{feed}}"),
+            target(f"min_over_time(ent_account_feed_last_run_success{{{J}}}[$__interval])", "{{feed}}"),
             "none",
             UP_DOWN,
             mappings=value_map({"0": "Failed", "1": "Succeeded"}, {"0": "red", "1": "green"}),
