@@ -44,7 +44,7 @@ TEXT_KEYS = {
     "textFormat",
 }
 # Keys whose value names a field that may have been renamed: translated when the table has it.
-NAME_KEYS = {"field", "displayName"}
+NAME_KEYS = {"field", "displayName", "targetField"}
 # Words shown inside a query (a label_replace constant).
 EXPR_TEXT = {"fr": {'"Whole platform"': '"Toute la plateforme"'}}
 WORD = re.compile(r"[A-Za-zÀ-ÿ]{2,}")
@@ -352,11 +352,15 @@ ESTABLISHMENT_FR = {
     "Logins by hour of day (last 28 days)": "Connexions par heure de la journée (28 derniers jours)",
     "The hour × weekday heatmap: logins of the last 28 days (platform timezone) per ISO weekday and hour of day, "
     "coloured on a continuous scale from the quietest cell (green) to the busiest (red) (ent_logins_by_hour, "
-    "recomputed weekly). The profile filter does not apply: the metric has no profile label. Per structure the "
-    "grid is opt-in (series budget: breakdowns.logins_by_hour_per_structure): without it this panel shows the "
-    "platform's grid (structure \"all\"), and the structure's own hour-of-day profile is the bar chart beside.": "Connexions des 28 derniers jours par jour de la semaine et par heure, du plus calme (vert) au plus "
-    "chargé (rouge). Par établissement, la grille est en option : sans elle, ce tableau montre celle de "
-    "toute la plateforme, et le profil horaire de l'établissement est l'histogramme à côté.",
+    "recomputed weekly). The profile filter does not apply: the metric has no profile label. Always the selected "
+    "structure's own grid: per structure it is opt-in (series budget: breakdowns.logins_by_hour_per_structure); "
+    "without it the panel says so and the structure's own hour-of-day profile is the bar chart beside (never the "
+    "platform's grid under the structure's name).": "Connexions des 28 derniers jours par jour de la semaine et par "
+    "heure, du plus calme (vert) au plus chargé (rouge), de l'établissement choisi. Par établissement, la grille "
+    "est en option (budget de séries de l'exportateur) : sans elle, ce tableau le dit et le profil horaire de "
+    "l'établissement est l'histogramme à côté.",
+    "This establishment's grid is not published: its hours are in the bar chart beside": "Grille non publiée "
+    "pour cet établissement : ses heures sont dans l'histogramme à côté",
     "Day": "Jour",
     "Activation and activity": "Activation et activité",
     "From all accounts to the users who actually log in: activated accounts, then those that logged in within 90 "
@@ -697,6 +701,13 @@ ISSUE16_FR = {
     "Last run succeeded": "Dernière exécution réussie",
     "Per feed, its last run: when it ended, its duration, and its rows: read, imported, rejected (invalid) and skipped (repeated). Alert ENTAccountFeedRejecting above 5 % rejected.": "Par flux, sa dernière exécution : fin, durée et lignes lues, importées, rejetées (invalides) et ignorées (en double). Alerte au-delà de 5 % de lignes rejetées.",
     "Last run of each feed": "Dernière exécution de chaque flux",
+    "Feed": "Flux",
+    "Last run ended": "Fin de la dernière exécution",
+    "Duration": "Durée",
+    "Read": "Lues",
+    "Imported": "Importées",
+    "Rejected": "Rejetées",
+    "Skipped": "Ignorées",
 }
 
 HAND_FR = {

@@ -235,7 +235,12 @@ def timeseries(
     no_value: str | None = None,
 ) -> g.TimeSeries:
     """A time series. Thresholds other than the neutral one are drawn (a dashed line) unless
-    ``threshold_style`` says otherwise: a threshold nobody sees is noise in the JSON."""
+    ``threshold_style`` says otherwise: a threshold nobody sees is noise in the JSON. Bars are drawn before
+    their timestamp (barAlignment -1): an ``increase(...[$__interval])`` is stamped at the end of the interval
+    it counts, so a day's bar covers that day, not the midnight that ends it. A panel reading a counter
+    (increase, rate) over Grafana's interval needs a minimum ``interval``: else at short ranges the interval
+    holds one scrape and the increase is empty."""
+    _require_interval(title, targets, interval)
     if threshold_style is None:
         threshold_style = "off" if thresholds == NEUTRAL else "dashed"
     extra = _field_config(unit, thresholds, {"min": min_value, "max": max_value, "noValue": no_value}, overrides)
@@ -244,6 +249,7 @@ def timeseries(
         unit=unit,
         thresholds=steps(thresholds),
         drawStyle="bars" if bars else "line",
+        barAlignment=-1 if bars else 0,
         fillOpacity=80 if bars else fill,
         stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none", "group": "A"},
         thresholdsStyleMode=threshold_style,
@@ -263,6 +269,17 @@ def timeseries(
         lineWidth=1,
         extraJson=extra,
     )
+
+
+COUNTER_OVER_INTERVAL = re.compile(r"\b(?:increase|rate|irate|changes|delta|deriv)\([^()]*\[\$__(?:rate_)?interval\]")
+
+
+def _require_interval(title: str, targets, interval: str | None) -> None:
+    for query in _targets(targets):
+        if COUNTER_OVER_INTERVAL.search(query.expr) and not (interval or query.interval):
+            raise ValueError(f"panel {title!r}: a counter read over $__interval needs a minimum interval")
+        if not query.instant and "vector(0)" in query.expr:
+            raise ValueError(f"panel {title!r}: no 'or vector(0)' in a range query (it hides an empty interval)")
 
 
 @attr.s
@@ -354,6 +371,7 @@ def table(
     links=None,
     field_links: list | None = None,
     color_mode: str | None = None,
+    no_value: str | None = None,
 ) -> g.Table:
     """A table. ``color_mode`` (e.g. "continuous-GrYlRd") colours cells on a continuous scale from
     the field's min to its max instead of by thresholds."""
@@ -365,6 +383,7 @@ def table(
                 "custom": {"align": "auto", "cellOptions": {"type": cell}, "inspect": False, "filterable": False},
                 "links": field_links,
                 "color": {"mode": color_mode} if color_mode else None,
+                "noValue": no_value,
             },
             overrides,
             mappings,
@@ -871,7 +890,8 @@ def panel_link(title: str, url: str) -> dict:
 
 PREVIOUS_PERIOD = "$__range"  # the period just before the time picker's, of the same length
 A_YEAR = "1y"  # PromQL's year: 365 days (the same calendar date, one day off across a 29 February)
-CHANGE = [(None, "red"), (0, "green")]
+CHANGE = [(None, "red"), (0, "green")]  # a rise is good (connections, visitors, activations)
+CHANGE_WORSE = [(None, "green"), (0, "red")]  # a rise is bad (inactive accounts)
 _SELECTOR = re.compile(r"(\b[a-zA-Z_:][\w:]*\{[^}]*\}(?:\[[^\]]*\])?)")
 
 
@@ -896,6 +916,7 @@ def comparison(
     previous: str | None = None,
     labels: tuple[str, ...] = ("This period", "Previous period", "Change", "A year earlier", "Change in a year"),
     links=None,
+    higher_is_better: bool = True,
 ) -> g.Stat:
     """A headline figure beside the previous period and the same period a year earlier, with the change in
     percent. ``expr`` is the figure now (an instant query over [$__range] for counters, a value for gauges):
@@ -917,7 +938,10 @@ def comparison(
             "properties": [
                 {"id": "unit", "value": "percentunit"},
                 {"id": "decimals", "value": 1},
-                {"id": "thresholds", "value": {"mode": "absolute", "steps": steps(CHANGE)}},
+                {
+                    "id": "thresholds",
+                    "value": {"mode": "absolute", "steps": steps(CHANGE if higher_is_better else CHANGE_WORSE)},
+                },
             ],
         }
         for ref in ("C", "E")

@@ -43,8 +43,8 @@ STALE_COLLECTORS = " or\n".join(f"({expr})" for expr in STALE_EXPRS).replace(CON
 UP_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
 
 
-def instant(expr: str, legend: str = "", ref: str = "A"):
-    return target(expr, legend, ref=ref, instant=True)
+def instant(expr: str, legend: str = "", ref: str = "A", fmt: str = "time_series"):
+    return target(expr, legend, ref=ref, instant=True, fmt=fmt)
 
 
 panels = [
@@ -297,12 +297,13 @@ panels = [
             [
                 target(f"scrape_samples_scraped{{{J}}}", "samples per scrape", ref="A"),
                 target(
-                    f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__interval])) or vector(0)",
+                    f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__interval]))",
                     "folded series",
                     ref="B",
                 ),
             ],
             "short",
+            interval="2m",  # the exporter is scraped every 30 s: an interval holds at least four scrapes
             overrides=[
                 {
                     "matcher": {"id": "byName", "options": "folded series"},
@@ -321,6 +322,8 @@ panels = [
 # -- account feeds (issue 16): the directory import, Moodle's synchronisation tasks ---------------
 FEED_AGE = f"time() - ent_account_feed_last_success_timestamp_seconds{{{J}}}"
 FEED_MAX_AGE_HOURS = CONFIG.account_feed_max_age_hours
+# The row counts of a feed's last run (ent_account_feed_last_run_rows{outcome}), as its table's columns.
+FEED_ROWS = {"read": "Read", "imported": "Imported", "rejected": "Rejected", "skipped": "Skipped"}
 panels += [
     row("Account feeds"),
     (
@@ -356,12 +359,56 @@ panels += [
             "Per feed, its last run: when it ended, its duration, and its rows: read, imported, rejected (invalid) "
             f"and skipped (repeated). Alert {ACCOUNT_FEED_REJECTING} above "
             f"{num(CONFIG.account_feed_rejected_ratio * 100)} % rejected.",
+            # One row per feed (and exporter): every query a table keyed by (instance, feed), merged into one
+            # frame; the end of the run a time field (a date, not an epoch), each row count a column of its own.
             [
-                instant(f"ent_account_feed_last_run_timestamp_seconds{{{J}}} * 1000", "", ref="A"),
-                instant(f"ent_account_feed_last_run_duration_seconds{{{J}}}", "", ref="B"),
-                instant(f"ent_account_feed_last_run_rows{{{J}}}", "{{feed}} {{outcome}}", ref="C"),
+                instant(
+                    f"max by (instance, feed) (ent_account_feed_last_run_timestamp_seconds{{{J}}}) * 1000",
+                    fmt="table",
+                    ref="A",
+                ),
+                instant(
+                    f"max by (instance, feed) (ent_account_feed_last_run_duration_seconds{{{J}}})", fmt="table", ref="B"
+                ),
+                *(
+                    instant(
+                        f'max by (instance, feed) (ent_account_feed_last_run_rows{{{J}, outcome="{outcome}"}})',
+                        fmt="table",
+                        ref=ref,
+                    )
+                    for ref, outcome in zip("CDEF", FEED_ROWS)
+                ),
             ],
             "short",
+            transformations=[
+                {"id": "merge", "options": {}},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "indexByName": {"feed": 0, "Value #A": 1, "Value #B": 2, "instance": 7},
+                        "renameByName": {
+                            "feed": "Feed",
+                            "instance": "Exporter",
+                            "Value #A": "Last run ended",
+                            "Value #B": "Duration",
+                            **{f"Value #{ref}": FEED_ROWS[outcome] for ref, outcome in zip("CDEF", FEED_ROWS)},
+                        },
+                    },
+                },
+                {
+                    "id": "convertFieldType",
+                    "options": {"conversions": [{"targetField": "Last run ended", "destinationType": "time"}]},
+                },
+            ],
+            overrides=[
+                {"matcher": {"id": "byName", "options": "Duration"}, "properties": [{"id": "unit", "value": "s"}]},
+                {
+                    "matcher": {"id": "byName", "options": "Last run ended"},
+                    "properties": [{"id": "unit", "value": "dateTimeAsLocal"}],
+                },
+            ],
+            sort_by=[{"displayName": "Feed", "desc": False}],
         ),
         8,
         8,
