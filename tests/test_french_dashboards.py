@@ -37,7 +37,7 @@ ENGLISH = set(
     success successes succeeded pending activated complete completed passed failed imported rejected skipped
     read timeout refused error content status large instant hourly daily weekly monthly value values name
     logins login visitors visitor accounts account connections opened openings calls call requests request
-    people user users students teachers staff guests unknown profile profiles platform
+    people user users student students teacher teachers staff guest guests unknown profile profiles platform
     establishment establishments collector collectors series samples scrape scraped family families feed
     feeds probe probes latency duration expiry certificate alert alerts firing state states ratio
     k mil tri bil req ago count
@@ -213,7 +213,33 @@ def visible_texts(dashboard: dict, values: dict[str, set[str]]) -> Iterator[tupl
             options = transformation.get("options", {})
             for shown in options.get("renameByName", {}).values():
                 yield where + " column", shown
+        if panel.get("type") == "table":
+            for column in _columns(panel, values):
+                yield where + " column", column
         yield from _legends(where, panel, values)
+
+
+def _columns(panel: dict, values: dict[str, set[str]]) -> list[str]:
+    """The column headers a table shows: its queries' fields (Time, Value or Value #<refId>, the labels they
+    keep), less those an organize transformation hides, renamed as its transformations and overrides say."""
+    targets = panel.get("targets", [])
+    fields: list[str] = []
+    for target in targets:
+        fields += ["Time", "Value" if len(targets) == 1 else f"Value #{target.get('refId', 'A')}"]
+        for group in re.findall(r"\bby\s*\(([^)]*)\)", target.get("expr", "")):
+            fields += [name.strip() for name in group.split(",") if name.strip()]
+    shown = list(dict.fromkeys(fields))
+    for transformation in panel.get("transformations", []):
+        options = transformation.get("options", {})
+        if transformation.get("id") == "organize":
+            hidden = {name for name, hide in options.get("excludeByName", {}).items() if hide}
+            renames = options.get("renameByName", {})
+            shown = [renames.get(name, name) for name in shown if name not in hidden]
+        elif transformation.get("id") == "groupingToMatrix":
+            # The matrix's headers: "<row field>\\<column field>" and the column field's values.
+            column, row = options.get("columnField", ""), options.get("rowField", "")
+            shown = [f"{row}\\{column}", *sorted(values.get(column, ()))]
+    return [_display(panel, name, {}) for name in shown]
 
 
 def _options(mapping: dict) -> Iterator[str]:
@@ -238,11 +264,16 @@ def _unit(where: str, panel: dict, unit: str) -> Iterator[tuple[str, str]]:
 def _legends(where: str, panel: dict, values: dict[str, set[str]]) -> Iterator[tuple[str, str]]:
     """Each legend with each value of each label it shows, as displayed; and each table cell of a
     label column (a label the query groups by) through the value mappings."""
+    headers = {  # a matrix's column field: its values are headers (_columns), not cells
+        t.get("options", {}).get("columnField")
+        for t in panel.get("transformations", [])
+        if t.get("id") == "groupingToMatrix"
+    }
     for target in panel.get("targets", []):
         legend = target.get("legendFormat", "")
         if target.get("format") == "table" or panel.get("type") == "table":
             for label in re.findall(r"\bby\s*\(([^)]*)\)", target.get("expr", "")):
-                for name in (n.strip() for n in label.split(",")):
+                for name in (n.strip() for n in label.split(",") if n.strip() not in headers):
                     for value in sorted(scoped(values, name, target.get("expr", ""))):
                         mapped = _mapped(panel, name, value)
                         yield f"{where} cell {name}={value}", mapped if mapped is not None else value

@@ -903,8 +903,14 @@ def _column_mappings(panel: dict, target: dict, words: dict, lang: str, done: se
     """Value mappings naming the label values of a table's label columns (in their shown name, after the
     panel's organize renames)."""
     renames: dict[str, str] = {}
+    headers = set()  # labels whose values become column headers (a groupingToMatrix's column field)
     for transformation in panel.get("transformations", []):
         renames.update(transformation.get("options", {}).get("renameByName", {}))
+        if transformation.get("id") == "groupingToMatrix":
+            headers.add(transformation["options"].get("columnField"))
+    named = {
+        o["matcher"].get("options") for o in panel["fieldConfig"]["overrides"] if o["matcher"].get("id") == "byName"
+    }
     out = []
     for group in re.findall(r"\bby\s*\(([^)]*)\)", target.get("expr", "")):
         for label in (name.strip() for name in group.split(",")):
@@ -912,6 +918,16 @@ def _column_mappings(panel: dict, target: dict, words: dict, lang: str, done: se
             if label not in words or column in done:
                 continue
             done.add(column)
+            if label in headers:
+                out += [
+                    {
+                        "matcher": {"id": "byName", "options": value},
+                        "properties": [{"id": "displayName", "value": shown[lang]}],
+                    }
+                    for value, shown in _values(words, label, target.get("expr", "")).items()
+                    if value not in named
+                ]
+                continue
             values = _values(words, label, target.get("expr", ""))
             options = {
                 value: {"text": shown[lang], "index": index} for index, (value, shown) in enumerate(values.items())

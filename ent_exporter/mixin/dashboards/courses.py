@@ -161,6 +161,12 @@ panels = [
                 },
                 {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": "Enrolled", "desc": True}]}},
             ],
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "Completion ratio"},
+                    "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}],
+                }
+            ],
         ),
         12,
         10,
