@@ -226,7 +226,7 @@ def test_visits_per_visitor_by_profile_of_two_platforms(two_exporters):
     for profile in ("Teacher", "Student"):
         logins, visitors = everyone(3, profile)
         assert shown[f"profile={profile}"] == pytest.approx(logins / visitors), profile
-    assert "profile=Relative" not in shown  # no visitor this month: no ratio (not 0 ÷ 0 shown as 0)
+    assert shown["profile=Relative"] == 0  # no visitor this month: 0, the family's own "0 when none"
 
 
 @pytest.mark.parametrize("dashboard", ["overview", "establishment"])

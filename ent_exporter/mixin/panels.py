@@ -565,6 +565,8 @@ class BarChart(g.Panel):
 # -- ratios over several exporters -----------------------------------------------------------------
 # A ratio family (additive=False) is never summed nor maxed across exporters (platforms have different people):
 # the panels divide the sum of its numerator by the sum of its denominator, from the series the exporter publishes.
+# Denominators are counts of people (integers): clamp_min(..., 1) divides by the count itself when there is anyone
+# and gives 0 when nobody (numerator 0), the families' own "0 when none".
 
 
 def activation_ratio(selector: str, by: str = "") -> str:
@@ -572,7 +574,8 @@ def activation_ratio(selector: str, by: str = "") -> str:
     sum of ent_accounts{state="activated"} ÷ sum of ent_accounts, grouped ``by`` (e.g. "profile")."""
     group = f" by ({by})" if by else ""
     return (
-        f'sum{group} (ent_accounts{{{selector}, state="activated"}})\n/\n(sum{group} (ent_accounts{{{selector}}}) > 0)'
+        f'sum{group} (ent_accounts{{{selector}, state="activated"}})\n/\n'
+        f"clamp_min(sum{group} (ent_accounts{{{selector}}}), 1)"
     )
 
 
@@ -583,7 +586,7 @@ def visits_per_visitor_pooled(selector: str, by: str = "") -> str:
     group = f" by ({by})" if by else ""
     return (
         f"sum{group} (ent_visits_per_visitor{{{selector}}} * ent_unique_visitors{{{selector}}})\n/\n"
-        f"(sum{group} (ent_unique_visitors{{{selector}}}) > 0)"
+        f"clamp_min(sum{group} (ent_unique_visitors{{{selector}}}), 1)"
     )
 
 

@@ -19,10 +19,11 @@ S = f'structure="$structure", course="all", {INSTANCE}'
 PER_STRUCTURE = f'structure!="all", course="all", {INSTANCE}'
 PER_COURSE = f'structure="$structure", course!="all", {INSTANCE}'
 # A course's completion ratio from its sums: completed ÷ enrolled people of the course (in one course a person
-# is one enrolment), so rows merged across exporters add their numerators and denominators, never their ratios.
+# is one enrolment), so rows merged across exporters add their numerators and denominators, never their ratios;
+# 0 when nobody is enrolled, as the family says.
 COURSE_RATIO = (
     f"sum by (course) (ent_course_completed_users{{{PER_COURSE}}})\n/\n"
-    f"(sum by (course) (ent_course_enrolled_users{{{PER_COURSE}}}) > 0)"
+    f"clamp_min(sum by (course) (ent_course_enrolled_users{{{PER_COURSE}}}), 1)"
 )
 RATIO = [(None, "red"), (0.25, "orange"), (0.5, "yellow"), (0.75, "green")]
 
