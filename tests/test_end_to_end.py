@@ -34,11 +34,14 @@ BUILTINS = {
 }
 
 
-# A per-structure breakdown that is opt-in (series budget, `breakdowns`) and that the demo leaves off, as the
-# default configuration does: visits per visitor by profile exist for structure "all" only. A panel reading them
-# must be empty for an establishment (no wrong number; its description says how to enable them) and have data
-# for "All".
-OPT_IN_PER_STRUCTURE = re.compile(r'ent_visits_per_visitor\{[^}]*profile!="all"')
+# Per-structure breakdowns that are opt-in (series budget, `breakdowns`) and that the demo leaves off, as the
+# default configuration does: visits per visitor by profile, and the weekday x hour grid, exist for structure
+# "all" only. A panel reading them must be empty for an establishment (no wrong number, no platform figure under
+# its name; its description says how to enable them) and have data for "All".
+OPT_IN_PER_STRUCTURE = re.compile(
+    r'ent_visits_per_visitor\{[^}]*profile!="all"'
+    r'|^sum by \(weekday, hour\) \(ent_logins_by_hour\{structure="\$structure", [^}]*weekday!="all", hour!="all"\}\)$'
+)
 
 
 def api(port: int, path: str, **params) -> dict:

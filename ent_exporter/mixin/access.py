@@ -81,7 +81,33 @@ def establishment_dashboard(source: dict, structure_id: str, name: str) -> dict:
                     "description": f"Fixed: {name} ({structure_id}).",
                 }
             )
+    _keep_own_links(dashboard)
     return dashboard
+
+
+def _opens_elsewhere(link: dict, own_uid: str) -> bool:
+    """Whether a link opens another Grafana dashboard (a folder the establishment's team cannot view)."""
+    url = link.get("url", "")
+    return url.startswith("/d/") and url[3:].split("?")[0].split("/")[0] != own_uid
+
+
+def _keep_own_links(dashboard: dict) -> None:
+    """Drops the panel links and data links to the platform's dashboards (drill-downs to the Applications
+    dashboard...): the team of an establishment views its own folder only, so they would open on an error."""
+    stack = list(dashboard.get("panels", []))
+    while stack:
+        panel = stack.pop()
+        stack.extend(panel.get("panels", []))
+        if "links" in panel:
+            panel["links"] = [link for link in panel["links"] if not _opens_elsewhere(link, dashboard["uid"])]
+        config = panel.get("fieldConfig", {})
+        defaults = config.get("defaults", {})
+        if "links" in defaults:
+            defaults["links"] = [link for link in defaults["links"] if not _opens_elsewhere(link, dashboard["uid"])]
+        for override in config.get("overrides", []):
+            for prop in override.get("properties", []):
+                if prop.get("id") == "links":
+                    prop["value"] = [link for link in prop["value"] if not _opens_elsewhere(link, dashboard["uid"])]
 
 
 def generate(structures: list[tuple[str, str]], out: Path, container_path: str = CONTAINER_PATH) -> list[Path]:

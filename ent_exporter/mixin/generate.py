@@ -223,9 +223,9 @@ def dashboard_model(name: str) -> dict:
 
 def dashboard_json(name: str, lang: str = "en") -> str:
     from ent_exporter.mixin.config import CONFIG
-    from ent_exporter.mixin.i18n import localize
+    from ent_exporter.mixin.i18n import localize, name_label_values
 
-    data = localize(dashboard_model(name), lang, CONFIG.dashboard_uids)
+    data = name_label_values(localize(dashboard_model(name), lang, CONFIG.dashboard_uids), lang)
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 

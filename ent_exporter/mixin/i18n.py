@@ -44,7 +44,7 @@ TEXT_KEYS = {
     "textFormat",
 }
 # Keys whose value names a field that may have been renamed: translated when the table has it.
-NAME_KEYS = {"field", "displayName"}
+NAME_KEYS = {"field", "displayName", "targetField"}
 # Words shown inside a query (a label_replace constant).
 EXPR_TEXT = {"fr": {'"Whole platform"': '"Toute la plateforme"'}}
 WORD = re.compile(r"[A-Za-zÀ-ÿ]{2,}")
@@ -93,7 +93,9 @@ def localize(data: dict, lang: str, uids: dict[str, str]) -> dict:
         out: dict[str, Any] = {}
         for key, value in node.items():
             if isinstance(value, str):
-                if key in TEXT_KEYS and parent_key != "current":
+                if key == "text" and parent_key == "current":
+                    value = text(value, strict=False)  # a variable's current selection: "All"
+                elif key in TEXT_KEYS:
                     value = text(value, strict=True)
                 elif key in NAME_KEYS:
                     value = text(value, strict=False)
@@ -117,6 +119,8 @@ def localize(data: dict, lang: str, uids: dict[str, str]) -> dict:
                 # The dashboard and its "ENT dashboards" link carry the language: with both installed,
                 # the link lists the dashboards of its own language.
                 out[key] = [*value, lang]
+            elif key == "text" and parent_key == "current" and isinstance(value, list):
+                out[key] = [text(item, strict=False) for item in value]
             elif key == "renameByName" and isinstance(value, dict):
                 out[key] = {name: text(shown, strict=True) for name, shown in value.items()}
             elif key == "list" and parent_key == "annotations":
@@ -162,14 +166,14 @@ COMMON_FR = {
     "The Prometheus holding the ENT exporter's metrics.": "Le Prometheus qui contient les mesures de l'ENT.",
     "Exporter": "Exportateur",
     'The ENT exporter (one per platform) whose figures are shown. "All" adds the platforms up: they have different '
-    "users.": "L'exportateur (un par plateforme) dont les chiffres sont affichés ; « All » additionne les "
+    "users.": "L'exportateur (un par plateforme) dont les chiffres sont affichés ; « Tous » additionne les "
     "plateformes, qui n'ont pas les mêmes utilisateurs.",
     "Structure": "Établissement",
     'The establishment (UAI). "All" shows the platform-wide figures (structure="all"), which are not the sum of the '
-    "structures: a user attached to two structures counts once.": "L'établissement (UAI) ; « All » montre les chiffres de toute la plateforme, où une personne rattachée à "
+    "structures: a user attached to two structures counts once.": "L'établissement (UAI) ; « Tous » montre les chiffres de toute la plateforme, où une personne rattachée à "
     "deux établissements ne compte qu'une fois.",
-    "Profiles as the platform names them (Teacher, Student, Relative, Personnel, Guest, unknown).": "Les profils tels que la plateforme les nomme (Teacher : enseignant, Student : élève, Relative : parent, "
-    "Personnel, Guest : invité, unknown : inconnu).",
+    "Profiles as the platform names them (Teacher, Student, Relative, Personnel, Guest, unknown).": "Les profils, sous les noms que leur donne la plateforme "
+    "(enseignants, élèves, parents, personnels, invités, profil inconnu).",
     "Profile": "Profil",
     "Teachers": "Enseignants",
     "Students": "Élèves",
@@ -182,6 +186,12 @@ COMMON_FR = {
     "Connector": "Connecteur",
     "Platform": "Plateforme",
     "Kind": "Type",
+    # a variable's "All" (Grafana shows the current selection's text)
+    "All": "Tous",
+    # units: a custom unit's suffix
+    "d": "j",
+    "h": "h",
+    "calls/s": "appels/s",
     "No data": "Aucune donnée",
     "no calls": "aucun appel",
     # comparisons
@@ -261,9 +271,8 @@ OVERVIEW_FR = {
     "breakdowns.visits_per_visitor_by_profile_per_structure): without it that column is empty for an "
     'establishment ("All" always has it), and its visits per visitor over every profile are the "Visits per '
     'visitor" figure above.': "Par profil, les visiteurs du mois en cours et du mois précédent et le nombre de visites par visiteur. "
-    "Par établissement, les visites par visiteur de chaque profil sont en option (option de l'exportateur "
-    "breakdowns.visits_per_visitor_by_profile_per_structure) : sans elle, cette colonne est vide pour un "
-    "établissement (« All » l'a toujours), et ses visites par visiteur, tous profils confondus, sont le "
+    "Par établissement, les visites par visiteur de chaque profil sont en option (budget de séries de "
+    "l'exportateur) : sans elle, cette colonne est vide pour un établissement (« Tous » l'a toujours), et ses visites par visiteur, tous profils confondus, sont le "
     "chiffre « Visites par visiteur » ci-dessus.",
     "Visitors by profile": "Visiteurs par profil",
     "For each profile, the application opened most often during the period and its openings.": "Pour chaque profil, l'application la plus ouverte pendant la période et son nombre d'ouvertures.",
@@ -344,11 +353,15 @@ ESTABLISHMENT_FR = {
     "Logins by hour of day (last 28 days)": "Connexions par heure de la journée (28 derniers jours)",
     "The hour × weekday heatmap: logins of the last 28 days (platform timezone) per ISO weekday and hour of day, "
     "coloured on a continuous scale from the quietest cell (green) to the busiest (red) (ent_logins_by_hour, "
-    "recomputed weekly). The profile filter does not apply: the metric has no profile label. Per structure the "
-    "grid is opt-in (series budget: breakdowns.logins_by_hour_per_structure): without it this panel shows the "
-    "platform's grid (structure \"all\"), and the structure's own hour-of-day profile is the bar chart beside.": "Connexions des 28 derniers jours par jour de la semaine et par heure, du plus calme (vert) au plus "
-    "chargé (rouge). Par établissement, la grille est en option : sans elle, ce tableau montre celle de "
-    "toute la plateforme, et le profil horaire de l'établissement est l'histogramme à côté.",
+    "recomputed weekly). The profile filter does not apply: the metric has no profile label. Always the selected "
+    "structure's own grid: per structure it is opt-in (series budget: breakdowns.logins_by_hour_per_structure); "
+    "without it the panel says so and the structure's own hour-of-day profile is the bar chart beside (never the "
+    "platform's grid under the structure's name).": "Connexions des 28 derniers jours par jour de la semaine et par "
+    "heure, du plus calme (vert) au plus chargé (rouge), de l'établissement choisi. Par établissement, la grille "
+    "est en option (budget de séries de l'exportateur) : sans elle, ce tableau le dit et le profil horaire de "
+    "l'établissement est l'histogramme à côté.",
+    "This establishment's grid is not published: its hours are in the bar chart beside": "Grille non publiée "
+    "pour cet établissement : ses heures sont dans l'histogramme à côté",
     "Day": "Jour",
     "Activation and activity": "Activation et activité",
     "From all accounts to the users who actually log in: activated accounts, then those that logged in within 90 "
@@ -401,7 +414,7 @@ APPLICATIONS_FR = {
     "every profile: openings and logins always cover the same people.": "Ouvertures d'applications divisées par les connexions de la période (toutes applications) : nombre moyen "
     "d'applications ouvertes par connexion, pour les profils choisis là où les ouvertures sont publiées par "
     "profil. Pour un établissement dont les ouvertures sont publiées tous profils confondus (budget de séries "
-    "par défaut ; breakdowns.app_accesses_by_profile_per_structure les publie par profil), le rapport porte sur "
+    "par défaut ; une option de l'exportateur les publie par profil), le rapport porte sur "
     "tous les profils : ouvertures et connexions couvrent toujours les mêmes personnes.",
     "Openings per connection": "Ouvertures par connexion",
     "The application opened most often during the period, with its openings.": "L'application la plus ouverte pendant la période, avec son nombre d'ouvertures.",
@@ -472,7 +485,7 @@ REGIONAL_FR = {
     "Share of openings": "Part des ouvertures",
     "The 10 applications opened most often in the period.": "Les 10 applications les plus ouvertes pendant la période.",
     "Most used applications": "Applications les plus utilisées",
-    'The platform (region or academy) in a federated setup; "All" shows every one.': "La plateforme (région ou académie) quand plusieurs sont réunies ; « All » les montre toutes.",
+    'The platform (region or academy) in a federated setup; "All" shows every one.': "La plateforme (région ou académie) quand plusieurs sont réunies ; « Tous » les montre toutes.",
     "The kind of establishment (as the platform names it): the rankings show only these.": "Le type d'établissement (collège, lycée…) : les classements ne montrent que ceux-ci.",
 }
 
@@ -528,9 +541,9 @@ CONNECTORS_FR = {
     _PROBED
     + "When each probe was up (green) or down (red).": "Quand chaque sonde a trouvé son connecteur disponible (vert) ou non (rouge).",
     "Probe state over time": "État des sondes au fil du temps",
-    _PROBED + "Failed probes per reason (timeout, refused, dns, tls, auth, status, content, error; the runbook says "
-    "what each means), per connector. The exporter's log has the detail of each change.": "Nombre de vérifications échouées par cause (délai dépassé, refus, DNS, TLS, authentification, statut, "
-    "contenu, erreur), par connecteur.",
+    _PROBED + "Failed probes per reason (timeout, refused, dns, tls, auth, status, content, too_large, error; "
+    "the runbook says what each means), per connector. The exporter's log has the detail of each change.": "Nombre de vérifications échouées par cause (délai dépassé, refus, DNS, TLS, authentification, statut, "
+    "contenu, réponse trop volumineuse, erreur), par connecteur.",
     "failed probes per interval": "sondes échouées par intervalle",
     _PROBED + "Mean duration of the probes over the interval, per connector and kind "
     "(ent_connector_probe_duration_seconds); a probe that times out counts its timeout.": "Durée moyenne des vérifications, par connecteur et type de sonde.",
@@ -585,14 +598,14 @@ EXPORTER_FR = {
     "Failed collector runs during the period of the time picker (database unreachable, query error or timeout).": "Nombre d'exécutions de collecteurs échouées pendant la période.",
     "Series currently exported by the exporter, all metric families together (ent_exporter_series).": "Nombre de séries publiées par l'exportateur.",
     'Series folded into label value "other" by the cardinality guard during the period '
-    "(ent_exporter_folded_series_total): anything above 0 means a family hit limits.max_series_per_family.": "Nombre de séries regroupées sous « other » faute de place pendant la période (0 attendu).",
+    "(ent_exporter_folded_series_total): anything above 0 means a family hit limits.max_series_per_family.": "Nombre de séries regroupées sous « Autres » faute de place pendant la période (0 attendu).",
     "Collectors": "Collecteurs",
     "Per collector: time since its last success divided by its cadence (1 minute, 1 hour, 1 day, 1 week or 31 days). "
     "Below 1 is on time; yellow from 1 (the next run is due), red from 1.1 (a tenth late: about where "
     "ENTCollectorStale fires; the margin is clamped to 1 min to 1 h).": "Par collecteur, le temps écoulé depuis son dernier succès rapporté à son rythme (sous 1 : à l'heure).",
     "× cadence": "× rythme",
     "Last success age, in cadences": "Âge du dernier succès, en rythmes",
-    "Per collector: seconds since its last complete run (log scale: cadences go from a minute to a month).": "Par collecteur, le temps écoulé depuis sa dernière exécution réussie.",
+    "Per collector: hours since its last complete run (log scale: cadences go from a minute to a month).": "Par collecteur, le temps écoulé depuis sa dernière exécution réussie.",
     "Time since last success": "Temps depuis le dernier succès",
     "Per collector: duration of its last run, successful or not (ent_exporter_collector_duration_seconds).": "Par collecteur, la durée de sa dernière exécution.",
     "Per collector: failed runs in each interval (increase of ent_exporter_collector_failures_total over the "
@@ -615,7 +628,7 @@ EXPORTER_FR = {
     "Source, scrapes and series": "Base, collectes et séries",
     "Up (green) or down (red) over time: the exporter's access to its database (ent_exporter_source_up) and "
     "Prometheus' scrape of the exporter (up).": "Disponibilité (vert) ou non (rouge) de la base pour l'exportateur et de l'exportateur pour Prometheus.",
-    "source database": "base de la plateforme",
+    "source database {{instance}}": "base de la plateforme {{instance}}",
     "scrape {{instance}}": "collecte {{instance}}",
     "Source database and scrape": "Base et collecte",
     "How long Prometheus takes to scrape the exporter (scrape_duration_seconds): a scrape only copies a pre-rendered "
@@ -657,7 +670,10 @@ ISSUE16_FR = {
     "Now (read daily)": "Maintenant (lu chaque jour)",
     'People enrolled in at least one course of the selected structure ("All": of the platform, each person once), ent_course_enrolled_users.': "Personnes inscrites à au moins un cours de la structure choisie (« Tous » : de la plateforme, chaque personne une fois).",
     "Enrolled people who completed at least one course (ent_course_completed_users).": "Personnes inscrites qui ont achevé au moins un cours.",
-    "Completed enrolments divided by enrolments (a person in a course is one enrolment).": "Inscriptions achevées divisées par les inscriptions (une personne dans un cours est une inscription).",
+    "Completed enrolments divided by enrolments (a person in a course is one enrolment), per exporter (platform): "
+    "ratios of two platforms are not added.": "Inscriptions achevées divisées par les inscriptions (une personne "
+    "dans un cours est une inscription), par exportateur (plateforme) : les taux de deux plateformes ne "
+    "s'additionnent pas.",
     "Activity completion records of the enrolled people, every state (complete, passed, failed).": "Activités achevées par les personnes inscrites, tous états confondus (achevée, réussie, échouée).",
     "Course badges held by the enrolled people (ent_course_badges_issued).": "Badges de cours détenus par les personnes inscrites.",
     "Enrolled people and people who completed a course, day after day.": "Personnes inscrites et personnes ayant achevé un cours, jour après jour.",
@@ -670,7 +686,7 @@ ISSUE16_FR = {
     "Structures and courses": "Structures et cours",
     "Each structure's completion ratio (completed enrolments ÷ enrolments), lowest first.": "Taux d'achèvement de chaque structure (inscriptions achevées ÷ inscriptions), le plus faible en premier.",
     "Completion ratio per structure": "Taux d'achèvement par structure",
-    'Per course (only with the opt-in collector course_progress_by_course in collectors.enabled; the cardinality guard may fold rare courses into "other"): enrolled people, people who completed it, its completion ratio.': "Par cours (seulement avec le collecteur optionnel par cours ; les cours rares peuvent être regroupés sous « other ») : personnes inscrites, personnes l'ayant achevé, taux d'achèvement.",
+    'Per course (only with the opt-in collector course_progress_by_course in collectors.enabled; the cardinality guard may fold rare courses into "other"): enrolled people, people who completed it, its completion ratio.': "Par cours (seulement avec le collecteur optionnel par cours ; les cours rares peuvent être regroupés sous « Autres ») : personnes inscrites, personnes l'ayant achevé, taux d'achèvement.",
     "Courses of the structure": "Cours de la structure",
     "Course": "Cours",
     "Enrolled": "Inscrites",
@@ -686,6 +702,13 @@ ISSUE16_FR = {
     "Last run succeeded": "Dernière exécution réussie",
     "Per feed, its last run: when it ended, its duration, and its rows: read, imported, rejected (invalid) and skipped (repeated). Alert ENTAccountFeedRejecting above 5 % rejected.": "Par flux, sa dernière exécution : fin, durée et lignes lues, importées, rejetées (invalides) et ignorées (en double). Alerte au-delà de 5 % de lignes rejetées.",
     "Last run of each feed": "Dernière exécution de chaque flux",
+    "Feed": "Flux",
+    "Last run ended": "Fin de la dernière exécution",
+    "Duration": "Durée",
+    "Read": "Lues",
+    "Imported": "Importées",
+    "Rejected": "Rejetées",
+    "Skipped": "Ignorées",
 }
 
 HAND_FR = {
@@ -702,3 +725,218 @@ HAND_FR = {
 CATALOGUE_FR = catalogue.french()
 FR = {**HAND_FR, **CATALOGUE_FR}
 TABLES: dict[str, dict[str, str]] = {"fr": FR, "en": {}}
+
+
+# -- label values --------------------------------------------------------------------------------
+# A legend ({{outcome}}) or a table column (a label the query groups by) shows the label's values as
+# the exporter writes them: identifiers, English. Each value a user may see is named here in each
+# language, from where the value is defined when it has words there (probe reasons, metric families);
+# the generator adds, per language, an override renaming each (legends) or a value mapping (table cells).
+
+
+def _collector_names() -> dict[str, str]:
+    return {
+        "account_activations": "activations de comptes",
+        "account_feeds": "flux de comptes",
+        "accounts": "comptes",
+        "activity": "activité",
+        "app_accesses": "ouvertures d'applications",
+        "class_accounts": "comptes des classes",
+        "class_visitors": "visiteurs des classes",
+        "connectors": "connecteurs",
+        "course_progress": "progression des cours",
+        "course_progress_by_course": "progression par cours",
+        "login_heatmap": "carte des connexions",
+        "logins": "connexions",
+        "structure_info": "établissements",
+        "visitors": "visiteurs",
+        "visitors_previous_month": "visiteurs du mois précédent",
+    }
+
+
+def label_words() -> dict[str, dict[str, dict[str, str]]]:
+    """{label: {value: {language: shown}}} for every label value a dashboard may show."""
+    from ent_exporter.engine.collector import Cadence
+    from ent_exporter.mixin.panels import PROFILE_NAMES
+    from ent_exporter.probes.runner import REASONS_FR
+
+    def both(pairs: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
+        return {value: {"en": en, "fr": fr} for value, (en, fr) in pairs.items()}
+
+    cadences_fr = {
+        Cadence.INSTANT: "chaque minute",
+        Cadence.HOURLY: "chaque heure",
+        Cadence.DAILY: "chaque jour",
+        Cadence.WEEKLY: "chaque semaine",
+        Cadence.MONTHLY: "chaque mois",
+    }
+    cadences_en = {
+        Cadence.INSTANT: "every minute",
+        Cadence.HOURLY: "hourly",
+        Cadence.DAILY: "daily",
+        Cadence.WEEKLY: "weekly",
+        Cadence.MONTHLY: "monthly",
+    }
+    return {
+        "profile": both(
+            {
+                **{value: (shown, COMMON_FR[shown]) for value, shown in PROFILE_NAMES.items()},
+                "all": ("All profiles", "Tous les profils"),
+            }
+        ),
+        "outcome": both(
+            {
+                "success": ("succeeded", "réussis"),
+                "failure": ("failed", "échoués"),
+                "read": ("read", "lues"),
+                "imported": ("imported", "importées"),
+                "rejected": ("rejected", "rejetées"),
+                "skipped": ("skipped", "ignorées"),
+            }
+        ),
+        "reason": both({reason: (reason.replace("_", " "), fr) for reason, fr in REASONS_FR.items()}),
+        "cadence": both({c.value: (cadences_en[c], cadences_fr[c]) for c in Cadence}),
+        "collector": both({name: (name.replace("_", " "), fr) for name, fr in _collector_names().items()}),
+        "state": both(
+            {
+                "activated": ("Activated", "Activés"),
+                "pending": ("Pending", "En attente"),
+                "complete": ("complete", "achevée"),
+                "passed": ("passed", "réussie"),
+                "failed": ("failed", "échouée"),
+            }
+        ),
+        "period": both(
+            {
+                "day": ("Today", "Aujourd'hui"),
+                "week": ("This week", "Cette semaine"),
+                "month": ("This month", "Ce mois-ci"),
+            }
+        ),
+        "family": both({f.name: (f.title_en, f.title_fr) for f in catalogue.families() if f.title_en and f.title_fr}),
+        "structure": both(
+            {"all": ("Whole platform", "Toute la plateforme"), "other": ("Other structures", "Autres établissements")}
+        ),
+        "app": both({"other": ("Other applications", "Autres applications")}),
+        "course": both({"other": ("Other courses", "Autres cours")}),
+        "class": both({"other": ("Other classes", "Autres classes")}),
+    }
+
+
+_LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+# A label whose values depend on the family: (label, family prefix) → its values there.
+_SCOPES = {
+    ("state", "ent_accounts"): {"activated", "pending"},
+    ("state", "ent_course_activity_completions"): {"complete", "passed", "failed"},
+    ("outcome", "ent_connector_"): {"success", "failure"},
+    ("outcome", "ent_account_feed_last_run_rows"): {"read", "imported", "rejected", "skipped"},
+}
+
+
+def _values(words: dict, label: str, expr: str) -> dict[str, dict[str, str]]:
+    """The values of ``label`` a query reading ``expr`` may show, with their names."""
+    for (scoped, family), values in _SCOPES.items():
+        if scoped == label and family in expr:
+            return {value: shown for value, shown in words[label].items() if value in values}
+    return words.get(label, {})
+
+
+def name_label_values(data: dict, lang: str) -> dict:
+    """Adds to every panel of the dashboard ``data`` (already in ``lang``) the names, in ``lang``, of the label
+    values it shows: an override per value for legends ({{outcome}} → "réussis"; the other labels of the
+    legend kept: ``${__field.labels.connector} réussis``), a value mapping on the column for tables. A value
+    already renamed by the panel (an override on its exact name) keeps its name."""
+    words = label_words()
+    stack = list(data.get("panels", []))
+    while stack:
+        panel = stack.pop()
+        stack.extend(panel.get("panels", []))
+        if panel.get("type") == "row":
+            continue
+        config = panel.setdefault("fieldConfig", {"defaults": {}, "overrides": []})
+        overrides = config.setdefault("overrides", [])
+        named = {o["matcher"].get("options") for o in overrides if o["matcher"].get("id") == "byName"}
+        added: list[dict] = []
+        for target in panel.get("targets", []):
+            if target.get("format") == "table" or panel.get("type") == "table":
+                added += _column_mappings(panel, target, words, lang, {o["matcher"].get("options") for o in added})
+                continue
+            legend = target.get("legendFormat", "")
+            for label in _LEGEND_LABEL.findall(legend):
+                for value, shown in _values(words, label, target.get("expr", "")).items():
+                    pattern = _legend_pattern(legend, label, value)
+                    if pattern in {o["matcher"]["options"] for o in added} or (
+                        _LEGEND_LABEL.fullmatch(legend) and value in named
+                    ):
+                        continue
+                    display = _legend_display(legend, label, shown[lang])
+                    added.append(
+                        {
+                            "matcher": {"id": "byRegexp", "options": pattern},
+                            "properties": [{"id": "displayName", "value": display}],
+                        }
+                    )
+        overrides.extend(added)
+    return data
+
+
+def _legend_display(legend: str, label: str, shown: str) -> str:
+    """The legend with ``label`` named ``shown`` and its other labels as Grafana fills them in."""
+
+    def field(match: re.Match) -> str:
+        return shown if match.group(1) == label else "${__field.labels." + match.group(1) + "}"
+
+    return _LEGEND_LABEL.sub(field, legend)
+
+
+def _legend_pattern(legend: str, label: str, value: str) -> str:
+    parts = []
+    last = 0
+    for match in _LEGEND_LABEL.finditer(legend):
+        parts.append(re.escape(legend[last : match.start()]))
+        parts.append(re.escape(value) if match.group(1) == label else "(.*)")
+        last = match.end()
+    parts.append(re.escape(legend[last:]))
+    return "".join(parts)
+
+
+def _column_mappings(panel: dict, target: dict, words: dict, lang: str, done: set) -> list[dict]:
+    """Value mappings naming the label values of a table's label columns (in their shown name, after the
+    panel's organize renames)."""
+    renames: dict[str, str] = {}
+    headers = set()  # labels whose values become column headers (a groupingToMatrix's column field)
+    for transformation in panel.get("transformations", []):
+        renames.update(transformation.get("options", {}).get("renameByName", {}))
+        if transformation.get("id") == "groupingToMatrix":
+            headers.add(transformation["options"].get("columnField"))
+    named = {
+        o["matcher"].get("options") for o in panel["fieldConfig"]["overrides"] if o["matcher"].get("id") == "byName"
+    }
+    out = []
+    for group in re.findall(r"\bby\s*\(([^)]*)\)", target.get("expr", "")):
+        for label in (name.strip() for name in group.split(",")):
+            column = renames.get(label, label)
+            if label not in words or column in done:
+                continue
+            done.add(column)
+            if label in headers:
+                out += [
+                    {
+                        "matcher": {"id": "byName", "options": value},
+                        "properties": [{"id": "displayName", "value": shown[lang]}],
+                    }
+                    for value, shown in _values(words, label, target.get("expr", "")).items()
+                    if value not in named
+                ]
+                continue
+            values = _values(words, label, target.get("expr", ""))
+            options = {
+                value: {"text": shown[lang], "index": index} for index, (value, shown) in enumerate(values.items())
+            }
+            out.append(
+                {
+                    "matcher": {"id": "byName", "options": column},
+                    "properties": [{"id": "mappings", "value": [{"type": "value", "options": options}]}],
+                }
+            )
+    return out

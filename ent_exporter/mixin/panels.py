@@ -42,6 +42,12 @@ ACTIVATION_RATIO = [(None, "red"), (0.5, "yellow"), (0.8, "green")]
 UP_DOWN = [(None, "red"), (1, "green")]
 
 
+def shown_unit(unit: str) -> str:
+    """The unit Grafana is given: counts ("short" in the sources) are written with the browser's locale
+    ("locale": 12 345 and 2,5 in French) instead of Grafana's "short" (12 K, 2 Mil, 1.8 Tri)."""
+    return "locale" if unit == "short" else unit
+
+
 def steps(thresholds: Sequence[tuple[float | None, str]]) -> list[dict]:
     return [{"color": color, "value": value} for value, color in thresholds]
 
@@ -99,7 +105,7 @@ def _field_config(
     mappings: list | None = None,
 ) -> dict:
     defaults = {
-        "unit": unit,
+        "unit": shown_unit(unit),
         "thresholds": {"mode": "absolute", "steps": steps(thresholds)},
         "mappings": mappings or [],
     }
@@ -229,7 +235,12 @@ def timeseries(
     no_value: str | None = None,
 ) -> g.TimeSeries:
     """A time series. Thresholds other than the neutral one are drawn (a dashed line) unless
-    ``threshold_style`` says otherwise: a threshold nobody sees is noise in the JSON."""
+    ``threshold_style`` says otherwise: a threshold nobody sees is noise in the JSON. Bars are drawn before
+    their timestamp (barAlignment -1): an ``increase(...[$__interval])`` is stamped at the end of the interval
+    it counts, so a day's bar covers that day, not the midnight that ends it. A panel reading a counter
+    (increase, rate) over Grafana's interval needs a minimum ``interval``: else at short ranges the interval
+    holds one scrape and the increase is empty."""
+    _require_interval(title, targets, interval)
     if threshold_style is None:
         threshold_style = "off" if thresholds == NEUTRAL else "dashed"
     extra = _field_config(unit, thresholds, {"min": min_value, "max": max_value, "noValue": no_value}, overrides)
@@ -238,6 +249,7 @@ def timeseries(
         unit=unit,
         thresholds=steps(thresholds),
         drawStyle="bars" if bars else "line",
+        barAlignment=-1 if bars else 0,
         fillOpacity=80 if bars else fill,
         stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none", "group": "A"},
         thresholdsStyleMode=threshold_style,
@@ -259,6 +271,17 @@ def timeseries(
     )
 
 
+COUNTER_OVER_INTERVAL = re.compile(r"\b(?:increase|rate|irate|changes|delta|deriv)\([^()]*\[\$__(?:rate_)?interval\]")
+
+
+def _require_interval(title: str, targets, interval: str | None) -> None:
+    for query in _targets(targets):
+        if COUNTER_OVER_INTERVAL.search(query.expr) and not (interval or query.interval):
+            raise ValueError(f"panel {title!r}: a counter read over $__interval needs a minimum interval")
+        if not query.instant and "vector(0)" in query.expr:
+            raise ValueError(f"panel {title!r}: no 'or vector(0)' in a range query (it hides an empty interval)")
+
+
 @attr.s
 class BarGauge(g.Panel):
     """A bar gauge in Grafana 10's model (grafanalib's BarGauge writes the Grafana 6 one)."""
@@ -277,7 +300,7 @@ class BarGauge(g.Panel):
                 "type": "bargauge",
                 "fieldConfig": {
                     "defaults": {
-                        "unit": self.unit,
+                        "unit": shown_unit(self.unit),
                         "min": self.minValue,
                         "max": self.maxValue,
                         "color": {"mode": "thresholds"},
@@ -348,6 +371,7 @@ def table(
     links=None,
     field_links: list | None = None,
     color_mode: str | None = None,
+    no_value: str | None = None,
 ) -> g.Table:
     """A table. ``color_mode`` (e.g. "continuous-GrYlRd") colours cells on a continuous scale from
     the field's min to its max instead of by thresholds."""
@@ -359,6 +383,7 @@ def table(
                 "custom": {"align": "auto", "cellOptions": {"type": cell}, "inspect": False, "filterable": False},
                 "links": field_links,
                 "color": {"mode": color_mode} if color_mode else None,
+                "noValue": no_value,
             },
             overrides,
             mappings,
@@ -417,7 +442,7 @@ def heatmap(
     options = {
         "calculate": False,
         "cellGap": 1,
-        "cellValues": {"unit": cell_unit},
+        "cellValues": {"unit": shown_unit(cell_unit)},
         "color": {
             "mode": "scheme",
             "scheme": scheme,
@@ -433,7 +458,7 @@ def heatmap(
         "rowsFrame": {"layout": "auto"},
         "showValue": "never",
         "tooltip": {"mode": "single", "yHistogram": False, "showColorScale": True},
-        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": y_unit},
+        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": shown_unit(y_unit)},
     }
     extra = _merge(
         _field_config(
@@ -459,11 +484,22 @@ def heatmap(
     )
 
 
+# A state timeline's queries read min_over_time / max_over_time over [$__interval] (an outage shorter than the
+# step is drawn, not stepped over); its minimum interval covers two scrapes, so the range is never empty.
+STATE_INTERVAL = "1m"
+
+
 def state_timeline(
     title: str, description: str, targets, unit: str, thresholds=NEUTRAL, *, mappings=None, links=None
 ) -> g.StateTimeline:
+    """A state timeline. Its queries must say how a state is kept over Grafana's interval: each reads
+    ``min_over_time`` (up/success: one failure shows) or ``max_over_time`` (alerts: one firing shows)."""
+    for query in _targets(targets):
+        if "_over_time(" not in query.expr or "[$__interval]" not in query.expr:
+            raise ValueError(f"panel {title!r}: a state timeline reads min/max_over_time over [$__interval]")
     return g.StateTimeline(
         **_common(title, description, targets, links),
+        interval=STATE_INTERVAL,
         mappings=mappings or [],
         thresholds=steps(thresholds),
         showValue="never",
@@ -524,6 +560,34 @@ class BarChart(g.Panel):
                 },
             }
         )
+
+
+# -- ratios over several exporters -----------------------------------------------------------------
+# A ratio family (additive=False) is never summed nor maxed across exporters (platforms have different people):
+# the panels divide the sum of its numerator by the sum of its denominator, from the series the exporter publishes.
+# Denominators are counts of people (integers): clamp_min(..., 1) divides by the count itself when there is anyone
+# and gives 0 when nobody (numerator 0), the families' own "0 when none".
+
+
+def activation_ratio(selector: str, by: str = "") -> str:
+    """ent_account_activation_ratio's definition (activated accounts ÷ all accounts) over the exporters selected:
+    sum of ent_accounts{state="activated"} ÷ sum of ent_accounts, grouped ``by`` (e.g. "profile")."""
+    group = f" by ({by})" if by else ""
+    return (
+        f'sum{group} (ent_accounts{{{selector}, state="activated"}})\n/\n'
+        f"clamp_min(sum{group} (ent_accounts{{{selector}}}), 1)"
+    )
+
+
+def visits_per_visitor_pooled(selector: str, by: str = "") -> str:
+    """ent_visits_per_visitor (logins of the period ÷ its unique visitors) over the exporters selected: each
+    exporter's ratio times its visitors is its logins, so the sum of those ÷ the sum of the visitors is the ratio
+    of the exporters together. ``selector`` names the period and profile (the same series of both families)."""
+    group = f" by ({by})" if by else ""
+    return (
+        f"sum{group} (ent_visits_per_visitor{{{selector}}} * ent_unique_visitors{{{selector}}})\n/\n"
+        f"clamp_min(sum{group} (ent_unique_visitors{{{selector}}}), 1)"
+    )
 
 
 # -- variables -----------------------------------------------------------------------------
@@ -628,7 +692,8 @@ def connector_variable() -> dict:
     return _query_variable(
         "connector",
         "Connector",
-        'label_values({__name__=~"ent_connector_requests_total|ent_connector_probe_success"}, connector)',
+        'label_values({__name__=~"ent_connector_requests_total|ent_connector_probe_success", instance=~"$instance"}, '
+        "connector)",
         multi=True,
         description="Connectors: authentication (LDAP, CAS, SAML) and integrations (Pronote, the GAR...), "
         "platform-reported or probed by the exporter.",
@@ -679,6 +744,10 @@ def dashboard_links() -> list[g.DashboardLink]:
     ]
 
 
+# The operators' dashboards: they show the firing alerts and failed collector runs as annotations, named
+# as Prometheus names them (alert names, severities, collectors: identifiers, in English). The others are
+# read by heads of establishment and the region, in their language: no such annotations there.
+OPS_DASHBOARDS = ("connectors", "exporter")
 ALERT_ANNOTATION = 'ALERTS{alertname=~"ENT.+", alertname!="ENTWatchdog", alertstate="firing"}'
 FAILURE_ANNOTATION = (
     f"sum by (instance, collector) (changes(ent_exporter_collector_failures_total{{{CONFIG.exporter_selector}, "
@@ -686,8 +755,9 @@ FAILURE_ANNOTATION = (
 )
 
 
-def dashboard_annotations() -> list[dict]:
-    """Grafana's own annotations, firing ENT alerts (red) and failed collector runs (orange)."""
+def dashboard_annotations(ops: bool = True) -> list[dict]:
+    """Grafana's own annotations; on the operators' dashboards, firing ENT alerts (red) and failed collector
+    runs (orange)."""
 
     def prometheus(name: str, color: str, expr: str, title: str, text: str) -> dict:
         return {
@@ -707,7 +777,7 @@ def dashboard_annotations() -> list[dict]:
             },
         }
 
-    return [
+    builtin = [
         {
             "builtIn": 1,
             "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -716,7 +786,12 @@ def dashboard_annotations() -> list[dict]:
             "iconColor": "rgba(0, 211, 255, 1)",
             "name": "Annotations & Alerts",
             "type": "dashboard",
-        },
+        }
+    ]
+    if not ops:
+        return builtin
+    return [
+        *builtin,
         prometheus(
             "ENT alerts firing",
             "red",
@@ -772,7 +847,7 @@ def dashboard(
         links=dashboard_links(),
         panels=_collapse(layout(panels)),
         templating=g.Templating(list=variables),
-        annotations=g.Annotations(list=dashboard_annotations()),
+        annotations=g.Annotations(list=dashboard_annotations(ops=key in OPS_DASHBOARDS)),
         timePicker=g.TimePicker(
             refreshIntervals=list(REFRESH_INTERVALS), timeOptions=["1h", "6h", "24h", "7d", "30d", "90d"]
         ),
@@ -837,7 +912,8 @@ A_YEAR_SECONDS = 52 * 7 * 86400
 # What Prometheus says about its own storage: the oldest instant it holds (its self-scrape, job
 # "prometheus"). A comparison is shown only when it stores everything since its window's start.
 LOWEST_STORED = "prometheus_tsdb_lowest_timestamp_seconds"
-CHANGE = [(None, "red"), (0, "green")]
+CHANGE = [(None, "red"), (0, "green")]  # a rise is good (connections, visitors, activations)
+CHANGE_WORSE = [(None, "green"), (0, "red")]  # a rise is bad (inactive accounts)
 _SELECTOR = re.compile(r"(\b[a-zA-Z_:][\w:]*\{[^}]*\}(?:\[[^\]]*\])?)")
 
 
@@ -869,6 +945,7 @@ def comparison(
     year: str | None = None,
     labels: tuple[str, ...] = ("This period", "Previous period", "Change", "A year earlier", "Change in a year"),
     links=None,
+    higher_is_better: bool = True,
 ) -> g.Stat:
     """A headline figure beside the previous period and the same period a year earlier, with the change in
     percent. ``expr`` is the figure now (an instant query over [$__range] for counters, a value for gauges):
@@ -896,7 +973,10 @@ def comparison(
             "properties": [
                 {"id": "unit", "value": "percentunit"},
                 {"id": "decimals", "value": 1},
-                {"id": "thresholds", "value": {"mode": "absolute", "steps": steps(CHANGE)}},
+                {
+                    "id": "thresholds",
+                    "value": {"mode": "absolute", "steps": steps(CHANGE if higher_is_better else CHANGE_WORSE)},
+                },
             ],
         }
         for ref in ("C", "E")

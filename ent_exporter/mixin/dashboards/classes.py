@@ -3,6 +3,7 @@ accounts by state and inactive accounts. Published only where the source has cla
 and the configuration enables the class collectors; small counts may read 0 (privacy.min_count)."""
 
 from ent_exporter.mixin.panels import (
+    INSTANCE,
     _query_variable,
     bargauge,
     dashboard,
@@ -14,7 +15,7 @@ from ent_exporter.mixin.panels import (
     timeseries,
 )
 
-C = 'structure="$structure", class=~"$class"'
+C = f'structure="$structure", class=~"$class", {INSTANCE}'
 RATIO = [(None, "red"), (0.5, "orange"), (0.8, "green")]
 
 
@@ -26,7 +27,7 @@ def class_variable() -> dict:
     return _query_variable(
         "class",
         "Class",
-        'label_values(ent_class_accounts{structure="$structure"}, class)',
+        'label_values(ent_class_accounts{structure="$structure", instance=~"$instance"}, class)',
         multi=True,
         description="The establishment's classes (from the directory: Edifice's export, Moodle's cohorts). "
         "Empty where the source has no classes or the class collectors are not enabled.",
@@ -42,7 +43,7 @@ panels = [
         stat(
             "Classes",
             "Classes of the establishment with members (ent_class_accounts).",
-            instant('count(count by (class) (ent_class_accounts{structure="$structure"}))'),
+            instant(f'count(count by (instance, class) (ent_class_accounts{{structure="$structure", {INSTANCE}}}))'),
             "short",
             decimals=0,
         ),

@@ -47,12 +47,25 @@ NO_CALLS = "no calls"
 ALERTS = "|".join(CONNECTOR_ALERTS + PROBE_ALERTS)
 # 2 = an alert of the connector fires, 1 = one is pending, 0 = none (every connector with
 # traffic or a probe has a value).
+# Per exporter (instance) and connector: the alerts and the recording rules keep the instance, so one
+# platform's failing connector is its own row, never diluted by another platform's calls.
+PER = "instance, connector"
+PER_LEGEND = "{{connector}} · {{instance}}"
 ALERT_STATE = (
-    "max by (connector) (\n"
-    f'  2 * ALERTS{{alertname=~"{ALERTS}", alertstate="firing", connector=~"$connector"}}\n'
-    f'  or ALERTS{{alertname=~"{ALERTS}", alertstate="pending", connector=~"$connector"}}\n'
-    f'  or 0 * {CONNECTOR_RATE}{{connector=~"$connector"}}\n'
-    f"  or 0 * max by (connector) (ent_connector_probe_success{{{C}}})\n"
+    f"max by ({PER}) (\n"
+    f'  2 * ALERTS{{alertname=~"{ALERTS}", alertstate="firing", {C}}}\n'
+    f'  or ALERTS{{alertname=~"{ALERTS}", alertstate="pending", {C}}}\n'
+    f"  or 0 * {CONNECTOR_RATE}{{{C}}}\n"
+    f"  or 0 * max by ({PER}) (ent_connector_probe_success{{{C}}})\n"
+    ")"
+)
+# The same over time: the worst state of each Grafana interval (a 2-minute firing within an hour-long step shows).
+ALERT_STATE_OVER_TIME = (
+    f"max by ({PER}) (\n"
+    f'  2 * max_over_time(ALERTS{{alertname=~"{ALERTS}", alertstate="firing", {C}}}[$__interval])\n'
+    f'  or max_over_time(ALERTS{{alertname=~"{ALERTS}", alertstate="pending", {C}}}[$__interval])\n'
+    f"  or 0 * max_over_time({CONNECTOR_RATE}{{{C}}}[$__interval])\n"
+    f"  or 0 * max_over_time(ent_connector_probe_success{{{C}}}[$__interval])\n"
     ")"
 )
 PLATFORM = (
@@ -64,10 +77,11 @@ PROBED = (
     "default, on every platform; one account and one path, not every user's. "
 )
 DAY = 86400
+# In days (the bar's unit: "j" in French; Grafana's own time units print English words).
 CERTIFICATE = [
     (None, "red"),
-    (CONFIG.certificate_expiry_critical_days * DAY, "orange"),
-    (CONFIG.certificate_expiry_warning_days * DAY, "green"),
+    (CONFIG.certificate_expiry_critical_days, "orange"),
+    (CONFIG.certificate_expiry_warning_days, "green"),
 ]
 PROBE_STATE_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
 STATE_MAPPINGS = value_map({"0": "OK", "1": "Pending", "2": "Firing"}, {"0": "green", "1": "orange", "2": "red"})
@@ -95,7 +109,7 @@ panels = [
             "Alert state",
             "Per connector: Firing when one of its alerts fires, Pending when one is about to, OK otherwise. "
             + ALERT_TEXT,
-            instant(ALERT_STATE, "{{connector}}"),
+            instant(ALERT_STATE, PER_LEGEND),
             "none",
             STATE_THRESHOLDS,
             text_mode="value_and_name",
@@ -111,7 +125,7 @@ panels = [
             "Per connector: successful calls ÷ all calls over the last 5 minutes (recording rule "
             f"{CONNECTOR_SUCCESS_RATIO}). Red below {num((1 - CONFIG.connector_failure_ratio) * 100)} %: the "
             'failure alert\'s threshold. A connector without a call in 5 minutes says "no calls", not a ratio.',
-            instant(f'{CONNECTOR_SUCCESS_RATIO}{{connector=~"$connector"}} and {CONNECTOR_RATE} > 0', "{{connector}}"),
+            instant(f"{CONNECTOR_SUCCESS_RATIO}{{{C}}} and {CONNECTOR_RATE}{{{C}}} > 0", PER_LEGEND),
             "percentunit",
             SUCCESS_RATIO,
             text_mode="value_and_name",
@@ -146,9 +160,10 @@ panels = [
             f"under {num(CONFIG.certificate_expiry_warning_days)} days, red under "
             f"{num(CONFIG.certificate_expiry_critical_days)}: the alerts' thresholds. Connectors probed without "
             "TLS have no bar.",
-            instant(f"ent_connector_certificate_expiry_timestamp_seconds{{{C}}} - time()", "{{connector}}"),
-            "s",
+            instant(f"(ent_connector_certificate_expiry_timestamp_seconds{{{C}}} - time()) / {DAY}", "{{connector}}"),
+            "suffix:d",
             CERTIFICATE,
+            decimals=1,
         ),
         8,
         5,
@@ -175,7 +190,10 @@ panels = [
         state_timeline(
             "Probe state over time",
             PROBED + "When each probe was up (green) or down (red).",
-            target(f"min by (connector, kind) (ent_connector_probe_success{{{C}}})", "{{connector}} ({{kind}})"),
+            target(
+                f"min by (connector, kind) (min_over_time(ent_connector_probe_success{{{C}}}[$__interval]))",
+                "{{connector}} ({{kind}})",
+            ),
             "none",
             UP_DOWN,
             mappings=PROBE_STATE_MAPPINGS,
@@ -186,8 +204,8 @@ panels = [
     (
         timeseries(
             "Probe failures by reason",
-            PROBED + "Failed probes per reason (timeout, refused, dns, tls, auth, status, content, error; the "
-            "runbook says what each means), per connector. The exporter's log has the detail of each change.",
+            PROBED + "Failed probes per reason (timeout, refused, dns, tls, auth, status, content, too_large, error; "
+            "the runbook says what each means), per connector. The exporter's log has the detail of each change.",
             target(
                 f"sum by (connector, reason) (increase(ent_connector_probe_failures_total{{{C}}}[$__interval]))",
                 "{{connector}} {{reason}}",
@@ -229,7 +247,7 @@ panels = [
             PLATFORM + "Calls per second through each connector, successful and failed, averaged over Grafana's "
             "interval from the raw counter (every call counts at any range).",
             target(f"sum by (connector, outcome) (rate({CALLS}[$__rate_interval]))", "{{connector}} {{outcome}}"),
-            "reqps",
+            "suffix:calls/s",
             axis_label="calls per second",
             interval="1m",
             max_points=500,
@@ -262,7 +280,7 @@ panels = [
             "Failed calls",
             "Failed calls per second, per connector, from the raw counter (0 when it has none).",
             target(f"{FAILED_RATE}\nor 0 * {CALL_RATE}", "{{connector}}"),
-            "reqps",
+            "suffix:calls/s",
             [(None, "green"), (0.000001, "red")],
             bars=False,
             axis_label="failures per second",
@@ -277,7 +295,7 @@ panels = [
         state_timeline(
             "Alert state over time",
             "When each connector's alerts were pending (orange) or firing (red). " + ALERT_TEXT,
-            target(ALERT_STATE, "{{connector}}"),
+            target(ALERT_STATE_OVER_TIME, PER_LEGEND),
             "none",
             STATE_THRESHOLDS,
             mappings=STATE_MAPPINGS,
@@ -321,8 +339,8 @@ panels = [
                 "{{le}}",
                 fmt="heatmap",
             ),
-            "reqps",
-            cell_unit="reqps",
+            "suffix:calls/s",
+            cell_unit="suffix:calls/s",
             y_unit="s",
             scheme="Spectral",
             interval="1m",
@@ -336,9 +354,8 @@ panels = [
             "Current p95 call duration per connector (5 minutes); red above the alert threshold "
             f'({num(CONFIG.connector_latency_p95_seconds)} s). "no calls" when a connector had none.',
             instant(
-                f'{CONNECTOR_LATENCY_QUANTILE}{{connector=~"$connector", quantile="0.95"}}'
-                f" and on (connector) {CONNECTOR_RATE} > 0",
-                "{{connector}}",
+                f'{CONNECTOR_LATENCY_QUANTILE}{{{C}, quantile="0.95"}} and on ({PER}) {CONNECTOR_RATE}{{{C}}} > 0',
+                PER_LEGEND,
             ),
             "s",
             LATENCY,

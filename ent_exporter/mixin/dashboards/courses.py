@@ -3,6 +3,7 @@ structure (Moodle: the top-level course category) and, when the opt-in per-cours
 course. The figures are read daily from the source's course_progress (Moodle)."""
 
 from ent_exporter.mixin.panels import (
+    INSTANCE,
     bargauge,
     dashboard,
     profile_variable,
@@ -14,9 +15,16 @@ from ent_exporter.mixin.panels import (
     timeseries,
 )
 
-S = 'structure="$structure", course="all"'
-PER_STRUCTURE = 'structure!="all", course="all"'
-PER_COURSE = 'structure="$structure", course!="all"'
+S = f'structure="$structure", course="all", {INSTANCE}'
+PER_STRUCTURE = f'structure!="all", course="all", {INSTANCE}'
+PER_COURSE = f'structure="$structure", course!="all", {INSTANCE}'
+# A course's completion ratio from its sums: completed ÷ enrolled people of the course (in one course a person
+# is one enrolment), so rows merged across exporters add their numerators and denominators, never their ratios;
+# 0 when nobody is enrolled, as the family says.
+COURSE_RATIO = (
+    f"sum by (course) (ent_course_completed_users{{{PER_COURSE}}})\n/\n"
+    f"clamp_min(sum by (course) (ent_course_enrolled_users{{{PER_COURSE}}}), 1)"
+)
 RATIO = [(None, "red"), (0.25, "orange"), (0.5, "yellow"), (0.75, "green")]
 
 
@@ -52,8 +60,9 @@ panels = [
     (
         stat(
             "Completion ratio",
-            "Completed enrolments divided by enrolments (a person in a course is one enrolment).",
-            instant(f"sum(ent_course_completion_ratio{{{S}}})"),
+            "Completed enrolments divided by enrolments (a person in a course is one enrolment), per exporter "
+            "(platform): ratios of two platforms are not added.",
+            instant(f"max by (instance) (ent_course_completion_ratio{{{S}}})", "{{instance}}"),
             "percentunit",
             RATIO,
             decimals=1,
@@ -132,7 +141,7 @@ panels = [
             [
                 instant(f"sum by (course) (ent_course_enrolled_users{{{PER_COURSE}}})", fmt="table", ref="A"),
                 instant(f"sum by (course) (ent_course_completed_users{{{PER_COURSE}}})", fmt="table", ref="B"),
-                instant(f"sum by (course) (ent_course_completion_ratio{{{PER_COURSE}}})", fmt="table", ref="C"),
+                instant(COURSE_RATIO, fmt="table", ref="C"),
                 instant(f"sum by (course) (ent_course_badges_issued{{{PER_COURSE}}})", fmt="table", ref="D"),
             ],
             "short",
@@ -152,6 +161,12 @@ panels = [
                     },
                 },
                 {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": "Enrolled", "desc": True}]}},
+            ],
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "Completion ratio"},
+                    "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}],
+                }
             ],
         ),
         12,

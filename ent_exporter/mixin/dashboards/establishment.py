@@ -4,6 +4,7 @@ activation funnel, inactive accounts, login frequency, application usage by prof
 from ent_exporter.mixin.panels import (
     ACTIVATION_RATIO,
     INSTANCE,
+    activation_ratio,
     barchart,
     bargauge,
     comparison,
@@ -31,6 +32,7 @@ APP = S.replace('profile=~"$profile"', 'profile=~"$profile|all"')
 # The weekday x hour grid where published whole (structure="all"; every structure with
 # breakdowns.logins_by_hour_per_structure); otherwise a structure has its marginals (weekday="all", hour="all").
 GRID = f'{HOURLY}, weekday!="all", hour!="all"'
+GRID_NOT_PUBLISHED = "This establishment's grid is not published: its hours are in the bar chart beside"
 BY_HOUR = (
     f"sum by (hour) (ent_logins_by_hour{{{GRID}}}) or sum by (hour) "
     f'(ent_logins_by_hour{{{HOURLY}, weekday="all", hour!="all"}})'
@@ -164,6 +166,7 @@ panels = [
             "short",
             decimals=0,
             labels=("Now", "At the start of the period", "Change", "A year ago", "Change in a year"),
+            higher_is_better=False,  # more inactive accounts is worse: a rise is red
         ),
         12,
         6,
@@ -214,18 +217,15 @@ panels = [
             "The hour × weekday heatmap: logins of the last 28 days (platform timezone) per ISO weekday and hour "
             "of day, coloured on a continuous scale from the quietest cell (green) to the busiest (red) "
             "(ent_logins_by_hour, recomputed weekly). The profile filter does not apply: the metric has no "
-            "profile label. Per structure the grid is opt-in (series budget: breakdowns."
-            'logins_by_hour_per_structure): without it this panel shows the platform\'s grid (structure "all"), '
-            "and the structure's own hour-of-day profile is the bar chart beside.",
-            instant(
-                f"sum by (weekday, hour) (ent_logins_by_hour{{{GRID}}}) or sum by (weekday, hour) "
-                f'(ent_logins_by_hour{{structure="all", weekday!="all", hour!="all", {INSTANCE}}})',
-                fmt="table",
-            ),
+            "profile label. Always the selected structure's own grid: per structure it is opt-in (series budget: "
+            "breakdowns.logins_by_hour_per_structure); without it the panel says so and the structure's own "
+            "hour-of-day profile is the bar chart beside (never the platform's grid under the structure's name).",
+            instant(f"sum by (weekday, hour) (ent_logins_by_hour{{{GRID}}})", fmt="table"),
             "short",
             [(None, "green")],
             cell="color-background",
             color_mode="continuous-GrYlRd",
+            no_value=GRID_NOT_PUBLISHED,
             transformations=[
                 {
                     "id": "groupingToMatrix",
@@ -285,7 +285,7 @@ panels = [
         bargauge(
             "Activation ratio by profile",
             "Activated accounts divided by all accounts, per profile (daily). Red below 50 %, yellow below 80 %.",
-            instant(f"max by (profile) (ent_account_activation_ratio{{{SP}}})", "{{profile}}"),
+            instant(activation_ratio(SP, "profile"), "{{profile}}"),
             "percentunit",
             ACTIVATION_RATIO,
             max_value=1,

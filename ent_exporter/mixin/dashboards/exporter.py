@@ -43,8 +43,8 @@ STALE_COLLECTORS = " or\n".join(f"({expr})" for expr in STALE_EXPRS).replace(CON
 UP_MAPPINGS = value_map({"0": "Down", "1": "Up"}, {"0": "red", "1": "green"})
 
 
-def instant(expr: str, legend: str = "", ref: str = "A"):
-    return target(expr, legend, ref=ref, instant=True)
+def instant(expr: str, legend: str = "", ref: str = "A", fmt: str = "time_series"):
+    return target(expr, legend, ref=ref, instant=True, fmt=fmt)
 
 
 panels = [
@@ -142,9 +142,9 @@ panels = [
     (
         timeseries(
             "Time since last success",
-            "Per collector: seconds since its last complete run (log scale: cadences go from a minute to a month).",
-            target(AGE, "{{collector}}"),
-            "s",
+            "Per collector: hours since its last complete run (log scale: cadences go from a minute to a month).",
+            target(f"({AGE}) / 3600", "{{collector}}"),
+            "suffix:h",
             min_value=None,
             log_scale=True,
         ),
@@ -239,9 +239,9 @@ panels = [
             "Uptime",
             "Time since the exporter's process started (process_start_time_seconds): a recent restart explains "
             "counters starting over in the probes (in memory) and collectors running at start-up.",
-            instant(f"time() - process_start_time_seconds{{{J}}}", "{{instance}}"),
-            "s",
-            decimals=0,
+            instant(f"(time() - process_start_time_seconds{{{J}}}) / 86400", "{{instance}}"),
+            "suffix:d",
+            decimals=1,
         ),
         24,
         3,
@@ -253,8 +253,12 @@ panels = [
             "Up (green) or down (red) over time: the exporter's access to its database "
             "(ent_exporter_source_up) and Prometheus' scrape of the exporter (up).",
             [
-                target(f"ent_exporter_source_up{{{J}}}", "source database", ref="A"),
-                target(f"up{{{J}}}", "scrape {{instance}}", ref="B"),
+                target(
+                    f"min_over_time(ent_exporter_source_up{{{J}}}[$__interval])",
+                    "source database {{instance}}",
+                    ref="A",
+                ),
+                target(f"min_over_time(up{{{J}}}[$__interval])", "scrape {{instance}}", ref="B"),
             ],
             "none",
             UP_DOWN,
@@ -293,12 +297,13 @@ panels = [
             [
                 target(f"scrape_samples_scraped{{{J}}}", "samples per scrape", ref="A"),
                 target(
-                    f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__interval])) or vector(0)",
+                    f"sum(increase(ent_exporter_folded_series_total{{{J}}}[$__interval]))",
                     "folded series",
                     ref="B",
                 ),
             ],
             "short",
+            interval="2m",  # the exporter is scraped every 30 s: an interval holds at least four scrapes
             overrides=[
                 {
                     "matcher": {"id": "byName", "options": "folded series"},
@@ -316,7 +321,9 @@ panels = [
 
 # -- account feeds (issue 16): the directory import, Moodle's synchronisation tasks ---------------
 FEED_AGE = f"time() - ent_account_feed_last_success_timestamp_seconds{{{J}}}"
-FEED_MAX_AGE = CONFIG.account_feed_max_age_hours * 3600
+FEED_MAX_AGE_HOURS = CONFIG.account_feed_max_age_hours
+# The row counts of a feed's last run (ent_account_feed_last_run_rows{outcome}), as its table's columns.
+FEED_ROWS = {"read": "Read", "imported": "Imported", "rejected": "Rejected", "skipped": "Skipped"}
 panels += [
     row("Account feeds"),
     (
@@ -325,9 +332,10 @@ panels += [
             "Per account feed (the directory import; Moodle's user and enrolment synchronisation tasks): time "
             f"since its last successful run. Red from {num(CONFIG.account_feed_max_age_hours)} hours, where "
             f"{ACCOUNT_FEED_OVERDUE} fires.",
-            instant(FEED_AGE, "{{feed}}"),
-            "s",
-            [(None, "green"), (FEED_MAX_AGE * 0.9, "yellow"), (FEED_MAX_AGE, "red")],
+            instant(f"({FEED_AGE}) / 3600", "{{feed}}"),
+            "suffix:h",
+            [(None, "green"), (FEED_MAX_AGE_HOURS * 0.9, "yellow"), (FEED_MAX_AGE_HOURS, "red")],
+            decimals=1,
         ),
         8,
         8,
@@ -337,7 +345,7 @@ panels += [
             "Last run succeeded",
             f"Per feed: whether its last run succeeded (ent_account_feed_last_run_success). Alert: "
             f"{ACCOUNT_FEED_FAILED}.",
-            target(f"ent_account_feed_last_run_success{{{J}}}", "{{feed}}"),
+            target(f"min_over_time(ent_account_feed_last_run_success{{{J}}}[$__interval])", "{{feed}}"),
             "none",
             UP_DOWN,
             mappings=value_map({"0": "Failed", "1": "Succeeded"}, {"0": "red", "1": "green"}),
@@ -351,12 +359,56 @@ panels += [
             "Per feed, its last run: when it ended, its duration, and its rows: read, imported, rejected (invalid) "
             f"and skipped (repeated). Alert {ACCOUNT_FEED_REJECTING} above "
             f"{num(CONFIG.account_feed_rejected_ratio * 100)} % rejected.",
+            # One row per feed (and exporter): every query a table keyed by (instance, feed), merged into one
+            # frame; the end of the run a time field (a date, not an epoch), each row count a column of its own.
             [
-                instant(f"ent_account_feed_last_run_timestamp_seconds{{{J}}} * 1000", "", ref="A"),
-                instant(f"ent_account_feed_last_run_duration_seconds{{{J}}}", "", ref="B"),
-                instant(f"ent_account_feed_last_run_rows{{{J}}}", "{{feed}} {{outcome}}", ref="C"),
+                instant(
+                    f"max by (instance, feed) (ent_account_feed_last_run_timestamp_seconds{{{J}}}) * 1000",
+                    fmt="table",
+                    ref="A",
+                ),
+                instant(
+                    f"max by (instance, feed) (ent_account_feed_last_run_duration_seconds{{{J}}})", fmt="table", ref="B"
+                ),
+                *(
+                    instant(
+                        f'max by (instance, feed) (ent_account_feed_last_run_rows{{{J}, outcome="{outcome}"}})',
+                        fmt="table",
+                        ref=ref,
+                    )
+                    for ref, outcome in zip("CDEF", FEED_ROWS)
+                ),
             ],
             "short",
+            transformations=[
+                {"id": "merge", "options": {}},
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "indexByName": {"feed": 0, "Value #A": 1, "Value #B": 2, "instance": 7},
+                        "renameByName": {
+                            "feed": "Feed",
+                            "instance": "Exporter",
+                            "Value #A": "Last run ended",
+                            "Value #B": "Duration",
+                            **{f"Value #{ref}": FEED_ROWS[outcome] for ref, outcome in zip("CDEF", FEED_ROWS)},
+                        },
+                    },
+                },
+                {
+                    "id": "convertFieldType",
+                    "options": {"conversions": [{"targetField": "Last run ended", "destinationType": "time"}]},
+                },
+            ],
+            overrides=[
+                {"matcher": {"id": "byName", "options": "Duration"}, "properties": [{"id": "unit", "value": "s"}]},
+                {
+                    "matcher": {"id": "byName", "options": "Last run ended"},
+                    "properties": [{"id": "unit", "value": "dateTimeAsLocal"}],
+                },
+            ],
+            sort_by=[{"displayName": "Feed", "desc": False}],
         ),
         8,
         8,

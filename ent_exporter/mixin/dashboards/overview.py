@@ -4,6 +4,7 @@ the time picker, each also broken down by profile."""
 from ent_exporter.mixin.panels import (
     ACTIVATION_RATIO,
     INSTANCE,
+    activation_ratio,
     bargauge,
     comparison,
     dashboard,
@@ -17,6 +18,7 @@ from ent_exporter.mixin.panels import (
     table,
     target,
     timeseries,
+    visits_per_visitor_pooled,
 )
 from ent_exporter.mixin.rules import (
     STRUCTURE_APP_PROFILE_ACCESSES_1D,
@@ -59,8 +61,8 @@ def everyone(period: str) -> str:
 
 
 def visits_per_visitor(period: str) -> str:
-    # The exporter's own ratio over every profile: logins of everyone ÷ distinct people.
-    return f'max(ent_visits_per_visitor{{{EVERYONE}, period="{period}"}})'
+    """The exporters' ratio over every profile, pooled (logins of everyone ÷ distinct people, from sums)."""
+    return visits_per_visitor_pooled(f'{EVERYONE}, period="{period}"')
 
 
 # The month-to-date comparisons: the previous month is whole (no change against it), a year earlier at the same date.
@@ -126,8 +128,8 @@ panels = [
             "Logins divided by unique visitors in the current calendar month (to date), and in the previous closed "
             "month, over every profile (each person once; the profile filter does not apply).",
             [
-                instant(visits_per_visitor("month"), "Month to date", ref="A"),
-                instant(visits_per_visitor("previous_month"), "Previous month", ref="B"),
+                instant(visits_per_visitor_pooled(f'{EVERYONE}, period="month"'), "Month to date", ref="A"),
+                instant(visits_per_visitor_pooled(f'{EVERYONE}, period="previous_month"'), "Previous month", ref="B"),
             ],
             "short",
             text_mode="value_and_name",
@@ -270,7 +272,7 @@ panels = [
                 instant(f"sum by (profile) ({visitors('previous_month')})", fmt="table", ref="B"),
                 # Per profile only where published (structure="all", or every structure with the breakdown):
                 # never the structure's profile="all" ratio in a profile's row, nor a sum of ratios.
-                instant(f'max by (profile) (ent_visits_per_visitor{{{SP}, period="month"}})', fmt="table", ref="C"),
+                instant(visits_per_visitor_pooled(f'{SP}, period="month"', "profile"), fmt="table", ref="C"),
             ],
             "short",
             transformations=[
@@ -334,7 +336,7 @@ panels = [
         bargauge(
             "Activation ratio by profile",
             "Activated accounts divided by all accounts, per profile (daily). Red below 50 %, yellow below 80 %.",
-            instant(f"max by (profile) (ent_account_activation_ratio{{{SP}}})", "{{profile}}"),
+            instant(activation_ratio(SP, "profile"), "{{profile}}"),
             "percentunit",
             ACTIVATION_RATIO,
             max_value=1,
