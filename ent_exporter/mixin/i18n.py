@@ -751,6 +751,7 @@ def _collector_names() -> dict[str, str]:
         "structure_info": "établissements",
         "visitors": "visiteurs",
         "visitors_previous_month": "visiteurs du mois précédent",
+        "visitors_month_a_year_earlier": "visiteurs du mois en cours un an plus tôt",
     }
 
 
