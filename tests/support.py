@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +54,51 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message: s
             pass
         time.sleep(interval)
     raise AssertionError(f"{message} not met within {timeout} s (last: {last!r})")
+
+
+def prometheus_query(port: int, expr: str, at: float, timeout: float = 120) -> list[dict]:
+    """The result of an instant query at ``at`` on the Prometheus listening on ``port``."""
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())["data"]["result"]
+
+
+@contextlib.contextmanager
+def backfilled_prometheus(
+    source: Path, tsdb: Path, ready: str, at: float, *, year_blocks: bool = False, wait: float = 120
+) -> Iterator[int]:
+    """A real Prometheus serving the samples of ``source`` (OpenMetrics with timestamps), backfilled into ``tsdb``
+    with ``promtool tsdb create-blocks-from openmetrics``; yields its port once the query ``ready`` has a result
+    at ``at``. ``year_blocks``: blocks of up to a year, not one per 2 hours of a long history."""
+    blocks = ["--max-block-duration=8760h"] if year_blocks else []
+    created = subprocess.run(
+        [require_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", *blocks, str(source), str(tsdb)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    work = source.parent
+    port = free_port()
+    (work / "prometheus.yml").write_text("global: {}\n")
+    prometheus = subprocess.Popen(
+        [
+            require_binary("prometheus"),
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tsdb}",
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=(work / "prometheus.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: prometheus_query(port, ready, at), wait, message=f"Prometheus serving {source.name}")
+        yield port
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
 
 
 def canonical_database(server, name: str) -> str:

@@ -15,14 +15,13 @@ completed ÷ enrolled people of a course of both.
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import timedelta
 
 import pytest
 
-from tests.support import free_port, require_binary, wait_until
+from tests.support import backfilled_prometheus
 from tests.test_dashboards import iter_panels, load_dashboards, substitute
-from tests.test_panels_history import NOW, evaluate, query
+from tests.test_panels_history import NOW, evaluate
 
 
 def ratio_families() -> set[str]:
@@ -146,41 +145,8 @@ def openmetrics() -> str:
 def two_exporters(tmp_path_factory):
     work = tmp_path_factory.mktemp("instances")
     (work / "series.om").write_text(openmetrics())
-    created = subprocess.run(
-        [require_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(work / "series.om"), str(work)]
-        + [],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    port = free_port()
-    (work / "prometheus.yml").write_text("global: {}\n")
-    prometheus = subprocess.Popen(
-        [
-            require_binary("prometheus"),
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=(work / "prometheus.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-
-        def ready() -> bool:
-            try:
-                return len(query(port, "ent_accounts", NOW.timestamp())) > 0
-            except OSError:
-                return False
-
-        wait_until(ready, 120, message="Prometheus serving the two exporters' blocks")
+    with backfilled_prometheus(work / "series.om", work, "ent_accounts", NOW.timestamp()) as port:
         yield port
-    finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
 
 
 def panel(dashboard: str, title: str) -> dict:

@@ -16,14 +16,13 @@ query changed, on a real Prometheus (tests/test_panels_history.py's backfilled h
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import timedelta
 
 import pytest
 
-from tests.support import free_port, require_binary, wait_until
+from tests.support import backfilled_prometheus
 from tests.test_dashboards import iter_panels, load_dashboards
-from tests.test_panels_history import NOW, RANGES, evaluate, grafana_interval, query, query_range
+from tests.test_panels_history import NOW, RANGES, evaluate, grafana_interval, query_range
 
 COUNTER_OVER_INTERVAL = re.compile(r"\b(?:increase|rate|irate|changes)\([^()]*\[\$__(?:rate_)?interval\]")
 
@@ -170,40 +169,8 @@ def probe_history(tmp_path_factory):
         down = OUTAGE_START <= at < OUTAGE_START + timedelta(minutes=OUTAGE_MINUTES)
         lines.append(f"ent_connector_probe_success{{{labels}}} {0 if down else 1} {int(at.timestamp())}")
     (work / "probe.om").write_text("\n".join([*lines, "# EOF"]) + "\n")
-    created = subprocess.run(
-        [require_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(work / "probe.om"), str(work)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    port = free_port()
-    (work / "prometheus.yml").write_text("global: {}\n")
-    prometheus = subprocess.Popen(
-        [
-            require_binary("prometheus"),
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=(work / "prometheus.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-
-        def ready() -> bool:
-            try:
-                return bool(query(port, "ent_connector_probe_success", NOW.timestamp()))
-            except OSError:
-                return False
-
-        wait_until(ready, 120, message="Prometheus serving the probe's history")
+    with backfilled_prometheus(work / "probe.om", work, "ent_connector_probe_success", NOW.timestamp()) as port:
         yield port
-    finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
 
 
 def test_a_short_outage_shows_on_the_state_timeline_at_thirty_days(probe_history):

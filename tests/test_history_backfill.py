@@ -17,10 +17,6 @@ would show a sliver of the window.
 from __future__ import annotations
 
 import bisect
-import json
-import subprocess
-import urllib.parse
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from random import Random
 from zoneinfo import ZoneInfo
@@ -28,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ent_exporter.mixin.panels import shifted
-from tests.support import free_port, require_binary, wait_until
+from tests.support import backfilled_prometheus, prometheus_query
 from tests.test_dashboards import iter_panels, load_dashboards, substitute
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -132,56 +128,16 @@ def openmetrics() -> str:
 def prometheus(tmp_path_factory):
     work = tmp_path_factory.mktemp("two-years")
     (work / "history.om").write_text(openmetrics())
-    tsdb = work / "tsdb"
-    created = subprocess.run(
-        [
-            require_binary("promtool"),
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "--max-block-duration=8760h",  # a few blocks for two years, not one per 2 hours
-            str(work / "history.om"),
-            str(tsdb),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    (work / "history.om").unlink()
-    port = free_port()
-    (work / "prometheus.yml").write_text("global: {}\n")
-    process = subprocess.Popen(
-        [
-            require_binary("prometheus"),
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tsdb}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=(work / "prometheus.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until(lambda: _ready(port), 180, message="Prometheus serving two years of backfilled blocks")
+    # A few blocks for two years, not one per 2 hours.
+    with backfilled_prometheus(
+        work / "history.om",
+        work / "tsdb",
+        "prometheus_tsdb_lowest_timestamp_seconds",
+        END.timestamp(),
+        year_blocks=True,
+        wait=180,
+    ) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _ready(port: int) -> bool:
-    try:
-        return bool(query(port, "prometheus_tsdb_lowest_timestamp_seconds", END.timestamp()))
-    except OSError:
-        return False
-
-
-def query(port: int, expr: str, at: float) -> list[dict]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
-    with urllib.request.urlopen(url, timeout=120) as response:
-        return json.loads(response.read())["data"]["result"]
 
 
 def panel(title: str) -> dict:
@@ -202,7 +158,7 @@ def shown(title: str, seconds: int, at: datetime, port: int) -> dict[str, float 
     """{refId: the stat's value, None when the query gives nothing ("–")}."""
     out: dict[str, float | None] = {}
     for target in panel(title)["targets"]:
-        result = query(port, substitute(target["expr"], grafana(seconds)), at.timestamp())
+        result = prometheus_query(port, substitute(target["expr"], grafana(seconds)), at.timestamp())
         assert len(result) <= 1, (title, target["refId"], result)
         out[target["refId"]] = float(result[0]["value"][1]) if result else None
     return out
@@ -254,7 +210,9 @@ def test_a_comparison_lacking_stored_data_is_empty(prometheus):
     assert values["A"] == count(at.timestamp() - RANGES["1y"], at.timestamp())
     assert values == {"A": values["A"], "B": None, "C": None, "D": None, "E": None}
     targets = {t["refId"]: t["expr"] for t in panel("Connections compared")["targets"]}
-    sliver = query(prometheus, substitute(shifted(targets["A"], "$__range"), grafana(RANGES["1y"])), at.timestamp())
+    sliver = prometheus_query(
+        prometheus, substitute(shifted(targets["A"], "$__range"), grafana(RANGES["1y"])), at.timestamp()
+    )
     assert 0 < float(sliver[0]["value"][1]) < 0.7 * values["A"]
     values = shown("Connections compared", RANGES["90d"], at, prometheus)
     assert None not in values.values()

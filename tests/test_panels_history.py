@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import subprocess
 import urllib.parse
 import urllib.request
 from collections import defaultdict
@@ -28,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.support import free_port, require_binary, wait_until
+from tests.support import backfilled_prometheus
 from tests.test_dashboards import iter_panels, load_dashboards, substitute
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -385,49 +384,11 @@ def history(tmp_path_factory):
             (counter_series(data), gauge_series(data, year, lowest), NOW),
         )
     )
-    tsdb = work / "tsdb"
-    created = subprocess.run(
-        [
-            require_binary("promtool"),
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "--max-block-duration=8760h",  # a few blocks, not one per 2 hours of the year between the windows
-            str(work / "history.om"),
-            str(tsdb),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    port = free_port()
-    (work / "prometheus.yml").write_text("global: {}\n")
-    prometheus = subprocess.Popen(
-        [
-            require_binary("prometheus"),
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tsdb}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=(work / "prometheus.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until(lambda: _ready(port), 120, message="Prometheus serving the backfilled blocks")
+    # A few blocks, not one per 2 hours of the year between the windows.
+    with backfilled_prometheus(
+        work / "history.om", work / "tsdb", "ent_logins_total", NOW.timestamp(), year_blocks=True
+    ) as port:
         yield {"port": port, "data": data, "year": year}
-    finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
-
-
-def _ready(port: int) -> bool:
-    try:
-        return bool(query(port, "ent_logins_total", NOW.timestamp()))
-    except OSError:
-        return False
 
 
 def _get(port: int, path: str, **params) -> dict:
