@@ -228,6 +228,24 @@ class Reloading:
     web_config_file: Path | None
     probes_only: ClassVar[bool] = False  # the file is a probe exporter's (config.PROBE_KEYS)
 
+    def __init__(
+        self,
+        config: Config,
+        origin: str = "configuration",
+        web: WebConfig | None = None,
+        *,
+        clock: clocks.Clock | None = None,
+        web_config_file: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.origin = origin
+        self.web = web
+        self.web_config_file = web_config_file  # re-read on SIGHUP (reload_web)
+        self.clock = clock or clocks.default()
+        self.server = None
+        self.probes = None
+        self.process: ProcessPublisher | None = None
+
     def reload(self) -> None:
         """SIGHUP: the probes of the configuration file re-read (counters kept), then the web configuration."""
         self.reload_probes()
@@ -279,17 +297,10 @@ class Exporter(Reloading):
         clock: clocks.Clock | None = None,
         web_config_file: Path | None = None,
     ) -> None:
-        self.config = config
-        self.origin = origin
-        self.web = web
-        self.web_config_file = web_config_file  # re-read on SIGHUP (reload_web)
-        self.clock = clock or clocks.default()
+        super().__init__(config, origin, web, clock=clock, web_config_file=web_config_file)
         self.source = make_source(config)
         self.runtime: Runtime | None = None
         self.scheduler: CollectorScheduler | None = None
-        self.server: MetricsServer | None = None
-        self.probes: ProbeRunner | None = None
-        self.process: ProcessPublisher | None = None
         self.reports: ReportJob | None = None  # when the config has a reports: section
 
     def health(self) -> dict[str, Any]:
@@ -413,15 +424,8 @@ class ProbeExporter(Reloading):
         clock: clocks.Clock | None = None,
         web_config_file: Path | None = None,
     ) -> None:
-        self.config = config
-        self.origin = origin
-        self.web = web
-        self.web_config_file = web_config_file
-        self.clock = clock or clocks.default()
+        super().__init__(config, origin, web, clock=clock, web_config_file=web_config_file)
         self.exposition = Exposition([])
-        self.probes = None
-        self.server = None
-        self.process: ProcessPublisher | None = None
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "probes": len(self.probes.probes) if self.probes else 0}

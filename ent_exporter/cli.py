@@ -110,10 +110,18 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ent_exporter.app import Exporter, wait_for_termination
+    from ent_exporter.app import Exporter
 
     config = load_config(args.config)
-    exporter = Exporter(config, str(args.config), _web_config(args), web_config_file=args.web_config_file)
+    return _serve_until_terminated(
+        Exporter(config, str(args.config), _web_config(args), web_config_file=args.web_config_file)
+    )
+
+
+def _serve_until_terminated(exporter) -> int:
+    """Starts ``exporter`` (Exporter or ProbeExporter), reloads it on SIGHUP and stops it on SIGTERM/SIGINT."""
+    from ent_exporter.app import wait_for_termination
+
     exporter.start()
     try:
         wait_for_termination(on_hangup=exporter.reload)
@@ -124,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """The probes alone (a probe exporter's file: listen, state_dir, probes), beside the statistics exporter."""
-    from ent_exporter.app import ProbeExporter, wait_for_termination
+    from ent_exporter.app import ProbeExporter
 
     config = load_config(args.config, probes_only=True)
     web = _web_config(args)
@@ -138,13 +146,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         kinds = ", ".join(f"{probe.connector}/{probe.kind}" for probe in config.probes)
         print(f"{args.config}: probe configuration is valid ({len(config.probes)} probes: {kinds})")
         return 0
-    exporter = ProbeExporter(config, str(args.config), web, web_config_file=args.web_config_file)
-    exporter.start()
-    try:
-        wait_for_termination(on_hangup=exporter.reload)
-    finally:
-        exporter.stop()
-    return 0
+    return _serve_until_terminated(ProbeExporter(config, str(args.config), web, web_config_file=args.web_config_file))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
