@@ -413,7 +413,11 @@ def test_months_the_source_does_not_wholly_cover_are_not_compared(data, config, 
         summary = read_csv(out / structure / "2025-11-summary.csv")[1:]
         assert all(line[2:] == ["", "", "", ""] for line in summary)
         page = (out / structure / "2025-11.html").read_text()
-        assert "Données disponibles depuis le 7 octobre 2025" in page
+        # The note is a paragraph of its own, below the period line (not joined to it).
+        (notice,) = re.findall(r'<p class="notice">(.*?)</p>', page)
+        assert notice.startswith("Données disponibles depuis le 7 octobre 2025 : "), notice
+        (period,) = re.findall(r'<p class="note">(Produit le .*?)</p>', page)
+        assert "disponibles" not in period and period.endswith("(heure de Paris)."), period
         table = page[page.index('<section id="summary">') : page.index("</section>")]
         cells = [re.findall(r"<td>(.*?)</td>", line) for line in re.findall(r"<tr>(.*?)</tr>", table)]
         body = [c for c in cells if c]
@@ -508,6 +512,13 @@ def test_the_current_month_needs_partial_and_is_then_provisional(data, config, t
 
     pages = [page for page in pdf_text(out / "all" / "2026-11.pdf").split("\f") if page.strip()]
     assert len(pages) >= 2 and all("provisoire, au 6 novembre 2026" in page for page in pages)
+    # Page 1: the period line, then the note on lines of its own (not joined to the period's).
+    lines = [line.strip() for line in pages[0].splitlines() if line.strip()]
+    period = next(i for i, line in enumerate(lines) if line.startswith("Produit le "))
+    note = next(
+        i for i, line in enumerate(lines) if line.startswith("Mois en cours : chiffres provisoires au 6 novembre")
+    )
+    assert period < note and "Mois en cours" not in " ".join(lines[period:note]), lines[: note + 1]
 
 
 # -- all or nothing ---------------------------------------------------------------------------------------
