@@ -85,7 +85,7 @@ matplotlib.rcParams["font.family"] = (
     "DejaVu Sans"  # matplotlib's own (see _own_fonts_only), whatever a matplotlibrc says
 )
 # The PNG's zlib level: 1 is several times faster than Pillow's default (6) on these flat-coloured
-# charts, for files about a fifth larger.
+# charts, for files about a sixth larger.
 PNG_OPTIONS = {"compress_level": 1}
 
 
