@@ -403,8 +403,21 @@ peak RSS ≤ \
 
 {machine.get("cpu", "?")}, {machine.get("cores", "?")} cores, {machine.get("memory", "?")}; \
 {r.started} → {r.finished}; load average before {load}, after {load_after} (other work shares the \
-2 cores: wall times are upper bounds); {versions}.
+2 cores: wall times are upper bounds); {versions}.{load_note(r)}
 """
+
+
+def load_note(r: Result) -> str:
+    """One sentence when the machine ran more than its cores could (a load average above them, before
+    or after): the wall times are then not representative, the CPU times are."""
+    cores = r.machine.get("cores") or 0
+    loads = [*r.machine.get("load_before", []), *r.load_after]
+    if not cores or not loads or max(loads) <= cores:
+        return ""
+    return (
+        f" The machine was loaded beyond its {cores} cores during this run (load average up to {max(loads):.1f}):"
+        " its wall times are not representative of an idle machine, its CPU times are."
+    )
 
 
 def sample_note(run: ScaleRun) -> str:

@@ -300,3 +300,11 @@ def test_the_reports_benchmark_command_line_and_its_growth_sentence():
     text = reports.markdown(result)
     assert "--month --scales 100 --sample 101 --report-month 2026-11" in text
     assert "**missed**: 10.0 minutes, the rendering of every report extrapolated" in text
+    assert reports.load_note(result) == ""  # no machine facts: nothing said
+    loaded = reports.Result("2026-11", {"cores": 2, "load_before": [4.5, 3.0, 2.0]}, {}, runs, "", "", [1.0, 1.5, 2.0])
+    assert reports.load_note(loaded) == (
+        " The machine was loaded beyond its 2 cores during this run (load average up to 4.5): its wall times are"
+        " not representative of an idle machine, its CPU times are."
+    )
+    idle = reports.Result("2026-11", {"cores": 2, "load_before": [0.5, 0.4, 0.3]}, {}, runs, "", "", [1.0, 0.9, 0.8])
+    assert reports.load_note(idle) == "" and reports.load_note(loaded) in reports.markdown(loaded)

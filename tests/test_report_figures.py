@@ -11,8 +11,14 @@ activated, after the month under test."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +29,7 @@ import pytest
 
 from ent_exporter import cli
 from ent_exporter.engine import clock as clocks
-from tests.support import canonical_database, insert_report_rows, parse, run_cli, write_config
+from tests.support import REPO, canonical_database, insert_report_rows, parse, run_cli, write_config
 
 pytestmark = pytest.mark.time_sensitive
 
@@ -413,7 +419,11 @@ def test_months_the_source_does_not_wholly_cover_are_not_compared(data, config, 
         summary = read_csv(out / structure / "2025-11-summary.csv")[1:]
         assert all(line[2:] == ["", "", "", ""] for line in summary)
         page = (out / structure / "2025-11.html").read_text()
-        assert "Données disponibles depuis le 7 octobre 2025" in page
+        # The note is a paragraph of its own, below the period line (not joined to it).
+        (notice,) = re.findall(r'<p class="notice">(.*?)</p>', page)
+        assert notice.startswith("Données disponibles depuis le 7 octobre 2025 : "), notice
+        (period,) = re.findall(r'<p class="note">(Produit le .*?)</p>', page)
+        assert "disponibles" not in period and period.endswith("(heure de Paris)."), period
         table = page[page.index('<section id="summary">') : page.index("</section>")]
         cells = [re.findall(r"<td>(.*?)</td>", line) for line in re.findall(r"<tr>(.*?)</tr>", table)]
         body = [c for c in cells if c]
@@ -508,6 +518,13 @@ def test_the_current_month_needs_partial_and_is_then_provisional(data, config, t
 
     pages = [page for page in pdf_text(out / "all" / "2026-11.pdf").split("\f") if page.strip()]
     assert len(pages) >= 2 and all("provisoire, au 6 novembre 2026" in page for page in pages)
+    # Page 1: the period line, then the note on lines of its own (not joined to the period's).
+    lines = [line.strip() for line in pages[0].splitlines() if line.strip()]
+    period = next(i for i, line in enumerate(lines) if line.startswith("Produit le "))
+    note = next(
+        i for i, line in enumerate(lines) if line.startswith("Mois en cours : chiffres provisoires au 6 novembre")
+    )
+    assert period < note and "Mois en cours" not in " ".join(lines[period:note]), lines[: note + 1]
 
 
 # -- all or nothing ---------------------------------------------------------------------------------------
@@ -551,3 +568,42 @@ def test_a_failure_while_moving_into_place_puts_everything_back(config, tmp_path
     assert line.startswith(f"ent-exporter: report: --out: cannot write {obstacle} ("), line
     assert snapshot(out) == before
     assert not (out / "0690001A").exists() and not (out / "all").exists()
+
+
+def test_a_killed_runs_staging_directory_is_removed_by_the_next_run(config, tmp_path):
+    """`ent-exporter report` killed (SIGKILL) while it writes leaves its staging directory; the next run in
+    that output directory removes it once it is old (here: aged by hand) and not locked. A staging
+    directory a running process holds (locked), a recent one, and a symbolic link named like one are left."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "ent_exporter.cli", "report", "--config", str(config), "--month", "2025-11"]
+    killed = subprocess.Popen([*command, "--out", str(out)], cwd=REPO, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and [p for p in out.iterdir() if p.name.startswith(".ent-exporter-2025-11-")]):
+        assert killed.poll() is None and time.monotonic() < deadline, "no staging directory seen"
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    killed.stderr.close()  # type: ignore[union-attr]
+    (left,) = [p for p in out.iterdir() if p.name.startswith(".ent-exporter-")]
+    os.utime(left, (0, 0))  # made long before the next run (1970)
+    busy = out / ".ent-exporter-2025-11-busy"
+    busy.mkdir()
+    os.utime(busy, (0, 0))
+    fresh = out / ".ent-exporter-2025-11-fresh"
+    fresh.mkdir()
+    os.utime(fresh, (4102444800, 4102444800))  # 2100: newer than the next run's own
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "kept").write_text("kept")
+    (out / ".ent-exporter-link").symlink_to(elsewhere)
+    held = os.open(busy, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running report holds its own
+        result = report(config, out, "2025-11", "--format", "csv", "--structure", "all")
+        assert result.returncode == 0, result.stderr
+    finally:
+        os.close(held)
+    assert not left.exists()
+    assert busy.is_dir() and fresh.is_dir() and (elsewhere / "kept").read_text() == "kept"
+    assert sorted(p.name for p in out.iterdir()) == sorted(["all", busy.name, fresh.name, ".ent-exporter-link"])
+    assert (out / "all" / "2025-11-summary.csv").is_file()

@@ -111,8 +111,6 @@ def build(
         notes=notes,
         provisional=provisional,
     )
-    if notes:  # (until the layout places Document.notes itself: on the period line, page 1)
-        document.period = " ".join([document.period, *notes])
     current, previous, year_before = report.current, report.previous, report.year_before
     names = document.app_names = labels.app_names(language, report.apps, app_names)
 

@@ -60,42 +60,46 @@ def _attribution(visits: str) -> str:
         ) AS attached ON true"""
 
 
-# Logins of the period per user, profile, local day and hour (one pass over its rows), each user's
-# structures looked up once; then the sums per day, per weekday x hour and per profile. The first
-# column says which aggregate a row is (the BY_* codes below). People are not counted here: visitors
-# are the indicator's (ent_exporter.indicators.visitors.PERIOD_VISITORS).
+# Logins of the period attributed to structures first (each user's structures looked up once, from
+# the distinct users of the period), then counted in one pass over the period's rows per structure
+# and local hour (a month: about 745 per structure) and per structure and profile; those are summed
+# per local day and per weekday x hour. The platform (``all``) counts each login once: on its user's
+# first structure's row (``first``). No group per user: the old per user x hour grouping made one
+# group per login or nearly (13 million a month at the bench's month scale), spilled to disk. The
+# first column says which total a row is (the BY_* codes below). People are not counted here:
+# visitors are the indicator's (ent_exporter.indicators.visitors.PERIOD_VISITORS).
 MONTH_LOGINS = sql.SQL(
     """
-    WITH per_hour AS (
-        SELECT user_id,
-               coalesce(nullif(profile, ''), 'unknown') AS profile,
-               (occurred_at AT TIME ZONE %(zone)s)::date AS day,
-               extract(isodow FROM occurred_at AT TIME ZONE %(zone)s)::int AS weekday,
-               extract(hour FROM occurred_at AT TIME ZONE %(zone)s)::int AS hour,
-               count(*) AS logins
-        FROM {login_events}
-        WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
-        GROUP BY 1, 2, 3, 4, 5
+    WITH period AS (
+        SELECT user_id FROM {login_events} WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
     ), """
-    + _attribution("per_hour")
+    + _attribution("period")
     + """
-    ), per_profile AS (
-        SELECT user_id, profile, sum(logins) AS logins FROM per_hour GROUP BY 1, 2
+    ), attributed AS (
+        SELECT user_id, structure, row_number() OVER (PARTITION BY user_id ORDER BY structure) = 1 AS first
+        FROM attribution
+    ), counted AS (
+        SELECT coalesce(a.structure, 'unknown') AS structure,
+               coalesce(a.first, true) AS first,
+               coalesce(nullif(l.profile, ''), 'unknown') AS profile,
+               date_trunc('hour', l.occurred_at AT TIME ZONE %(zone)s) AS local_hour,
+               count(*) AS logins
+        FROM {login_events} AS l LEFT JOIN attributed AS a ON a.user_id = l.user_id
+        WHERE l.occurred_at >= %(start)s AND l.occurred_at < %(end)s
+        GROUP BY GROUPING SETS ((1, 2, 4), (1, 2, 3))
+    ), totals AS (
+        SELECT structure, profile, local_hour, logins FROM counted
+        UNION ALL
+        SELECT 'all', profile, local_hour, logins FROM counted WHERE first
     )
-    SELECT 11, coalesce(a.structure, 'unknown'), NULL, p.day, NULL::int, NULL::int, sum(p.logins)
-    FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 4
+    SELECT 11, structure, NULL, local_hour::date, NULL::int, NULL::int, sum(logins)
+    FROM totals WHERE local_hour IS NOT NULL GROUP BY 2, 4
     UNION ALL
-    SELECT 11, 'all', NULL, day, NULL, NULL, sum(logins) FROM per_hour GROUP BY 4
+    SELECT 12, structure, NULL, NULL, extract(isodow FROM local_hour)::int, extract(hour FROM local_hour)::int,
+           sum(logins)
+    FROM totals WHERE local_hour IS NOT NULL GROUP BY 2, 5, 6
     UNION ALL
-    SELECT 12, coalesce(a.structure, 'unknown'), NULL, NULL, p.weekday, p.hour, sum(p.logins)
-    FROM per_hour AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 5, 6
-    UNION ALL
-    SELECT 12, 'all', NULL, NULL, weekday, hour, sum(logins) FROM per_hour GROUP BY 5, 6
-    UNION ALL
-    SELECT 7, coalesce(a.structure, 'unknown'), p.profile, NULL, NULL, NULL, sum(p.logins)
-    FROM per_profile AS p LEFT JOIN attribution AS a USING (user_id) GROUP BY 2, 3
-    UNION ALL
-    SELECT 7, 'all', profile, NULL, NULL, NULL, sum(logins) FROM per_profile GROUP BY 3
+    SELECT 7, structure, profile, NULL, NULL, NULL, sum(logins) FROM totals WHERE profile IS NOT NULL GROUP BY 2, 3
 """
 )
 BY_PROFILE, BY_DAY, BY_HOUR = 7, 11, 12

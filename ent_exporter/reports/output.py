@@ -97,6 +97,7 @@ def _latin_font_files() -> tuple[str, str] | None:
     return made[0], made[1]
 
 
+NOTICE_RGB = (163, 72, 0)  # Document.notes: dark orange, bold (PDF and HTML)
 HEADING_HEIGHT = 22  # mm: a section's title and sentence, above its chart
 MIN_CHART_SCALE = 0.7
 
@@ -147,6 +148,13 @@ def _pdf(document: Document, charts: dict[str, bytes], fonts: tuple[str, str]):
     pdf.set_text_color(0)
     pdf.set_font("DejaVu", "", 8)
     pdf.multi_cell(0, 4, document.period, new_x="LMARGIN", new_y="NEXT")
+    if document.notes:  # what the reader must know about the figures: a paragraph of its own, below the period
+        pdf.ln(1)
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.set_text_color(*NOTICE_RGB)
+        for note in document.notes:
+            pdf.multi_cell(0, 4.5, note, align="L", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0)
     pdf.ln(2)
     if document.lead:
         pdf.set_font("DejaVu", "", 10)
@@ -217,6 +225,7 @@ _STYLE = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
 h1{font-size:1.5rem;margin-bottom:.2rem}.lead{font-size:1.05rem;line-height:1.45}h2{font-size:1.15rem;margin-top:2rem}
 .sub{color:#1f5fa8;font-weight:bold;font-size:1.1rem}.note{color:#555;font-size:.85rem}
+.notice{color:#a34800;font-weight:bold;font-size:.95rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #c9d2dc;padding:.2rem .5rem}th{background:#e6ecf4;text-align:left}
 td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}
@@ -231,6 +240,7 @@ def html_bytes(document: Document, charts: dict[str, bytes], csv_names: dict[str
         f"<title>{e(document.title)} — {e(document.subtitle)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n",
         f'<h1>{e(document.title)}</h1>\n<p class="sub">{e(document.subtitle)}</p>\n'
         f'<p class="note">{e(document.period)}</p>\n',
+        *(f'<p class="notice">{e(note)}</p>\n' for note in document.notes),
     ]
     if document.lead:
         parts.append(f'<p class="lead">{e(document.lead)}</p>\n')

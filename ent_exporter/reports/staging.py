@@ -7,11 +7,17 @@ directory (same filesystem), then moved into place only once every one of them i
 - Moving is a rename per file (a structure's directory is created if missing). A file that is
   replaced is first hard-linked into the staging directory: should a rename fail, every file
   already moved is put back (or removed if it was new), the directories created are removed.
-- The staging directory (``.ent-exporter-<month>-<random>``) is removed in every case.
+- The staging directory (``.ent-exporter-<month>-<random>``) is removed in every case. While the
+  run lasts it is locked (``flock``; the kernel releases the lock when the process ends, however it
+  ends). A staging directory of a run that was killed (SIGKILL, a power cut) is removed by the next
+  run in the same output directory: one that is not locked and that was last modified more than
+  LEFTOVER_SECONDS before the new run's own staging directory was made (so never one a run has just
+  made and not yet locked).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -21,6 +27,8 @@ from pathlib import Path
 from ent_exporter.engine.files import Directory, UnsafePath
 
 PREFIX = ".ent-exporter-"
+LEFTOVER_SECONDS = 60.0  # a run locks its staging directory right after making it: far less than this
+_OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 class Staging:
@@ -40,6 +48,9 @@ class Staging:
             raise FileExistsError(f"{self.out}: no free staging directory name")
         self.name = name
         self.path = self.out / name
+        self.lock = os.open(name, _OPEN_DIRECTORY, dir_fd=self.top.fd)
+        fcntl.flock(self.lock, fcntl.LOCK_EX)  # (a directory nobody else can hold yet: does not wait)
+        self.removed = remove_leftovers(self.top, name)
 
     def __enter__(self) -> Staging:
         return self
@@ -53,6 +64,9 @@ class Staging:
             shutil.rmtree(self.name, dir_fd=self.top.fd)
         except FileNotFoundError:
             pass
+        if self.lock >= 0:
+            os.close(self.lock)  # (the lock with it)
+            self.lock = -1
         self.top.close()
 
     def check(self, names: list[str]) -> None:
@@ -125,3 +139,32 @@ class Staging:
             except OSError:
                 pass
         self.top.sync()
+
+
+def remove_leftovers(top: Directory, own: str) -> list[str]:
+    """Removes the staging directories under ``top`` that killed runs left (see the module's
+    docstring); ``own``: the new run's, whose modification time is the measure of age (the
+    filesystem's clock: no clock is read). Returns the names removed."""
+    horizon = os.stat(own, dir_fd=top.fd, follow_symlinks=False).st_mtime - LEFTOVER_SECONDS
+    removed = []
+    for name in sorted(top.names()):
+        if not name.startswith(PREFIX) or name == own:
+            continue
+        try:
+            fd = os.open(name, _OPEN_DIRECTORY, dir_fd=top.fd)  # not a directory, a link: left alone
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a run that is writing into it
+            if os.fstat(fd).st_mtime >= horizon:
+                continue  # perhaps a run that has just made it and not locked it yet
+            shutil.rmtree(name, dir_fd=top.fd)
+            removed.append(name)
+        except OSError:
+            continue  # what cannot be removed now may be at the next run
+        finally:
+            os.close(fd)
+    return removed
