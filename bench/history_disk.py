@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import sections
+
 SCRAPE_SECONDS = 30
 RULE_EVALUATION_SECONDS = 15
 # How often each family's values change (the collectors' cadences); counters and self-metrics: every minute.
@@ -202,17 +204,12 @@ SECTION = "## A year of history"
 
 def kept_section(path: Path) -> str:
     """This benchmark's section of an existing BENCHMARKS.md (bench.run rewrites the rest of the file)."""
-    if not path.exists():
-        return ""
-    text = path.read_text()
-    return "\n" + text[text.index(SECTION) :] if SECTION in text else ""
+    return sections.kept(path, SECTION)
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replaces (or appends) this benchmark's section of BENCHMARKS.md; it is the file's last section."""
-    text = path.read_text() if path.exists() else ""
-    head = text[: text.index(SECTION)].rstrip("\n") + "\n" if SECTION in text else text.rstrip("\n") + "\n"
-    path.write_text(head + "\n" + body)
+    """Replaces (or adds) this benchmark's section of BENCHMARKS.md."""
+    sections.write(path, SECTION, body)
 
 
 def promtool_version(promtool: str) -> str:

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import sections
+
 SECTION = "## Probe overhead"
 TARGET_MS = 5.0
-BEFORE = "## A year of history"  # the history disk's section stays the file's last
 
 
 @dataclass
@@ -203,28 +204,12 @@ Overhead at p50: **{ms(result.overhead_ms)}** (target ≤ {TARGET_MS:g} ms: {"me
 
 def kept_section(path: Path) -> str:
     """This benchmark's section of an existing BENCHMARKS.md (bench.run rewrites the rest of the file)."""
-    if not path.exists():
-        return ""
-    text = path.read_text()
-    if SECTION not in text:
-        return ""
-    start = text.index(SECTION)
-    following = text.find("\n## ", start + len(SECTION))
-    return "\n" + (text[start : following + 1] if following >= 0 else text[start:]).rstrip("\n") + "\n"
+    return sections.kept(path, SECTION)
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replaces this benchmark's section of BENCHMARKS.md, or puts it before the history disk's (the last)."""
-    text = path.read_text() if path.exists() else ""
-    old = kept_section(path).strip("\n")
-    if old:
-        text = text.replace(old, body.rstrip("\n"))
-    elif BEFORE in text:
-        at = text.index(BEFORE)
-        text = text[:at] + body.rstrip("\n") + "\n\n" + text[at:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text.rstrip("\n") + "\n")
+    """Replaces (or adds) this benchmark's section of BENCHMARKS.md."""
+    sections.write(path, SECTION, body)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import sections
 from ent_exporter.engine import clock as clocks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -288,29 +289,12 @@ most every 5 minutes.
 
 def kept_section(path: Path) -> str:
     """This benchmark's section of an existing BENCHMARKS.md (bench.run rewrites the rest of the file)."""
-    if not path.exists():
-        return ""
-    text = path.read_text()
-    if SECTION not in text:
-        return ""
-    start = text.index(SECTION)
-    following = text.find("\n## ", start + len(SECTION))
-    return "\n" + (text[start : following + 1] if following >= 0 else text[start:]).rstrip("\n") + "\n"
+    return sections.kept(path, SECTION)
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replaces this section of BENCHMARKS.md, or puts it before "A year of history" (the file's last)."""
-    text = path.read_text() if path.exists() else ""
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        rest = text[following + 1 :] if following >= 0 else ""
-        path.write_text(text[:start] + body.rstrip("\n") + "\n" + ("\n" + rest if rest else ""))
-    elif "\n## A year of history" in text:
-        at = text.index("\n## A year of history") + 1
-        path.write_text(text[:at] + body.rstrip("\n") + "\n\n" + text[at:])
-    else:
-        path.write_text(text.rstrip("\n") + "\n\n" + body)
+    """Replaces (or adds) this benchmark's section of BENCHMARKS.md."""
+    sections.write(path, SECTION, body)
 
 
 def main(argv: list[str] | None = None) -> int:

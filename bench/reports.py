@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bench import database as db
+from bench import sections
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path(__file__).resolve().parent / ".work" / "reports"
@@ -57,7 +58,6 @@ PARTS = (
     ("HTML", "output", "html_bytes"),
     ("CSV", "output", "csv_bytes"),
 )
-FOLLOWING = "## A year of history"  # bench/history_disk.py's section, the file's last
 
 
 @dataclass
@@ -453,32 +453,13 @@ def growth(r: Result) -> str:
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replaces this benchmark's section of ``path`` (up to the next section of the same level), or
-    adds it before "A year of history" (else at the end)."""
-    text = path.read_text() if path.exists() else ""
-    body = body.rstrip("\n") + "\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        rest = text[following + 1 :] if following >= 0 else ""
-        path.write_text(text[:start] + body + ("\n" + rest if rest else ""))
-    elif FOLLOWING in text:
-        start = text.index(FOLLOWING)
-        path.write_text(text[:start] + body + "\n" + text[start:])
-    else:
-        path.write_text(text.rstrip("\n") + "\n\n" + body if text else body)
+    """Replaces (or adds) this benchmark's section of BENCHMARKS.md."""
+    sections.write(path, SECTION, body)
 
 
 def kept_section(path: Path) -> str:
     """This benchmark's section of an existing BENCHMARKS.md (bench.run rewrites the rest of the file)."""
-    if not path.exists():
-        return ""
-    text = path.read_text()
-    if SECTION not in text:
-        return ""
-    start = text.index(SECTION)
-    following = text.find("\n## ", start + len(SECTION))
-    return "\n" + (text[start : following + 1] if following >= 0 else text[start:]).rstrip("\n") + "\n"
+    return sections.kept(path, SECTION)
 
 
 # -- command line -------------------------------------------------------------------------------
