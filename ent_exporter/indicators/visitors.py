@@ -251,6 +251,7 @@ def _is_summary_of(combined: Mapping[str, Any] | None, first: date, ctx: Context
         and combined.get("month") == first.isoformat()
         and combined.get("zone") == zone_name(ctx.timezone)
         and isinstance(combined.get("rows"), list)
+        and all(isinstance(row, list) and len(row) == 4 for row in combined["rows"])
     )
 
 
