@@ -92,12 +92,6 @@ def fill(dsn: str, month_start: datetime, edges: list[datetime], next_month: dat
     return raw
 
 
-def add_login(dsn: str, raw: RawData, user: str, profile: str, at: datetime) -> None:
-    row = (user, profile, at)
-    raw.logins.append(row)
-    insert(dsn, RawData(logins=[row]))
-
-
 def expected(raw: RawData, now: datetime) -> dict:
     # A login without a user is nobody's visit: neither a visitor nor a visit.
     people = RawData(accounts=raw.accounts, logins=[login for login in raw.logins if login[0] is not None])
@@ -122,14 +116,27 @@ def test_the_closed_month_is_combined_from_the_hourly_days(source_dsn, tmp_path,
         first_of_next - timedelta(minutes=55),
     ):
         run(dsn, tmp_path, "visitors", moment)
-    run(dsn, tmp_path, "visitors", first_of_next + timedelta(minutes=5))
+    # A late commit: a transaction stamps a login at 23:50 on the last day and commits only after the 00:05
+    # run, its event_id below one committed before that run (below the instant counters' high-water mark).
+    late = ("user-3", "Relative", first_of_next - timedelta(minutes=10))
+    with psycopg.connect(dsn) as pending:
+        late_id = pending.execute(
+            "INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, %s) RETURNING event_id", late
+        ).fetchone()[0]
+        with psycopg.connect(dsn) as other:
+            other_id = other.execute(
+                "INSERT INTO ent.login_events (user_id, profile, occurred_at) VALUES (%s, %s, %s) RETURNING event_id",
+                ("user-4", "Teacher", first_of_next - timedelta(minutes=8)),
+            ).fetchone()[0]
+        raw.logins.append(("user-4", "Teacher", first_of_next - timedelta(minutes=8)))
+        assert late_id < other_id
+        run(dsn, tmp_path, "visitors", first_of_next + timedelta(minutes=5))
+    raw.logins.append(late)  # committed now
     hourly = tmp_path / "collectors" / "visitors.json"
     assert (
         PREVIOUS_MONTH not in _state(hourly)
         or _state(hourly)[PREVIOUS_MONTH]["month"] != start.astimezone(PARIS).date().isoformat()
     )
-    # A late commit: stamped 23:50 on the last day, committed after the 00:05 run, within the limit.
-    add_login(dsn, raw, "user-3", "Relative", first_of_next - timedelta(minutes=10))
     # 01:05: the last day closed (recounted whole), the month combined once.
     run(dsn, tmp_path, "visitors", first_of_next + timedelta(hours=1, minutes=5))
     combined = _state(hourly)[PREVIOUS_MONTH]
