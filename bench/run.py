@@ -39,6 +39,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -46,6 +47,10 @@ from bench import database as db
 from bench import prom, scrape
 from bench import query_exporter as qe
 from bench.worker import peak_rss_kb
+from ent_exporter.aggregation.periods import previous_month
+from ent_exporter.config import load_config
+from ent_exporter.engine.clock import SYSTEM
+from ent_exporter.engine.collector import Cadence
 
 REPO = Path(__file__).resolve().parent.parent
 # ent-exporter and the one-sample floor are scraped in turn, this many times (see scrape.interleaved).
@@ -150,6 +155,10 @@ class Report:
     series_per_structure: dict[str, float] = field(default_factory=dict)  # family -> series per structure
     prometheus_default: prom.PrometheusCost | None = None
     prometheus_full: prom.PrometheusCost | None = None
+    # visitors_previous_month read whole (its fallback), in the steady state, and the hourly visitors' run
+    # that combines the closed month: "whole", "steady", "closing".
+    previous_month: dict[str, Phase] = field(default_factory=dict)
+    previous_month_logins: int = 0  # the logins of that closed month
 
     # -- ratios ---------------------------------------------------------------------------
     @property
@@ -364,6 +373,16 @@ def versions(admin_dsn: str, qe_executable: Path) -> dict:
     }
 
 
+def seeding_window(days: int, events: int, now: datetime, zone: ZoneInfo) -> tuple[int, int]:
+    """(days, events) of the history to seed before ``now``: at least ``days``, and enough to hold the whole
+    previous calendar month of ``zone``; a longer history keeps the asked events per day."""
+    start, _ = previous_month(now, zone)
+    needed = (now - start).days + 1
+    if needed <= days:
+        return days, events
+    return needed, round(events * needed / days)
+
+
 def write_exporter_config(
     path: Path, source_dsn: str, state_dir: Path, port: int = 9877, full_breakdowns: bool = False
 ) -> Path:
@@ -426,14 +445,23 @@ def run(options: Options) -> Report:
         ent_dsn, qe_dsn = db.dsn(server, db.ENT_ROLE), db.dsn(server, db.QE_ROLE)
         meter = db.Meter(admin_dsn)
 
+        state_dir = options.workdir / "exporter-state"
+        shutil.rmtree(state_dir, ignore_errors=True)
+        config = write_exporter_config(options.workdir / "ent-exporter.yml", ent_dsn, state_dir, free_port())
+        exporter = load_config(config)
+        zone = ZoneInfo(exporter.timezone)
+
         # 5. seeding ---------------------------------------------------------------------
+        # The history holds the whole previous calendar month, whatever the date (the monthly collector's
+        # steady state): longer than asked when needed, at the asked events per day.
+        days, events = seeding_window(options.days, options.events, SYSTEM.now(), zone)
         say("seeding (COPY, event indexes built afterwards)" if not options.keep else "seeding (or reusing, --keep)")
         seeding = db.seed(
             admin_dsn,
             structures=options.structures,
             accounts=options.accounts,
-            events=options.events,
-            days=options.days,
+            events=events,
+            days=days,
             keep=options.keep,
             progress=options.progress,
         )
@@ -443,16 +471,15 @@ def run(options: Options) -> Report:
             "events_per_second_with_indexes": seeding.events_per_second_with_indexes,
             "start": seeding.start.isoformat(),
             "end": seeding.end.isoformat(),
+            "days": days,
         }
         say(
             f"{'seeded' if seeding.seeded else 'reused'} {seeding.events:,} events, {seeding.counts['accounts']:,}"
             f" accounts: {seeding.events_per_second:,.0f} events/s, indexes {seeding.index_seconds:.1f} s"
         )
         end = seeding.end
-
-        state_dir = options.workdir / "exporter-state"
-        shutil.rmtree(state_dir, ignore_errors=True)
-        config = write_exporter_config(options.workdir / "ent-exporter.yml", ent_dsn, state_dir, free_port())
+        closed_start, closed_end = previous_month(end, zone)
+        assert seeding.start <= closed_start, (seeding.start, closed_start)  # the previous month is whole
         # Opt-in collectors (per course, per class) run only when configured: not in this bench.
         cadences = {name: cls.cadence.value for name, cls in indicators.discover().items() if not cls.opt_in}
         instant = sorted(name for name, cadence in cadences.items() if cadence == "instant")
@@ -476,6 +503,37 @@ def run(options: Options) -> Report:
                 f"{cadences[name]} collector {name}: {result['seconds'][name]:.2f} s, {cost.rows_read:,} rows read,"
                 f" {cost.event_seq_scans} sequential scans of event tables"
             )
+
+        # The monthly collector in the steady state. Above, the hourly visitors' state (a first start at the
+        # end of the history) held no day of the closed month: the monthly run read it whole (its fallback).
+        # Here the hourly visitors ran through the closed month (one run late on its last day, counting the
+        # month whole as its first run does, not measured), then after its last day closed (the late-commit
+        # limit after midnight): that run combines the month once; the monthly run, at its schedule, reads
+        # no login.
+        whole_month = window_results["visitors_previous_month"]["phase"]
+        month_state = options.workdir / "exporter-state-month"
+        shutil.rmtree(month_state, ignore_errors=True)
+        month_config = write_exporter_config(
+            options.workdir / "ent-exporter-month.yml", ent_dsn, month_state, free_port()
+        )
+        run_worker(month_config, closed_end - timedelta(minutes=55), ["visitors"])
+        closing_at = closed_end + timedelta(seconds=exporter.source.late_commit_limit_seconds, minutes=5)
+        cost, result = meter.measure(db.ENT_ROLE, lambda: run_worker(month_config, closing_at, ["visitors"]))
+        closing = Phase.of(cost, result["seconds"]["visitors"])
+        minute, hour = (int(field) for field in Cadence.MONTHLY.default_schedule.split()[:2])
+        monthly_at = max(closed_end.astimezone(zone).replace(hour=hour, minute=minute).astimezone(UTC), closing_at)
+        cost, result = meter.measure(
+            db.ENT_ROLE, lambda: run_worker(month_config, monthly_at, ["visitors_previous_month"])
+        )
+        steady = Phase.of(cost, result["seconds"]["visitors_previous_month"])
+        window_results["visitors_previous_month"]["phase"] = steady
+        previous_month_runs = {"whole": whole_month, "closing": closing, "steady": steady}
+        month_logins = db.logins_between(admin_dsn, closed_start, closed_end)
+        say(
+            f"visitors_previous_month, steady state: {steady.seconds:.2f} s, {steady.rows_read:,} rows read"
+            f" (read whole: {whole_month.seconds:.2f} s, {whole_month.rows_read:,} rows; the hourly run that"
+            f" combines the closed month: {closing.seconds:.2f} s, {closing.rows_read:,} rows)"
+        )
 
         # 2. instant cycle after new events ---------------------------------------------
         new_at = end + timedelta(seconds=30)
@@ -654,6 +712,8 @@ def run(options: Options) -> Report:
             first_start_peak_rss_kb=first["peak_rss_kb"],
             first_start_rss_after=first["peak_rss_kb_after"],
             windows=window_results,
+            previous_month=previous_month_runs,
+            previous_month_logins=month_logins,
             new_events=new_counts,
             instant_ent=instant_ent,
             instant_ent_collectors=cycle["seconds"],

@@ -91,6 +91,36 @@ def test_window_collectors_on_per_day_aggregates_read_no_window(report):
         assert logins <= 2 * per_day, (name, logins, per_day)
 
 
+def test_the_previous_month_is_combined_from_the_hourly_days(report):
+    """The seeded history holds the whole previous month. In the steady state the monthly visitors read no
+    login (the hourly visitors combined the closed month from their days); on the first start's state, which
+    holds no day of it, they read the month whole."""
+    previous = report.previous_month
+    assert report.previous_month_logins > 0
+    assert previous["steady"].rows_read_by_table.get("login_events", 0) == 0
+    assert previous["whole"].rows_read_by_table.get("login_events", 0) >= report.previous_month_logins
+    assert report.windows["visitors_previous_month"]["phase"] is previous["steady"]
+    for phase in previous.values():
+        assert phase.event_seq_scans == 0
+
+
+def test_the_seeding_window_holds_a_whole_previous_month_whatever_the_date():
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    # 30 days asked: on the 31st of a month, 61 days (October and December), at the same events per day.
+    assert bench.seeding_window(30, 50_000_000, datetime(2026, 12, 31, 22, 0, tzinfo=UTC), paris) == (
+        61,
+        101_666_667,
+    )
+    # 00:30 on 1 April (Paris): March and the half-hour since, 31 days (and a day for the part of one).
+    assert bench.seeding_window(30, 3_000, datetime(2026, 3, 31, 22, 30, tzinfo=UTC), paris) == (31, 3_100)
+    # ... 1 March: February fits in the 30 days asked.
+    assert bench.seeding_window(30, 3_000, datetime(2026, 2, 28, 23, 30, tzinfo=UTC), paris) == (30, 3_000)
+    assert bench.seeding_window(365, 10_000_000, datetime(2026, 12, 31, tzinfo=UTC), paris) == (365, 10_000_000)
+
+
 def test_the_scrape_floor_the_series_budget_and_a_real_prometheus(report):
     floor = report.scrape_floor
     assert floor and floor.scrapes == 20 * 10 and floor.bytes < 1000 < report.scrape_gzip.bytes
