@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bench import database as db
-from bench import prom, scrape
+from bench import instant_floor, prom, scrape
 from bench import query_exporter as qe
 from bench.worker import peak_rss_kb
 from ent_exporter.aggregation.periods import previous_month
@@ -66,6 +66,7 @@ TARGETS = {
     "instant_db_ratio": 300.0,  # query-exporter's database time per cycle (a full recount) / ent-exporter's
     "instant_ms": 100.0,  # ent-exporter's instant cycle, database time
     "instant_wall_over_db": 2.0,  # ent-exporter's instant cycle: wall time / database time
+    "instant_floor_ratio": 1.5,  # ent-exporter's instant cycle, database time / its floor's (bench/instant_floor.py)
     "scrape_floor_ratio": 1.2,  # ent-exporter's p99 (gzip, 20 scrapers) / the one-sample floor's
     "scrape_ratio": 10.0,  # per-scrape rendering p99 / ent-exporter p99
     "hourly_visitors_seconds": 2.0,  # the hourly visitors collector
@@ -159,11 +160,23 @@ class Report:
     # that combines the closed month: "whole", "steady", "closing".
     previous_month: dict[str, Phase] = field(default_factory=dict)
     previous_month_logins: int = 0  # the logins of that closed month
+    # The instant cycle's floor (bench/instant_floor.py): the least work for the same new events.
+    instant_floor: Phase | None = None
 
     # -- ratios ---------------------------------------------------------------------------
     @property
     def instant_db_ratio(self) -> float:
         return self.instant_qe.db_ms / max(self.instant_ent.db_ms, 1e-6)
+
+    @property
+    def instant_floor_ratio(self) -> float:
+        """The instant cycle's database time ÷ its floor's."""
+        return self.instant_ent.db_ms / max(self.instant_floor.db_ms, 1e-6) if self.instant_floor else 0.0
+
+    @property
+    def instant_floor_rows_ratio(self) -> float:
+        """Rows the instant cycle read ÷ rows its floor read."""
+        return self.instant_ent.rows_read / max(self.instant_floor.rows_read, 1) if self.instant_floor else 0.0
 
     @property
     def instant_rows_ratio(self) -> float:
@@ -233,6 +246,15 @@ class Report:
                 f"< {TARGETS['instant_ms']:.0f} ms",
                 f"{self.instant_ent.db_ms:.1f} ms",
                 self.instant_ent.db_ms < TARGETS["instant_ms"],
+            ),
+            (
+                "instant cycle: database time vs its floor (the least work for the same new events)",
+                f"≤ {TARGETS['instant_floor_ratio']:.1f}× the floor",
+                f"{self.instant_ent.db_ms:.1f} ms vs {self.instant_floor.db_ms:.1f} ms: {self.instant_floor_ratio:.2f}×"
+                f" ({self.instant_ent.rows_read:,} rows read vs {self.instant_floor.rows_read:,})"
+                if self.instant_floor
+                else "not measured",
+                bool(self.instant_floor) and self.instant_floor_ratio <= TARGETS["instant_floor_ratio"],
             ),
             (
                 "instant cycle: wall time / database time",
@@ -538,12 +560,20 @@ def run(options: Options) -> Report:
         # 2. instant cycle after new events ---------------------------------------------
         new_at = end + timedelta(seconds=30)
         cycle_now = end + timedelta(minutes=1)
+        since = instant_floor.watermarks(admin_dsn)
         new_counts = db.add_new_events(admin_dsn, options.new_events, new_at, seeding)
         cost, cycle = meter.measure(db.ENT_ROLE, lambda: run_worker(config, cycle_now, instant))
         instant_ent = Phase.of(cost, sum(cycle["seconds"].values()))
         say(
             f"instant cycle (ent-exporter): {instant_ent.seconds * 1000:.0f} ms, database {instant_ent.db_ms:.1f} ms,"
             f" {instant_ent.rows_read:,} rows read"
+        )
+        # Its floor, the least work for the same new events, through the same role, caches as warm.
+        cost, _ = meter.measure(db.ENT_ROLE, lambda: instant_floor.run(ent_dsn, since, cycle_now))
+        floor_phase = Phase.of(cost)
+        say(
+            f"instant floor: database {floor_phase.db_ms:.1f} ms, {floor_phase.rows_read:,} rows read;"
+            f" the cycle is {instant_ent.db_ms / max(floor_phase.db_ms, 1e-6):.1f}x it"
         )
 
         qe_config = qe.write_config(options.workdir / "query-exporter.yml", qe_dsn)
@@ -717,6 +747,7 @@ def run(options: Options) -> Report:
             new_events=new_counts,
             instant_ent=instant_ent,
             instant_ent_collectors=cycle["seconds"],
+            instant_floor=floor_phase,
             instant_qe=instant_qe,
             qe_warmup_seconds=warmup,
             counters_agree=counters_agree,

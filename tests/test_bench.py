@@ -72,6 +72,16 @@ def test_the_instant_cycle_reads_the_new_events_and_query_exporter_the_whole_tab
     assert report.instant_db_ratio > 2  # ~10-20x at this size; it grows with the history
 
 
+def test_the_instant_cycle_is_measured_against_its_floor(report):
+    """The floor reads the new rows once through the event_id index (index entries and their rows) and
+    the new users' accounts; the cycle reads no sequential scan and at most a few times the floor's rows."""
+    floor = report.instant_floor
+    assert floor and floor.event_seq_scans == 0 and floor.statements >= 5
+    assert sum(report.new_events.values()) <= floor.rows_read <= 3 * NEW_EVENTS
+    assert 1 <= report.instant_floor_rows_ratio <= 3, (report.instant_ent.rows_read, floor.rows_read)
+    assert report.instant_floor_ratio > 0
+
+
 def test_every_window_collector_is_measured_and_uses_indexes(report):
     expected = {
         name for name, cls in indicators.discover().items() if cls.cadence.value != "instant" and not cls.opt_in
