@@ -222,7 +222,7 @@ class PreviousMonthVisitorsCollector(_PeriodVisitors):
     def collect(self, ctx: Context) -> Result:
         first = _month_days(ctx)[0]
         combined = (ctx.peer_state(CurrentPeriodVisitorsCollector.name) or {}).get(PREVIOUS_MONTH)
-        if _is_summary_of(combined, first, ctx):
+        if combined is not None and _is_summary_of(combined, first, ctx):
             log.info("%s: %s combined from the hourly visitors' days (no read of the month)", self.name, first)
             rows = [("previous_month", *row) for row in combined["rows"]]
             return Result(_samples(ctx, ["previous_month"], rows))
