@@ -148,7 +148,7 @@ def test_the_closed_month_is_combined_from_the_hourly_days(source_dsn, tmp_path,
     # directory: no row of login_events read, the figures of the raw rows, the late login included.
     monthly_at = first_of_next + timedelta(hours=4, minutes=15)
     samples: dict = {}
-    caplog.set_level(logging.INFO, logger=LOGGER)
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
     read = rows_read(dsn, lambda: samples.update(run(dsn, tmp_path, "visitors_previous_month", monthly_at)))
     assert read == 0
     assert "combined from the hourly visitors' days" in caplog.text
@@ -172,7 +172,7 @@ def test_without_the_hourly_days_the_month_is_read_whole(source_dsn, tmp_path, c
     start, edges, (year, number, day) = MONTHS["October (autumn DST)"]
     first_of_next = paris(year, number, day)
     raw = fill(dsn, start, edges, first_of_next)
-    caplog.set_level(logging.INFO, logger=LOGGER)
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
     # The hourly collector first started on the 1st: it never kept October's days.
     state = tmp_path / "first-start"
     run(dsn, state, "visitors", first_of_next + timedelta(hours=1, minutes=5))

@@ -223,10 +223,11 @@ class PreviousMonthVisitorsCollector(_PeriodVisitors):
         first = _month_days(ctx)[0]
         combined = (ctx.peer_state(CurrentPeriodVisitorsCollector.name) or {}).get(PREVIOUS_MONTH)
         if combined is not None and _is_summary_of(combined, first, ctx):
-            log.info("%s: %s combined from the hourly visitors' days (no read of the month)", self.name, first)
+            log.debug("%s: %s combined from the hourly visitors' days (no read of the month)", self.name, first)
             rows = [("previous_month", *row) for row in combined["rows"]]
             return Result(_samples(ctx, ["previous_month"], rows))
-        log.info(
+        # DEBUG: on a first start this is expected (nothing to act on); a lost state has its own WARNING.
+        log.debug(
             "%s: the hourly visitors' days do not cover %s (a first start, a lost state, or the month not yet"
             " closed for them): reading the month whole",
             self.name,
