@@ -366,6 +366,12 @@ def _cause(r: Report, what: str) -> str:
             " A one-off at a first start or after a state loss: the serving process stays at the serving"
             " figure, a window collector's state in memory only while it runs."
         )
+    if what.startswith("instant cycle: database time vs its floor"):
+        return (
+            f"measured {r.instant_floor_ratio:.2f}×. Beyond the floor's reads, the cycle's collectors each read"
+            " their table's new rows on their own, look up attributions per statement, and the activations"
+            " counter recounts its open days' checksum every minute (see section 1)."
+        )
     if what.startswith("instant cycle: database time vs"):
         return (
             f"measured {r.instant_db_ratio:.0f}×: query-exporter's cost grows with the history, ent-exporter's"
@@ -380,12 +386,6 @@ def _cause(r: Report, what: str) -> str:
         return (
             f"measured: {timings}. The collectors still reading their whole window each run are listed in"
             " section 3; see a plan with EXPLAIN (ANALYZE, BUFFERS)."
-        )
-    if what.startswith("instant cycle: database time vs its floor"):
-        return (
-            f"measured {r.instant_floor_ratio:.2f}×. Beyond the floor's reads, the cycle's collectors each read"
-            " their table's new rows on their own, look up attributions per statement, and the activations"
-            " counter recounts its open days' checksum every minute (see section 1)."
         )
     if what.startswith("instant cycle: wall time"):
         return (
