@@ -202,6 +202,13 @@ def seed(
     )
 
 
+def logins_between(admin_dsn: str, since: datetime, until: datetime) -> int:
+    """Logins of [since, until) (the closed month the monthly collector publishes)."""
+    with psycopg.connect(admin_dsn) as conn:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s")
+        return conn.execute(query.format(sql.Identifier(SCHEMA, "login_events")), (since, until)).fetchone()[0]
+
+
 def _vacuum(admin_dsn: str) -> float:
     began = time.perf_counter()
     with psycopg.connect(admin_dsn, autocommit=True) as conn:

@@ -72,6 +72,16 @@ def test_the_instant_cycle_reads_the_new_events_and_query_exporter_the_whole_tab
     assert report.instant_db_ratio > 2  # ~10-20x at this size; it grows with the history
 
 
+def test_the_instant_cycle_is_measured_against_its_floor(report):
+    """The floor reads the new rows once through the event_id index (index entries and their rows) and
+    the new users' accounts; the cycle reads no sequential scan and at most a few times the floor's rows."""
+    floor = report.instant_floor
+    assert floor and floor.event_seq_scans == 0 and floor.statements >= 5
+    assert sum(report.new_events.values()) <= floor.rows_read <= 3 * NEW_EVENTS
+    assert 1 <= report.instant_floor_rows_ratio <= 3, (report.instant_ent.rows_read, floor.rows_read)
+    assert report.instant_floor_ratio > 0
+
+
 def test_every_window_collector_is_measured_and_uses_indexes(report):
     expected = {
         name for name, cls in indicators.discover().items() if cls.cadence.value != "instant" and not cls.opt_in
@@ -89,6 +99,36 @@ def test_window_collectors_on_per_day_aggregates_read_no_window(report):
     for name in ("visitors", "activity", "login_heatmap"):
         logins = report.windows[name]["phase"].rows_read_by_table.get("login_events", 0)
         assert logins <= 2 * per_day, (name, logins, per_day)
+
+
+def test_the_previous_month_is_combined_from_the_hourly_days(report):
+    """The seeded history holds the whole previous month. In the steady state the monthly visitors read no
+    login (the hourly visitors combined the closed month from their days); on the first start's state, which
+    holds no day of it, they read the month whole."""
+    previous = report.previous_month
+    assert report.previous_month_logins > 0
+    assert previous["steady"].rows_read_by_table.get("login_events", 0) == 0
+    assert previous["whole"].rows_read_by_table.get("login_events", 0) >= report.previous_month_logins
+    assert report.windows["visitors_previous_month"]["phase"] is previous["steady"]
+    for phase in previous.values():
+        assert phase.event_seq_scans == 0
+
+
+def test_the_seeding_window_holds_a_whole_previous_month_whatever_the_date():
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    # 30 days asked: on the 31st of a month, 61 days (October and December), at the same events per day.
+    assert bench.seeding_window(30, 50_000_000, datetime(2026, 12, 31, 22, 0, tzinfo=UTC), paris) == (
+        61,
+        101_666_667,
+    )
+    # 00:30 on 1 April (Paris): March and the half-hour since, 31 days (and a day for the part of one).
+    assert bench.seeding_window(30, 3_000, datetime(2026, 3, 31, 22, 30, tzinfo=UTC), paris) == (31, 3_100)
+    # ... 1 March: February fits in the 30 days asked.
+    assert bench.seeding_window(30, 3_000, datetime(2026, 2, 28, 23, 30, tzinfo=UTC), paris) == (30, 3_000)
+    assert bench.seeding_window(365, 10_000_000, datetime(2026, 12, 31, tzinfo=UTC), paris) == (365, 10_000_000)
 
 
 def test_the_scrape_floor_the_series_budget_and_a_real_prometheus(report):

@@ -213,6 +213,10 @@ class Context:
     # The heavy breakdowns the configuration publishes whole (Family.breakdown_option names; None:
     # every one): a counter under the series budget may count its published shape only.
     breakdowns: frozenset[str] | None = None
+    # Another collector's state as its last run saved it, by name (None: none), to read only: what one
+    # collector already keeps, another combines instead of reading its window again (the previous
+    # month's visitors come from the hourly visitors' days).
+    peer_state: Callable[[str], Mapping[str, Any] | None] = lambda name: None
 
 
 @dataclass

@@ -373,6 +373,7 @@ class Runtime:
             late_commit_limit=self.late_commit_limit,
             checkpoint=lambda samples, state: self._save(name, samples, state, now, complete=False),
             breakdowns=self.exposition.policy.breakdowns,
+            peer_state=self.state,
         )
         started = time.monotonic()
         try:

@@ -13,11 +13,21 @@ Three collectors publish these families, with disjoint ``period`` values: the ho
 (day, week, month to date), the monthly one (previous_month) and the hourly one of the same
 calendar days a year earlier (month_a_year_earlier, what a month to date is compared with).
 They share the Family constants below, as the runtime requires of families merged by name.
+
+The closed month is not read again: the hourly collector keeps each local day of the month as it
+goes (its month to date), keeps them past the month's end until the last day is closed (recounted
+whole, the late-commit limit after its end), then combines them once (combine_days, as the month
+to date) and keeps that result in its state (PREVIOUS_MONTH). The monthly collector publishes it.
+When the hourly collector's days do not cover the closed month (a first start, a lost state, the
+hourly collector not running through that month or disabled), the monthly one reads the month whole.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from psycopg import sql
@@ -31,10 +41,15 @@ from ent_exporter.aggregation.periods import (
     previous_month,
     utc,
     week_start,
+    zone_name,
 )
 from ent_exporter.engine.collector import Cadence, Collector, Context, Family, Kind, Result, Samples
 
+log = logging.getLogger(__name__)
+
 LABELS = ("structure", "profile", "period")
+# The hourly collector's state key holding the last closed month, combined from its days.
+PREVIOUS_MONTH = "previous_month"
 JUST_AFTER = timedelta(microseconds=1)  # timestamptz resolution: [start, now] == [start, now + 1 µs)
 UNIQUE_VISITORS = Family(
     "ent_unique_visitors",
@@ -116,14 +131,19 @@ class _PeriodVisitors(Collector):
                 "window_end": max(end for _, _, end in periods),
             },
         )
-        # 0 for every structure and profile known from accounts, in every period: a quiet morning is 0.
-        none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
-        samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
-        for period, structure, profile, visitors, logins in rows:
-            key = (structure, profile, period)
-            samples[UNIQUE_VISITORS.name][key] = float(visitors)
-            samples[VISITS_PER_VISITOR.name][key] = float(logins) / visitors if visitors else 0.0
-        return Result(samples)
+        return Result(_samples(ctx, [name for name, _, _ in periods], rows))
+
+
+def _samples(ctx: Context, periods: list[str], rows) -> Samples:
+    """Samples of (period, structure, profile, visitors, logins) rows, 0 for every structure and profile
+    known from accounts in every period (a quiet morning is 0)."""
+    none = zeros(people_pairs(ctx), *((name,) for name in periods))
+    samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
+    for period, structure, profile, visitors, logins in rows:
+        key = (structure, profile, period)
+        samples[UNIQUE_VISITORS.name][key] = float(visitors)
+        samples[VISITS_PER_VISITOR.name][key] = float(logins) / visitors if visitors else 0.0
+    return samples
 
 
 class CurrentPeriodVisitorsCollector(_PeriodVisitors):
@@ -136,12 +156,20 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
 
     name = "visitors"
     cadence = Cadence.HOURLY
+    # Whether the closed month's days are kept and combined for the monthly collector (this one only).
+    keeps_closed_month = True
 
     def collect(self, ctx: Context) -> Result:
         periods = self.periods(ctx)
         zone = ctx.timezone
         first = min(start for _, start, _ in periods).astimezone(zone).date()
         log = DayLog(ctx.state, (PROFILE,))
+        # The closed month: its days stay until it is combined, if this log kept them as it went.
+        closed = _month_days(ctx)
+        combined = ctx.state.get(PREVIOUS_MONTH)
+        pending = self.keeps_closed_month and not _is_summary_of(combined, closed[0], ctx) and closed[0] in log.days
+        if pending:
+            first = min(first, closed[0])
         end = max(end for _, _, end in periods)
         log.update(ctx, first, end)
         last = (end - JUST_AFTER).astimezone(zone).date()  # the periods' last local day (today, here)
@@ -153,15 +181,26 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
             )
             for name, start, _ in periods
         ]
-        none = zeros(people_pairs(ctx), *((name,) for name, _, _ in periods))
-        samples: Samples = {UNIQUE_VISITORS.name: dict(none), VISITS_PER_VISITOR.name: dict(none)}
         attachments = Attachments(ctx, log)
-        for name, window in windows:
-            for (structure, profile), (visitors, logins) in combine_days(log, window, attachments).items():
-                key = (structure, profile, name)
-                samples[UNIQUE_VISITORS.name][key] = float(visitors)
-                samples[VISITS_PER_VISITOR.name][key] = float(logins) / visitors if visitors else 0.0
-        return Result(samples, state=log.state())
+        rows = [
+            (name, structure, profile, visitors, logins)
+            for name, window in windows
+            for (structure, profile), (visitors, logins) in combine_days(log, window, attachments).items()
+        ]
+        state = log.state()
+        if pending and all(day in log.days and log.days[day].closed for day in closed):
+            # Every day of the closed month is final: combined once, kept for the monthly collector.
+            month = combine_days(log, (log.days[day].whole() for day in closed), attachments)
+            combined = {
+                "month": closed[0].isoformat(),
+                "zone": zone_name(zone),
+                "rows": [
+                    [structure, profile, visitors, logins] for (structure, profile), (visitors, logins) in month.items()
+                ],
+            }
+        if combined is not None:
+            state[PREVIOUS_MONTH] = combined
+        return Result(_samples(ctx, [name for name, _, _ in periods], rows), state=state)
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         # Periods to date include the instant itself: [start, now].
@@ -175,10 +214,27 @@ class CurrentPeriodVisitorsCollector(_PeriodVisitors):
 
 
 class PreviousMonthVisitorsCollector(_PeriodVisitors):
-    """The last closed month, once a month."""
+    """The last closed month, once a month: what the hourly collector combined from its days when the
+    month's last day closed; read whole from login_events when it has not (see the module docstring)."""
 
     name = "visitors_previous_month"
     cadence = Cadence.MONTHLY
+
+    def collect(self, ctx: Context) -> Result:
+        first = _month_days(ctx)[0]
+        combined = (ctx.peer_state(CurrentPeriodVisitorsCollector.name) or {}).get(PREVIOUS_MONTH)
+        if combined is not None and _is_summary_of(combined, first, ctx):
+            log.debug("%s: %s combined from the hourly visitors' days (no read of the month)", self.name, first)
+            rows = [("previous_month", *row) for row in combined["rows"]]
+            return Result(_samples(ctx, ["previous_month"], rows))
+        # DEBUG: on a first start this is expected (nothing to act on); a lost state has its own WARNING.
+        log.debug(
+            "%s: the hourly visitors' days do not cover %s (a first start, a lost state, or the month not yet"
+            " closed for them): reading the month whole",
+            self.name,
+            first.strftime("%Y-%m"),
+        )
+        return super().collect(ctx)
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         return [("previous_month", *previous_month(ctx.now, ctx.timezone))]
@@ -192,9 +248,27 @@ class YearEarlierMonthVisitorsCollector(CurrentPeriodVisitorsCollector):
 
     name = "visitors_month_a_year_earlier"
     cadence = Cadence.HOURLY
+    keeps_closed_month = False
 
     def periods(self, ctx: Context) -> list[tuple[str, datetime, datetime]]:
         return [("month_a_year_earlier", *month_to_date_a_year_earlier(ctx.now, ctx.timezone))]
+
+
+def _month_days(ctx: Context) -> list[date]:
+    """The local days of the last closed month."""
+    start, end = previous_month(ctx.now, ctx.timezone)
+    return days_between(start.astimezone(ctx.timezone).date(), end.astimezone(ctx.timezone).date() - timedelta(days=1))
+
+
+def _is_summary_of(combined: Mapping[str, Any] | None, first: date, ctx: Context) -> bool:
+    """Whether ``combined`` (the hourly state's PREVIOUS_MONTH) is the month starting on ``first`` in this calendar."""
+    return (
+        isinstance(combined, Mapping)
+        and combined.get("month") == first.isoformat()
+        and combined.get("zone") == zone_name(ctx.timezone)
+        and isinstance(combined.get("rows"), list)
+        and all(isinstance(row, list) and len(row) == 4 for row in combined["rows"])
+    )
 
 
 def combine_days(log: DayLog, days, attachments: Attachments) -> dict[tuple[str, str], tuple[int, float]]:
