@@ -310,10 +310,12 @@ OVERVIEW_FR = {
     "Today": "Aujourd'hui",
     "This week": "Cette semaine",
     "This month": "Ce mois-ci",
-    "Accounts activated per day (the 24 hours ending at each bar), stacked by profile.": "Nombre de comptes activés par jour, empilés par profil.",
+    "Accounts activated per day (each bar: the 24 hours before the daily history rule's last hourly value at "
+    "its time, midnight UTC), stacked by profile.": "Nombre de comptes activés par jour, empilés par profil.",
     "activations per day": "activations par jour",
     "Account activations per day by profile": "Activations de comptes par jour et par profil",
-    "Application openings per day (the 24 hours ending at each bar), stacked by profile.": "Nombre d'ouvertures d'applications par jour, empilées par profil.",
+    "Application openings per day (each bar: the 24 hours before the daily history rule's last hourly value "
+    "at its time, midnight UTC), stacked by profile.": "Nombre d'ouvertures d'applications par jour, empilées par profil.",
     "openings per day": "ouvertures par jour",
     "Application openings per day by profile": "Ouvertures d'applications par jour et par profil",
 }
@@ -428,8 +430,8 @@ APPLICATIONS_FR = {
     "openings per hour": "ouvertures par heure",
     "openings/h": "ouvertures/h",
     "Openings per application": "Ouvertures par application",
-    "Application openings per day (the 24 hours ending at each bar, midnight UTC), per profile (selected "
-    "applications), stacked.": "Nombre d'ouvertures d'applications par jour, empilées par profil.",
+    "Application openings per day (each bar: the 24 hours before the daily history rule's last hourly value "
+    "at its time, midnight UTC), per profile (selected applications), stacked.": "Nombre d'ouvertures d'applications par jour, empilées par profil.",
     "Openings per day by profile": "Ouvertures par jour et par profil",
     "Ranking and share": "Classement et parts",
     "For each profile, its five most opened applications during the period.": "Pour chaque profil, ses cinq applications les plus ouvertes pendant la période.",

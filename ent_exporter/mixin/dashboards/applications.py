@@ -120,8 +120,8 @@ panels = [
     (
         timeseries(
             "Openings per day by profile",
-            "Application openings per day (the 24 hours ending at each bar, midnight UTC), per profile "
-            "(selected applications), stacked.",
+            "Application openings per day (each bar: the 24 hours before the daily history rule's last hourly value "
+            "at its time, midnight UTC), per profile (selected applications), stacked.",
             target(f"sum by (profile) ({daily(STRUCTURE_APP_PROFILE_ACCESSES_1D, SA)})", "{{profile}}"),
             "short",
             bars=True,

@@ -443,7 +443,8 @@ panels = [
     (
         timeseries(
             "Account activations per day by profile",
-            "Accounts activated per day (the 24 hours ending at each bar), stacked by profile.",
+            "Accounts activated per day (each bar: the 24 hours before the daily history rule's last hourly value at "
+            "its time, midnight UTC), stacked by profile.",
             target(f"sum by (profile) ({daily(STRUCTURE_PROFILE_ACTIVATIONS_1D, S)})", "{{profile}}"),
             "short",
             bars=True,
@@ -458,7 +459,8 @@ panels = [
     (
         timeseries(
             "Application openings per day by profile",
-            "Application openings per day (the 24 hours ending at each bar), stacked by profile.",
+            "Application openings per day (each bar: the 24 hours before the daily history rule's last hourly value "
+            "at its time, midnight UTC), stacked by profile.",
             target(f"sum by (profile) ({daily(STRUCTURE_APP_PROFILE_ACCESSES_1D, APP)})", "{{profile}}"),
             "short",
             bars=True,
