@@ -25,6 +25,7 @@ from tests.ent_rows import (
     expected_heatmap,
     expected_structure_info,
     expected_visitors,
+    month_a_year_earlier,
     periods_to_date,
     previous_month,
 )
@@ -63,7 +64,7 @@ def histogram_samples(name: str, values: Mapping[tuple, HistogramValue], bounds:
 
 def window_families(rows: EntRows, now: datetime) -> Samples:
     """The hourly, daily, weekly and monthly families as of ``now``, from canonical rows."""
-    visitors, visits = expected_visitors(rows, periods_to_date(now) | previous_month(now))
+    visitors, visits = expected_visitors(rows, periods_to_date(now) | previous_month(now) | month_a_year_earlier(now))
     accounts, ratio = expected_accounts(rows, now)
     inactive, histograms = expected_activity(rows, now)
     return {

@@ -66,6 +66,19 @@ def previous_month(now: datetime) -> dict[str, tuple[datetime, datetime]]:
     return {"previous_month": (start, local_midnight(first) - MICROSECOND)}
 
 
+def month_a_year_earlier(now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """The month to date's calendar days a year earlier as [start, end] inclusive: the 1st 00:00 a year back
+    to the same local date and time a year back; on a 29 February, the whole February before."""
+    local = now.astimezone(PARIS)
+    start = local_midnight(date(local.year - 1, local.month, 1))
+    if (local.month, local.day) == (2, 29):
+        return {"month_a_year_earlier": (start, local_midnight(date(local.year - 1, 3, 1)) - MICROSECOND)}
+    same = datetime(
+        local.year - 1, local.month, local.day, local.hour, local.minute, local.second, local.microsecond, tzinfo=PARIS
+    )
+    return {"month_a_year_earlier": (start, same.astimezone(UTC))}
+
+
 # -- the rows --------------------------------------------------------------------------------
 
 
