@@ -246,6 +246,37 @@ class Reloading:
         self.probes = None
         self.process: ProcessPublisher | None = None
 
+    def health(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _serve(self, exposition: Exposition) -> MetricsServer:
+        """The probes and process metrics on ``exposition``, and the HTTP server of it on the configured
+        listen address (not started; a StartupError names the address when it cannot be bound)."""
+        self.probes = ProbeRunner(self.config.probes, exposition, state_dir=self.config.state_dir, wall=self.clock)
+        # process_* (CPU, memory, fds): read every few seconds in the background, never on a scrape.
+        self.process = ProcessPublisher(exposition)
+        listen = self.config.listen
+        try:
+            return MetricsServer(
+                listen.address,
+                listen.port,
+                exposition,
+                self.health,
+                self.readiness,
+                web=self.web,
+                read_timeout=listen.read_timeout_seconds,
+                max_connections=listen.max_connections,
+                max_untrusted_per_peer=listen.max_unauthenticated_per_peer,
+            )
+        except OSError as error:
+            raise bind_error(listen.address, listen.port, error, f"{self.origin}: listen") from None
+
+    def _scheme(self) -> str:
+        return "https" if self.web is not None and self.web.ssl_context is not None else "http"
+
     def reload(self) -> None:
         """SIGHUP: the probes of the configuration file re-read (counters kept), then the web configuration."""
         self.reload_probes()
@@ -339,32 +370,15 @@ class Exporter(Reloading):
         check_reports_dir(self.config, self.origin)
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
         # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
-        self.probes = ProbeRunner(
-            self.config.probes, self.runtime.exposition, state_dir=self.config.state_dir, wall=self.clock
-        )
-        # process_* (CPU, memory, fds): read every few seconds in the background, never on a scrape.
-        self.process = ProcessPublisher(self.runtime.exposition)
-        address, port = self.config.listen.address, self.config.listen.port
-        try:
-            self.server = MetricsServer(
-                address,
-                port,
-                self.runtime.exposition,
-                self.health,
-                self.readiness,
-                web=self.web,
-                read_timeout=self.config.listen.read_timeout_seconds,
-                max_connections=self.config.listen.max_connections,
-                max_untrusted_per_peer=self.config.listen.max_unauthenticated_per_peer,
-            )
-        except OSError as error:
-            raise bind_error(address, port, error, f"{self.origin}: listen") from None
+        self.server = server = self._serve(self.runtime.exposition)
+        probes, process = self.probes, self.process
+        assert probes is not None and process is not None  # (_serve made them)
         self.runtime.restore()
         # The probes' counters and last results back from the state, then every probe once (each within
         # its timeout, all at once): the first scrape has their own results, no restart looks like a recovery.
-        self.probes.restore()
-        self.probes.run_all_once()
-        self.server.start()
+        probes.restore()
+        probes.run_all_once()
+        server.start()
         self.source.open()
         self.scheduler = CollectorScheduler(
             self.runtime,
@@ -373,10 +387,9 @@ class Exporter(Reloading):
         )
         self._attach_reports()
         self.scheduler.start()
-        self.probes.start()
-        self.process.start()
-        scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
-        log.info("serving %s://%s:%d/metrics", scheme, self.config.listen.address, self.server.port)
+        probes.start()
+        process.start()
+        log.info("serving %s://%s:%d/metrics", self._scheme(), self.config.listen.address, server.port)
 
     def _attach_reports(self) -> None:
         """The monthly reports (reports: in the config), a job of their own on the collectors' scheduler."""
@@ -443,36 +456,21 @@ class ProbeExporter(Reloading):
                 f"{self.origin}: state_dir: {error.filename} cannot be used ({error.strerror or error})"
             ) from None
         memory.tune()
-        self.probes = ProbeRunner(self.config.probes, self.exposition, state_dir=self.config.state_dir, wall=self.clock)
-        self.process = ProcessPublisher(self.exposition)
-        listen = self.config.listen
-        try:
-            self.server = MetricsServer(
-                listen.address,
-                listen.port,
-                self.exposition,
-                self.health,
-                self.readiness,
-                web=self.web,
-                read_timeout=listen.read_timeout_seconds,
-                max_connections=listen.max_connections,
-                max_untrusted_per_peer=listen.max_unauthenticated_per_peer,
-            )
-        except OSError as error:
-            raise bind_error(listen.address, listen.port, error, f"{self.origin}: listen") from None
+        self.server = server = self._serve(self.exposition)
+        probes, process = self.probes, self.process
+        assert probes is not None and process is not None  # (_serve made them)
         # As the statistics exporter: counters back from the state, every probe once, then /metrics.
-        self.probes.restore()
-        self.probes.run_all_once()
-        self.server.start()
-        self.probes.start()
-        self.process.start()
-        scheme = "https" if self.web is not None and self.web.ssl_context is not None else "http"
+        probes.restore()
+        probes.run_all_once()
+        server.start()
+        probes.start()
+        process.start()
         log.info(
             "serving the probes only (%d) on %s://%s:%d/metrics",
-            len(self.probes.probes),
-            scheme,
-            listen.address,
-            self.server.port,
+            len(probes.probes),
+            self._scheme(),
+            self.config.listen.address,
+            server.port,
         )
 
     def stop(self) -> None:
