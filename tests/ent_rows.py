@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from ent_exporter.engine.collector import HistogramValue
+from tests.support import copy_rows
 
 PARIS = ZoneInfo("Europe/Paris")
 MICROSECOND = timedelta(microseconds=1)
@@ -186,14 +187,15 @@ def generate(seed: int, instants: Iterable[datetime]) -> EntRows:
 
 def insert(dsn: str, rows: EntRows, schema: str = "ent") -> None:
     with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        for relation, columns, data in (
-            ("structures", "structure_id, name, kind", rows.structures),
-            ("accounts", "user_id, structure_id, profile, created_at, activated_at", rows.accounts),
-            ("login_events", "user_id, profile, occurred_at", rows.logins),
-        ):
-            with cursor.copy(f"COPY {schema}.{relation} ({columns}) FROM STDIN") as copy:
-                for row in data:
-                    copy.write_row(row)
+        copy_rows(
+            cursor,
+            schema,
+            [
+                ("structures", "structure_id, name, kind", rows.structures),
+                ("accounts", "user_id, structure_id, profile, created_at, activated_at", rows.accounts),
+                ("login_events", "user_id, profile, occurred_at", rows.logins),
+            ],
+        )
         cursor.execute(f"ANALYZE {schema}.accounts, {schema}.login_events")
 
 

@@ -329,15 +329,24 @@ def as_samples(name: str, labels: tuple[str, ...], counts: Counter) -> dict[tupl
     return {tuple(sorted(zip(labels, key))): float(value) for key, value in counts.items()}
 
 
+def copy_rows(cursor: psycopg.Cursor, schema: str, tables: Iterable[tuple[str, str, Iterable[tuple]]]) -> None:
+    """Each (relation, columns, rows) of ``tables`` into ``schema``, by COPY."""
+    for relation, columns, data in tables:
+        with cursor.copy(f"COPY {schema}.{relation} ({columns}) FROM STDIN") as copy:
+            for row in data:
+                copy.write_row(row)
+
+
 def insert_report_rows(dsn: str, structures: list[tuple], rows) -> None:
     """The reports' tests' rows (structures, then accounts, logins and application openings, by COPY)."""
     with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
         cursor.executemany("INSERT INTO ent.structures VALUES (%s, %s, %s)", structures)
-        for relation, columns, data in (
-            ("accounts", "user_id, structure_id, profile, created_at, activated_at", rows.accounts),
-            ("login_events", "user_id, profile, occurred_at", rows.logins),
-            ("app_access_events", "user_id, profile, app, occurred_at", rows.apps),
-        ):
-            with cursor.copy(f"COPY ent.{relation} ({columns}) FROM STDIN") as copy:
-                for row in data:
-                    copy.write_row(row)
+        copy_rows(
+            cursor,
+            "ent",
+            [
+                ("accounts", "user_id, structure_id, profile, created_at, activated_at", rows.accounts),
+                ("login_events", "user_id, profile, occurred_at", rows.logins),
+                ("app_access_events", "user_id, profile, app, occurred_at", rows.apps),
+            ],
+        )
