@@ -13,8 +13,9 @@ collectors' statements with an independent computation. All instants are UTC dat
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from random import Random
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from ent_exporter.engine.collector import HistogramValue
+from ent_exporter.sources.postgres import PostgresSource
 from tests.support import copy_rows
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -197,6 +199,18 @@ def insert(dsn: str, rows: EntRows, schema: str = "ent") -> None:
             ],
         )
         cursor.execute(f"ANALYZE {schema}.accounts, {schema}.login_events")
+
+
+@contextlib.contextmanager
+def opened_source(dsn: str, rows: EntRows) -> Iterator[PostgresSource]:
+    """``rows`` inserted into the database at ``dsn``, and the exporter's source on it, open."""
+    insert(dsn, rows)
+    source = PostgresSource(dsn)
+    source.open()
+    try:
+        yield source
+    finally:
+        source.close()
 
 
 # -- the truth -------------------------------------------------------------------------------

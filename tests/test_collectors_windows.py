@@ -18,7 +18,6 @@ from ent_exporter.indicators.activity import ActivityCollector
 from ent_exporter.indicators.heatmap import LoginHeatmapCollector
 from ent_exporter.indicators.structures import StructureInfoCollector
 from ent_exporter.indicators.visitors import CurrentPeriodVisitorsCollector, PreviousMonthVisitorsCollector
-from ent_exporter.sources.postgres import PostgresSource
 from tests.ent_rows import (
     PARIS,
     expected_accounts,
@@ -27,7 +26,7 @@ from tests.ent_rows import (
     expected_structure_info,
     expected_visitors,
     generate,
-    insert,
+    opened_source,
     paris,
     periods_to_date,
     previous_month,
@@ -49,11 +48,8 @@ ROWS = generate(2026, NOWS.values())
 
 @pytest.fixture
 def source(source_dsn):
-    insert(source_dsn, ROWS)
-    source = PostgresSource(source_dsn)
-    source.open()
-    yield source
-    source.close()
+    with opened_source(source_dsn, ROWS) as source:
+        yield source
 
 
 def run(collector, source, now):

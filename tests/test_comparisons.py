@@ -13,8 +13,7 @@ import pytest
 from ent_exporter.engine.collector import Cadence, Context
 from ent_exporter.indicators import discover
 from ent_exporter.indicators.visitors import CurrentPeriodVisitorsCollector, YearEarlierMonthVisitorsCollector
-from ent_exporter.sources.postgres import PostgresSource
-from tests.ent_rows import PARIS, EntRows, expected_visitors, insert, paris
+from tests.ent_rows import PARIS, EntRows, expected_visitors, opened_source, paris
 
 MICROSECOND = timedelta(microseconds=1)
 
@@ -75,11 +74,8 @@ NOWS = {
 
 @pytest.fixture
 def source(source_dsn):
-    insert(source_dsn, ROWS)
-    source = PostgresSource(source_dsn)
-    source.open()
-    yield source
-    source.close()
+    with opened_source(source_dsn, ROWS) as source:
+        yield source
 
 
 def run(source, now: datetime, state: dict | None = None):
