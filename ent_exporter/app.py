@@ -245,6 +245,25 @@ class Reloading:
         self.server = None
         self.probes = None
         self.process: ProcessPublisher | None = None
+        self._state_lock: Directory | None = None
+
+    def _hold_state_dir(self) -> None:
+        """The state directory locked for this process until stop() or its end: two processes (serve or
+        probe) on one state directory would overwrite each other's state files and journals, so the second
+        one is refused at start, with a StartupError naming the key."""
+        held = Directory.open(self.config.state_dir)
+        if not held.lock():
+            held.close()
+            raise StartupError(
+                f"{self.origin}: state_dir: {self.config.state_dir} is in use by another ent-exporter process"
+                " (serve or probe); give each process a state directory of its own"
+            )
+        self._state_lock = held
+
+    def _release_state_dir(self) -> None:
+        if self._state_lock is not None:
+            self._state_lock.close()
+            self._state_lock = None
 
     def health(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -368,6 +387,14 @@ class Exporter(Reloading):
         """Checks what can fail at start-up first (StartupError), then serves the restored state at once."""
         check_state_dir(self.config.state_dir, self.origin)
         check_reports_dir(self.config, self.origin)
+        self._hold_state_dir()
+        try:
+            self._start()
+        except BaseException:
+            self._release_state_dir()
+            raise
+
+    def _start(self) -> None:
         self.runtime = make_runtime(self.config, self.source, persistent=True, origin=self.origin, clock=self.clock)
         # Active probes of the connectors (probes: in the config): their own threads, their own bounds.
         self.server = server = self._serve(self.runtime.exposition)
@@ -420,6 +447,7 @@ class Exporter(Reloading):
         if self.server:
             self.server.stop()
         self.source.close()
+        self._release_state_dir()
 
 
 class ProbeExporter(Reloading):
@@ -455,6 +483,14 @@ class ProbeExporter(Reloading):
             raise StartupError(
                 f"{self.origin}: state_dir: {error.filename} cannot be used ({error.strerror or error})"
             ) from None
+        self._hold_state_dir()
+        try:
+            self._start()
+        except BaseException:
+            self._release_state_dir()
+            raise
+
+    def _start(self) -> None:
         memory.tune()
         self.server = server = self._serve(self.exposition)
         probes, process = self.probes, self.process
@@ -480,6 +516,7 @@ class ProbeExporter(Reloading):
             self.probes.stop()
         if self.server:
             self.server.stop()
+        self._release_state_dir()
 
 
 def wait_for_termination(on_hangup: Callable[[], None] | None = None) -> None:

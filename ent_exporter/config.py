@@ -162,7 +162,8 @@ class Config(_Section):
     timezone: str = Field(default="Europe/Paris", description="the platform's calendar: periods, days and hours of day")
     state_dir: Path = Field(
         default=Path("state"),
-        description="where results, counters and watermarks persist; relative paths are relative to the file",
+        description="where results, counters and watermarks persist; relative paths are relative to the file;"
+        " one process at a time (a second serve or probe on it is refused at start)",
     )
     schedules: dict[Cadence, ScheduleConfig] = Field(
         default_factory=dict, description="crontab and jitter per cadence, in the configured timezone"

@@ -302,3 +302,74 @@ def test_a_run_falling_due_while_the_previous_one_goes_is_not_a_warning(caplog):
     skipped = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
     assert skipped, "the slow run should have had runs falling due while it went"
     assert {record.levelno for record in skipped} == {logging.DEBUG}
+
+
+def test_a_state_directory_in_use_by_another_process_is_refused(source_dsn, tmp_path):
+    """Two processes on one state directory would overwrite each other's state and journals: while a
+    `serve` runs, a second `serve` and a `probe` on its state_dir each stop with one line naming the key;
+    once it has ended (the kernel drops its lock, however it ends), the directory can be used again."""
+    import signal
+
+    import yaml
+
+    from tests.support import scrape, wait_until
+
+    state_dir = tmp_path / "state"
+    first = write_config(tmp_path / "first.yml", source_dsn, listen={"address": "127.0.0.1", "port": free_port()})
+    second = write_config(tmp_path / "second.yml", source_dsn, listen={"address": "127.0.0.1", "port": free_port()})
+    probes = tmp_path / "probes.yml"
+    probe_port = free_port()
+    probes.write_text(
+        yaml.safe_dump(
+            {
+                "listen": {"address": "127.0.0.1", "port": probe_port},
+                "state_dir": str(state_dir),
+                "probes": [{"connector": "gar", "kind": "tcp", "address": f"127.0.0.1:{free_port()}"}],
+            }
+        )
+    )
+    port = yaml.safe_load(first.read_text())["listen"]["port"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ent_exporter.cli", "serve", "--config", str(first)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: process.poll() is not None or _answers(port), timeout=60, message="the first serve")
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        for config, command in ((second, "serve"), (probes, "probe")):
+            one_clean_line(
+                run_cli(command, "--config", str(config), timeout=60),
+                str(config),
+                "state_dir",
+                str(state_dir),
+                "in use by another ent-exporter process",
+            )
+        assert "ent_logins_total" in scrape(port)  # the first one serves on, untouched
+    finally:
+        process.kill()  # (no clean stop: the lock goes with the process)
+        process.communicate(timeout=30)
+    again = subprocess.Popen(
+        [sys.executable, "-m", "ent_exporter.cli", "probe", "--config", str(probes)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: again.poll() is not None or _answers(probe_port), timeout=60, message="the probe exporter")
+        assert again.poll() is None, again.stderr.read() if again.stderr else ""
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.communicate(timeout=30)
+    assert again.returncode == 0
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False

@@ -20,6 +20,7 @@ directory can redirect.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import secrets
 import stat
@@ -87,6 +88,15 @@ class Directory:
             os.close(fd)
             raise
         return cls(path, fd)
+
+    def lock(self) -> bool:
+        """An exclusive ``flock`` on the directory for as long as it is held open (the kernel drops it when
+        the process ends, however it ends); False when another open of it holds the lock already."""
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def close(self) -> None:
         if self.fd >= 0:
