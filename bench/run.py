@@ -93,6 +93,11 @@ class Options:
     progress: bool = True
     output: Path | None = None
     prometheus_seconds: float = 180.0
+    # query-exporter's recount, the per-scrape rendering baseline and Prometheus with every breakdown: the
+    # comparisons of the main report, run at one scale of a scaling run (bench/scaling.py), not at the others.
+    compare: bool = True
+    # A scaling run (bench/scaling.py): these numbers of establishments, one run each; empty: one run.
+    scales: tuple[int, ...] = ()
 
     @property
     def size(self) -> str:
@@ -138,18 +143,13 @@ class Report:
     new_events: dict[str, int]
     instant_ent: Phase
     instant_ent_collectors: dict[str, float]
-    instant_qe: Phase
-    qe_warmup_seconds: float
-    counters_agree: bool
     series: int
     series_by_family: dict[str, int]
     body_bytes: int
     gzip_bytes: int
     scrape_gzip: scrape.ScrapeStats
     scrape_plain: scrape.ScrapeStats
-    scrape_baseline: scrape.ScrapeStats
     serve_peak_rss_kb: int
-    baseline_peak_rss_kb: int
     finished: str
     load_after: list[float]
     scrape_floor: scrape.ScrapeStats | None = None
@@ -162,11 +162,17 @@ class Report:
     previous_month_logins: int = 0  # the logins of that closed month
     # The instant cycle's floor (bench/instant_floor.py): the least work for the same new events.
     instant_floor: Phase | None = None
+    # The comparisons (Options.compare): None at the scales of a scaling run that skip them.
+    instant_qe: Phase | None = None
+    qe_warmup_seconds: float = 0.0
+    counters_agree: bool = False
+    scrape_baseline: scrape.ScrapeStats | None = None
+    baseline_peak_rss_kb: int = 0
 
     # -- ratios ---------------------------------------------------------------------------
     @property
     def instant_db_ratio(self) -> float:
-        return self.instant_qe.db_ms / max(self.instant_ent.db_ms, 1e-6)
+        return self.instant_qe.db_ms / max(self.instant_ent.db_ms, 1e-6) if self.instant_qe else float("nan")
 
     @property
     def instant_floor_ratio(self) -> float:
@@ -180,19 +186,23 @@ class Report:
 
     @property
     def instant_rows_ratio(self) -> float:
-        return self.instant_qe.rows_read / max(self.instant_ent.rows_read, 1)
+        return self.instant_qe.rows_read / max(self.instant_ent.rows_read, 1) if self.instant_qe else float("nan")
 
     @property
     def instant_wall_ratio(self) -> float:
-        return self.instant_qe.seconds / max(self.instant_ent.seconds, 1e-6)
+        return self.instant_qe.seconds / max(self.instant_ent.seconds, 1e-6) if self.instant_qe else float("nan")
 
     @property
     def scrape_p99_ratio(self) -> float:
         """Per-scrape rendering against ent-exporter, the same bytes (plain text) both sides."""
-        return self.scrape_baseline.p99_ms / max(self.scrape_plain.p99_ms, 1e-6)
+        return (
+            self.scrape_baseline.p99_ms / max(self.scrape_plain.p99_ms, 1e-6) if self.scrape_baseline else float("nan")
+        )
 
     @property
     def scrape_throughput_ratio(self) -> float:
+        if not self.scrape_baseline:
+            return float("nan")
         return self.scrape_plain.per_second / max(self.scrape_baseline.per_second, 1e-9)
 
     @property
@@ -325,17 +335,26 @@ class Report:
 
     def summary_line(self) -> str:
         met = sum(1 for *_, ok in self.targets() if ok)
-        return (
-            f"bench: instant cycle {self.instant_db_ratio:,.0f}x less database time than query-exporter "
-            f"({self.instant_ent.db_ms:.1f} ms vs {self.instant_qe.db_ms:,.0f} ms), "
-            f"{self.instant_rows_ratio:,.0f}x fewer rows read; "
-            f"scrape p99 {self.scrape_gzip.p99_ms:.1f} ms gzip / {self.scrape_plain.p99_ms:.1f} ms plain, "
-            f"{self.scrape_floor_ratio:.2f}x the one-sample floor, "
-            f"{self.scrape_p99_ratio:,.0f}x faster than per-scrape rendering; "
-            f"slowest window collector {self.slowest_window[1]:.2f} s; peak RSS {self.serve_rss_mb:.0f} MB serving,"
-            f" {self.first_start_rss_mb:.0f} MB first start; "
-            f"seeding {self.seeding['events_per_second']:,.0f} events/s; targets met {met}/{len(self.targets())}"
+        parts = ["bench:"]
+        if self.instant_qe:
+            parts.append(
+                f"instant cycle {self.instant_db_ratio:,.0f}x less database time than query-exporter"
+                f" ({self.instant_ent.db_ms:.1f} ms vs {self.instant_qe.db_ms:,.0f} ms),"
+                f" {self.instant_rows_ratio:,.0f}x fewer rows read;"
+            )
+        else:
+            parts.append(f"instant cycle {self.instant_ent.db_ms:.1f} ms of database time;")
+        parts.append(
+            f"scrape p99 {self.scrape_gzip.p99_ms:.1f} ms gzip / {self.scrape_plain.p99_ms:.1f} ms plain,"
+            f" {self.scrape_floor_ratio:.2f}x the one-sample floor"
+            + (f", {self.scrape_p99_ratio:,.0f}x faster than per-scrape rendering;" if self.scrape_baseline else ";")
         )
+        parts.append(
+            f"slowest window collector {self.slowest_window[1]:.2f} s; peak RSS {self.serve_rss_mb:.0f} MB serving,"
+            f" {self.first_start_rss_mb:.0f} MB first start;"
+            f" seeding {self.seeding['events_per_second']:,.0f} events/s; targets met {met}/{len(self.targets())}"
+        )
+        return " ".join(parts)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -379,7 +398,7 @@ def machine() -> dict:
     }
 
 
-def versions(admin_dsn: str, qe_executable: Path) -> dict:
+def versions(admin_dsn: str, qe_executable: Path | None) -> dict:
     from importlib.metadata import version
 
     from ent_exporter import __version__
@@ -387,7 +406,7 @@ def versions(admin_dsn: str, qe_executable: Path) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     return {
         "ent-exporter": __version__ + (f" ({commit.stdout.strip()})" if commit.returncode == 0 else ""),
-        "query-exporter": qe.version(qe_executable),
+        **({"query-exporter": qe.version(qe_executable)} if qe_executable else {}),
         "PostgreSQL": db.server_version(admin_dsn),
         "Python": platform.python_version(),
         "prometheus-client": version("prometheus-client"),
@@ -460,7 +479,7 @@ def run(options: Options) -> Report:
     options.workdir.mkdir(parents=True, exist_ok=True)
     host = machine()
     say(f"{options.size}; work directory {options.workdir}")
-    qe_executable = qe.ensure_installed(options.venv)
+    qe_executable = qe.ensure_installed(options.venv) if options.compare else None
     server = db.start_server(options.workdir)
     try:
         admin_dsn = db.prepare_database(server)
@@ -576,45 +595,47 @@ def run(options: Options) -> Report:
             f" the cycle is {instant_ent.db_ms / max(floor_phase.db_ms, 1e-6):.1f}x it"
         )
 
-        qe_config = qe.write_config(options.workdir / "query-exporter.yml", qe_dsn)
+        instant_qe, warmup, counters_agree = None, 0.0, False
+        if options.compare:
+            qe_config = qe.write_config(options.workdir / "query-exporter.yml", qe_dsn)
 
-        def qe_cycle() -> tuple[float, str]:
-            port = free_port()
-            process = qe.start(qe_executable, qe_config, port)
-            try:
-                qe.wait_ready(process, port)
-                return qe.cycle(port)
-            finally:
-                qe.stop(process)
+            def qe_cycle() -> tuple[float, str]:
+                port = free_port()
+                process = qe.start(qe_executable, qe_config, port)
+                try:
+                    qe.wait_ready(process, port)
+                    return qe.cycle(port)
+                finally:
+                    qe.stop(process)
 
-        warmup, _ = qe_cycle()  # caches as warm as for ent-exporter, which just read the same tables
-        cost, (qe_seconds, qe_body) = meter.measure(db.QE_ROLE, qe_cycle)
-        instant_qe = Phase.of(cost, qe_seconds)
-        say(
-            f"instant cycle (query-exporter): {qe_seconds:.1f} s, database {instant_qe.db_ms:,.0f} ms,"
-            f" {instant_qe.rows_read:,} rows read"
-        )
+            warmup, _ = qe_cycle()  # caches as warm as for ent-exporter, which just read the same tables
+            cost, (qe_seconds, qe_body) = meter.measure(db.QE_ROLE, qe_cycle)
+            instant_qe = Phase.of(cost, qe_seconds)
+            say(
+                f"instant cycle (query-exporter): {qe_seconds:.1f} s, database {instant_qe.db_ms:,.0f} ms,"
+                f" {instant_qe.rows_read:,} rows read"
+            )
 
-        # Same queries, same numbers: the counters of both exporters agree. query-exporter has every
-        # breakdown; ent-exporter's default counts the series budget's shape (app accesses per structure
-        # summed over profiles), so a copy of its state is run with every breakdown enabled: the app-access
-        # counter then counts its whole history again, by profile (what enabling the breakdown does).
-        full_state = options.workdir / "exporter-state-full"
-        shutil.rmtree(full_state, ignore_errors=True)
-        shutil.copytree(state_dir, full_state)
-        full_config = write_exporter_config(
-            options.workdir / "ent-exporter-full.yml", ent_dsn, full_state, free_port(), full_breakdowns=True
-        )
-        run_worker(full_config, cycle_now, instant)
-        ent_text = subprocess_body(full_config, cycle_now)
-        families = (
-            "ent_logins_total",
-            "ent_app_accesses_total",
-            "ent_connector_requests_total",
-            "ent_connector_request_duration_seconds_bucket",
-        )
-        counters_agree = counter_lines(ent_text, families) == counter_lines(qe_body, families)
-        say(f"counters of both exporters agree: {counters_agree}")
+            # Same queries, same numbers: the counters of both exporters agree. query-exporter has every
+            # breakdown; ent-exporter's default counts the series budget's shape (app accesses per structure
+            # summed over profiles), so a copy of its state is run with every breakdown enabled: the app-access
+            # counter then counts its whole history again, by profile (what enabling the breakdown does).
+            full_state = options.workdir / "exporter-state-full"
+            shutil.rmtree(full_state, ignore_errors=True)
+            shutil.copytree(state_dir, full_state)
+            full_config = write_exporter_config(
+                options.workdir / "ent-exporter-full.yml", ent_dsn, full_state, free_port(), full_breakdowns=True
+            )
+            run_worker(full_config, cycle_now, instant)
+            ent_text = subprocess_body(full_config, cycle_now)
+            families = (
+                "ent_logins_total",
+                "ent_app_accesses_total",
+                "ent_connector_requests_total",
+                "ent_connector_request_duration_seconds_bucket",
+            )
+            counters_agree = counter_lines(ent_text, families) == counter_lines(qe_body, families)
+            say(f"counters of both exporters agree: {counters_agree}")
 
         # 4. scrapes --------------------------------------------------------------------
         serve_port = yaml.safe_load(config.read_text())["listen"]["port"]
@@ -677,7 +698,7 @@ def run(options: Options) -> Report:
             )
 
         prometheus_full = None
-        if options.prometheus_seconds > 0:
+        if options.compare and options.prometheus_seconds > 0:
             # Every heavy breakdown on (the series of earlier versions): the state counted whole above.
             full_port = free_port()
             full_serve_config = write_exporter_config(
@@ -712,25 +733,27 @@ def run(options: Options) -> Report:
             f" peak RSS {serve_rss / 1024:.0f} MB"
         )
 
-        baseline_port = free_port()
-        baseline = subprocess.Popen(
-            [sys.executable, "-m", "bench.per_scrape", "--state-dir", str(state_dir), "--port", str(baseline_port)],
-            cwd=REPO,
-        )
-        try:
-            scrape.wait_ready(baseline_port, timeout=600)
-            say(
-                f"scraping the per-scrape rendering baseline: {options.scrapers} scrapers x"
-                f" {options.baseline_scrapes_each} scrapes"
+        per_scrape, baseline_rss = None, 0
+        if options.compare:
+            baseline_port = free_port()
+            baseline = subprocess.Popen(
+                [sys.executable, "-m", "bench.per_scrape", "--state-dir", str(state_dir), "--port", str(baseline_port)],
+                cwd=REPO,
             )
-            per_scrape = scrape.measure(
-                baseline_port, options.scrapers, options.baseline_scrapes_each, gzip=False, timeout=3600
-            )
-            baseline_rss = peak_rss_kb(baseline.pid)
-        finally:
-            baseline.terminate()
-            baseline.wait(timeout=30)
-        say(f"per-scrape rendering: p99 {per_scrape.p99_ms:,.0f} ms")
+            try:
+                scrape.wait_ready(baseline_port, timeout=600)
+                say(
+                    f"scraping the per-scrape rendering baseline: {options.scrapers} scrapers x"
+                    f" {options.baseline_scrapes_each} scrapes"
+                )
+                per_scrape = scrape.measure(
+                    baseline_port, options.scrapers, options.baseline_scrapes_each, gzip=False, timeout=3600
+                )
+                baseline_rss = peak_rss_kb(baseline.pid)
+            finally:
+                baseline.terminate()
+                baseline.wait(timeout=30)
+            say(f"per-scrape rendering: p99 {per_scrape.p99_ms:,.0f} ms")
 
         report = Report(
             options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
@@ -770,21 +793,48 @@ def run(options: Options) -> Report:
     finally:
         server.cleanup()
     if options.output:
-        from bench import probes, refresh, reports
-        from bench.history_disk import kept_section
-        from bench.report import markdown
-
-        # The reports', the probes', the refresh samples' and the history disk's sections are bench/reports.py's,
-        # bench/probes.py's, bench/refresh.py's and bench/history_disk.py's (other runs): kept as they are.
-        kept = (
-            reports.kept_section(options.output)
-            + probes.kept_section(options.output)
-            + refresh.kept_section(options.output)
-            + kept_section(options.output)
-        )
-        options.output.write_text(markdown(report) + kept)
-        say(f"wrote {options.output}")
+        write_output(report, options.output)
     return report
+
+
+def write_output(report: Report, output: Path) -> None:
+    """The main part of ``output`` (BENCHMARKS.md) from ``report``, the other benchmarks' sections kept."""
+    from bench import probes, refresh, reports, scaling
+    from bench.history_disk import kept_section
+    from bench.report import markdown
+
+    # The scaling section is bench/scaling.py's (a --scaling run); the reports', the probes', the refresh samples'
+    # and the history disk's sections are bench/reports.py's, bench/probes.py's, bench/refresh.py's and
+    # bench/history_disk.py's (other runs): kept as they are.
+    kept = (
+        scaling.kept_section(output)
+        + reports.kept_section(output)
+        + probes.kept_section(output)
+        + refresh.kept_section(output)
+        + kept_section(output)
+    )
+    output.write_text(markdown(report) + kept)
+    say(f"wrote {output}")
+
+
+def run_scaling(options: Options) -> dict[int, Report]:
+    """bench.run at each of ``options.scales`` (bench/scaling.py), then the main report from the scale that ran
+    the comparisons and the scaling section with its plot."""
+    from bench import scaling
+
+    reports: dict[int, Report] = {}
+    points: list[scaling.Point] = []
+    for structures in options.scales:
+        scale = scaling.options_at(options, structures)
+        say(f"scale {structures:,}: {scale.size}")
+        reports[structures] = run(scale)
+        points.append(scaling.Point.of(reports[structures]))
+        scaling.save(points, options.workdir / "scaling.json")  # what ran so far, if a later scale fails
+    if options.output:
+        primary = next(r for n, r in reports.items() if scaling.options_at(options, n).compare)
+        write_output(primary, options.output)
+        scaling.write(points, options.output)
+    return reports
 
 
 def per_structure(port: int, structures: int) -> dict[str, float]:
@@ -878,13 +928,24 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--keep", action="store_true", help="reuse the database seeded by an earlier run of this size")
     parser.add_argument("--output", type=Path, help="write the Markdown report there (e.g. BENCHMARKS.md)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="run at several scales (bench/scaling.py): 500 accounts and 50,000 events a month per establishment",
+    )
+    parser.add_argument(
+        "--scales",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        help="establishments of each scale of --scaling (default 100,1000,3000)",
+    )
     args = parser.parse_args(argv)
-    sizes = SMALL if args.small else MONTH if args.month else REGIONAL
+    month = args.month or ((args.scaling or bool(args.scales)) and not args.small)  # --scaling: the month scale's shape
+    sizes = SMALL if args.small else MONTH if month else REGIONAL
     options = Options(
         structures=args.structures or sizes["structures"],
         accounts=args.accounts or sizes["accounts"],
         events=args.events if args.events is not None else sizes["events"],
-        days=sizes["days"] if args.month and args.days == 365 else args.days,
+        days=sizes["days"] if month and args.days == 365 else args.days,
         prometheus_seconds=args.prometheus_seconds,
         new_events=args.new_events,
         scrapers=args.scrapers,
@@ -895,11 +956,20 @@ def parse_options(argv: list[str] | None = None) -> Options:
         progress=not args.no_progress,
         output=args.output,
     )
+    if args.scaling or args.scales:
+        from bench import scaling
+
+        options.scales = args.scales or scaling.SCALES
     return options
 
 
 def main(argv: list[str] | None = None) -> int:
-    report = run(parse_options(argv))
+    options = parse_options(argv)
+    if options.scales:
+        for structures, report in run_scaling(options).items():
+            print(f"scale {structures:,}: {report.summary_line()}", flush=True)
+        return 0
+    report = run(options)
     print(report.summary_line(), flush=True)
     return 0
 

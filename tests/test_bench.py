@@ -9,18 +9,24 @@ rendering baseline.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 from bench import run as bench
+from bench import scaling
 from ent_exporter import indicators
 
 NEW_EVENTS = 2_000
 
 
+SCALES = (10, bench.SMALL["structures"])
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def scales(tmp_path_factory) -> dict:
+    """A scaling run (bench/scaling.py) at two small scales; the larger is the small run (the comparisons)."""
     workdir = tmp_path_factory.mktemp("bench")
     options = bench.Options(
         **bench.SMALL,
@@ -33,8 +39,14 @@ def report(tmp_path_factory):
         progress=False,
         output=workdir / "BENCHMARKS.md",
         prometheus_seconds=20,
+        scales=SCALES,
     )
-    return bench.run(options)
+    return bench.run_scaling(options)
+
+
+@pytest.fixture(scope="module")
+def report(scales):
+    return scales[bench.SMALL["structures"]]
 
 
 def test_the_command_line_has_the_sizes_of_the_issue():
@@ -161,7 +173,7 @@ def test_pre_rendered_scrapes_beat_rendering_at_every_scrape(report):
 
 
 def test_the_report_and_the_summary_line(report):
-    text = Path(report.options["output"]).read_text()
+    text = (Path(report.options["workdir"]).parent / "BENCHMARKS.md").read_text()
     for heading in (
         "## Targets",
         "## 1. Instant cycle",
@@ -174,6 +186,77 @@ def test_the_report_and_the_summary_line(report):
     assert "query-exporter 5.2.2" in text
     line = report.summary_line()
     assert line.startswith("bench: instant cycle") and "targets met" in line and "\n" not in line
+
+
+def test_the_scaling_run_measures_each_scale_in_its_own_database(scales, report):
+    small, large = scales[SCALES[0]], scales[SCALES[1]]
+    assert large is report
+    # The base's accounts and events per establishment, at each scale.
+    assert small.seeding["counts"]["structures"] == SCALES[0]
+    assert small.seeding["counts"]["accounts"] == bench.SMALL["accounts"] * SCALES[0] // SCALES[1]
+    assert small.seeding["events"] == pytest.approx(bench.SMALL["events"] * SCALES[0] / SCALES[1], rel=0.03)
+    assert Path(small.options["workdir"]).name == f"scale-{SCALES[0]}"
+    # The comparisons run at the base's scale only.
+    assert small.instant_qe is None and small.scrape_baseline is None and small.prometheus_full is None
+    assert large.instant_qe is not None and large.scrape_baseline is not None
+    assert small.summary_line().startswith("bench: instant cycle") and "query-exporter" not in small.summary_line()
+    # The same new events at each scale: the instant cycle reads them, not the history (which doubled).
+    for r in (small, large):
+        assert sum(r.new_events.values()) == NEW_EVENTS
+        assert r.instant_ent.event_seq_scans == 0
+    assert large.instant_ent.rows_read < 1.5 * small.instant_ent.rows_read
+    # Both scales ran every window collector and a Prometheus.
+    assert set(small.windows) == set(large.windows) and small.prometheus_default is not None
+
+
+def test_the_scaling_section_its_table_plot_and_sentences(scales, report):
+    workdir = Path(report.options["workdir"]).parent
+    points = scaling.load(workdir / "scaling.json")
+    assert [p.structures for p in points] == list(SCALES)
+    assert [p.events for p in points] == [scales[n].seeding["events"] for n in SCALES]
+    assert [p.cycle_db_ms for p in points] == [scales[n].instant_ent.db_ms for n in SCALES]
+    text = (workdir / "BENCHMARKS.md").read_text()
+    assert text.count(scaling.SECTION) == 1 and text.index("## Targets") < text.index(scaling.SECTION)
+    section = text[text.index(scaling.SECTION) :].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    names = [line.split(" | ")[0][2:] for line in table[1:]]
+    assert set(scaling.WHY) <= set(names)
+    assert {f"{w['cadence']} collector {n}" for n, w in report.windows.items()} <= set(names)
+    # The exponent column is the least-squares slope of log(cost) against log(events), from the points.
+    events = [float(p.events) for p in points]
+    first_start = next(line for line in table if line.startswith("| first start, wall time |"))
+    expected = scaling.exponent(events, [p.first_start_s for p in points])
+    assert first_start.rstrip(" |").endswith(f"{expected:.2f}")
+    for name in scaling.WHY:
+        assert f"- **{name}**:" in section
+    image = workdir / scaling.PLOT
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({scaling.PLOT.as_posix()})" in section
+    # A run at one scale keeps the section; bench.scaling writes it again from the points alone.
+    bench.write_output(report, workdir / "again.md")
+    assert scaling.SECTION not in (workdir / "again.md").read_text()
+    (workdir / "kept.md").write_text(text)
+    bench.write_output(report, workdir / "kept.md")
+    assert section in (workdir / "kept.md").read_text()
+    (workdir / "kept.md").write_text("# Benchmarks\n")
+    assert scaling.main(["--from", str(workdir / "scaling.json"), "--output", str(workdir / "kept.md")]) == 0
+    assert section.strip() in (workdir / "kept.md").read_text()
+
+
+def test_the_scaling_exponent_is_the_least_squares_slope_in_log_log():
+    assert scaling.exponent([1, 10, 100], [5, 50, 500]) == pytest.approx(1.0)
+    assert scaling.exponent([1, 10, 100], [7, 7, 7]) == pytest.approx(0.0)
+    assert scaling.exponent([100, 1000, 3000], [1.0, 100.0, 900.0]) == pytest.approx(2.0)
+    # Points off a line: the slope of the least-squares fit, by hand on the logs (base 10).
+    # log10 x = 0, 1, 2 (mean 1); log10 y = 0, 2, 2 (mean 4/3): Σdx·dy = 4/3 + 0 + 2/3 = 2, Σdx² = 2.
+    assert scaling.exponent([1, 10, 100], [1, 100, 100]) == pytest.approx(1.0)
+    assert scaling.exponent([1, 10, 100], [1, 1, 100]) == pytest.approx(1.0)
+    assert scaling.exponent([1, 10, 100], [1, 10, 10]) == pytest.approx(0.5)
+    assert math.isnan(scaling.exponent([10], [3]))
+    assert bench.parse_options(["--scaling"]).scales == scaling.SCALES
+    month = bench.parse_options(["--scaling"])
+    large = scaling.options_at(month, 3000)
+    assert (large.structures, large.accounts, large.events, large.days) == (3000, 1_500_000, 150_000_000, 30)
+    assert large.compare is False and scaling.options_at(month, 1000).compare is True
 
 
 # -- the performance fixes the benchmark led to ---------------------------------------------
