@@ -153,6 +153,8 @@ class Report:
     finished: str
     load_after: list[float]
     scrape_floor: scrape.ScrapeStats | None = None
+    # The same server holding as many gzip bytes as ent-exporter serves (bench/floor.py --gzip-bytes).
+    scrape_floor_sized: scrape.ScrapeStats | None = None
     series_per_structure: dict[str, float] = field(default_factory=dict)  # family -> series per structure
     prometheus_default: prom.PrometheusCost | None = None
     prometheus_full: prom.PrometheusCost | None = None
@@ -209,6 +211,13 @@ class Report:
     def scrape_floor_ratio(self) -> float:
         """ent-exporter's p99 (gzip) over the floor's (a one-sample server, same scrapers)."""
         return self.scrape_gzip.p99_ms / max(self.scrape_floor.p99_ms, 1e-6) if self.scrape_floor else float("nan")
+
+    @property
+    def scrape_sized_floor_ratio(self) -> float:
+        """ent-exporter's p99 (gzip) over the same server's holding as many gzip bytes."""
+        if not self.scrape_floor_sized:
+            return float("nan")
+        return self.scrape_gzip.p99_ms / max(self.scrape_floor_sized.p99_ms, 1e-6)
 
     @property
     def instant_wall_over_db(self) -> float:
@@ -661,25 +670,37 @@ def run(options: Options) -> Report:
                 f"scraping ent-exporter serve and the floor in turn: {options.scrapers} scrapers x"
                 f" {options.scrapes_each} scrapes each, in {SCRAPE_ROUNDS} rounds"
             )
-            floor_port = free_port()
-            floor_server = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(floor_port)], cwd=REPO)
+            # The floors: the same server holding one sample, and holding as many gzip bytes as ent-exporter serves.
+            sized = len(scrape.body(serve_port, gzip=True))
+            floor_ports = {"floor": free_port(), "floor_sized": free_port()}
+            floors = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.floor", "--port", str(port)]
+                    + (["--gzip-bytes", str(sized)] if name == "floor_sized" else []),
+                    cwd=REPO,
+                )
+                for name, port in floor_ports.items()
+            ]
             try:
-                scrape.wait_ready(floor_port)
-                for port in (serve_port, floor_port):
+                for port in (serve_port, *floor_ports.values()):
+                    scrape.wait_ready(port)
                     scrape.measure(port, options.scrapers, 2)  # connections and caches warm
-                # The floor (a one-sample server) in the same minutes as ent-exporter, round after round.
+                # The floors in the same minutes as ent-exporter, round after round.
                 both = scrape.interleaved(
-                    {"ent": serve_port, "floor": floor_port},
+                    {"ent": serve_port, **floor_ports},
                     options.scrapers,
                     options.scrapes_each,
                     SCRAPE_ROUNDS,
                     gzip=True,
                 )
             finally:
-                floor_server.terminate()
-                floor_server.wait(timeout=30)
-            gzipped, floor = both["ent"], both["floor"]
-            say(f"scrape floor (one sample): p99 {floor.p99_ms:.1f} ms")
+                for server_process in floors:
+                    server_process.terminate()
+                    server_process.wait(timeout=30)
+            gzipped, floor, floor_sized = both["ent"], both["floor"], both["floor_sized"]
+            say(
+                f"scrape floors: p99 {floor.p99_ms:.1f} ms (one sample), {floor_sized.p99_ms:.1f} ms ({sized:,} gzip bytes)"
+            )
             plain = scrape.measure(serve_port, options.scrapers, options.scrapes_each, gzip=False)
             series_per_structure = per_structure(serve_port, seeding.counts["structures"])
             prometheus_default = (
@@ -786,6 +807,7 @@ def run(options: Options) -> Report:
             finished=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             load_after=list(os.getloadavg()),
             scrape_floor=floor,
+            scrape_floor_sized=floor_sized,
             series_per_structure=series_per_structure,
             prometheus_default=prometheus_default,
             prometheus_full=prometheus_full,

@@ -42,6 +42,16 @@ def wait_ready(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing answers on port {port}")
 
 
+def body(port: int, gzip: bool = True, timeout: float = 600) -> bytes:
+    """One scrape's body as served (gzipped if asked)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"} if gzip else {})
+        return connection.getresponse().read()
+    finally:
+        connection.close()
+
+
 def _scraper(port: int, scrapes: int, headers: dict, timeout: float, barrier, results) -> None:
     """One scraper: its own process and keep-alive connection, scrapes back to back."""
     latencies: list[float] = []

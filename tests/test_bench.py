@@ -161,6 +161,11 @@ def test_the_scrape_floor_the_series_budget_and_a_real_prometheus(report):
     # Prometheus stores what the exporter publishes: fewer series with the budget than with every breakdown.
     assert 0 < default.exporter_series < full.exporter_series
     assert default.head_series < full.head_series
+    # The floor at our size: the same server holding as many gzip bytes as ent-exporter served (within 2 %).
+    sized = report.scrape_floor_sized
+    assert sized.scrapes == report.scrape_floor.scrapes == report.scrape_gzip.scrapes
+    assert abs(sized.bytes - report.scrape_gzip.bytes) <= 0.02 * report.scrape_gzip.bytes
+    assert report.scrape_floor.bytes < sized.bytes / 10
 
 
 def test_pre_rendered_scrapes_beat_rendering_at_every_scrape(report):
@@ -227,8 +232,8 @@ def test_the_scaling_section_its_table_plot_and_sentences(scales, report):
     first_start = next(line for line in table if line.startswith("| first start, wall time |"))
     expected = scaling.exponent(events, [p.first_start_s for p in points])
     assert first_start.rstrip(" |").endswith(f"{expected:.2f}")
-    for name in scaling.WHY:
-        assert f"- **{name}**:" in section
+    for name, why in scaling.WHY.items():
+        assert f"- **{name}**:" in section and f"Expected: {why}." in section
     image = workdir / scaling.PLOT
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({scaling.PLOT.as_posix()})" in section
     # A run at one scale keeps the section; bench.scaling writes it again from the points alone.
