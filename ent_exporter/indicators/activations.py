@@ -3,12 +3,25 @@
 Accounts carry no event id and an activation may reach the source late (a directory
 import, an Edifice activation event written after the fact), with an ``activated_at``
 behind what was already counted. So the counter keeps the last ``RECOUNT_DAYS`` days
-(UTC) open: each cycle recounts the activations of those days in one index range scan
-on ``activated_at`` and they replace the previous count of their day (never lowering a
-series); a day whose counts have the checksum of the last cycle's (md5, computed by the
-database, kept in the state) keeps its counts without reading them again. Older days are frozen into the total. An activation that lands more than
-``RECOUNT_DAYS`` late is not counted; ``ent_accounts`` still shows the account as activated.
-Every structure and profile of ``accounts`` has a series from the start, 0 until an activation.
+(UTC) open, each with its counts and a fingerprint of the activations counted in it
+(their number and the sum of their ``activated_at`` in microseconds). Each cycle reads, in
+one snapshot:
+
+- the fingerprints of the open days, in one index-only range scan on ``activated_at``
+  (no row is read from the table), split at the last cycle's upper bound;
+- the activations since that bound (an index range scan of the last minute), added to
+  their day's counts;
+- only when a day's fingerprint up to that bound is not the one kept (an activation set late,
+  moved, or an account deleted in that day), the whole day again, which replaces its counts
+  (never lowering a series).
+
+Older days are frozen into the total. An activation that lands more than ``RECOUNT_DAYS``
+late is not counted; ``ent_accounts`` still shows the account as activated. A change of an
+activated account's structure or profile that keeps its ``activated_at`` leaves the
+fingerprint as it was: it is not recounted (its counts would not go down anyway). Structure
+"all" counts each user once a day and profile: an activation in the last minute counts there
+unless the same user and profile had one earlier that day. Every structure and profile of
+``accounts`` has a series from the start, 0 until an activation.
 """
 
 from __future__ import annotations
@@ -34,32 +47,43 @@ from ent_exporter.engine.collector import (
 )
 
 RECOUNT_DAYS = 7
+MICROSECOND = timedelta(microseconds=1)
 
-# Activations of [since, upto] per UTC day, per structure of the account and profile, and
-# per profile over distinct users (structure "all").
-_COUNTS = """
+# Activations of (after, upto] per UTC day, per structure of the account and profile, and per
+# profile over distinct users (structure "all"): a user counts there on a day unless they had an
+# activation with that profile earlier that day, at or before ``after`` (counted by an earlier read).
+# A whole day is read with ``after`` just before its midnight.
+ACTIVATIONS_BY_DAY = sql.SQL("""
     WITH activated AS (
         SELECT user_id,
                (activated_at AT TIME ZONE 'UTC')::date AS day,
                coalesce(nullif(structure_id, ''), 'unknown') AS structure,
                coalesce(nullif(profile, ''), 'unknown') AS profile
         FROM {accounts}
-        WHERE activated_at >= %(since)s AND activated_at <= %(upto)s
-    ), counts AS (
-        SELECT day, structure, profile, count(*) AS n FROM activated GROUP BY 1, 2, 3
-        UNION ALL
-        SELECT day, 'all', profile, count(DISTINCT user_id) FROM activated GROUP BY 1, 3
+        WHERE activated_at > %(after)s AND activated_at <= %(upto)s
     )
-"""
-ACTIVATIONS_BY_DAY = sql.SQL(_COUNTS + "SELECT day, structure, profile, n FROM counts")
-# The same counts, one checksum per day: a day whose checksum is the last cycle's is not read again.
-DAY_CHECKSUMS = sql.SQL(
-    _COUNTS
-    + """
-    SELECT day, md5(string_agg(concat_ws(E'\\x1f', structure, profile, n), E'\\x1e' ORDER BY structure, profile))
-    FROM counts GROUP BY day
-"""
-)
+    SELECT day, structure, profile, count(*) FROM activated GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT day, 'all', profile, count(DISTINCT user_id)
+    FROM activated
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {accounts} AS earlier
+        WHERE earlier.user_id = activated.user_id
+          AND coalesce(nullif(earlier.profile, ''), 'unknown') = activated.profile
+          AND earlier.activated_at >= activated.day::timestamp AT TIME ZONE 'UTC'
+          AND earlier.activated_at <= %(after)s
+    )
+    GROUP BY 1, 3
+""")
+# Each open day's fingerprint, the activations up to the last cycle's bound (``counted``) apart from
+# the new ones: their number and the sum of their times in microseconds. An index-only scan.
+DAY_PRINTS = sql.SQL("""
+    SELECT (activated_at AT TIME ZONE 'UTC')::date, activated_at > %(counted)s, count(*),
+           sum((date_part('epoch', activated_at) * 1000000)::bigint)
+    FROM {accounts}
+    WHERE activated_at >= %(since)s AND activated_at <= %(upto)s
+    GROUP BY 1, 2
+""")
 
 # At the first run, the history before the recount window: one row per series, not per day.
 ACTIVATIONS_BEFORE = sql.SQL("""
@@ -98,15 +122,19 @@ class _ActivationCounts(Collector):
     families = (ACTIVATIONS,)
 
     def collect(self, ctx: Context) -> Result:
-        upto = ctx.now.astimezone(UTC) - ctx.settle
-        first_open_day = upto.date() - timedelta(days=RECOUNT_DAYS - 1)
         state = ctx.state
+        # (never behind the last cycle's bound: a clock set back counts nothing twice)
+        counted = datetime.fromisoformat(state["counted"]) if "counted" in state else None
+        upto = max(ctx.now.astimezone(UTC) - ctx.settle, counted or datetime.min.replace(tzinfo=UTC))
+        first_open_day = upto.date() - timedelta(days=RECOUNT_DAYS - 1)
         frozen = decode_samples(self.families, state.get("frozen", {}))
         open_days = {
             date.fromisoformat(day): decode_samples(self.families, samples)
             for day, samples in state.get("open", {}).items()
         }
-        prints = dict(state.get("prints", {}))
+        # Fingerprints of what was counted, up to ``counted`` ([number, microseconds]; an older state's
+        # checksums are not: every open day is then read again, once).
+        kept = {day: tuple(p) for day, p in state.get("prints", {}).items() if isinstance(p, list)}
         if "open_since" in state:
             since_day = min(date.fromisoformat(state["open_since"]), first_open_day)
         else:
@@ -115,41 +143,67 @@ class _ActivationCounts(Collector):
             add_counts(
                 frozen[ACTIVATIONS.name], ctx.source.fetch(ACTIVATIONS_BEFORE, {"before": _midnight(first_open_day)})
             )
-        moved = False
-        window = {"since": _midnight(since_day), "upto": upto}
+        since = _midnight(since_day)
         with ctx.source.snapshot() as snapshot:
-            # Each day's counts as a checksum first: a day whose checksum is the last cycle's keeps its counts
-            # (most minutes, most days), and only the others are read, in one statement.
-            checksums = dict(snapshot.fetch(DAY_CHECKSUMS, window))
-            stale = sorted(
-                day
-                for day, checksum in checksums.items()
-                if prints.get(day.isoformat()) != checksum or day not in open_days
-            )
-            rows = (
+            old: dict[date, tuple[int, int]] = {}
+            new: dict[date, tuple[int, int]] = {}
+            for day, fresh, number, microseconds in snapshot.fetch(
+                DAY_PRINTS, {"since": since, "upto": upto, "counted": counted or since - MICROSECOND}
+            ):
+                (new if fresh else old)[day] = (int(number), int(microseconds))
+            if counted is None:  # nothing counted by day yet: every day of the window is read whole
+                stale = sorted(set(old) | set(new) | set(open_days))
+            else:
+                stale = sorted(
+                    day
+                    for day in set(old) | {date.fromisoformat(d) for d in kept}
+                    if old.get(day) != kept.get(day.isoformat())
+                )
+            recounted = (
                 snapshot.fetch(
                     ACTIVATIONS_BY_DAY,
                     {
-                        "since": _midnight(stale[0]),
-                        "upto": min(upto, _midnight(stale[-1] + timedelta(days=1)) - timedelta(microseconds=1)),
+                        "after": _midnight(stale[0]) - MICROSECOND,
+                        "upto": min(upto, _midnight(stale[-1] + timedelta(days=1)) - MICROSECOND),
                     },
                 )
                 if stale
                 else []
             )
+            # The new activations, for the days not read whole (most minutes: one index range of a minute).
+            added = (
+                snapshot.fetch(ACTIVATIONS_BY_DAY, {"after": counted, "upto": upto})
+                if counted is not None and any(day not in stale for day in new)
+                else []
+            )
+        moved = False
         rows_by_day: dict[date, list] = {}
-        for row in rows:
+        for row in recounted:
             rows_by_day.setdefault(row[0], []).append(row[1:])
         for day in stale:
-            prints[day.isoformat()] = checksums[day]
             recount = decode_samples(self.families, {})
             add_counts(recount[ACTIVATIONS.name], rows_by_day.get(day, []))
             open_days[day] = _at_least(recount, open_days.get(day))
             moved = True
+        added_by_day: dict[date, list] = {}
+        for row in added:
+            if row[0] not in stale:
+                added_by_day.setdefault(row[0], []).append(row[1:])
+        for day, rows in added_by_day.items():
+            samples = open_days.setdefault(day, decode_samples(self.families, {}))
+            add_counts(samples.setdefault(ACTIVATIONS.name, {}), rows)
+            moved = True
+        prints = {
+            day.isoformat(): [
+                old.get(day, (0, 0))[0] + new.get(day, (0, 0))[0],
+                old.get(day, (0, 0))[1] + new.get(day, (0, 0))[1],
+            ]
+            for day in sorted(set(old) | set(new))
+        }
         closing = sorted(d for d in open_days if d < first_open_day)
         for day in closing:
             _add(frozen, open_days.pop(day))
-            prints.pop(day.isoformat(), None)
+        prints = {day: p for day, p in prints.items() if date.fromisoformat(day) >= first_open_day}
         if moved or closing or "totals" not in state:
             totals = {name: dict(series) for name, series in frozen.items()}  # the frozen part, copied at C speed
             for samples in open_days.values():
@@ -160,6 +214,7 @@ class _ActivationCounts(Collector):
             totals,
             {
                 "open_since": first_open_day.isoformat(),
+                "counted": upto.isoformat(),
                 "frozen": encode_samples(frozen),
                 "open": {day.isoformat(): encode_samples(samples) for day, samples in sorted(open_days.items())},
                 "prints": prints,
