@@ -27,7 +27,7 @@ unless the same user and profile had one earlier that day. Every structure and p
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import cast
+from typing import Any, cast
 
 from psycopg import sql
 
@@ -127,11 +127,9 @@ class _ActivationCounts(Collector):
         counted = datetime.fromisoformat(state["counted"]) if "counted" in state else None
         upto = max(ctx.now.astimezone(UTC) - ctx.settle, counted or datetime.min.replace(tzinfo=UTC))
         first_open_day = upto.date() - timedelta(days=RECOUNT_DAYS - 1)
-        frozen = decode_samples(self.families, state.get("frozen", {}))
-        open_days = {
-            date.fromisoformat(day): decode_samples(self.families, samples)
-            for day, samples in state.get("open", {}).items()
-        }
+        # Days are decoded only when they change (most minutes: today's, or none); the others pass through.
+        frozen_stored = state.get("frozen", {})
+        open_stored = {date.fromisoformat(day): samples for day, samples in state.get("open", {}).items()}
         # Fingerprints of what was counted, up to ``counted`` ([number, microseconds]; an older state's
         # checksums are not: every open day is then read again, once).
         kept = {day: tuple(p) for day, p in state.get("prints", {}).items() if isinstance(p, list)}
@@ -140,9 +138,11 @@ class _ActivationCounts(Collector):
         else:
             # First run: the history before the window is final at once, counted without days.
             since_day = first_open_day
+            frozen = decode_samples(self.families, {})
             add_counts(
                 frozen[ACTIVATIONS.name], ctx.source.fetch(ACTIVATIONS_BEFORE, {"before": _midnight(first_open_day)})
             )
+            frozen_stored = encode_samples(frozen)
         since = _midnight(since_day)
         with ctx.source.snapshot() as snapshot:
             old: dict[date, tuple[int, int]] = {}
@@ -152,7 +152,7 @@ class _ActivationCounts(Collector):
             ):
                 (new if fresh else old)[day] = (int(number), int(microseconds))
             if counted is None:  # nothing counted by day yet: every day of the window is read whole
-                stale = sorted(set(old) | set(new) | set(open_days))
+                stale = sorted(set(old) | set(new) | set(open_stored))
             else:
                 stale = sorted(
                     day
@@ -176,53 +176,59 @@ class _ActivationCounts(Collector):
                 if counted is not None and any(day not in stale for day in new)
                 else []
             )
-        moved = False
         rows_by_day: dict[date, list] = {}
         for row in recounted:
             rows_by_day.setdefault(row[0], []).append(row[1:])
         for day in stale:
             recount = decode_samples(self.families, {})
             add_counts(recount[ACTIVATIONS.name], rows_by_day.get(day, []))
-            open_days[day] = _at_least(recount, open_days.get(day))
-            moved = True
+            open_stored[day] = encode_samples(_at_least(recount, self._decoded(open_stored.get(day))))
         added_by_day: dict[date, list] = {}
         for row in added:
             if row[0] not in stale:
                 added_by_day.setdefault(row[0], []).append(row[1:])
         for day, rows in added_by_day.items():
-            samples = open_days.setdefault(day, decode_samples(self.families, {}))
-            add_counts(samples.setdefault(ACTIVATIONS.name, {}), rows)
-            moved = True
+            samples = self._decoded(open_stored.get(day))
+            add_counts(samples[ACTIVATIONS.name], rows)
+            open_stored[day] = encode_samples(samples)
         prints = {
-            day.isoformat(): [
-                old.get(day, (0, 0))[0] + new.get(day, (0, 0))[0],
-                old.get(day, (0, 0))[1] + new.get(day, (0, 0))[1],
-            ]
+            day.isoformat(): [sum(p[0] for p in pair), sum(p[1] for p in pair)]
             for day in sorted(set(old) | set(new))
+            for pair in [(old.get(day, (0, 0)), new.get(day, (0, 0)))]
+            if day >= first_open_day
         }
-        closing = sorted(d for d in open_days if d < first_open_day)
-        for day in closing:
-            _add(frozen, open_days.pop(day))
-        prints = {day: p for day, p in prints.items() if date.fromisoformat(day) >= first_open_day}
-        if moved or closing or "totals" not in state:
-            totals = {name: dict(series) for name, series in frozen.items()}  # the frozen part, copied at C speed
-            for samples in open_days.values():
-                _add(totals, samples)
-        else:
-            totals = decode_samples(self.families, state["totals"])
+        closing = sorted(d for d in open_stored if d < first_open_day)
+        if closing:
+            frozen = self._decoded(frozen_stored)
+            for day in closing:
+                _add(frozen, self._decoded(open_stored.pop(day)))
+            frozen_stored = encode_samples(frozen)
+        if stale or closing or "totals" not in state:
+            totals = self._decoded(frozen_stored)
+            for samples in open_stored.values():
+                _add(totals, self._decoded(samples))
+        else:  # the last totals and what this minute added (the recounts, which may replace counts, are above)
+            totals = self._decoded(state["totals"])
+            for rows in added_by_day.values():
+                add_counts(totals[ACTIVATIONS.name], rows)
         return Result(
             totals,
             {
                 "open_since": first_open_day.isoformat(),
                 "counted": upto.isoformat(),
-                "frozen": encode_samples(frozen),
-                "open": {day.isoformat(): encode_samples(samples) for day, samples in sorted(open_days.items())},
+                "frozen": frozen_stored,
+                "open": {day.isoformat(): samples for day, samples in sorted(open_stored.items())},
                 "prints": prints,
                 # The sum of the above, kept so that a minute that moved nothing decodes it at C speed (the state
                 # file holds it once: it equals the samples).
                 "totals": encode_samples(totals),
             },
         )
+
+    def _decoded(self, stored: Any) -> Samples:
+        """Stored samples (encode_samples) as samples of their own: the stored ones are not changed."""
+        decoded = decode_samples(self.families, stored or {})
+        return {name: dict(series) for name, series in decoded.items()}
 
 
 class AccountActivationsCollector(KnownPairsCounter, _ActivationCounts):
