@@ -112,3 +112,23 @@ def test_an_activation_older_than_the_window_is_not_counted(source_dsn, counting
     too_late = ("b", "S1", "Student", START, START - timedelta(days=activations.RECOUNT_DAYS + 1))
     insert(source_dsn, RawData(accounts=[too_late]))
     assert counting(START + timedelta(minutes=1)) == expected(accounts, START)
+
+
+def test_a_day_of_many_activations_keeps_its_fingerprint(source_dsn, counting):
+    """Twenty thousand activations in a day (a school year's import): their times' sum passes 64 bits."""
+    day = START.replace(hour=0)
+    execute(
+        source_dsn,
+        "INSERT INTO ent.accounts SELECT 'u' || i, 'S' || (i %% 3), 'Student', %s, %s + i * interval '1 second'"
+        " FROM generate_series(1, 20000) AS i",
+        day,
+        day,
+    )
+    with psycopg.connect(source_dsn) as conn:
+        accounts = conn.execute(
+            "SELECT user_id, structure_id, profile, created_at, activated_at FROM ent.accounts"
+        ).fetchall()
+    now = day + timedelta(hours=6)
+    assert counting(now) == expected(accounts, now)
+    assert counting(now + timedelta(minutes=1)) == expected(accounts, now)
+    assert counting.statements[-1] == [activations.DAY_PRINTS]  # the fingerprint read back from the state file

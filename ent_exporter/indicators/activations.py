@@ -130,9 +130,9 @@ class _ActivationCounts(Collector):
         # Days are decoded only when they change (most minutes: today's, or none); the others pass through.
         frozen_stored = state.get("frozen", {})
         open_stored = {date.fromisoformat(day): samples for day, samples in state.get("open", {}).items()}
-        # Fingerprints of what was counted, up to ``counted`` ([number, microseconds]; an older state's
+        # Fingerprints of what was counted, up to ``counted`` ([number, microseconds as text]; an older state's
         # checksums are not: every open day is then read again, once).
-        kept = {day: tuple(p) for day, p in state.get("prints", {}).items() if isinstance(p, list)}
+        kept = {day: (p[0], int(p[1])) for day, p in state.get("prints", {}).items() if isinstance(p, list)}
         if "open_since" in state:
             since_day = min(date.fromisoformat(state["open_since"]), first_open_day)
         else:
@@ -192,7 +192,8 @@ class _ActivationCounts(Collector):
             add_counts(samples[ACTIVATIONS.name], rows)
             open_stored[day] = encode_samples(samples)
         prints = {
-            day.isoformat(): [sum(p[0] for p in pair), sum(p[1] for p in pair)]
+            # (the sum as text: a day of 5,000 activations passes 64 bits, which JSON writers refuse)
+            day.isoformat(): [sum(p[0] for p in pair), str(sum(p[1] for p in pair))]
             for day in sorted(set(old) | set(new))
             for pair in [(old.get(day, (0, 0)), new.get(day, (0, 0)))]
             if day >= first_open_day
