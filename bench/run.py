@@ -565,6 +565,9 @@ def run(options: Options) -> Report:
         cycle_now = end + timedelta(minutes=1)
         since = instant_floor.watermarks(admin_dsn)
         new_counts = db.add_new_events(admin_dsn, options.new_events, new_at, seeding)
+        # The floor once, unmeasured, first: the new rows and their users' accounts are in the cache for the
+        # cycle as they are for the floor's measured run after it (the same warmth for both).
+        instant_floor.run(ent_dsn, since, cycle_now)
         cost, cycle = meter.measure(db.ENT_ROLE, lambda: run_worker(config, cycle_now, instant))
         instant_ent = Phase.of(cost, sum(cycle["seconds"].values()))
         instant_cpu = sum(cycle["cpu_seconds"].values())
@@ -574,7 +577,7 @@ def run(options: Options) -> Report:
             f" {instant_ent.rows_read:,} rows read, {instant_ent.statements} statements, process CPU"
             f" {instant_cpu * 1000:.0f} ms (load {load_at_instant[0]:.1f})"
         )
-        # Its floor, the least work for the same new events, through the same role, caches as warm.
+        # Its floor, the least work for the same new events, through the same role.
         cost, _ = meter.measure(db.ENT_ROLE, lambda: instant_floor.run(ent_dsn, since, cycle_now))
         floor_phase = Phase.of(cost)
         say(
