@@ -192,7 +192,7 @@ class _ActivationCounts(Collector):
             add_counts(samples[ACTIVATIONS.name], rows)
             open_stored[day] = encode_samples(samples)
         prints = {
-            # (the sum as text: a day of 5,000 activations passes 64 bits, which JSON writers refuse)
+            # (the sum as text: past some 5,000 activations a day it needs more than 64 bits, which JSON writers refuse)
             day.isoformat(): [sum(p[0] for p in pair), str(sum(p[1] for p in pair))]
             for day in sorted(set(old) | set(new))
             for pair in [(old.get(day, (0, 0)), new.get(day, (0, 0)))]
