@@ -75,17 +75,23 @@ def test_activations_are_exact_minute_by_minute_with_late_moved_and_deleted_acco
     # In a minute with nothing new: the fingerprints only (no row of accounts read).
     assert counting.statements[-1] == [activations.DAY_PRINTS]
 
-    # Set late, inside the window: a new account activated two days ago, a pending one activated an hour ago.
-    late = ("late", "S3", "Teacher", START - timedelta(days=3), now - timedelta(days=2))
-    insert(source_dsn, RawData(accounts=[late]))
+    # Set late, inside the window: a pending account activated an hour ago (today), a new account activated
+    # two days ago. Today's fingerprint is read every minute: the first counts at once.
     pending = next(a for a in accounts if a[4] is None)
     execute(
         source_dsn, "UPDATE ent.accounts SET activated_at = %s WHERE user_id = %s", now - timedelta(hours=1), pending[0]
     )
-    accounts = [a if a[0] != pending[0] else (*a[:4], now - timedelta(hours=1)) for a in accounts] + [late]
+    late = ("late", "S3", "Teacher", START - timedelta(days=3), now - timedelta(days=2))
+    insert(source_dsn, RawData(accounts=[late]))
+    accounts = [a if a[0] != pending[0] else (*a[:4], now - timedelta(hours=1)) for a in accounts]
     now += timedelta(minutes=1)
     assert counting(now) == expected(accounts, now)
-    # Those two days only were read whole again (one statement for both), beside the fingerprints.
+    assert counting.statements[-1] == [activations.DAY_PRINTS, activations.ACTIVATIONS_BY_DAY]  # today, whole
+    # The earlier open days' fingerprints are read every RECHECK (10 minutes since the first run): the
+    # second counts then, its day alone read whole again.
+    accounts.append(late)
+    now = START + timedelta(minutes=1) + activations.RECHECK
+    assert counting(now) == expected(accounts, now)
     assert counting.statements[-1] == [activations.DAY_PRINTS, activations.ACTIVATIONS_BY_DAY]
 
     # Moved within its day, or deleted: nothing counted twice, and counters do not go down.
@@ -94,8 +100,10 @@ def test_activations_are_exact_minute_by_minute_with_late_moved_and_deleted_acco
         source_dsn, "UPDATE ent.accounts SET activated_at = activated_at - interval '1 minute' WHERE user_id = 'late'"
     )
     execute(source_dsn, "DELETE FROM ent.accounts WHERE user_id = 'soon-2'")
-    now += timedelta(minutes=1)
-    assert counting(now) == before
+    for _minute in range(11):  # today's day read again at once, the late one's at the next check
+        now += timedelta(minutes=1)
+        assert counting(now) == before
+    assert [activations.ACTIVATIONS_BY_DAY in asked for asked in counting.statements[-11:]].count(True) == 2
 
     # Days later the open days are frozen into the total (soon-2's activation with them: counted, not taken
     # back); a new activation still counts once.

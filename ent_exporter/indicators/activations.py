@@ -7,8 +7,9 @@ behind what was already counted. So the counter keeps the last ``RECOUNT_DAYS`` 
 (their number and the sum of their ``activated_at`` in microseconds). Each cycle reads, in
 one snapshot:
 
-- the fingerprints of the open days, in one index-only range scan on ``activated_at``
-  (no row is read from the table), split at the last cycle's upper bound;
+- the fingerprints of the current day (every ``RECHECK``, and when a day closes: of every
+  open day), in one index-only range scan on ``activated_at`` (no row is read from the
+  table), split at the last cycle's upper bound;
 - the activations since that bound (an index range scan of the last minute), added to
   their day's counts;
 - only when a day's fingerprint up to that bound is not the one kept (an activation set late,
@@ -47,6 +48,9 @@ from ent_exporter.engine.collector import (
 )
 
 RECOUNT_DAYS = 7
+# The open days before the current one have their fingerprints read this often (and when a day closes);
+# the current day's, every minute.
+RECHECK = timedelta(minutes=10)
 MICROSECOND = timedelta(microseconds=1)
 
 # Activations of (after, upto] per UTC day, per structure of the account and profile, and per
@@ -144,13 +148,25 @@ class _ActivationCounts(Collector):
             )
             frozen_stored = encode_samples(frozen)
         since = _midnight(since_day)
+        checked = datetime.fromisoformat(state["checked"]) if "checked" in state else None
+        # Every open day's fingerprint, or (most minutes) the current day's only: see RECHECK.
+        whole = (
+            counted is None
+            or checked is None
+            or not timedelta(0) <= upto - checked < RECHECK
+            or since_day < first_open_day
+        )
+        check_from = since if whole or counted is None else max(since, _midnight(counted.date()))
         with ctx.source.snapshot() as snapshot:
             old: dict[date, tuple[int, int]] = {}
             new: dict[date, tuple[int, int]] = {}
             for day, fresh, number, microseconds in snapshot.fetch(
-                DAY_PRINTS, {"since": since, "upto": upto, "counted": counted or since - MICROSECOND}
+                DAY_PRINTS, {"since": check_from, "upto": upto, "counted": counted or since - MICROSECOND}
             ):
                 (new if fresh else old)[day] = (int(number), int(microseconds))
+            for day, print_ in kept.items():  # the days not read: as they were
+                if date.fromisoformat(day) < check_from.date():
+                    old[date.fromisoformat(day)] = print_
             if counted is None:  # nothing counted by day yet: every day of the window is read whole
                 stale = sorted(set(old) | set(new) | set(open_stored))
             else:
@@ -217,6 +233,7 @@ class _ActivationCounts(Collector):
             {
                 "open_since": first_open_day.isoformat(),
                 "counted": upto.isoformat(),
+                "checked": upto.isoformat() if whole else state["checked"],
                 "frozen": frozen_stored,
                 "open": {day.isoformat(): samples for day, samples in sorted(open_stored.items())},
                 "prints": prints,
