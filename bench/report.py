@@ -372,8 +372,8 @@ def _cause(r: Report, what: str) -> str:
             f"measured {r.instant_floor_ratio:.2f}× ({r.instant_ent.rows_read:,} rows read against"
             f" {r.instant_floor.rows_read if r.instant_floor else 0:,}). Beyond the floor's reads, the logins and"
             " app-access counters each look their own new users up in accounts (the floor looks the users of both"
-            " up once), the activations counter reads its open days' fingerprints (an index-only range of the last"
-            " 7 days' activations), and every counter asks for its settled target and probes the gaps of its"
+            " up once), the activations counter reads the current day's fingerprint (an index-only range of its"
+            " activations; every 10 minutes, the last 7 days'), and every counter asks for its settled target and probes the gaps of its"
             " first cycle; each statement is planned afresh in the worker's new connection, as the floor's are."
         )
     if what.startswith("instant cycle: database time vs"):
