@@ -156,6 +156,56 @@ def test_the_budgets_marginals_are_updated_with_the_changes_and_equal_a_recount(
     assert b'structure="S1",profile="all"' in fresh.body() or b'profile="all",structure="S1"' in fresh.body()
 
 
+def test_a_counter_counting_in_the_budgets_shape_is_published_without_adding_up_marginals():
+    """App accesses under the budget are counted in its shape (summed per structure in SQL): their series
+    are their own marginals, so a minute's moves are rendered as they come, nothing added up (neither
+    recounted nor updated); a series out of that shape falls back to the update. Every body equals what
+    an exposition publishing the same series from scratch renders."""
+    import random
+
+    from ent_exporter.engine import exposition as module
+    from ent_exporter.engine.exposition import Exposition, Policy
+
+    APP_ACCESSES = AppAccessesCollector.families[0]
+    rng = random.Random(23)
+    structures, profiles, apps = [f"S{i}" for i in range(40)], ["Student", "Teacher"], ["a", "b", "c"]
+    series = {(s, "all", a): float(rng.randrange(50)) for s in structures for a in apps}
+    series.update({("all", p, a): float(rng.randrange(50)) for p in profiles for a in apps})
+    hinted = Exposition([APP_ACCESSES], Policy(breakdowns=frozenset()))
+    hinted.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+    sums = []
+    originals = module.structure_marginals, module.updated_marginals
+    module.structure_marginals = lambda *args: sums.append("recount") or originals[0](*args)
+    module.updated_marginals = lambda *args: sums.append("update") or originals[1](*args)
+    try:
+        for cycle in range(20):
+            moved = set()
+            for _ in range(rng.randrange(1, 25)):  # some move, some are new (an app, a structure)
+                key = rng.choice([(rng.choice(structures + ["S-new"]), "all"), ("all", rng.choice(profiles))])
+                key += (rng.choice(apps + ["d"]),)
+                series[key] = series.get(key, 0.0) + rng.randrange(1, 9)
+                moved.add(key)
+            hinted.publish(
+                {"app_accesses": {APP_ACCESSES.name: dict(series)}},
+                {"app_accesses": {APP_ACCESSES.name: sorted(moved)}},
+            )
+            fresh = Exposition([APP_ACCESSES], Policy(breakdowns=frozenset()))
+            fresh.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+            assert hinted.body() == fresh.body(), cycle
+        assert sums == ["recount"] * 20, "each fresh exposition recounts; the hinted one adds nothing up"
+        series[("S1", "Student", "a")] = 4.0  # out of the budget's shape: its marginal is updated
+        hinted.publish(
+            {"app_accesses": {APP_ACCESSES.name: dict(series)}},
+            {"app_accesses": {APP_ACCESSES.name: [("S1", "Student", "a")]}},
+        )
+        assert sums[-1] == "update"
+    finally:
+        module.structure_marginals, module.updated_marginals = originals
+    fresh = Exposition([APP_ACCESSES], Policy(breakdowns=frozenset()))
+    fresh.publish({"app_accesses": {APP_ACCESSES.name: dict(series)}})
+    assert hinted.body() == fresh.body()
+
+
 def test_a_counter_under_the_budget_counts_its_published_shape_and_follows_the_configuration(source_dsn, tmp_path):
     """ent_app_accesses_total under the series budget counts, per structure, profile="all" (events add
     up) and structure="all" whole: its totals, state and tracking hold those series, not the full

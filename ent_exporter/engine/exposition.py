@@ -113,6 +113,16 @@ def updated_marginals(
     return result, touched
 
 
+def _in_budget_shape(family: Family, keys: Iterable[LabelValues]) -> bool:
+    """Whether these series are their own marginals in the series budget's shape: structure "all", or the
+    one marginal label (Family.structure_marginals) "all" already."""
+    structure, positions = family.marginal_positions()
+    if len(positions) != 1 or family.counts_people or not family.additive:
+        return False
+    position = positions[0]
+    return all(key[structure] == "all" or key[position] == "all" for key in keys)
+
+
 class _OneFamily:
     """The registry shape generate_latest wants, for a single metric family."""
 
@@ -535,13 +545,20 @@ class Exposition:
             and family.breakdown_option not in self.policy.breakdowns
         ):
             shaped = self._shaped.get(name)
-            updated = (
-                updated_marginals(family, shaped, before, merged, moved)
-                if shaped is not None and before is not None and len(publishers) == 1
-                else None
-            )
-            merged, moved = updated if updated is not None else (structure_marginals(family, merged), None)
-            self._shaped[name] = merged
+            if shaped is not None and shaped is before and moved is not None and _in_budget_shape(family, moved):
+                # Its publisher counts in the budget's shape already (an instant counter summing in SQL), as it
+                # did last time (its series were then their own marginals): nothing to add up, the same moves.
+                self._shaped[name] = merged
+            else:
+                updated = (
+                    updated_marginals(family, shaped, before, merged, moved)
+                    if shaped is not None and before is not None and len(publishers) == 1
+                    else None
+                )
+                unshaped = merged
+                merged, moved = updated if updated is not None else (structure_marginals(family, merged), None)
+                # Kept as the very publisher's series when they are their own marginals (see above).
+                self._shaped[name] = unshaped if len(publishers) == 1 and merged == unshaped else merged
         if self.policy.privacy_min_count > 0 and (family.counts_people or family.privacy_follows):
             merged, moved = self._private(family, merged), None
         self._last_folded[name] = 0
