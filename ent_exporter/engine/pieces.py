@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Collection
 from typing import IO, Any
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20  # a file up to this size is parsed at once, as json.loads would (as fast)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _SKIPPED = object()

@@ -411,6 +411,10 @@ class Runtime:
             self._failed(name, started, "collector raised", source_up=None)
             return False
         self._restored.discard(name)
+        # The state the run started from goes before the result is saved and published: what of it the new
+        # state keeps (a window collector's closed days) it shares, the rest (the users' old encoding, the
+        # days that left the window) is freed, not held beside the new result.
+        del context
         self._save(name, result.samples, result.state, now, complete=True)
         succeeded = self._stored[name].last_success  # the time of success the complete save wrote
         assert succeeded is not None
