@@ -170,8 +170,8 @@ def test_attribution_reads_each_users_structures_once_per_run(recorded, source_d
 
 
 def test_with_many_users_the_regular_runs_read_the_attachments_in_parts_too(source_dsn, monkeypatch):
-    """From APART_USERS users on, a regular run reads the attachments in PARTS as a first run does (one
-    part's bytes in memory at a time), with the figures of one read."""
+    """With many users (more than PART_USERS per part), a regular run reads the attachments in parts, up to
+    PARTS as a first run does (one part's bytes in memory at a time), with the figures of one read."""
     from ent_exporter.aggregation import days
 
     insert(source_dsn, three_years_of_logins())
@@ -180,7 +180,7 @@ def test_with_many_users_the_regular_runs_read_the_attachments_in_parts_too(sour
             first = collector().collect(Context(source=source, now=NOW, timezone=PARIS, state={}))
             later = Context(source=source, now=NOW + timedelta(hours=1), timezone=PARIS, state=dict(first.state))
             once = collector().collect(later)
-            monkeypatch.setattr(days, "APART_USERS", 1)
+            monkeypatch.setattr(days, "PART_USERS", 1)
             recording = RecordingSource(source)
             later = Context(source=recording, now=NOW + timedelta(hours=1), timezone=PARIS, state=dict(first.state))
             apart = collector().collect(later)
