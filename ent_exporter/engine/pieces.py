@@ -107,21 +107,15 @@ class Pieces:
 
     def elements(self, keep: bool = True) -> list[Any]:
         """The list that comes next, parsed an element at a time."""
-        self._expect("[")
         found: list[Any] = []
-        if self._next() == "]":
-            self.at += 1
+        if self._opened("[", "]"):
             return found
         while True:
             item = self.value(keep)
             if keep:
                 found.append(item)
-            following = self._next()
-            self.at += 1
-            if following == "]":
+            if self._closed("]"):
                 return found
-            if following != ",":
-                raise json.JSONDecodeError("Expecting ',' delimiter", self.text, self.at - 1)
 
     def members(
         self, keep: bool = True, skip: Collection[str] = (), stop: Callable[[str, list[str]], bool] | None = None
@@ -129,11 +123,9 @@ class Pieces:
         """The object that comes next, parsed a member at a time. The values of the keys in ``skip`` are
         parsed and dropped. ``stop(key, keys before it)`` true: ends before that key's value (it and what
         follows left unread, ``stopped`` set), returning the members found before it."""
-        self._expect("{")
         found: dict[str, Any] = {}
         keys: list[str] = []
-        if self._next() == "}":
-            self.at += 1
+        if self._opened("{", "}"):
             return found
         while True:
             if self._next() != '"':
@@ -147,12 +139,26 @@ class Pieces:
             keys.append(key)
             if keep and key not in skip:
                 found[key] = item
-            following = self._next()
-            self.at += 1
-            if following == "}":
+            if self._closed("}"):
                 return found
-            if following != ",":
-                raise json.JSONDecodeError("Expecting ',' delimiter", self.text, self.at - 1)
+
+    def _opened(self, opening: str, closing: str) -> bool:
+        """Consumes the opening bracket, and the closing one when the container is empty (then True)."""
+        self._expect(opening)
+        if self._next() == closing:
+            self.at += 1
+            return True
+        return False
+
+    def _closed(self, closing: str) -> bool:
+        """After an item: consumes the comma (False: more items follow) or the closing bracket (True)."""
+        following = self._next()
+        self.at += 1
+        if following == closing:
+            return True
+        if following != ",":
+            raise json.JSONDecodeError("Expecting ',' delimiter", self.text, self.at - 1)
+        return False
 
     def end(self) -> None:
         """Only whitespace may follow the document (as json.loads wants)."""
