@@ -128,7 +128,8 @@ def test_window_runs_that_fall_due_together_run_one_at_a_time_and_the_instant_cy
     windows = []
     for number in range(3):
         family = Family(f"test_window_{number}", Kind.GAUGE, "A window's value.")
-        windows.append(type(f"Window{number}", (Window,), {"name": f"window_{number}", "families": (family,)})())
+        attributes = {"name": f"window_{number}", "families": (family,), "abstract": True}  # (not registered)
+        windows.append(type(f"Window{number}", (Window,), attributes)())
 
     class Instant(Collector):
         abstract = True
