@@ -444,3 +444,65 @@ def test_the_reports_benchmark_command_line_and_its_growth_sentence():
     )
     idle = reports.Result("2026-11", {"cores": 2, "load_before": [0.5, 0.4, 0.3]}, {}, runs, "", "", [1.0, 0.9, 0.8])
     assert reports.load_note(idle) == "" and reports.load_note(loaded) in reports.markdown(loaded)
+
+
+# -- the whole schedule in one serving process (bench/schedule.py) -------------------------------------
+
+
+def test_the_compressed_day_fires_each_window_cadence_once_a_minute_apart():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bench import schedule
+
+    paris = ZoneInfo("Europe/Paris")
+    fired = schedule.compressed_crons(datetime(2026, 12, 31, 23, 58, 20, tzinfo=paris), 1)
+    assert list(fired) == ["hourly", "daily", "weekly", "monthly"]
+    # From the next whole minute, across midnight and the year's end (a cron names its day and month).
+    assert [cron for _, cron in fired.values()] == ["59 23 31 12 *", "0 0 1 1 *", "1 0 1 1 *", "2 0 1 1 *"]
+    assert schedule.compressed_crons(datetime(2026, 12, 7, 10, 0, tzinfo=paris), 2)["daily"][1] == "2 10 7 12 *"
+
+
+@pytest.fixture(scope="module")
+def whole_schedule(tmp_path_factory):
+    """bench.schedule at the small size: seeded, a first start, then serve through the compressed day."""
+    from bench import database as db
+    from bench import schedule
+
+    workdir = tmp_path_factory.mktemp("schedule")
+    server = db.start_server(workdir)
+    try:
+        admin_dsn = db.prepare_database(server)
+        seeding = db.seed(admin_dsn, **bench.SMALL, days=60, keep=False, progress=False)
+        config = bench.write_exporter_config(
+            workdir / "ent-exporter.yml", db.dsn(server, db.ENT_ROLE), workdir / "state", bench.free_port()
+        )
+        return schedule.measure(config, seeding.end, workdir, scrapers=2, lead_seconds=15, idle_tail_seconds=3)
+    finally:
+        server.cleanup()
+
+
+def test_serve_runs_its_whole_schedule_scraped_all_along(whole_schedule):
+    """The real serve's own scheduler fired an hourly, a daily, a weekly and a monthly run (every collector
+    of each cadence) while scrapers scraped: every scrape answered, some during each run, and the window
+    runs (one at a time) took the process's peak RSS little above what serving took before them."""
+    from bench import schedule
+
+    run = whole_schedule
+    expected = {
+        cadence: sorted(
+            name for name, cls in indicators.discover().items() if cls.cadence.value == cadence and not cls.opt_in
+        )
+        for cadence in schedule.WINDOW_CADENCES
+    }
+    assert {window.cadence: sorted(window.collectors) for window in run.runs} == expected
+    assert not run.missing and run.failed_scrapes == 0
+    assert run.idle.scrapes > 0
+    for window in run.runs:
+        assert window.scrapes.scrapes >= 1, window.cadence
+        assert window.peak_rss_kb > 0
+    # Memory, not time: the whole schedule's peak within a quarter of the peak before the first window run.
+    assert run.start_peak_rss_kb > 0
+    assert run.peak_rss_kb <= 1.25 * run.start_peak_rss_kb, (run.peak_rss_kb, run.start_peak_rss_kb)
+    text = schedule.markdown([run])
+    assert "## The whole schedule in one serving process" in text and "| weekly (`" in text

@@ -167,3 +167,29 @@ def test_attribution_reads_each_users_structures_once_per_run(recorded, source_d
             (s, p) for s, p in recording.statements if s.as_string(None) != source.compose(KNOWN_PAIRS).as_string(None)
         ]
         assert len(reads_of_accounts(regular, conn)) == 1 + 1, collector.name
+
+
+def test_with_many_users_the_regular_runs_read_the_attachments_in_parts_too(source_dsn, monkeypatch):
+    """With many users (more than PART_USERS per part), a regular run reads the attachments in parts, up to
+    PARTS as a first run does (one part's bytes in memory at a time), with the figures of one read."""
+    from ent_exporter.aggregation import days
+
+    insert(source_dsn, three_years_of_logins())
+    with PostgresSource(source_dsn) as source:
+        for collector in (CurrentPeriodVisitorsCollector, LoginHeatmapCollector):
+            first = collector().collect(Context(source=source, now=NOW, timezone=PARIS, state={}))
+            later = Context(source=source, now=NOW + timedelta(hours=1), timezone=PARIS, state=dict(first.state))
+            once = collector().collect(later)
+            monkeypatch.setattr(days, "PART_USERS", 1)
+            recording = RecordingSource(source)
+            later = Context(source=recording, now=NOW + timedelta(hours=1), timezone=PARIS, state=dict(first.state))
+            apart = collector().collect(later)
+            monkeypatch.undo()
+            with psycopg.connect(source_dsn) as conn:
+                regular = [
+                    (s, p)
+                    for s, p in recording.statements
+                    if s.as_string(None) != source.compose(KNOWN_PAIRS).as_string(None)
+                ]
+                assert len(reads_of_accounts(regular, conn)) == 1 + days.PARTS, collector.name
+            assert apart.samples == once.samples, collector.name

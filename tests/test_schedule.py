@@ -94,3 +94,66 @@ def test_an_overridden_cron_moves_staleness_readiness_retries_and_the_cadence_me
     # Retries back off up to the configured maximum, never beyond the schedule's period.
     assert retry_delay(20, 5, 10 * HOUR, schedule.period) == 6 * HOUR
     assert retry_delay(20, 5, 10 * HOUR, Schedule.default(Cadence.HOURLY, PARIS).period) == HOUR
+
+
+def test_window_runs_that_fall_due_together_run_one_at_a_time_and_the_instant_cycle_goes_on():
+    """Every hourly collector falls due at :05: their runs go one after the other (the process holds one
+    window run's memory at a time), none is skipped however long it waits, and the instant collectors
+    keep running meanwhile."""
+    import threading
+
+    from ent_exporter.engine.scheduler import CollectorScheduler
+
+    release = threading.Event()
+    lock = threading.Lock()
+    running: list[str] = []
+    most = [0]
+    ran: list[str] = []
+    instant_ran = threading.Event()
+
+    class Window(Collector):
+        abstract = True  # a test's own collector, kept out of the registry
+        cadence = Cadence.HOURLY
+
+        def collect(self, ctx):
+            with lock:
+                running.append(self.name)
+                most[0] = max(most[0], len(running))
+            release.wait(30)
+            with lock:
+                running.remove(self.name)
+                ran.append(self.name)
+            return Result({self.families[0].name: {(): 1.0}})
+
+    windows = []
+    for number in range(3):
+        family = Family(f"test_window_{number}", Kind.GAUGE, "A window's value.")
+        attributes = {"name": f"window_{number}", "families": (family,), "abstract": True}  # (not registered)
+        windows.append(type(f"Window{number}", (Window,), attributes)())
+
+    class Instant(Collector):
+        abstract = True
+        name = "instant"
+        cadence = Cadence.INSTANT
+        families = (Family("test_instant", Kind.GAUGE, "A minute's value."),)
+
+        def collect(self, ctx):
+            instant_ran.set()
+            return Result({"test_instant": {(): 1.0}})
+
+    once = {cadence: Schedule(cadence, "0 0 1 1 *", 0, UTC) for cadence in Cadence}  # no regular run in the test
+    runtime = Runtime([*windows, Instant()], source=None, schedules=once)
+    scheduler = CollectorScheduler(runtime)  # every collector stale: all fall due at once
+    scheduler.start()
+    try:
+        assert instant_ran.wait(30), "the instant collector waits for no window run"
+        release.set()
+        for _ in range(300):
+            with lock:
+                if len(ran) == 3:
+                    break
+            threading.Event().wait(0.1)
+    finally:
+        release.set()
+        scheduler.shutdown()
+    assert sorted(ran) == ["window_0", "window_1", "window_2"] and most[0] == 1

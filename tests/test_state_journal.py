@@ -172,3 +172,47 @@ def test_lines_that_do_not_follow_their_file_are_not_replayed(tmp_path):
     line["seq"] = 5  # a gap in the sequence (4 missing)
     journal.write_bytes(json.dumps(line).encode() + b"\n")
     assert plain(StateStore(tmp_path).load("c")) == third
+
+
+def test_a_document_read_in_pieces_is_what_json_loads_gives_whatever_the_chunk():
+    """ent_exporter.engine.pieces: any JSON document (nested objects and lists, escapes, non-ASCII text
+    cut anywhere, numbers cut short, NaN and infinities) reads as json.loads reads it, with chunks down to
+    one byte; what json.loads refuses is refused; the most held at once is about a chunk or one value."""
+    import io
+    import json
+    import random
+
+    import pytest
+
+    from ent_exporter.engine import pieces
+
+    rng = random.Random(11)
+
+    def value(depth: int = 0):
+        roll = rng.random()
+        if depth < 4 and roll < 0.3:
+            return {f'k{i}é"\\': value(depth + 1) for i in range(rng.randint(0, 5))}
+        if depth < 4 and roll < 0.45:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        scalars = [1, -2.5e-7, 12345678901234567890123, "x" * rng.randint(0, 90), "é€😀\u2028", True, None]
+        return rng.choice([*scalars, float("inf"), 0.1, [[1, 2], []]])
+
+    for chunk in (1, 2, 3, 7, 64, 1 << 20):
+        for _ in range(60):
+            document = {"version": 2, "samples": value(), "state": value(), "z": value()}
+            text = json.dumps(document, ensure_ascii=rng.random() < 0.5, indent=rng.choice([None, 1])).encode()
+            read, _ = pieces.load(io.BytesIO(text), chunk=chunk)
+            assert json.dumps(read) == json.dumps(json.loads(text)), (chunk, text[:200])
+    refused = [b'{"a":1', b'{"a":1}x', b'{"a":12', b"", b'{"a" 1}', b'{"a":1,}', b'{"a":0.}', b'{"a":01}', b'{"a":tru}']
+    refused += [b'{"a":[[1],]}', b'{"a":[[1] [2]]}', b'{"a":[[1],[2]}', b'{"a":{"b":1 "c":2}}', b'{"a":"\xff"}']
+    for text in refused:
+        for chunk in (1, 3, 1 << 20):
+            with pytest.raises(ValueError):
+                pieces.load(io.BytesIO(text), chunk=chunk)
+    assert pieces.load(io.BytesIO(b'\xef\xbb\xbf {"a": [1]} \n'), chunk=1)[0] == {"a": [1]}  # as json.loads(bytes)
+    big = b'{"samples":{"f":{"labels":[' + b",".join([b'["' + b"s" * 5000 + b'"]'] * 40) + b'],"values":[]}},"n":1}'
+    read, reader = pieces.load(io.BytesIO(big), chunk=4096)
+    assert read == json.loads(big) and reader.largest <= 2 * (4096 + 5010) < len(big)
+    # Up to a key: what came before it, the rest unread.
+    head, reader = pieces.load(io.BytesIO(big), stop=lambda key, before: key == "n", chunk=4096)
+    assert reader.stopped and list(head) == ["samples"]

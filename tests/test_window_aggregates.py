@@ -295,6 +295,68 @@ def test_window_states_are_on_disk_between_runs_and_read_back(month, tmp_path):
         assert runtime.state("logins")["watermark"] >= HISTORY
 
 
+def test_window_states_are_read_in_pieces_and_a_run_reads_its_state_alone(month, tmp_path, monkeypatch):
+    """No state file is held whole: a load reads it a piece at a time (ent_exporter.engine.pieces), so the
+    most it holds at once is about a chunk or the largest single value (a day's encoded arrays), less than
+    the file; the restore of a window collector stops before its state, and its run reads its state back
+    alone (not the samples it replaces), then equals a full recount."""
+    from ent_exporter.engine import pieces
+    from ent_exporter.engine.state import StateStore
+
+    dsn = month
+    cfg = config(dsn, tmp_path)
+    for name in WINDOWED:
+        run(dsn, tmp_path, name, NOW - timedelta(hours=2))
+    add_logins(dsn, 120, NOW - timedelta(minutes=20))
+    chunk = 4096
+    monkeypatch.setattr(pieces, "CHUNK", chunk)
+    loads: list[tuple[str, bool, bool, int]] = []
+    load = StateStore.load
+
+    def recorded(self, collector, **options):
+        self.largest_read = 0
+        result = load(self, collector, **options)
+        loads.append((collector, options.get("with_state", True), options.get("with_samples", True), self.largest_read))
+        return result
+
+    monkeypatch.setattr(StateStore, "load", recorded)
+    sizes, largest_values = {}, {}
+    for name in WINDOWED:
+        text = (tmp_path / "collectors" / f"{name}.json").read_text()
+        sizes[name] = len(text)
+        largest_values[name] = max(map(len, _pieces(json.loads(text))))
+    with make_source(cfg) as source:
+        runtime = make_runtime(cfg, source, persistent=True)
+        runtime.restore()
+        for name in WINDOWED:
+            assert runtime.run(name, NOW)
+            assert comparable(runtime.samples(name)) == full_recount(dsn, name, NOW), name
+    for name in WINDOWED:
+        mine = [
+            (with_state, with_samples, held) for collector, with_state, with_samples, held in loads if collector == name
+        ]
+        # The restore (without the state), the run (its state alone), the samples read back above.
+        assert [(with_state, with_samples) for with_state, with_samples, _ in mine] == [
+            (False, True),
+            (True, False),
+            (True, True),
+        ], name
+        for _, _, held in mine:
+            assert held <= 2 * (chunk + largest_values[name]) < sizes[name], (name, held, sizes[name])
+
+
+def _pieces(value):
+    """The JSON of the values a load reads whole: strings, and lists of anything but lists and objects."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _pieces(item)
+    elif isinstance(value, list) and any(isinstance(item, list | dict) for item in value):
+        for item in value:
+            yield from _pieces(item)
+    else:
+        yield json.dumps(value)
+
+
 def as_format_1(log: dict, rng) -> dict:
     """A DayLog state (format 2) written as format 1 wrote it: users as a JSON list of ids (None for
     logins without a user), columns under "columns", each day's rows in any order, users as numbers."""

@@ -23,7 +23,8 @@ them, one at a time (Day.whole). Statements return arrays (bytea of integers, id
 with their lengths), not a row per group: a first run, which counts its whole window day by day,
 holds no Python object per login group nor per account, and one day's rows at a time. There,
 accounts are read in PARTS disjoint parts of the users (Attachments): one part's ids in memory at
-a time; the regular runs read them in one statement (each part is a scan of accounts).
+a time; the regular runs read them in one statement (each part is a scan of accounts), or in a few
+parts when the users are many (parts_for: a part holds about PART_USERS users at most).
 
 Windows that do not start at a local midnight (the last 28/30/90 days) take their first,
 partial day from the database, as one aggregate statement over (start, end of that day): at
@@ -516,7 +517,8 @@ def days_between(first: date, last: date) -> list[date]:
 # list of names (STRUCTURE_NAMES, read first and handed back, so every part numbers alike). No
 # Python object per account. In a run that counts its window whole, the accounts come in PARTS
 # statements, each a disjoint part of the users (hashtext of the id): a part's bytes are all that is
-# in memory at once (500k accounts' ids are ~16 MB of text); a regular run reads them at once.
+# in memory at once (500k accounts' ids are ~16 MB of text); a regular run reads them at once, or in a
+# few parts when the users are many (parts_for).
 PARTS = 8
 STRUCTURE_NAMES = sql.SQL("""
     SELECT array_agg(DISTINCT coalesce(nullif(structure_id, ''), 'unknown')) FROM {accounts}
@@ -537,12 +539,31 @@ USER_STRUCTURES = sql.SQL("""
 """)
 
 
-def user_parts(apart: bool = True) -> list[dict[str, int]]:
-    """The parameters of each part of the users (PARTS, a power of two; ``apart=False``: one part, all of
-    them). Each part is a scan of accounts: a run that counts its window whole (the first, or after a
-    state loss), whose days' arrays are all being built, reads in parts; the regular runs read once."""
-    parts = PARTS if apart else 1
+# The users a regular run's part of the attachments holds at most (about 100 bytes each while it is read:
+# the ids' text, its bytes, the fixed-width ids, the look-ups' arrays). Read at once, 500,000 users'
+# attachments were about 50 MB held at once, the peak of a serving process at 1,000 establishments
+# (bench/schedule.py); in 4 parts, a quarter of it, for 3 more scans of accounts (about 0.1 s each there).
+PART_USERS = 125_000
+
+
+def user_parts(apart: bool | int = True) -> list[dict[str, int]]:
+    """The parameters of each part of the users: ``apart`` True, PARTS (a power of two); False, one part
+    (all of them); a number, that many (a power of two up to PARTS: see parts_for). Each part is a scan of
+    accounts."""
+    parts = (PARTS if apart else 1) if isinstance(apart, bool) else apart
     return [{"mask": parts - 1, "part": part} for part in range(parts)]
+
+
+def parts_for(log: DayLog) -> int:
+    """How many parts a run reads the accounts in: PARTS when it counts its window whole (the first run, or
+    after a state loss: its days' arrays are all being built); otherwise enough that a part holds about
+    PART_USERS of the log's users at most (one for most platforms), a power of two up to PARTS."""
+    if log.counted_whole:
+        return PARTS
+    parts = 1
+    while parts < PARTS and len(log.users) > parts * PART_USERS:
+        parts *= 2
+    return parts
 
 
 class Attachments:
@@ -555,7 +576,7 @@ class Attachments:
         with ctx.source.snapshot() as source:  # the parts of a read see the same accounts
             names = source.fetch(STRUCTURE_NAMES)[0][0]
             self.structures: list[str] = list(names or [])
-            for part in user_parts(log.counted_whole):
+            for part in user_parts(parts_for(log)):
                 text, lengths, structures = source.fetch(USER_STRUCTURES, {"structures": self.structures, **part})[0]
                 if text is None:
                     continue

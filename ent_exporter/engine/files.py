@@ -26,7 +26,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = os.O_NOFOLLOW
@@ -119,6 +119,12 @@ class Directory:
 
     def read(self, name: str) -> bytes:
         """The file's bytes (FileNotFoundError if absent, UnsafePath if a symbolic link)."""
+        with self.open_read(name) as handle:
+            return handle.read()
+
+    def open_read(self, name: str) -> BinaryIO:
+        """The file open for reading, to read a piece at a time (FileNotFoundError if absent, UnsafePath if a
+        symbolic link or not a regular file)."""
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC, dir_fd=self.fd)
         except OSError as error:
@@ -126,8 +132,7 @@ class Directory:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise UnsafePath(self.path / name, "not a regular file")
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+        return os.fdopen(fd, "rb")
 
     def exists(self, name: str) -> bool:
         """Whether anything is at ``name`` (a symbolic link, even dangling, included)."""

@@ -362,12 +362,11 @@ class Runtime:
 
     def _run(self, name: str, now: datetime) -> bool:
         collector = self.collectors[name]
-        previous = self._stored_result(name)
         context = Context(
             source=self.source,
             now=now,
             timezone=self.zone,
-            state=dict(previous.state) if previous is not None and previous.state is not None else {},
+            state=self._state_for_run(name),
             settle=self.settle,
             chunk_size=self.chunk_size,
             late_commit_limit=self.late_commit_limit,
@@ -412,6 +411,10 @@ class Runtime:
             self._failed(name, started, "collector raised", source_up=None)
             return False
         self._restored.discard(name)
+        # The state the run started from goes before the result is saved and published: what of it the new
+        # state keeps (a window collector's closed days) it shares, the rest (the users' old encoding, the
+        # days that left the window) is freed, not held beside the new result.
+        del context
         self._save(name, result.samples, result.state, now, complete=True)
         succeeded = self._stored[name].last_success  # the time of success the complete save wrote
         assert succeeded is not None
@@ -464,7 +467,7 @@ class Runtime:
     def state(self, name: str) -> dict[str, Any] | None:
         """The collector's state as its last run saved it (None: no run yet); read back from the state
         directory for a collector whose state is not held in memory between runs."""
-        stored = self._stored_result(name)
+        stored = self._stored_result(name, with_samples=False)
         return None if stored is None else stored.state
 
     def samples(self, name: str) -> Samples | None:
@@ -480,13 +483,24 @@ class Runtime:
         stored = self._stored.get(name)
         return name in self._last_samples or (stored is not None and stored.state is not None)
 
-    def _stored_result(self, name: str) -> StoredResult | None:
-        """The collector's last stored result, read back from the state directory if it was released."""
+    def _stored_result(self, name: str, *, with_samples: bool = True) -> StoredResult | None:
+        """The collector's last stored result, read back from the state directory if it was released
+        (``with_samples=False``: its state alone, when that is all that is wanted)."""
         stored = self._stored.get(name)
         if stored is not None and stored.state is None:  # released: only with a store (see _kept_between_runs)
             assert self.store is not None
-            return self.store.load(name, families=self.collectors[name].families)
+            return self.store.load(name, families=self.collectors[name].families, with_samples=with_samples)
         return stored
+
+    def _state_for_run(self, name: str) -> dict[str, Any]:
+        """The state a run starts from: a copy of the one held in memory (a counter's), or the one read back
+        from the state directory (a window collector's), its own, with nothing else of that result (its
+        samples are not read: what the run computes replaces them), so that the run holds no second result."""
+        stored = self._stored.get(name)
+        if stored is not None and stored.state is not None:
+            return dict(stored.state)
+        loaded = self._stored_result(name, with_samples=False)
+        return loaded.state if loaded is not None and loaded.state is not None else {}
 
     def _kept_between_runs(self, collector: Collector) -> bool:
         """Whether a collector's stored result (samples, state) stays in memory between its runs.

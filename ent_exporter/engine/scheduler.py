@@ -1,4 +1,12 @@
-"""Runs each collector on its schedule with APScheduler, retrying failures with backoff."""
+"""Runs each collector on its schedule with APScheduler, retrying failures with backoff.
+
+The instant collectors run in a pool of threads; the window collectors (hourly, daily, weekly, monthly)
+in a thread of their own (``WINDOWS``), one run at a time. A window run holds its per-day aggregates,
+its users and their attachments for its length (tens of MB at 1,000 establishments), and the collectors
+of one cadence fall due together (every hourly one at :05): one after the other, the process's peak is
+that of its largest run, not the sum of those that fire together, and the instant cycle keeps its
+threads. A window run that waits for its turn runs however late (no misfire limit): it is not skipped.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ent_exporter.engine import clock as clocks
+from ent_exporter.engine.collector import Cadence
 from ent_exporter.engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+WINDOWS = "windows"  # the executor of the window collectors' runs: one thread
 
 
 class _OverlapSkipFilter(logging.Filter):
@@ -51,7 +62,7 @@ class CollectorScheduler:
         self.retry_initial_seconds = retry_initial_seconds
         self.retry_max_seconds = retry_max_seconds
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(workers)},
+            executors={"default": ThreadPoolExecutor(workers), WINDOWS: ThreadPoolExecutor(1)},
             # One run at a time per collector; a run missed while busy is merged into the next.
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
             timezone=zone,
@@ -67,8 +78,16 @@ class CollectorScheduler:
                 args=[name],
                 id=name,
                 name=name,
+                **self._executor(name),
                 **({"next_run_time": first} if first else {}),
             )
+
+    def _executor(self, name: str) -> dict[str, object]:
+        """Where a collector's runs go: a window collector's to WINDOWS, where a run waits for the one before
+        it (however long: no misfire limit); an instant collector's to the pool."""
+        if self.runtime.collectors[name].cadence is Cadence.INSTANT:
+            return {}
+        return {"executor": WINDOWS, "misfire_grace_time": None}
 
     def run(self, name: str) -> bool:
         """Runs a collector now; on failure, schedules a one-shot retry with backoff."""
@@ -89,6 +108,7 @@ class CollectorScheduler:
             id=f"{name}:retry",
             name=f"{name} (retry)",
             replace_existing=True,
+            **self._executor(name),
         )
         return False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -19,6 +20,7 @@ from typing import IO, Any
 import orjson
 
 from ent_exporter.engine import journal as journals
+from ent_exporter.engine import pieces
 from ent_exporter.engine.collector import Family, Kind
 from ent_exporter.engine.files import Directory
 
@@ -50,6 +52,7 @@ class StateStore:
         self.directory = self._directory.path
         # Collectors saved with journal=True: what their file and journal hold (see ent_exporter.engine.journal).
         self._views: dict[str, journals.View] = {}
+        self.largest_read = 0  # the most characters of a state file held at once by a load (ent_exporter.engine.pieces)
         if clean:
             self.remove_stale_temporaries()
 
@@ -84,6 +87,7 @@ class StateStore:
         with_state: bool = True,
         journal: bool = False,
         families: Iterable[Family] = (),
+        with_samples: bool = True,
     ) -> StoredResult | None:
         """The collector's stored result: its file, then the lines of its journal that follow it.
 
@@ -91,20 +95,23 @@ class StateStore:
         the file's last key (files written since the state went last). ``journal=True`` (with the
         state): the next save may append to the journal (see save). ``families``: the collector's,
         whose series are checked against them (number of labels, histogram buckets).
+        ``with_samples=False``: the state alone, the samples and times of change not read (empty; a window
+        collector's run needs only its state), unless the file says its state's totals are its samples.
 
         A file that cannot be read or parsed, or whose shape is not the one written (valid JSON of
         another shape), is logged and ignored: the collector counts again from scratch, which is
         exact. A journal line of the wrong shape ends the journal there, like a torn line."""
         path = self._path(collector)
         self._views.pop(collector, None)
+        skip = (() if with_state else ("state",)) + (() if with_samples else ("samples", "changed_at"))
         try:
-            text = self._directory.read(path.name)
-            file_bytes = len(text)
-            head = None if with_state else _before_state(text)
-            # json, not orjson, to read: orjson holds a second copy of the file while it parses (+100 MB
-            # for the weekly heatmap's state at the month scale), and a load is once per start or run.
-            data = json.loads(text if head is None else head)
-            del text
+            with self._directory.open_read(path.name) as handle:
+                file_bytes = os.fstat(handle.fileno()).st_size
+                # Read in pieces (ent_exporter.engine.pieces), never the whole file at once: a window
+                # collector's state is tens of MB of encoded days. Without the state, the read ends where
+                # it starts, when it is the file's last key (files written since the state went last).
+                data, reader = pieces.load(handle, skip=skip, stop=_stop_at_state if not with_state else None)
+            self.largest_read = max(self.largest_read, reader.largest)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
@@ -125,6 +132,8 @@ class StateStore:
                 "state %s has format %s, expected %s: starting from scratch", path, data.get("version"), FORMAT_VERSION
             )
             return None
+        if not with_samples:  # (not read: not checked, not returned)
+            data["samples"], data["changed_at"] = {}, {}
         shapes = {family.name: family for family in families}
         problem = _file_problem(data, with_state, shapes)
         if problem:
@@ -144,6 +153,8 @@ class StateStore:
             ran_at=data.get("ran_at"),
         )
         seq, totals_are_samples = data.get("seq", 0), bool(data.get("totals_are_samples"))
+        if totals_are_samples and not with_samples and with_state:  # the state's totals are in the samples
+            return self.load(collector, journal=journal, families=families)
         if state is not None and totals_are_samples:
             state.pop("totals", None)
         lines, journal_bytes, broken = self._journal_lines(collector, seq, shapes)
@@ -152,7 +163,9 @@ class StateStore:
             _replay(result, line, strings, labels)
         if state is not None and totals_are_samples:
             state["totals"] = result.samples
-        if journal and state is not None:
+        if not with_samples:
+            result.samples, result.changed_at = {}, {}
+        if journal and state is not None and with_samples:
             self._views[collector] = journal_view(seq, file_bytes, journal_bytes, result, totals_are_samples, broken)
         return result
 
@@ -315,15 +328,10 @@ class StateStore:
 STATE_KEY = b',"state":'
 
 
-def _before_state(text: bytes) -> bytes | None:
-    """The file's JSON without its state, when the state is its last key; else None (parse it all).
-
-    Outside JSON strings only: inside one, a double quote is always escaped, so the bytes ,"state":
-    found here are the top-level key (no other object of the file has a key named state)."""
-    at = text.find(STATE_KEY)
-    if at < 0 or text.find(b'"samples":', 0, at) < 0 or text.find(b'"changed_at":', 0, at) < 0:
-        return None
-    return text[:at] + b"}"
+def _stop_at_state(key: str, before: list[str]) -> bool:
+    """A load without the state ends at its key when the samples and times of change came before it (the
+    state is then the file's last key, as written since it went last)."""
+    return key == "state" and "samples" in before and "changed_at" in before
 
 
 def _dumps(value: Any) -> bytes:

@@ -24,6 +24,7 @@ from ent_exporter.aggregation.days import (
     _integers,
     days_between,
     ids_array,
+    parts_for,
     user_parts,
 )
 from ent_exporter.aggregation.known import people_pairs, zeros
@@ -180,7 +181,7 @@ class ActivityCollector(Collector):
         with ctx.source.snapshot() as source:
             structure_list, profile_list = source.fetch(NAMES)[0]
             structure_list, profile_list = list(structure_list or []), list(profile_list or [])
-            for part in user_parts(log.counted_whole):
+            for part in user_parts(parts_for(log)):
                 text, lengths, structure, profile = source.fetch(
                     ACTIVATED, {"now": utc(ctx.now), "structures": structure_list, "profiles": profile_list, **part}
                 )[0]
