@@ -718,3 +718,57 @@ def test_the_daemon_writes_the_closed_month_at_start_when_it_is_missing(data, tm
     summary = {r["indicator"]: r for r in read_csv(platform / "2026-10-summary.csv")}
     assert int(summary["connections"]["value"]) == recount(rows, "2026-10")["all"]["connections"]
     assert not (platform / "2026-10.html").exists()  # the configured formats only
+
+
+# -- rendering in worker processes, statements side by side --------------------------------------
+
+
+def _pdf_without_dates(path: Path) -> bytes:
+    import re
+
+    # (fpdf2 dates a PDF when it makes it, and its identifier is a digest that includes the date)
+    return re.sub(rb"/(CreationDate|ModDate) \(D:[^)]*\)|/ID \[<[0-9A-F]+><[0-9A-F]+>\]", b"", path.read_bytes())
+
+
+def test_worker_processes_write_the_same_files_and_an_error_in_any_leaves_nothing(data, source, tmp_path, monkeypatch):
+    """Rendered by this process alone or with a worker process (ent_exporter.reports.rendering), the
+    statements on one connection or two at once: the same files, byte for byte (but the PDF's dates).
+    A report that cannot be rendered, whichever process has it, stops the run: nothing new is
+    written, what was there is untouched."""
+    from ent_exporter.reports import figures, rendering, write_reports
+
+    month = Month.parse("2026-10", PARIS)
+    produced = paris(2026, 11, 2, 9, 0)
+    monkeypatch.setattr(rendering, "MIN_PER_PROCESS", 1)  # the few structures of the data: a worker too
+    monkeypatch.setattr(rendering, "CHUNK", 1)
+    alone = write_reports(source, month, tmp_path / "alone", produced=produced, processes=1)
+    statements: list[int] = []
+    build = figures.build_reports
+
+    def counted(*args, **kwargs):
+        statements.append(args[5] if len(args) > 5 else kwargs.get("connections", 1))
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "build_reports", counted)
+    together = write_reports(source, month, tmp_path / "together", produced=produced, processes=2)
+    assert statements == [2]  # the source's pool: two connections, the statements run two at once
+    assert [p.relative_to(tmp_path / "alone") for p in alone] == [
+        p.relative_to(tmp_path / "together") for p in together
+    ]
+    assert together[-1].parent.name == "all"  # in the order of the reports: the platform's last
+    for first, second in zip(alone, together, strict=True):
+        if first.suffix == ".pdf":
+            assert _pdf_without_dates(first) == _pdf_without_dates(second), first.name
+        else:
+            assert first.read_bytes() == second.read_bytes(), first.name
+
+    reports = build(source, month)
+    for broken in (0, len(reports) - 1):  # the first chunk (a worker's), the last (this process's)
+        spoiled = [*reports]
+        spoiled[broken] = figures.Report(**{**vars(reports[broken]), "current": None})  # type: ignore[arg-type]
+        monkeypatch.setattr(figures, "build_reports", lambda *args, spoiled=spoiled, **kwargs: spoiled)
+        before = {p: p.read_bytes() for p in (tmp_path / "together").rglob("*") if p.is_file()}
+        with pytest.raises(AttributeError):
+            write_reports(source, month, tmp_path / "together", produced=paris(2026, 11, 3), processes=2)
+        assert {p: p.read_bytes() for p in (tmp_path / "together").rglob("*") if p.is_file()} == before
+        assert [p.name for p in (tmp_path / "together").iterdir() if p.name.startswith(".")] == []
