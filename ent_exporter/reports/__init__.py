@@ -2,8 +2,9 @@
 
 ``ent-exporter report`` (ent_exporter/cli.py) and the daemon's monthly job (``ent_exporter.reports.job``) both
 call ``write_reports``. The figures come from the source with the metrics' definitions
-(``ent_exporter.reports.figures``); the words from ``ent_exporter.reports.labels``; charts from matplotlib
-(``ent_exporter.reports.plots``); the PDF from fpdf2 (``ent_exporter.reports.output``).
+(``ent_exporter.reports.figures``, two statements at once); the words from ``ent_exporter.reports.labels``;
+charts from matplotlib (``ent_exporter.reports.plots``); the PDF from fpdf2 (``ent_exporter.reports.output``);
+each report rendered by this process or a worker process (``ent_exporter.reports.rendering``).
 
 This module imports nothing heavy: the configuration's ``reports:`` section
 (``ent_exporter.reports.settings``) is loaded with every config, matplotlib and fpdf2 only when a report
