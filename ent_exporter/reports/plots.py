@@ -91,11 +91,19 @@ PNG_OPTIONS = {"compress_level": 1}
 
 
 def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
+    """The figure as an RGB PNG (its background is opaque: an alpha channel would say nothing, and the
+    PDF would have to check it and store it apart)."""
+    from PIL import Image
+
     # The canvas itself, not savefig: savefig lays a figure with a layout engine out on a renderer of
-    # its own first (every text measured again), then draws it; print_png draws once, on the
-    # canvas's renderer (kept while the figure's size is), the layout included.
-    figure.canvas.print_png(buffer, metadata={"Software": None}, pil_kwargs=PNG_OPTIONS)  # type: ignore[attr-defined]
+    # its own first (every text measured again), then draws it; the canvas draws once, on its
+    # renderer (kept while the figure's size is), the layout included.
+    canvas = figure.canvas
+    canvas.draw()
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)  # type: ignore[attr-defined]
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "PNG", dpi=(figure.dpi, figure.dpi), **PNG_OPTIONS)
     return buffer.getvalue()
 
 
