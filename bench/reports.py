@@ -103,7 +103,7 @@ class ScaleRun:
     rendering_cpu_seconds: float = 0.0  # the CPU time of the rendering (write_reports but the statements)
     processes: int = 1  # processes that rendered (the writing process and its workers)
     rendered_here: int = 0  # reports rendered by the writing process itself (the parts are timed there)
-    workers_peak_rss_kb: int = 0  # the largest worker's peak RSS (included in peak_rss_kb)
+    workers_peak_rss_kb: int = 0  # the worker processes' peak RSS, summed (included in peak_rss_kb)
 
     @property
     def sampled(self) -> bool:
@@ -244,8 +244,9 @@ def child(config_path: Path, month_text: str, out: Path, sample: int | None = No
     statements (figures.build_reports), and for each report this process renders, the words
     (document.build), the charts (plots.charts), each format's bytes and the whole report
     (rendering.Rendering.render); the worker processes render the others (ent_exporter.reports.rendering).
-    CPU time and peak RSS count the workers too (their resource usage once they have ended: the CPU
-    time of all, the peak RSS of the largest, added to this process's). ``sample``: only the platform's
+    CPU time and peak RSS count the workers too: the CPU time of all (their resource usage once they
+    have ended), and the peak RSS of each (its VmHWM, read every PEAK_POLL_SECONDS while it runs: a
+    child's ru_maxrss would count the pages of this process it was forked from) added to this process's. ``sample``: only the platform's
     report and the first structures' (by code), as ``ent-exporter report --structure`` writes them: the
     statements are the same (every structure at once), the rendering is that many reports'."""
     import resource
@@ -288,9 +289,9 @@ def child(config_path: Path, month_text: str, out: Path, sample: int | None = No
             target = getattr(target, step)
         timed(part, target, attribute)
 
-    def children() -> tuple[float, int]:
+    def children() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+        return usage.ru_utime + usage.ru_stime
 
     source = report_source(config)
     try:
@@ -298,12 +299,13 @@ def child(config_path: Path, month_text: str, out: Path, sample: int | None = No
         every = sorted(figures.known_structure_ids(source) - {ALL_STRUCTURES}) + [ALL_STRUCTURES]
         wanted = None if not sample or sample >= len(every) else every[: sample - 1] + [ALL_STRUCTURES]
         processes = min(rendering.default_processes(), max(1, len(wanted or every) // rendering.MIN_PER_PROCESS))
-        began, began_cpu, began_children = time.perf_counter(), time.process_time(), children()[0]
-        written = write_reports(
-            source, month, out, structures=wanted, formats=FORMATS, min_count=config.privacy.min_count
-        )
+        began, began_cpu, began_children = time.perf_counter(), time.process_time(), children()
+        with WorkerPeaks() as peaks:
+            written = write_reports(
+                source, month, out, structures=wanted, formats=FORMATS, min_count=config.privacy.min_count
+            )
         total, total_cpu = time.perf_counter() - began, time.process_time() - began_cpu
-        workers_cpu, workers_rss = children()[0] - began_children, children()[1]
+        workers_cpu, workers_rss = children() - began_children, sum(peaks.peaks.values())
     finally:
         source.close()
     by_format: dict[str, int] = {}
@@ -322,13 +324,50 @@ def child(config_path: Path, month_text: str, out: Path, sample: int | None = No
         "parts_seconds": parts,
         "total_seconds": total,
         "all_reports": len(every),
-        "cpu_seconds": time.process_time() + children()[0],
+        "cpu_seconds": time.process_time() + children(),
         "rendering_cpu_seconds": total_cpu - cpu.get("statements", 0.0) + workers_cpu,
         "peak_rss_kb": peak_rss_kb() + workers_rss,
         "processes": processes,
         "rendered_here": here,
         "workers_peak_rss_kb": workers_rss,
     }
+
+
+PEAK_POLL_SECONDS = 0.2
+
+
+class WorkerPeaks:
+    """``with WorkerPeaks() as peaks``: the peak RSS (VmHWM, kB) of each child process of this one
+    while the block runs, by pid (read every PEAK_POLL_SECONDS, and once more at the end)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="worker-peaks", daemon=True)
+
+    def __enter__(self) -> WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        import psutil
+
+        from bench.worker import peak_rss_kb
+
+        me = psutil.Process()
+        while True:
+            for child in me.children(recursive=True):
+                peak = peak_rss_kb(child.pid)
+                if peak:
+                    self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), peak)
+            if self._stop.wait(PEAK_POLL_SECONDS):
+                return
 
 
 def run(
@@ -421,7 +460,7 @@ the wall time of `figures.build_reports` (every query, and the figures made of t
 the database's time (pg_stat_statements, planning and execution). *Rendering*: the rest (words, \
 charts, PDF, HTML, CSV, files written and moved into place), in brackets the CPU time for it of the \
 writing process and its workers (what other work on the machine does not lengthen). *Peak RSS*: the \
-writing process's VmHWM plus its largest worker's peak (at {big.structures:,} structures \
+writing process's VmHWM plus its workers' (at {big.structures:,} structures \
 {big.workers_peak_rss_kb / 1024:,.0f} MB of the {big.peak_rss_mb:,.0f} MB).{sample_note(big)}
 
 | structures | accounts | events of the month | reports | statements (database) | rendering (CPU) | rendering per report (CPU) | total | peak RSS |
