@@ -58,6 +58,8 @@ PARTS = (
     ("HTML", "output", "html_bytes"),
     ("CSV", "output", "csv_bytes"),
 )
+# Each report rendered in the writing process, whole (the parts above, the files written and the rest).
+REPORT_PART = ("report", "rendering", "Rendering.render")
 
 
 @dataclass
@@ -99,6 +101,9 @@ class ScaleRun:
     all_reports: int = 0  # structures + the platform: what every report of the month is
     cpu_seconds: float = 0.0  # the writing process's CPU time (user + system), from its start
     rendering_cpu_seconds: float = 0.0  # the CPU time of the rendering (write_reports but the statements)
+    processes: int = 1  # processes that rendered (the writing process and its workers)
+    rendered_here: int = 0  # reports rendered by the writing process itself (the parts are timed there)
+    workers_peak_rss_kb: int = 0  # the worker processes' peak RSS, summed (included in peak_rss_kb)
 
     @property
     def sampled(self) -> bool:
@@ -211,6 +216,9 @@ def run_scale(scale: Scale, month_text: str, workdir: Path, keep: bool, progress
         all_reports=child["all_reports"],
         cpu_seconds=child["cpu_seconds"],
         rendering_cpu_seconds=child["rendering_cpu_seconds"],
+        processes=child["processes"],
+        rendered_here=child["rendered_here"],
+        workers_peak_rss_kb=child["workers_peak_rss_kb"],
     )
     say(
         f"{run.structures:,} structures: {run.reports:,} reports, {run.files:,} files in {run.total_seconds:.1f} s"
@@ -230,18 +238,24 @@ def run_child(config: Path, month: str, out: Path, sample: int | None = None) ->
 
 
 def child(config_path: Path, month_text: str, out: Path, sample: int | None = None) -> dict:
-    """Writes every report of the month as ``ent-exporter report`` does (every format, French) and
-    says what it took. The parts are timed around the functions write_reports calls (it looks them
-    up in their modules when it runs): the statements (figures.build_reports), the words
-    (document.build), the charts (plots.charts), each format's bytes; the rest is writing the files
-    and moving them into place. ``sample``: only the platform's report and the first structures'
-    (by code), as ``ent-exporter report --structure`` writes them: the statements are the same (every
-    structure at once), the rendering is that many reports'."""
+    """Writes every report of the month as ``ent-exporter report`` does (every format, French, the
+    default number of processes) and says what it took. The parts are timed around the functions
+    write_reports calls (it looks them up in their modules when it runs), in this process: the
+    statements (figures.build_reports), and for each report this process renders, the words
+    (document.build), the charts (plots.charts), each format's bytes and the whole report
+    (rendering.Rendering.render); the worker processes render the others (ent_exporter.reports.rendering).
+    CPU time and peak RSS count the workers too: the CPU time of all (their resource usage once they
+    have ended), and the peak RSS of each (its VmHWM, read every PEAK_POLL_SECONDS while it runs: a
+    child's ru_maxrss would count the pages of this process it was forked from) added to this process's. ``sample``: only the platform's
+    report and the first structures' (by code), as ``ent-exporter report --structure`` writes them: the
+    statements are the same (every structure at once), the rendering is that many reports'."""
+    import resource
+
     from bench.worker import peak_rss_kb
     from ent_exporter.app import report_source
     from ent_exporter.config import load_config
     from ent_exporter.engine.collector import ALL_STRUCTURES
-    from ent_exporter.reports import document, figures, output, plots, write_reports
+    from ent_exporter.reports import document, figures, output, plots, rendering, write_reports
     from ent_exporter.reports.figures import Month
     from ent_exporter.reports.settings import FORMATS
 
@@ -249,53 +263,111 @@ def child(config_path: Path, month_text: str, out: Path, sample: int | None = No
     month = Month.parse(month_text, config.zone)
     spent: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    calls: dict[str, int] = {}
     built: list[int] = []
 
-    def timed(part: str, module: object, name: str) -> None:
-        function = getattr(module, name)
+    def timed(part: str, owner: object, name: str) -> None:
+        function = getattr(owner, name)
 
         def measured(*args, **kwargs):
             began, began_cpu = time.perf_counter(), time.process_time()
             result = function(*args, **kwargs)
             spent[part] = spent.get(part, 0.0) + time.perf_counter() - began
             cpu[part] = cpu.get(part, 0.0) + time.process_time() - began_cpu
+            calls[part] = calls.get(part, 0) + 1
             if part == "statements":
                 built.append(len(result))
             return result
 
-        setattr(module, name, measured)
+        setattr(owner, name, measured)
 
-    for part, module, name in PARTS:
-        timed(part, {"figures": figures, "document": document, "plots": plots, "output": output}[module], name)
+    modules = {"figures": figures, "document": document, "plots": plots, "output": output, "rendering": rendering}
+    for part, module, name in (*PARTS, REPORT_PART):
+        owner, _, attribute = f"{module}.{name}".rpartition(".")
+        target: object = modules[owner.split(".")[0]]
+        for step in owner.split(".")[1:]:
+            target = getattr(target, step)
+        timed(part, target, attribute)
+
+    def children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
     source = report_source(config)
     try:
         source.wait_ready()
         every = sorted(figures.known_structure_ids(source) - {ALL_STRUCTURES}) + [ALL_STRUCTURES]
         wanted = None if not sample or sample >= len(every) else every[: sample - 1] + [ALL_STRUCTURES]
-        began, began_cpu = time.perf_counter(), time.process_time()
-        written = write_reports(
-            source, month, out, structures=wanted, formats=FORMATS, min_count=config.privacy.min_count
-        )
+        processes = min(rendering.default_processes(), max(1, len(wanted or every) // rendering.MIN_PER_PROCESS))
+        began, began_cpu, began_children = time.perf_counter(), time.process_time(), children()
+        with WorkerPeaks() as peaks:
+            written = write_reports(
+                source, month, out, structures=wanted, formats=FORMATS, min_count=config.privacy.min_count
+            )
         total, total_cpu = time.perf_counter() - began, time.process_time() - began_cpu
+        workers_cpu, workers_rss = children() - began_children, sum(peaks.peaks.values())
     finally:
         source.close()
     by_format: dict[str, int] = {}
     for path in written:
         kind = path.suffix.lstrip(".")
         by_format[kind] = by_format.get(kind, 0) + 1
+    here = calls.get("report", 0)
+    parts = {part: spent.get(part, 0.0) for part, _, _ in PARTS if part != "statements"}
+    parts["files"] = max(0.0, spent.get("report", 0.0) - sum(parts.values()))
     return {
         "reports": sum(built),
         "files": len(written),
         "files_by_format": dict(sorted(by_format.items())),
         "bytes": sum(path.stat().st_size for path in written),
         "statements_seconds": spent.get("statements", 0.0),
-        "parts_seconds": {part: spent.get(part, 0.0) for part, _, _ in PARTS if part != "statements"},
+        "parts_seconds": parts,
         "total_seconds": total,
         "all_reports": len(every),
-        "cpu_seconds": time.process_time(),
-        "rendering_cpu_seconds": total_cpu - cpu.get("statements", 0.0),
-        "peak_rss_kb": peak_rss_kb(),
+        "cpu_seconds": time.process_time() + children(),
+        "rendering_cpu_seconds": total_cpu - cpu.get("statements", 0.0) + workers_cpu,
+        "peak_rss_kb": peak_rss_kb() + workers_rss,
+        "processes": processes,
+        "rendered_here": here,
+        "workers_peak_rss_kb": workers_rss,
     }
+
+
+PEAK_POLL_SECONDS = 0.2
+
+
+class WorkerPeaks:
+    """``with WorkerPeaks() as peaks``: the peak RSS (VmHWM, kB) of each child process of this one
+    while the block runs, by pid (read every PEAK_POLL_SECONDS, and once more at the end)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="worker-peaks", daemon=True)
+
+    def __enter__(self) -> WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        import psutil
+
+        from bench.worker import peak_rss_kb
+
+        me = psutil.Process()
+        while True:
+            for child in me.children(recursive=True):
+                peak = peak_rss_kb(child.pid)
+                if peak:
+                    self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), peak)
+            if self._stop.wait(PEAK_POLL_SECONDS):
+                return
 
 
 def run(
@@ -362,9 +434,8 @@ def markdown(r: Result) -> str:
         for run in r.runs
     )
     formats = big.files_by_format
-    parts = dict(big.parts_seconds)
-    parts["files"] = max(0.0, big.rendering_seconds - sum(parts.values()))
-    per_report = ", ".join(f"{part} {seconds / big.reports * 1000:,.0f} ms" for part, seconds in parts.items())
+    here = big.rendered_here or big.reports
+    per_report = ", ".join(f"{part} {seconds / here * 1000:,.0f} ms" for part, seconds in big.parts_seconds.items())
     machine = r.machine
     load = ", ".join(f"{x:.2f}" for x in machine.get("load_before", []))
     load_after = ", ".join(f"{x:.2f}" for x in r.load_after)
@@ -374,8 +445,8 @@ def markdown(r: Result) -> str:
 
 Every report of one month in every format ({formats.get("pdf", 0):,} PDF, {formats.get("html", 0):,} HTML and \
 {formats.get("csv", 0):,} CSV files at {big.structures:,} structures), written by \
-`ent_exporter.reports.write_reports` (what `ent-exporter report` runs) in one process, at bench.run's month \
-scale and at smaller ones, in one run:
+`ent_exporter.reports.write_reports` (what `ent-exporter report` runs, with its default number of \
+processes: {processes_words(big.processes)}), at bench.run's month scale and at smaller ones, in one run:
 
 ```sh
 {command}
@@ -387,9 +458,10 @@ previous month and the same month a year before lie before the source's data: th
 so not read (with a longer history, the month's statements run for each of them too). *Statements*: \
 the wall time of `figures.build_reports` (every query, and the figures made of their rows), in brackets \
 the database's time (pg_stat_statements, planning and execution). *Rendering*: the rest (words, \
-charts, PDF, HTML, CSV, files written and moved into place), in brackets the writing process's CPU \
-time for it (what other work on the machine does not lengthen). *Peak RSS*: the writing process's \
-VmHWM.{sample_note(big)}
+charts, PDF, HTML, CSV, files written and moved into place), in brackets the CPU time for it of the \
+writing process and its workers (what other work on the machine does not lengthen). *Peak RSS*: the \
+writing process's VmHWM plus its workers' (at {big.structures:,} structures \
+{big.workers_peak_rss_kb / 1024:,.0f} MB of the {big.peak_rss_mb:,.0f} MB).{sample_note(big)}
 
 | structures | accounts | events of the month | reports | statements (database) | rendering (CPU) | rendering per report (CPU) | total | peak RSS |
 | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |
@@ -399,12 +471,20 @@ Target at {big.structures:,} structures: every report in ≤ {TARGETS["seconds"]
 ({"met" if met_time else "**missed**"}: {big.every_report_seconds / 60:.1f} minutes{extrapolated}), \
 peak RSS ≤ \
 {TARGETS["peak_rss_mb"]:.0f} MB ({"met" if met_rss else "**missed**"}: {big.peak_rss_mb:.0f} MB). \
-{growth(r)} The rendering at {big.structures:,} structures, per report: {per_report}.
+{growth(r)} The rendering at {big.structures:,} structures, per report in the writing process \
+({here:,} of the {big.reports:,} reports, wall time, the workers rendering beside it): {per_report}.
 
 {machine.get("cpu", "?")}, {machine.get("cores", "?")} cores, {machine.get("memory", "?")}; \
 {r.started} → {r.finished}; load average before {load}, after {load_after} (other work shares the \
 2 cores: wall times are upper bounds); {versions}.{load_note(r)}
 """
+
+
+def processes_words(processes: int) -> str:
+    if processes <= 1:
+        return "one process here"
+    workers = processes - 1
+    return f"{processes} processes here, the writing one and {workers} worker{'s' * (workers > 1)} rendering beside it"
 
 
 def load_note(r: Result) -> str:

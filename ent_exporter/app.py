@@ -122,9 +122,10 @@ def make_source(config: Config) -> PostgresSource:
 
 
 def report_source(config: Config) -> PostgresSource:
-    """A pool of its own for reports (one connection), with the reports' statement timeout
-    (``reports.statement_timeout_seconds``, default 900 s) instead of the collectors'."""
-    from ent_exporter.reports.settings import REPORT_STATEMENT_TIMEOUT_SECONDS
+    """A pool of its own for reports (REPORT_CONNECTIONS: a month's statements run side by side),
+    with the reports' statement timeout (``reports.statement_timeout_seconds``, default 900 s)
+    instead of the collectors'."""
+    from ent_exporter.reports.settings import REPORT_CONNECTIONS, REPORT_STATEMENT_TIMEOUT_SECONDS
 
     timeout = config.reports.statement_timeout_seconds if config.reports else REPORT_STATEMENT_TIMEOUT_SECONDS
     return PostgresSource(
@@ -132,7 +133,7 @@ def report_source(config: Config) -> PostgresSource:
         config.source.schema_name,
         statement_timeout_seconds=timeout,
         connect_timeout_seconds=config.source.connect_timeout_seconds,
-        max_connections=1,
+        max_connections=REPORT_CONNECTIONS,
     )
 
 

@@ -384,6 +384,8 @@ def test_the_reports_benchmark_writes_every_report_of_the_month(tmp_path):
     assert (run.structures, run.accounts) == (2, 60) and run.seeded
     assert run.events == pytest.approx(6_000, rel=0.1) and run.logins + run.app_openings < run.events
     assert run.reports == 3  # two structures and the platform
+    # Three reports: rendered by the writing process alone (ent_exporter.reports.rendering.MIN_PER_PROCESS).
+    assert (run.processes, run.rendered_here, run.workers_peak_rss_kb) == (1, 3, 0)
     by_format = run.files_by_format
     assert by_format["pdf"] == by_format["html"] == 3 and by_format["csv"] % 3 == 0 and by_format["csv"] >= 3
     assert run.files == sum(by_format.values()) and run.bytes > 0

@@ -452,3 +452,43 @@ def test_charts_need_no_font_cache(tmp_path):
     assert all(not Path(font).is_absolute() for font in out["fonts"]), out["fonts"]  # no system font scanned
     assert [p.name for p in config.rglob("*")] == []  # no fontlist-*.json written (nor anything else)
     assert not (tmp_path / "cache").exists()
+
+
+def _synthetic(factor: int):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from ent_exporter.reports import document
+    from ent_exporter.reports.figures import AccountFigures, Month, ProfileFigures, Report, Structure, empty
+
+    month = Month(2026, 11, ZoneInfo("Europe/Paris"))
+    current = empty("0750001A", month)
+    current.per_day = {day: day.day * factor for day in month.days}
+    current.by_hour = {(w, h): (w * h) % 97 * factor for w, h in current.by_hour}
+    current.connections = sum(current.per_day.values())
+    current.profiles["Student"] = ProfileFigures(12 * factor, 40 * factor, 40 * factor)
+    current.profiles["Teacher"] = ProfileFigures(3 * factor, 9 * factor, 9 * factor)
+    current.apps = {"collaborative-wall": (30 * factor, 9), "pronote": (7 * factor**2, 5)}
+    current.accounts["Student"] = AccountFigures(activated=50 * factor, pending=7)
+    report = Report(
+        Structure("0750001A", "Collège", "college"), month, current, empty("0750001A", month.shift(-1)),
+        empty("0750001A", month.shift(-12)), sorted(current.apps, key=lambda app: -current.apps[app][0]),
+    )  # fmt: skip
+    return report, document.build(report, "fr", datetime(2026, 12, 2, tzinfo=UTC)).app_names
+
+
+def test_a_kept_layout_draws_the_chart_a_new_layout_draws():
+    """plots keeps each chart's layout per set of texts (ent_exporter.reports.plots._Chart.png): a chart
+    drawn again on a kept layout, after other reports laid it out otherwise, is the chart laid out anew."""
+    from ent_exporter.reports import plots
+
+    first, second = _synthetic(3), _synthetic(1000)  # other numbers, other tick labels: other layouts
+    plots._LAID_OUT.clear()
+    anew = plots.charts(*first[:1], "fr", first[1])
+    plots.charts(second[0], "fr", second[1])
+    kept = plots.charts(first[0], "fr", first[1])  # on the layouts kept for the first
+    layouts = {key[0]: len(chart.__dict__.get("layouts", {})) for key, chart in plots._LAID_OUT.items()}
+    assert layouts == dict.fromkeys(layouts, 2), layouts
+    for key in plots.CHARTS:
+        assert kept[key] == anew[key], key
+        assert Image.open(io.BytesIO(kept[key])).size == Image.open(io.BytesIO(anew[key])).size

@@ -718,3 +718,74 @@ def test_the_daemon_writes_the_closed_month_at_start_when_it_is_missing(data, tm
     summary = {r["indicator"]: r for r in read_csv(platform / "2026-10-summary.csv")}
     assert int(summary["connections"]["value"]) == recount(rows, "2026-10")["all"]["connections"]
     assert not (platform / "2026-10.html").exists()  # the configured formats only
+
+
+# -- rendering in worker processes, statements side by side --------------------------------------
+
+
+def _charts(html: str) -> tuple[str, list[bytes]]:
+    """The page without its charts, and its charts' pixels (RGB)."""
+    import base64
+    import re
+
+    from PIL import Image
+
+    pattern = re.compile(r'src="data:image/png;base64,([^"]+)"')
+    charts = [Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB") for data in pattern.findall(html)]
+    return pattern.sub('src=""', html), [chart.tobytes() for chart in charts]
+
+
+def _same_picture(first: bytes, second: bytes) -> bool:
+    """The same pixels, but for a few anti-aliased ones (a chart laid out after others may stand a
+    hundred-thousandth of its width apart: ent_exporter.reports.plots keeps layouts)."""
+    differing = sum(x != y for x, y in zip(first, second, strict=True))
+    return differing <= len(first) // 200
+
+
+def test_worker_processes_write_the_same_files_and_an_error_in_any_leaves_nothing(data, source, tmp_path, monkeypatch):
+    """Rendered by this process alone or with a worker process (ent_exporter.reports.rendering), the
+    statements on one connection or two at once: the same files (the CSVs byte for byte, the page's
+    and the PDF's text, the charts' pixels but a few anti-aliased ones).
+    A report that cannot be rendered, whichever process has it, stops the run: nothing new is
+    written, what was there is untouched."""
+    from ent_exporter.reports import figures, rendering, write_reports
+
+    month = Month.parse("2026-10", PARIS)
+    produced = paris(2026, 11, 2, 9, 0)
+    monkeypatch.setattr(rendering, "MIN_PER_PROCESS", 1)  # the few structures of the data: a worker too
+    monkeypatch.setattr(rendering, "CHUNK", 1)
+    alone = write_reports(source, month, tmp_path / "alone", produced=produced, processes=1)
+    statements: list[int] = []
+    build = figures.build_reports
+
+    def counted(*args, **kwargs):
+        statements.append(args[5] if len(args) > 5 else kwargs.get("connections", 1))
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "build_reports", counted)
+    together = write_reports(source, month, tmp_path / "together", produced=produced, processes=2)
+    assert statements == [2]  # the source's pool: two connections, the statements run two at once
+    assert [p.relative_to(tmp_path / "alone") for p in alone] == [
+        p.relative_to(tmp_path / "together") for p in together
+    ]
+    assert together[-1].parent.name == "all"  # in the order of the reports: the platform's last
+    for first, second in zip(alone, together, strict=True):
+        if first.suffix == ".pdf":
+            assert pdf_text(first) == pdf_text(second), first.name
+        elif first.suffix == ".html":
+            (page, charts), (other_page, other_charts) = _charts(first.read_text()), _charts(second.read_text())
+            assert page == other_page and len(charts) == len(other_charts) == 5, first.name
+            assert all(map(_same_picture, charts, other_charts)), first.name
+        else:
+            assert first.read_bytes() == second.read_bytes(), first.name
+
+    reports = build(source, month)
+    for broken in (0, len(reports) - 1):  # the first chunk (a worker's), the last (this process's)
+        spoiled = [*reports]
+        spoiled[broken] = figures.Report(**{**vars(reports[broken]), "current": None})  # type: ignore[arg-type]
+        monkeypatch.setattr(figures, "build_reports", lambda *args, spoiled=spoiled, **kwargs: spoiled)
+        before = {p: p.read_bytes() for p in (tmp_path / "together").rglob("*") if p.is_file()}
+        with pytest.raises(AttributeError):
+            write_reports(source, month, tmp_path / "together", produced=paris(2026, 11, 3), processes=2)
+        assert {p: p.read_bytes() for p in (tmp_path / "together").rglob("*") if p.is_file()} == before
+        assert [p.name for p in (tmp_path / "together").iterdir() if p.name.startswith(".")] == []

@@ -2,8 +2,9 @@
 
 ``ent-exporter report`` (ent_exporter/cli.py) and the daemon's monthly job (``ent_exporter.reports.job``) both
 call ``write_reports``. The figures come from the source with the metrics' definitions
-(``ent_exporter.reports.figures``); the words from ``ent_exporter.reports.labels``; charts from matplotlib
-(``ent_exporter.reports.plots``); the PDF from fpdf2 (``ent_exporter.reports.output``).
+(``ent_exporter.reports.figures``, two statements at once); the words from ``ent_exporter.reports.labels``;
+charts from matplotlib (``ent_exporter.reports.plots``); the PDF from fpdf2 (``ent_exporter.reports.output``);
+each report rendered by this process or a worker process (``ent_exporter.reports.rendering``).
 
 This module imports nothing heavy: the configuration's ``reports:`` section
 (``ent_exporter.reports.settings``) is loaded with every config, matplotlib and fpdf2 only when a report
@@ -73,6 +74,7 @@ def write_reports(
     min_count: int = 0,
     app_names: AppNames | None = None,
     partial: bool = False,
+    processes: int | None = None,
 ) -> list[Path]:
     """Writes the reports of ``month`` for ``structures`` (None: every structure and ``all``); returns the files.
     ``produced``: now (default: the default clock's). A closed month only, or the current one with
@@ -80,10 +82,14 @@ def write_reports(
     directory inside ``out`` and moved into place once all are (ent_exporter.reports.staging); on any
     error nothing new is left and existing reports are untouched.
     People counts below ``min_count`` are withheld, as the metrics withhold them (privacy.min_count).
-    ``app_names``: the configuration's names of applications (reports.applications)."""
-    from ent_exporter.reports import document, output, plots
+    ``app_names``: the configuration's names of applications (reports.applications).
+    ``processes``: how many processes render the reports at once, this one included (None: the
+    machine's cores, at most ent_exporter.reports.rendering.MAX_PROCESSES); the month's statements
+    run on as many connections at once as the source's pool holds."""
+    from ent_exporter.reports import output
     from ent_exporter.reports.figures import build_reports, known_structure_ids
     from ent_exporter.reports.figures import structures as source_structures
+    from ent_exporter.reports.rendering import Rendering, render_all
     from ent_exporter.reports.staging import Staging
 
     if ALL_STRUCTURES in source_structures(source):
@@ -104,9 +110,7 @@ def write_reports(
     ids = sorted(known - {ALL_STRUCTURES}) + [ALL_STRUCTURES] if structures is None else structures
     with Staging(out, str(month)) as staging:
         staging.check([output.directory_name(structure) for structure in ids])  # before the work, and again after
-        staged: list[Path] = []
-        for report in build_reports(source, month, structures, min_count, as_of):
-            doc = document.build(report, language, produced, min_count, app_names)
-            charts = plots.charts(report, language, doc.app_names) if {"pdf", "html"} & set(formats) else {}
-            staged += output.write(doc, charts, staging.path, report.structure.structure_id, str(month), formats)
-        return staging.publish(staged)
+        connections = getattr(source, "connections", 1)  # (a PostgresSource's pool)
+        reports = build_reports(source, month, structures, min_count, as_of, connections)
+        rendering = Rendering(language, produced, min_count, app_names, formats, staging.path, str(month))
+        return staging.publish(render_all(rendering, reports, processes))

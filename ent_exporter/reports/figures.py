@@ -31,9 +31,12 @@ source covers only in part, or not at all, is not compared (see ``coverage``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import cast
+from typing import Any, cast
 
 from psycopg import sql
 
@@ -300,10 +303,54 @@ def _context(source: Source, now: datetime, zone: tzinfo) -> Context:
     return Context(source=source, now=now, timezone=zone, state={})
 
 
-def month_figures(source: Source, month: Month, as_of: datetime | None = None) -> dict[str, StructureMonth]:
+class _Done:
+    """A value already there, where a statement's future would be (statements run one at a time)."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def result(self) -> object:
+        return self.value
+
+
+def month_figures(
+    source: Source, month: Month, as_of: datetime | None = None, pool: Executor | None = None
+) -> dict[str, StructureMonth]:
     """Every structure's figures of ``month`` (and ``all``), as the exporter publishes them for that
     closed period; ``as_of``: the instant of a provisional report of the current month (its figures
-    over [its start, as_of], accounts as of ``as_of``). Set-based statements, none per structure."""
+    over [its start, as_of], accounts as of ``as_of``). Set-based statements, none per structure;
+    ``pool``: threads that run them at once (each on a connection of the source's pool), else one by one."""
+    return _assemble(month, as_of, _start(source, month, as_of, pool))
+
+
+def _start(source: Source, month: Month, as_of: datetime | None, pool: Executor | None) -> dict[str, Any]:
+    """The month's five statements, started on ``pool`` (or run now): their futures (or values)."""
+    end = _end(month, as_of)
+    # [start, end) of the events; the instant the accounts are counted at (the month's last instant).
+    window = {"start": month.start, "end": end, "zone": zone_name(month.zone)}
+    instant = end - JUST_BEFORE
+    jobs: dict[str, Callable[[], object]] = {
+        # the longest first: with two connections, the others run beside it
+        "logins": lambda: source.fetch(MONTH_LOGINS, window),
+        "apps": lambda: source.fetch(MONTH_APPS, window),
+        # Visitors and visits per visitor: the indicator's statement over the same period.
+        "visitors": lambda: _visitors(source, month.start, end),
+        # Accounts and inactive accounts: the indicators themselves, run as of the month's last instant.
+        # (each on a context of its own: a collector's state is not shared between threads)
+        "inactive": lambda: (
+            ActivityCollector().recount(_context(source, instant, month.zone)).samples[INACTIVE_ACCOUNTS.name]
+        ),
+        "accounts": lambda: AccountsCollector().collect(_context(source, instant, month.zone)).samples[ACCOUNTS.name],
+    }
+    return {name: pool.submit(job) if pool is not None else _Done(job()) for name, job in jobs.items()}
+
+
+def _end(month: Month, as_of: datetime | None) -> datetime:
+    return month.end if as_of is None else min(month.end, as_of + JUST_BEFORE)
+
+
+def _assemble(month: Month, as_of: datetime | None, started: dict[str, Any]) -> dict[str, StructureMonth]:
+    """The figures made of the rows of the month's statements (``_start``)."""
     figures: dict[str, StructureMonth] = defaultdict(lambda: StructureMonth(""))
 
     def of(structure: str) -> StructureMonth:
@@ -311,11 +358,8 @@ def month_figures(source: Source, month: Month, as_of: datetime | None = None) -
         entry.structure = structure
         return entry
 
-    # [start, end) of the events; the instant the accounts are counted at (the month's last instant).
-    end = month.end if as_of is None else min(month.end, as_of + JUST_BEFORE)
-    instant = end - JUST_BEFORE
-    window = {"start": month.start, "end": end, "zone": zone_name(month.zone)}
-    for grouping, structure, profile, day, weekday, hour, logins in source.fetch(MONTH_LOGINS, window):
+    end = _end(month, as_of)
+    for grouping, structure, profile, day, weekday, hour, logins in started["logins"].result():
         entry = of(structure)
         if grouping == BY_PROFILE:
             entry.profiles.setdefault(profile, ProfileFigures()).connections = int(logins)
@@ -324,16 +368,13 @@ def month_figures(source: Source, month: Month, as_of: datetime | None = None) -
             entry.per_day[day] = int(logins)
         elif grouping == BY_HOUR:
             entry.by_hour[(weekday, hour)] = int(logins)
-    # Visitors and visits per visitor: the indicator's statement over the same period.
-    for (structure, profile), (people, logins) in _visitors(source, month.start, end).items():
+    for (structure, profile), (people, logins) in started["visitors"].result().items():
         visiting = of(structure).profiles.setdefault(TOTAL if profile == ALL_PROFILES else profile, ProfileFigures())
         visiting.visitors, visiting.visitor_connections = people, logins
-    for structure, app, openings, people in source.fetch(MONTH_APPS, window):
+    for structure, app, openings, people in started["apps"].result():
         of(structure).apps[app] = (int(openings), int(people))
-    # Accounts and inactive accounts: the indicators themselves, run as of the month's last instant.
-    ctx = _context(source, instant, month.zone)
-    states = AccountsCollector().collect(ctx).samples[ACCOUNTS.name]
-    inactive = ActivityCollector().recount(ctx).samples[INACTIVE_ACCOUNTS.name]
+    states = started["accounts"].result()
+    inactive = started["inactive"].result()
     for (structure, profile, state), value in states.items():
         account = of(structure).accounts.setdefault(TOTAL if profile == ALL_PROFILES else profile, AccountFigures())
         setattr(account, state, int(cast(float, value)))  # (gauges: numbers)
@@ -387,11 +428,14 @@ def build_reports(
     wanted: list[str] | None = None,
     min_count: int = 0,
     as_of: datetime | None = None,
+    connections: int = 1,
 ) -> list[Report]:
     """The reports of ``month`` for ``wanted`` structure ids (None: every structure and the platform);
     people counts below ``min_count`` withheld (privacy.min_count); ``as_of``: a provisional report
     of the current month as of that instant. A compared month the source does not cover at all is not
-    read (its figures are not shown)."""
+    read (its figures are not shown). ``connections``: how many statements run at once (threads, each
+    on a connection of the source's pool: no more than it holds), every month's started before any is
+    assembled (the database's cores work beside each other instead of one after the other)."""
     known = structures(source)
     known.pop("unknown", None)  # events nobody's account explains: in the platform's figures, not a report
     platform = Structure(ALL_STRUCTURES, "", "platform")
@@ -399,12 +443,11 @@ def build_reports(
     first = first_event(source)
     periods = {"current": month, "previous": month.shift(-1), "year_before": month.shift(-12)}
     covered = {which: coverage(m, first) for which, m in periods.items()}
-    months = {
-        which: apply_privacy(month_figures(source, m, as_of if which == "current" else None), min_count)
-        if which == "current" or covered[which] != NONE
-        else {}
-        for which, m in periods.items()
-    }
+    read = [which for which in periods if which == "current" or covered[which] != NONE]
+    with _statements(connections) as pool:
+        started = {which: _start(source, periods[which], _as_of(which, as_of), pool) for which in read}
+        assembled = {which: _assemble(periods[which], _as_of(which, as_of), started[which]) for which in read}
+    months = {which: apply_privacy(assembled[which], min_count) if which in read else {} for which in periods}
     since = first.astimezone(month.zone).date() if first is not None else None
     reports = []
     for structure_id in ids:
@@ -429,6 +472,24 @@ def build_reports(
             )
         )
     return reports
+
+
+def _as_of(which: str, as_of: datetime | None) -> datetime | None:
+    return as_of if which == "current" else None
+
+
+@contextmanager
+def _statements(connections: int) -> Iterator[Executor | None]:
+    """Threads for ``connections`` statements at once (None for one: each runs when it is started);
+    on an error, the statements not begun are dropped and those running awaited."""
+    if connections <= 1:
+        yield None
+        return
+    pool = ThreadPoolExecutor(connections, thread_name_prefix="report-statement")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def known_structure_ids(source: Source) -> set[str]:

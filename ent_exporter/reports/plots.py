@@ -74,6 +74,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from ent_exporter.aggregation.periods import zone_name  # noqa: E402
 from ent_exporter.reports import labels  # noqa: E402
@@ -90,11 +91,19 @@ PNG_OPTIONS = {"compress_level": 1}
 
 
 def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
+    """The figure as an RGB PNG (its background is opaque: an alpha channel would say nothing, and the
+    PDF would have to check it and store it apart)."""
+    from PIL import Image
+
     # The canvas itself, not savefig: savefig lays a figure with a layout engine out on a renderer of
-    # its own first (every text measured again), then draws it; print_png draws once, on the
-    # canvas's renderer (kept while the figure's size is), the layout included.
-    figure.canvas.print_png(buffer, metadata={"Software": None}, pil_kwargs=PNG_OPTIONS)  # type: ignore[attr-defined]
+    # its own first (every text measured again), then draws it; the canvas draws once, on its
+    # renderer (kept while the figure's size is), the layout included.
+    canvas = figure.canvas
+    canvas.draw()
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)  # type: ignore[attr-defined]
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "PNG", dpi=(figure.dpi, figure.dpi), **PNG_OPTIONS)
     return buffer.getvalue()
 
 
@@ -120,13 +129,62 @@ def _rescale(axes: Axes, x: bool = True, y: bool = True) -> None:
     axes.autoscale_view(scalex=x, scaley=y)
 
 
+_MOST_LAYOUTS = 256  # layouts kept per chart (a month has a few dozen of each); beyond, made again
+_NEAR_END = 0.1  # a tick label this close to its axis's end (a fraction of the axis) may reach beyond it
+
+
 class _Chart:
-    """One kind of chart, laid out once for a shape; ``draw`` puts a report's data in and returns the PNG."""
+    """One kind of chart, laid out once for a shape; ``draw`` puts a report's data in and returns the PNG.
+
+    The constrained layout (the axes placed around their tick labels, axis labels, legend and colour
+    bar) was two fifths of a chart's time, made again at every draw. It depends on those texts and
+    on where the labels at the ends of each axis stand: ``png`` keeps the axes' positions found for
+    each of them (``_layout_key``) and puts them back, the layout engine off, when a report's chart
+    has the same; otherwise it lays the chart out again."""
 
     figure: Figure
+    layouts: dict[tuple, list[tuple[Axes, Bbox]]]
 
     def draw(self, report: Report, language: str, *extra) -> bytes:
         raise NotImplementedError
+
+    def png(self) -> bytes:
+        layouts = self.__dict__.setdefault("layouts", {})
+        key = _layout_key(self.figure)
+        positions = layouts.get(key)
+        if positions is None:
+            self.figure.set_layout_engine("constrained")
+            png = _png(self.figure)
+            if len(layouts) >= _MOST_LAYOUTS:
+                layouts.clear()
+            layouts[key] = [(axes, axes.get_position(original=True).frozen()) for axes in self.figure.axes]
+            return png
+        self.figure.set_layout_engine("none")
+        for axes, position in positions:
+            axes.set_position(position, which="both")
+            axes.set_in_layout(True)  # (set_position takes an axes out of the layout: back in for the next one)
+        return _png(self.figure)
+
+
+def _layout_key(figure: Figure) -> tuple:
+    """What the constrained layout of ``figure`` depends on: each axis's tick labels as they will be
+    drawn (its locator and formatter at the current limits), with the place of those near the axis's
+    ends (to a thousandth of the axis: under a pixel; a label there may reach beyond the axis); the
+    axis labels; the texts placed on the axes, with their positions. Legends and titles do not change."""
+    key: list[object] = []
+    for axes in figure.axes:
+        for axis in (axes.xaxis, axes.yaxis):
+            low, high = axis.get_view_interval()
+            span = (high - low) or 1.0
+            places = [(tick - low) / span for tick in axis.get_major_locator()()]
+            shown = [
+                (tick, place) for tick, place in zip(axis.get_major_locator()(), places) if -1e-9 <= place <= 1 + 1e-9
+            ]
+            labels_ = axis.get_major_formatter().format_ticks([tick for tick, _ in shown])
+            ends = tuple(round(place, 3) for _, place in shown if place < _NEAR_END or place > 1 - _NEAR_END)
+            key.append((axis.get_visible(), tuple(labels_), ends, axis.get_label_text()))
+        key.extend((text.get_text(), text.get_position()) for text in axes.texts)
+    return tuple(key)
 
 
 class _PerDay(_Chart):
@@ -157,7 +215,7 @@ class _PerDay(_Chart):
         for bar, value in zip(self.bars, report.current.per_day.values(), strict=True):
             bar.set_height(value)
         _rescale(self.axes, x=False)
-        return _png(self.figure)
+        return self.png()
 
 
 class _Profiles(_Chart):
@@ -202,7 +260,7 @@ class _Profiles(_Chart):
             bar.set_width(previous.visitors if previous is not None else 0)
         self.axes.set_yticklabels([labels.profile_name(language, p) for p in profiles])
         _rescale(self.axes, y=False)
-        return _png(self.figure)
+        return self.png()
 
 
 class _Applications(_Chart):
@@ -223,7 +281,7 @@ class _Applications(_Chart):
             bar.set_facecolor(BLUE if value else ORANGE)
         self.axes.set_yticklabels([names[app] for app in apps])
         _rescale(self.axes, y=False)
-        return _png(self.figure)
+        return self.png()
 
 
 class _ByHour(_Chart):
@@ -248,7 +306,7 @@ class _ByHour(_Chart):
         self.image.set_data(grid)
         cells = [cell for row in grid for cell in row]
         self.image.set_clim(min(cells), max(cells))  # as imshow scales a new grid
-        return _png(self.figure)
+        return self.png()
 
 
 class _Accounts(_Chart):
@@ -285,7 +343,7 @@ class _Accounts(_Chart):
             self.rates[y].set_text(" " + rate)
         self.axes.set_yticklabels([labels.profile_name(language, p) for p in profiles])
         _rescale(self.axes, y=False)
-        return _png(self.figure)
+        return self.png()
 
 
 def _profiles_shown(report: Report) -> list[str]:

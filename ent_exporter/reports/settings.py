@@ -14,6 +14,9 @@ Format = Literal["pdf", "html", "csv"]
 FORMATS: tuple[Format, ...] = get_args(Format)  # in the order a report set is written
 # A month's statement reads every event of the month: far longer than a collector's (source.statement_timeout_seconds).
 REPORT_STATEMENT_TIMEOUT_SECONDS = 900.0
+# A month's statements at once (each on a connection of the reports' pool): two keep two of the
+# database's cores busy (its parallel workers help only part of each plan) without taking over a shared server.
+REPORT_CONNECTIONS = 2
 Language = Literal["fr", "en"]
 
 

@@ -252,6 +252,11 @@ class PostgresSource:
         except SourceUnavailable as error:  # the pool drops the connection and takes another
             raise psycopg.OperationalError(str(error)) from error
 
+    @property
+    def connections(self) -> int:
+        """How many statements it can run at once (its pool's connections)."""
+        return self.pool.max_size
+
     def open(self) -> None:
         """Starts connecting in the background: an unreachable database does not stop the exporter."""
         self.pool.open(wait=False)
