@@ -52,6 +52,9 @@ def markdown(r: Report) -> str:
         size_flags.append("--month")
     if size_flags:
         command = "python -m bench.run " + " ".join(size_flags) + " --output BENCHMARKS.md"
+    if o.get("scaling"):  # the comparisons' scale of a scaling run (bench/scaling.py)
+        scales = ",".join(str(n) for n in o["scaling"])
+        command = f"python -m bench.run --scaling --scales {scales} --output BENCHMARKS.md"
     out: list[str] = []
     add = out.append
     add("# Benchmarks")
@@ -294,6 +297,12 @@ def markdown(r: Report) -> str:
     )
     add("")
 
+    if r.schedule_run:
+        from bench import schedule
+
+        add(schedule.markdown([r.schedule_run]).rstrip("\n"))
+        add("")
+
     add("## 5. First start and seeding")
     add("")
     f = r.first_start
@@ -434,6 +443,24 @@ def _cause(r: Report, what: str) -> str:
             " statement's round trip (a pool check, a snapshot's BEGIN and ROLLBACK). This is the first cycle"
             " of a freshly started process, as the bench measures it; a daemon's later cycles also have"
             " their statements prepared (psycopg prepares a statement run five times on a connection)."
+        )
+    if what.startswith("scrape p99 during the ") and r.schedule_run:
+        run = r.schedule_run
+        window = next(w for w in run.runs if what.startswith(f"scrape p99 during the {w.cadence} run"))
+        return (
+            f"measured {window.scrapes.p99_ms:.1f} ms over {window.scrapes.scrapes:,} scrapes during the"
+            f" {window.cadence} run ({window.seconds:.1f} s) against an idle p99 of {run.idle.p99_ms:.1f} ms. A scrape"
+            " is a write of pre-rendered bytes, but it needs the interpreter lock, which the run's Python work"
+            " (per-day state decoded and combined, the new samples published and their families re-rendered)"
+            " holds in stretches: the likely cause, not yet profiled. The smaller the body, the smaller the idle"
+            " p99 and the larger the same wait weighs."
+        )
+    if what.startswith("serve's peak RSS") and r.schedule_run:
+        run = r.schedule_run
+        return (
+            f"measured {run.peak_rss_mb:.0f} MB, {run.start_peak_rss_kb / 1024:.0f} MB before the first window run: "
+            + ", ".join(f"{w.cadence} {w.peak_rss_kb / 1024:.0f} MB" for w in run.runs)
+            + " after each run (one at a time, each reading its state in pieces)."
         )
     if what.startswith("active series"):
         return f"measured {r.per_structure:.0f} per structure."

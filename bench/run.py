@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bench import database as db
-from bench import instant_floor, prom, scrape
+from bench import instant_floor, prom, schedule, scrape
 from bench import query_exporter as qe
 from bench.worker import peak_rss_kb
 from ent_exporter.aggregation.periods import previous_month
@@ -98,6 +98,12 @@ class Options:
     compare: bool = True
     # A scaling run (bench/scaling.py): these numbers of establishments, one run each; empty: one run.
     scales: tuple[int, ...] = ()
+    # The whole schedule in one serving process (bench/schedule.py): serve through a compressed day.
+    schedule: bool = True
+    schedule_at_every_scale: bool = True  # in a scaling run; else at the comparisons' scale only
+    schedule_scrapers: int = 4
+    schedule_lead_seconds: float = 45.0  # from writing the crons to the first one: the process starts and restores
+    schedule_idle_tail_seconds: float = 10.0
 
     @property
     def size(self) -> str:
@@ -155,6 +161,8 @@ class Report:
     scrape_floor: scrape.ScrapeStats | None = None
     # The same server holding as many gzip bytes as ent-exporter serves (bench/floor.py --gzip-bytes).
     scrape_floor_sized: scrape.ScrapeStats | None = None
+    # serve through its whole schedule (bench/schedule.py).
+    schedule_run: schedule.ScheduleRun | None = None
     series_per_structure: dict[str, float] = field(default_factory=dict)  # family -> series per structure
     prometheus_default: prom.PrometheusCost | None = None
     prometheus_full: prom.PrometheusCost | None = None
@@ -343,7 +351,7 @@ class Report:
                 f"{self.seeding['events_per_second']:,.0f} events/s" if self.seeding["seeded"] else "reused (--keep)",
                 (not self.seeding["seeded"]) or self.seeding["events_per_second"] >= TARGETS["seed_events_per_second"],
             ),
-        ]
+        ] + (self.schedule_run.targets() if self.schedule_run else [])
 
     def summary_line(self) -> str:
         met = sum(1 for *_, ok in self.targets() if ok)
@@ -764,6 +772,24 @@ def run(options: Options) -> Report:
             f" peak RSS {serve_rss / 1024:.0f} MB"
         )
 
+        # 8. the whole schedule in one serving process, on a copy of the state the scrapes were served from.
+        schedule_run = None
+        if options.schedule:
+            say("serve through a compressed day: instant cycles and an hourly, daily, weekly and monthly run")
+            schedule_run = schedule.measure(
+                config,
+                end,
+                options.workdir,
+                scrapers=options.schedule_scrapers,
+                lead_seconds=options.schedule_lead_seconds,
+                idle_tail_seconds=options.schedule_idle_tail_seconds,
+            )
+            schedule_run.label = f"{seeding.counts['structures']:,} establishments"
+            say(
+                f"whole schedule: peak RSS {schedule_run.peak_rss_mb:.0f} MB, idle scrape p99"
+                f" {schedule_run.idle.p99_ms:.1f} ms, worst window run {schedule_run.worst_ratio:.2f}x it"
+            )
+
         per_scrape, baseline_rss = None, 0
         if options.compare:
             baseline_port = free_port()
@@ -820,6 +846,7 @@ def run(options: Options) -> Report:
             load_after=list(os.getloadavg()),
             scrape_floor=floor,
             scrape_floor_sized=floor_sized,
+            schedule_run=schedule_run,
             series_per_structure=series_per_structure,
             prometheus_default=prometheus_default,
             prometheus_full=prometheus_full,
@@ -866,6 +893,7 @@ def run_scaling(options: Options) -> dict[int, Report]:
         scaling.save(points, options.workdir / "scaling.json")  # what ran so far, if a later scale fails
     if options.output:
         primary = next(r for n, r in reports.items() if scaling.options_at(options, n).compare)
+        primary.options["scaling"] = list(options.scales)
         write_output(primary, options.output)
         scaling.write(points, options.output)
     return reports

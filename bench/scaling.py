@@ -91,8 +91,18 @@ class Point:
             prometheus_series=report.prometheus_default.head_series if report.prometheus_default else 0,
             windows={name: w["phase"].seconds for name, w in report.windows.items()},
             window_cadences={name: w["cadence"] for name, w in report.windows.items()},
-            schedule=dict(getattr(report, "schedule", None) or {}),
+            schedule=_schedule(report.schedule_run),
         )
+
+
+def _schedule(run) -> dict[str, float]:  # run: bench.schedule.ScheduleRun | None
+    if run is None:
+        return {}
+    return {
+        "peak RSS": run.peak_rss_mb,
+        "idle scrape p99": run.idle.p99_ms,
+        **{f"scrape p99 during the {w.cadence} run ÷ idle": run.ratio(w) for w in run.runs},
+    }
 
 
 def options_at(base, structures: int):
@@ -107,6 +117,7 @@ def options_at(base, structures: int):
         events=base.events * structures // base.structures,
         workdir=base.workdir / f"scale-{structures}",
         compare=structures == primary,
+        schedule=base.schedule and (base.schedule_at_every_scale or structures == primary),
         scales=(),
         output=None,
     )
@@ -183,6 +194,8 @@ def figures(point: Point) -> dict[str, float]:
 
 
 UNITS = {
+    "whole schedule in serve: peak RSS": "MB",
+    "whole schedule in serve: idle scrape p99": "ms",
     "instant cycle, database time": "ms",
     "instant cycle, wall time": "ms",
     "first start, wall time": "s",

@@ -40,6 +40,10 @@ def scales(tmp_path_factory) -> dict:
         output=workdir / "BENCHMARKS.md",
         prometheus_seconds=20,
         scales=SCALES,
+        schedule_at_every_scale=False,  # the whole schedule (bench/schedule.py) at the larger scale only
+        schedule_scrapers=2,
+        schedule_lead_seconds=15,
+        schedule_idle_tail_seconds=3,
     )
     return bench.run_scaling(options)
 
@@ -211,6 +215,7 @@ def test_the_scaling_run_measures_each_scale_in_its_own_database(scales, report)
     assert Path(small.options["workdir"]).name == f"scale-{SCALES[0]}"
     # The comparisons run at the base's scale only.
     assert small.instant_qe is None and small.scrape_baseline is None and small.prometheus_full is None
+    assert small.schedule_run is None and large.schedule_run is not None
     assert large.instant_qe is not None and large.scrape_baseline is not None
     assert small.summary_line().startswith("bench: instant cycle") and "query-exporter" not in small.summary_line()
     # The same new events at each scale: the instant cycle reads them, not the history (which doubled).
@@ -465,32 +470,13 @@ def test_the_compressed_day_fires_each_window_cadence_once_a_minute_apart():
     assert schedule.compressed_crons(datetime(2026, 12, 7, 10, 0, tzinfo=paris), 2)["daily"][1] == "2 10 7 12 *"
 
 
-@pytest.fixture(scope="module")
-def whole_schedule(tmp_path_factory):
-    """bench.schedule at the small size: seeded, a first start, then serve through the compressed day."""
-    from bench import database as db
-    from bench import schedule
-
-    workdir = tmp_path_factory.mktemp("schedule")
-    server = db.start_server(workdir)
-    try:
-        admin_dsn = db.prepare_database(server)
-        seeding = db.seed(admin_dsn, **bench.SMALL, days=60, keep=False, progress=False)
-        config = bench.write_exporter_config(
-            workdir / "ent-exporter.yml", db.dsn(server, db.ENT_ROLE), workdir / "state", bench.free_port()
-        )
-        return schedule.measure(config, seeding.end, workdir, scrapers=2, lead_seconds=15, idle_tail_seconds=3)
-    finally:
-        server.cleanup()
-
-
-def test_serve_runs_its_whole_schedule_scraped_all_along(whole_schedule):
+def test_serve_runs_its_whole_schedule_scraped_all_along(report):
     """The real serve's own scheduler fired an hourly, a daily, a weekly and a monthly run (every collector
     of each cadence) while scrapers scraped: every scrape answered, some during each run, and the window
     runs (one at a time) took the process's peak RSS little above what serving took before them."""
     from bench import schedule
 
-    run = whole_schedule
+    run = report.schedule_run
     expected = {
         cadence: sorted(
             name for name, cls in indicators.discover().items() if cls.cadence.value == cadence and not cls.opt_in
@@ -508,3 +494,7 @@ def test_serve_runs_its_whole_schedule_scraped_all_along(whole_schedule):
     assert run.peak_rss_kb <= 1.25 * run.start_peak_rss_kb, (run.peak_rss_kb, run.start_peak_rss_kb)
     text = schedule.markdown([run])
     assert "## The whole schedule in one serving process" in text and "| weekly (`" in text
+    # In the run's report, and its targets in the table of targets.
+    written = (Path(report.options["workdir"]).parent / "BENCHMARKS.md").read_text()
+    assert text.rstrip() in written
+    assert all(row in report.targets() for row in run.targets())
