@@ -748,10 +748,12 @@ def test_worker_processes_write_the_same_files_and_an_error_in_any_leaves_nothin
     and the PDF's text, the charts' pixels but a few anti-aliased ones).
     A report that cannot be rendered, whichever process has it, stops the run: nothing new is
     written, what was there is untouched."""
-    from ent_exporter.reports import figures, rendering, write_reports
+    from ent_exporter.reports import figures, plots, rendering, write_reports
 
     month = Month.parse("2026-10", PARIS)
     produced = paris(2026, 11, 2, 9, 0)
+    # Whichever process renders a report (timing decides) and whatever it rendered before, its charts are the same.
+    monkeypatch.setattr(plots, "_LAID_OUT", {})
     monkeypatch.setattr(rendering, "MIN_PER_PROCESS", 1)  # the few structures of the data: a worker too
     monkeypatch.setattr(rendering, "CHUNK", 1)
     alone = write_reports(source, month, tmp_path / "alone", produced=produced, processes=1)
