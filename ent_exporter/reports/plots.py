@@ -131,10 +131,9 @@ def _rescale(axes: Axes, x: bool = True, y: bool = True) -> None:
 
 _MOST_LAYOUTS = 256  # layouts kept per chart (a month has a few dozen of each); beyond, made again
 _NEAR_END = 0.1  # a tick label this close to its axis's end (a fraction of the axis) may reach beyond it
-# Such a label's place in the layout's key, to a millionth of the axis: a kept layout is then the one a fresh
-# layout gives, to the pixel, whatever the process rendered before (to a thousandth, a chart could stand a
-# fraction of a pixel apart, its anti-aliased edges differing with the reports rendered before it).
-_PLACE_DIGITS = 6
+# Such a label's place in the layout's key, to a thousandth of the axis (under a pixel): a kept layout may stand
+# a fraction of a pixel from a fresh one, its anti-aliased edges differing with the reports rendered before.
+_PLACE_DIGITS = 3
 
 
 class _Chart:
@@ -173,7 +172,7 @@ class _Chart:
 def _layout_key(figure: Figure) -> tuple:
     """What the constrained layout of ``figure`` depends on: each axis's tick labels as they will be
     drawn (its locator and formatter at the current limits), with the place of those near the axis's
-    ends (to a millionth of the axis, _PLACE_DIGITS; a label there may reach beyond the axis); the
+    ends (to a thousandth of the axis, _PLACE_DIGITS; a label there may reach beyond the axis); the
     axis labels; the texts placed on the axes, with their positions. Legends and titles do not change."""
     key: list[object] = []
     for axes in figure.axes:
