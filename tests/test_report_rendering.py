@@ -492,3 +492,36 @@ def test_a_kept_layout_draws_the_chart_a_new_layout_draws():
     for key in plots.CHARTS:
         assert kept[key] == anew[key], key
         assert Image.open(io.BytesIO(kept[key])).size == Image.open(io.BytesIO(anew[key])).size
+
+
+def test_tied_profiles_are_charted_in_the_tables_order_whatever_order_the_rows_came_in():
+    """Two profiles with as many visitors (or accounts): the charts list them as the tables do, most first and
+    ties by profile, from the top; the same pixels whichever order the statements' rows built the figures in
+    (two connections at once give other orders than one)."""
+    from zoneinfo import ZoneInfo
+
+    from ent_exporter.reports import plots
+    from ent_exporter.reports.figures import AccountFigures, Month, ProfileFigures, Report, Structure, empty
+
+    month = Month(2026, 10, ZoneInfo("Europe/Paris"))
+    counts = {"Teacher": 6, "Relative": 6, "Student": 14, "Personnel": 5}
+
+    def report(order: list[str]) -> Report:
+        current = empty("0750001A", month)
+        current.profiles = {p: ProfileFigures(counts[p], counts[p], counts[p]) for p in order}
+        current.accounts = {p: AccountFigures(counts[p], 1) for p in order}
+        return Report(
+            Structure("0750001A", "Collège", "college"),
+            month,
+            current,
+            empty("0750001A", month.shift(-1)),
+            empty("0750001A", month.shift(-12)),
+            [],
+        )
+
+    one, other = report(list(counts)), report(list(reversed(counts)))
+    bottom_up = ["Personnel", "Teacher", "Relative", "Student"]  # top down: Student, Relative, Teacher, Personnel
+    assert plots._profiles_shown(one) == plots._profiles_shown(other) == bottom_up
+    assert plots._account_profiles(one) == plots._account_profiles(other) == bottom_up
+    assert plots.visitors_by_profile(one, "fr") == plots.visitors_by_profile(other, "fr")
+    assert plots.activation_by_profile(one, "fr") == plots.activation_by_profile(other, "fr")

@@ -352,14 +352,18 @@ class _Accounts(_Chart):
 
 
 def _profiles_shown(report: Report) -> list[str]:
-    """The profiles of the visitors' chart, fewest visitors first (at the bottom)."""
+    """The profiles of the visitors' chart from the bottom up: the table's order (most visitors first, ties by
+    profile) reversed, so the chart reads top down as the table does, whatever order the rows came in."""
     profiles = report.current.profiles
-    return [p for p in sorted(profiles, key=lambda p: profiles[p].visitors) if p != TOTAL]
+    return sorted((p for p in profiles if p != TOTAL), key=lambda p: (-profiles[p].visitors, p))[::-1]
 
 
 def _account_profiles(report: Report) -> list[str]:
+    """The profiles of the accounts' chart from the bottom up: the table's order reversed, as above."""
     accounts = report.current.accounts
-    return sorted((p for p in accounts if p != TOTAL), key=lambda p: accounts[p].activated + accounts[p].pending)
+    return sorted(
+        (p for p in accounts if p != TOTAL), key=lambda p: (-(accounts[p].activated + accounts[p].pending), p)
+    )[::-1]
 
 
 _LAID_OUT: dict[tuple, _Chart] = {}  # (kind, shape...) -> its chart, laid out once per process
