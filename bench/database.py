@@ -10,6 +10,7 @@ phase runs in connections (or processes) that are closed before the counters are
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -137,9 +138,12 @@ def seed(
     keep: bool,
     progress: bool = True,
     end: datetime | None = None,
+    extra: tuple[str, Callable[[psycopg.Connection], dict[str, int]]] | None = None,
 ) -> Seeding:
     """Seeds the synthetic ENT (or reuses it with ``keep`` when it was seeded with the same sizes, and
-    the same ``end``); its history is the ``days`` before ``end`` (default: now, to the minute)."""
+    the same ``end``); its history is the ``days`` before ``end`` (default: now, to the minute).
+    ``extra``: (its name, a function adding rows to the seeded tables before their indexes are built and
+    saying how many per table): counted with the seeded rows, and part of what ``keep`` compares."""
     with psycopg.connect(admin_dsn) as conn:
         marker = demo_data.read_marker(conn, SCHEMA)
         conn.rollback()
@@ -152,6 +156,8 @@ def seed(
         }
         if end is not None:
             wanted["end"] = end.astimezone(UTC).isoformat()
+        if extra is not None:
+            wanted["extra"] = extra[0]
         if keep and marker and all(marker.get(k) == v for k, v in wanted.items()):
             counts = {t: int(marker[f"rows.{t}"]) for t in TABLES}
             with conn.transaction():
@@ -183,6 +189,23 @@ def seed(
             events=events,
             progress=progress,
         )
+        if extra is not None:
+            began = time.perf_counter()
+            added = extra[1](conn)
+            for table, rows in added.items():
+                summary.counts[table] = summary.counts.get(table, 0) + rows
+            marker = sql.Identifier(SCHEMA, "demo_meta")
+            for key, value in {**{f"rows.{t}": str(n) for t, n in summary.counts.items()}, "extra": extra[0]}.items():
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = %s"
+                    ).format(marker),
+                    (key, value, value),
+                )
+            conn.commit()
+            summary = dataclasses.replace(
+                summary, elapsed_seconds=summary.elapsed_seconds + time.perf_counter() - began
+            )
     began = time.perf_counter()
     with psycopg.connect(admin_dsn) as conn:
         create_contract_tables(conn, SCHEMA)  # IF NOT EXISTS: builds exactly the dropped indexes

@@ -3,9 +3,11 @@
     python -m bench.reports [--month] [--structures N] [--accounts N] [--events N] [--scales 100,300]
                             [--report-month YYYY-MM] [--workdir DIR] [--keep] [--output BENCHMARKS.md]
 
-``--month`` is bench.run's month scale: 1,000 structures, 500,000 accounts, 50 million events, here
-over exactly one calendar month (the last closed month of Europe/Paris unless ``--report-month``),
-seeded by bench.database.seed (ent_exporter.demo.data) with the history ending at the month's end.
+``--month`` is bench.run's month scale: 1,000 structures, 500,000 accounts, 50 million events a month.
+The month reported is the last closed month of Europe/Paris unless ``--report-month``; the history,
+seeded by bench.database.seed (ent_exporter.demo.data), is the HISTORY_MONTHS months to its end at that
+rate (the 90 days its inactive accounts read) and the same month a year before (its events copied a year
+earlier), so that the reports compare with both months and their statements run.
 ``--scales 100,300`` runs smaller platforms first, with proportionally fewer accounts and events
 (500 accounts and 50,000 events per structure at the month scale), each in a database of its own
 under ``--workdir`` (``--keep`` reuses them when seeded with the same sizes and month).
@@ -33,14 +35,22 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import psycopg
 import yaml
+from psycopg import sql
 
 from bench import database as db
 from bench import sections
+
+if TYPE_CHECKING:
+    from ent_exporter.reports.figures import Month
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path(__file__).resolve().parent / ".work" / "reports"
@@ -49,6 +59,10 @@ MONTH = {"structures": 1000, "accounts": 500_000, "events": 50_000_000}
 PER_STRUCTURE = {"accounts": MONTH["accounts"] // MONTH["structures"], "events": MONTH["events"] // MONTH["structures"]}
 TARGETS = {"seconds": 600.0, "peak_rss_mb": 500.0}  # every report of the month at the month scale
 SECTION = "## Every report of a month"
+# The months seeded up to the month's end: the month, the one before (compared) and the one before that, so
+# that the month's inactive accounts read the 90 days a real platform has (the same month a year before is
+# seeded too: a_year_before).
+HISTORY_MONTHS = 3
 # The parts of write_reports timed by the child: (part, module of ent_exporter.reports, function).
 PARTS = (
     ("statements", "figures", "build_reports"),
@@ -80,9 +94,9 @@ class ScaleRun:
 
     structures: int
     accounts: int
-    events: int  # seeded (within about 1 % of the events asked for)
-    logins: int
-    app_openings: int
+    events: int  # of the month (seeded at the rate asked for, within about 1 %)
+    logins: int  # of the month
+    app_openings: int  # of the month
     seeded: bool
     seed_seconds: float
     reports: int  # reports written: structures + the platform, or the sample's
@@ -104,6 +118,7 @@ class ScaleRun:
     processes: int = 1  # processes that rendered (the writing process and its workers)
     rendered_here: int = 0  # reports rendered by the writing process itself (the parts are timed there)
     workers_peak_rss_kb: int = 0  # the worker processes' peak RSS, summed (included in peak_rss_kb)
+    history_events: int = 0  # every event seeded: the HISTORY_MONTHS to the month's end and the month a year before
 
     @property
     def sampled(self) -> bool:
@@ -173,17 +188,25 @@ def run_scale(scale: Scale, month_text: str, workdir: Path, keep: bool, progress
     server = db.start_server(directory)
     try:
         admin_dsn = db.prepare_database(server)
-        say(f"{scale.structures:,} structures: seeding {scale.events:,} events over {month}" + (" (or reusing)" * keep))
+        # The month and the HISTORY_MONTHS - 1 before it at the month's rate, then the same month a year before.
+        days = sum(len(month.shift(-back).days) for back in range(HISTORY_MONTHS))
+        events = round(scale.events * days / len(month.days))
+        say(
+            f"{scale.structures:,} structures: seeding {events:,} events over the {days} days to the end of {month},"
+            f" and {month} a year before" + (" (or reusing)" * keep)
+        )
         seeding = db.seed(
             admin_dsn,
             structures=scale.structures,
             accounts=scale.accounts,
-            events=scale.events,
-            days=len(month.days),
+            events=events,
+            days=days,
             end=month.end,
             keep=keep,
             progress=progress,
+            extra=a_year_before(month),
         )
+        of_month = rows_of(admin_dsn, month)
         config = write_config(directory / "ent-exporter.yml", db.dsn(server, db.ENT_ROLE))
         out = directory / "reports"
         shutil.rmtree(out, ignore_errors=True)
@@ -195,9 +218,10 @@ def run_scale(scale: Scale, month_text: str, workdir: Path, keep: bool, progress
     run = ScaleRun(
         structures=scale.structures,
         accounts=seeding.counts["accounts"],
-        events=seeding.events,
-        logins=seeding.counts["login_events"],
-        app_openings=seeding.counts["app_access_events"],
+        events=sum(of_month.values()),
+        logins=of_month["login_events"],
+        app_openings=of_month["app_access_events"],
+        history_events=seeding.events,
         seeded=seeding.seeded,
         seed_seconds=seeding.copy_seconds + seeding.index_seconds + seeding.analyze_seconds,
         reports=child["reports"],
@@ -226,6 +250,46 @@ def run_scale(scale: Scale, month_text: str, workdir: Path, keep: bool, progress
         f" rendering {run.rendering_seconds:.1f} s), peak RSS {run.peak_rss_mb:.0f} MB"
     )
     return run
+
+
+def a_year_before(month: Month) -> tuple[str, Callable[[psycopg.Connection], dict[str, int]]]:
+    """The seed's extra rows (bench.database.seed): the month's logins and openings again, a year earlier
+    (the same local times), so that the same month a year before is a whole month of the same size.
+    Connector calls are not copied: no report reads them."""
+
+    def copy(conn: psycopg.Connection) -> dict[str, int]:
+        added = {}
+        for table, columns in (
+            ("login_events", ("user_id", "profile")),
+            ("app_access_events", ("user_id", "profile", "app")),
+        ):
+            names = sql.SQL(", ").join(map(sql.Identifier, columns))
+            cursor = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {table} (occurred_at, {names})"
+                    " SELECT ((occurred_at AT TIME ZONE %(zone)s) - interval '1 year') AT TIME ZONE %(zone)s, {names}"
+                    " FROM {table} WHERE occurred_at >= %(start)s AND occurred_at < %(end)s ORDER BY occurred_at"
+                ).format(table=sql.Identifier(db.SCHEMA, table), names=names),
+                {"zone": ZONE, "start": month.start, "end": month.end},
+            )
+            added[table] = cursor.rowcount
+        return added
+
+    return f"{month} copied to {month.shift(-12)}", copy
+
+
+def rows_of(admin_dsn: str, month: Month) -> dict[str, int]:
+    """Events of the month per table (the seed's history is longer)."""
+    with psycopg.connect(admin_dsn) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
+                    sql.Identifier(db.SCHEMA, table)
+                ),
+                (month.start, month.end),
+            ).fetchone()[0]
+            for table in db.EVENT_TABLES
+        }
 
 
 def run_child(config: Path, month: str, out: Path, sample: int | None = None) -> dict:
@@ -453,9 +517,7 @@ processes: {processes_words(big.processes)}), at bench.run's month scale and at 
 ```
 
 Each platform is the synthetic ENT of `bench.run --month` (`ent_exporter/demo/data.py`, seeded by COPY; \
-500 accounts and 50,000 events per structure), its history exactly the month {r.month} in {ZONE}. The \
-previous month and the same month a year before lie before the source's data: they are not compared, \
-so not read (with a longer history, the month's statements run for each of them too). *Statements*: \
+500 accounts and 50,000 events per structure and month). {history_words(r, big)} *Statements*: \
 the wall time of `figures.build_reports` (every query, and the figures made of their rows), in brackets \
 the database's time (pg_stat_statements, planning and execution). *Rendering*: the rest (words, \
 charts, PDF, HTML, CSV, files written and moved into place), in brackets the CPU time for it of the \
@@ -478,6 +540,26 @@ peak RSS ≤ \
 {r.started} → {r.finished}; load average before {load}, after {load_after} (other work shares the \
 2 cores: wall times are upper bounds); {versions}.{load_note(r)}
 """
+
+
+def history_words(r: Result, big: ScaleRun) -> str:
+    """What the platforms' history is, and what of it the compared months read."""
+    from ent_exporter.reports.figures import INACTIVE_DAYS, Month
+
+    month = Month.parse(r.month, ZoneInfo(ZONE))
+    first, previous, year_before = month.shift(1 - HISTORY_MONTHS), month.shift(-1), month.shift(-12)
+    window = timedelta(days=max(INACTIVE_DAYS))
+    read = (previous.end - max(previous.end - window, first.start)).days
+    return (
+        f"Its history: the {HISTORY_MONTHS} months to the end of {month} in {ZONE} ({first} to {month}), at the"
+        f" month's rate, and the month a year before ({year_before}: the logins and openings of {month} copied a"
+        f" year earlier); {big.history_events:,} events at {big.structures:,} structures. Every report compares"
+        f" with {previous} and {year_before}: their statements run too, for the totals a report compares (no"
+        f" local days and hours, no people per application). The month's inactive accounts read its"
+        f" {window.days} days, as on a platform with a longer history; those of {previous} read {read} of theirs"
+        f" and those of {year_before} {len(year_before.days)} (a longer history would make them read up to"
+        f" {window.days})."
+    )
 
 
 def processes_words(processes: int) -> str:

@@ -376,9 +376,9 @@ def test_state_files_round_trip_in_columns_and_old_files_still_load(tmp_path):
 
 
 def test_the_reports_benchmark_writes_every_report_of_the_month(tmp_path):
-    """bench.reports at a tiny size: seeded over exactly the month, every report of it written in
-    every format by a process of its own, measured, and its section put into BENCHMARKS.md before
-    the history disk's, the rest of the file kept."""
+    """bench.reports at a tiny size: seeded over the month, the two before it and the same month a year
+    before, every report of it written in every format by a process of its own, measured, and its
+    section put into BENCHMARKS.md before the history disk's, the rest of the file kept."""
     from bench import reports
 
     output = tmp_path / "BENCHMARKS.md"
@@ -388,14 +388,17 @@ def test_the_reports_benchmark_writes_every_report_of_the_month(tmp_path):
     (run,) = result.runs
     assert (run.structures, run.accounts) == (2, 60) and run.seeded
     assert run.events == pytest.approx(6_000, rel=0.1) and run.logins + run.app_openings < run.events
+    # September to November at the month's rate (91 days of 30), and November's logins and openings a year before.
+    assert run.history_events == pytest.approx(6_000 * 91 / 30 + run.logins + run.app_openings, rel=0.1)
     assert run.reports == 3  # two structures and the platform
     # Three reports: rendered by the writing process alone (ent_exporter.reports.rendering.MIN_PER_PROCESS).
     assert (run.processes, run.rendered_here, run.workers_peak_rss_kb) == (1, 3, 0)
     by_format = run.files_by_format
     assert by_format["pdf"] == by_format["html"] == 3 and by_format["csv"] % 3 == 0 and by_format["csv"] >= 3
     assert run.files == sum(by_format.values()) and run.bytes > 0
-    # The statements read each of the month's logins and openings at least once, as the role bench_ent.
-    assert run.rows_read >= run.logins + run.app_openings and run.statements > 0 and run.db_ms > 0
+    # The statements read each of the month's logins and openings at least once, and as many of the same month a
+    # year before (the compared months are read), as the role bench_ent.
+    assert run.rows_read >= 2 * (run.logins + run.app_openings) and run.statements > 0 and run.db_ms > 0
     assert run.statements_seconds + run.rendering_seconds == pytest.approx(run.total_seconds)
     assert 0 < run.statements_seconds < run.total_seconds < run.process_seconds
     assert run.peak_rss_kb > 0
@@ -404,6 +407,8 @@ def test_the_reports_benchmark_writes_every_report_of_the_month(tmp_path):
     assert text.index("## Targets") < text.index(reports.SECTION) < text.index("## A year of history")
     assert "bench.run's" in text and "bench.history_disk's" in text
     assert "python -m bench.reports --month --report-month 2026-11 --output BENCHMARKS.md" in text
+    assert "the month a year before (2025-11: the logins and openings of 2026-11 copied a year earlier)" in text
+    assert "those of 2026-10 read 61 of theirs and those of 2025-11 30" in text
     assert result.summary_line().startswith("bench.reports: 3 reports")
     # Written again, the section is replaced, not added; bench.run keeps it when it rewrites the file.
     reports.write_section(output, reports.markdown(result))

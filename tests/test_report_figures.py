@@ -268,8 +268,10 @@ def expected_csvs(rows: Rows, text: str, structure: str, compared: dict[str, boo
         people = len(entry["visitors"][profile])
         logins = sum(entry["logins"].values()) if profile == "all" else entry["logins"][profile]
         visitors.append([profile, str(people), str(logins), cell(entry["visits"][profile] / people if people else 0.0)])
-    catalogue = set(entry["apps"]) | set((others["previous"] or {"apps": {}})["apps"])
-    catalogue |= set((others["year_before"] or {"apps": {}})["apps"])
+    # The applications of this month and of the compared months (a month not compared is not read).
+    catalogue = set(entry["apps"])
+    for which in ("previous", "year_before"):
+        catalogue |= set((others[which] or {"apps": {}})["apps"]) if compared[which] else set()
     apps = [["app", "openings", "people", "openings_previous_month", "openings_same_month_last_year"]]
     for app in sorted(catalogue, key=lambda a: (-entry["apps"][a], a)):
         line = [app, str(entry["apps"][app]), str(len(entry["app_people"][app]))]

@@ -25,7 +25,8 @@ What no indicator publishes per closed month is counted here, with the same attr
 Each statement is one pass over the month's rows (or over accounts) for every structure together:
 none per structure, so a month of a regional platform costs the same whether one report or a
 thousand are written. A compared month (the previous one, the same one a year before) that the
-source covers only in part, or not at all, is not compared (see ``coverage``).
+source covers only in part, or not at all, is neither compared nor read (see ``coverage``); one it
+covers is read for the totals a report compares, without its local days and hours.
 """
 
 from __future__ import annotations
@@ -71,13 +72,26 @@ def _attribution(visits: str) -> str:
 # group per login or nearly (13 million a month at the bench's month scale), spilled to disk. The
 # first column says which total a row is (the BY_* codes below). People are not counted here:
 # visitors are the indicator's (ent_exporter.indicators.visitors.PERIOD_VISITORS).
-MONTH_LOGINS = sql.SQL(
-    """
+# ``by_time=False`` (a compared month: only its totals are shown): the per-profile totals alone, the
+# same rows of the same statement without the local hours.
+def _month_logins(by_time: bool) -> sql.SQL:
+    hour = "date_trunc('hour', l.occurred_at AT TIME ZONE %(zone)s)" if by_time else "NULL::timestamp"
+    grouping = "GROUPING SETS ((1, 2, 4), (1, 2, 3))" if by_time else "1, 2, 3"
+    per_time = """
+    SELECT 11, structure, NULL, local_hour::date, NULL::int, NULL::int, sum(logins)
+    FROM totals WHERE local_hour IS NOT NULL GROUP BY 2, 4
+    UNION ALL
+    SELECT 12, structure, NULL, NULL, extract(isodow FROM local_hour)::int, extract(hour FROM local_hour)::int,
+           sum(logins)
+    FROM totals WHERE local_hour IS NOT NULL GROUP BY 2, 5, 6
+    UNION ALL"""
+    return sql.SQL(
+        """
     WITH period AS (
         SELECT user_id FROM {login_events} WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
     ), """
-    + _attribution("period")
-    + """
+        + _attribution("period")
+        + f"""
     ), attributed AS (
         SELECT user_id, structure, row_number() OVER (PARTITION BY user_id ORDER BY structure) = 1 AS first
         FROM attribution
@@ -85,49 +99,53 @@ MONTH_LOGINS = sql.SQL(
         SELECT coalesce(a.structure, 'unknown') AS structure,
                coalesce(a.first, true) AS first,
                coalesce(nullif(l.profile, ''), 'unknown') AS profile,
-               date_trunc('hour', l.occurred_at AT TIME ZONE %(zone)s) AS local_hour,
+               {hour} AS local_hour,
                count(*) AS logins
-        FROM {login_events} AS l LEFT JOIN attributed AS a ON a.user_id = l.user_id
+        FROM {{login_events}} AS l LEFT JOIN attributed AS a ON a.user_id = l.user_id
         WHERE l.occurred_at >= %(start)s AND l.occurred_at < %(end)s
-        GROUP BY GROUPING SETS ((1, 2, 4), (1, 2, 3))
+        GROUP BY {grouping}
     ), totals AS (
         SELECT structure, profile, local_hour, logins FROM counted
         UNION ALL
         SELECT 'all', profile, local_hour, logins FROM counted WHERE first
-    )
-    SELECT 11, structure, NULL, local_hour::date, NULL::int, NULL::int, sum(logins)
-    FROM totals WHERE local_hour IS NOT NULL GROUP BY 2, 4
-    UNION ALL
-    SELECT 12, structure, NULL, NULL, extract(isodow FROM local_hour)::int, extract(hour FROM local_hour)::int,
-           sum(logins)
-    FROM totals WHERE local_hour IS NOT NULL GROUP BY 2, 5, 6
-    UNION ALL
+    ){per_time if by_time else ""}
     SELECT 7, structure, profile, NULL, NULL, NULL, sum(logins) FROM totals WHERE profile IS NOT NULL GROUP BY 2, 3
 """
-)
+    )
+
+
+MONTH_LOGINS = _month_logins(by_time=True)
+MONTH_TOTAL_LOGINS = _month_logins(by_time=False)
 BY_PROFILE, BY_DAY, BY_HOUR = 7, 11, 12
 
+
 # Openings of the period per user and app, attributed like logins; per structure and app.
-MONTH_APPS = sql.SQL(
-    """
+# ``people=False`` (a compared month: only its openings are shown): the distinct people are not counted (0).
+def _month_apps(people: bool) -> sql.SQL:
+    return sql.SQL(
+        """
     WITH per_user AS (
         SELECT user_id, coalesce(nullif(app, ''), 'unknown') AS app, count(*) AS openings
         FROM {app_access_events}
         WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
         GROUP BY 1, 2
     ), """
-    + _attribution("per_user")
-    + """
+        + _attribution("per_user")
+        + f"""
     ), attributed AS (
         SELECT coalesce(attribution.structure, 'unknown') AS structure, per_user.*
         FROM per_user LEFT JOIN attribution USING (user_id)
         UNION ALL
         SELECT 'all', per_user.* FROM per_user
     )
-    SELECT structure, app, sum(openings), count(DISTINCT user_id)
+    SELECT structure, app, sum(openings), {"count(DISTINCT user_id)" if people else "0"}
     FROM attributed GROUP BY 1, 2
 """
-)
+    )
+
+
+MONTH_APPS = _month_apps(people=True)
+MONTH_APP_OPENINGS = _month_apps(people=False)
 
 # The source's first connection (the index on occurred_at: one row read): what the reports cover.
 FIRST_EVENT = sql.SQL("SELECT occurred_at FROM {login_events} ORDER BY occurred_at LIMIT 1")
@@ -323,16 +341,21 @@ def month_figures(
     return _assemble(month, as_of, _start(source, month, as_of, pool))
 
 
-def _start(source: Source, month: Month, as_of: datetime | None, pool: Executor | None) -> dict[str, Any]:
-    """The month's five statements, started on ``pool`` (or run now): their futures (or values)."""
+def _start(
+    source: Source, month: Month, as_of: datetime | None, pool: Executor | None, compared: bool = False
+) -> dict[str, Any]:
+    """The month's five statements, started on ``pool`` (or run now): their futures (or values).
+    ``compared``: a month compared with the one reported, of which only the totals are shown (the
+    summary, the visitors per profile, the openings per application): no local days and hours, no
+    people per application (see ``_month_logins``, ``_month_apps``); the rest is the same."""
     end = _end(month, as_of)
     # [start, end) of the events; the instant the accounts are counted at (the month's last instant).
     window = {"start": month.start, "end": end, "zone": zone_name(month.zone)}
     instant = end - JUST_BEFORE
     jobs: dict[str, Callable[[], object]] = {
         # the longest first: with two connections, the others run beside it
-        "logins": lambda: source.fetch(MONTH_LOGINS, window),
-        "apps": lambda: source.fetch(MONTH_APPS, window),
+        "logins": lambda: source.fetch(MONTH_TOTAL_LOGINS if compared else MONTH_LOGINS, window),
+        "apps": lambda: source.fetch(MONTH_APP_OPENINGS if compared else MONTH_APPS, window),
         # Visitors and visits per visitor: the indicator's statement over the same period.
         "visitors": lambda: _visitors(source, month.start, end),
         # Accounts and inactive accounts: the indicators themselves, run as of the month's last instant.
@@ -432,8 +455,8 @@ def build_reports(
 ) -> list[Report]:
     """The reports of ``month`` for ``wanted`` structure ids (None: every structure and the platform);
     people counts below ``min_count`` withheld (privacy.min_count); ``as_of``: a provisional report
-    of the current month as of that instant. A compared month the source does not cover at all is not
-    read (its figures are not shown). ``connections``: how many statements run at once (threads, each
+    of the current month as of that instant. A compared month the source does not wholly cover is not
+    read (its figures are not shown); one it covers is read for its totals only (``_start``). ``connections``: how many statements run at once (threads, each
     on a connection of the source's pool: no more than it holds), every month's started before any is
     assembled (the database's cores work beside each other instead of one after the other)."""
     known = structures(source)
@@ -443,9 +466,12 @@ def build_reports(
     first = first_event(source)
     periods = {"current": month, "previous": month.shift(-1), "year_before": month.shift(-12)}
     covered = {which: coverage(m, first) for which, m in periods.items()}
-    read = [which for which in periods if which == "current" or covered[which] != NONE]
+    read = [which for which in periods if which == "current" or covered[which] == WHOLE]
     with _statements(connections) as pool:
-        started = {which: _start(source, periods[which], _as_of(which, as_of), pool) for which in read}
+        started = {
+            which: _start(source, periods[which], _as_of(which, as_of), pool, compared=which != "current")
+            for which in read
+        }
         assembled = {which: _assemble(periods[which], _as_of(which, as_of), started[which]) for which in read}
     months = {which: apply_privacy(assembled[which], min_count) if which in read else {} for which in periods}
     since = first.astimezone(month.zone).date() if first is not None else None
