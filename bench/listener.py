@@ -17,6 +17,7 @@ basic auth) and samples the server's threads and RSS. Phases:
 
 Targets (issue 23): under every attack >= 99 % of scrapes succeed with p99 <= 1 s; under wrong
 passwords, p99 < 2x the quiet windows' p99 (counted as at least 5 ms); threads and RSS bounded.
+Its section of BENCHMARKS.md (SECTION) is written by hand from what this prints; bench.run keeps it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ PASSWORD = "bench-scraper"
 SCRAPER_ADDRESS = "127.0.0.2"
 IDLE_P99_FLOOR_SECONDS = 0.005
 WINDOW_SECONDS = 1.5
+
+SECTION = "## The listener under attack"  # of BENCHMARKS.md, kept by bench.run
 
 
 def raise_open_file_limit(wanted: int = 8192) -> int:

@@ -119,6 +119,8 @@ class ScaleRun:
     rendered_here: int = 0  # reports rendered by the writing process itself (the parts are timed there)
     workers_peak_rss_kb: int = 0  # the worker processes' peak RSS, summed (included in peak_rss_kb)
     history_events: int = 0  # every event seeded: the HISTORY_MONTHS to the month's end and the month a year before
+    # pg_stat_statements' time of the statements of each kind (STATEMENT_KINDS), the three months together
+    db_ms_by_kind: dict[str, float] = field(default_factory=dict)
 
     @property
     def sampled(self) -> bool:
@@ -212,6 +214,7 @@ def run_scale(scale: Scale, month_text: str, workdir: Path, keep: bool, progress
         shutil.rmtree(out, ignore_errors=True)
         say(f"{scale.structures:,} structures: writing every report of {month}")
         cost, child = db.Meter(admin_dsn).measure(db.ENT_ROLE, lambda: run_child(config, month_text, out, scale.sample))
+        by_kind = statements_by_kind(admin_dsn)
         shutil.rmtree(out, ignore_errors=True)
     finally:
         server.cleanup()
@@ -222,6 +225,7 @@ def run_scale(scale: Scale, month_text: str, workdir: Path, keep: bool, progress
         logins=of_month["login_events"],
         app_openings=of_month["app_access_events"],
         history_events=seeding.events,
+        db_ms_by_kind=by_kind,
         seeded=seeding.seeded,
         seed_seconds=seeding.copy_seconds + seeding.index_seconds + seeding.analyze_seconds,
         reports=child["reports"],
@@ -276,6 +280,34 @@ def a_year_before(month: Month) -> tuple[str, Callable[[psycopg.Connection], dic
         return added
 
     return f"{month} copied to {month.shift(-12)}", copy
+
+
+# What each statement of the reports is, by a phrase of its text (ent_exporter.reports.figures and the
+# indicators it runs), the first that matches; the rest (the accounts, the structures, the first event) last.
+STATEMENT_KINDS = (
+    ("inactive accounts", "logins_30d"),
+    ("connections", "PARTITION BY user_id ORDER BY structure"),
+    ("visitors", "p(period, starts, ends)"),
+    ("applications", "app_access_events"),
+)
+OTHER_STATEMENTS = "accounts and the rest"
+
+
+def statements_by_kind(admin_dsn: str) -> dict[str, float]:
+    """pg_stat_statements' time (planning and execution, ms) of the role's statements since the Meter's
+    reset, per STATEMENT_KINDS."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT query, total_plan_time + total_exec_time FROM pg_stat_statements s"
+            " JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = %s"
+            " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (db.ENT_ROLE,),
+        ).fetchall()
+    spent = {kind: 0.0 for kind, _ in STATEMENT_KINDS} | {OTHER_STATEMENTS: 0.0}
+    for query, ms in rows:
+        kind = next((kind for kind, phrase in STATEMENT_KINDS if phrase in query), OTHER_STATEMENTS)
+        spent[kind] += float(ms)
+    return spent
 
 
 def rows_of(admin_dsn: str, month: Month) -> dict[str, int]:
@@ -533,7 +565,7 @@ Target at {big.structures:,} structures: every report in ≤ {TARGETS["seconds"]
 ({"met" if met_time else "**missed**"}: {big.every_report_seconds / 60:.1f} minutes{extrapolated}), \
 peak RSS ≤ \
 {TARGETS["peak_rss_mb"]:.0f} MB ({"met" if met_rss else "**missed**"}: {big.peak_rss_mb:.0f} MB). \
-{growth(r)} The rendering at {big.structures:,} structures, per report in the writing process \
+{growth(r)}{kinds_words(big)} The rendering at {big.structures:,} structures, per report in the writing process \
 ({here:,} of the {big.reports:,} reports, wall time, the workers rendering beside it): {per_report}.
 
 {machine.get("cpu", "?")}, {machine.get("cores", "?")} cores, {machine.get("memory", "?")}; \
@@ -559,6 +591,18 @@ def history_words(r: Result, big: ScaleRun) -> str:
         f" {window.days} days, as on a platform with a longer history; those of {previous} read {read} of theirs"
         f" and those of {year_before} {len(year_before.days)} (a longer history would make them read up to"
         f" {window.days})."
+    )
+
+
+def kinds_words(run: ScaleRun) -> str:
+    """One sentence: the database time of each kind of statement (the three months together)."""
+    if not run.db_ms_by_kind:
+        return ""
+    parts = sorted(run.db_ms_by_kind.items(), key=lambda item: -item[1])
+    return (
+        f" The statements' database time at {run.structures:,} structures, the three months together: "
+        + ", ".join(f"{kind} {ms / 1000:,.1f} s" for kind, ms in parts)
+        + "."
     )
 
 

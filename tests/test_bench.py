@@ -252,9 +252,13 @@ def test_the_scaling_section_its_table_plot_and_sentences(scales, report):
     # A run at one scale keeps the section; bench.scaling writes it again from the points alone.
     bench.write_output(report, workdir / "again.md")
     assert scaling.SECTION not in (workdir / "again.md").read_text()
-    (workdir / "kept.md").write_text(text)
+    # The hand-written listener section is kept too.
+    from bench import listener
+
+    by_hand = f"{listener.SECTION} (2026-12-07)\n\nbench.listener's, written by hand\n"
+    (workdir / "kept.md").write_text(text + "\n" + by_hand)
     bench.write_output(report, workdir / "kept.md")
-    assert section in (workdir / "kept.md").read_text()
+    assert section in (workdir / "kept.md").read_text() and by_hand in (workdir / "kept.md").read_text()
     (workdir / "kept.md").write_text("# Benchmarks\n")
     assert scaling.main(["--from", str(workdir / "scaling.json"), "--output", str(workdir / "kept.md")]) == 0
     assert section.strip() in (workdir / "kept.md").read_text()
@@ -399,6 +403,9 @@ def test_the_reports_benchmark_writes_every_report_of_the_month(tmp_path):
     # The statements read each of the month's logins and openings at least once, and as many of the same month a
     # year before (the compared months are read), as the role bench_ent.
     assert run.rows_read >= 2 * (run.logins + run.app_openings) and run.statements > 0 and run.db_ms > 0
+    # Every kind of statement is told apart by its text, and together they are the database time.
+    assert sum(run.db_ms_by_kind.values()) == pytest.approx(run.db_ms)
+    assert all(run.db_ms_by_kind[kind] > 0 for kind, _ in reports.STATEMENT_KINDS), run.db_ms_by_kind
     assert run.statements_seconds + run.rendering_seconds == pytest.approx(run.total_seconds)
     assert 0 < run.statements_seconds < run.total_seconds < run.process_seconds
     assert run.peak_rss_kb > 0
