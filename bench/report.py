@@ -419,6 +419,20 @@ def _cause(r: Report, what: str) -> str:
         )
     if what.startswith("instant cycle: ent-exporter"):
         return f"measured {r.instant_ent.db_ms:.1f} ms of database time."
+    if what.startswith("hourly visitors") and "visitors" in r.windows:
+        from ent_exporter.aggregation.days import PART_USERS
+
+        phase = r.windows["visitors"]["phase"]
+        accounts = phase.rows_read_by_table.get("accounts", 0)
+        seeded = int(r.seeding.get("accounts", 0))
+        return (
+            f"measured {phase.seconds:.2f} s, {phase.rows_read:,} rows read, {accounts:,} of them accounts' rows"
+            f" ({accounts / max(seeded, 1):.1f} times the {seeded:,} accounts). Besides the new logins, a"
+            " regular run looks every visitor's structures up in accounts: in parts of the users (a part holds"
+            f" about {PART_USERS:,} of them; each part is a scan of accounts), so that no more than a part's"
+            " attachments are in memory at once, for the serving process's peak (the whole schedule's target);"
+            " read at once, accounts are one scan, the run's memory a few times more."
+        )
     if what.startswith("every other hourly") or what.startswith("hourly visitors"):
         timings = ", ".join(
             f"{n} {w['phase'].seconds:.2f} s ({w['phase'].rows_read:,} rows)" for n, w in r.windows.items()

@@ -510,3 +510,17 @@ def test_serve_runs_its_whole_schedule_scraped_all_along(report):
     written = (Path(report.options["workdir"]).parent / "BENCHMARKS.md").read_text()
     assert text.rstrip() in written
     assert all(row in report.targets() for row in run.targets())
+
+
+def test_a_missed_hourly_visitors_target_says_what_it_read():
+    """The cause of a slow hourly visitors run: its accounts' rows, read once per part of the users."""
+    from types import SimpleNamespace
+
+    from bench.report import _cause
+    from ent_exporter.aggregation.days import PART_USERS
+
+    phase = bench.Phase(2.18, 1900.0, 12, 3_042_472, 0, {"accounts": 2_500_000, "login_events": 542_472})
+    run = SimpleNamespace(windows={"visitors": {"cadence": "hourly", "phase": phase}}, seeding={"accounts": 500_000})
+    text = _cause(run, "hourly visitors collector")  # type: ignore[arg-type]
+    assert text.startswith("measured 2.18 s, 3,042,472 rows read, 2,500,000 of them accounts' rows (5.0 times the")
+    assert f"about {PART_USERS:,} of them" in text
