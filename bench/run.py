@@ -860,16 +860,17 @@ def run(options: Options) -> Report:
 
 def write_output(report: Report, output: Path) -> None:
     """The main part of ``output`` (BENCHMARKS.md) from ``report``, the other benchmarks' sections kept."""
-    from bench import listener, probes, refresh, reports, scaling, sections
+    from bench import listener, lock_wait, probes, refresh, reports, scaling, sections
     from bench.history_disk import kept_section
     from bench.report import markdown
 
     # The scaling section is bench/scaling.py's (a --scaling run); the reports', the probes', the refresh samples'
     # and the history disk's sections are bench/reports.py's, bench/probes.py's, bench/refresh.py's and
     # bench/history_disk.py's (other runs), the listener's is written by hand from bench/listener.py's
-    # output: kept as they are.
+    # output, the lock wait's is bench/lock_wait.py's: kept as they are.
     kept = (
         sections.kept(output, listener.SECTION)
+        + sections.kept(output, lock_wait.SECTION)
         + scaling.kept_section(output)
         + reports.kept_section(output)
         + probes.kept_section(output)

@@ -271,6 +271,9 @@ def section(points: list[Point], plot: Path | None = PLOT) -> str:
     return "\n".join(lines) + "\n"
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
 def plot(points: list[Point], path: Path) -> None:
     """Each cost relative to its value at the smallest scale, against events and against establishments."""
     import matplotlib
@@ -287,9 +290,16 @@ def plot(points: list[Point], path: Path) -> None:
         (axes[0], [p.events for p in points], "events in the history"),
         (axes[1], [p.structures for p in points], "establishments"),
     ):
-        for name in shown:
+        for number, name in enumerate(shown):
             base = rows[0][name]
-            ax.plot(xs, [row[name] / base for row in rows], marker="o", label=name)
+            # A colour of its own for each figure (tab20: up to 20), and a marker too, so no two lines look alike.
+            ax.plot(
+                xs,
+                [row[name] / base for row in rows],
+                color=matplotlib.colormaps["tab20"](number % 20),
+                marker=MARKERS[number % len(MARKERS)],
+                label=name,
+            )
         ax.plot(xs, [x / xs[0] for x in xs], color="black", linestyle=":", label="proportional")
         ax.set_xscale("log")
         ax.set_yscale("log")

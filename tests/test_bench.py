@@ -252,13 +252,15 @@ def test_the_scaling_section_its_table_plot_and_sentences(scales, report):
     # A run at one scale keeps the section; bench.scaling writes it again from the points alone.
     bench.write_output(report, workdir / "again.md")
     assert scaling.SECTION not in (workdir / "again.md").read_text()
-    # The hand-written listener section is kept too.
-    from bench import listener
+    # The hand-written listener section and the lock wait's are kept too.
+    from bench import listener, lock_wait
 
     by_hand = f"{listener.SECTION} (2026-12-07)\n\nbench.listener's, written by hand\n"
-    (workdir / "kept.md").write_text(text + "\n" + by_hand)
+    waits = f"\n{lock_wait.SECTION} (2026-12-07)\n\nbench.lock_wait's\n"
+    (workdir / "kept.md").write_text(text + "\n" + by_hand + waits)
     bench.write_output(report, workdir / "kept.md")
-    assert section in (workdir / "kept.md").read_text() and by_hand in (workdir / "kept.md").read_text()
+    kept = (workdir / "kept.md").read_text()
+    assert section in kept and by_hand in kept and waits in kept
     (workdir / "kept.md").write_text("# Benchmarks\n")
     assert scaling.main(["--from", str(workdir / "scaling.json"), "--output", str(workdir / "kept.md")]) == 0
     assert section.strip() in (workdir / "kept.md").read_text()
@@ -524,3 +526,21 @@ def test_a_missed_hourly_visitors_target_says_what_it_read():
     text = _cause(run, "hourly visitors collector")  # type: ignore[arg-type]
     assert text.startswith("measured 2.18 s, 3,042,472 rows read, 2,500,000 of them accounts' rows (5.0 times the")
     assert f"about {PART_USERS:,} of them" in text
+
+
+def test_the_lock_wait_benchmark_scrapes_idle_and_while_python_works(tmp_path):
+    """bench.lock_wait at a tiny size: each switch interval scraped idle and while a thread works (which
+    did work), its section written; no assertion on latencies (a benchmark measures them)."""
+    from bench import lock_wait
+
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text("# Benchmarks\n\n## A year of history\n\nbench.history_disk's\n")
+    assert lock_wait.main(["--samples", "300", "--seconds", "0.3", "--scrapers", "1", "--intervals", "5,1",
+                           "--output", str(output)]) == 0  # fmt: skip
+    text = output.read_text()
+    assert text.index(lock_wait.SECTION) < text.index("## A year of history")
+    rows = [line for line in text.splitlines() if line.startswith("| 5 ms (default) |") or line.startswith("| 1 ms |")]
+    assert len(rows) == 2
+    phases = [lock_wait.measure(300, 5, busy, 0.3, 1) for busy in (False, True)]
+    assert all(phase.scrapes > 0 for phase in phases)
+    assert (phases[0].work_rounds, phases[1].work_rounds > 0) == (0, True)
