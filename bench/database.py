@@ -225,11 +225,16 @@ def seed(
     )
 
 
-def logins_between(admin_dsn: str, since: datetime, until: datetime) -> int:
-    """Logins of [since, until) (the closed month the monthly collector publishes)."""
+def rows_between(
+    admin_dsn: str, since: datetime, until: datetime, tables: tuple[str, ...] = EVENT_TABLES
+) -> dict[str, int]:
+    """Events of [since, until) per table of ``tables`` (e.g. the closed month the monthly collector publishes)."""
+    query = sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s")
     with psycopg.connect(admin_dsn) as conn:
-        query = sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s")
-        return conn.execute(query.format(sql.Identifier(SCHEMA, "login_events")), (since, until)).fetchone()[0]
+        return {
+            table: conn.execute(query.format(sql.Identifier(SCHEMA, table)), (since, until)).fetchone()[0]
+            for table in tables
+        }
 
 
 def _vacuum(admin_dsn: str) -> float:
@@ -317,12 +322,19 @@ TABLE_READS = """
            coalesce((SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = t.relid), 0)
     FROM pg_stat_user_tables t WHERE t.schemaname = %s
 """
-STATEMENTS = """
-    SELECT coalesce(sum(total_plan_time + total_exec_time), 0), coalesce(sum(calls), 0),
-           coalesce(sum(shared_blks_hit + shared_blks_read), 0)
+# pg_stat_statements' rows of one role in this database.
+ROLE_STATEMENTS = """
     FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
     WHERE r.rolname = %s AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
+STATEMENTS = (
+    """
+    SELECT coalesce(sum(total_plan_time + total_exec_time), 0), coalesce(sum(calls), 0),
+           coalesce(sum(shared_blks_hit + shared_blks_read), 0)"""
+    + ROLE_STATEMENTS
+)
+# Each statement's text and time (planning and execution, ms).
+STATEMENT_TIMES = "SELECT query, total_plan_time + total_exec_time" + ROLE_STATEMENTS
 
 
 class Meter:
@@ -369,6 +381,11 @@ class Meter:
         by_table = {name: after[name][0] - before.get(name, (0, 0))[0] for name in after}
         scans = {name: after[name][1] - before.get(name, (0, 0))[1] for name in after}
         return Cost(float(db_ms), int(calls), int(blocks), sum(by_table.values()), by_table, scans, wall), result
+
+    def statement_times(self, role: str) -> list[tuple[str, float]]:
+        """(text, planning and execution ms) of each statement ``role`` ran in the last measure()."""
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            return [(query, float(ms)) for query, ms in conn.execute(STATEMENT_TIMES, (role,)).fetchall()]
 
 
 def server_version(admin_dsn: str) -> str:

@@ -19,7 +19,6 @@ writes the section "Scrapes while Python works" of that file (bench.run keeps it
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing
 import os
@@ -30,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import sections
-from bench.scrape import percentile
+from bench.schedule import Latencies, Scrapers
 
 SECTION = "## Scrapes while Python works"
 APPS = 30  # the exposition's second label: samples = structures x APPS
@@ -40,9 +39,7 @@ APPS = 30  # the exposition's second label: samples = structures x APPS
 class Phase:
     interval_ms: float
     busy: bool  # a thread of the server's process did Python work during the scrapes
-    scrapes: int
-    p50_ms: float
-    p99_ms: float
+    latencies: Latencies
     work_rounds: int  # rounds of the Python work done while the scrapes ran (its throughput)
 
 
@@ -81,37 +78,20 @@ def _serve(samples: int, interval: float, busy: bool, ready, stop, rounds) -> No
     server.stop()
 
 
-def _scrape(port: int, seconds: float, results) -> None:
-    """One scraper: back to back on a keep-alive connection, gzip; the latencies (s) to the last byte."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    latencies = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        began = time.perf_counter()
-        connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
-        response = connection.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"scrape answered {response.status}")
-        latencies.append(time.perf_counter() - began)
-    connection.close()
-    results.put(latencies)
-
-
 def measure(samples: int, interval_ms: float, busy: bool, seconds: float, scrapers: int) -> Phase:
+    """One phase: the server's process started, scraped by the whole schedule's scrapers (bench.schedule:
+    back to back on keep-alive connections, gzip) for ``seconds``."""
     context = multiprocessing.get_context("spawn")
-    ready, results, rounds = context.Queue(), context.Queue(), context.Queue()
+    ready, rounds = context.Queue(), context.Queue()
     stop = context.Event()
     server = context.Process(target=_serve, args=(samples, interval_ms / 1000, busy, ready, stop, rounds))
     server.start()
     try:
-        port = ready.get(timeout=300)
-        clients = [context.Process(target=_scrape, args=(port, seconds, results)) for _ in range(scrapers)]
-        for client in clients:
-            client.start()
-        latencies = [value for _ in clients for value in results.get(timeout=seconds + 120)]
-        for client in clients:
-            client.join()
+        scraping = Scrapers(ready.get(timeout=300), scrapers)
+        time.sleep(seconds)
+        spans, failed = scraping.finish()
+        if failed:
+            raise RuntimeError(f"{failed} scrapes failed")
         stop.set()
         done = rounds.get(timeout=60)
     finally:
@@ -119,14 +99,7 @@ def measure(samples: int, interval_ms: float, busy: bool, seconds: float, scrape
         server.join(timeout=60)
         if server.is_alive():
             server.kill()
-    return Phase(
-        interval_ms,
-        busy,
-        len(latencies),
-        percentile(latencies, 0.5) * 1000,
-        percentile(latencies, 0.99) * 1000,
-        int(done),
-    )
+    return Phase(interval_ms, busy, Latencies.of([end - start for start, end in spans]), int(done))
 
 
 def run(samples: int, seconds: float, scrapers: int, intervals: list[float]) -> list[Phase]:
@@ -147,9 +120,10 @@ def markdown(phases: list[Phase], samples: int, seconds: float, scrapers: int, h
             continue
         quiet = idle[phase.interval_ms]
         rows.append(
-            f"| {phase.interval_ms:g} ms{' (default)' if phase.interval_ms == 5 else ''} | {quiet.p50_ms:.1f} ms |"
-            f" {quiet.p99_ms:.1f} ms | {phase.p50_ms:.1f} ms | {phase.p99_ms:.1f} ms |"
-            f" {phase.p99_ms / max(quiet.p99_ms, 1e-9):.2f}× | {phase.work_rounds:,} |"
+            f"| {phase.interval_ms:g} ms{' (default)' if phase.interval_ms == 5 else ''} |"
+            f" {quiet.latencies.p50_ms:.1f} ms | {quiet.latencies.p99_ms:.1f} ms | {phase.latencies.p50_ms:.1f} ms |"
+            f" {phase.latencies.p99_ms:.1f} ms | {phase.latencies.p99_ms / max(quiet.latencies.p99_ms, 1e-9):.2f}× |"
+            f" {phase.work_rounds:,} |"
         )
     intervals = ",".join(f"{p.interval_ms:g}" for p in phases if not p.busy)
     loads = ", ".join(f"{x:.2f}" for x in [*host.get("load_before", []), *load])

@@ -208,13 +208,14 @@ def run_scale(scale: Scale, month_text: str, workdir: Path, keep: bool, progress
             progress=progress,
             extra=a_year_before(month),
         )
-        of_month = rows_of(admin_dsn, month)
+        of_month = db.rows_between(admin_dsn, month.start, month.end)
         config = write_config(directory / "ent-exporter.yml", db.dsn(server, db.ENT_ROLE))
         out = directory / "reports"
         shutil.rmtree(out, ignore_errors=True)
         say(f"{scale.structures:,} structures: writing every report of {month}")
-        cost, child = db.Meter(admin_dsn).measure(db.ENT_ROLE, lambda: run_child(config, month_text, out, scale.sample))
-        by_kind = statements_by_kind(admin_dsn)
+        meter = db.Meter(admin_dsn)
+        cost, child = meter.measure(db.ENT_ROLE, lambda: run_child(config, month_text, out, scale.sample))
+        by_kind = statements_by_kind(meter.statement_times(db.ENT_ROLE))
         shutil.rmtree(out, ignore_errors=True)
     finally:
         server.cleanup()
@@ -293,35 +294,14 @@ STATEMENT_KINDS = (
 OTHER_STATEMENTS = "accounts and the rest"
 
 
-def statements_by_kind(admin_dsn: str) -> dict[str, float]:
-    """pg_stat_statements' time (planning and execution, ms) of the role's statements since the Meter's
-    reset, per STATEMENT_KINDS."""
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT query, total_plan_time + total_exec_time FROM pg_stat_statements s"
-            " JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = %s"
-            " AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (db.ENT_ROLE,),
-        ).fetchall()
+def statements_by_kind(times: list[tuple[str, float]]) -> dict[str, float]:
+    """The database time (ms) of the statements of ``times`` (bench.database.Meter.statement_times) per
+    STATEMENT_KINDS."""
     spent = {kind: 0.0 for kind, _ in STATEMENT_KINDS} | {OTHER_STATEMENTS: 0.0}
-    for query, ms in rows:
+    for query, ms in times:
         kind = next((kind for kind, phrase in STATEMENT_KINDS if phrase in query), OTHER_STATEMENTS)
-        spent[kind] += float(ms)
+        spent[kind] += ms
     return spent
-
-
-def rows_of(admin_dsn: str, month: Month) -> dict[str, int]:
-    """Events of the month per table (the seed's history is longer)."""
-    with psycopg.connect(admin_dsn) as conn:
-        return {
-            table: conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE occurred_at >= %s AND occurred_at < %s").format(
-                    sql.Identifier(db.SCHEMA, table)
-                ),
-                (month.start, month.end),
-            ).fetchone()[0]
-            for table in db.EVENT_TABLES
-        }
 
 
 def run_child(config: Path, month: str, out: Path, sample: int | None = None) -> dict:

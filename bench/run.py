@@ -589,7 +589,7 @@ def run(options: Options) -> Report:
         steady = Phase.of(cost, result["seconds"]["visitors_previous_month"])
         window_results["visitors_previous_month"]["phase"] = steady
         previous_month_runs = {"whole": whole_month, "closing": closing, "steady": steady}
-        month_logins = db.logins_between(admin_dsn, closed_start, closed_end)
+        month_logins = db.rows_between(admin_dsn, closed_start, closed_end, ("login_events",))["login_events"]
         say(
             f"visitors_previous_month, steady state: {steady.seconds:.2f} s, {steady.rows_read:,} rows read"
             f" (read whole: {whole_month.seconds:.2f} s, {whole_month.rows_read:,} rows; the hourly run that"

@@ -542,5 +542,5 @@ def test_the_lock_wait_benchmark_scrapes_idle_and_while_python_works(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| 5 ms (default) |") or line.startswith("| 1 ms |")]
     assert len(rows) == 2
     phases = [lock_wait.measure(300, 5, busy, 0.3, 1) for busy in (False, True)]
-    assert all(phase.scrapes > 0 for phase in phases)
+    assert all(phase.latencies.scrapes > 0 for phase in phases)
     assert (phases[0].work_rounds, phases[1].work_rounds > 0) == (0, True)
